@@ -1,0 +1,220 @@
+"""Geometry: fcc lattices, atomic layers, neighbour search and input validation.
+
+Everything here is pure geometry in LAMMPS ``metal`` units (Angstrom). The transport
+axis is z; a periodic box, when given, is periodic in x and y only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+#: Nearest-neighbour distance of fcc Cu with the Sheng EAM potential at 0 K (Angstrom).
+A_NN_CU = 2.5425
+#: Cubic lattice constant of fcc Cu with the Sheng EAM potential at 0 K (Angstrom).
+A0_CU = A_NN_CU * np.sqrt(2.0)
+#: Two atoms closer than this are rejected as overlapping (Angstrom).
+MIN_DISTANCE = 1.2
+
+
+@dataclass(frozen=True)
+class LayerLattice:
+    """A crystal seen as a stack of identical monatomic layers along z.
+
+    ``a1``, ``a2`` are the in-plane primitive vectors (3-vectors with zero z; both zero for
+    a 1D chain) and ``step`` is the lattice vector from one layer to the next one *up* (+z),
+    in-plane shift included. Every layer holds one atom per 2D primitive cell.
+    """
+
+    a1: np.ndarray
+    a2: np.ndarray
+    step: np.ndarray
+    name: str = ""
+
+    @property
+    def is_chain(self) -> bool:
+        return not np.any(self.a1)
+
+    @property
+    def spacing(self) -> float:
+        """Distance between adjacent layers along z (Angstrom)."""
+        return float(self.step[2])
+
+    @property
+    def cell_area(self) -> float:
+        """Area of the 2D primitive cell (Angstrom^2); 1 for a chain."""
+        if self.is_chain:
+            return 1.0
+        return float(abs(self.a1[0] * self.a2[1] - self.a1[1] * self.a2[0]))
+
+    def reciprocal(self) -> np.ndarray:
+        """2D reciprocal vectors b1, b2 (rows, 1/Angstrom) with a_i . b_j = 2 pi delta_ij."""
+        A = np.array([self.a1[:2], self.a2[:2]])
+        return 2.0 * np.pi * np.linalg.inv(A).T
+
+    def in_plane_vectors(self, radius: float) -> np.ndarray:
+        """All in-plane lattice vectors m a1 + n a2 with |.| <= radius (rows, 3-vectors)."""
+        if self.is_chain:
+            return np.zeros((1, 3))
+        area = self.cell_area
+        # |m a1 + n a2| >= |m| area / |a2|, so this bound on |m|, |n| is safe.
+        nmax = int(np.ceil(radius * max(np.linalg.norm(self.a1), np.linalg.norm(self.a2))
+                           / area)) + 1
+        m, n = np.meshgrid(np.arange(-nmax, nmax + 1), np.arange(-nmax, nmax + 1))
+        vecs = m.reshape(-1, 1) * self.a1 + n.reshape(-1, 1) * self.a2
+        return vecs[np.linalg.norm(vecs, axis=1) <= radius + 1e-9]
+
+    def fractional(self, xy: np.ndarray) -> np.ndarray:
+        """In-plane fractional coordinates of points (rows of x, y) in the basis a1, a2."""
+        A = np.array([self.a1[:2], self.a2[:2]])
+        return np.asarray(xy)[:, :2] @ np.linalg.inv(A)
+
+
+def fcc_lattice(orientation: str = "001", a0: float = A0_CU) -> LayerLattice:
+    """Layer description of an fcc crystal with cubic lattice constant ``a0``.
+
+    ``"001"``: x, y, z along the cubic axes; layers a0/2 apart, ABAB stacking.
+    ``"111"``: z along [111], x along [1-10]; close-packed layers a0/sqrt(3) apart,
+    ABC stacking.
+    """
+    a_nn = a0 / np.sqrt(2.0)
+    if orientation == "001":
+        a1 = np.array([a0 / 2, a0 / 2, 0.0])
+        a2 = np.array([-a0 / 2, a0 / 2, 0.0])
+        step = np.array([a0 / 2, 0.0, a0 / 2])
+    elif orientation == "111":
+        a1 = np.array([a_nn, 0.0, 0.0])
+        a2 = np.array([a_nn / 2, a_nn * np.sqrt(3.0) / 2, 0.0])
+        step = np.array([a_nn / 2, a_nn * np.sqrt(3.0) / 6, a0 / np.sqrt(3.0)])
+    else:
+        raise ValueError(f"fcc orientation must be '001' or '111', got {orientation!r}")
+    return LayerLattice(a1, a2, step, name=f"fcc({orientation})")
+
+
+def chain_lattice(a: float) -> LayerLattice:
+    """A 1D atomic chain along z with interatomic distance ``a`` (paper section 3)."""
+    zero = np.zeros(3)
+    return LayerLattice(zero, zero, np.array([0.0, 0.0, a]), name="chain")
+
+
+def check_box(box) -> np.ndarray | None:
+    """Validate a transverse periodic box (Lx, Ly) and return it as an array (or None)."""
+    if box is None:
+        return None
+    box = np.asarray(box, dtype=float).reshape(-1)
+    if box.shape != (2,) or not np.all(np.isfinite(box)) or np.any(box <= 0):
+        raise ValueError(f"periodic box must be two positive lengths (Lx, Ly), got {box}")
+    return box
+
+
+def check_positions(positions, what: str = "atoms") -> np.ndarray:
+    """Return positions as an (N, 3) float array; reject NaN/inf with the offending atoms."""
+    pos = np.asarray(positions, dtype=float)
+    if pos.ndim != 2 or pos.shape[1] != 3:
+        raise ValueError(f"{what}: positions must have shape (N, 3), got {pos.shape}")
+    bad = np.flatnonzero(~np.all(np.isfinite(pos), axis=1))
+    if bad.size:
+        raise ValueError(f"{what}: non-finite (NaN or inf) coordinates for atoms "
+                         f"{bad[:10].tolist()}{' ...' if bad.size > 10 else ''}")
+    return pos
+
+
+def minimum_image(d: np.ndarray, box: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Wrap difference vectors into the minimum image in x, y.
+
+    Returns the wrapped vectors and the integer image shifts (n_x, n_y) that were added.
+    """
+    if box is None:
+        return d, np.zeros((len(d), 2), dtype=int)
+    shift = -np.rint(d[:, :2] / box).astype(int)
+    out = d.copy()
+    out[:, :2] += shift * box
+    return out, shift
+
+
+def neighbor_pairs(positions: np.ndarray, cutoff: float, box: np.ndarray | None = None):
+    """All pairs i < j closer than ``cutoff`` (KD-tree; periodic in x, y when ``box``).
+
+    Returns ``(i, j, d, shift)`` where ``d = X_j + shift*box - X_i`` is the bond vector of
+    the minimum image and ``shift`` the integer image of atom j. The box must be wider than
+    twice the cutoff so that the minimum image is the only image within reach.
+    """
+    pos = np.asarray(positions, dtype=float)
+    if box is not None:
+        if np.any(box < 2.0 * cutoff):
+            raise ValueError(f"periodic box {box.tolist()} is narrower than twice the "
+                             f"neighbour cutoff {cutoff} A")
+        wrapped = pos.copy()
+        wrapped[:, :2] = np.mod(wrapped[:, :2], box)
+        # cKDTree needs data inside [0, L): clamp the rare x == L after np.mod rounding.
+        wrapped[:, :2] = np.where(wrapped[:, :2] >= box, 0.0, wrapped[:, :2])
+        zmin = wrapped[:, 2].min()
+        wrapped[:, 2] -= zmin
+        lz = wrapped[:, 2].max() + 2.0 * cutoff + 1.0
+        tree = cKDTree(wrapped, boxsize=np.array([box[0], box[1], lz]))
+    else:
+        tree = cKDTree(pos)
+    pairs = tree.query_pairs(cutoff, output_type="ndarray")
+    if len(pairs) == 0:
+        return (np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 2), int))
+    i, j = pairs[:, 0], pairs[:, 1]
+    d, shift = minimum_image(pos[j] - pos[i], box)
+    return i, j, d, shift
+
+
+def check_overlaps(positions: np.ndarray, box: np.ndarray | None, names=None,
+                   min_distance: float = MIN_DISTANCE) -> None:
+    """Raise ValueError naming the closest pair if two atoms are closer than min_distance."""
+    i, j, d, _ = neighbor_pairs(positions, min_distance, box)
+    if len(i):
+        r = np.linalg.norm(d, axis=1)
+        k = int(np.argmin(r))
+        label = (lambda n: names[n]) if names is not None else (lambda n: f"atom {n}")
+        raise ValueError(f"overlapping atoms: {label(i[k])} and {label(j[k])} are "
+                         f"{r[k]:.3f} A apart (minimum allowed {min_distance} A); "
+                         f"{len(i)} such pair(s)")
+
+
+def lattice_sites(lattice: LayerLattice, origin: np.ndarray, layers, box=None,
+                  center_xy=None, radius: float | None = None) -> np.ndarray:
+    """Sites of the given layer indices of a layered crystal.
+
+    Layer n is at ``origin + n * step``. With a periodic ``box`` every site of the layer in
+    [0, Lx) x [0, Ly) is returned (the box must be commensurate); otherwise the sites within
+    in-plane distance ``radius`` of ``center_xy``.
+    """
+    origin = np.asarray(origin, dtype=float)
+    out = []
+    for n in layers:
+        o = origin + n * lattice.step
+        if lattice.is_chain:
+            out.append(o[None, :])
+            continue
+        if box is not None:
+            reach = float(np.hypot(*box)) + np.linalg.norm(lattice.step[:2]) * abs(n)
+            vecs = lattice.in_plane_vectors(reach) + o
+            frac = vecs[:, :2] / box
+            keep = np.all((frac >= -1e-9) & (frac < 1 - 1e-9), axis=1)
+            # Shift sites into the box to keep every site once.
+            vecs = vecs[keep]
+        else:
+            c = np.asarray(center_xy, dtype=float)
+            # Lattice vectors around the centre, reduced to the nearest lattice point.
+            f = lattice.fractional((c - o[:2])[None, :])[0]
+            base = o + np.rint(f[0]) * lattice.a1 + np.rint(f[1]) * lattice.a2
+            vecs = lattice.in_plane_vectors(radius + 2 * np.linalg.norm(lattice.a1)) + base
+            vecs = vecs[np.linalg.norm(vecs[:, :2] - c, axis=1) <= radius]
+        out.append(vecs)
+    return np.concatenate(out, axis=0)
+
+
+def commensurate_count(lattice: LayerLattice, box: np.ndarray) -> int:
+    """Number of layer sites in a periodic box; raises if the box is not commensurate."""
+    for vec in (np.array([box[0], 0.0]), np.array([0.0, box[1]])):
+        f = lattice.fractional(vec[None, :])[0]
+        if np.max(np.abs(f - np.rint(f))) > 1e-6:
+            raise ValueError(f"periodic box {box.tolist()} is not commensurate with the "
+                             f"{lattice.name} layer lattice")
+    n = box[0] * box[1] / lattice.cell_area
+    return int(round(n))

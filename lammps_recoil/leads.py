@@ -1,0 +1,393 @@
+"""Semi-infinite leads: surface Green's functions, Fermi level and band edges.
+
+Two kinds of lead, one interface (``positions``, ``side``, ``surface_gf(E, k)``,
+``check_reach(device_positions)``):
+
+* :class:`LayeredLead` -- an ideal crystal half-space made of identical monatomic layers
+  (fcc (001), fcc (111), and the paper's 1D chain). For an in-plane wave vector kappa the
+  half-space is a 1D chain of layers with scalar on-site term h0(kappa) and inter-layer
+  hopping h1(kappa), whose surface Green's function is closed form,
+
+      g_s = 2 / (z + sqrt(z - 2|h1|) sqrt(z + 2|h1|)),   z = E + i eta - h0,
+
+  the retarded root (Im g_s <= 0 in the band, |g_s| -> 0 far outside). Real-space elements
+  on the surface block are Fourier sums over kappa (the paper's "explicit Fourier-series
+  expressions in the nearest-neighbour approximation"): no decimation, no transfer matrices,
+  no ill-conditioning. With a periodic box the kappa set is the one commensurate with the
+  box (exact for the periodic system); without a box it is a dense Monkhorst-Pack mesh of
+  the 2D Brillouin zone with a small broadening eta (laterally infinite half-space).
+* :class:`WireLead` -- a lead of finite cross-section given by its unit cell and
+  translation vector, solved by Lopez-Sancho decimation. Used for cross-checks against
+  other codes (Kwant).
+
+Leads never move, so their surface Green's functions on a fixed energy grid are computed
+once and cached.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.spatial import cKDTree
+
+from .geometry import (LayerLattice, check_box, check_positions, commensurate_count,
+                       lattice_sites)
+from .hamiltonian import HoppingModel
+
+SIDES = ("left", "right")
+#: Default Monkhorst-Pack mesh (n x n) for the laterally infinite lead.
+DEFAULT_KMESH = 64
+#: Default broadening (eV) of the laterally infinite lead's k sum.
+DEFAULT_ETA = 0.02
+#: k mesh for the bulk Fermi level (n x n); converged to < 1e-4 eV (tests).
+FERMI_KMESH = 240
+#: Memory bound (bytes) of each lead's cache of surface Green's functions.
+CACHE_BYTES = 256 * 2**20
+
+
+class GFCache(dict):
+    """Energy-keyed store of lead Green's functions, dropping the oldest beyond a size."""
+
+    def __init__(self, max_bytes: int = CACHE_BYTES):
+        super().__init__()
+        self.max_bytes, self.nbytes = max_bytes, 0
+
+    def store(self, key, value):
+        self[key] = value
+        self.nbytes += value.nbytes
+        while self.nbytes > self.max_bytes and len(self) > 1:
+            oldest = next(iter(self))
+            self.nbytes -= self.pop(oldest).nbytes
+        return value
+
+
+def chain_surface_gf(z, h0, h1abs2):
+    """Closed-form surface Green's function of a semi-infinite 1D chain (per k).
+
+    ``z`` is the (complex) energy, ``h0`` the on-site term and ``h1abs2`` = |h1|^2. Returns
+    the retarded root; vectorized over any broadcastable shapes. For the paper's chain
+    (h0 = 0, h1 = t) this is g_R^{11} = (E - i sqrt(4t^2 - E^2)) / 2t^2 of section 3.
+    """
+    w = z - h0
+    h = np.sqrt(h1abs2)
+    return 2.0 / (w + np.sqrt(w - 2.0 * h) * np.sqrt(w + 2.0 * h))
+
+
+def _fermi_dirac_count(x):
+    """Fraction of a 1D cosine band below energy (x = (E - h0) / 2|h1|)."""
+    return 1.0 - np.arccos(np.clip(x, -1.0, 1.0)) / np.pi
+
+
+class LayeredLead:
+    """Ideal semi-infinite crystal made of monatomic layers stacked along z.
+
+    Parameters
+    ----------
+    lattice : LayerLattice
+        Layer description (:func:`~lammps_recoil.geometry.fcc_lattice`, ``chain_lattice``).
+    positions : (Np, 3) array
+        The lead's surface block: every atom of its first ``n`` layers (periodic box) or
+        the patch of those layers within reach of the device (no box). They must sit on
+        ideal lattice sites; the layer nearest to the device is the surface layer.
+    side : "left" or "right"
+        The left lead extends to -z, the right one to +z.
+    hopping : HoppingModel
+        Hopping law; the lead uses it on the ideal lattice.
+    box : (Lx, Ly) or None
+        Periodic box in x, y (commensurate kappa set) or None (laterally infinite).
+    kmesh, eta : int, float
+        Brillouin-zone mesh and broadening for the laterally infinite lead.
+    """
+
+    def __init__(self, lattice: LayerLattice, positions, side: str,
+                 hopping: HoppingModel = HoppingModel(), box=None,
+                 kmesh: int = DEFAULT_KMESH, eta: float | None = None):
+        if side not in SIDES:
+            raise ValueError(f"lead side must be 'left' or 'right', got {side!r}")
+        self.lattice, self.side, self.hopping = lattice, side, hopping
+        self.box = check_box(box)
+        self.positions = check_positions(positions, f"{side} lead")
+        if len(self.positions) == 0:
+            raise ValueError(f"{side} lead has no atoms")
+        self.outward = -lattice.step if side == "left" else lattice.step
+        self._assign_layers()
+        self._build_chain()
+        if lattice.is_chain:
+            self.kappa, self.weights = np.zeros((1, 2)), np.ones(1)
+            self.eta = 0.0 if eta is None else float(eta)
+        elif self.box is not None:
+            self.kappa = self._commensurate_kappa()
+            self.weights = np.full(len(self.kappa), 1.0 / len(self.kappa))
+            self.eta = 0.0 if eta is None else float(eta)
+        else:
+            self.kappa, self.weights = self.mesh(kmesh)
+            self.eta = DEFAULT_ETA if eta is None else float(eta)
+        self._cache = GFCache()
+        self._tree = cKDTree(self.positions)
+
+    # ------------------------------------------------------------------ geometry
+    def _assign_layers(self):
+        pos, lat, out = self.positions, self.lattice, self.outward
+        z = pos[:, 2]
+        surface_z = z.max() if self.side == "left" else z.min()
+        n = (z - surface_z) / out[2]
+        layer = np.rint(n).astype(int)
+        if np.max(np.abs(n - layer)) > 1e-4 or layer.min() < 0:
+            raise ValueError(f"{self.side} lead atoms are not on the layers of {lat.name} "
+                             f"(spacing {abs(out[2]):.4f} A along z)")
+        ref = np.flatnonzero(layer == 0)[0]
+        self.origin = pos[ref].copy()
+        rel = pos - self.origin - layer[:, None] * out
+        if not lat.is_chain:
+            f = lat.fractional(rel[:, :2])
+            if np.max(np.abs(f - np.rint(f))) > 1e-4:
+                raise ValueError(f"{self.side} lead atoms are not on ideal {lat.name} "
+                                 "lattice sites")
+        elif np.max(np.abs(rel[:, :2])) > 1e-6:
+            raise ValueError(f"{self.side} lead chain atoms are not on the z axis")
+        self.layer = layer
+        self.n_layers = int(layer.max()) + 1
+        counts = np.bincount(layer, minlength=self.n_layers)
+        if lat.is_chain and np.any(counts != 1):
+            raise ValueError(f"{self.side} chain lead needs exactly one atom per layer")
+        if self.box is not None and not lat.is_chain:
+            nc = commensurate_count(lat, self.box)
+            if np.any(counts != nc):
+                raise ValueError(f"{self.side} lead layers hold {counts.tolist()} atoms; a "
+                                 f"complete layer of this periodic box has {nc}")
+
+    def _build_chain(self):
+        """In-plane (h0) and inter-layer (h1) bonds of the per-kappa chain."""
+        lat, out, r_off = self.lattice, self.outward, self.hopping.r_off
+        vecs = lat.in_plane_vectors(r_off + np.linalg.norm(out) + 1.0)
+        inplane = vecs[(np.linalg.norm(vecs, axis=1) > 1e-9)
+                       & (np.linalg.norm(vecs, axis=1) < r_off)]
+        self._t_in, _ = self.hopping.hopping(np.linalg.norm(inplane, axis=1))
+        self._d_in = inplane[:, :2]
+        inter = vecs + out
+        self._t_out, _ = self.hopping.hopping(np.linalg.norm(inter, axis=1))
+        keep = self._t_out != 0.0
+        self._t_out, self._d_out = self._t_out[keep], inter[keep, :2]
+        if not keep.any():
+            raise ValueError(f"{lat.name} layers {abs(out[2]):.3f} A apart are not coupled "
+                             f"within the hopping cutoff {r_off} A")
+        far = self.hopping.hopping(np.linalg.norm(vecs + 2 * out, axis=1))[0]
+        if np.any(far != 0.0):
+            raise ValueError(f"hopping cutoff {r_off} A reaches two {lat.name} layers away: "
+                             "the per-layer chain would be wrong")
+
+    def h0(self, kappa):
+        """On-site term of the per-kappa chain (in-plane bonds), real (eV)."""
+        kappa = np.atleast_2d(kappa)
+        return (np.exp(1j * kappa @ self._d_in.T) @ self._t_in).real
+
+    def h1(self, kappa):
+        """Inter-layer hopping of the per-kappa chain, layer n -> n+1 outward (eV)."""
+        kappa = np.atleast_2d(kappa)
+        return np.exp(1j * kappa @ self._d_out.T) @ self._t_out
+
+    def mesh(self, n: int, shifted: bool = True):
+        """Monkhorst-Pack n x n mesh of the 2D Brillouin zone and its weights."""
+        if self.lattice.is_chain:
+            return np.zeros((1, 2)), np.ones(1)
+        b = self.lattice.reciprocal()
+        f = (np.arange(n) + (0.5 if shifted else 0.0)) / n
+        f1, f2 = np.meshgrid(f, f, indexing="ij")
+        kappa = f1.reshape(-1, 1) * b[0] + f2.reshape(-1, 1) * b[1]
+        return kappa, np.full(len(kappa), 1.0 / len(kappa))
+
+    def _commensurate_kappa(self):
+        """In-plane wave vectors compatible with the periodic box, one per layer site."""
+        nc = commensurate_count(self.lattice, self.box)
+        bx, by = 2 * np.pi / self.box
+        m, n = np.meshgrid(np.arange(nc), np.arange(nc), indexing="ij")
+        cand = np.stack([m.ravel() * bx, n.ravel() * by], axis=1)
+        A = np.array([self.lattice.a1[:2], self.lattice.a2[:2]])
+        frac = np.mod(np.round(cand @ A.T / (2 * np.pi), 9), 1.0)
+        _, idx = np.unique(np.round(frac, 7), axis=0, return_index=True)
+        kappa = cand[np.sort(idx)]
+        if len(kappa) != nc:
+            raise RuntimeError("commensurate k set has the wrong size")
+        return kappa
+
+    # ------------------------------------------------------------------ physics
+    def _block_gf(self, E: float, kappa) -> np.ndarray:
+        """Layer-resolved Green's function G_{nm}(E, kappa) of the surface block."""
+        z = complex(E, self.eta)
+        h0, h1 = self.h0(kappa), self.h1(kappa)
+        h1abs2 = np.abs(h1) ** 2
+        gs = chain_surface_gf(z, h0, h1abs2)
+        nl = self.n_layers
+        if nl == 1:
+            return gs[:, None, None]
+        M = np.zeros((len(h0), nl, nl), dtype=complex)
+        idx = np.arange(nl)
+        M[:, idx, idx] = (z - h0)[:, None]
+        M[:, idx[:-1], idx[1:]] = -h1[:, None]
+        M[:, idx[1:], idx[:-1]] = -np.conj(h1)[:, None]
+        M[:, nl - 1, nl - 1] -= h1abs2 * gs
+        return np.linalg.inv(M)
+
+    def surface_gf(self, E: float, k=None) -> np.ndarray:
+        """Retarded Green's function g(E) of the isolated lead on its block atoms.
+
+        ``k`` is the in-plane Bloch vector of the periodic device (None for Gamma).
+        Cached: leads never move.
+        """
+        key = (float(E), None if k is None else tuple(np.round(k, 12)))
+        g = self._cache.get(key)
+        if g is None:
+            kk = np.zeros(2) if k is None else np.asarray(k, dtype=float)
+            G = self._block_gf(E, self.kappa + kk) * self.weights[:, None, None]
+            phase = np.exp(1j * self.positions[:, :2] @ self.kappa.T)   # (Np, nk)
+            g = np.empty((len(self.positions),) * 2, dtype=complex)
+            rows = [np.flatnonzero(self.layer == n) for n in range(self.n_layers)]
+            for n, In in enumerate(rows):
+                for m, Im in enumerate(rows):
+                    g[np.ix_(In, Im)] = (phase[In] * G[:, n, m]) @ phase[Im].conj().T
+            self._cache.store(key, g)
+        return g
+
+    def fermi_level(self, electrons_per_atom: float = 1.0, kmesh: int = FERMI_KMESH) -> float:
+        """Bulk Fermi level E_F (eV) for the given conduction electrons per atom.
+
+        The bulk band of the layered crystal is E = h0(kappa) + 2|h1(kappa)| cos q; the
+        number of states below E per atom and spin is the kappa average of
+        1 - arccos((E - h0)/2|h1|)/pi. Solved for 1/2 * electrons_per_atom (spin).
+        """
+        if not 0.0 < electrons_per_atom < 2.0:
+            raise ValueError("electrons per atom must lie in (0, 2)")
+        kappa, w = self.mesh(kmesh)
+        h0, h = self.h0(kappa), np.abs(self.h1(kappa))
+
+        def excess(E):
+            x = (E - h0) / np.where(h > 0, 2 * h, 1e-300)
+            return w @ _fermi_dirac_count(x) - electrons_per_atom / 2.0
+
+        lo, hi = self.band_edges()
+        return float(brentq(excess, lo, hi, xtol=1e-12))
+
+    def band_edges(self, kmesh: int = FERMI_KMESH) -> tuple[float, float]:
+        """Bottom E_0 and top of the bulk band (eV), from a Gamma-centred mesh."""
+        kappa, _ = self.mesh(kmesh, shifted=False)
+        h0, h = self.h0(kappa), np.abs(self.h1(kappa))
+        return float(np.min(h0 - 2 * h)), float(np.max(h0 + 2 * h))
+
+    def open_channels(self, E: float, k=None) -> int:
+        """Number of propagating channels at energy E (periodic or chain lead)."""
+        kk = np.zeros(2) if k is None else np.asarray(k)
+        kappa = self.kappa + kk
+        if self.box is None and not self.lattice.is_chain:
+            raise ValueError("a laterally infinite lead has infinitely many channels")
+        return int(np.sum(np.abs(E - self.h0(kappa)) < 2 * np.abs(self.h1(kappa))))
+
+    def check_reach(self, device: np.ndarray) -> None:
+        """Raise if a device atom reaches lead atoms beyond the surface block."""
+        r_off = self.hopping.r_off
+        zs = self.origin[2] + self.n_layers * self.outward[2]   # first layer not in block
+        gap = (device[:, 2] - zs) * np.sign(-self.outward[2])
+        bad = np.flatnonzero(gap < r_off)
+        if bad.size:
+            raise ValueError(f"device atoms {bad[:10].tolist()} come within the hopping cutoff "
+                             f"of the {self.side} lead beyond its {self.n_layers} surface "
+                             "layer(s): make the lead block thicker or keep the device away")
+        if self.box is None and not self.lattice.is_chain:
+            self._check_patch(device)
+
+    def _check_patch(self, device):
+        """Laterally infinite lead: every lattice site within reach must be in the patch."""
+        r_off = self.hopping.r_off
+        zblock = self.origin[2] + np.arange(self.n_layers) * self.outward[2]
+        near = np.flatnonzero(np.min(np.abs(device[:, 2, None] - zblock), axis=1) < r_off)
+        if near.size == 0:
+            return
+        sites = []
+        for a in near:
+            for n in range(self.n_layers):
+                s = lattice_sites(self.lattice, self.origin + n * self.outward, [0],
+                                  center_xy=device[a, :2], radius=r_off)
+                sites.append(s[np.linalg.norm(s - device[a], axis=1) < r_off])
+        sites = np.concatenate(sites)
+        if len(sites):
+            dist, _ = self._tree.query(sites)
+            if np.any(dist > 1e-6):
+                raise ValueError(f"device atoms reach {self.side} lead sites outside its "
+                                 "surface patch: build the lead with a larger radius")
+
+
+class WireLead:
+    """Semi-infinite wire of finite cross-section from its unit cell (decimation).
+
+    ``positions`` are the atoms of the lead's first cell (the one bonded to the device) and
+    ``translation`` the lattice vector from that cell to the next one, pointing away from
+    the device. H0 and H1 follow from ``hopping``; the cell must be long enough that no
+    hopping reaches two cells away. The surface Green's function is found by Lopez-Sancho
+    decimation at energy E + i eta.
+    """
+
+    def __init__(self, positions, translation, side: str,
+                 hopping: HoppingModel = HoppingModel(), eta: float = 1e-9,
+                 tol: float = 1e-13, max_iter: int = 200):
+        if side not in SIDES:
+            raise ValueError(f"lead side must be 'left' or 'right', got {side!r}")
+        self.side, self.hopping, self.eta = side, hopping, float(eta)
+        self.tol, self.max_iter = tol, max_iter
+        self.positions = check_positions(positions, f"{side} wire lead")
+        self.translation = np.asarray(translation, dtype=float)
+        if (self.translation[2] > 0) != (side == "right"):
+            raise ValueError(f"the {side} wire lead's translation must point away from "
+                             "the device along z")
+        self.box = None
+        self.H0 = self._coupling(np.zeros(3))
+        self.H1 = self._coupling(self.translation)
+        if np.any(self._coupling(2 * self.translation)):
+            raise ValueError("wire lead cell is too short: hopping reaches two cells away")
+        self._cache = GFCache()
+
+    def _coupling(self, shift):
+        x = self.positions
+        r = np.linalg.norm(x[None, :, :] + shift - x[:, None, :], axis=2)
+        t, _ = self.hopping.hopping(r)
+        if not np.any(shift):
+            np.fill_diagonal(t, 0.0)
+        return t
+
+    def surface_gf(self, E: float, k=None) -> np.ndarray:
+        if k is not None and np.any(k):
+            raise ValueError("a wire lead has no transverse Bloch vector")
+        key = float(E)
+        g = self._cache.get(key)
+        if g is None:
+            g = self._cache.store(key, self._decimate(E))
+        return g
+
+    def _decimate(self, E):
+        n = len(self.positions)
+        z = complex(E, self.eta) * np.eye(n)
+        alpha, beta = self.H1.astype(complex), self.H1.conj().T.astype(complex)
+        eps_s, eps = self.H0.astype(complex), self.H0.astype(complex)
+        for _ in range(self.max_iter):
+            g = np.linalg.inv(z - eps)
+            agb, bga = alpha @ g @ beta, beta @ g @ alpha
+            eps_s = eps_s + agb
+            eps = eps + agb + bga
+            alpha, beta = alpha @ g @ alpha, beta @ g @ beta
+            if max(np.abs(alpha).max(), np.abs(beta).max()) < self.tol:
+                return np.linalg.inv(z - eps_s)
+        raise RuntimeError(f"decimation did not converge at E = {E} eV (eta = {self.eta})")
+
+    def fermi_level(self, *args, **kwargs):
+        raise ValueError("a wire lead has no bulk Fermi level: pass fermi_level explicitly")
+
+    def band_edges(self, nq: int = 400):
+        q = np.linspace(0, np.pi, nq)
+        ev = [np.linalg.eigvalsh(self.H0 + self.H1 * np.exp(1j * x)
+                                 + self.H1.conj().T * np.exp(-1j * x)) for x in q]
+        return float(np.min(ev)), float(np.max(ev))
+
+    def check_reach(self, device: np.ndarray) -> None:
+        far = self.positions + self.translation
+        d = np.linalg.norm(device[:, None, :] - far[None, :, :], axis=2)
+        bad = np.flatnonzero(np.any(d < self.hopping.r_off, axis=1))
+        if bad.size:
+            raise ValueError(f"device atoms {bad[:10].tolist()} reach the {self.side} wire "
+                             "lead's second cell")

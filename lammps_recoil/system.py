@@ -1,0 +1,332 @@
+"""The public entry point: a device between two leads, built once and solved many times.
+
+    >>> system = RecoilSystem(device_positions, left_lead, right_lead, box=(Lx, Ly))
+    >>> system.transmission([0.0, 0.5])        # Caroli T(E), Eq. 7
+    >>> result = system.forces(bias=1.0)       # renormalized recoil forces, Eq. 10
+    >>> system.update(new_positions)           # same atoms moved: leads are reused
+
+Building validates the geometry (finite coordinates, no overlaps, every device atom
+connected to a lead, nothing reaching past the lead blocks) and sets up the tight-binding
+Hamiltonian and the device-lead couplings. Lead Green's functions are cached per energy,
+so repeated evaluations on the same energy grid (an MD run) only redo the device part.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse.csgraph import connected_components
+import scipy.sparse as sp
+
+from . import integration as quad
+from .forces import bond_forces, onsite_weight
+from .geometry import check_box, check_overlaps, check_positions, neighbor_pairs
+from .greens import Coupling, Scattering
+from .hamiltonian import Bonds, HoppingModel, hamiltonian
+
+#: Conductance quantum G0 = 2 e^2 / h (siemens).
+G0_SIEMENS = 7.748091729e-5
+
+
+@dataclass
+class RecoilResult:
+    """Renormalized (or full) recoil forces and what came with them.
+
+    ``forces``: (N, 3) eV/A on the device atoms; ``conductance``: Landauer G/G0 at the
+    bias (Eq. 11; T(E_F) at zero bias); ``density``: change of the electron count per atom
+    (spin included) from the integrated window; ``at_lead``: device atoms bonded to lead
+    atoms (their environment includes the idealized frozen lead); ``timings``: seconds
+    spent in lead Green's functions, device solves and force contraction.
+    """
+
+    forces: np.ndarray
+    conductance: float
+    density: np.ndarray
+    bias: float
+    beta: float
+    temperature: float
+    n_energies: int
+    at_lead: np.ndarray
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def total(self) -> np.ndarray:
+        """Sum of the forces on all device atoms (eV/A)."""
+        return self.forces.sum(axis=0)
+
+    @property
+    def max_norm(self) -> float:
+        """Largest per-atom force magnitude (eV/A)."""
+        return float(np.linalg.norm(self.forces, axis=1).max(initial=0.0))
+
+
+def bloch_vectors(box, kpoints) -> tuple[np.ndarray, np.ndarray]:
+    """Monkhorst-Pack Bloch vectors of the periodic box (and equal weights)."""
+    n = np.broadcast_to(np.asarray(kpoints, dtype=int), (2,))
+    if np.any(n < 1):
+        raise ValueError(f"k-point grid must be positive, got {kpoints}")
+    if box is None:
+        if np.any(n != 1):
+            raise ValueError("k-point sampling needs a periodic box")
+        return np.zeros((1, 2)), np.ones(1)
+    f = [(2 * np.arange(m) - m + 1) / (2.0 * m) for m in n]
+    fx, fy = np.meshgrid(*f, indexing="ij")
+    k = np.stack([fx.ravel() * 2 * np.pi / box[0], fy.ravel() * 2 * np.pi / box[1]], axis=1)
+    return k, np.full(len(k), 1.0 / len(k))
+
+
+class RecoilSystem:
+    """Device atoms between a left and a right lead (see module docstring).
+
+    Parameters
+    ----------
+    positions : (N, 3) array
+        Device atoms (A): the filament and any mobile electrode atoms. Atoms are used in
+        the given order; sorting them along z speeds the sparse factorization up.
+    left, right : LayeredLead or WireLead
+        The leads, holding their own surface-block atoms.
+    hopping : HoppingModel, optional
+        Defaults to the left lead's hopping model.
+    box : (Lx, Ly), optional
+        Periodic box in x, y; must be the leads' box.
+    kpoints : int or (int, int)
+        Monkhorst-Pack grid of transverse Bloch vectors for a periodic device (1 = Gamma).
+    fermi_level : float, optional
+        E_F (eV). Default: the bulk Fermi level of the left lead at one electron per atom.
+    eta : float
+        Broadening added to the device Green's function (eV); 0 by default (the leads
+        provide the broadening; a device eta acts as an absorber).
+    onsite : float or (N,) array
+        On-site energies of the device atoms (eV); 0 in the paper's Cu model.
+    """
+
+    def __init__(self, positions, left, right, hopping: HoppingModel | None = None,
+                 box=None, kpoints=1, fermi_level: float | None = None, eta: float = 0.0,
+                 onsite=None):
+        if left.side != "left" or right.side != "right":
+            raise ValueError("pass the left lead first and the right lead second")
+        self.leads = (left, right)
+        self.hopping = hopping or left.hopping
+        self.box = check_box(box)
+        for lead in self.leads:
+            if (lead.box is None) != (self.box is None) or (
+                    self.box is not None and not np.allclose(lead.box, self.box)):
+                raise ValueError(f"the {lead.side} lead's periodic box {lead.box} differs "
+                                 f"from the device box {self.box}")
+        self.kpoints, self.kweights = bloch_vectors(self.box, kpoints)
+        self.eta = float(eta)
+        self.onsite = onsite
+        if fermi_level is None:
+            fermi_level = left.fermi_level()
+        self.fermi_level = float(fermi_level)
+        self._band = None
+        self.positions = None
+        self.update(positions)
+
+    # ----------------------------------------------------------------- building
+    @property
+    def band_edges(self) -> tuple[float, float]:
+        """Bulk band bottom E_0 and top (eV) of the left lead."""
+        if self._band is None:
+            self._band = self.leads[0].band_edges()
+        return self._band
+
+    def update(self, positions) -> None:
+        """Rebuild Hamiltonian and couplings for new positions of the device atoms."""
+        pos = check_positions(positions, "device")
+        n = len(pos)
+        if n == 0:
+            raise ValueError("the device is empty: no atoms between the leads")
+        left, right = self.leads
+        allpos = np.vstack([pos, left.positions, right.positions])
+        kind = np.repeat([0, 1, 2], [n, len(left.positions), len(right.positions)])
+        local = np.concatenate([np.arange(n), np.arange(len(left.positions)),
+                                np.arange(len(right.positions))])
+        names = [f"{('device', 'left lead', 'right lead')[k]} atom {m}"
+                 for k, m in zip(kind, local)]
+        check_overlaps(allpos, self.box, names=names)
+        for lead in self.leads:
+            lead.check_reach(pos)
+
+        i, j, d, shift = neighbor_pairs(allpos, self.hopping.r_off, self.box)
+        t, dtdr = self.hopping.hopping(np.linalg.norm(d, axis=1))
+        keep = t != 0.0
+        i, j, d, shift, t, dtdr = i[keep], j[keep], d[keep], shift[keep], t[keep], dtdr[keep]
+        ki, kj = kind[i], kind[j]
+        if np.any((ki == 1) & (kj == 2)):
+            raise ValueError("the left and right leads are bonded to each other: the device "
+                             "region is too short")
+        # Orient device-lead bonds so that i is the device atom.
+        flip = (ki != 0) & (kj == 0)
+        i, j = np.where(flip, j, i), np.where(flip, i, j)
+        d[flip] *= -1
+        shift[flip] *= -1
+        ki, kj = kind[i], kind[j]
+        dd = (ki == 0) & (kj == 0)
+        self.device_bonds = Bonds(i[dd], j[dd], d[dd], t[dd], dtdr[dd], shift[dd])
+
+        couplings, ext_j = [], j.copy()
+        offset = n
+        for s, lead in enumerate(self.leads):
+            m = (ki == 0) & (kj == s + 1)
+            if not m.any():
+                raise ValueError(f"the device has no bond to the {lead.side} lead")
+            lead_atom = local[j[m]]
+            contacts, con = np.unique(lead_atom, return_inverse=True)
+            couplings.append(Coupling(contacts, np.unique(i[m]), i[m], con, d[m], t[m]))
+            ext_j[m] = offset + con
+            offset += len(contacts)
+        self.couplings = couplings
+        bonded = (ki == 0) & (kj <= 2)
+        self.ext_bonds = Bonds(i[bonded], ext_j[bonded], d[bonded], t[bonded], dtdr[bonded],
+                               shift[bonded])
+        self.n_ext = offset
+        self._check_connected(n)
+        self.at_lead = np.zeros(n, dtype=bool)
+        for c in couplings:
+            self.at_lead[c.boundary] = True
+        self.positions = pos
+        self._H = [hamiltonian(self.device_bonds, n, k, self.onsite) for k in self.kpoints]
+        self._V = [[c.matrix(k) for c in couplings] for k in self.kpoints]
+        self._contact_gf = {}
+
+    def _check_connected(self, n):
+        """Every device atom must have a bonded path to a lead (else: bound states)."""
+        b = self.device_bonds
+        rows = np.concatenate([b.i, np.concatenate([c.boundary for c in self.couplings])])
+        cols = np.concatenate([b.j, np.concatenate(
+            [np.full(len(c.boundary), n + s) for s, c in enumerate(self.couplings)])])
+        graph = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 2, n + 2))
+        _, label = connected_components(graph, directed=False)
+        lost = np.flatnonzero((label[:n] != label[n]) & (label[:n] != label[n + 1]))
+        if lost.size:
+            raise ValueError(f"device atoms {lost[:10].tolist()}{' ...' if lost.size > 10 else ''}"
+                             " are not connected to either lead (isolated cluster or atom "
+                             "that flew off)")
+
+    @property
+    def n_atoms(self) -> int:
+        return len(self.positions)
+
+    # ----------------------------------------------------------------- solving
+    def _lead_gf(self, s: int, E: float, ik: int) -> np.ndarray:
+        """Lead s Green's function on its contact atoms (cached per update)."""
+        key = (s, float(E), ik)
+        g = self._contact_gf.get(key)
+        if g is None:
+            k = self.kpoints[ik] if self.box is not None else None
+            c = self.couplings[s].contacts
+            g = self.leads[s].surface_gf(E, k)[np.ix_(c, c)]
+            self._contact_gf[key] = g
+        return g
+
+    def scattering(self, E: float, ik: int = 0, sources=(0, 1)) -> Scattering:
+        """Solve the device problem at energy E (eV) and Bloch vector index ik."""
+        gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
+        try:
+            return Scattering(E, self._H[ik], self.couplings, self._V[ik], gs, sources,
+                              self.eta)
+        except RuntimeError as err:   # SuperLU: exactly singular
+            raise FloatingPointError(f"device Green's function is singular at E = {E} eV "
+                                     f"(a bound state of the device): {err}") from None
+
+    def transmission(self, energies) -> np.ndarray:
+        """Caroli transmission T(E) (Eq. 7), averaged over Bloch vectors, per supercell."""
+        E = np.atleast_1d(np.asarray(energies, dtype=float))
+        T = np.zeros(len(E))
+        for ik, wk in enumerate(self.kweights):
+            for n, e in enumerate(E):
+                T[n] += wk * self.scattering(e, ik, sources=(1,)).transmission()
+        return T
+
+    def channels(self, energy: float | None = None, ik: int = 0) -> np.ndarray:
+        """Transmission eigenvalues at one energy (default E_F) and Bloch vector."""
+        E = self.fermi_level if energy is None else energy
+        return self.scattering(E, ik, sources=(1,)).channels()
+
+    def conductance(self, bias: float = 0.0, beta: float = 0.5, temperature: float = 0.0,
+                    n_points: int = quad.DEFAULT_POINTS) -> float:
+        """Landauer conductance G/G0 (Eq. 11); T(E_F) in linear response at T = 0."""
+        q = quad.bias_window(self.fermi_level, bias, beta, temperature, n_points)
+        return float(sum(tw * self.transmission(e)[0] for e, tw in zip(q.energies, q.tw)))
+
+    def forces(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
+               model: str = "paper", n_points: int = quad.DEFAULT_POINTS,
+               full: bool = False, full_points: int = 96) -> RecoilResult:
+        """Recoil forces at bias V (volts) on the device atoms (Eq. 10 with Eq. 4).
+
+        By default the renormalized force F(V) - F(0) from the bias window only (what MD
+        adds on top of a zero-bias force field). ``full=True`` integrates each lead's states
+        from the band bottom E_0 up to mu_S instead (the full F(V), ``full_points`` nodes
+        per lead). ``model`` selects Eq. 4 (``"paper"``) or ``"hellmann-feynman"``.
+        ``temperature`` is the electron temperature (K) in the Fermi functions.
+        """
+        onsite_weight(model)
+        window = quad.bias_window(self.fermi_level, bias, beta, temperature, n_points)
+        self._check_window(window)
+        if full:
+            q = quad.full_band(self.band_edges[0], self.fermi_level, bias, beta, temperature,
+                               full_points)
+            q.tw[:] = 0.0
+            window.w[:] = 0.0
+            q = q + window
+        else:
+            q = window
+        rho_bond, rho_diag, G, timings = self._integrate(q)
+        b = self.ext_bonds
+        t0 = time.perf_counter()
+        F = bond_forces(b.i, b.j, b.vec, b.dtdr, rho_bond, rho_diag, self.n_atoms, model)
+        timings["forces"] += time.perf_counter() - t0
+        bad = np.flatnonzero(~np.all(np.isfinite(F), axis=1))
+        if bad.size:
+            raise FloatingPointError(f"recoil forces are not finite on device atoms "
+                                     f"{bad[:10].tolist()}")
+        return RecoilResult(F, G, 2.0 * rho_diag[:self.n_atoms], bias, beta, temperature,
+                            len(q), self.at_lead.copy(), timings)
+
+    def quadrature_error(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
+                         model: str = "paper", n_points: int = quad.DEFAULT_POINTS) -> float:
+        """Error estimate (eV/A) of the n-point forces: max |F(n) - F(2n)| over atoms."""
+        a = self.forces(bias, beta, temperature, model, n_points).forces
+        b = self.forces(bias, beta, temperature, model, 2 * n_points).forces
+        return float(np.abs(a - b).max())
+
+    def _check_window(self, q: quad.Quadrature) -> None:
+        lo, hi = self.band_edges
+        wlo, whi = q.window
+        if wlo < lo or whi > hi:
+            raise ValueError(f"bias window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band "
+                             f"[{lo:.3f}, {hi:.3f}] eV: reduce the bias")
+
+    def _integrate(self, q: quad.Quadrature):
+        """Accumulate the density matrix on bonds and sites and the conductance."""
+        b = self.ext_bonds
+        rho_bond = np.zeros(len(b), dtype=complex)
+        rho_diag = np.zeros(self.n_ext)
+        G = 0.0
+        timings = {"leads": 0.0, "solve": 0.0, "forces": 0.0}
+        for ik, wk in enumerate(self.kweights):
+            phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
+            for E, w, tw in zip(q.energies, q.w, q.tw):
+                sources = tuple(s for s in (0, 1) if w[s] != 0.0) or (1,)
+                t0 = time.perf_counter()
+                for s in (0, 1):
+                    self._lead_gf(s, E, ik)
+                t1 = time.perf_counter()
+                sc = self.scattering(E, ik, sources)
+                t2 = time.perf_counter()
+                if tw != 0.0:
+                    G += wk * tw * sc.transmission()
+                for s in sources:
+                    if w[s] == 0.0:
+                        continue
+                    psi = sc.amplitudes(s)
+                    W = psi @ (w[s] * wk * sc.a[s])
+                    rho_bond += phase * np.einsum("mb,mb->m", W[b.i], psi[b.j].conj())
+                    rho_diag += np.einsum("nb,nb->n", W, psi.conj()).real
+                t3 = time.perf_counter()
+                timings["leads"] += t1 - t0
+                timings["solve"] += t2 - t1
+                timings["forces"] += t3 - t2
+        return rho_bond, rho_diag, G, timings
