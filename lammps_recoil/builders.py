@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import A0_CU, A_NN_CU, fcc_lattice, lattice_sites
+from .geometry import A0_CU, fcc_lattice, lattice_sites
 from .hamiltonian import HoppingModel
 from .leads import LayeredLead
 from .system import RecoilSystem
@@ -122,11 +122,11 @@ def build_filament(orientation: str = "001", nx: int = 4, ny: int = 4,
         raise ValueError(f"filament shape must be one of {SHAPES}, got {shape!r}")
     lat = fcc_lattice(orientation, a0)
     box = _box(orientation, nx, ny, a0)
-    half_width = 0.5 * min(box)
     widest = max(neck_radius, base_radius if shape != "cylinder" else neck_radius)
-    if widest + A_NN_CU > half_width:
+    if min(box) - 2.0 * widest < a0:
         raise ValueError(f"filament radius {widest} A is too wide for the {box[0]:.2f} x "
-                         f"{box[1]:.2f} A electrodes: periodic images would touch")
+                         f"{box[1]:.2f} A electrodes: its periodic images would come closer "
+                         f"than {a0:.2f} A (second neighbours)")
     n_el = frozen_layers + electrode_layers
     n_tot = 2 * n_el + gap_layers
     origin = np.array([0.25 * lat.a1[0] + 0.1 * a0, 0.25 * a0, 0.0])

@@ -163,14 +163,17 @@ def neighbor_pairs(positions: np.ndarray, cutoff: float, box: np.ndarray | None 
     return i, j, d, shift
 
 
-def check_overlaps(positions: np.ndarray, box: np.ndarray | None, names=None,
+def check_overlaps(positions: np.ndarray, box: np.ndarray | None, label=None,
                    min_distance: float = MIN_DISTANCE) -> None:
-    """Raise ValueError naming the closest pair if two atoms are closer than min_distance."""
+    """Raise ValueError naming the closest pair if two atoms are closer than min_distance.
+
+    ``label(n)`` names atom n in the message (default "atom n").
+    """
     i, j, d, _ = neighbor_pairs(positions, min_distance, box)
     if len(i):
         r = np.linalg.norm(d, axis=1)
         k = int(np.argmin(r))
-        label = (lambda n: names[n]) if names is not None else (lambda n: f"atom {n}")
+        label = label or (lambda n: f"atom {n}")
         raise ValueError(f"overlapping atoms: {label(i[k])} and {label(j[k])} are "
                          f"{r[k]:.3f} A apart (minimum allowed {min_distance} A); "
                          f"{len(i)} such pair(s)")

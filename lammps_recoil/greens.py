@@ -59,6 +59,21 @@ def sqrtm_psd(a: np.ndarray) -> np.ndarray:
     return (u * np.sqrt(np.clip(w, 0.0, None))) @ u.conj().T
 
 
+def device_matrix(E, H, couplings, Vs, gs, eta=0.0) -> sp.csc_matrix:
+    """G_F(E)^-1 = (E + i eta) - H_F - Sigma_L - Sigma_R as a sparse matrix (Eq. 6)."""
+    n = H.shape[0]
+    M = (complex(E, eta) * sp.identity(n, dtype=complex, format="csc") - H).tocoo()
+    rows, cols, vals = [M.row], [M.col], [M.data]
+    for c, g, V in zip(couplings, gs, Vs):
+        sigma = V.conj().T @ g @ V
+        b = c.boundary
+        rows.append(np.repeat(b, len(b)))
+        cols.append(np.tile(b, len(b)))
+        vals.append(-sigma.ravel())
+    return sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(n, n))
+
+
 class Scattering:
     """Solution of the device problem at one energy and Bloch vector.
 
@@ -74,16 +89,7 @@ class Scattering:
         n = H.shape[0]
         self.g, self.V = gs, Vs
         self.a = [1j * (g - g.conj().T) for g in gs]
-        M = (complex(E, eta) * sp.identity(n, dtype=complex, format="csc") - H).tocoo()
-        rows, cols, vals = [M.row], [M.col], [M.data]
-        for c, g, V in zip(couplings, gs, self.V):
-            sigma = V.conj().T @ g @ V
-            b = c.boundary
-            rows.append(np.repeat(b, len(b)))
-            cols.append(np.tile(b, len(b)))
-            vals.append(-sigma.ravel())
-        M = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(n, n))
+        M = device_matrix(E, H, couplings, Vs, gs, eta)
         lu = splu(M, permc_spec="MMD_AT_PLUS_A")
         self.Y = [None, None]
         for s in sources:

@@ -49,6 +49,10 @@ class HoppingModel:
             ds = np.zeros_like(r)
         return bare * s, bare * (ds - self.zeta * s)
 
+    def bond_hopping(self, positions, i, j, vec):
+        """t and dt/dr of the bonds i-j (``vec`` = X_j - X_i); geometric by default."""
+        return self.hopping(np.linalg.norm(vec, axis=1))
+
     def nearest_neighbour_hopping(self, a: float = A_NN_CU) -> float:
         """t at the ideal nearest-neighbour distance (t1 = -0.6622 eV for the defaults)."""
         return float(self.hopping(a)[0])
@@ -95,7 +99,7 @@ class Bonds:
 def find_bonds(positions: np.ndarray, model: HoppingModel, box=None) -> Bonds:
     """Bonds with nonzero hopping among ``positions`` (KD-tree, periodic in x, y)."""
     i, j, d, shift = neighbor_pairs(positions, model.r_off, box)
-    t, dtdr = model.hopping(np.linalg.norm(d, axis=1))
+    t, dtdr = model.bond_hopping(positions, i, j, d)
     keep = t != 0.0
     return Bonds(i[keep], j[keep], d[keep], t[keep], dtdr[keep], shift[keep])
 

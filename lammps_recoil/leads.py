@@ -280,6 +280,20 @@ class LayeredLead:
             raise ValueError("a laterally infinite lead has infinitely many channels")
         return int(np.sum(np.abs(E - self.h0(kappa)) < 2 * np.abs(self.h1(kappa))))
 
+    def flat_bands(self, k=None) -> np.ndarray:
+        """Energies h0(kappa) of the kappa in the lead's set whose layers decouple.
+
+        Where h1(kappa) = 0 (lines of the fcc (001) zone, the K points of (111)) every
+        layer is an isolated flat band: a delta peak in the lead's density of states and
+        an exact bound state of periodic device layers. Empty for a laterally infinite
+        lead (a set of measure zero there).
+        """
+        if self.box is None and not self.lattice.is_chain:
+            return np.zeros(0)
+        kappa = self.kappa + (0.0 if k is None else np.asarray(k))
+        flat = np.abs(self.h1(kappa)) < 1e-9
+        return np.unique(np.round(self.h0(kappa[flat]), 9))
+
     def check_reach(self, device: np.ndarray) -> None:
         """Raise if a device atom reaches lead atoms beyond the surface block."""
         r_off = self.hopping.r_off

@@ -21,12 +21,14 @@ import scipy.sparse as sp
 
 from . import integration as quad
 from .forces import bond_forces, onsite_weight
-from .geometry import check_box, check_overlaps, check_positions, neighbor_pairs
-from .greens import Coupling, Scattering
-from .hamiltonian import Bonds, HoppingModel, hamiltonian
+from .geometry import check_box, check_overlaps, check_positions
+from .greens import Coupling, Scattering, device_matrix
+from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
 G0_SIEMENS = 7.748091729e-5
+#: Flat lead bands closer than this to an energy window are rejected (eV).
+FLAT_MARGIN = 0.02
 
 
 @dataclass
@@ -62,7 +64,10 @@ class RecoilResult:
 
 
 def bloch_vectors(box, kpoints) -> tuple[np.ndarray, np.ndarray]:
-    """Monkhorst-Pack Bloch vectors of the periodic box (and equal weights)."""
+    """Gamma-centred grid of transverse Bloch vectors of the periodic box, equal weights.
+
+    An (n, m) grid is exactly equivalent to an n x m supercell of the box at Gamma.
+    """
     n = np.broadcast_to(np.asarray(kpoints, dtype=int), (2,))
     if np.any(n < 1):
         raise ValueError(f"k-point grid must be positive, got {kpoints}")
@@ -70,8 +75,7 @@ def bloch_vectors(box, kpoints) -> tuple[np.ndarray, np.ndarray]:
         if np.any(n != 1):
             raise ValueError("k-point sampling needs a periodic box")
         return np.zeros((1, 2)), np.ones(1)
-    f = [(2 * np.arange(m) - m + 1) / (2.0 * m) for m in n]
-    fx, fy = np.meshgrid(*f, indexing="ij")
+    fx, fy = np.meshgrid(np.arange(n[0]) / n[0], np.arange(n[1]) / n[1], indexing="ij")
     k = np.stack([fx.ravel() * 2 * np.pi / box[0], fy.ravel() * 2 * np.pi / box[1]], axis=1)
     return k, np.full(len(k), 1.0 / len(k))
 
@@ -91,7 +95,8 @@ class RecoilSystem:
     box : (Lx, Ly), optional
         Periodic box in x, y; must be the leads' box.
     kpoints : int or (int, int)
-        Monkhorst-Pack grid of transverse Bloch vectors for a periodic device (1 = Gamma).
+        Gamma-centred grid of transverse Bloch vectors for a periodic device (1 = Gamma);
+        (n, m) is equivalent to an n x m supercell.
     fermi_level : float, optional
         E_F (eV). Default: the bulk Fermi level of the left lead at one electron per atom.
     eta : float
@@ -143,16 +148,14 @@ class RecoilSystem:
         kind = np.repeat([0, 1, 2], [n, len(left.positions), len(right.positions)])
         local = np.concatenate([np.arange(n), np.arange(len(left.positions)),
                                 np.arange(len(right.positions))])
-        names = [f"{('device', 'left lead', 'right lead')[k]} atom {m}"
-                 for k, m in zip(kind, local)]
-        check_overlaps(allpos, self.box, names=names)
+        check_overlaps(allpos, self.box, label=lambda a: (
+            f"{('device', 'left lead', 'right lead')[kind[a]]} atom {local[a]}"))
         for lead in self.leads:
             lead.check_reach(pos)
 
-        i, j, d, shift = neighbor_pairs(allpos, self.hopping.r_off, self.box)
-        t, dtdr = self.hopping.hopping(np.linalg.norm(d, axis=1))
-        keep = t != 0.0
-        i, j, d, shift, t, dtdr = i[keep], j[keep], d[keep], shift[keep], t[keep], dtdr[keep]
+        bonds = find_bonds(allpos, self.hopping, self.box)
+        i, j, d, shift, t, dtdr = (bonds.i, bonds.j, bonds.vec, bonds.shift, bonds.t,
+                                   bonds.dtdr)
         ki, kj = kind[i], kind[j]
         if np.any((ki == 1) & (kj == 2)):
             raise ValueError("the left and right leads are bonded to each other: the device "
@@ -231,6 +234,11 @@ class RecoilSystem:
             raise FloatingPointError(f"device Green's function is singular at E = {E} eV "
                                      f"(a bound state of the device): {err}") from None
 
+    def inverse_green(self, E: float, ik: int = 0):
+        """The sparse matrix G_F(E)^-1 = E - H_F - Sigma_L - Sigma_R (Eq. 6)."""
+        gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
+        return device_matrix(E, self._H[ik], self.couplings, self._V[ik], gs, self.eta)
+
     def transmission(self, energies) -> np.ndarray:
         """Caroli transmission T(E) (Eq. 7), averaged over Bloch vectors, per supercell."""
         E = np.atleast_1d(np.asarray(energies, dtype=float))
@@ -264,7 +272,6 @@ class RecoilSystem:
         """
         onsite_weight(model)
         window = quad.bias_window(self.fermi_level, bias, beta, temperature, n_points)
-        self._check_window(window)
         if full:
             q = quad.full_band(self.band_edges[0], self.fermi_level, bias, beta, temperature,
                                full_points)
@@ -273,6 +280,7 @@ class RecoilSystem:
             q = q + window
         else:
             q = window
+        self._check_window(q)
         rho_bond, rho_diag, G, timings = self._integrate(q)
         b = self.ext_bonds
         t0 = time.perf_counter()
@@ -293,11 +301,25 @@ class RecoilSystem:
         return float(np.abs(a - b).max())
 
     def _check_window(self, q: quad.Quadrature) -> None:
+        """The window must lie in the band and avoid the periodic leads' flat bands."""
         lo, hi = self.band_edges
         wlo, whi = q.window
         if wlo < lo or whi > hi:
             raise ValueError(f"bias window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band "
                              f"[{lo:.3f}, {hi:.3f}] eV: reduce the bias")
+        for lead in self.leads:
+            if not hasattr(lead, "flat_bands"):
+                continue
+            for k in self.kpoints:
+                flat = lead.flat_bands(k if self.box is not None else None)
+                inside = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
+                if inside.size:
+                    raise ValueError(
+                        f"the periodic {lead.side} lead has a decoupled flat band at "
+                        f"E = {inside[0]:.4f} eV, within {FLAT_MARGIN} eV of the energy "
+                        f"window [{wlo:.3f}, {whi:.3f}] eV: its delta peak makes the "
+                        "integral ill-defined. Choose another transverse cell (for fcc (001) "
+                        "at 1 V: 4x4 cubic cells) or k grid, or the (111) orientation")
 
     def _integrate(self, q: quad.Quadrature):
         """Accumulate the density matrix on bonds and sites and the conductance."""

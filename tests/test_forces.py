@@ -1,0 +1,145 @@
+"""Recoil forces: consistency laws that a wrong density matrix or sign would break."""
+import numpy as np
+import pytest
+from conftest import build_filament, displaced
+
+from lammps_recoil import LayeredLead, RecoilSystem, fcc_lattice
+from lammps_recoil.builders import REGIONS
+from lammps_recoil.chain import chain_system
+from lammps_recoil.integration import full_band
+
+
+@pytest.fixture(scope="module")
+def constriction():
+    f = build_filament(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
+                       shape="cylinder", neck_radius=1.3)
+    s = f.recoil_system()
+    x = displaced(s.positions, 0.08, 1)
+    s.update(x)
+    return f, s, x
+
+
+@pytest.fixture(scope="module")
+def constriction111():
+    f = build_filament(orientation="111", nx=3, ny=2, frozen_layers=2, electrode_layers=1,
+                       gap_layers=3, shape="cylinder", neck_radius=1.5)
+    s = f.recoil_system()
+    x = displaced(s.positions, 0.05, 2)
+    s.update(x)
+    return f, s, x
+
+
+def test_hellmann_feynman_is_minus_grad_grand_potential(constriction111):
+    """At V = 0, T = 0 the hopping-gradient forces equal -dOmega/dX, with
+    Omega = (2/pi) int_{E0}^{EF} Im ln det G^-1(E) dE (scattering states), by central
+    finite differences on the same energy nodes. Covers device-device bonds and the
+    bonds to the lead contact atoms (12-14: filament; 3: electrode atom next to the lead)."""
+    _, s, x0 = constriction111
+    n = 40
+    F = s.forces(0.0, model="hellmann-feynman", full=True, full_points=n).forces
+    q = full_band(s.band_edges[0], s.fermi_level, 0.0, n_points=n)
+    E, w = q.energies[:n], q.w[:n, 0]          # left-lead nodes: [E0, EF], weight f/2pi
+
+    def omega_difference(xp, xm):
+        s.update(xp)
+        mp = [s.inverse_green(e).toarray() for e in E]
+        s.update(xm)
+        mm = [s.inverse_green(e).toarray() for e in E]
+        phase = [np.angle(np.linalg.slogdet(np.linalg.solve(b, a))[0]) for a, b in zip(mp, mm)]
+        return 4.0 * np.dot(w, phase)          # (2/pi) * 2 pi * sum w Im ln det
+
+    h = 1e-4
+    try:
+        for atom, c in [(12, 2), (13, 1), (14, 0), (3, 2)]:
+            xp, xm = x0.copy(), x0.copy()
+            xp[atom, c] += h
+            xm[atom, c] -= h
+            fd = -omega_difference(xp, xm) / (2 * h)
+            assert abs(F[atom, c]) > 1e-3
+            assert F[atom, c] == pytest.approx(fd, abs=2e-7)
+    finally:
+        s.update(x0)
+
+
+def test_window_equals_full_difference_chain():
+    """F(V) - F(0) from the bias window equals the difference of two full-band
+    integrals from E_0 (Eq. 10 at V and at 0): checks the signs of the window."""
+    s = chain_system(-2.2, -1.5, eps=0.2, n_side=2)
+    for V, beta in [(0.6, 0.3), (-0.4, 0.9)]:
+        w = s.forces(V, beta=beta, n_points=16)
+        full = s.forces(V, beta=beta, full=True, full_points=100)
+        zero = s.forces(0.0, full=True, full_points=100)
+        np.testing.assert_allclose(w.forces, full.forces - zero.forces, atol=1e-12)
+        np.testing.assert_allclose(w.density, full.density - zero.density, atol=1e-12)
+
+
+def test_window_equals_full_difference_fcc111(constriction111):
+    """Same in 3D (fcc (111), no flat band below 2 eV); the full-band integrals have 1D
+    band-edge kinks of the periodic lead, so they converge algebraically (1e-4 at 800)."""
+    _, s, _ = constriction111
+    w = s.forces(0.5, n_points=16).forces
+    full = (s.forces(0.5, full=True, full_points=800).forces
+            - s.forces(0.0, full=True, full_points=800).forces)
+    assert np.abs(w).max() > 0.03
+    assert np.abs(full - w).max() < 3e-4
+
+
+def test_partition_invariance(constriction):
+    """Moving the device/lead boundary one layer outward (an ideal layer joins the
+    device, the lead starts one layer deeper) leaves every force unchanged: the
+    non-self-consistent model is exact for ideal leads."""
+    f, s, x0 = constriction
+    ref = s.forces(1.0)
+    g = build_filament(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
+                       shape="cylinder", neck_radius=1.3)
+    inner = {"left": g.layer[g.mask("frozen_left")].max(),
+             "right": g.layer[g.mask("frozen_right")].min()}
+    for side, lay in inner.items():
+        g.region[g.layer == lay] = REGIONS.index(f"electrode_{side}")
+    big = g.recoil_system()
+    xb = big.positions.copy()
+    # place the displaced original device atoms inside the bigger device
+    match = [np.flatnonzero(np.all(np.abs(xb - p) < 1e-9, axis=1))[0]
+             for p in f.positions[f.device]]
+    xb[match] = x0
+    big.update(xb)
+    res = big.forces(1.0)
+    assert big.n_atoms == s.n_atoms + 16
+    assert np.abs(ref.forces).max() > 0.05
+    np.testing.assert_allclose(res.forces[match], ref.forces, atol=1e-10)
+    assert res.conductance == pytest.approx(ref.conductance, abs=1e-10)
+    # the atoms that touched the old lead surface are now one layer away from it
+    assert ref.at_lead.any() and not res.at_lead[match].any()
+
+
+def test_kpoints_equal_supercell():
+    """A (2, 1) Gamma-centred k grid on a cell equals the doubled cell at Gamma."""
+    f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=2,
+                       shape="cylinder", neck_radius=1.3)
+    s = f.recoil_system(kpoints=(2, 1))
+    x = displaced(s.positions, 0.06, 3)
+    s.update(x)
+    ref = s.forces(0.8, beta=0.3)
+    Lx = f.box[0]
+    # two copies of the displaced cell side by side
+    left, right = f.leads()
+    lat = fcc_lattice("001")
+    box2 = np.array([2 * Lx, f.box[1]])
+    dbl = lambda p: np.vstack([p, p + [Lx, 0, 0]])
+    L2 = LayeredLead(lat, dbl(left.positions), "left", box=box2)
+    R2 = LayeredLead(lat, dbl(right.positions), "right", box=box2)
+    s2 = RecoilSystem(dbl(x), L2, R2, box=box2)
+    res = s2.forces(0.8, beta=0.3)
+    n = len(x)
+    np.testing.assert_allclose(res.forces[:n], ref.forces, atol=1e-11)
+    np.testing.assert_allclose(res.forces[n:], ref.forces, atol=1e-11)
+    assert res.conductance == pytest.approx(2 * ref.conductance, abs=1e-10)
+
+
+def test_forces_toward_cathode(constriction):
+    """V > 0 on the right electrode (anode): the total recoil force on the device points
+    to the left (the cathode), as in the paper's Fig. 2(a)."""
+    _, s, _ = constriction
+    r = s.forces(1.0)
+    assert r.total[2] < -0.05
+    assert s.forces(-1.0).total[2] > 0.05
