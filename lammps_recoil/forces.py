@@ -43,3 +43,12 @@ def bond_forces(i, j, vec, dtdr, rho_bond, rho_diag, n_device: int, model: str =
         dev = j < n_device
         F[:, c] += np.bincount(j[dev], on_j[dev, c], minlength=n_device)[:n_device]
     return F
+
+
+def require_finite(forces: np.ndarray, what: str = "recoil forces") -> np.ndarray:
+    """Return ``forces`` or raise FloatingPointError naming the atoms with NaN/inf."""
+    bad = np.flatnonzero(~np.all(np.isfinite(forces), axis=1))
+    if bad.size:
+        raise FloatingPointError(f"{what} are not finite on device atoms "
+                                 f"{bad[:10].tolist()}")
+    return forces

@@ -59,41 +59,58 @@ def sqrtm_psd(a: np.ndarray) -> np.ndarray:
     return (u * np.sqrt(np.clip(w, 0.0, None))) @ u.conj().T
 
 
-def device_matrix(E, H, couplings, Vs, gs, eta=0.0) -> sp.csc_matrix:
-    """G_F(E)^-1 = (E + i eta) - H_F - Sigma_L - Sigma_R as a sparse matrix (Eq. 6)."""
-    n = H.shape[0]
-    M = (complex(E, eta) * sp.identity(n, dtype=complex, format="csc") - H).tocoo()
-    rows, cols, vals = [M.row], [M.col], [M.data]
-    for c, g, V in zip(couplings, gs, Vs):
-        sigma = V.conj().T @ g @ V
-        b = c.boundary
-        rows.append(np.repeat(b, len(b)))
-        cols.append(np.tile(b, len(b)))
-        vals.append(-sigma.ravel())
-    return sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(n, n))
+class DeviceMatrix:
+    """G_F(E)^-1 = (E + i eta) - H_F - Sigma_L(E) - Sigma_R(E) as a sparse matrix (Eq. 6).
+
+    The sparsity pattern (H, the diagonal and the dense boundary blocks of the
+    self-energies) is fixed per configuration; only the values change with energy.
+    """
+
+    def __init__(self, H, couplings, eta: float = 0.0):
+        n = H.shape[0]
+        H = H.tocoo()
+        blocks = [(np.repeat(c.boundary, len(c.boundary)), np.tile(c.boundary, len(c.boundary)))
+                  for c in couplings]
+        rows = np.concatenate([H.row, np.arange(n)] + [b[0] for b in blocks])
+        cols = np.concatenate([H.col, np.arange(n)] + [b[1] for b in blocks])
+        keys, where = np.unique(cols.astype(np.int64) * n + rows, return_inverse=True)
+        self.shape, self.eta = (n, n), eta
+        self.indices = (keys % n).astype(np.int32)
+        self.indptr = np.searchsorted(keys // n, np.arange(n + 1)).astype(np.int32)
+        self._h = np.zeros(len(keys), dtype=complex)
+        np.add.at(self._h, where[:H.nnz], -H.data)
+        self._diag = where[H.nnz:H.nnz + n]
+        start = H.nnz + n
+        self._sigma = []
+        for b in blocks:
+            self._sigma.append(where[start:start + len(b[0])])
+            start += len(b[0])
+
+    def __call__(self, E: float, Vs, gs) -> sp.csc_matrix:
+        data = self._h.copy()
+        data[self._diag] += complex(E, self.eta)
+        for pos, g, V in zip(self._sigma, gs, Vs):
+            np.add.at(data, pos, -(V.conj().T @ g @ V).ravel())
+        return sp.csc_matrix((data, self.indices, self.indptr), shape=self.shape)
 
 
 class Scattering:
     """Solution of the device problem at one energy and Bloch vector.
 
-    ``H`` is the sparse device Hamiltonian at Bloch vector k, ``Vs[S]`` the couplings
-    V_S(k) (contacts x boundary) and ``gs[S]`` the lead Green's functions on the contact
-    atoms. Attributes ``g[S]``, ``a[S]``, ``V[S]`` and ``Y[S]`` = G_F V_S^+ (device x
+    ``M`` is G_F^-1 (from :class:`DeviceMatrix`), ``Vs[S]`` the couplings V_S(k)
+    (contacts x boundary) and ``gs[S]`` the lead Green's functions on the contact atoms.
+    The factorization keeps the atoms' order (sorted along z: banded, linear cost). Attributes ``g[S]``, ``a[S]``, ``V[S]`` and ``Y[S]`` = G_F V_S^+ (device x
     contacts) for each solved source S in (0, 1) = (left, right).
     """
 
-    def __init__(self, E, H, couplings, Vs, gs, sources=(0, 1), eta=0.0):
-        self.E = E
+    def __init__(self, M, couplings, Vs, gs, sources=(0, 1)):
         self.couplings = couplings
-        n = H.shape[0]
         self.g, self.V = gs, Vs
         self.a = [1j * (g - g.conj().T) for g in gs]
-        M = device_matrix(E, H, couplings, Vs, gs, eta)
-        lu = splu(M, permc_spec="MMD_AT_PLUS_A")
+        lu = splu(M, permc_spec="NATURAL")
         self.Y = [None, None]
         for s in sources:
-            rhs = np.zeros((n, len(couplings[s].contacts)), dtype=complex)
+            rhs = np.zeros((M.shape[0], len(couplings[s].contacts)), dtype=complex)
             rhs[couplings[s].boundary] = self.V[s].conj().T
             self.Y[s] = lu.solve(rhs)
 

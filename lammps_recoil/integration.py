@@ -1,32 +1,85 @@
-"""Energy integration: bias windows, Fermi functions and Gauss-Legendre quadrature.
-
-A :class:`Quadrature` is a list of energy nodes, each with
-
-* ``w[:, S]`` -- the weight of the spectral density injected from lead S (S = 0 left,
-  1 right) in the density matrix, i.e. (quadrature weight) x (occupation) / 2 pi (Eq. 9);
-* ``tw`` -- the weight of T(E) in the Landauer conductance G/G0 (Eq. 11).
+"""Energy integration: bias windows, Fermi functions, fixed and adaptive quadrature.
 
 Chemical potentials follow the paper (after Eq. 10): mu_L = E_F - (1 - beta) e0 V and
 mu_R = E_F + beta e0 V (V in volts, energies in eV, so e0 V is V eV).
 
-The renormalized force F(V) - F(0), which MD uses, needs only the bias window: at T = 0
-the left lead contributes -1 on [mu_L, E_F] and the right lead +1 on [E_F, mu_R] (for
-V > 0). Each half-window is integrated with its own Gauss-Legendre rule, so the kink of
-the Fermi step never lies inside an interval.
+An energy integral is a list of :class:`Segment` s. Each segment carries the occupation
+weights w_S(E) of the spectral density injected from lead S (S = 0 left, 1 right) and the
+Landauer weight of T(E). The renormalized force F(V) - F(0), which MD uses, needs only the
+bias window: at T = 0 the left lead contributes -1 on [mu_L, E_F] and the right lead +1 on
+[E_F, mu_R] (V > 0), one segment each, so the kink of a Fermi step never lies inside a
+segment. At T > 0 one segment spans the window plus 20 kT tails with Fermi-function
+weights.
+
+Segments are integrated either adaptively (default: Gauss-Kronrod (3, 7) with bisection
+of the interval of largest error until the summed error estimate |K7 - G3| of forces,
+conductance and charges is below ``tol``; the periodic leads' channel edges, where the
+integrand has square-root kinks, start as interval ends; filament resonances a few meV
+wide are found by the bisection) or with a fixed n-point Gauss-Legendre rule.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
+
+import heapq
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, roots_legendre
 
 #: Boltzmann constant (eV/K).
 K_B = 8.617333262e-5
-#: Default Gauss-Legendre points per half bias window (see docs: error < 1e-3 eV/A at 1 V).
-DEFAULT_POINTS = 8
+#: Default absolute accuracy of adaptive integrals: eV/A for forces, G0 for conductance.
+DEFAULT_TOL = 1e-3
 #: Fermi tails are integrated out to this many kT from the chemical potentials.
 TAIL_KT = 20.0
+#: Most subintervals an adaptive integral may use before it gives up.
+MAX_INTERVALS = 400
+
+# Gauss-Kronrod (3, 7) rule on [-1, 1]: Kronrod nodes, Kronrod weights and the weights of
+# the embedded 3-point Gauss rule (zero on the nodes it does not use).
+_GK_X = np.array([-0.9604912687080202, -0.7745966692414834, -0.4342437493468026, 0.0,
+                  0.4342437493468026, 0.7745966692414834, 0.9604912687080202])
+_GK_WK = np.array([0.1046562260264672, 0.2684880898683334, 0.4013974147759622,
+                   0.4509165386584741, 0.4013974147759622, 0.2684880898683334,
+                   0.1046562260264672])
+_GK_WG = np.array([0.0, 5.0 / 9.0, 0.0, 8.0 / 9.0, 0.0, 5.0 / 9.0, 0.0])
+
+
+def _kronrod(f, a, b):
+    """K7 estimate of the integral of f over [a, b] and its error |K7 - G3| (max norm)."""
+    h, c = 0.5 * (b - a), 0.5 * (a + b)
+    y = np.array([f(c + h * x) for x in _GK_X])
+    K, G = h * (_GK_WK @ y), h * (_GK_WG @ y)
+    return K, float(np.abs(K - G).max())
+
+
+def adaptive_integral(f, a: float, b: float, tol: float, breaks=()):
+    """Adaptive Gauss-Kronrod (3, 7) integral of a vector function over [a, b].
+
+    Starts from the intervals between ``breaks``, then bisects the interval of largest
+    error until the summed error is below ``tol``. Returns (integral, error, n_evals).
+    """
+    ends = np.unique(np.concatenate([[a, b], [x for x in breaks if a < x < b]]))
+    heap = []
+    for count, (lo, hi) in enumerate(zip(ends[:-1], ends[1:])):
+        K, err = _kronrod(f, lo, hi)
+        heapq.heappush(heap, (-err, count, lo, hi, K))
+    count = len(heap)
+    while sum(-item[0] for item in heap) > tol:
+        if len(heap) >= MAX_INTERVALS:
+            raise FloatingPointError(
+                f"adaptive energy integral over [{a:.4f}, {b:.4f}] eV did not reach "
+                f"{tol:g} in {MAX_INTERVALS} intervals (error "
+                f"{sum(-item[0] for item in heap):.2e})")
+        _, _, lo, hi, _ = heapq.heappop(heap)
+        mid = 0.5 * (lo + hi)
+        for l, r in ((lo, mid), (mid, hi)):
+            K, err = _kronrod(f, l, r)
+            count += 1
+            heapq.heappush(heap, (-err, count, l, r, K))
+    total = sum(item[4] for item in heap)
+    return total, sum(-item[0] for item in heap), 7 * count
 
 
 def fermi(E, mu, temperature):
@@ -35,12 +88,6 @@ def fermi(E, mu, temperature):
     if temperature == 0.0:
         return np.where(E < mu, 1.0, np.where(E > mu, 0.0, 0.5))
     return expit(-(E - mu) / (K_B * temperature))
-
-
-def chemical_potentials(fermi_level: float, bias: float, beta: float):
-    """mu_L, mu_R (eV) for bias V (volts) and voltage-drop asymmetry beta in [0, 1]."""
-    check_bias(bias, beta)
-    return fermi_level - (1.0 - beta) * bias, fermi_level + beta * bias
 
 
 def check_bias(bias: float, beta: float, temperature: float = 0.0) -> None:
@@ -52,97 +99,119 @@ def check_bias(bias: float, beta: float, temperature: float = 0.0) -> None:
         raise ValueError(f"electron temperature must be >= 0 K, got {temperature}")
 
 
+def chemical_potentials(fermi_level: float, bias: float, beta: float):
+    """mu_L, mu_R (eV) for bias V (volts) and voltage-drop asymmetry beta in [0, 1]."""
+    check_bias(bias, beta)
+    return fermi_level - (1.0 - beta) * bias, fermi_level + beta * bias
+
+
 def gauss_legendre(a: float, b: float, n: int):
     """Nodes and weights of the n-point Gauss-Legendre rule on [a, b]."""
-    x, w = np.polynomial.legendre.leggauss(n)
+    x, w = roots_legendre(n)
     return 0.5 * (b - a) * x + 0.5 * (b + a), 0.5 * (b - a) * w
 
 
 @dataclass
-class Quadrature:
-    """Energy nodes with density-matrix weights ``w`` (n, 2) and Landauer weights ``tw``."""
+class Segment:
+    """An energy interval [a, b] with its weights.
 
-    energies: np.ndarray
-    w: np.ndarray
-    tw: np.ndarray
+    ``occupation(E)`` returns (w_L, w_R): the occupation factors multiplying the spectral
+    density injected from each lead (divided by 2 pi where the density matrix is formed);
+    ``landauer(E)`` the weight of T(E) in G/G0. ``edge`` marks a lower end at the band
+    bottom, integrated in u with E = a + (b - a) u^2 to absorb the 1/sqrt(E - E_0) edge.
+    """
 
-    def __len__(self):
-        return len(self.energies)
+    a: float
+    b: float
+    occupation: Callable
+    landauer: Callable
+    edge: bool = False
 
-    @property
-    def window(self):
-        return float(self.energies.min()), float(self.energies.max())
+    def nodes(self, n: int):
+        """Fixed n-point Gauss-Legendre nodes and weights (with the edge substitution)."""
+        if n < 1:
+            raise ValueError(f"need at least one energy point, got {n}")
+        if self.edge:
+            u, wu = gauss_legendre(0.0, 1.0, n)
+            return self.a + (self.b - self.a) * u**2, wu * 2.0 * u * (self.b - self.a)
+        return gauss_legendre(self.a, self.b, n)
 
-    def __add__(self, other: "Quadrature") -> "Quadrature":
-        return Quadrature(np.concatenate([self.energies, other.energies]),
-                          np.concatenate([self.w, other.w]),
-                          np.concatenate([self.tw, other.tw]))
+    def integrate(self, func, n_points: int | None = None, tol: float = DEFAULT_TOL,
+                  breaks=()):
+        """Integral of the vector function func(E, segment) over the segment.
+
+        Fixed Gauss-Legendre with ``n_points``, else :func:`adaptive_integral` to absolute
+        accuracy ``tol`` (max norm), starting from intervals split at the energies
+        ``breaks`` (kinks of the integrand). Returns (integral, error estimate or nan,
+        n_evals).
+        """
+        if n_points is not None:
+            E, w = self.nodes(n_points)
+            return sum(wi * func(e, self) for e, wi in zip(E, w)), np.nan, len(E)
+        breaks = np.asarray(breaks, dtype=float)
+        if self.edge:
+            span = self.b - self.a
+            g = lambda u: func(self.a + span * u * u, self) * (2.0 * u * span)
+            inside = breaks[(breaks > self.a) & (breaks < self.b)]
+            return adaptive_integral(g, 0.0, 1.0, tol, np.sqrt((inside - self.a) / span))
+        return adaptive_integral(lambda e: func(e, self), self.a, self.b, tol, breaks)
 
 
-def _interval(a, b, n, wl, wr, tw_scale, edge=False):
-    if edge:
-        # E = a + (b - a) u^2 removes the 1/sqrt(E - E_0) band-edge singularity of the
-        # lead density of states at the lower end.
-        u, wu = gauss_legendre(0.0, 1.0, n)
-        E, w = a + (b - a) * u**2, wu * 2.0 * u * (b - a)
-    else:
-        E, w = gauss_legendre(min(a, b), max(a, b), n)
-    W = np.stack([w * wl(E), w * wr(E)], axis=1) / (2.0 * np.pi)
-    return Quadrature(E, W, w * tw_scale)
+def _constant(value):
+    return lambda E: value
 
 
 def bias_window(fermi_level: float, bias: float, beta: float = 0.5,
-                temperature: float = 0.0, n_points: int = DEFAULT_POINTS) -> Quadrature:
-    """Nodes for the renormalized density matrix F(V) - F(0) and the conductance at V.
+                temperature: float = 0.0) -> list[Segment]:
+    """Segments for the renormalized density matrix F(V) - F(0) and the conductance.
 
-    At V = 0 the density weights vanish and the single Landauer node gives the
-    linear-response conductance T(E_F) (thermally broadened at T > 0).
+    At V = 0 (and T = 0) the list is empty: no force; the conductance is then T(E_F).
     """
     check_bias(bias, beta, temperature)
-    if n_points < 1:
-        raise ValueError(f"need at least one energy point, got {n_points}")
     EF = fermi_level
     mu_l, mu_r = chemical_potentials(EF, bias, beta)
     if temperature == 0.0:
         if bias == 0.0:
-            return Quadrature(np.array([EF]), np.zeros((1, 2)), np.ones(1))
-        sgn = np.sign(bias)
-        tw = 1.0 / abs(bias)
-        q = Quadrature(np.zeros(0), np.zeros((0, 2)), np.zeros(0))
+            return []
+        sgn, tw = np.sign(bias), 1.0 / abs(bias)
+        segs = []
         if mu_l != EF:
-            q = q + _interval(mu_l, EF, n_points, lambda E: -sgn * np.ones_like(E),
-                              np.zeros_like, tw)
+            segs.append(Segment(min(mu_l, EF), max(mu_l, EF), _constant((-sgn, 0.0)),
+                                _constant(tw)))
         if mu_r != EF:
-            q = q + _interval(EF, mu_r, n_points, np.zeros_like,
-                              lambda E: sgn * np.ones_like(E), tw)
-        return q
+            segs.append(Segment(min(mu_r, EF), max(mu_r, EF), _constant((0.0, sgn)),
+                                _constant(tw)))
+        return segs
     kT = K_B * temperature
     lo = min(mu_l, mu_r, EF) - TAIL_KT * kT
     hi = max(mu_l, mu_r, EF) + TAIL_KT * kT
-    E, w = gauss_legendre(lo, hi, 2 * n_points)
-    f0 = fermi(E, EF, temperature)
-    W = np.stack([fermi(E, mu_l, temperature) - f0, fermi(E, mu_r, temperature) - f0],
-                 axis=1) * w[:, None] / (2 * np.pi)
+
+    def occupation(E):
+        f0 = fermi(E, EF, temperature)
+        return fermi(E, mu_l, temperature) - f0, fermi(E, mu_r, temperature) - f0
+
     if bias == 0.0:
-        tw = w * f0 * (1 - f0) / kT           # -df/dE
+        def landauer(E):
+            f0 = fermi(E, EF, temperature)
+            return f0 * (1.0 - f0) / kT                         # -df/dE
     else:
-        tw = w * (fermi(E, mu_l, temperature) - fermi(E, mu_r, temperature)) / bias
-    return Quadrature(E, W, tw)
+        def landauer(E):
+            return (fermi(E, mu_l, temperature) - fermi(E, mu_r, temperature)) / bias
+    return [Segment(lo, hi, occupation, landauer)]
 
 
 def full_band(band_bottom: float, fermi_level: float, bias: float, beta: float = 0.5,
-              temperature: float = 0.0, n_points: int = 96) -> Quadrature:
-    """Nodes for the full F(V) of Eq. 10: each lead's states from E_0 up to mu_S.
-
-    Landauer weights are zero here; combine with :func:`bias_window` for G.
-    """
+              temperature: float = 0.0) -> list[Segment]:
+    """Segments for the full F(V) of Eq. 10: each lead's states from E_0 up to mu_S."""
     check_bias(bias, beta, temperature)
     mu = chemical_potentials(fermi_level, bias, beta)
-    q = Quadrature(np.zeros(0), np.zeros((0, 2)), np.zeros(0))
+    segs = []
     for s in (0, 1):
         top = mu[s] + (TAIL_KT * K_B * temperature if temperature > 0 else 0.0)
-        occ = (lambda E, m=mu[s]: fermi(E, m, temperature))
-        zero = np.zeros_like
-        q = q + _interval(band_bottom, top, n_points, occ if s == 0 else zero,
-                          occ if s == 1 else zero, 0.0, edge=True)
-    return q
+
+        def occupation(E, s=s):
+            f = fermi(E, mu[s], temperature)
+            return (f, 0.0) if s == 0 else (0.0, f)
+
+        segs.append(Segment(band_bottom, top, occupation, _constant(0.0), edge=True))
+    return segs

@@ -247,6 +247,16 @@ class LayeredLead:
             self._cache.store(key, g)
         return g
 
+    def layer_dos(self, energies) -> np.ndarray:
+        """Local density of states per atom and spin of each block layer, (nE, n_layers).
+
+        -(1/pi) Im G_nn(E), the kappa average of the per-chain layer Green's functions
+        (the diagonal of the real-space surface Green's function, 1/eV).
+        """
+        out = [np.einsum("k,kll->l", self.weights, self._block_gf(E, self.kappa))
+               for E in np.atleast_1d(energies)]
+        return -np.imag(out) / np.pi
+
     def fermi_level(self, electrons_per_atom: float = 1.0, kmesh: int = FERMI_KMESH) -> float:
         """Bulk Fermi level E_F (eV) for the given conduction electrons per atom.
 
@@ -279,6 +289,20 @@ class LayeredLead:
         if self.box is None and not self.lattice.is_chain:
             raise ValueError("a laterally infinite lead has infinitely many channels")
         return int(np.sum(np.abs(E - self.h0(kappa)) < 2 * np.abs(self.h1(kappa))))
+
+    def channel_edges(self, k=None) -> np.ndarray:
+        """Energies where a channel of a periodic lead opens or closes (eV).
+
+        The band edges h0 +- 2|h1| of every per-kappa chain of the lead's kappa set: T(E)
+        and the density of states have square-root kinks there, so adaptive energy
+        integrals break their intervals at these points. Empty for a laterally infinite
+        lead (a continuum).
+        """
+        if self.box is None and not self.lattice.is_chain:
+            return np.zeros(0)
+        kappa = self.kappa + (0.0 if k is None else np.asarray(k))
+        h0, h = self.h0(kappa), np.abs(self.h1(kappa))
+        return np.unique(np.round(np.concatenate([h0 - 2 * h, h0 + 2 * h]), 9))
 
     def flat_bands(self, k=None) -> np.ndarray:
         """Energies h0(kappa) of the kappa in the lead's set whose layers decouple.

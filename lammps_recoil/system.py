@@ -20,9 +20,9 @@ from scipy.sparse.csgraph import connected_components
 import scipy.sparse as sp
 
 from . import integration as quad
-from .forces import bond_forces, onsite_weight
+from .forces import bond_forces, onsite_weight, require_finite
 from .geometry import check_box, check_overlaps, check_positions
-from .greens import Coupling, Scattering, device_matrix
+from .greens import Coupling, DeviceMatrix, Scattering
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -37,9 +37,11 @@ class RecoilResult:
 
     ``forces``: (N, 3) eV/A on the device atoms; ``conductance``: Landauer G/G0 at the
     bias (Eq. 11; T(E_F) at zero bias); ``density``: change of the electron count per atom
-    (spin included) from the integrated window; ``at_lead``: device atoms bonded to lead
-    atoms (their environment includes the idealized frozen lead); ``timings``: seconds
-    spent in lead Green's functions, device solves and force contraction.
+    (spin included) from the integrated window; ``n_energies``: energy points used;
+    ``error``: the adaptive integral's error estimate (NaN for fixed rules); ``at_lead``:
+    device atoms bonded to lead atoms (their environment includes the idealized frozen
+    lead); ``timings``: seconds spent in lead Green's functions, device solves (including
+    the density matrix) and force contraction.
     """
 
     forces: np.ndarray
@@ -49,6 +51,7 @@ class RecoilResult:
     beta: float
     temperature: float
     n_energies: int
+    error: float
     at_lead: np.ndarray
     timings: dict = field(default_factory=dict)
 
@@ -138,21 +141,25 @@ class RecoilSystem:
         return self._band
 
     def update(self, positions) -> None:
-        """Rebuild Hamiltonian and couplings for new positions of the device atoms."""
-        pos = check_positions(positions, "device")
-        n = len(pos)
+        """Rebuild Hamiltonian and couplings for new positions of the device atoms.
+
+        Internally the atoms are ordered along z, which makes the sparse factorization of
+        G_F^-1 banded (block tridiagonal) and its cost linear in the filament length;
+        results come back in the caller's order.
+        """
+        user = check_positions(positions, "device")
+        n = len(user)
         if n == 0:
             raise ValueError("the device is empty: no atoms between the leads")
+        order = np.argsort(user[:, 2], kind="stable")
+        pos = user[order]
         left, right = self.leads
         allpos = np.vstack([pos, left.positions, right.positions])
         kind = np.repeat([0, 1, 2], [n, len(left.positions), len(right.positions)])
-        local = np.concatenate([np.arange(n), np.arange(len(left.positions)),
+        local = np.concatenate([order, np.arange(len(left.positions)),
                                 np.arange(len(right.positions))])
         check_overlaps(allpos, self.box, label=lambda a: (
             f"{('device', 'left lead', 'right lead')[kind[a]]} atom {local[a]}"))
-        for lead in self.leads:
-            lead.check_reach(pos)
-
         bonds = find_bonds(allpos, self.hopping, self.box)
         i, j, d, shift, t, dtdr = (bonds.i, bonds.j, bonds.vec, bonds.shift, bonds.t,
                                    bonds.dtdr)
@@ -160,6 +167,8 @@ class RecoilSystem:
         if np.any((ki == 1) & (kj == 2)):
             raise ValueError("the left and right leads are bonded to each other: the device "
                              "region is too short")
+        for lead in self.leads:
+            lead.check_reach(user)
         # Orient device-lead bonds so that i is the device atom.
         flip = (ki != 0) & (kj == 0)
         i, j = np.where(flip, j, i), np.where(flip, i, j)
@@ -175,8 +184,7 @@ class RecoilSystem:
             m = (ki == 0) & (kj == s + 1)
             if not m.any():
                 raise ValueError(f"the device has no bond to the {lead.side} lead")
-            lead_atom = local[j[m]]
-            contacts, con = np.unique(lead_atom, return_inverse=True)
+            contacts, con = np.unique(local[j[m]], return_inverse=True)
             couplings.append(Coupling(contacts, np.unique(i[m]), i[m], con, d[m], t[m]))
             ext_j[m] = offset + con
             offset += len(contacts)
@@ -185,14 +193,24 @@ class RecoilSystem:
         self.ext_bonds = Bonds(i[bonded], ext_j[bonded], d[bonded], t[bonded], dtdr[bonded],
                                shift[bonded])
         self.n_ext = offset
+        self._order = order
         self._check_connected(n)
-        self.at_lead = np.zeros(n, dtype=bool)
+        at_lead = np.zeros(n, dtype=bool)
         for c in couplings:
-            self.at_lead[c.boundary] = True
-        self.positions = pos
-        self._H = [hamiltonian(self.device_bonds, n, k, self.onsite) for k in self.kpoints]
+            at_lead[c.boundary] = True
+        self.at_lead = self._to_user(at_lead)
+        self.positions = user
+        onsite = None if self.onsite is None else np.broadcast_to(self.onsite, (n,))[order]
+        self._H = [hamiltonian(self.device_bonds, n, k, onsite) for k in self.kpoints]
         self._V = [[c.matrix(k) for c in couplings] for k in self.kpoints]
+        self._M = [DeviceMatrix(H, couplings, self.eta) for H in self._H]
         self._contact_gf = {}
+
+    def _to_user(self, values: np.ndarray) -> np.ndarray:
+        """Per-atom values from the internal z order back to the caller's order."""
+        out = np.empty_like(values)
+        out[self._order] = values
+        return out
 
     def _check_connected(self, n):
         """Every device atom must have a bonded path to a lead (else: bound states)."""
@@ -202,7 +220,7 @@ class RecoilSystem:
             [np.full(len(c.boundary), n + s) for s, c in enumerate(self.couplings)])])
         graph = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 2, n + 2))
         _, label = connected_components(graph, directed=False)
-        lost = np.flatnonzero((label[:n] != label[n]) & (label[:n] != label[n + 1]))
+        lost = np.sort(self._order[(label[:n] != label[n]) & (label[:n] != label[n + 1])])
         if lost.size:
             raise ValueError(f"device atoms {lost[:10].tolist()}{' ...' if lost.size > 10 else ''}"
                              " are not connected to either lead (isolated cluster or atom "
@@ -228,8 +246,8 @@ class RecoilSystem:
         """Solve the device problem at energy E (eV) and Bloch vector index ik."""
         gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
         try:
-            return Scattering(E, self._H[ik], self.couplings, self._V[ik], gs, sources,
-                              self.eta)
+            return Scattering(self._M[ik](E, self._V[ik], gs), self.couplings, self._V[ik],
+                              gs, sources)
         except RuntimeError as err:   # SuperLU: exactly singular
             raise FloatingPointError(f"device Green's function is singular at E = {E} eV "
                                      f"(a bound state of the device): {err}") from None
@@ -237,7 +255,7 @@ class RecoilSystem:
     def inverse_green(self, E: float, ik: int = 0):
         """The sparse matrix G_F(E)^-1 = E - H_F - Sigma_L - Sigma_R (Eq. 6)."""
         gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
-        return device_matrix(E, self._H[ik], self.couplings, self._V[ik], gs, self.eta)
+        return self._M[ik](E, self._V[ik], gs)
 
     def transmission(self, energies) -> np.ndarray:
         """Caroli transmission T(E) (Eq. 7), averaged over Bloch vectors, per supercell."""
@@ -254,61 +272,76 @@ class RecoilSystem:
         return self.scattering(E, ik, sources=(1,)).channels()
 
     def conductance(self, bias: float = 0.0, beta: float = 0.5, temperature: float = 0.0,
-                    n_points: int = quad.DEFAULT_POINTS) -> float:
+                    tol: float = quad.DEFAULT_TOL, n_points: int | None = None) -> float:
         """Landauer conductance G/G0 (Eq. 11); T(E_F) in linear response at T = 0."""
-        q = quad.bias_window(self.fermi_level, bias, beta, temperature, n_points)
-        return float(sum(tw * self.transmission(e)[0] for e, tw in zip(q.energies, q.tw)))
+        segments = quad.bias_window(self.fermi_level, bias, beta, temperature)
+        if not segments:
+            return float(self.transmission(self.fermi_level)[0])
+        self._check_window(segments)
+        func = lambda E, seg: np.array([seg.landauer(E) * self.transmission(E)[0]])
+        breaks = self._kinks()
+        return float(sum(seg.integrate(func, n_points, tol / len(segments), breaks)[0][0]
+                         for seg in segments))
 
     def forces(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
-               model: str = "paper", n_points: int = quad.DEFAULT_POINTS,
-               full: bool = False, full_points: int = 96) -> RecoilResult:
+               model: str = "paper", tol: float = quad.DEFAULT_TOL,
+               n_points: int | None = None, full: bool = False,
+               full_points: int = 96) -> RecoilResult:
         """Recoil forces at bias V (volts) on the device atoms (Eq. 10 with Eq. 4).
 
         By default the renormalized force F(V) - F(0) from the bias window only (what MD
-        adds on top of a zero-bias force field). ``full=True`` integrates each lead's states
-        from the band bottom E_0 up to mu_S instead (the full F(V), ``full_points`` nodes
-        per lead). ``model`` selects Eq. 4 (``"paper"``) or ``"hellmann-feynman"``.
+        adds on top of a zero-bias force field), integrated adaptively to absolute accuracy
+        ``tol`` (eV/A for forces, G0 for the conductance), or with a fixed ``n_points``
+        Gauss-Legendre rule per segment. ``full=True`` integrates each lead's states from
+        the band bottom E_0 up to mu_S instead (the full F(V), ``full_points`` nodes per
+        lead). ``model`` selects Eq. 4 (``"paper"``) or ``"hellmann-feynman"``.
         ``temperature`` is the electron temperature (K) in the Fermi functions.
         """
         onsite_weight(model)
-        window = quad.bias_window(self.fermi_level, bias, beta, temperature, n_points)
         if full:
-            q = quad.full_band(self.band_edges[0], self.fermi_level, bias, beta, temperature,
-                               full_points)
-            q.tw[:] = 0.0
-            window.w[:] = 0.0
-            q = q + window
+            segments = quad.full_band(self.band_edges[0], self.fermi_level, bias, beta,
+                                      temperature)
+            n_points = full_points
         else:
-            q = window
-        self._check_window(q)
-        rho_bond, rho_diag, G, timings = self._integrate(q)
-        b = self.ext_bonds
-        t0 = time.perf_counter()
-        F = bond_forces(b.i, b.j, b.vec, b.dtdr, rho_bond, rho_diag, self.n_atoms, model)
-        timings["forces"] += time.perf_counter() - t0
-        bad = np.flatnonzero(~np.all(np.isfinite(F), axis=1))
-        if bad.size:
-            raise FloatingPointError(f"recoil forces are not finite on device atoms "
-                                     f"{bad[:10].tolist()}")
-        return RecoilResult(F, G, 2.0 * rho_diag[:self.n_atoms], bias, beta, temperature,
-                            len(q), self.at_lead.copy(), timings)
+            segments = quad.bias_window(self.fermi_level, bias, beta, temperature)
+        self._check_window(segments)
+        timings = {"leads": 0.0, "solve": 0.0, "forces": 0.0}
+        n = self.n_atoms
+        total, error, n_energies = np.zeros(4 * n + 1), 0.0, 0
+        func = lambda E, seg: self._integrand(E, seg, model, timings)
+        breaks = self._kinks()
+        for seg in segments:
+            val, err, nev = seg.integrate(func, n_points, tol / len(segments), breaks)
+            total, error, n_energies = total + val, error + err, n_energies + nev
+        forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)))
+        if full:
+            conductance = self.conductance(bias, beta, temperature, tol)
+        elif segments:
+            conductance = float(total[3 * n])
+        else:
+            conductance = float(self.transmission(self.fermi_level)[0])
+        return RecoilResult(forces, conductance, self._to_user(total[3 * n + 1:]), bias, beta,
+                            temperature,
+                            n_energies, error, self.at_lead.copy(), timings)
 
-    def quadrature_error(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
-                         model: str = "paper", n_points: int = quad.DEFAULT_POINTS) -> float:
-        """Error estimate (eV/A) of the n-point forces: max |F(n) - F(2n)| over atoms."""
-        a = self.forces(bias, beta, temperature, model, n_points).forces
-        b = self.forces(bias, beta, temperature, model, 2 * n_points).forces
-        return float(np.abs(a - b).max())
+    def _kinks(self) -> np.ndarray:
+        """Channel edges of the periodic leads at every Bloch vector (integration breaks)."""
+        edges = [lead.channel_edges(k if self.box is not None else None)
+                 for lead in self.leads if hasattr(lead, "channel_edges")
+                 for k in self.kpoints]
+        return np.unique(np.concatenate(edges)) if edges else np.zeros(0)
 
-    def _check_window(self, q: quad.Quadrature) -> None:
+    def _check_window(self, segments) -> None:
         """The window must lie in the band and avoid the periodic leads' flat bands."""
+        if not segments:
+            return
         lo, hi = self.band_edges
-        wlo, whi = q.window
+        wlo, whi = min(s.a for s in segments), max(s.b for s in segments)
         if wlo < lo or whi > hi:
-            raise ValueError(f"bias window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band "
+            raise ValueError(f"energy window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band "
                              f"[{lo:.3f}, {hi:.3f}] eV: reduce the bias")
         for lead in self.leads:
-            if not hasattr(lead, "flat_bands"):
+            if not hasattr(lead, "flat_bands") or lead.eta > 0:
                 continue
             for k in self.kpoints:
                 flat = lead.flat_bands(k if self.box is not None else None)
@@ -319,36 +352,43 @@ class RecoilSystem:
                         f"E = {inside[0]:.4f} eV, within {FLAT_MARGIN} eV of the energy "
                         f"window [{wlo:.3f}, {whi:.3f}] eV: its delta peak makes the "
                         "integral ill-defined. Choose another transverse cell (for fcc (001) "
-                        "at 1 V: 4x4 cubic cells) or k grid, or the (111) orientation")
+                        "at 1 V: 4x4 cubic cells) or k grid, the (111) orientation, or give "
+                        "the lead a broadening eta > 0")
 
-    def _integrate(self, q: quad.Quadrature):
-        """Accumulate the density matrix on bonds and sites and the conductance."""
+    def _integrand(self, E: float, seg, model: str, timings: dict) -> np.ndarray:
+        """Forces (3N), conductance weight x T (1) and density (N) per unit energy at E.
+
+        The density matrix of Eq. 9 from each lead S with occupation weight w_S(E) is
+        accumulated on the bonds and sites of the extended region (summed over Bloch
+        vectors) and contracted into forces with Eq. 4.
+        """
+        w = np.asarray(seg.occupation(E), dtype=float) / (2.0 * np.pi)
+        tw = seg.landauer(E)
+        sources = tuple(s for s in (0, 1) if w[s] != 0.0) or (1,)
         b = self.ext_bonds
         rho_bond = np.zeros(len(b), dtype=complex)
         rho_diag = np.zeros(self.n_ext)
         G = 0.0
-        timings = {"leads": 0.0, "solve": 0.0, "forces": 0.0}
         for ik, wk in enumerate(self.kweights):
+            t0 = time.perf_counter()
+            for s in (0, 1):
+                self._lead_gf(s, E, ik)
+            t1 = time.perf_counter()
+            sc = self.scattering(E, ik, sources)
+            t2 = time.perf_counter()
+            if tw != 0.0:
+                G += wk * tw * sc.transmission()
             phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
-            for E, w, tw in zip(q.energies, q.w, q.tw):
-                sources = tuple(s for s in (0, 1) if w[s] != 0.0) or (1,)
-                t0 = time.perf_counter()
-                for s in (0, 1):
-                    self._lead_gf(s, E, ik)
-                t1 = time.perf_counter()
-                sc = self.scattering(E, ik, sources)
-                t2 = time.perf_counter()
-                if tw != 0.0:
-                    G += wk * tw * sc.transmission()
-                for s in sources:
-                    if w[s] == 0.0:
-                        continue
-                    psi = sc.amplitudes(s)
-                    W = psi @ (w[s] * wk * sc.a[s])
-                    rho_bond += phase * np.einsum("mb,mb->m", W[b.i], psi[b.j].conj())
-                    rho_diag += np.einsum("nb,nb->n", W, psi.conj()).real
-                t3 = time.perf_counter()
-                timings["leads"] += t1 - t0
-                timings["solve"] += t2 - t1
-                timings["forces"] += t3 - t2
-        return rho_bond, rho_diag, G, timings
+            for s in sources:
+                if w[s] == 0.0:
+                    continue
+                psi = sc.amplitudes(s)
+                W = psi @ (w[s] * wk * sc.a[s])
+                rho_bond += phase * np.einsum("mb,mb->m", W[b.i], psi[b.j].conj())
+                rho_diag += np.einsum("nb,nb->n", W, psi.conj()).real
+            timings["leads"] += t1 - t0
+            timings["solve"] += time.perf_counter() - t1
+        t3 = time.perf_counter()
+        F = bond_forces(b.i, b.j, b.vec, b.dtdr, rho_bond, rho_diag, self.n_atoms, model)
+        timings["forces"] += time.perf_counter() - t3
+        return np.concatenate([F.ravel(), [G], 2.0 * rho_diag[:self.n_atoms]])

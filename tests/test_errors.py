@@ -1,0 +1,123 @@
+"""Bad input gives a clear error that names the problem."""
+import numpy as np
+import pytest
+from conftest import build_filament, perfect_system
+
+from lammps_recoil import LayeredLead, RecoilSystem, fcc_lattice
+from lammps_recoil.chain import chain_system
+from lammps_recoil.forces import require_finite
+
+
+@pytest.fixture(scope="module")
+def fil():
+    f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
+                       shape="cylinder", neck_radius=1.3)
+    return f, f.recoil_system()
+
+
+def test_overlapping_atoms(fil):
+    _, s = fil
+    x = s.positions.copy()
+    x[9] = x[8] + [0.3, 0, 0]
+    with pytest.raises(ValueError, match="overlapping atoms: device atom 8 and device atom 9"):
+        s.update(x)
+
+
+def test_nan_coordinates(fil):
+    _, s = fil
+    x = s.positions.copy()
+    x[4, 1] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite.*\[4\]"):
+        s.update(x)
+
+
+def test_empty_device(fil):
+    _, s = fil
+    with pytest.raises(ValueError, match="device is empty"):
+        s.update(np.zeros((0, 3)))
+
+
+def test_device_without_contact_to_a_lead(fil):
+    f, s = fil
+    x = f.positions[f.device]
+    keep = x[:, 2] < 1.0           # cut away the right half: nothing bonds to the right lead
+    with pytest.raises(ValueError, match="no bond to the right lead"):
+        RecoilSystem(x[keep], *f.leads(), box=f.box)
+
+
+def test_isolated_atom(fil):
+    f, s = fil
+    x = s.positions.copy()
+    x[9] += [0.0, 0.0, 0.0]
+    x[9, :2] += 3.5                 # the middle filament atom leaves the chain sideways
+    with pytest.raises(ValueError, match=r"device atoms \[9\] are not connected"):
+        s.update(x)
+
+
+def test_atom_reaching_past_the_lead_block():
+    f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
+                       shape="cylinder", neck_radius=1.3, lead_layers=1)
+    s = f.recoil_system()
+    x = s.positions.copy()
+    x[0, 2] -= 0.3        # an electrode atom sinks toward the lead's (unmodelled) 2nd layer
+    with pytest.raises(ValueError, match=r"device atoms \[0\] come within the hopping "
+                                         "cutoff of the left lead beyond its 1 surface layer"):
+        s.update(x)
+
+
+def test_leads_touching():
+    s = perfect_system("001", 2, 2, layers=1)
+    left, right = s.leads
+    shifted = LayeredLead(fcc_lattice("001"), right.positions - [0, 0, 1.79782], "right",
+                          box=s.box)
+    with pytest.raises(ValueError, match="leads are bonded to each other"):
+        RecoilSystem(s.positions[:1] + [0, 0, 30.0], left, shifted, box=s.box)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(bias=1.0, beta=1.5), r"beta .* must lie in \[0, 1\], got 1.5"),
+    (dict(bias=1.0, beta=-0.1), r"beta .* must lie in \[0, 1\]"),
+    (dict(bias=np.nan), "bias must be a finite"),
+    (dict(bias=6.0), "leaves the lead band"),
+    (dict(bias=1.0, temperature=-5.0), "temperature must be >= 0"),
+    (dict(bias=1.0, model="magic"), "force model must be one of"),
+    (dict(bias=1.0, n_points=0), "at least one energy point"),
+])
+def test_bad_bias_parameters(fil, kw, message):
+    _, s = fil
+    with pytest.raises(ValueError, match=message):
+        s.forces(**kw)
+
+
+def test_window_on_a_flat_band():
+    s = perfect_system("001", 2, 2, layers=2)
+    with pytest.raises(ValueError, match="flat band at E = 0.0000 eV"):
+        s.forces(1.0, beta=0.0)
+
+
+def test_bad_k_grid_and_lead_order(fil):
+    f, s = fil
+    left, right = f.leads()
+    with pytest.raises(ValueError, match="k-point grid must be positive"):
+        RecoilSystem(s.positions, left, right, box=f.box, kpoints=0)
+    with pytest.raises(ValueError, match="left lead first"):
+        RecoilSystem(s.positions, right, left, box=f.box)
+    with pytest.raises(ValueError, match="box"):
+        RecoilSystem(s.positions, left, right, box=f.box * 2)
+
+
+def test_lead_side_and_box():
+    with pytest.raises(ValueError, match="side must be 'left' or 'right'"):
+        LayeredLead(fcc_lattice("001"), np.zeros((1, 3)), "top")
+    with pytest.raises(ValueError, match="periodic box must be two positive"):
+        LayeredLead(fcc_lattice("001"), np.zeros((1, 3)), "left", box=(-1, 3))
+
+
+def test_non_finite_forces_are_refused():
+    with pytest.raises(FloatingPointError, match=r"not finite on device atoms \[2\]"):
+        require_finite(np.array([[0.0, 0, 0], [1, 2, 3], [0, np.nan, 0]]))
+
+
+def test_chain_needs_negative_hopping():
+    with pytest.raises(ValueError, match="must be negative"):
+        chain_system(1.0, 1.0, t=1.8)

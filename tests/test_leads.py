@@ -1,0 +1,103 @@
+"""Leads: closed-form surface Green's functions, sum rules, Fermi level, k-mesh limit."""
+import numpy as np
+import pytest
+from conftest import ORIGIN, fcc_box
+
+from lammps_recoil import (A0_CU, HoppingModel, LayeredLead, WireLead, chain_lattice,
+                           fcc_lattice)
+from lammps_recoil.geometry import lattice_sites
+from lammps_recoil.integration import gauss_legendre
+from lammps_recoil.leads import chain_surface_gf
+
+T1 = HoppingModel().nearest_neighbour_hopping()
+
+
+def test_nearest_neighbour_hopping():
+    assert T1 == pytest.approx(-1.8 * np.exp(-1.0), rel=1e-12)      # zeta * a = 1
+    assert T1 == pytest.approx(-0.6622, abs=1e-4)
+
+
+def test_chain_gf_is_the_papers_closed_form():
+    """Section 3: g_R^{11}(E) = (E - i sqrt(4t^2 - E^2)) / 2t^2 in the band; outside,
+    the decaying real root."""
+    t = -1.8
+    E = np.linspace(-3.55, 3.55, 41)
+    paper = (E - 1j * np.sqrt(4 * t**2 - E**2)) / (2 * t**2)
+    np.testing.assert_allclose(chain_surface_gf(E + 0j, 0.0, t**2), paper, atol=1e-12)
+    out = np.array([-9.0, -3.7, 3.7, 9.0]) + 0j
+    g = chain_surface_gf(out, 0.0, t**2)
+    assert np.all(g.imag == 0) and np.all(np.abs(g) < 1 / abs(t))
+    np.testing.assert_allclose(g, (out - np.sign(out.real) * np.sqrt(out**2 - 4 * t**2))
+                               / (2 * t**2), atol=1e-12)
+
+
+def test_decimation_wire_equals_closed_form_chain():
+    hop = HoppingModel(t0=-1.8 * np.exp(1.0), zeta=1 / 2.5, r_on=3.5, r_off=3.5)
+    wire = WireLead([[0, 0, -2.5]], [0, 0, -2.5], "left", hop)
+    chain = LayeredLead(chain_lattice(2.5), [[0, 0, -2.5]], "left", hop)
+    # (exactly E = 0, the centre of the bipartite chain's band, decimation stalls)
+    for E in (-3.3, -1.0, 0.013, 2.2, 3.9):
+        assert wire.surface_gf(E)[0, 0] == pytest.approx(chain.surface_gf(E)[0, 0], abs=1e-7)
+
+
+@pytest.mark.parametrize("orientation, nx, ny", [("001", 2, 2), ("001", 3, 3), ("111", 4, 2)])
+def test_surface_dos_integrates_to_one_state_per_site(orientation, nx, ny):
+    """-(1/pi) int Im g_ii dE = 1 for the surface and second layer. Layers of the kappa
+    points where h1 = 0 are flat bands (delta peaks a quadrature cannot see): they hold
+    exactly their share n_flat / N_kappa of the states."""
+    box = fcc_box(orientation, nx, ny)
+    lat = fcc_lattice(orientation)
+    lead = LayeredLead(lat, lattice_sites(lat, ORIGIN, [0, 1], box=box), "right", box=box)
+    n_flat = np.sum(np.abs(lead.h1(lead.kappa)) < 1e-9)
+    E, w = gauss_legendre(*np.array(lead.band_edges()) + [-0.01, 0.01], 6000)
+    total = w @ lead.layer_dos(E)
+    np.testing.assert_allclose(total, 1.0 - n_flat / len(lead.kappa), atol=2e-4)
+    # layer_dos is the diagonal of the real-space surface Green's function
+    for e in (-5.0, 0.61):
+        diag = -np.diag(lead.surface_gf(e)).imag / np.pi
+        np.testing.assert_allclose(diag, lead.layer_dos(e)[0][lead.layer], atol=1e-12)
+
+
+@pytest.mark.parametrize("orientation", ["001", "111"])
+def test_fermi_level_against_bulk_brillouin_zone(orientation):
+    """E_F at one electron per atom is the median of the bulk band
+    eps(k) = 4 t1 (cx cy + cy cz + cz cx) over the 3D zone, computed independently."""
+    lat = fcc_lattice(orientation)
+    box = fcc_box(orientation, 2, 2)
+    lead = LayeredLead(lat, lattice_sites(lat, ORIGIN, [0, 1], box=box), "left", box=box)
+    ef = lead.fermi_level()
+    # cubic cell sampling of the simple-cubic-folded zone: k in [0, 4 pi / a0)^3 covers
+    # the fcc zone four times uniformly
+    n = 96
+    k = (np.arange(n) + 0.5) * 4 * np.pi / (A0_CU * n)
+    c = np.cos(k * A0_CU / 2)
+    cx, cy, cz = np.meshgrid(c, c, c, indexing="ij", sparse=True)
+    eps = 4 * T1 * (cx * cy + cy * cz + cz * cx)
+    assert ef == pytest.approx(np.median(eps), abs=2e-3)
+    assert ef == pytest.approx(0.6077, abs=2e-4)
+    assert lead.band_edges() == pytest.approx((12 * T1, -4 * T1), abs=1e-9)
+    assert lead.fermi_level(kmesh=480) == pytest.approx(ef, abs=1e-4)
+
+
+def test_laterally_infinite_lead_converges_with_k_mesh():
+    """The laterally infinite (001) surface at E_F: the surface-patch Green's function
+    converges as the Brillouin-zone mesh grows (fixed eta)."""
+    lat = fcc_lattice("001")
+    patch = lattice_sites(lat, ORIGIN, [0], center_xy=ORIGIN[:2], radius=4.0)
+    ref = LayeredLead(lat, patch, "right", kmesh=256, eta=0.05).surface_gf(0.6)
+    err = [np.abs(LayeredLead(lat, patch, "right", kmesh=n, eta=0.05).surface_gf(0.6)
+                  - ref).max() for n in (16, 32, 64, 128)]
+    assert err[0] > 1e-3
+    assert all(b < a / 2 for a, b in zip(err, err[1:]))
+    assert err[-1] < 5e-5
+
+
+def test_lead_atoms_off_lattice_are_rejected():
+    lat = fcc_lattice("001")
+    box = fcc_box("001", 2, 2)
+    sites = lattice_sites(lat, ORIGIN, [0, 1], box=box)
+    sites[3, 0] += 0.2
+    with pytest.raises(ValueError, match="not on ideal"):
+        LayeredLead(lat, sites, "left", box=box)
+    with pytest.raises(ValueError, match="complete layer"):
+        LayeredLead(lat, lattice_sites(lat, ORIGIN, [0, 1], box=box)[1:], "left", box=box)
