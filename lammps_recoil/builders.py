@@ -4,10 +4,13 @@ Along z the structure is a stack of fcc layers (periodic in x and y):
 
     [frozen left electrode | mobile left electrode | filament | mobile right | frozen right]
 
-The frozen outer layers never move in MD and double as the NEGF lead surface blocks (the
-``lead_layers`` frozen layers nearest to the filament); everything mobile is the NEGF
-device. The filament occupies the lattice sites of its layers that lie within a radius
-r(z) of the box centre: a cylinder, a cone or an hourglass with a neck.
+The frozen outer layers never move in MD and are the NEGF lead surface blocks (ideal
+half-spaces continue beyond them); everything mobile is the NEGF device. The filament
+occupies the lattice sites of its layers that lie within a radius r(z) of the box centre:
+a cylinder, a cone or an hourglass with a neck.
+
+In LAMMPS data files the regions are atom types: 1 filament (receives recoil forces),
+2 mobile electrode, 3 frozen left electrode, 4 frozen right electrode.
 """
 from __future__ import annotations
 
@@ -22,7 +25,36 @@ from .system import RecoilSystem
 
 #: Region codes of :class:`Filament` atoms.
 REGIONS = ("filament", "electrode_left", "electrode_right", "frozen_left", "frozen_right")
+#: LAMMPS atom type of each region code.
+TYPES = np.array([1, 2, 2, 3, 4])
+FILAMENT_TYPE, ELECTRODE_TYPE, LEFT_TYPE, RIGHT_TYPE = 1, 2, 3, 4
 SHAPES = ("cylinder", "cone", "hourglass")
+CU_MASS = 63.546
+
+
+def system_from_types(positions, types, box, orientation: str = "001", a0: float = A0_CU,
+                      hopping: HoppingModel = HoppingModel(), lead_eta=None, ids=None,
+                      **kw) -> RecoilSystem:
+    """NEGF system of a typed structure: types 1-2 form the device, 3 and 4 the leads.
+
+    Device atoms keep their order in ``positions``; ``kw`` goes to RecoilSystem.
+    """
+    positions, types = np.asarray(positions, dtype=float), np.asarray(types)
+    lat = fcc_lattice(orientation, a0)
+    leads = []
+    for side, t in (("left", LEFT_TYPE), ("right", RIGHT_TYPE)):
+        if not np.any(types == t):
+            raise ValueError(f"no frozen {side} electrode atoms (type {t}): the {side} lead "
+                             "is missing")
+        leads.append(LayeredLead(lat, positions[types == t], side, hopping, box=box,
+                                 eta=lead_eta))
+    device = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
+    if not np.any(types == FILAMENT_TYPE):
+        raise ValueError(f"the filament is empty: no atoms of type {FILAMENT_TYPE}")
+    system = RecoilSystem(positions[device], *leads, hopping, box=box, **kw)
+    if ids is not None:
+        system.update(positions[device], np.asarray(ids)[device])
+    return system
 
 
 @dataclass
@@ -41,7 +73,6 @@ class Filament:
     zbounds: tuple
     orientation: str
     a0: float
-    lead_layers: int
     params: dict
 
     def mask(self, *names) -> np.ndarray:
@@ -49,29 +80,40 @@ class Filament:
         return np.isin(self.region, codes)
 
     @property
+    def types(self) -> np.ndarray:
+        """LAMMPS atom types (1 filament, 2 electrode, 3/4 frozen left/right)."""
+        return TYPES[self.region]
+
+    @property
     def device(self) -> np.ndarray:
         """Indices of the NEGF device atoms (filament and mobile electrode layers)."""
-        return np.flatnonzero(self.mask("filament", "electrode_left", "electrode_right"))
-
-    def lead_block(self, side: str) -> np.ndarray:
-        """Indices of the frozen atoms forming a lead's surface block."""
-        frozen = np.flatnonzero(self.mask(f"frozen_{side}"))
-        lay = self.layer[frozen]
-        inner = np.sort(np.unique(lay))
-        inner = inner[-self.lead_layers:] if side == "left" else inner[:self.lead_layers]
-        return frozen[np.isin(lay, inner)]
+        return np.flatnonzero(np.isin(self.types, (FILAMENT_TYPE, ELECTRODE_TYPE)))
 
     def leads(self, hopping: HoppingModel = HoppingModel(), **kw):
         lat = fcc_lattice(self.orientation, self.a0)
-        return tuple(LayeredLead(lat, self.positions[self.lead_block(s)], s, hopping,
+        return tuple(LayeredLead(lat, self.positions[self.mask(f"frozen_{s}")], s, hopping,
                                  box=self.box, **kw) for s in ("left", "right"))
 
     def recoil_system(self, hopping: HoppingModel = HoppingModel(), lead_eta=None,
                       **kw) -> RecoilSystem:
         """The NEGF system of this geometry (device = all mobile atoms)."""
-        left, right = self.leads(hopping, eta=lead_eta)
-        return RecoilSystem(self.positions[self.device], left, right, hopping,
-                            box=self.box, **kw)
+        return system_from_types(self.positions, self.types, self.box, self.orientation,
+                                 self.a0, hopping, lead_eta, **kw)
+
+    def write_data(self, path) -> None:
+        """Write a LAMMPS data file (atom_style atomic, metal units, types 1-4)."""
+        lo, hi = self.zbounds
+        lines = ["LAMMPS data file: Cu filament between fcc electrodes (lammps-recoil) "
+                 + " ".join(f"{k}={v}" for k, v in self.params.items()), "",
+                 f"{len(self.positions)} atoms", "4 atom types", "",
+                 f"0.0 {self.box[0]:.10f} xlo xhi", f"0.0 {self.box[1]:.10f} ylo yhi",
+                 f"{lo:.10f} {hi:.10f} zlo zhi", "", "Masses", ""]
+        lines += [f"{t} {CU_MASS}" for t in range(1, 5)]
+        lines += ["", "Atoms # atomic", ""]
+        lines += [f"{n + 1} {t} {x:.10f} {y:.10f} {z:.10f}"
+                  for n, (t, (x, y, z)) in enumerate(zip(self.types, self.positions))]
+        with open(path, "w") as fh:
+            fh.write("\n".join(lines) + "\n")
 
 
 def _box(orientation, nx, ny, a0):
@@ -95,27 +137,23 @@ def radius_profile(shape: str, u: np.ndarray, r_neck: float, r_base: float) -> n
 def build_filament(orientation: str = "001", nx: int = 4, ny: int = 4,
                    frozen_layers: int = 4, electrode_layers: int = 3, gap_layers: int = 6,
                    shape: str = "hourglass", neck_radius: float = 2.6,
-                   base_radius: float = 4.4, lead_layers: int = 2,
-                   a0: float = A0_CU) -> Filament:
+                   base_radius: float = 4.4, a0: float = A0_CU) -> Filament:
     """Two periodic fcc electrodes joined by a filament on ideal fcc sites.
 
     ``nx``, ``ny``: transverse size in cubic cells ((001)) or in rectangular cells of
     a_nn x sqrt(3) a_nn ((111)). ``frozen_layers``: outer layers held fixed on each side
-    (at least ``lead_layers``, the NEGF lead block). ``electrode_layers``: mobile electrode
+    (the NEGF lead blocks). ``electrode_layers``: mobile electrode
     layers per side. ``gap_layers``: filament layers. Radii in Angstrom: for a cone the
     radius goes from ``base_radius`` on the left to ``neck_radius`` on the right; for an
     hourglass from ``base_radius`` at both ends to ``neck_radius`` in the middle.
     """
     for name, v in (("nx", nx), ("ny", ny), ("frozen_layers", frozen_layers),
-                    ("gap_layers", gap_layers), ("lead_layers", lead_layers)):
+                    ("gap_layers", gap_layers)):
         if int(v) != v or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v}")
     if electrode_layers < 0 or int(electrode_layers) != electrode_layers:
         raise ValueError(f"electrode_layers must be a non-negative integer, got "
                          f"{electrode_layers}")
-    if frozen_layers < lead_layers:
-        raise ValueError(f"frozen_layers ({frozen_layers}) must be at least the NEGF lead "
-                         f"block ({lead_layers} layers)")
     if not (neck_radius > 0 and base_radius > 0):
         raise ValueError("filament radii must be positive")
     if shape not in SHAPES:
@@ -160,7 +198,6 @@ def build_filament(orientation: str = "001", nx: int = 4, ny: int = 4,
     zb = (float(pos[:, 2].min() - pad), float(pos[:, 2].max() + pad))
     params = dict(orientation=orientation, nx=nx, ny=ny, frozen_layers=frozen_layers,
                   electrode_layers=electrode_layers, gap_layers=gap_layers, shape=shape,
-                  neck_radius=neck_radius, base_radius=base_radius, lead_layers=lead_layers,
-                  a0=a0)
+                  neck_radius=neck_radius, base_radius=base_radius, a0=a0)
     return Filament(pos, np.concatenate(region), np.concatenate(layer), box, zb,
-                    orientation, a0, lead_layers, params)
+                    orientation, a0, params)

@@ -45,10 +45,9 @@ def bond_forces(i, j, vec, dtdr, rho_bond, rho_diag, n_device: int, model: str =
     return F
 
 
-def require_finite(forces: np.ndarray, what: str = "recoil forces") -> np.ndarray:
+def require_finite(forces: np.ndarray, names=lambda idx: str(idx[:10].tolist())):
     """Return ``forces`` or raise FloatingPointError naming the atoms with NaN/inf."""
     bad = np.flatnonzero(~np.all(np.isfinite(forces), axis=1))
     if bad.size:
-        raise FloatingPointError(f"{what} are not finite on device atoms "
-                                 f"{bad[:10].tolist()}")
+        raise FloatingPointError(f"recoil forces are not finite on device atoms {names(bad)}")
     return forces

@@ -46,10 +46,15 @@ _GK_WK = np.array([0.1046562260264672, 0.2684880898683334, 0.4013974147759622,
 _GK_WG = np.array([0.0, 5.0 / 9.0, 0.0, 8.0 / 9.0, 0.0, 5.0 / 9.0, 0.0])
 
 
-def _kronrod(f, a, b):
-    """K7 estimate of the integral of f over [a, b] and its error |K7 - G3| (max norm)."""
+def _kronrod_nodes(a, b):
     h, c = 0.5 * (b - a), 0.5 * (a + b)
-    y = np.array([f(c + h * x) for x in _GK_X])
+    return c + h * _GK_X
+
+
+def _kronrod(y, a, b):
+    """K7 estimate of the integral over [a, b] from the values y at the Kronrod nodes,
+    and its error |K7 - G3| (max norm)."""
+    h = 0.5 * (b - a)
     K, G = h * (_GK_WK @ y), h * (_GK_WG @ y)
     return K, float(np.abs(K - G).max())
 
@@ -57,15 +62,24 @@ def _kronrod(f, a, b):
 def adaptive_integral(f, a: float, b: float, tol: float, breaks=()):
     """Adaptive Gauss-Kronrod (3, 7) integral of a vector function over [a, b].
 
-    Starts from the intervals between ``breaks``, then bisects the interval of largest
-    error until the summed error is below ``tol``. Returns (integral, error, n_evals).
+    ``f(energies)`` returns one row per energy, so that a batch of nodes can be shared
+    among MPI ranks. Starts from the intervals between ``breaks``, then bisects the
+    interval of largest error (one per round, so the nodes used do not depend on how the
+    batches are evaluated) until the summed error is below ``tol``. Returns (integral,
+    error, n_evals).
     """
     ends = np.unique(np.concatenate([[a, b], [x for x in breaks if a < x < b]]))
-    heap = []
-    for count, (lo, hi) in enumerate(zip(ends[:-1], ends[1:])):
-        K, err = _kronrod(f, lo, hi)
-        heapq.heappush(heap, (-err, count, lo, hi, K))
-    count = len(heap)
+    heap, count = [], 0
+
+    def push(pieces):
+        nonlocal count
+        y = f(np.concatenate([_kronrod_nodes(lo, hi) for lo, hi in pieces]))
+        for n, (lo, hi) in enumerate(pieces):
+            K, err = _kronrod(y[7 * n:7 * n + 7], lo, hi)
+            count += 1
+            heapq.heappush(heap, (-err, count, lo, hi, K))
+
+    push(list(zip(ends[:-1], ends[1:])))
     while sum(-item[0] for item in heap) > tol:
         if len(heap) >= MAX_INTERVALS:
             raise FloatingPointError(
@@ -74,10 +88,7 @@ def adaptive_integral(f, a: float, b: float, tol: float, breaks=()):
                 f"{sum(-item[0] for item in heap):.2e})")
         _, _, lo, hi, _ = heapq.heappop(heap)
         mid = 0.5 * (lo + hi)
-        for l, r in ((lo, mid), (mid, hi)):
-            K, err = _kronrod(f, l, r)
-            count += 1
-            heapq.heappush(heap, (-err, count, l, r, K))
+        push([(lo, mid), (mid, hi)])
     total = sum(item[4] for item in heap)
     return total, sum(-item[0] for item in heap), 7 * count
 
@@ -138,20 +149,20 @@ class Segment:
 
     def integrate(self, func, n_points: int | None = None, tol: float = DEFAULT_TOL,
                   breaks=()):
-        """Integral of the vector function func(E, segment) over the segment.
+        """Integral of the vector function over the segment.
 
-        Fixed Gauss-Legendre with ``n_points``, else :func:`adaptive_integral` to absolute
-        accuracy ``tol`` (max norm), starting from intervals split at the energies
-        ``breaks`` (kinks of the integrand). Returns (integral, error estimate or nan,
-        n_evals).
+        ``func(energies, segment)`` returns one row per energy. Fixed Gauss-Legendre with
+        ``n_points``, else :func:`adaptive_integral` to absolute accuracy ``tol`` (max
+        norm), starting from intervals split at the energies ``breaks`` (kinks of the
+        integrand). Returns (integral, error estimate or nan, n_evals).
         """
         if n_points is not None:
             E, w = self.nodes(n_points)
-            return sum(wi * func(e, self) for e, wi in zip(E, w)), np.nan, len(E)
+            return w @ func(E, self), np.nan, len(E)
         breaks = np.asarray(breaks, dtype=float)
         if self.edge:
             span = self.b - self.a
-            g = lambda u: func(self.a + span * u * u, self) * (2.0 * u * span)
+            g = lambda u: func(self.a + span * u * u, self) * (2.0 * u * span)[:, None]
             inside = breaks[(breaks > self.a) & (breaks < self.b)]
             return adaptive_integral(g, 0.0, 1.0, tol, np.sqrt((inside - self.a) / span))
         return adaptive_integral(lambda e: func(e, self), self.a, self.b, tol, breaks)

@@ -72,6 +72,12 @@ def chain_surface_gf(z, h0, h1abs2):
     return 2.0 / (w + np.sqrt(w - 2.0 * h) * np.sqrt(w + 2.0 * h))
 
 
+def _indices(idx) -> str:
+    """Default labels of device atoms in messages: their indices (at most ten)."""
+    idx = np.asarray(idx)
+    return f"{idx[:10].tolist()}{' ...' if idx.size > 10 else ''}"
+
+
 def _fermi_dirac_count(x):
     """Fraction of a 1D cosine band below energy (x = (E - h0) / 2|h1|)."""
     return 1.0 - np.arccos(np.clip(x, -1.0, 1.0)) / np.pi
@@ -318,38 +324,38 @@ class LayeredLead:
         flat = np.abs(self.h1(kappa)) < 1e-9
         return np.unique(np.round(self.h0(kappa[flat]), 9))
 
-    def check_reach(self, device: np.ndarray) -> None:
-        """Raise if a device atom reaches lead atoms beyond the surface block."""
+    def check_reach(self, device: np.ndarray, names=_indices) -> None:
+        """Raise if a device atom reaches lead atoms beyond the surface block.
+
+        ``names(indices)`` turns device indices into the labels used in the message.
+        """
         r_off = self.hopping.r_off
         zs = self.origin[2] + self.n_layers * self.outward[2]   # first layer not in block
         gap = (device[:, 2] - zs) * np.sign(-self.outward[2])
         bad = np.flatnonzero(gap < r_off)
         if bad.size:
-            raise ValueError(f"device atoms {bad[:10].tolist()} come within the hopping cutoff "
+            raise ValueError(f"device atoms {names(bad)} come within the hopping cutoff "
                              f"of the {self.side} lead beyond its {self.n_layers} surface "
                              "layer(s): make the lead block thicker or keep the device away")
         if self.box is None and not self.lattice.is_chain:
-            self._check_patch(device)
+            self._check_patch(device, names)
 
-    def _check_patch(self, device):
+    def _check_patch(self, device, names):
         """Laterally infinite lead: every lattice site within reach must be in the patch."""
         r_off = self.hopping.r_off
         zblock = self.origin[2] + np.arange(self.n_layers) * self.outward[2]
         near = np.flatnonzero(np.min(np.abs(device[:, 2, None] - zblock), axis=1) < r_off)
         if near.size == 0:
             return
-        sites = []
         for a in near:
             for n in range(self.n_layers):
                 s = lattice_sites(self.lattice, self.origin + n * self.outward, [0],
                                   center_xy=device[a, :2], radius=r_off)
-                sites.append(s[np.linalg.norm(s - device[a], axis=1) < r_off])
-        sites = np.concatenate(sites)
-        if len(sites):
-            dist, _ = self._tree.query(sites)
-            if np.any(dist > 1e-6):
-                raise ValueError(f"device atoms reach {self.side} lead sites outside its "
-                                 "surface patch: build the lead with a larger radius")
+                s = s[np.linalg.norm(s - device[a], axis=1) < r_off]
+                if len(s) and np.any(self._tree.query(s)[0] > 1e-6):
+                    raise ValueError(f"device atom {names(np.array([a]))} reaches {self.side} "
+                                     "lead sites outside its surface patch: build the lead "
+                                     "with a larger radius")
 
 
 class WireLead:
@@ -422,10 +428,10 @@ class WireLead:
                                  + self.H1.conj().T * np.exp(-1j * x)) for x in q]
         return float(np.min(ev)), float(np.max(ev))
 
-    def check_reach(self, device: np.ndarray) -> None:
+    def check_reach(self, device: np.ndarray, names=_indices) -> None:
         far = self.positions + self.translation
         d = np.linalg.norm(device[:, None, :] - far[None, :, :], axis=2)
         bad = np.flatnonzero(np.any(d < self.hopping.r_off, axis=1))
         if bad.size:
-            raise ValueError(f"device atoms {bad[:10].tolist()} reach the {self.side} wire "
+            raise ValueError(f"device atoms {names(bad)} reach the {self.side} wire "
                              "lead's second cell")

@@ -107,11 +107,14 @@ class RecoilSystem:
         provide the broadening; a device eta acts as an absorber).
     onsite : float or (N,) array
         On-site energies of the device atoms (eV); 0 in the paper's Cu model.
+    comm : mpi4py communicator, optional
+        Energy points are shared among its ranks (all ranks must make the same calls);
+        results do not depend on the number of ranks.
     """
 
     def __init__(self, positions, left, right, hopping: HoppingModel | None = None,
                  box=None, kpoints=1, fermi_level: float | None = None, eta: float = 0.0,
-                 onsite=None):
+                 onsite=None, comm=None):
         if left.side != "left" or right.side != "right":
             raise ValueError("pass the left lead first and the right lead second")
         self.leads = (left, right)
@@ -125,6 +128,7 @@ class RecoilSystem:
         self.kpoints, self.kweights = bloch_vectors(self.box, kpoints)
         self.eta = float(eta)
         self.onsite = onsite
+        self.comm = comm
         if fermi_level is None:
             fermi_level = left.fermi_level()
         self.fermi_level = float(fermi_level)
@@ -140,9 +144,10 @@ class RecoilSystem:
             self._band = self.leads[0].band_edges()
         return self._band
 
-    def update(self, positions) -> None:
+    def update(self, positions, ids=None) -> None:
         """Rebuild Hamiltonian and couplings for new positions of the device atoms.
 
+        ``ids`` (optional) are the atoms' labels in error messages, e.g. LAMMPS atom IDs.
         Internally the atoms are ordered along z, which makes the sparse factorization of
         G_F^-1 banded (block tridiagonal) and its cost linear in the filament length;
         results come back in the caller's order.
@@ -151,6 +156,9 @@ class RecoilSystem:
         n = len(user)
         if n == 0:
             raise ValueError("the device is empty: no atoms between the leads")
+        self.ids = np.arange(n) if ids is None else np.asarray(ids)
+        if len(self.ids) != n:
+            raise ValueError(f"{len(self.ids)} atom ids for {n} device atoms")
         order = np.argsort(user[:, 2], kind="stable")
         pos = user[order]
         left, right = self.leads
@@ -159,7 +167,8 @@ class RecoilSystem:
         local = np.concatenate([order, np.arange(len(left.positions)),
                                 np.arange(len(right.positions))])
         check_overlaps(allpos, self.box, label=lambda a: (
-            f"{('device', 'left lead', 'right lead')[kind[a]]} atom {local[a]}"))
+            f"device atom {self.ids[local[a]]}" if kind[a] == 0 else
+            f"{('left', 'right')[kind[a] - 1]} lead atom {local[a]}"))
         bonds = find_bonds(allpos, self.hopping, self.box)
         i, j, d, shift, t, dtdr = (bonds.i, bonds.j, bonds.vec, bonds.shift, bonds.t,
                                    bonds.dtdr)
@@ -168,7 +177,7 @@ class RecoilSystem:
             raise ValueError("the left and right leads are bonded to each other: the device "
                              "region is too short")
         for lead in self.leads:
-            lead.check_reach(user)
+            lead.check_reach(user, self.names)
         # Orient device-lead bonds so that i is the device atom.
         flip = (ki != 0) & (kj == 0)
         i, j = np.where(flip, j, i), np.where(flip, i, j)
@@ -206,6 +215,11 @@ class RecoilSystem:
         self._M = [DeviceMatrix(H, couplings, self.eta) for H in self._H]
         self._contact_gf = {}
 
+    def names(self, idx) -> str:
+        """Labels (ids) of device atoms for messages, at most ten."""
+        idx = np.asarray(idx)
+        return f"{self.ids[idx[:10]].tolist()}{' ...' if idx.size > 10 else ''}"
+
     def _to_user(self, values: np.ndarray) -> np.ndarray:
         """Per-atom values from the internal z order back to the caller's order."""
         out = np.empty_like(values)
@@ -222,9 +236,8 @@ class RecoilSystem:
         _, label = connected_components(graph, directed=False)
         lost = np.sort(self._order[(label[:n] != label[n]) & (label[:n] != label[n + 1])])
         if lost.size:
-            raise ValueError(f"device atoms {lost[:10].tolist()}{' ...' if lost.size > 10 else ''}"
-                             " are not connected to either lead (isolated cluster or atom "
-                             "that flew off)")
+            raise ValueError(f"device atoms {self.names(lost)} are not connected to either "
+                             "lead (isolated cluster or atom that flew off)")
 
     @property
     def n_atoms(self) -> int:
@@ -259,12 +272,21 @@ class RecoilSystem:
 
     def transmission(self, energies) -> np.ndarray:
         """Caroli transmission T(E) (Eq. 7), averaged over Bloch vectors, per supercell."""
-        E = np.atleast_1d(np.asarray(energies, dtype=float))
-        T = np.zeros(len(E))
-        for ik, wk in enumerate(self.kweights):
-            for n, e in enumerate(E):
-                T[n] += wk * self.scattering(e, ik, sources=(1,)).transmission()
-        return T
+        def T(e):
+            return sum(wk * self.scattering(e, ik, sources=(1,)).transmission()
+                       for ik, wk in enumerate(self.kweights))
+        return self._map(T, np.atleast_1d(np.asarray(energies, dtype=float)))
+
+    def _map(self, fn, energies) -> np.ndarray:
+        """fn(E) for each energy, shared round-robin among the ranks of ``comm``."""
+        if self.comm is None or self.comm.Get_size() == 1:
+            return np.array([fn(e) for e in energies])
+        rank, size = self.comm.Get_rank(), self.comm.Get_size()
+        mine = {n: fn(energies[n]) for n in range(rank, len(energies), size)}
+        rows = {}
+        for part in self.comm.allgather(mine):
+            rows.update(part)
+        return np.array([rows[n] for n in range(len(energies))])
 
     def channels(self, energy: float | None = None, ik: int = 0) -> np.ndarray:
         """Transmission eigenvalues at one energy (default E_F) and Bloch vector."""
@@ -278,7 +300,7 @@ class RecoilSystem:
         if not segments:
             return float(self.transmission(self.fermi_level)[0])
         self._check_window(segments)
-        func = lambda E, seg: np.array([seg.landauer(E) * self.transmission(E)[0]])
+        func = lambda E, seg: (seg.landauer(E) * self.transmission(E))[:, None]
         breaks = self._kinks()
         return float(sum(seg.integrate(func, n_points, tol / len(segments), breaks)[0][0]
                          for seg in segments))
@@ -308,12 +330,12 @@ class RecoilSystem:
         timings = {"leads": 0.0, "solve": 0.0, "forces": 0.0}
         n = self.n_atoms
         total, error, n_energies = np.zeros(4 * n + 1), 0.0, 0
-        func = lambda E, seg: self._integrand(E, seg, model, timings)
+        func = lambda E, seg: self._map(lambda e: self._integrand(e, seg, model, timings), E)
         breaks = self._kinks()
         for seg in segments:
             val, err, nev = seg.integrate(func, n_points, tol / len(segments), breaks)
             total, error, n_energies = total + val, error + err, n_energies + nev
-        forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)))
+        forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
         if full:
             conductance = self.conductance(bias, beta, temperature, tol)
         elif segments:

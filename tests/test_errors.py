@@ -48,15 +48,14 @@ def test_device_without_contact_to_a_lead(fil):
 def test_isolated_atom(fil):
     f, s = fil
     x = s.positions.copy()
-    x[9] += [0.0, 0.0, 0.0]
     x[9, :2] += 3.5                 # the middle filament atom leaves the chain sideways
     with pytest.raises(ValueError, match=r"device atoms \[9\] are not connected"):
         s.update(x)
 
 
 def test_atom_reaching_past_the_lead_block():
-    f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
-                       shape="cylinder", neck_radius=1.3, lead_layers=1)
+    f = build_filament(nx=2, ny=2, frozen_layers=1, electrode_layers=1, gap_layers=3,
+                       shape="cylinder", neck_radius=1.3)
     s = f.recoil_system()
     x = s.positions.copy()
     x[0, 2] -= 0.3        # an electrode atom sinks toward the lead's (unmodelled) 2nd layer
