@@ -8,10 +8,17 @@ Layout, in the order the physics flows: ``geometry`` -> ``hamiltonian`` (tight b
 -> ``leads`` -> ``greens`` (device Green's function, transmission) -> ``integration``
 (energy windows) -> ``forces`` -> ``system`` (the public entry point).
 """
-from .geometry import A0_CU, A_NN_CU, chain_lattice, fcc_lattice
-from .hamiltonian import HoppingModel
-from .leads import LayeredLead, WireLead
-from .system import G0_SIEMENS, RecoilResult, RecoilSystem
+import os
+
+# The NEGF solves are many small dense and sparse operations: BLAS threads only add
+# overhead (2x measured) and oversubscribe cores next to MPI ranks. Set before numpy
+# loads; an explicit OMP_NUM_THREADS in the environment wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from .geometry import A0_CU, A_NN_CU, chain_lattice, fcc_lattice  # noqa: E402
+from .hamiltonian import HoppingModel  # noqa: E402
+from .leads import LayeredLead, WireLead  # noqa: E402
+from .system import G0_SIEMENS, RecoilResult, RecoilSystem  # noqa: E402
 
 __all__ = ["A0_CU", "A_NN_CU", "G0_SIEMENS", "HoppingModel", "LayeredLead", "RecoilResult",
            "RecoilSystem", "WireLead", "chain_lattice", "fcc_lattice"]

@@ -29,7 +29,7 @@ REGIONS = ("filament", "electrode_left", "electrode_right", "frozen_left", "froz
 TYPES = np.array([1, 2, 2, 3, 4])
 FILAMENT_TYPE, ELECTRODE_TYPE, LEFT_TYPE, RIGHT_TYPE = 1, 2, 3, 4
 SHAPES = ("cylinder", "cone", "hourglass")
-CU_MASS = 63.546
+CU_MASS = 63.55          # as in the Sheng EAM file (pair eam/alloy sets it anyway)
 
 
 def system_from_types(positions, types, box, orientation: str = "001", a0: float = A0_CU,
@@ -136,8 +136,8 @@ def radius_profile(shape: str, u: np.ndarray, r_neck: float, r_base: float) -> n
 
 def build_filament(orientation: str = "001", nx: int = 4, ny: int = 4,
                    frozen_layers: int = 4, electrode_layers: int = 3, gap_layers: int = 6,
-                   shape: str = "hourglass", neck_radius: float = 2.6,
-                   base_radius: float = 4.4, a0: float = A0_CU) -> Filament:
+                   shape: str = "hourglass", neck_radius: float = 2.9,
+                   base_radius: float = 3.7, a0: float = A0_CU) -> Filament:
     """Two periodic fcc electrodes joined by a filament on ideal fcc sites.
 
     ``nx``, ``ny``: transverse size in cubic cells ((001)) or in rectangular cells of

