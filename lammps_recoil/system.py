@@ -316,8 +316,9 @@ class RecoilSystem:
         ``tol`` (eV/A for forces, G0 for the conductance), or with a fixed ``n_points``
         Gauss-Legendre rule per segment. ``full=True`` integrates each lead's states from
         the band bottom E_0 up to mu_S instead (the full F(V), ``full_points`` nodes per
-        lead). ``model`` selects Eq. 4 (``"paper"``) or ``"hellmann-feynman"``.
-        ``temperature`` is the electron temperature (K) in the Fermi functions.
+        lead) and adds the occupied bound states below E_0 (see :meth:`bound_states`),
+        which Eq. 10's integral leaves out. ``model`` selects Eq. 4 (``"paper"``) or
+        ``"hellmann-feynman"``. ``temperature`` is the electron temperature (K).
         """
         onsite_weight(model)
         if full:
@@ -335,6 +336,8 @@ class RecoilSystem:
         for seg in segments:
             val, err, nev = seg.integrate(func, n_points, tol / len(segments), breaks)
             total, error, n_energies = total + val, error + err, n_energies + nev
+        if full:
+            total = total + self._bound_density(temperature, model)
         forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
         if full:
             conductance = self.conductance(bias, beta, temperature, tol)
@@ -411,6 +414,60 @@ class RecoilSystem:
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
-        F = bond_forces(b.i, b.j, b.vec, b.dtdr, rho_bond, rho_diag, self.n_atoms, model)
+        out = self._contract(rho_bond, rho_diag, G, model)
         timings["forces"] += time.perf_counter() - t3
+        return out
+
+    def _contract(self, rho_bond, rho_diag, G, model) -> np.ndarray:
+        """Forces (Eq. 4), conductance and electron counts from the bond density matrix."""
+        b = self.ext_bonds
+        F = bond_forces(b.i, b.j, b.vec, b.dtdr, rho_bond, rho_diag, self.n_atoms, model)
         return np.concatenate([F.ravel(), [G], 2.0 * rho_diag[:self.n_atoms]])
+
+    def bound_states(self, ik: int = 0):
+        """Bound states below the lead band: energies and normalized extended amplitudes.
+
+        Below E_0 the self-energies are Hermitian and G_F^-1(E) = E - H - Sigma(E) has
+        dG^-1/dE >= 1, so its number of negative eigenvalues falls by one at each bound
+        state; they are located by bisection on that count. The amplitude on the lead
+        contacts is g_S V_S psi, and the norm includes the lead tails, psi^+ (1 - dSigma/dE)
+        psi. Dense linear algebra: meant for the small systems where bound states matter.
+        Returns a list of (E_b, Psi) with Psi over the extended region (device in internal
+        z order, then lead contacts).
+        """
+        e0 = self.band_edges[0] - 1e-9
+        M = lambda e: self.inverse_green(e, ik).toarray()
+        negative = lambda e: int(np.sum(np.linalg.eigvalsh(M(e)) < 0))
+        sigma0 = self._H[ik].toarray() + e0 - M(e0)     # H + Sigma(E_0)
+        lo = np.linalg.eigvalsh(sigma0).min() - 1.0
+        while negative(lo) < self.n_atoms:
+            lo -= 2.0 * (e0 - lo)
+        states = []
+        for count in range(negative(e0), negative(lo)):
+            a, b = lo, e0                               # negative(a) > count >= negative(b)
+            for _ in range(60):
+                mid = 0.5 * (a + b)
+                a, b = (mid, b) if negative(mid) > count else (a, mid)
+            E = 0.5 * (a + b)
+            w, v = np.linalg.eigh(M(E))
+            psi = v[:, np.argmin(np.abs(w))]
+            h = 1e-6
+            dsigma = ((M(E + h) - M(E - h)) / (2 * h) - np.eye(self.n_atoms))   # -dSigma/dE
+            norm = float(np.real(psi.conj() @ (np.eye(self.n_atoms) + dsigma) @ psi))
+            tails = [self._lead_gf(s, E, ik) @ (self._V[ik][s] @ psi[c.boundary])
+                     for s, c in enumerate(self.couplings)]
+            states.append((E, np.concatenate([psi, *tails]) / np.sqrt(norm)))
+        return states
+
+    def _bound_density(self, temperature: float, model: str) -> np.ndarray:
+        """Forces and electron counts of the occupied bound states (weight f(E_b - E_F))."""
+        b = self.ext_bonds
+        rho_bond = np.zeros(len(b), dtype=complex)
+        rho_diag = np.zeros(self.n_ext)
+        for ik, wk in enumerate(self.kweights):
+            phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
+            for E, psi in self.bound_states(ik):
+                occ = wk * float(quad.fermi(E, self.fermi_level, temperature))
+                rho_bond += occ * phase * psi[b.i] * psi[b.j].conj()
+                rho_diag += occ * np.abs(psi) ** 2
+        return self._contract(rho_bond, rho_diag, 0.0, model)

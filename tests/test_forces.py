@@ -37,6 +37,7 @@ def test_hellmann_feynman_is_minus_grad_grand_potential(constriction111):
     _, s, x0 = constriction111
     n = 40
     F = s.forces(0.0, model="hellmann-feynman", full=True, full_points=n).forces
+    assert s.bound_states() == []      # Omega below counts scattering states only
     E, w = full_band(s.band_edges[0], s.fermi_level, 0.0)[0].nodes(n)   # [E0, EF]
 
     def omega_difference(xp, xm):
