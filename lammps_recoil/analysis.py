@@ -55,3 +55,60 @@ def read_series(path: str) -> dict:
         header = fh.readline().strip().split(",")
     data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     return {name: data[:, c] for c, name in enumerate(header)}
+
+
+def read_thermo(path: str) -> dict:
+    """Thermo columns of a LAMMPS log file (all runs concatenated, by column name)."""
+    blocks, header, rows = [], None, []
+    with open(path) as fh:
+        for line in fh:
+            words = line.split()
+            if words[:1] == ["Step"]:
+                header, rows = words, []
+            elif header and words[:2] == ["Loop", "time"]:
+                blocks.append((header, rows))
+                header = None
+            elif header:
+                try:
+                    rows.append([float(w) for w in words])
+                except ValueError:
+                    continue
+    if header:
+        blocks.append((header, rows))
+    out: dict = {}
+    for head, rows in blocks:
+        for c, name in enumerate(head):
+            out.setdefault(name, []).extend(r[c] for r in rows if len(r) == len(head))
+    return {k: np.array(v) for k, v in out.items()}
+
+
+def running_median(y: np.ndarray, n: int) -> np.ndarray:
+    """Median of y over the n samples starting at each index (shorter at the end)."""
+    return np.array([np.median(y[i:i + n]) for i in range(len(y))])
+
+
+def switching_time(t: np.ndarray, G: np.ndarray, threshold: float = 0.5,
+                   window: float = 5.0):
+    """First time at which the conductance has switched, or None.
+
+    Reference: the median of G over the first ``window`` ps. Switched at the first time t_s
+    from which the median over the next ``window`` ps differs from the reference by more
+    than ``threshold`` (G0): a sustained jump, not a thermal spike.
+    """
+    t, G = np.asarray(t), np.asarray(G)
+    if len(t) < 2:
+        return None
+    n = max(1, int(round(window / np.median(np.diff(t)))))
+    if len(G) < 2 * n:
+        return None
+    ref = np.median(G[:n])
+    med = running_median(G, n)[:len(G) - n + 1]
+    hit = np.flatnonzero(np.abs(med - ref) > threshold)
+    return float(t[hit[0]]) if hit.size else None
+
+
+def layer_counts(z: np.ndarray, spacing: float, origin: float = 0.0):
+    """Atoms per atomic layer along z: layer centres and counts."""
+    k = np.rint((np.asarray(z) - origin) / spacing).astype(int)
+    layers = np.arange(k.min(), k.max() + 1)
+    return origin + layers * spacing, np.array([(k == n).sum() for n in layers])

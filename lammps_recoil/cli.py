@@ -28,26 +28,65 @@ def _model_info(args) -> int:
     return 0
 
 
-def _report(args) -> int:
-    """Transmission and recoil-force report for a built-in Cu constriction."""
+def _filament(args):
     from .builders import build_filament
+    return build_filament(args.orientation, nx=args.nx, ny=args.ny,
+                          frozen_layers=args.frozen_layers,
+                          electrode_layers=args.electrode_layers, gap_layers=args.gap_layers,
+                          shape=args.shape, neck_radius=args.neck_radius,
+                          base_radius=args.base_radius)
 
-    t0 = time.perf_counter()
-    fil = build_filament(args.orientation, nx=args.nx, ny=args.ny, gap_layers=args.gap_layers,
-                         shape=args.shape, neck_radius=args.neck_radius,
-                         base_radius=args.base_radius)
-    system = fil.recoil_system(kpoints=args.kpoints)
-    t1 = time.perf_counter()
+
+def _add_filament_args(p):
+    p.add_argument("--orientation", choices=("001", "111"), default="001",
+                   help="electrode orientation along z")
+    p.add_argument("--nx", type=int, default=4, help="cells along x ((001): cubic cells; "
+                                                     "(111): a_nn)")
+    p.add_argument("--ny", type=int, default=4, help="cells along y ((111): sqrt(3) a_nn)")
+    p.add_argument("--frozen-layers", type=int, default=4, help="frozen layers per side")
+    p.add_argument("--electrode-layers", type=int, default=3,
+                   help="mobile electrode layers per side")
+    p.add_argument("--gap-layers", type=int, default=6, help="filament layers")
+    p.add_argument("--shape", choices=("cylinder", "cone", "hourglass"), default="hourglass")
+    p.add_argument("--neck-radius", type=float, default=2.9, help="A")
+    p.add_argument("--base-radius", type=float, default=3.7, help="A")
+
+
+def _describe(fil, system) -> None:
     ch = system.channels()
-    res = system.forces(args.bias, beta=args.beta, tol=args.tol)
-    t2 = time.perf_counter()
     dev = fil.device
     is_fil = fil.mask("filament")[dev]
-    print(f"Cu constriction fcc({args.orientation}): {len(dev)} device atoms "
-          f"({is_fil.sum()} filament), cell {fil.box[0]:.2f} x {fil.box[1]:.2f} A, "
-          f"E_F = {system.fermi_level:.4f} eV")
-    print(f"  G(E_F) = {system.conductance():.4f} G0; open channels "
-          f"{np.array2string(ch[ch > 1e-3], precision=4)}")
+    per_layer = np.bincount(fil.layer[fil.mask("filament")])
+    print(f"Cu filament fcc({fil.orientation}): {len(fil.positions)} atoms, {len(dev)} NEGF "
+          f"device atoms ({is_fil.sum()} filament, per layer "
+          f"{per_layer[per_layer > 0].tolist()}), cell {fil.box[0]:.3f} x {fil.box[1]:.3f} A")
+    print(f"  E_F = {system.fermi_level:.4f} eV; G(0 K) = T(E_F) = {system.conductance():.4f} G0"
+          f"; channels {np.array2string(ch[ch > 1e-3], precision=4)}")
+
+
+def _build(args) -> int:
+    """Write a LAMMPS data file of a filament between two fcc electrodes."""
+    import os
+    if os.path.exists(args.output) and not args.overwrite:
+        raise ValueError(f"{args.output} exists: pass --overwrite to replace it")
+    fil = _filament(args)
+    _describe(fil, fil.recoil_system())
+    fil.write_data(args.output)
+    print(f"  wrote {args.output} (atom types: 1 filament, 2 mobile electrode, 3/4 frozen "
+          "left/right); run it with -var data " + args.output)
+    return 0
+
+
+def _report(args) -> int:
+    """Transmission and recoil-force report for a built-in Cu constriction."""
+    t0 = time.perf_counter()
+    fil = _filament(args)
+    system = fil.recoil_system(kpoints=args.kpoints)
+    t1 = time.perf_counter()
+    _describe(fil, system)
+    res = system.forces(args.bias, beta=args.beta, tol=args.tol)
+    t2 = time.perf_counter()
+    is_fil = fil.mask("filament")[fil.device]
     print(f"  V = {args.bias} V, beta = {args.beta}: Landauer G = {res.conductance:.4f} G0")
     print(f"  total recoil force on the filament (eV/A): "
           f"{np.array2string(res.forces[is_fil].sum(0), precision=4)}")
@@ -55,10 +94,33 @@ def _report(args) -> int:
           f"{np.array2string(res.total, precision=4)}")
     print(f"  largest per-atom force {res.max_norm:.4f} eV/A; energy integral: "
           f"{res.n_energies} points, error estimate {res.error:.1e} (tol {args.tol:g})")
-    print(f"  build {t1 - t0:.2f} s, channels + forces {t2 - t1:.2f} s")
+    print(f"  build {t1 - t0:.2f} s, forces {t2 - t1:.2f} s")
     print("\n  filament atoms:   x        y        z      Fx       Fy       Fz   (eV/A)")
     for x, f in zip(system.positions[is_fil], res.forces[is_fil]):
         print("   " + " ".join(f"{v:8.3f}" for v in x) + " " + " ".join(f"{v:8.4f}" for v in f))
+    return 0
+
+
+def _analyze(args) -> int:
+    """Fig. 2 panels and tables of a run of inputs/in.filament."""
+    from .study import analyze
+    summary = analyze(args.prefix, args.outdir, args.control)
+    for k, v in summary.items():
+        print(f"{k}: {v}")
+    return 0
+
+
+def _ensemble(args) -> int:
+    """The protocol over seeds and biases, as independent LAMMPS processes."""
+    from .study import ensemble
+    seeds = [args.first_seed + 7919 * i for i in range(args.seeds)]
+    summary = ensemble(args.deck, seeds, args.biases, args.jobs, args.var or (), args.outdir,
+                       args.threshold, args.window)
+    for V, s in summary.items():
+        times = ", ".join(f"{x:.1f}" for x in s["times_ps"]) or "-"
+        print(f"V = {V:g} V: {s['switched']}/{s['runs']} runs switched; switching times "
+              f"(ps): {times}")
+    print(f"table: {args.outdir}/ensemble.csv")
     return 0
 
 
@@ -161,21 +223,44 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="print the tight-binding model, E_F and band edges")
     info.set_defaults(func=_model_info)
 
+    build = sub.add_parser("build-filament", help="write a LAMMPS data file of a Cu filament "
+                                                  "between two fcc electrodes")
+    _add_filament_args(build)
+    build.add_argument("-o", "--output", default="filament.data")
+    build.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    build.set_defaults(func=_build)
+
     rep = sub.add_parser("report", help="transmission and recoil forces of a built-in "
                                         "Cu constriction")
-    rep.add_argument("--orientation", choices=("001", "111"), default="001")
-    rep.add_argument("--nx", type=int, default=4)
-    rep.add_argument("--ny", type=int, default=4)
-    rep.add_argument("--gap-layers", type=int, default=6)
-    rep.add_argument("--shape", choices=("cylinder", "cone", "hourglass"), default="hourglass")
-    rep.add_argument("--neck-radius", type=float, default=2.9)
-    rep.add_argument("--base-radius", type=float, default=3.7)
+    _add_filament_args(rep)
     rep.add_argument("--bias", type=float, default=1.0, help="volts on the right electrode")
     rep.add_argument("--beta", type=float, default=0.5)
     rep.add_argument("--tol", type=float, default=1e-3,
                      help="accuracy of the energy integral (eV/A)")
     rep.add_argument("--kpoints", type=int, nargs=2, default=(1, 1))
     rep.set_defaults(func=_report)
+
+    ana = sub.add_parser("analyze", help="Fig. 2 panels and tables of a run (prefix of "
+                                         "<prefix>.recoil.csv and .dump)")
+    ana.add_argument("prefix")
+    ana.add_argument("--control", help="prefix of the V = 0 control run")
+    ana.add_argument("--outdir", help="default: <prefix>_figures")
+    ana.set_defaults(func=_analyze)
+
+    ens = sub.add_parser("ensemble", help="run a deck over seeds and biases in parallel and "
+                                          "report switching statistics")
+    ens.add_argument("deck")
+    ens.add_argument("--seeds", type=int, default=4)
+    ens.add_argument("--first-seed", type=int, default=58213)
+    ens.add_argument("--biases", type=float, nargs="+", default=[0.0, 1.0])
+    ens.add_argument("--jobs", type=int, default=2, help="LAMMPS processes at a time")
+    ens.add_argument("--outdir", default="runs/ensemble")
+    ens.add_argument("--threshold", type=float, default=0.5,
+                     help="switching: sustained change of G (G0)")
+    ens.add_argument("--window", type=float, default=5.0,
+                     help="switching: median window (ps)")
+    ens.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"))
+    ens.set_defaults(func=_ensemble)
 
     ch = sub.add_parser("chain", help="the 1D chain toy model: fig1a, fig1b, instability, "
                                       "momentum (CSV + PNG)")

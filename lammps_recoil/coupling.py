@@ -34,8 +34,11 @@ from .builders import ELECTRODE_TYPE, FILAMENT_TYPE, system_from_types
 from .forces import MODELS
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
+#: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
-          "n_energies")
+          "n_energies", "Feam_x", "Feam_y", "Feam_z")
+#: Seconds of wall time between progress lines on stderr.
+PROGRESS_EVERY = 30.0
 #: Deck variables passed to :func:`recoil_setup`, in order.
 PARAMS = ("V", "beta", "every", "tol", "lattice", "out", "model")
 #: Deck variables naming input files, checked with the parameters before any run.
@@ -119,6 +122,8 @@ class RecoilCoupling:
         self.last_step = None
         self.work = 0.0
         self.vector = np.zeros(len(VECTOR))
+        self.steps = _equal_variable(lmp, "prod_steps")
+        self.started, self.reported = time.time(), time.time()
         self.series = None
         if self.rank == 0:
             path = params["out"] + ".recoil.csv"
@@ -165,15 +170,33 @@ class RecoilCoupling:
             fil = self.held[self.filament]
             self.vector = np.array([g_ef, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
-                                    time.perf_counter() - t0, res.n_energies])
+                                    time.perf_counter() - t0, res.n_energies,
+                                    *_eam_force(self.lmp)])
             self.last_x, self.last_step = x, step
             if self.series is not None:
                 dt = self.lmp.extract_global("dt")
                 self.series.write(f"{step},{step * dt:.6f}," +
                                   ",".join(f"{v:.10g}" for v in self.vector) + "\n")
                 self.series.flush()
+                self._progress(step, dt)
         for i, v in enumerate(self.vector):
             self.lmp.fix_external_set_vector(FIX_ID, i + 1, float(v))
+
+    def _progress(self, step, dt) -> None:
+        """A line on stderr every PROGRESS_EVERY seconds: time, G, force, ETA."""
+        now = time.time()
+        if now - self.reported < PROGRESS_EVERY:
+            return
+        self.reported = now
+        eta = ""
+        if self.steps and step > 0:
+            left = (now - self.started) / step * max(self.steps - step, 0)
+            eta = f"  ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
+        total = f"/{self.steps * dt:g}" if self.steps else ""
+        sys.stderr.write(f"lammps-recoil: t = {step * dt:.2f}{total} ps  G = {self.vector[0]:.3f}"
+                         f" G0  Frec_z = {self.vector[4]:+.3f} eV/A  NEGF "
+                         f"{self.vector[7]:.2f} s/update{eta}\n")
+        sys.stderr.flush()
 
     def write_forces(self, fext) -> None:
         """Copy the held forces of this rank's local atoms into ``fext`` (nlocal x 3)."""
@@ -193,6 +216,25 @@ class RecoilCoupling:
         if self.series is not None:
             self.series.close()
             self.series = None
+
+
+def _equal_variable(lmp, name):
+    """Value of an equal-style deck variable, or None."""
+    try:
+        value = lmp.extract_variable(name)
+    except Exception:
+        return None
+    return None if value is None else int(value)
+
+
+def _eam_force(lmp):
+    """The deck's ``compute feam`` (EAM force on the filament), zeros if it is not defined."""
+    try:
+        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
+        return [float(lmp.extract_compute("feam", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)[i])
+                for i in range(3)]
+    except Exception:
+        return [0.0, 0.0, 0.0]
 
 
 def _custom_array(lmp, name, n):

@@ -6,7 +6,8 @@ import os
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the Agg backend."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -37,7 +38,7 @@ def read_csv(path: str) -> dict:
 
 def panels(path: str, x, series: list[dict], xlabel: str, title: str = "") -> None:
     """Stacked panels sharing x; each dict: ylabel and lines {label: y} (optional style)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(len(series), 1, figsize=(6, 2.6 * len(series)), sharex=True,
                              squeeze=False)
     for ax, panel in zip(axes[:, 0], series):

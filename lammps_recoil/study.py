@@ -1,0 +1,175 @@
+"""The paper's Cu filament study: figures of one run, and ensembles over seeds and biases.
+
+``analyze(prefix)`` turns the outputs of one run of ``inputs/in.filament`` (``<prefix>.
+recoil.csv``, ``.dump``, ``.log``) into the paper's Fig. 2 panels and tables:
+conductance vs time (Fig. 2b lower), recoil and recoil + EAM force on the filament vs time
+(Fig. 2b upper), the initial geometry with per-atom recoil force arrows (Fig. 2a), the
+initial and final states, atoms per layer along z (where atoms migrated from and to) and a
+conductance histogram.
+
+``ensemble(...)`` runs the deck for K seeds and a list of biases as independent LAMMPS
+processes, ``jobs`` at a time, and reports per bias the fraction of runs that switched and
+their switching times (:func:`~lammps_recoil.analysis.switching_time`).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .analysis import layer_counts, read_dump, read_series, switching_time
+from .geometry import A0_CU
+from .plots import panels, pyplot, write_csv
+
+TYPE_COLORS = {1: "tab:orange", 2: "tab:blue", 3: "0.55", 4: "0.55"}
+
+
+def _projection(ax, frame, arrows=None, scale=2.0):
+    """Atoms of a frame projected on the x-z plane; optional force arrows (A per eV/A)."""
+    x, z, types = frame["x"], frame["z"], frame["type"]
+    for t, c in TYPE_COLORS.items():
+        m = types == t
+        ax.scatter(z[m], x[m], s=30 if t == 1 else 14, c=c, edgecolors="k", linewidths=0.3)
+    if arrows is not None:
+        f = arrows
+        m = np.linalg.norm(f, axis=1) > 0
+        ax.quiver(z[m], x[m], f[m, 2], f[m, 0], angles="xy", scale_units="xy",
+                  scale=1.0 / scale, color="crimson", width=0.004)
+        ax.annotate("", xy=(z.min() + scale, x.max() + 2.0), xytext=(z.min(), x.max() + 2.0),
+                    arrowprops=dict(arrowstyle="->", color="crimson"))
+        ax.text(z.min(), x.max() + 2.6, "1 eV/A", color="crimson", fontsize=8)
+    ax.set_xlabel("z (A)")
+    ax.set_ylabel("x (A)")
+    ax.set_aspect("equal")
+
+
+def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
+            spacing: float = A0_CU / 2) -> dict:
+    """Figures and tables of one run (and of a control run at V = 0, if given)."""
+    outdir = outdir or prefix + "_figures"
+    os.makedirs(outdir, exist_ok=True)
+    series = read_series(prefix + ".recoil.csv")
+    t = series["time_ps"]
+    frames = read_dump(prefix + ".dump")
+    first, last = frames[0], frames[-1]
+
+    G_lines = {"G(E_F)": series["G_EF"], "Landauer G(V)": series["G_V"]}
+    x_lines = {}
+    if control:
+        ctrl = read_series(control + ".recoil.csv")
+        G_lines["control V = 0"] = ctrl["G_EF"]
+        x_lines["control V = 0"] = ctrl["time_ps"]
+    panels(f"{outdir}/conductance.png", t, [
+        {"ylabel": "G / G0", "lines": G_lines, "x": x_lines}], "time (ps)",
+        "conductance (Fig. 2b, lower)")
+    panels(f"{outdir}/forces.png", t, [
+        {"ylabel": "force on filament, z (eV/A)", "zero": True,
+         "lines": {"recoil": series["Frec_z"],
+                   "recoil + EAM": series["Frec_z"] + series["Feam_z"]}},
+        {"ylabel": "force on filament, x, y (eV/A)", "zero": True,
+         "lines": {"recoil x": series["Frec_x"], "recoil y": series["Frec_y"]}}],
+        "time (ps)", "forces on the filament (Fig. 2b, upper)")
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    _projection(ax, first, arrows=first.recoil)
+    ax.set_title(f"initial geometry, recoil forces at step {first.step} (Fig. 2a)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(f"{outdir}/geometry_initial.png", dpi=130)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
+    for ax, fr, label in ((axes[0], first, "initial"), (axes[1], last, "final")):
+        _projection(ax, fr)
+        ax.set_title(f"{label}: step {fr.step}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(f"{outdir}/states.png", dpi=130)
+    plt.close(fig)
+
+    mobile = lambda fr: np.isin(fr["type"], (1, 2))
+    z0 = first["z"][first["type"] == 3].max()          # a frozen layer fixes the origin
+    zc, n0 = layer_counts(first["z"][mobile(first)], spacing, z0)
+    zc1, n1 = layer_counts(last["z"][mobile(last)], spacing, z0)
+    grid = np.union1d(np.round(zc, 3), np.round(zc1, 3))
+    count = lambda zs, ns: np.array([ns[np.isclose(zs, g, atol=1e-3)].sum() for g in grid])
+    layers = {"z": grid, "initial": count(np.round(zc, 3), n0),
+              "final": count(np.round(zc1, 3), n1)}
+    write_csv(f"{outdir}/layers.csv", layers, f"mobile atoms per layer along z, {prefix}")
+    panels(f"{outdir}/layers.png", grid, [
+        {"ylabel": "mobile atoms per layer", "lines": {"initial": layers["initial"],
+                                                       "final": layers["final"]},
+         "styles": {"initial": "o-", "final": "s--"}}], "layer z (A)",
+        "where atoms migrated from and to")
+
+    hist, edges = np.histogram(series["G_EF"], bins=np.arange(0.0, series["G_EF"].max()
+                                                               + 0.1, 0.05))
+    write_csv(f"{outdir}/histogram.csv", {"G_low": edges[:-1], "G_high": edges[1:],
+                                          "count": hist}, f"G(E_F) histogram, {prefix}")
+    panels(f"{outdir}/histogram.png", 0.5 * (edges[1:] + edges[:-1]), [
+        {"ylabel": "updates", "lines": {"G(E_F)": hist}, "styles": {"G(E_F)": "-"}}],
+        "G / G0", "conductance histogram over the run")
+
+    switched = switching_time(t, series["G_EF"])
+    summary = {
+        "duration_ps": float(t[-1] - t[0]), "updates": len(t),
+        "G_initial": float(series["G_EF"][0]),
+        "G_mean": float(series["G_EF"].mean()), "G_std": float(series["G_EF"].std()),
+        "G_final": float(np.median(series["G_EF"][-max(1, len(t) // 20):])),
+        "Frec_z_mean": float(series["Frec_z"].mean()),
+        "Frec_z_initial": float(series["Frec_z"][0]),
+        "Frec_max_mean": float(series["Frec_max"].mean()),
+        "work_eV": float(series["work"][-1]),
+        "negf_s_mean": float(series["negf_s"].mean()),
+        "switching_time_ps": switched,
+        "moved_layers": {float(z): int(b - a) for z, a, b in
+                         zip(grid, layers["initial"], layers["final"]) if a != b},
+    }
+    with open(f"{outdir}/summary.txt", "w") as fh:
+        for k, v in summary.items():
+            fh.write(f"{k}: {v}\n")
+    return summary
+
+
+def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str = "runs/ens",
+             threshold: float = 0.5, window: float = 5.0) -> dict:
+    """Run the deck for every (bias, seed), ``jobs`` processes at a time; summarize."""
+    os.makedirs(outdir, exist_ok=True)
+    runs = [(V, s) for V in biases for s in seeds]
+
+    def one(run):
+        V, seed = run
+        name = f"V{V:g}_seed{seed}"
+        cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", deck, "-var", "V", str(V),
+               "-var", "seed", str(seed), "-var", "outdir", outdir, "-var", "name", name]
+        for k, v in variables:
+            cmd += ["-var", k, str(v)]
+        with open(f"{outdir}/{name}.stdout", "w") as fh:
+            t0 = time.time()
+            rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
+        return run, name, rc, time.time() - t0
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(one, runs))
+    table = {"V": [], "seed": [], "switched": [], "switching_time_ps": [], "G_initial": [],
+             "G_final": [], "wall_s": []}
+    for (V, seed), name, rc, wall in results:
+        if rc != 0:
+            raise RuntimeError(f"run {name} failed (exit {rc}); see {outdir}/{name}.stdout")
+        s = read_series(f"{outdir}/{name}.recoil.csv")
+        ts = switching_time(s["time_ps"], s["G_EF"], threshold, window)
+        for k, v in zip(table, (V, seed, ts is not None, np.nan if ts is None else ts,
+                                s["G_EF"][0], np.median(s["G_EF"][-max(1, len(s["G_EF"]) // 20):]),
+                                wall)):
+            table[k].append(v)
+    write_csv(f"{outdir}/ensemble.csv", table, f"deck {deck}, switching: median G over "
+              f"{window} ps moved by more than {threshold} G0")
+    summary = {}
+    for V in biases:
+        rows = [i for i, v in enumerate(table["V"]) if v == V]
+        times = [table["switching_time_ps"][i] for i in rows if table["switched"][i]]
+        summary[V] = {"runs": len(rows), "switched": len(times), "times_ps": times}
+    return summary

