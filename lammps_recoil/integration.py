@@ -66,7 +66,7 @@ def adaptive_integral(f, a: float, b: float, tol: float, breaks=()):
     among MPI ranks. Starts from the intervals between ``breaks``, then bisects the
     interval of largest error (one per round, so the nodes used do not depend on how the
     batches are evaluated) until the summed error is below ``tol``. Returns (integral,
-    error, n_evals).
+    error, n_evals, ends) where ``ends`` are the final interval boundaries.
     """
     ends = np.unique(np.concatenate([[a, b], [x for x in breaks if a < x < b]]))
     heap, count = [], 0
@@ -90,7 +90,8 @@ def adaptive_integral(f, a: float, b: float, tol: float, breaks=()):
         mid = 0.5 * (lo + hi)
         push([(lo, mid), (mid, hi)])
     total = sum(item[4] for item in heap)
-    return total, sum(-item[0] for item in heap), 7 * count
+    ends = np.array(sorted({x for item in heap for x in item[2:4]}))
+    return total, sum(-item[0] for item in heap), 7 * count, ends
 
 
 def fermi(E, mu, temperature):
@@ -154,17 +155,19 @@ class Segment:
         ``func(energies, segment)`` returns one row per energy. Fixed Gauss-Legendre with
         ``n_points``, else :func:`adaptive_integral` to absolute accuracy ``tol`` (max
         norm), starting from intervals split at the energies ``breaks`` (kinks of the
-        integrand). Returns (integral, error estimate or nan, n_evals).
+        integrand). Returns (integral, error estimate or nan, n_evals, interval ends).
         """
         if n_points is not None:
             E, w = self.nodes(n_points)
-            return w @ func(E, self), np.nan, len(E)
+            return w @ func(E, self), np.nan, len(E), np.array([self.a, self.b])
         breaks = np.asarray(breaks, dtype=float)
         if self.edge:
             span = self.b - self.a
             g = lambda u: func(self.a + span * u * u, self) * (2.0 * u * span)[:, None]
             inside = breaks[(breaks > self.a) & (breaks < self.b)]
-            return adaptive_integral(g, 0.0, 1.0, tol, np.sqrt((inside - self.a) / span))
+            val, err, n, u = adaptive_integral(g, 0.0, 1.0, tol,
+                                               np.sqrt((inside - self.a) / span))
+            return val, err, n, self.a + span * u * u
         return adaptive_integral(lambda e: func(e, self), self.a, self.b, tol, breaks)
 
 

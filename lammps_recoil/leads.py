@@ -233,25 +233,30 @@ class LayeredLead:
         M[:, nl - 1, nl - 1] -= h1abs2 * gs
         return np.linalg.inv(M)
 
-    def surface_gf(self, E: float, k=None) -> np.ndarray:
+    def surface_gf(self, E: float, k=None, atoms=None) -> np.ndarray:
         """Retarded Green's function g(E) of the isolated lead on its block atoms.
 
-        ``k`` is the in-plane Bloch vector of the periodic device (None for Gamma).
-        Cached: leads never move.
+        ``k`` is the in-plane Bloch vector of the periodic device (None for Gamma);
+        ``atoms`` restricts g to those block atoms (default: all). Only the layers holding
+        them are computed (usually just the surface layer, which the device bonds to).
+        Cached per energy: leads never move.
         """
-        key = (float(E), None if k is None else tuple(np.round(k, 12)))
+        atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
+        layers = tuple(np.unique(self.layer[atoms]).tolist())
+        key = (float(E), None if k is None else tuple(np.round(k, 12)), layers)
         g = self._cache.get(key)
         if g is None:
             kk = np.zeros(2) if k is None else np.asarray(k, dtype=float)
             G = self._block_gf(E, self.kappa + kk) * self.weights[:, None, None]
-            phase = np.exp(1j * self.positions[:, :2] @ self.kappa.T)   # (Np, nk)
-            g = np.empty((len(self.positions),) * 2, dtype=complex)
-            rows = [np.flatnonzero(self.layer == n) for n in range(self.n_layers)]
-            for n, In in enumerate(rows):
-                for m, Im in enumerate(rows):
-                    g[np.ix_(In, Im)] = (phase[In] * G[:, n, m]) @ phase[Im].conj().T
-            self._cache.store(key, g)
-        return g
+            rows = [np.flatnonzero(self.layer == n) for n in layers]
+            phase = [np.exp(1j * self.positions[r, :2] @ self.kappa.T) for r in rows]
+            g = np.block([[(pn * G[:, n, m]) @ pm.conj().T for m, pm in zip(layers, phase)]
+                          for n, pn in zip(layers, phase)])
+            g = self._cache.store(key, g)
+        order = np.concatenate([np.flatnonzero(self.layer == n) for n in layers])
+        where = np.empty(len(self.positions), dtype=int)
+        where[order] = np.arange(len(order))
+        return g[np.ix_(where[atoms], where[atoms])]
 
     def layer_dos(self, energies) -> np.ndarray:
         """Local density of states per atom and spin of each block layer, (nE, n_layers).
@@ -395,14 +400,14 @@ class WireLead:
             np.fill_diagonal(t, 0.0)
         return t
 
-    def surface_gf(self, E: float, k=None) -> np.ndarray:
+    def surface_gf(self, E: float, k=None, atoms=None) -> np.ndarray:
         if k is not None and np.any(k):
             raise ValueError("a wire lead has no transverse Bloch vector")
         key = float(E)
         g = self._cache.get(key)
         if g is None:
             g = self._cache.store(key, self._decimate(E))
-        return g
+        return g if atoms is None else g[np.ix_(atoms, atoms)]
 
     def _decimate(self, E):
         n = len(self.positions)

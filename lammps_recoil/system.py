@@ -29,6 +29,10 @@ from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 G0_SIEMENS = 7.748091729e-5
 #: Flat lead bands closer than this to an energy window are rejected (eV).
 FLAT_MARGIN = 0.02
+#: An adaptive energy partition is reused by the next force evaluation (after the atoms
+#: moved: resonances shift little between MD updates, and the lead Green's functions at its
+#: nodes are cached) until it has grown by this factor.
+REUSE_GROWTH = 1.25
 
 
 @dataclass
@@ -126,6 +130,7 @@ class RecoilSystem:
                 raise ValueError(f"the {lead.side} lead's periodic box {lead.box} differs "
                                  f"from the device box {self.box}")
         self.kpoints, self.kweights = bloch_vectors(self.box, kpoints)
+        self._partitions = {}
         self.eta = float(eta)
         self.onsite = onsite
         self.comm = comm
@@ -251,7 +256,7 @@ class RecoilSystem:
         if g is None:
             k = self.kpoints[ik] if self.box is not None else None
             c = self.couplings[s].contacts
-            g = self.leads[s].surface_gf(E, k)[np.ix_(c, c)]
+            g = self.leads[s].surface_gf(E, k, c)
             self._contact_gf[key] = g
         return g
 
@@ -332,9 +337,13 @@ class RecoilSystem:
         n = self.n_atoms
         total, error, n_energies = np.zeros(4 * n + 1), 0.0, 0
         func = lambda E, seg: self._map(lambda e: self._integrand(e, seg, model, timings), E)
-        breaks = self._kinks()
+        kinks = self._kinks()
         for seg in segments:
-            val, err, nev = seg.integrate(func, n_points, tol / len(segments), breaks)
+            key = (round(seg.a, 12), round(seg.b, 12), full, model)
+            start = self._partitions.get(key, (np.zeros(0), 0))[0]
+            val, err, nev, ends = seg.integrate(func, n_points, tol / len(segments),
+                                                np.union1d(kinks, start))
+            self._remember(key, ends)
             total, error, n_energies = total + val, error + err, n_energies + nev
         if full:
             total = total + self._bound_density(temperature, model)
@@ -348,6 +357,17 @@ class RecoilSystem:
         return RecoilResult(forces, conductance, self._to_user(total[3 * n + 1:]), bias, beta,
                             temperature,
                             n_energies, error, self.at_lead.copy(), timings)
+
+    def _remember(self, key, ends) -> None:
+        """Keep an adaptive partition as the next start, unless it has grown by more than
+        REUSE_GROWTH over the last partition found from scratch (then start afresh)."""
+        _, fresh = self._partitions.get(key, (None, 0))
+        if fresh == 0:
+            fresh = len(ends)
+        if len(ends) > REUSE_GROWTH * fresh:
+            self._partitions.pop(key, None)
+        else:
+            self._partitions[key] = (ends, fresh)
 
     def _kinks(self) -> np.ndarray:
         """Channel edges of the periodic leads at every Bloch vector (integration breaks)."""
