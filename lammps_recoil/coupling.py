@@ -30,6 +30,7 @@ import time
 
 import numpy as np
 
+from . import runstate
 from .builders import ELECTRODE_TYPE, FILAMENT_TYPE, system_from_types
 from .forces import MODELS
 
@@ -40,7 +41,8 @@ VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf
 #: Seconds of wall time between progress lines on stderr.
 PROGRESS_EVERY = 30.0
 #: Deck variables passed to :func:`recoil_setup`, in order.
-PARAMS = ("V", "beta", "every", "tol", "lattice", "out", "model")
+PARAMS = ("V", "beta", "every", "tol", "lattice", "out", "model", "restart_every", "resume",
+          "overwrite")
 #: Deck variables naming input files, checked with the parameters before any run.
 FILES = ("data", "potential")
 FIX_ID = "recoil"
@@ -48,13 +50,23 @@ FIX_ID = "recoil"
 _ACTIVE: dict = {}
 
 
-def parse_params(V, beta, every, tol, lattice, out, model) -> dict:
+def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", resume="no",
+                 overwrite="no") -> dict:
     """Validate the deck's recoil parameters (strings from LAMMPS variables)."""
     try:
         p = dict(V=float(V), beta=float(beta), every=int(float(every)), tol=float(tol),
-                 lattice=str(lattice), out=str(out), model=str(model))
-    except ValueError as err:
+                 lattice=str(lattice), out=str(out), model=str(model),
+                 restart_every=int(float(restart_every)), resume=str(resume),
+                 overwrite=str(overwrite))
+    except (ValueError, OverflowError) as err:
         raise ValueError(f"bad recoil parameter: {err}") from None
+    for name in ("resume", "overwrite"):
+        if p[name] not in ("yes", "no"):
+            raise ValueError(f"{name} must be yes or no, got {p[name]}")
+    if p["restart_every"] < 0 or (p["restart_every"] and p["every"] > 0
+                                  and p["restart_every"] % p["every"]):
+        raise ValueError(f"restart_every must be 0 or a multiple of every ({every} steps), "
+                         f"got {restart_every}")
     if not np.isfinite(p["V"]):
         raise ValueError(f"bias V must be a finite number of volts, got {V}")
     if not 0.0 <= p["beta"] <= 1.0:
@@ -71,13 +83,24 @@ def parse_params(V, beta, every, tol, lattice, out, model) -> dict:
     return p
 
 
-def check_inputs(*values) -> dict:
-    """Validate :data:`PARAMS` and that the :data:`FILES` exist, before the first run."""
+def check_inputs(lmp, *values) -> dict:
+    """Before anything runs: validate :data:`PARAMS`, check that the :data:`FILES` exist,
+    and prepare the outputs: refuse to overwrite an earlier run's, or, to resume, cut them
+    back to the last restart state and set the deck variable ``resume_step``."""
     params = parse_params(*values[:len(PARAMS)])
     for label, path in zip(FILES, values[len(PARAMS):]):
         if not os.path.isfile(path):
             raise ValueError(f"missing {label} file: {path} (paths are relative to the "
                              f"working directory {os.getcwd()})")
+    rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
+    if params["resume"] == "yes":
+        params["resume_step"] = runstate.resume_step(params["out"])
+        if rank0:
+            runstate.truncate_outputs(params["out"], params["resume_step"])
+        if lmp is not None:
+            lmp.command(f"variable resume_step index {params['resume_step']}")
+    elif rank0:
+        runstate.check_fresh(params["out"], params["overwrite"] == "yes")
     return params
 
 
@@ -124,12 +147,18 @@ class RecoilCoupling:
         self.vector = np.zeros(len(VECTOR))
         self.steps = _equal_variable(lmp, "prod_steps")
         self.started, self.reported = time.time(), time.time()
+        self.pending = None
+        resume = params["resume"] == "yes"
+        if resume:
+            self._restore(runstate.load_state(params["out"]))
+        self.first_step = lmp.extract_global("ntimestep")
         self.series = None
         if self.rank == 0:
             path = params["out"] + ".recoil.csv"
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-            self.series = open(path, "w")
-            self.series.write("step,time_ps," + ",".join(VECTOR) + "\n")
+            self.series = open(path, "a" if resume else "w")
+            if not resume:
+                self.series.write("step,time_ps," + ",".join(VECTOR) + "\n")
             self.series.flush()
 
     def _gather(self, wanted):
@@ -150,9 +179,38 @@ class RecoilCoupling:
         order = np.argsort(tags)
         return tags[order], types[order], x[order]
 
+    def _snapshot(self, step) -> dict:
+        keys = list(self.system._partitions)
+        return dict(step=step, tags=self.tags, held=self.held, last_x=self.last_x,
+                    work=self.work, vector=self.vector,
+                    part_keys=np.array([[k[0], k[1], k[2], k[3] == "paper"] for k in keys],
+                                       dtype=float).reshape(-1, 4),
+                    part_fresh=np.array([self.system._partitions[k][1] for k in keys]),
+                    part_ends=np.concatenate([self.system._partitions[k][0] for k in keys]
+                                             or [np.zeros(0)]),
+                    part_sizes=np.array([len(self.system._partitions[k][0]) for k in keys]))
+
+    def _restore(self, state) -> None:
+        step = self.lmp.extract_global("ntimestep")
+        if int(state["step"]) != step or not np.array_equal(state["tags"], self.tags):
+            raise ValueError(f"the recoil state ({runstate.state_path(self.p['out'])}, step "
+                             f"{int(state['step'])}) does not match the restart (step {step})")
+        self.held, self.last_x = state["held"], state["last_x"]
+        self.work, self.vector = float(state["work"]), state["vector"]
+        self.last_step = step
+        ends = np.split(state["part_ends"], np.cumsum(state["part_sizes"])[:-1])
+        for key, fresh, e in zip(state["part_keys"], state["part_fresh"], ends):
+            model = "paper" if key[3] else "hellmann-feynman"
+            self.system._partitions[(key[0], key[1], bool(key[2]), model)] = (e, int(fresh))
+
     def update(self, step: int) -> None:
         """Recompute the recoil forces from the current positions (collective call)."""
         t0 = time.perf_counter()
+        if self.pending is not None and self.pending["step"] < step:
+            # LAMMPS finished the restart file of that step: its state can be saved
+            if self.rank == 0:
+                runstate.save_state(self.p["out"], self.pending)
+            self.pending = None
         tags, _, x = self._gather((FILAMENT_TYPE, ELECTRODE_TYPE))
         if len(tags) != len(self.tags) or np.any(tags != self.tags):
             lost = np.setdiff1d(self.tags, tags)
@@ -179,6 +237,9 @@ class RecoilCoupling:
                                   ",".join(f"{v:.10g}" for v in self.vector) + "\n")
                 self.series.flush()
                 self._progress(step, dt)
+            every = self.p["restart_every"]
+            if every and step % every == 0 and step > self.first_step:
+                self.pending = self._snapshot(step)
         for i, v in enumerate(self.vector):
             self.lmp.fix_external_set_vector(FIX_ID, i + 1, float(v))
 
@@ -211,6 +272,33 @@ class RecoilCoupling:
         frec = _custom_array(lmp, "d2_frec", n)
         if frec is not None:
             frec[:n] = forces
+
+    def write_crash_data(self) -> str:
+        """All atoms' positions and velocities as a LAMMPS data file (collective call)."""
+        lmp = self.lmp
+        n = lmp.extract_setting("nlocal")
+        part = (np.array(lmp.numpy.extract_atom("id")[:n]),
+                np.array(lmp.numpy.extract_atom("type")[:n]),
+                np.array(lmp.numpy.extract_atom("x")[:n]),
+                np.array(lmp.numpy.extract_atom("v")[:n]))
+        parts = [part] if self.comm is None else self.comm.gather(part)
+        path = self.p["out"] + ".crash.data"
+        if self.rank == 0:
+            tags, types, x, v = (np.concatenate([p[i] for p in parts]) for i in range(4))
+            order = np.argsort(tags)
+            lo, hi, *_ = lmp.extract_box()
+            lines = [f"LAMMPS data file: lammps-recoil state at step "
+                     f"{lmp.extract_global('ntimestep')} when the run stopped", "",
+                     f"{len(tags)} atoms", f"{int(types.max())} atom types", ""]
+            lines += [f"{lo[d]:.10f} {hi[d]:.10f} {a}lo {a}hi" for d, a in enumerate("xyz")]
+            lines += ["", "Atoms # atomic", ""]
+            lines += [f"{tags[i]} {types[i]} {x[i, 0]:.10f} {x[i, 1]:.10f} {x[i, 2]:.10f}"
+                      for i in order]
+            lines += ["", "Velocities", ""]
+            lines += [f"{tags[i]} {v[i, 0]:.10f} {v[i, 1]:.10f} {v[i, 2]:.10f}" for i in order]
+            with open(path, "w") as fh:
+                fh.write("\n".join(lines) + "\n")
+        return path
 
     def close(self) -> None:
         if self.series is not None:
@@ -246,13 +334,21 @@ def _custom_array(lmp, name, n):
         return None
 
 
-def fail(err: BaseException, comm=None) -> None:
+def fail(err: BaseException, comm=None, coupling=None) -> None:
     """Report an error from inside a LAMMPS run and stop all ranks.
 
     Exceptions raised inside LAMMPS callbacks are printed and swallowed by ctypes (other
-    ranks would hang), so the run is aborted explicitly after a clear message.
+    ranks would hang), so the run is aborted explicitly after a clear message. During a
+    run the last state of all atoms is first written to ``<out>.crash.data`` (read_data
+    format with velocities); the periodic restart files remain as well.
     """
-    sys.stderr.write(f"lammps-recoil: error: {err}\n")
+    note = ""
+    if coupling is not None:
+        try:
+            note = f" (atoms at this step: {coupling.write_crash_data()})"
+        except Exception:
+            pass
+    sys.stderr.write(f"lammps-recoil: error: {err}{note}\n")
     sys.stderr.flush()
     if comm is not None:
         comm.Abort(2)
@@ -283,12 +379,14 @@ def active(lmp) -> RecoilCoupling:
 
 
 # ------------------------------------------------------------------ deck route (fix python)
-def recoil_check(*values) -> None:
-    """``python recoil_check input 9 ${V} ... ${data} ${potential} format sssssssss``."""
+def recoil_check(lmpptr, *values) -> None:
+    """``python recoil_check input 13 SELF ${V} ... ${data} ${potential} format p...``."""
+    from lammps import lammps
+    lmp = lammps(ptr=lmpptr)
     try:
-        check_inputs(*values)
+        check_inputs(lmp, *values)
     except Exception as err:
-        fail(err)
+        fail(err, lammps_comm_or_none(lmp))
 
 
 def recoil_setup(lmpptr, *values) -> None:
@@ -311,7 +409,9 @@ def recoil_update(lmpptr, vflag=0) -> None:
         coupling.update(lmp.extract_global("ntimestep"))
         coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))
     except Exception as err:
-        fail(err, coupling.comm if coupling is not None else lammps_comm_or_none(lmp))
+        if coupling is None:
+            fail(err, lammps_comm_or_none(lmp))
+        fail(err, coupling.comm, coupling)
 
 
 def lammps_comm_or_none(lmp):
@@ -328,4 +428,4 @@ def callback(coupling: RecoilCoupling, step, nlocal, tag, x, fext) -> None:
         coupling.update(step)
         coupling.write_forces(fext)
     except Exception as err:
-        fail(err, coupling.comm)
+        fail(err, coupling.comm, coupling)

@@ -86,7 +86,7 @@ def run_deck(path: str, variables=()) -> int:
                 # the deck's variables are all defined: check them before anything runs
                 values = [value(p) for p in PARAMS + FILES]
                 if None not in values:
-                    check_inputs(*values)
+                    check_inputs(lmp, *values)
                 checked = True
             lmp.command(cmd)
             if coupling is None and lmp.has_id("fix", FIX_ID):

@@ -210,7 +210,7 @@ def bias_window(fermi_level: float, bias: float, beta: float = 0.5,
             return f0 * (1.0 - f0) / kT                         # -df/dE
     else:
         def landauer(E):
-            return (fermi(E, mu_l, temperature) - fermi(E, mu_r, temperature)) / bias
+            return (fermi(E, mu_r, temperature) - fermi(E, mu_l, temperature)) / bias
     return [Segment(lo, hi, occupation, landauer)]
 
 

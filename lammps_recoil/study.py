@@ -28,23 +28,30 @@ from .plots import panels, pyplot, write_csv
 TYPE_COLORS = {1: "tab:orange", 2: "tab:blue", 3: "0.55", 4: "0.55"}
 
 
-def _projection(ax, frame, arrows=None, scale=2.0):
-    """Atoms of a frame projected on the x-z plane; optional force arrows (A per eV/A)."""
-    x, z, types = frame["x"], frame["z"], frame["type"]
+def projection(ax, x, z, types, forces=None, scale=2.0):
+    """Atoms projected on the z-x plane, coloured by type; optional force arrows drawn
+    ``scale`` A long per eV/A, with a 1 eV/A key."""
     for t, c in TYPE_COLORS.items():
         m = types == t
         ax.scatter(z[m], x[m], s=30 if t == 1 else 14, c=c, edgecolors="k", linewidths=0.3)
-    if arrows is not None:
-        f = arrows
-        m = np.linalg.norm(f, axis=1) > 0
-        ax.quiver(z[m], x[m], f[m, 2], f[m, 0], angles="xy", scale_units="xy",
-                  scale=1.0 / scale, color="crimson", width=0.004)
-        ax.annotate("", xy=(z.min() + scale, x.max() + 2.0), xytext=(z.min(), x.max() + 2.0),
-                    arrowprops=dict(arrowstyle="->", color="crimson"))
-        ax.text(z.min(), x.max() + 2.6, "1 eV/A", color="crimson", fontsize=8)
+    if forces is not None:
+        m = np.linalg.norm(forces, axis=1) > 0
+        q = ax.quiver(z[m], x[m], forces[m, 2], forces[m, 0], angles="xy", scale_units="xy",
+                      scale=1.0 / scale, color="crimson", width=0.004, zorder=3)
+        ax.quiverkey(q, 0.86, 1.05, 0.5, "0.5 eV/A", labelpos="E", color="crimson")
     ax.set_xlabel("z (A)")
     ax.set_ylabel("x (A)")
     ax.set_aspect("equal")
+
+
+def geometry_figure(path, x, z, types, forces, title, scale=8.0):
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    projection(ax, x, z, types, forces, scale)
+    ax.set_title(title, fontsize=9, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
 
 
 def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
@@ -74,17 +81,13 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
          "lines": {"recoil x": series["Frec_x"], "recoil y": series["Frec_y"]}}],
         "time (ps)", "forces on the filament (Fig. 2b, upper)")
 
+    geometry_figure(f"{outdir}/geometry_initial.png", first["x"], first["z"], first["type"],
+                    first.recoil, f"first production frame (step {first.step}) and its "
+                    "recoil forces")
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
-    _projection(ax, first, arrows=first.recoil)
-    ax.set_title(f"initial geometry, recoil forces at step {first.step} (Fig. 2a)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(f"{outdir}/geometry_initial.png", dpi=130)
-    plt.close(fig)
-
     fig, axes = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     for ax, fr, label in ((axes[0], first, "initial"), (axes[1], last, "final")):
-        _projection(ax, fr)
+        projection(ax, fr["x"], fr["z"], fr["type"])
         ax.set_title(f"{label}: step {fr.step}", fontsize=10)
     fig.tight_layout()
     fig.savefig(f"{outdir}/states.png", dpi=130)

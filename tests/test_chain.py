@@ -91,3 +91,14 @@ def test_symmetric_chain_feels_no_force(beta):
 def test_vcrit_paper_example():
     """Eq. 19 with q_eff = 0.8 e0, beta = 0, t = -2 eV, a = 2.5 A: about 1.7 V."""
     assert v_crit_eq19(0.8, 0.0, t=-2.0) == pytest.approx(1.757, abs=1e-3)
+
+
+@pytest.mark.parametrize("V", [0.0, 0.8, -0.8])
+def test_finite_temperature_approaches_zero_temperature(V):
+    """Fermi functions at 5 K against the T = 0 window: conductance and forces agree to
+    O(kT) (kT = 0.4 meV); at 300 K the conductance stays positive."""
+    s = chain_system(-2.1, -1.3, eps=0.2, n_side=2)
+    cold, warm = s.forces(V, 0.3), s.forces(V, 0.3, temperature=5.0)
+    assert warm.conductance == pytest.approx(cold.conductance, abs=2e-3)
+    np.testing.assert_allclose(warm.forces, cold.forces, atol=2e-3)
+    assert 0.0 < s.conductance(V, 0.3, temperature=300.0) <= 1.0

@@ -36,7 +36,8 @@ def column(orientation, radii):
     return ijk[keep], pos[keep], P
 
 
-def kwant_transmission(orientation, ijk, energies):
+def kwant_system(orientation, ijk):
+    """The finalized Kwant system of the column with wire leads at both ends."""
     prim, period = FRAMES[orientation]
     lat = kwant.lattice.general(prim, basis=[OFFSET], norbs=1).sublattices[0]
     P = (period @ prim)[2]
@@ -58,7 +59,10 @@ def kwant_transmission(orientation, ijk, energies):
         lead = kwant.Builder(kwant.TranslationalSymmetry(lat.vec(sign * period)))
         fill(lead, cell, np.vstack([cell, cell + sign * period]))
         syst.attach_lead(lead)
-    fsys = syst.finalized()
+    return syst.finalized()
+
+
+def kwant_transmission(fsys, energies):
     return np.array([kwant.smatrix(fsys, E).transmission(1, 0) for E in energies])
 
 
@@ -75,6 +79,6 @@ def test_transmission_matches_kwant(orientation, radii):
     right = WireLead(last + T, T, "right", HOP)
     energies = np.array([-4.3, -2.2, -0.7, 0.61, 1.45])
     ours = RecoilSystem(sites, left, right, HOP, fermi_level=0.6).transmission(energies)
-    theirs = kwant_transmission(orientation, ijk, energies)
+    theirs = kwant_transmission(kwant_system(orientation, ijk), energies)
     assert ours.max() > 0.5 and len(sites) > 60
     np.testing.assert_allclose(ours, theirs, atol=1e-6)

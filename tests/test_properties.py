@@ -1,0 +1,109 @@
+"""Property-based tests (hypothesis) over random small systems and hostile inputs.
+
+What they cover (340 examples in all):
+
+* random 1D chains (contact hoppings v_L, v_R in [-3, -0.4] eV, on-site eps in [-1, 1] eV,
+  0-3 device atoms per side, bias in [-1.5, 1.5] V, beta in [0, 1], electron temperature
+  0 or 300 K): forces finite, T(E) and G within [0, 1] (one channel), and the mirror
+  symmetry: mirrored geometry with the leads swapped, V -> -V and beta -> 1 - beta gives
+  mirrored forces (F_z -> -F_z) and the same conductance;
+* random 3D Cu constrictions (2x2 fcc(001) cell, every device atom displaced by up to
+  0.25 A, bias in [-0.5, 0.5] V so the window avoids the cell's flat bands, any beta): the
+  same symmetry, forces finite, T within [0, number of open lead channels];
+* hostile structures for ``system_from_types`` (NaN, overlapping atoms, missing types,
+  atoms flown off) and hostile deck parameters for ``parse_params`` (random text):
+  nothing but the documented ValueError, with a message.
+"""
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lammps_recoil import LayeredLead, RecoilSystem, fcc_lattice
+from lammps_recoil.builders import build_filament, system_from_types
+from lammps_recoil.chain import chain_system
+from lammps_recoil.coupling import parse_params
+
+SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@settings(max_examples=80, **SETTINGS)
+@given(vl=st.floats(-3.0, -0.4), vr=st.floats(-3.0, -0.4), eps=st.floats(-1.0, 1.0),
+       n=st.integers(0, 3), V=st.floats(-1.5, 1.5), beta=st.floats(0.0, 1.0),
+       T=st.sampled_from([0.0, 300.0]))
+def test_random_chains(vl, vr, eps, n, V, beta, T):
+    a = chain_system(vl, vr, eps, n_side=n)
+    b = chain_system(vr, vl, eps, n_side=n)          # the mirror image
+    ra, rb = a.forces(V, beta, T), b.forces(-V, 1.0 - beta, T)
+    assert np.all(np.isfinite(ra.forces))
+    np.testing.assert_allclose(ra.forces[:, 2], -rb.forces[::-1, 2], atol=1e-9)
+    assert abs(ra.conductance - rb.conductance) < 1e-9
+    assert -1e-9 <= ra.conductance <= 1.0 + 1e-9
+    T_E = a.transmission(np.linspace(-3.5, 3.5, 7))
+    assert np.all((T_E > -1e-12) & (T_E < 1.0 + 1e-9))
+
+
+TINY = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
+                      shape="cylinder", neck_radius=1.3)
+
+
+def _system(device, left, right, box):
+    lat = fcc_lattice("001")
+    return RecoilSystem(device, LayeredLead(lat, left, "left", box=box),
+                        LayeredLead(lat, right, "right", box=box), box=box)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(seed=st.integers(0, 2**31), amplitude=st.floats(0.0, 0.25),
+       V=st.floats(-0.5, 0.5), beta=st.floats(0.0, 1.0))
+def test_random_constrictions(seed, amplitude, V, beta):
+    f = TINY
+    rng = np.random.default_rng(seed)
+    dev = f.positions[f.device] + amplitude * rng.uniform(-1, 1, (len(f.device), 3))
+    left, right = (f.positions[f.mask(f"frozen_{s}")] for s in ("left", "right"))
+    flip = np.array([1.0, 1.0, -1.0])
+    a = _system(dev, left, right, f.box)
+    b = _system(dev * flip, right * flip, left * flip, f.box)
+    ra, rb = a.forces(V, beta), b.forces(-V, 1.0 - beta)
+    assert np.all(np.isfinite(ra.forces))
+    np.testing.assert_allclose(rb.forces, ra.forces * flip, atol=1e-8)
+    assert abs(ra.conductance - rb.conductance) < 1e-8
+    E = a.fermi_level + np.array([-0.4, 0.0, 0.4])
+    T = a.transmission(E)
+    channels = [a.leads[0].open_channels(e) for e in E]
+    assert np.all(T > -1e-10) and np.all(T <= np.array(channels) + 1e-8)
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(seed=st.integers(0, 2**31), kind=st.sampled_from(["nan", "overlap", "types", "fly",
+                                                         "shuffle"]))
+def test_hostile_structures_raise_value_errors(seed, kind):
+    f = TINY
+    rng = np.random.default_rng(seed)
+    x, types = f.positions.copy(), f.types.copy()
+    i = rng.integers(len(x))
+    if kind == "nan":
+        x[i, rng.integers(3)] = np.nan
+    elif kind == "overlap":
+        x[i] = x[(i + 1 + rng.integers(len(x) - 1)) % len(x)] + rng.uniform(-0.3, 0.3, 3)
+    elif kind == "types":
+        types[types == rng.choice([1, 3, 4])] = 2
+    elif kind == "fly":
+        x[np.flatnonzero(types == 1)[0]] += [0.0, 0.0, rng.uniform(30.0, 300.0)]
+    else:
+        types = rng.permutation(types)
+    try:
+        system_from_types(x, types, f.box).forces(0.5)
+    except ValueError as err:
+        assert len(str(err)) > 20
+    # an unperturbed shuffle of types can still be a valid system: then nothing to check
+
+
+@settings(max_examples=100, **SETTINGS)
+@given(values=st.lists(st.one_of(st.text(max_size=8), st.floats().map(str),
+                                 st.integers(-10**6, 10**6).map(str)),
+                       min_size=10, max_size=10))
+def test_hostile_deck_parameters_raise_value_errors(values):
+    try:
+        parse_params(*values)
+    except ValueError as err:
+        assert str(err)

