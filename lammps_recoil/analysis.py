@@ -87,21 +87,23 @@ def running_median(y: np.ndarray, n: int) -> np.ndarray:
     return np.array([np.median(y[i:i + n]) for i in range(len(y))])
 
 
-def switching_time(t: np.ndarray, G: np.ndarray, threshold: float = 0.5,
-                   window: float = 5.0):
+def switching_time(t: np.ndarray, G: np.ndarray, threshold: float = 1.0,
+                   window: float = 5.0, reference: float = 1.0):
     """First time at which the conductance has switched, or None.
 
-    Reference: the median of G over the first ``window`` ps. Switched at the first time t_s
-    from which the median over the next ``window`` ps differs from the reference by more
-    than ``threshold`` (G0): a sustained jump, not a thermal spike.
+    Reference: the median of G over the first ``reference`` ps. Switched at the first time
+    t_s from which the median over the next ``window`` ps differs from the reference by
+    more than ``threshold`` (G0): a sustained jump, not a thermal spike.
     """
     t, G = np.asarray(t), np.asarray(G)
     if len(t) < 2:
         return None
-    n = max(1, int(round(window / np.median(np.diff(t)))))
-    if len(G) < 2 * n:
+    dt = np.median(np.diff(t))
+    n = max(1, int(round(window / dt)))
+    n_ref = max(1, int(round(reference / dt)))
+    if len(G) < n_ref + n:
         return None
-    ref = np.median(G[:n])
+    ref = np.median(G[:n_ref])
     med = running_median(G, n)[:len(G) - n + 1]
     hit = np.flatnonzero(np.abs(med - ref) > threshold)
     return float(t[hit[0]]) if hit.size else None

@@ -100,6 +100,35 @@ class Filament:
         return system_from_types(self.positions, self.types, self.box, self.orientation,
                                  self.a0, hopping, lead_eta, **kw)
 
+    def isolated_system(self, hopping: HoppingModel = HoppingModel(), kmesh: int = 64,
+                        eta: float = 0.02, radius: float | None = None,
+                        **kw) -> RecoilSystem:
+        """The filament alone between two laterally infinite ideal fcc half-spaces.
+
+        The half-spaces continue the electrodes' lattice (every electrode layer is ideal);
+        their surface patches hold the sites of the two layers next to the filament
+        within ``radius`` of its axis (default: widest filament layer + 2 r_off). Lead
+        Green's functions are k sums over a ``kmesh`` x ``kmesh`` zone mesh with
+        broadening ``eta`` (eV).
+        """
+        lat = fcc_lattice(self.orientation, self.a0)
+        fil = self.mask("filament")
+        centre = 0.5 * self.box
+        if radius is None:
+            radius = (np.linalg.norm(self.positions[fil, :2] - centre, axis=1).max()
+                      + 2.0 * hopping.r_off)
+        leads = []
+        for side in ("left", "right"):
+            layers = self.layer[self.mask(f"electrode_{side}", f"frozen_{side}")]
+            surface = layers.max() if side == "left" else layers.min()
+            pick = self.mask(f"electrode_{side}", f"frozen_{side}") & (self.layer == surface)
+            origin = self.positions[np.flatnonzero(pick)[0]]
+            step = -lat.step if side == "left" else lat.step
+            sites = np.vstack([lattice_sites(lat, origin + n * step, [0], center_xy=centre,
+                                             radius=radius) for n in range(2)])
+            leads.append(LayeredLead(lat, sites, side, hopping, kmesh=kmesh, eta=eta))
+        return RecoilSystem(self.positions[fil], *leads, hopping, **kw)
+
     def write_data(self, path) -> None:
         """Write a LAMMPS data file (atom_style atomic, metal units, types 1-4)."""
         lo, hi = self.zbounds

@@ -123,11 +123,11 @@ def _ensemble(args) -> int:
     from .study import ensemble
     seeds = [args.first_seed + 7919 * i for i in range(args.seeds)]
     summary = ensemble(args.deck, seeds, args.biases, args.jobs, args.var or (), args.outdir,
-                       args.threshold, args.window)
+                       args.threshold, args.window, rerun=not args.summarize)
     for V, s in summary.items():
         times = ", ".join(f"{x:.1f}" for x in s["times_ps"]) or "-"
-        print(f"V = {V:g} V: {s['switched']}/{s['runs']} runs switched; switching times "
-              f"(ps): {times}")
+        print(f"V = {V:g} V: {s['switched']}/{s['runs']} runs switched ({s['up']} to higher "
+              f"G); switching times (ps): {times}")
     print(f"table: {args.outdir}/ensemble.csv")
     return 0
 
@@ -265,10 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--biases", type=float, nargs="+", default=[0.0, 1.0])
     ens.add_argument("--jobs", type=int, default=2, help="LAMMPS processes at a time")
     ens.add_argument("--outdir", default="runs/ensemble")
-    ens.add_argument("--threshold", type=float, default=0.5,
-                     help="switching: sustained change of G (G0)")
+    ens.add_argument("--threshold", type=float, default=1.0,
+                     help="switching: sustained change of G (G0) from its first ps")
     ens.add_argument("--window", type=float, default=5.0,
                      help="switching: median window (ps)")
+    ens.add_argument("--summarize", action="store_true",
+                     help="only summarize the runs already in --outdir")
     ens.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"))
     ens.set_defaults(func=_ensemble)
 

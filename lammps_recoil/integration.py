@@ -33,6 +33,9 @@ K_B = 8.617333262e-5
 DEFAULT_TOL = 1e-3
 #: Fermi tails are integrated out to this many kT from the chemical potentials.
 TAIL_KT = 20.0
+#: Biases below this (volts) are zero bias: linear response, no window (F(V) - F(0) is
+#: of order V there, and 1/V would overflow for denormal numbers).
+TINY_BIAS = 1e-12
 #: Most subintervals an adaptive integral may use before it gives up.
 MAX_INTERVALS = 400
 
@@ -182,6 +185,8 @@ def bias_window(fermi_level: float, bias: float, beta: float = 0.5,
     At V = 0 (and T = 0) the list is empty: no force; the conductance is then T(E_F).
     """
     check_bias(bias, beta, temperature)
+    if abs(bias) < TINY_BIAS:
+        bias = 0.0
     EF = fermi_level
     mu_l, mu_r = chemical_potentials(EF, bias, beta)
     if temperature == 0.0:

@@ -138,8 +138,11 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
 
 
 def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str = "runs/ens",
-             threshold: float = 0.5, window: float = 5.0) -> dict:
-    """Run the deck for every (bias, seed), ``jobs`` processes at a time; summarize."""
+             threshold: float = 1.0, window: float = 5.0, rerun: bool = True) -> dict:
+    """Run the deck for every (bias, seed), ``jobs`` processes at a time; summarize.
+
+    ``rerun=False`` only summarizes the outputs already in ``outdir``.
+    """
     os.makedirs(outdir, exist_ok=True)
     runs = [(V, s) for V in biases for s in seeds]
 
@@ -155,24 +158,32 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
             rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
         return run, name, rc, time.time() - t0
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(one, runs))
-    table = {"V": [], "seed": [], "switched": [], "switching_time_ps": [], "G_initial": [],
-             "G_final": [], "wall_s": []}
+    if rerun:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            results = list(pool.map(one, runs))
+    else:
+        results = [(run, f"V{run[0]:g}_seed{run[1]}", 0, np.nan) for run in runs]
+    table = {"V": [], "seed": [], "switched": [], "switching_time_ps": [], "direction": [],
+             "G_initial": [], "G_final": [], "wall_s": []}
     for (V, seed), name, rc, wall in results:
         if rc != 0:
             raise RuntimeError(f"run {name} failed (exit {rc}); see {outdir}/{name}.stdout")
         s = read_series(f"{outdir}/{name}.recoil.csv")
-        ts = switching_time(s["time_ps"], s["G_EF"], threshold, window)
+        G = s["G_EF"]
+        ts = switching_time(s["time_ps"], G, threshold, window)
+        final = np.median(G[-max(1, len(G) // 20):])
         for k, v in zip(table, (V, seed, ts is not None, np.nan if ts is None else ts,
-                                s["G_EF"][0], np.median(s["G_EF"][-max(1, len(s["G_EF"]) // 20):]),
+                                0 if ts is None else np.sign(final - G[0]), G[0], final,
                                 wall)):
             table[k].append(v)
     write_csv(f"{outdir}/ensemble.csv", table, f"deck {deck}, switching: median G over "
-              f"{window} ps moved by more than {threshold} G0")
+              f"{window} ps moved by more than {threshold} G0 from the first ps; direction "
+              "+1: G rose, -1: G fell")
     summary = {}
     for V in biases:
         rows = [i for i, v in enumerate(table["V"]) if v == V]
         times = [table["switching_time_ps"][i] for i in rows if table["switched"][i]]
-        summary[V] = {"runs": len(rows), "switched": len(times), "times_ps": times}
+        up = sum(1 for i in rows if table["switched"][i] and table["direction"][i] > 0)
+        summary[V] = {"runs": len(rows), "switched": len(times), "times_ps": times,
+                      "up": up}
     return summary

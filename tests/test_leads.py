@@ -101,3 +101,17 @@ def test_lead_atoms_off_lattice_are_rejected():
         LayeredLead(lat, sites, "left", box=box)
     with pytest.raises(ValueError, match="complete layer"):
         LayeredLead(lat, lattice_sites(lat, ORIGIN, [0, 1], box=box)[1:], "left", box=box)
+
+
+def test_isolated_filament_between_infinite_half_spaces():
+    """The laterally infinite limit for the default filament: T(E_F) converges with the
+    zone mesh and with eta -> 0 (3.0236, 3.0233, 3.0230 for eta = 0.05, 0.02, 0.01 eV) and
+    lies within 2e-3 of the periodic 4x4 cell's 3.0221: the filament couples locally."""
+    from lammps_recoil.builders import build_filament
+    f = build_filament()
+    T = {(k, e): f.isolated_system(kmesh=k, eta=e).conductance()
+         for k in (32, 96) for e in (0.05, 0.01)}
+    assert abs(T[32, 0.01] - T[96, 0.01]) < 2e-4
+    assert T[96, 0.01] == pytest.approx(3.0230, abs=5e-4)
+    assert abs(T[96, 0.05] - T[96, 0.01]) < 1e-3
+    assert abs(T[96, 0.01] - f.recoil_system().conductance()) < 2e-3

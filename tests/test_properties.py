@@ -15,7 +15,7 @@ What they cover (340 examples in all):
   nothing but the documented ValueError, with a message.
 """
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from lammps_recoil import LayeredLead, RecoilSystem, fcc_lattice
@@ -30,6 +30,8 @@ SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(vl=st.floats(-3.0, -0.4), vr=st.floats(-3.0, -0.4), eps=st.floats(-1.0, 1.0),
        n=st.integers(0, 3), V=st.floats(-1.5, 1.5), beta=st.floats(0.0, 1.0),
        T=st.sampled_from([0.0, 300.0]))
+@example(vl=-1.0, vr=-1.0, eps=0.0, n=0, V=2.2250738585e-313, beta=0.0, T=0.0)   # found
+@example(vl=-1.0, vr=-1.0, eps=0.0, n=0, V=1.0, beta=0.0, T=300.0)               # found
 def test_random_chains(vl, vr, eps, n, V, beta, T):
     a = chain_system(vl, vr, eps, n_side=n)
     b = chain_system(vr, vl, eps, n_side=n)          # the mirror image

@@ -80,3 +80,28 @@ def test_kill_and_resume(tmp_path, route):
         pos = lambda f: np.column_stack([f["x"], f["y"], f["z"]])
         assert np.abs(pos(x) - pos(y)).max() < 1e-7
         np.testing.assert_allclose(y.recoil, x.recoil, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="no wheel")
+def test_atoms_in_trouble_stop_the_run_cleanly(tmp_path):
+    """At 20000 K atoms collide within a few updates: the run stops with a message naming
+    the atoms, writes the last state of all atoms as a data file, and never writes a
+    non-finite number to the time series."""
+    from lammps_recoil.builders import build_filament
+    build_filament(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
+                   shape="cylinder", neck_radius=1.3).write_data(tmp_path / "tiny.data")
+    proc = subprocess.run(command("python", tmp_path, "hot", data=tmp_path / "tiny.data",
+                                  T=20000, thermostat="yes", warmup_ps=0, every=10,
+                                  production_ps=2),
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    assert "lammps-recoil: error: " in proc.stderr
+    assert ("overlapping atoms: device atom" in proc.stderr
+            or "not connected to either lead" in proc.stderr)
+    crash = (tmp_path / "hot.crash.data").read_text()
+    n = int(crash.splitlines()[2].split()[0])
+    atoms = crash.split("Atoms # atomic")[1].split("Velocities")[0].split()
+    assert n == 67 and len(atoms) == 5 * n and np.all(np.isfinite(np.array(atoms, float)))
+    series = read_series(tmp_path / "hot.recoil.csv")
+    assert len(series["step"]) >= 2
+    assert all(np.all(np.isfinite(v)) for v in series.values())
