@@ -11,6 +11,7 @@ are displaced by 0.05 A between the two calls). Single process, OMP_NUM_THREADS=
 """
 import os
 import platform
+import resource
 import sys
 import time
 
@@ -38,13 +39,36 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
+def length_scaling(rng):
+    """Cost vs filament length at a fixed cross-section (4x4 cell, cylinder 2.9 A)."""
+    print("\nLength scaling, fcc(001) 4x4 cell, cylinder of radius 2.9 A:\n")
+    print("| filament layers | device atoms | fixed 32 points (s) | per point (ms) | adaptive "
+          "points | adaptive update (s) |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for layers in (6, 12, 24, 48, 96):
+        system = build_filament(gap_layers=layers, shape="cylinder").recoil_system()
+        system.forces(1.0, n_points=16)                       # warm-up (lead caches)
+        system.update(system.positions + 0.05 * rng.standard_normal(system.positions.shape))
+        _, fixed = timed(lambda: system.forces(1.0, n_points=16))
+        res, adaptive = timed(lambda: system.forces(1.0))
+        rows.append((layers, fixed, adaptive))
+        print(f"| {layers} | {system.n_atoms} | {fixed:.3f} | {1e3 * fixed / 32:.2f} | "
+              f"{res.n_energies} | {adaptive:.2f} |", flush=True)
+    n, fixed, adaptive = (np.array(c) for c in zip(*rows))
+    slope = lambda y: np.polyfit(np.log(n), np.log(y), 1)[0]
+    print(f"\nfitted exponent, time ~ (filament layers)^p: fixed energy grid p = "
+          f"{slope(fixed):.2f}, adaptive update p = {slope(adaptive):.2f} (the number of "
+          "resonances in the bias window grows with the length)")
+
+
 def main():
     rng = np.random.default_rng(0)
     print(f"# bench_negf.py  {time.strftime('%Y-%m-%d')}  {platform.processor() or platform.machine()}"
           f"  python {sys.version.split()[0]}  numpy {np.__version__}")
     print("\n| device | atoms | energy points | force eval (s) | per point (ms) | leads / solve "
-          "/ contraction (s) | T(E) per point (ms) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "/ contraction (s) | T(E) per point (ms) | peak RSS so far (MB) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, kw in CASES:
         fil = build_filament(**kw)
         system = fil.recoil_system()
@@ -55,9 +79,11 @@ def main():
         t = res.timings
         E = np.linspace(0.2, 1.0, 5)
         _, dtT = timed(lambda: system.transmission(E))
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"| {label} | {system.n_atoms} | {res.n_energies} | {dt:.2f} | "
               f"{1e3 * dt / res.n_energies:.1f} | {t['leads']:.2f} / {t['solve']:.2f} / "
-              f"{t['forces']:.2f} | {1e3 * dtT / len(E):.1f} |")
+              f"{t['forces']:.2f} | {1e3 * dtT / len(E):.1f} | {rss:.0f} |", flush=True)
+    length_scaling(rng)
     print("\nFixed Gauss-Legendre rules, default filament (4x4, 226 atoms): error vs the "
           "adaptive tol = 1e-5 result")
     print("\n| rule | energy points | force eval (s) | max force error (eV/A) |")
@@ -69,6 +95,7 @@ def main():
         print(f"| Gauss-Legendre {n} per half window | {res.n_energies} | {dt:.2f} | "
               f"{np.abs(res.forces - ref.forces).max():.1e} |")
     for tol in (1e-2, 1e-3):
+        system._partitions.clear()                  # a fresh adaptive integral
         res, dt = timed(lambda: system.forces(1.0, tol=tol))
         print(f"| adaptive, tol {tol:g} | {res.n_energies} | {dt:.2f} | "
               f"{np.abs(res.forces - ref.forces).max():.1e} |")

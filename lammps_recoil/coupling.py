@@ -180,15 +180,8 @@ class RecoilCoupling:
         return tags[order], types[order], x[order]
 
     def _snapshot(self, step) -> dict:
-        keys = list(self.system._partitions)
         return dict(step=step, tags=self.tags, held=self.held, last_x=self.last_x,
-                    work=self.work, vector=self.vector,
-                    part_keys=np.array([[k[0], k[1], k[2], k[3] == "paper"] for k in keys],
-                                       dtype=float).reshape(-1, 4),
-                    part_fresh=np.array([self.system._partitions[k][1] for k in keys]),
-                    part_ends=np.concatenate([self.system._partitions[k][0] for k in keys]
-                                             or [np.zeros(0)]),
-                    part_sizes=np.array([len(self.system._partitions[k][0]) for k in keys]))
+                    work=self.work, vector=self.vector, **self.system.energy_partitions())
 
     def _restore(self, state) -> None:
         step = self.lmp.extract_global("ntimestep")
@@ -198,10 +191,7 @@ class RecoilCoupling:
         self.held, self.last_x = state["held"], state["last_x"]
         self.work, self.vector = float(state["work"]), state["vector"]
         self.last_step = step
-        ends = np.split(state["part_ends"], np.cumsum(state["part_sizes"])[:-1])
-        for key, fresh, e in zip(state["part_keys"], state["part_fresh"], ends):
-            model = "paper" if key[3] else "hellmann-feynman"
-            self.system._partitions[(key[0], key[1], bool(key[2]), model)] = (e, int(fresh))
+        self.system.set_energy_partitions(state)
 
     def update(self, step: int) -> None:
         """Recompute the recoil forces from the current positions (collective call)."""

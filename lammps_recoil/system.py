@@ -339,11 +339,12 @@ class RecoilSystem:
         func = lambda E, seg: self._map(lambda e: self._integrand(e, seg, model, timings), E)
         kinks = self._kinks()
         for seg in segments:
-            key = (round(seg.a, 12), round(seg.b, 12), full, model)
+            key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
             start = self._partitions.get(key, (np.zeros(0), 0))[0]
             val, err, nev, ends = seg.integrate(func, n_points, tol / len(segments),
                                                 np.union1d(kinks, start))
-            self._remember(key, ends)
+            if n_points is None:
+                self._remember(key, ends)
             total, error, n_energies = total + val, error + err, n_energies + nev
         if full:
             total = total + self._bound_density(temperature, model)
@@ -368,6 +369,23 @@ class RecoilSystem:
             self._partitions.pop(key, None)
         else:
             self._partitions[key] = (ends, fresh)
+
+    def energy_partitions(self) -> dict:
+        """The adaptive energy partitions kept for reuse, as arrays (for restart files)."""
+        keys = list(self._partitions)
+        return dict(
+            part_keys=np.array([[k[0], k[1], k[2], k[3] == "paper", k[4]] for k in keys],
+                               dtype=float).reshape(-1, 5),
+            part_fresh=np.array([self._partitions[k][1] for k in keys], dtype=int),
+            part_ends=np.concatenate([self._partitions[k][0] for k in keys] or [np.zeros(0)]),
+            part_sizes=np.array([len(self._partitions[k][0]) for k in keys], dtype=int))
+
+    def set_energy_partitions(self, state: dict) -> None:
+        """Restore partitions saved by :meth:`energy_partitions`."""
+        ends = np.split(state["part_ends"], np.cumsum(state["part_sizes"])[:-1])
+        for key, fresh, e in zip(state["part_keys"], state["part_fresh"], ends):
+            model = "paper" if key[3] else "hellmann-feynman"
+            self._partitions[(key[0], key[1], bool(key[2]), model, key[4])] = (e, int(fresh))
 
     def _kinks(self) -> np.ndarray:
         """Channel edges of the periodic leads at every Bloch vector (integration breaks)."""
