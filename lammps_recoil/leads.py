@@ -415,11 +415,12 @@ class WireLead:
         alpha, beta = self.H1.astype(complex), self.H1.conj().T.astype(complex)
         eps_s, eps = self.H0.astype(complex), self.H0.astype(complex)
         for _ in range(self.max_iter):
-            g = np.linalg.inv(z - eps)
-            agb, bga = alpha @ g @ beta, beta @ g @ alpha
+            ga_gb = np.linalg.solve(z - eps, np.hstack([alpha, beta]))   # g alpha, g beta
+            ga, gb = ga_gb[:, :n], ga_gb[:, n:]
+            agb, bga = alpha @ gb, beta @ ga
             eps_s = eps_s + agb
             eps = eps + agb + bga
-            alpha, beta = alpha @ g @ alpha, beta @ g @ beta
+            alpha, beta = alpha @ ga, beta @ gb
             if max(np.abs(alpha).max(), np.abs(beta).max()) < self.tol:
                 return np.linalg.inv(z - eps_s)
         raise RuntimeError(f"decimation did not converge at E = {E} eV (eta = {self.eta})")
