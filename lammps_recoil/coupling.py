@@ -39,7 +39,7 @@ from .forces import MODELS
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
           "n_energies", "Feam_x", "Feam_y", "Feam_z")
 #: Seconds of wall time between progress lines on stderr.
-PROGRESS_EVERY = 30.0
+PROGRESS_EVERY = 15.0
 #: Deck variables passed to :func:`recoil_setup`, in order.
 PARAMS = ("V", "beta", "every", "tol", "lattice", "out", "model", "restart_every", "resume",
           "overwrite")

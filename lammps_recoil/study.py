@@ -23,7 +23,7 @@ import numpy as np
 
 from .analysis import layer_counts, read_dump, read_series, switching_time
 from .geometry import A0_CU
-from .plots import panels, pyplot, write_csv
+from .plots import panels, pyplot, read_csv, write_csv
 
 TYPE_COLORS = {1: "tab:orange", 2: "tab:blue", 3: "0.55", 4: "0.55"}
 
@@ -161,8 +161,14 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
     if rerun:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             results = list(pool.map(one, runs))
-    else:
-        results = [(run, f"V{run[0]:g}_seed{run[1]}", 0, np.nan) for run in runs]
+    else:                          # summarize earlier runs, keeping their wall times
+        old = f"{outdir}/ensemble.csv"
+        wall = {}
+        if os.path.exists(old):
+            prev = read_csv(old)
+            wall = {(v, s): w for v, s, w in zip(prev["V"], prev["seed"], prev["wall_s"])}
+        results = [(run, f"V{run[0]:g}_seed{run[1]}", 0, wall.get(run, np.nan))
+                   for run in runs]
     table = {"V": [], "seed": [], "switched": [], "switching_time_ps": [], "direction": [],
              "G_initial": [], "G_final": [], "wall_s": []}
     for (V, seed), name, rc, wall in results:
