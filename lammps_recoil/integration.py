@@ -193,11 +193,11 @@ def bias_window(fermi_level: float, bias: float, beta: float = 0.5,
         if bias == 0.0:
             return []
         sgn, tw = np.sign(bias), 1.0 / abs(bias)
-        segs = []
-        if mu_l != EF:
+        segs = []                         # (a half window narrower than TINY_BIAS is empty)
+        if abs(mu_l - EF) >= TINY_BIAS:
             segs.append(Segment(min(mu_l, EF), max(mu_l, EF), _constant((-sgn, 0.0)),
                                 _constant(tw)))
-        if mu_r != EF:
+        if abs(mu_r - EF) >= TINY_BIAS:
             segs.append(Segment(min(mu_r, EF), max(mu_r, EF), _constant((0.0, sgn)),
                                 _constant(tw)))
         return segs

@@ -438,7 +438,6 @@ class RecoilSystem:
                 self._lead_gf(s, E, ik)
             t1 = time.perf_counter()
             sc = self.scattering(E, ik, sources)
-            t2 = time.perf_counter()
             if tw != 0.0:
                 G += wk * tw * sc.transmission()
             phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
