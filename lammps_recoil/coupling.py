@@ -345,9 +345,9 @@ def fail(err: BaseException, comm=None, coupling=None) -> None:
     os._exit(2)
 
 
-def _instance(lmp):
-    key = int(lmp.lmp if isinstance(lmp.lmp, int) else lmp.lmp.value)
-    return key
+def _instance(lmp) -> int:
+    """The address of the LAMMPS instance behind a Python lammps object."""
+    return int(lmp.lmp if isinstance(lmp.lmp, int) else lmp.lmp.value)
 
 
 def setup(lmp, *values) -> RecoilCoupling:
@@ -380,7 +380,8 @@ def recoil_check(lmpptr, *values) -> None:
 
 
 def recoil_setup(lmpptr, *values) -> None:
-    """``python recoil_setup input 8 SELF ${V} ${beta} ... format psssssss`` (deck route)."""
+    """``python recoil_setup input 11 SELF ${V} ${beta} ... format pssssssssss`` (deck
+    route): :data:`PARAMS` in order."""
     from lammps import lammps
     lmp = lammps(ptr=lmpptr)
     try:
