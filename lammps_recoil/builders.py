@@ -4,10 +4,19 @@ Along z the structure is a stack of fcc layers (periodic in x and y):
 
     [frozen left electrode | mobile left electrode | filament | mobile right | frozen right]
 
-The frozen outer layers never move in MD and are the NEGF lead surface blocks (ideal
-half-spaces continue beyond them); everything mobile is the NEGF device. The filament
-occupies the lattice sites of its layers that lie within a radius r(z) of the box centre:
-a cylinder, a cone or an hourglass with a neck.
+The frozen outer layers never move in MD. The NEGF device is chosen with ``device``:
+
+* ``"filament"`` (default, the paper's partition L | F | R): the filament atoms are the
+  device; for the electrons each electrode is an ideal half-crystal that continues the
+  frozen layers' lattice through the mobile electrode layers, whose atoms are counted at
+  their lattice sites (:class:`ElectrodeSites`; an atom that strays farther than
+  SITE_TOLERANCE from its site is an error);
+* ``"mobile"``: all mobile atoms (filament and mobile electrode layers) are the device at
+  their actual positions and the frozen layers are the lead surface blocks, so thermal
+  disorder of the electrodes enters the electronic structure (about 7x the atoms).
+
+The filament occupies the lattice sites of its layers that lie within a radius r(z) of the
+box centre: a cylinder, a cone or an hourglass with a neck.
 
 In LAMMPS data files the regions are atom types: 1 filament (receives recoil forces),
 2 mobile electrode, 3 frozen left electrode, 4 frozen right electrode.
@@ -18,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import A0_CU, fcc_lattice, lattice_sites
+from .geometry import A0_CU, check_positions, fcc_lattice, lattice_sites
 from .hamiltonian import HoppingModel
 from .leads import LayeredLead
 from .system import RecoilSystem
@@ -32,28 +41,121 @@ SHAPES = ("cylinder", "cone", "hourglass")
 CU_MASS = 63.55          # as in the Sheng EAM file (pair eam/alloy sets it anyway)
 
 
+#: NEGF device choices and the atom types they hold (see the module docstring).
+DEVICES = {"filament": (FILAMENT_TYPE,), "mobile": (FILAMENT_TYPE, ELECTRODE_TYPE)}
+#: Largest distance (A) of a mobile electrode atom from its lattice site for which the
+#: "filament" device still counts it as a site of the ideal lead. Thermal vibrations at
+#: 300 K are about 0.15 A rms; a hop to a neighbouring site is 2.5 A.
+SITE_TOLERANCE = 1.0
+
+
+def check_device(device: str) -> tuple:
+    """Atom types of an NEGF device choice."""
+    try:
+        return DEVICES[device]
+    except KeyError:
+        raise ValueError(f"NEGF device must be one of {sorted(DEVICES)}, got {device!r}") \
+            from None
+
+
+class ElectrodeSites:
+    """Lattice sites of the mobile electrode atoms (type 2), continuing the lattice of the
+    frozen layers (types 3 and 4) on their side of the filament.
+
+    ``sites`` (n, 3) and ``side`` (0 left, 1 right) per electrode atom, in the order of
+    the type-2 atoms in ``positions``. Raises if an atom is farther than SITE_TOLERANCE
+    from its site or two atoms share a site.
+    """
+
+    def __init__(self, positions, types, box, lattice, ids=None):
+        positions, types = check_positions(positions, "structure"), np.asarray(types)
+        self.box = np.asarray(box, dtype=float)
+        ids = np.arange(1, len(types) + 1) if ids is None else np.asarray(ids)
+        mine = types == ELECTRODE_TYPE
+        self.ids = ids[mine]
+        x = positions[mine]
+        self.sites, self.side = np.zeros_like(x), np.zeros(len(x), dtype=int)
+        left, right = positions[types == LEFT_TYPE], positions[types == RIGHT_TYPE]
+        if len(left) == 0 or len(right) == 0:
+            raise ValueError("frozen electrode layers (types 3 and 4) are needed to place "
+                             "the mobile electrode atoms on lattice sites")
+        zmid = 0.5 * (left[:, 2].max() + right[:, 2].min())
+        a = np.array([lattice.a1[:2], lattice.a2[:2]])
+        for s, frozen, step in ((0, left, lattice.step), (1, right, -lattice.step)):
+            on = (x[:, 2] < zmid) if s == 0 else (x[:, 2] >= zmid)
+            surface = frozen[np.argmax(frozen[:, 2] * step[2])]   # layer facing the filament
+            n = np.rint((x[on, 2] - surface[2]) / step[2])
+            rel = x[on] - surface - n[:, None] * step
+            frac = np.rint(lattice.fractional(rel[:, :2]))
+            site = surface + n[:, None] * step
+            site[:, :2] += frac @ a
+            site[:, :2] = np.mod(site[:, :2], self.box)
+            self.sites[on], self.side[on] = site, s
+        keys = np.rint(self.sites * 1e4).astype(np.int64)
+        _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
+        if np.any(counts > 1):
+            raise ValueError(f"mobile electrode atoms share lattice sites (atom "
+                             f"{self.ids[first[counts > 1][0]]}): the electrodes are not "
+                             "crystalline; use the 'mobile' NEGF device")
+        self.check(x)
+
+    def displacement(self, x) -> np.ndarray:
+        """Distance (A) of each electrode atom from its site (minimum image in x, y)."""
+        d = np.asarray(x, dtype=float) - self.sites
+        d[:, :2] -= self.box * np.rint(d[:, :2] / self.box)
+        return np.linalg.norm(d, axis=1)
+
+    def check(self, x) -> float:
+        """Largest displacement from the sites (A); raises beyond SITE_TOLERANCE."""
+        d = self.displacement(x)
+        bad = np.flatnonzero(d > SITE_TOLERANCE)
+        if bad.size:
+            raise ValueError(
+                f"mobile electrode atoms {self.ids[bad[:10]].tolist()} are up to "
+                f"{d[bad].max():.2f} A from their lattice sites (> {SITE_TOLERANCE} A): the "
+                "'filament' NEGF device treats the electrodes as ideal crystals; use the "
+                "'mobile' device (all mobile atoms at their positions) for this structure")
+        return float(d.max(initial=0.0))
+
+    def leads(self, positions, types, lattice, box, hopping, lead_eta):
+        """The two ideal leads: frozen layers plus the electrode sites of each side."""
+        leads = []
+        for s, (side, t) in enumerate((("left", LEFT_TYPE), ("right", RIGHT_TYPE))):
+            block = np.vstack([positions[types == t], self.sites[self.side == s]])
+            leads.append(LayeredLead(lattice, block, side, hopping, box=box, eta=lead_eta))
+        return leads
+
+
 def system_from_types(positions, types, box, orientation: str = "001", a0: float = A0_CU,
                       hopping: HoppingModel = HoppingModel(), lead_eta=None, ids=None,
-                      **kw) -> RecoilSystem:
-    """NEGF system of a typed structure: types 1-2 form the device, 3 and 4 the leads.
+                      device: str = "filament", sites=None, **kw) -> RecoilSystem:
+    """NEGF system of a typed structure (types 1 filament, 2 mobile electrode, 3 and 4
+    frozen left and right electrode) with the given ``device`` (module docstring).
 
-    Device atoms keep their order in ``positions``; ``kw`` goes to RecoilSystem.
+    Device atoms keep their order in ``positions``; ``kw`` goes to RecoilSystem. The
+    "filament" device places the electrode atoms on ``sites`` (an :class:`ElectrodeSites`
+    of these positions, made here if not given; an MD driver keeps it to check the
+    electrodes as they move).
     """
     positions, types = np.asarray(positions, dtype=float), np.asarray(types)
+    members = check_device(device)
     lat = fcc_lattice(orientation, a0)
-    leads = []
     for side, t in (("left", LEFT_TYPE), ("right", RIGHT_TYPE)):
         if not np.any(types == t):
             raise ValueError(f"no frozen {side} electrode atoms (type {t}): the {side} lead "
                              "is missing")
-        leads.append(LayeredLead(lat, positions[types == t], side, hopping, box=box,
-                                 eta=lead_eta))
-    device = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
     if not np.any(types == FILAMENT_TYPE):
         raise ValueError(f"the filament is empty: no atoms of type {FILAMENT_TYPE}")
-    system = RecoilSystem(positions[device], *leads, hopping, box=box, **kw)
+    if device == "filament":
+        sites = sites or ElectrodeSites(positions, types, box, lat, ids)
+        leads = sites.leads(positions, types, lat, box, hopping, lead_eta)
+    else:
+        leads = [LayeredLead(lat, positions[types == t], side, hopping, box=box, eta=lead_eta)
+                 for side, t in (("left", LEFT_TYPE), ("right", RIGHT_TYPE))]
+    inside = np.isin(types, members)
+    system = RecoilSystem(positions[inside], *leads, hopping, box=box, **kw)
     if ids is not None:
-        system.update(positions[device], np.asarray(ids)[device])
+        system.update(positions[inside], np.asarray(ids)[inside])
     return system
 
 
@@ -84,10 +186,9 @@ class Filament:
         """LAMMPS atom types (1 filament, 2 electrode, 3/4 frozen left/right)."""
         return TYPES[self.region]
 
-    @property
-    def device(self) -> np.ndarray:
-        """Indices of the NEGF device atoms (filament and mobile electrode layers)."""
-        return np.flatnonzero(np.isin(self.types, (FILAMENT_TYPE, ELECTRODE_TYPE)))
+    def device(self, device: str = "filament") -> np.ndarray:
+        """Indices of the atoms of an NEGF device choice (module docstring)."""
+        return np.flatnonzero(np.isin(self.types, check_device(device)))
 
     def leads(self, hopping: HoppingModel = HoppingModel(), **kw):
         lat = fcc_lattice(self.orientation, self.a0)
@@ -95,10 +196,10 @@ class Filament:
                                  box=self.box, **kw) for s in ("left", "right"))
 
     def recoil_system(self, hopping: HoppingModel = HoppingModel(), lead_eta=None,
-                      **kw) -> RecoilSystem:
-        """The NEGF system of this geometry (device = all mobile atoms)."""
+                      device: str = "filament", **kw) -> RecoilSystem:
+        """The NEGF system of this geometry; ``device``: "filament" or "mobile"."""
         return system_from_types(self.positions, self.types, self.box, self.orientation,
-                                 self.a0, hopping, lead_eta, **kw)
+                                 self.a0, hopping, lead_eta, device=device, **kw)
 
     def isolated_system(self, hopping: HoppingModel = HoppingModel(), kmesh: int = 64,
                         eta: float = 0.02, radius: float | None = None,

@@ -52,9 +52,9 @@ def _add_filament_args(p):
     p.add_argument("--base-radius", type=float, default=3.7, help="A")
 
 
-def _describe(fil, system) -> None:
+def _describe(fil, system, device: str = "filament") -> None:
     ch = system.channels()
-    dev = fil.device
+    dev = fil.device(device)
     is_fil = fil.mask("filament")[dev]
     per_layer = np.bincount(fil.layer[fil.mask("filament")])
     print(f"Cu filament fcc({fil.orientation}): {len(fil.positions)} atoms, {len(dev)} NEGF "
@@ -81,12 +81,12 @@ def _report(args) -> int:
     """Transmission and recoil-force report for a built-in Cu constriction."""
     t0 = time.perf_counter()
     fil = _filament(args)
-    system = fil.recoil_system(kpoints=args.kpoints)
+    system = fil.recoil_system(kpoints=args.kpoints, device=args.device)
     t1 = time.perf_counter()
-    _describe(fil, system)
+    _describe(fil, system, args.device)
     res = system.forces(args.bias, beta=args.beta, tol=args.tol)
     t2 = time.perf_counter()
-    is_fil = fil.mask("filament")[fil.device]
+    is_fil = fil.mask("filament")[fil.device(args.device)]
     print(f"  V = {args.bias} V, beta = {args.beta}: Landauer G = {res.conductance:.4f} G0")
     print(f"  total recoil force on the filament (eV/A): "
           f"{np.array2string(res.forces[is_fil].sum(0), precision=4)}")
@@ -101,7 +101,7 @@ def _report(args) -> int:
     if args.figure:
         from .study import geometry_figure
         forces = np.zeros_like(fil.positions)
-        forces[fil.device[is_fil]] = res.forces[is_fil]
+        forces[fil.device(args.device)[is_fil]] = res.forces[is_fil]
         geometry_figure(args.figure, fil.positions[:, 0], fil.positions[:, 2], fil.types,
                         forces, f"Fig. 2a: ideal filament, recoil forces at V = {args.bias:g} "
                         f"V, beta = {args.beta:g}; G = {res.conductance:.2f} G0")
@@ -247,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--tol", type=float, default=1e-3,
                      help="accuracy of the energy integral (eV/A)")
     rep.add_argument("--kpoints", type=int, nargs=2, default=(1, 1))
+    rep.add_argument("--device", choices=("filament", "mobile"), default="filament",
+                     help="NEGF device: the filament between ideal electrodes (paper) or "
+                     "all mobile atoms")
     rep.add_argument("--figure", help="PNG of the geometry with force arrows (Fig. 2a)")
     rep.set_defaults(func=_report)
 

@@ -1,12 +1,15 @@
 """LAMMPS coupling: recoil forces held in ``fix external``, recomputed every N steps.
 
-The NEGF update gathers the positions of the device atoms (types 1 filament and 2 mobile
-electrode) from all MPI ranks, computes the renormalized recoil forces (paper Eq. 10 with
-Eq. 4, energy points shared among the ranks), and writes the forces on the filament atoms
-into the per-atom array of ``fix external``. LAMMPS adds that array on every step until
-the next update (zero-order hold, as the paper's 0.1 ps updates with 1 fs steps), and the
-array migrates with the atoms between ranks. Atoms of types 3 and 4 (frozen outer
-electrode layers) are the NEGF lead surfaces.
+The NEGF update gathers the positions of the filament (type 1) and mobile electrode
+(type 2) atoms from all MPI ranks, computes the renormalized recoil forces (paper Eq. 10
+with Eq. 4, energy points shared among the ranks) on the NEGF device, and writes the
+forces on the filament atoms into the per-atom array of ``fix external``. LAMMPS adds that
+array on every step until the next update (zero-order hold, as the paper's 0.1 ps updates
+with 1 fs steps), and the array migrates with the atoms between ranks. The NEGF device is
+the deck's ``device``: "filament" (the paper's partition; the electrodes are ideal leads
+for the electrons and each update checks that their mobile atoms stay near their lattice
+sites) or "mobile" (filament and mobile electrode atoms at their positions; the frozen
+layers, types 3 and 4, are the lead surfaces). See :mod:`lammps_recoil.builders`.
 
 Two routes drive the same :class:`RecoilCoupling`:
 
@@ -31,18 +34,24 @@ import time
 import numpy as np
 
 from . import runstate
-from .builders import ELECTRODE_TYPE, FILAMENT_TYPE, system_from_types
+from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, ElectrodeSites, check_device,
+                       system_from_types)
+from .geometry import fcc_lattice
 from .forces import MODELS
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
+#: dX_site is the largest distance of a mobile electrode atom from its lattice site (A; 0 for
+#: the "mobile" device).
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
-          "n_energies", "Feam_x", "Feam_y", "Feam_z")
+          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site")
 #: Seconds of wall time between progress lines on stderr.
 PROGRESS_EVERY = 15.0
+#: Seconds an erring rank waits for the others before aborting without crash data.
+CRASH_WAIT = 10.0
 #: Deck variables passed to :func:`recoil_setup`, in order.
 PARAMS = ("V", "beta", "every", "tol", "lattice", "out", "model", "restart_every", "resume",
-          "overwrite")
+          "overwrite", "device")
 #: Deck variables naming input files, checked with the parameters before any run.
 FILES = ("data", "potential")
 FIX_ID = "recoil"
@@ -51,13 +60,13 @@ _ACTIVE: dict = {}
 
 
 def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", resume="no",
-                 overwrite="no") -> dict:
+                 overwrite="no", device="filament") -> dict:
     """Validate the deck's recoil parameters (strings from LAMMPS variables)."""
     try:
         p = dict(V=float(V), beta=float(beta), every=int(float(every)), tol=float(tol),
                  lattice=str(lattice), out=str(out), model=str(model),
                  restart_every=int(float(restart_every)), resume=str(resume),
-                 overwrite=str(overwrite))
+                 overwrite=str(overwrite), device=str(device))
     except (ValueError, OverflowError) as err:
         raise ValueError(f"bad recoil parameter: {err}") from None
     for name in ("resume", "overwrite"):
@@ -80,6 +89,7 @@ def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", re
         raise ValueError(f"lattice must be 001 or 111, got {lattice}")
     if p["model"] not in MODELS:
         raise ValueError(f"force model must be one of {sorted(MODELS)}, got {model}")
+    check_device(p["device"])
     return p
 
 
@@ -131,17 +141,29 @@ class RecoilCoupling:
         self.lmp, self.p = lmp, params
         self.comm = lammps_comm(lmp)
         self.rank = 0 if self.comm is None else self.comm.Get_rank()
+        # a separate communicator for the crash report: an error may stop one rank while
+        # the others wait in a collective call on self.comm
+        self.crash_comm = None if self.comm is None else self.comm.Dup()
         lmp.fix_external_set_vector_length(FIX_ID, len(VECTOR))
         boxlo, boxhi, *_ = lmp.extract_box()
         self.box = np.array([boxhi[0] - boxlo[0], boxhi[1] - boxlo[1]])
         tags, types, x = self._gather(None)
-        self.device = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
-        self.tags = tags[self.device]
-        self.filament = types[self.device] == FILAMENT_TYPE
+        self.sites = None
+        if params["device"] == "filament":
+            self.sites = ElectrodeSites(x, types, self.box, fcc_lattice(params["lattice"]),
+                                        tags)
         self.system = system_from_types(x, types, self.box, params["lattice"], ids=tags,
+                                        device=params["device"], sites=self.sites,
                                         comm=self.comm)
+        mobile = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
+        self.mobile_tags = tags[mobile]
+        # device atoms and electrode atoms among the gathered mobile atoms (tag order)
+        self.device = np.isin(types[mobile], check_device(params["device"]))
+        self.electrode = types[mobile] == ELECTRODE_TYPE
+        self.tags = self.mobile_tags[self.device]
+        self.filament = types[mobile][self.device] == FILAMENT_TYPE
         self.held = np.zeros((len(self.tags), 3))
-        self.last_x = x[self.device]
+        self.last_x = x[mobile][self.device]
         self.last_step = None
         self.work = 0.0
         self.vector = np.zeros(len(VECTOR))
@@ -201,11 +223,13 @@ class RecoilCoupling:
             if self.rank == 0:
                 runstate.save_state(self.p["out"], self.pending)
             self.pending = None
-        tags, _, x = self._gather((FILAMENT_TYPE, ELECTRODE_TYPE))
-        if len(tags) != len(self.tags) or np.any(tags != self.tags):
-            lost = np.setdiff1d(self.tags, tags)
-            raise ValueError(f"device atoms {lost[:10].tolist()} left the simulation")
+        tags, _, mobile = self._gather((FILAMENT_TYPE, ELECTRODE_TYPE))
+        if len(tags) != len(self.mobile_tags) or np.any(tags != self.mobile_tags):
+            lost = np.setdiff1d(self.mobile_tags, tags)
+            raise ValueError(f"mobile atoms {lost[:10].tolist()} left the simulation")
+        x = mobile[self.device]
         if step != self.last_step:
+            dx_site = 0.0 if self.sites is None else self.sites.check(mobile[self.electrode])
             # work of the held forces since the last update: F . dx (minimum image in x, y)
             dx = x - self.last_x
             dx[:, :2] -= self.box * np.rint(dx[:, :2] / self.box)
@@ -219,7 +243,7 @@ class RecoilCoupling:
             self.vector = np.array([g_ef, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
                                     time.perf_counter() - t0, res.n_energies,
-                                    *_eam_force(self.lmp)])
+                                    *_eam_force(self.lmp), dx_site])
             self.last_x, self.last_step = x, step
             if self.series is not None:
                 dt = self.lmp.extract_global("dt")
@@ -263,15 +287,27 @@ class RecoilCoupling:
         if frec is not None:
             frec[:n] = forces
 
+    def all_ranks_failed(self, wait: float = CRASH_WAIT) -> bool:
+        """True once every rank has stopped with an error (within ``wait`` seconds)."""
+        if self.crash_comm is None or self.crash_comm.Get_size() == 1:
+            return True
+        request, start = self.crash_comm.Ibarrier(), time.time()
+        while time.time() - start < wait:
+            if request.Test():
+                return True
+            time.sleep(0.01)
+        return False
+
     def write_crash_data(self) -> str:
-        """All atoms' positions and velocities as a LAMMPS data file (collective call)."""
+        """All atoms' positions and velocities as a LAMMPS data file (collective call on
+        ``crash_comm``)."""
         lmp = self.lmp
         n = lmp.extract_setting("nlocal")
         part = (np.array(lmp.numpy.extract_atom("id")[:n]),
                 np.array(lmp.numpy.extract_atom("type")[:n]),
                 np.array(lmp.numpy.extract_atom("x")[:n]),
                 np.array(lmp.numpy.extract_atom("v")[:n]))
-        parts = [part] if self.comm is None else self.comm.gather(part)
+        parts = [part] if self.crash_comm is None else self.crash_comm.gather(part)
         path = self.p["out"] + ".crash.data"
         if self.rank == 0:
             tags, types, x, v = (np.concatenate([p[i] for p in parts]) for i in range(4))
@@ -329,16 +365,19 @@ def fail(err: BaseException, comm=None, coupling=None) -> None:
 
     Exceptions raised inside LAMMPS callbacks are printed and swallowed by ctypes (other
     ranks would hang), so the run is aborted explicitly after a clear message. During a
-    run the last state of all atoms is first written to ``<out>.crash.data`` (read_data
-    format with velocities); the periodic restart files remain as well.
+    run, when every rank stopped with the error, the last state of all atoms is written to
+    ``<out>.crash.data`` (read_data format with velocities); a rank that failed alone aborts
+    after CRASH_WAIT seconds without it. The periodic restart files remain as well.
     """
-    note = ""
-    if coupling is not None:
+    sys.stderr.write(f"lammps-recoil: error: {err}\n")
+    sys.stderr.flush()
+    if coupling is not None and coupling.all_ranks_failed():
         try:
-            note = f" (atoms at this step: {coupling.write_crash_data()})"
+            path = coupling.write_crash_data()
+            if coupling.rank == 0:
+                sys.stderr.write(f"lammps-recoil: atoms at this step: {path}\n")
         except Exception:
             pass
-    sys.stderr.write(f"lammps-recoil: error: {err}{note}\n")
     sys.stderr.flush()
     if comm is not None:
         comm.Abort(2)
@@ -370,7 +409,7 @@ def active(lmp) -> RecoilCoupling:
 
 # ------------------------------------------------------------------ deck route (fix python)
 def recoil_check(lmpptr, *values) -> None:
-    """``python recoil_check input 13 SELF ${V} ... ${data} ${potential} format p...``."""
+    """``python recoil_check input 14 SELF ${V} ... ${data} ${potential} format p...``."""
     from lammps import lammps
     lmp = lammps(ptr=lmpptr)
     try:
@@ -380,7 +419,7 @@ def recoil_check(lmpptr, *values) -> None:
 
 
 def recoil_setup(lmpptr, *values) -> None:
-    """``python recoil_setup input 11 SELF ${V} ${beta} ... format pssssssssss`` (deck
+    """``python recoil_setup input 12 SELF ${V} ${beta} ... format psssssssssss`` (deck
     route): :data:`PARAMS` in order."""
     from lammps import lammps
     lmp = lammps(ptr=lmpptr)

@@ -13,6 +13,7 @@ of the electronic grand potential.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 MODELS = {"paper": 1.0, "hellmann-feynman": 0.0}
 
@@ -24,25 +25,32 @@ def onsite_weight(model: str) -> float:
         raise ValueError(f"force model must be one of {sorted(MODELS)}, got {model!r}") from None
 
 
-def bond_forces(i, j, vec, dtdr, rho_bond, rho_diag, n_device: int, model: str = "paper"):
-    """Per-atom forces (n_device, 3) in eV/A from bond and on-site density values.
+def force_matrix(i, j, vec, dtdr, n_device: int, n_ext: int, model: str = "paper"):
+    """Eq. 4 as a linear map: forces = K @ [2 Re rho_bond ; rho_diag].
 
-    ``i`` are device atoms, ``j`` device or lead-contact atoms (extended numbering),
-    ``vec`` = X_j - X_i, ``rho_bond`` = rho_ij (per spin) and ``rho_diag`` the on-site
-    occupations (per spin) of the extended region. Forces on lead atoms are not returned.
+    ``i`` are device atoms, ``j`` device or lead-contact atoms (extended numbering, n_ext
+    atoms), ``vec`` = X_j - X_i; ``rho_bond`` = rho_ij (per spin) on these bonds and
+    ``rho_diag`` the on-site occupations (per spin) of the extended region. Row 3 a + c of
+    the sparse K is the force component c (eV/A) on device atom a; lead atoms get none.
+    Applying K to a matrix of columns (one per energy) gives the forces per energy.
     """
     w = onsite_weight(model)
-    r = np.linalg.norm(vec, axis=1)
-    unit = vec / r[:, None]
-    two_re = 2.0 * np.real(rho_bond)
-    on_i = 2.0 * dtdr[:, None] * unit * (two_re + w * rho_diag[j])[:, None]
-    on_j = -2.0 * dtdr[:, None] * unit * (two_re + w * rho_diag[i])[:, None]
-    F = np.zeros((n_device, 3))
-    for c in range(3):
-        F[:, c] = np.bincount(i, on_i[:, c], minlength=n_device)[:n_device]
-        dev = j < n_device
-        F[:, c] += np.bincount(j[dev], on_j[dev, c], minlength=n_device)[:n_device]
-    return F
+    m = len(i)
+    g = 2.0 * dtdr[:, None] * vec / np.linalg.norm(vec, axis=1)[:, None]   # (m, 3)
+    dev = j < n_device
+    c = np.arange(3)
+    bond = np.arange(m)
+    # (atom, column, sign): bond term on i and j, on-site term rho_jj on i and rho_ii on j
+    terms = [(i, bond, 1.0, 1.0), (j[dev], bond[dev], -1.0, 1.0),
+             (i, m + j, 1.0, w), (j[dev], m + i[dev], -1.0, w)]
+    rows, cols, vals = [], [], []
+    for atoms, col, sign, weight in terms:
+        sel = bond if len(atoms) == m else bond[dev]
+        rows.append((3 * atoms[:, None] + c).ravel())
+        cols.append(np.repeat(col, 3))
+        vals.append((sign * weight * g[sel]).ravel())
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                         shape=(3 * n_device, m + n_ext))
 
 
 def require_finite(forces: np.ndarray, names=lambda idx: str(idx[:10].tolist())):

@@ -164,19 +164,21 @@ def neighbor_pairs(positions: np.ndarray, cutoff: float, box: np.ndarray | None 
 
 
 def check_overlaps(positions: np.ndarray, box: np.ndarray | None, label=None,
-                   min_distance: float = MIN_DISTANCE) -> None:
+                   min_distance: float = MIN_DISTANCE, pairs=None) -> None:
     """Raise ValueError naming the closest pair if two atoms are closer than min_distance.
 
-    ``label(n)`` names atom n in the message (default "atom n").
+    ``label(n)`` names atom n in the message (default "atom n"). ``pairs``: the result of
+    :func:`neighbor_pairs` of these positions with a cutoff >= min_distance, if at hand.
     """
-    i, j, d, _ = neighbor_pairs(positions, min_distance, box)
-    if len(i):
-        r = np.linalg.norm(d, axis=1)
-        k = int(np.argmin(r))
+    i, j, d, _ = pairs if pairs is not None else neighbor_pairs(positions, min_distance, box)
+    r = np.linalg.norm(d, axis=1)
+    close = np.flatnonzero(r < min_distance)
+    if close.size:
+        k = close[np.argmin(r[close])]
         label = label or (lambda n: f"atom {n}")
         raise ValueError(f"overlapping atoms: {label(i[k])} and {label(j[k])} are "
                          f"{r[k]:.3f} A apart (minimum allowed {min_distance} A); "
-                         f"{len(i)} such pair(s)")
+                         f"{close.size} such pair(s)")
 
 
 def lattice_sites(lattice: LayerLattice, origin: np.ndarray, layers, box=None,

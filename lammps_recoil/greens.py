@@ -1,12 +1,15 @@
 """Retarded Green's function of the device and its scattering states (paper Eqs. 5-9).
 
-For each energy E (and transverse Bloch vector k of a periodic device) the device matrix
+For a batch of energies E (and one transverse Bloch vector k of a periodic device) the
+device matrix
 
     G_F(E)^-1 = E - H_F - Sigma_L(E) - Sigma_R(E),   Sigma_S = V_S^+ g_S V_S     (Eq. 6)
 
-is factorized once (sparse LU; atoms are ordered along z so the factorization is banded and
-its cost grows linearly with filament length). Only the columns that the physics needs are
-solved for: Y_S = G_F V_S^+, one column per lead contact atom. From them:
+is factorized and only the columns that the physics needs are solved for: Y_S = G_F V_S^+,
+one column per lead contact atom. Small devices (up to DENSE_MAX atoms, e.g. a filament
+between ideal electrodes) are solved with dense LU for the whole batch in one LAPACK call;
+larger ones with a sparse LU per energy that keeps the atoms' z order (banded, cost linear
+in the filament length). From Y:
 
 * transmission (Caroli, Eq. 7): T = tr[a_L (V_L Y_R) a_R (V_L Y_R)^+], a_S = i(g_S - g_S^+),
   so that Gamma_S = V_S^+ a_S V_S;
@@ -18,6 +21,8 @@ solved for: Y_S = G_F V_S^+, one column per lead contact atom. From them:
   whose outer product Psi_S a_S Psi_S^+ / 2 pi is the spectral density injected from S
   (Eq. 9 on the device block; the lead-contact rows follow from the same scattering states
   and are needed for bonds between device and lead atoms).
+
+Every array with energy dependence carries the energy as its first axis.
 """
 from __future__ import annotations
 
@@ -54,13 +59,29 @@ class Coupling:
 
 
 def sqrtm_psd(a: np.ndarray) -> np.ndarray:
-    """Square root of a Hermitian positive semi-definite matrix (negative round-off clipped)."""
+    """Square roots of Hermitian positive semi-definite matrices (a stack; round-off clipped)."""
     w, u = np.linalg.eigh(a)
-    return (u * np.sqrt(np.clip(w, 0.0, None))) @ u.conj().T
+    return (u * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ dagger(u)
+
+
+def dagger(a: np.ndarray) -> np.ndarray:
+    """Conjugate transpose of a matrix or of each matrix in a stack."""
+    return np.conj(np.swapaxes(a, -1, -2))
+
+
+def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Sigma_S = V_S^+ g_S V_S on the device atoms bonded to lead S (Eq. 6); g may be a
+    stack over energies."""
+    return dagger(V) @ g @ V
+
+
+#: Devices of at most this many atoms are solved by dense LU batched over energies; larger
+#: ones by banded sparse LU, one energy at a time (crossover measured by bench_negf.py).
+DENSE_MAX = 160
 
 
 class DeviceMatrix:
-    """G_F(E)^-1 = (E + i eta) - H_F - Sigma_L(E) - Sigma_R(E) as a sparse matrix (Eq. 6).
+    """G_F(E)^-1 = (E + i eta) - H_F - Sigma_L(E) - Sigma_R(E) (Eq. 6) and its solution.
 
     The sparsity pattern (H, the diagonal and the dense boundary blocks of the
     self-energies) is fixed per configuration; only the values change with energy.
@@ -68,55 +89,83 @@ class DeviceMatrix:
 
     def __init__(self, H, couplings, eta: float = 0.0):
         n = H.shape[0]
-        H = H.tocoo()
-        blocks = [(np.repeat(c.boundary, len(c.boundary)), np.tile(c.boundary, len(c.boundary)))
-                  for c in couplings]
-        rows = np.concatenate([H.row, np.arange(n)] + [b[0] for b in blocks])
-        cols = np.concatenate([H.col, np.arange(n)] + [b[1] for b in blocks])
-        keys, where = np.unique(cols.astype(np.int64) * n + rows, return_inverse=True)
-        self.shape, self.eta = (n, n), eta
-        self.indices = (keys % n).astype(np.int32)
-        self.indptr = np.searchsorted(keys // n, np.arange(n + 1)).astype(np.int32)
-        self._h = np.zeros(len(keys), dtype=complex)
-        np.add.at(self._h, where[:H.nnz], -H.data)
-        self._diag = where[H.nnz:H.nnz + n]
-        start = H.nnz + n
-        self._sigma = []
-        for b in blocks:
-            self._sigma.append(where[start:start + len(b[0])])
-            start += len(b[0])
+        self.couplings, self.shape, self.eta = couplings, (n, n), eta
+        self.H = H
+        self._dense = -H.toarray().astype(complex) if n <= DENSE_MAX else None
+        self._pattern = None
+
+    def _sparse_pattern(self):
+        """CSC structure of H + diagonal + boundary blocks, and where each part goes."""
+        if self._pattern is None:
+            n = self.shape[0]
+            H = self.H.tocoo()
+            blocks = [(np.repeat(c.boundary, len(c.boundary)),
+                       np.tile(c.boundary, len(c.boundary))) for c in self.couplings]
+            rows = np.concatenate([H.row, np.arange(n)] + [b[0] for b in blocks])
+            cols = np.concatenate([H.col, np.arange(n)] + [b[1] for b in blocks])
+            keys, where = np.unique(cols.astype(np.int64) * n + rows, return_inverse=True)
+            indices = (keys % n).astype(np.int32)
+            indptr = np.searchsorted(keys // n, np.arange(n + 1)).astype(np.int32)
+            h = np.zeros(len(keys), dtype=complex)
+            np.add.at(h, where[:H.nnz], -H.data)
+            sigma, start = [], H.nnz + n
+            for b in blocks:
+                sigma.append(where[start:start + len(b[0])])
+                start += len(b[0])
+            self._pattern = (indices, indptr, h, where[H.nnz:H.nnz + n], sigma)
+        return self._pattern
 
     def __call__(self, E: float, Vs, gs) -> sp.csc_matrix:
-        data = self._h.copy()
-        data[self._diag] += complex(E, self.eta)
-        for pos, g, V in zip(self._sigma, gs, Vs):
-            np.add.at(data, pos, -(V.conj().T @ g @ V).ravel())
-        return sp.csc_matrix((data, self.indices, self.indptr), shape=self.shape)
+        """The sparse matrix at one energy; ``gs`` are the leads' (contacts x contacts) g."""
+        indices, indptr, h, diag, sigma = self._sparse_pattern()
+        data = h.copy()
+        data[diag] += complex(E, self.eta)
+        for pos, g, V in zip(sigma, gs, Vs):
+            np.add.at(data, pos, -self_energy(V, g).ravel())
+        return sp.csc_matrix((data, indices, indptr), shape=self.shape)
+
+    def solve(self, E: np.ndarray, Vs, gs, sources=(0, 1)) -> list:
+        """Y_S = G_F V_S^+ (len(E) x device x contacts) for each S in ``sources`` (else
+        None); ``gs`` are the leads' g stacked over the energies E. The columns of G_F at
+        the boundary atoms are solved for (fewer than the contact atoms) and Y_S follows."""
+        n = self.shape[0]
+        bound = np.unique(np.concatenate([self.couplings[s].boundary for s in sources]))
+        rhs = np.zeros((n, len(bound)), dtype=complex)
+        rhs[bound, np.arange(len(bound))] = 1.0
+        if self._dense is not None:
+            M = np.repeat(self._dense[None], len(E), axis=0)
+            idx = np.arange(n)
+            M[:, idx, idx] += (np.asarray(E) + 1j * self.eta)[:, None]
+            for c, V, g in zip(self.couplings, Vs, gs):
+                M[:, c.boundary[:, None], c.boundary[None, :]] -= self_energy(V, g)
+            X = np.linalg.solve(M, np.broadcast_to(rhs, (len(E),) + rhs.shape))
+        else:
+            X = np.stack([splu(self(e, Vs, [g[m] for g in gs]), permc_spec="NATURAL").solve(rhs)
+                          for m, e in enumerate(E)])
+        Y = [None, None]
+        for s in sources:
+            Y[s] = X[:, :, np.searchsorted(bound, self.couplings[s].boundary)] @ dagger(Vs[s])
+        return Y
 
 
 class Scattering:
-    """Solution of the device problem at one energy and Bloch vector.
+    """Solution of the device problem on a batch of energies at one Bloch vector.
 
-    ``M`` is G_F^-1 (from :class:`DeviceMatrix`), ``Vs[S]`` the couplings V_S(k)
-    (contacts x boundary) and ``gs[S]`` the lead Green's functions on the contact atoms.
-    The factorization keeps the atoms' order (sorted along z: banded, linear cost). Attributes ``g[S]``, ``a[S]``, ``V[S]`` and ``Y[S]`` = G_F V_S^+ (device x
-    contacts) for each solved source S in (0, 1) = (left, right).
+    ``matrix`` is the :class:`DeviceMatrix`, ``Vs[S]`` the couplings V_S(k) (contacts x
+    boundary) and ``gs[S]`` the lead Green's functions on the contact atoms (energies x
+    contacts x contacts). Attributes ``g[S]``, ``a[S]``, ``V[S]`` and ``Y[S]`` = G_F V_S^+
+    (energies x device x contacts) for each solved source S in (0, 1) = (left, right).
     """
 
-    def __init__(self, M, couplings, Vs, gs, sources=(0, 1)):
-        self.couplings = couplings
+    def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1)):
+        self.couplings = matrix.couplings
         self.g, self.V = gs, Vs
-        self.a = [1j * (g - g.conj().T) for g in gs]
-        lu = splu(M, permc_spec="NATURAL")
-        self.Y = [None, None]
-        for s in sources:
-            rhs = np.zeros((M.shape[0], len(couplings[s].contacts)), dtype=complex)
-            rhs[couplings[s].boundary] = self.V[s].conj().T
-            self.Y[s] = lu.solve(rhs)
+        self.a = [1j * (g - dagger(g)) for g in gs]
+        self.Y = matrix.solve(E, Vs, gs, sources)
 
     def coupled(self, s_from: int, s_to: int) -> np.ndarray:
         """V_{s_to} Y_{s_from}: amplitude reaching lead s_to's contacts (contacts x contacts)."""
-        return self.V[s_to] @ self.Y[s_from][self.couplings[s_to].boundary]
+        return self.V[s_to] @ self.Y[s_from][:, self.couplings[s_to].boundary]
 
     def amplitudes(self, s: int) -> np.ndarray:
         """Psi_S on the extended region (device rows, then left and right contact rows)."""
@@ -124,19 +173,18 @@ class Scattering:
         for t in (0, 1):
             z = self.g[t] @ self.coupled(s, t)
             if t == s:
-                z = z + np.eye(len(z))
+                z = z + np.eye(z.shape[-1])
             blocks.append(z)
-        return np.vstack(blocks)
+        return np.concatenate(blocks, axis=1)
 
-    def transmission(self) -> float:
+    def transmission(self) -> np.ndarray:
         """Caroli transmission T(E) (Eq. 7) from whichever source was solved."""
         s = 1 if self.Y[1] is not None else 0
         X = self.coupled(s, 1 - s)
-        return float(np.real(np.einsum("ij,jk,ik->", self.a[1 - s] @ X, self.a[s], X.conj())))
+        return np.einsum("eij,ejk,eik->e", self.a[1 - s] @ X, self.a[s], X.conj()).real
 
     def channels(self) -> np.ndarray:
         """Transmission eigenvalues (eigenchannels), largest first; they sum to T(E)."""
         s = 1 if self.Y[1] is not None else 0
-        X = self.coupled(s, 1 - s)
-        r = sqrtm_psd(self.a[1 - s]) @ X @ sqrtm_psd(self.a[s])
-        return np.sort(np.linalg.svd(r, compute_uv=False) ** 2)[::-1]
+        r = sqrtm_psd(self.a[1 - s]) @ self.coupled(s, 1 - s) @ sqrtm_psd(self.a[s])
+        return np.sort(np.linalg.svd(r, compute_uv=False) ** 2, axis=-1)[..., ::-1]

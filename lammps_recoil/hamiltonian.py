@@ -96,9 +96,10 @@ class Bonds:
         return np.exp(1j * (self.vec[:, :2] @ np.asarray(k, dtype=float)))
 
 
-def find_bonds(positions: np.ndarray, model: HoppingModel, box=None) -> Bonds:
-    """Bonds with nonzero hopping among ``positions`` (KD-tree, periodic in x, y)."""
-    i, j, d, shift = neighbor_pairs(positions, model.r_off, box)
+def find_bonds(positions: np.ndarray, model: HoppingModel, box=None, pairs=None) -> Bonds:
+    """Bonds with nonzero hopping among ``positions`` (KD-tree, periodic in x, y), from
+    ``pairs`` = neighbor_pairs(positions, model.r_off, box) if given."""
+    i, j, d, shift = pairs if pairs is not None else neighbor_pairs(positions, model.r_off, box)
     t, dtdr = model.bond_hopping(positions, i, j, d)
     keep = t != 0.0
     return Bonds(i[keep], j[keep], d[keep], t[keep], dtdr[keep], shift[keep])

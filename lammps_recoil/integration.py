@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-import heapq
 
 import numpy as np
 from scipy.special import expit, roots_legendre
@@ -65,36 +64,39 @@ def _kronrod(y, a, b):
 def adaptive_integral(f, a: float, b: float, tol: float, breaks=()):
     """Adaptive Gauss-Kronrod (3, 7) integral of a vector function over [a, b].
 
-    ``f(energies)`` returns one row per energy, so that a batch of nodes can be shared
-    among MPI ranks. Starts from the intervals between ``breaks``, then bisects the
-    interval of largest error (one per round, so the nodes used do not depend on how the
-    batches are evaluated) until the summed error is below ``tol``. Returns (integral,
-    error, n_evals, ends) where ``ends`` are the final interval boundaries.
+    ``f(energies)`` returns one row per energy, so that a batch of nodes is evaluated
+    together (and shared among MPI ranks). Starts from the intervals between ``breaks``;
+    while the summed error exceeds ``tol`` it bisects, in one batch, the intervals of
+    largest error that together hold all but tol/2 of it. The choice depends only on the
+    values, so the nodes used do not depend on how a batch is evaluated. Returns
+    (integral, error, n_evals, ends) where ``ends`` are the final interval boundaries.
     """
     ends = np.unique(np.concatenate([[a, b], [x for x in breaks if a < x < b]]))
-    heap, count = [], 0
+    pieces, count = [], 0            # (error, lo, hi, K)
 
-    def push(pieces):
+    def evaluate(intervals):
         nonlocal count
-        y = f(np.concatenate([_kronrod_nodes(lo, hi) for lo, hi in pieces]))
-        for n, (lo, hi) in enumerate(pieces):
+        y = f(np.concatenate([_kronrod_nodes(lo, hi) for lo, hi in intervals]))
+        count += len(intervals)
+        for n, (lo, hi) in enumerate(intervals):
             K, err = _kronrod(y[7 * n:7 * n + 7], lo, hi)
-            count += 1
-            heapq.heappush(heap, (-err, count, lo, hi, K))
+            pieces.append((err, lo, hi, K))
 
-    push(list(zip(ends[:-1], ends[1:])))
-    while sum(-item[0] for item in heap) > tol:
-        if len(heap) >= MAX_INTERVALS:
+    evaluate(list(zip(ends[:-1], ends[1:])))
+    while (total := sum(p[0] for p in pieces)) > tol:
+        if len(pieces) >= MAX_INTERVALS:
             raise FloatingPointError(
                 f"adaptive energy integral over [{a:.4f}, {b:.4f}] eV did not reach "
-                f"{tol:g} in {MAX_INTERVALS} intervals (error "
-                f"{sum(-item[0] for item in heap):.2e})")
-        _, _, lo, hi, _ = heapq.heappop(heap)
-        mid = 0.5 * (lo + hi)
-        push([(lo, mid), (mid, hi)])
-    total = sum(item[4] for item in heap)
-    ends = np.array(sorted({x for item in heap for x in item[2:4]}))
-    return total, sum(-item[0] for item in heap), 7 * count, ends
+                f"{tol:g} in {MAX_INTERVALS} intervals (error {total:.2e})")
+        pieces.sort(key=lambda p: (-p[0], p[1]))
+        excess = total - np.cumsum([p[0] for p in pieces])
+        k = int(np.argmax(excess <= 0.5 * tol)) + 1
+        worst, pieces[:] = pieces[:k], pieces[k:]
+        evaluate([half for _, lo, hi, _ in worst
+                  for half in ((lo, 0.5 * (lo + hi)), (0.5 * (lo + hi), hi))])
+    total = sum(p[3] for p in pieces)
+    ends = np.array(sorted({x for p in pieces for x in p[1:3]}))
+    return total, sum(p[0] for p in pieces), 7 * count, ends
 
 
 def fermi(E, mu, temperature):

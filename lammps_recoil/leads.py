@@ -216,13 +216,15 @@ class LayeredLead:
         return kappa
 
     # ------------------------------------------------------------------ physics
-    def _block_gf(self, E: float, kappa) -> np.ndarray:
-        """Layer-resolved Green's function G_{nm}(E, kappa) of the surface block."""
+    def _block_gf(self, E: float, kappa, nl: int) -> np.ndarray:
+        """Layer-resolved Green's function G_{nm}(E, kappa) of the first ``nl`` layers.
+
+        The half-space beyond layer nl - 1 is again an ideal half-space, whose surface
+        Green's function gs closes the nl x nl block."""
         z = complex(E, self.eta)
         h0, h1 = self.h0(kappa), self.h1(kappa)
         h1abs2 = np.abs(h1) ** 2
         gs = chain_surface_gf(z, h0, h1abs2)
-        nl = self.n_layers
         if nl == 1:
             return gs[:, None, None]
         M = np.zeros((len(h0), nl, nl), dtype=complex)
@@ -233,30 +235,40 @@ class LayeredLead:
         M[:, nl - 1, nl - 1] -= h1abs2 * gs
         return np.linalg.inv(M)
 
-    def surface_gf(self, E: float, k=None, atoms=None) -> np.ndarray:
+    def surface_gf(self, E, k=None, atoms=None) -> np.ndarray:
         """Retarded Green's function g(E) of the isolated lead on its block atoms.
 
-        ``k`` is the in-plane Bloch vector of the periodic device (None for Gamma);
-        ``atoms`` restricts g to those block atoms (default: all). Only the layers holding
-        them are computed (usually just the surface layer, which the device bonds to).
-        Cached per energy: leads never move.
+        ``E`` is one energy (returns an (n, n) matrix) or an array of them (returns a
+        stack (len(E), n, n)); ``k`` is the in-plane Bloch vector of the periodic device
+        (None for Gamma); ``atoms`` restricts g to those block atoms (default: all). Only
+        the layers holding them are computed (usually just the surface layer, which the
+        device bonds to). Cached per energy: leads never move.
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
         layers = tuple(np.unique(self.layer[atoms]).tolist())
-        key = (float(E), None if k is None else tuple(np.round(k, 12)), layers)
-        g = self._cache.get(key)
-        if g is None:
-            kk = np.zeros(2) if k is None else np.asarray(k, dtype=float)
-            G = self._block_gf(E, self.kappa + kk) * self.weights[:, None, None]
-            rows = [np.flatnonzero(self.layer == n) for n in layers]
-            phase = [np.exp(1j * self.positions[r, :2] @ self.kappa.T) for r in rows]
-            g = np.block([[(pn * G[:, n, m]) @ pm.conj().T for m, pm in zip(layers, phase)]
-                          for n, pn in zip(layers, phase)])
-            g = self._cache.store(key, g)
+        kkey = None if k is None else tuple(np.round(k, 12))
+        blocks = []
+        for e in np.atleast_1d(np.asarray(E, dtype=float)):
+            key = (float(e), kkey, layers)
+            g = self._cache.get(key)
+            if g is None:
+                g = self._cache.store(key, self._layer_block_gf(e, k, layers))
+            blocks.append(g)
         order = np.concatenate([np.flatnonzero(self.layer == n) for n in layers])
         where = np.empty(len(self.positions), dtype=int)
         where[order] = np.arange(len(order))
-        return g[np.ix_(where[atoms], where[atoms])]
+        w = where[atoms]
+        g = np.stack(blocks)[:, w[:, None], w[None, :]]
+        return g if np.ndim(E) else g[0]
+
+    def _layer_block_gf(self, E: float, k, layers) -> np.ndarray:
+        """g(E) on all atoms of the given surface-block layers (Fourier sum over kappa)."""
+        kk = np.zeros(2) if k is None else np.asarray(k, dtype=float)
+        G = self._block_gf(E, self.kappa + kk, max(layers) + 1) * self.weights[:, None, None]
+        rows = [np.flatnonzero(self.layer == n) for n in layers]
+        phase = [np.exp(1j * self.positions[r, :2] @ self.kappa.T) for r in rows]
+        return np.block([[(pn * G[:, n, m]) @ pm.conj().T for m, pm in zip(layers, phase)]
+                         for n, pn in zip(layers, phase)])
 
     def layer_dos(self, energies) -> np.ndarray:
         """Local density of states per atom and spin of each block layer, (nE, n_layers).
@@ -264,7 +276,7 @@ class LayeredLead:
         -(1/pi) Im G_nn(E), the kappa average of the per-chain layer Green's functions
         (the diagonal of the real-space surface Green's function, 1/eV).
         """
-        out = [np.einsum("k,kll->l", self.weights, self._block_gf(E, self.kappa))
+        out = [np.einsum("k,kll->l", self.weights, self._block_gf(E, self.kappa, self.n_layers))
                for E in np.atleast_1d(energies)]
         return -np.imag(out) / np.pi
 
@@ -400,14 +412,21 @@ class WireLead:
             np.fill_diagonal(t, 0.0)
         return t
 
-    def surface_gf(self, E: float, k=None, atoms=None) -> np.ndarray:
+    def surface_gf(self, E, k=None, atoms=None) -> np.ndarray:
+        """g(E) on the first cell's atoms (or ``atoms`` of it); E scalar or array (stack)."""
         if k is not None and np.any(k):
             raise ValueError("a wire lead has no transverse Bloch vector")
-        key = float(E)
-        g = self._cache.get(key)
-        if g is None:
-            g = self._cache.store(key, self._decimate(E))
-        return g if atoms is None else g[np.ix_(atoms, atoms)]
+        blocks = []
+        for e in np.atleast_1d(np.asarray(E, dtype=float)):
+            g = self._cache.get(float(e))
+            if g is None:
+                g = self._cache.store(float(e), self._decimate(e))
+            blocks.append(g)
+        g = np.stack(blocks)
+        if atoms is not None:
+            atoms = np.asarray(atoms)
+            g = g[:, atoms[:, None], atoms[None, :]]
+        return g if np.ndim(E) else g[0]
 
     def _decimate(self, E):
         n = len(self.positions)

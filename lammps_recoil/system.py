@@ -20,9 +20,9 @@ from scipy.sparse.csgraph import connected_components
 import scipy.sparse as sp
 
 from . import integration as quad
-from .forces import bond_forces, onsite_weight, require_finite
-from .geometry import check_box, check_overlaps, check_positions
-from .greens import Coupling, DeviceMatrix, Scattering
+from .forces import force_matrix, onsite_weight, require_finite
+from .geometry import check_box, check_overlaps, check_positions, neighbor_pairs
+from .greens import DENSE_MAX, Coupling, DeviceMatrix, Scattering
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -33,6 +33,8 @@ FLAT_MARGIN = 0.02
 #: moved: resonances shift little between MD updates, and the lead Green's functions at its
 #: nodes are cached) until it has grown by this factor.
 REUSE_GROWTH = 1.25
+#: Memory (bytes) for the arrays of one batch of energies solved together.
+BATCH_BYTES = 64 * 2**20
 
 
 @dataclass
@@ -130,6 +132,11 @@ class RecoilSystem:
                 raise ValueError(f"the {lead.side} lead's periodic box {lead.box} differs "
                                  f"from the device box {self.box}")
         self.kpoints, self.kweights = bloch_vectors(self.box, kpoints)
+        blocks = np.vstack([left.positions, right.positions])
+        i, j, _, _ = neighbor_pairs(blocks, self.hopping.r_off, self.box)
+        if np.any((i < len(left.positions)) != (j < len(left.positions))):
+            raise ValueError("the left and right leads are bonded to each other: the device "
+                             "region is too short")
         self._partitions = {}
         self.eta = float(eta)
         self.onsite = onsite
@@ -137,7 +144,7 @@ class RecoilSystem:
         if fermi_level is None:
             fermi_level = left.fermi_level()
         self.fermi_level = float(fermi_level)
-        self._band = None
+        self._band = self._edges = self._flat = None
         self.positions = None
         self.update(positions)
 
@@ -166,21 +173,23 @@ class RecoilSystem:
             raise ValueError(f"{len(self.ids)} atom ids for {n} device atoms")
         order = np.argsort(user[:, 2], kind="stable")
         pos = user[order]
-        left, right = self.leads
-        allpos = np.vstack([pos, left.positions, right.positions])
-        kind = np.repeat([0, 1, 2], [n, len(left.positions), len(right.positions)])
-        local = np.concatenate([order, np.arange(len(left.positions)),
-                                np.arange(len(right.positions))])
+        # lead atoms within the hopping cutoff of the device's z range (the leads are
+        # ideal: no need to search among them)
+        r_off = self.hopping.r_off
+        zlo, zhi = pos[0, 2] - r_off, pos[-1, 2] + r_off
+        near = [np.flatnonzero((lead.positions[:, 2] > zlo) & (lead.positions[:, 2] < zhi))
+                for lead in self.leads]
+        allpos = np.vstack([pos] + [lead.positions[m] for lead, m in zip(self.leads, near)])
+        kind = np.repeat([0, 1, 2], [n, len(near[0]), len(near[1])])
+        local = np.concatenate([order] + near)
+        pairs = neighbor_pairs(allpos, r_off, self.box)
         check_overlaps(allpos, self.box, label=lambda a: (
             f"device atom {self.ids[local[a]]}" if kind[a] == 0 else
-            f"{('left', 'right')[kind[a] - 1]} lead atom {local[a]}"))
-        bonds = find_bonds(allpos, self.hopping, self.box)
+            f"{('left', 'right')[kind[a] - 1]} lead atom {local[a]}"), pairs=pairs)
+        bonds = find_bonds(allpos, self.hopping, self.box, pairs)
         i, j, d, shift, t, dtdr = (bonds.i, bonds.j, bonds.vec, bonds.shift, bonds.t,
                                    bonds.dtdr)
         ki, kj = kind[i], kind[j]
-        if np.any((ki == 1) & (kj == 2)):
-            raise ValueError("the left and right leads are bonded to each other: the device "
-                             "region is too short")
         for lead in self.leads:
             lead.check_reach(user, self.names)
         # Orient device-lead bonds so that i is the device atom.
@@ -218,7 +227,12 @@ class RecoilSystem:
         self._H = [hamiltonian(self.device_bonds, n, k, onsite) for k in self.kpoints]
         self._V = [[c.matrix(k) for c in couplings] for k in self.kpoints]
         self._M = [DeviceMatrix(H, couplings, self.eta) for H in self._H]
-        self._contact_gf = {}
+        self._force_ops = {}
+        # energies per batch: dense device matrices and amplitudes within BATCH_BYTES
+        per_energy = 16 * ((n * n if n <= DENSE_MAX else 0) + 4 * self.n_ext * sum(
+            len(c.contacts) for c in couplings) + 2 * len(self.ext_bonds) * max(
+            len(c.contacts) for c in couplings))
+        self._batch = max(1, BATCH_BYTES // per_energy)
 
     def names(self, idx) -> str:
         """Labels (ids) of device atoms for messages, at most ten."""
@@ -249,26 +263,23 @@ class RecoilSystem:
         return len(self.positions)
 
     # ----------------------------------------------------------------- solving
-    def _lead_gf(self, s: int, E: float, ik: int) -> np.ndarray:
-        """Lead s Green's function on its contact atoms (cached per update)."""
-        key = (s, float(E), ik)
-        g = self._contact_gf.get(key)
-        if g is None:
-            k = self.kpoints[ik] if self.box is not None else None
-            c = self.couplings[s].contacts
-            g = self.leads[s].surface_gf(E, k, c)
-            self._contact_gf[key] = g
-        return g
+    def _lead_gf(self, s: int, E, ik: int) -> np.ndarray:
+        """Lead s Green's function on its contact atoms (one energy or a stack)."""
+        k = self.kpoints[ik] if self.box is not None else None
+        return self.leads[s].surface_gf(E, k, self.couplings[s].contacts)
 
-    def scattering(self, E: float, ik: int = 0, sources=(0, 1)) -> Scattering:
-        """Solve the device problem at energy E (eV) and Bloch vector index ik."""
-        gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
+    def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None) -> Scattering:
+        """Solve the device problem on energies E (eV) at Bloch vector index ik (``gs``:
+        the leads' contact Green's functions on E, if already at hand)."""
+        E = np.atleast_1d(np.asarray(E, dtype=float))
+        if gs is None:
+            gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
         try:
-            return Scattering(self._M[ik](E, self._V[ik], gs), self.couplings, self._V[ik],
-                              gs, sources)
-        except RuntimeError as err:   # SuperLU: exactly singular
-            raise FloatingPointError(f"device Green's function is singular at E = {E} eV "
-                                     f"(a bound state of the device): {err}") from None
+            return Scattering(E, self._M[ik], self._V[ik], gs, sources)
+        except (RuntimeError, np.linalg.LinAlgError) as err:   # exactly singular
+            raise FloatingPointError(f"device Green's function is singular at an energy in "
+                                     f"[{E.min()}, {E.max()}] eV (a bound state of the "
+                                     f"device): {err}") from None
 
     def inverse_green(self, E: float, ik: int = 0):
         """The sparse matrix G_F(E)^-1 = E - H_F - Sigma_L - Sigma_R (Eq. 6)."""
@@ -277,26 +288,34 @@ class RecoilSystem:
 
     def transmission(self, energies) -> np.ndarray:
         """Caroli transmission T(E) (Eq. 7), averaged over Bloch vectors, per supercell."""
-        def T(e):
-            return sum(wk * self.scattering(e, ik, sources=(1,)).transmission()
+        def T(E):
+            return sum(wk * self.scattering(E, ik, sources=(1,)).transmission()
                        for ik, wk in enumerate(self.kweights))
         return self._map(T, np.atleast_1d(np.asarray(energies, dtype=float)))
 
     def _map(self, fn, energies) -> np.ndarray:
-        """fn(E) for each energy, shared round-robin among the ranks of ``comm``."""
-        if self.comm is None or self.comm.Get_size() == 1:
-            return np.array([fn(e) for e in energies])
-        rank, size = self.comm.Get_rank(), self.comm.Get_size()
-        mine = {n: fn(energies[n]) for n in range(rank, len(energies), size)}
-        rows = {}
-        for part in self.comm.allgather(mine):
-            rows.update(part)
-        return np.array([rows[n] for n in range(len(energies))])
+        """Rows fn(E) for an array of energies, evaluated in batches of at most
+        ``self._batch`` energies and shared round-robin among the ranks of ``comm``."""
+        size = 1 if self.comm is None else self.comm.Get_size()
+        rank = 0 if size == 1 else self.comm.Get_rank()
+        mine = np.arange(rank, len(energies), size)
+        batches = np.array_split(mine, max(1, -(-len(mine) // self._batch)))
+        parts = [fn(energies[b]) for b in batches if len(b)]
+        rows = np.concatenate(parts) if parts else None
+        if size == 1:
+            return rows
+        out = None
+        for r, part in enumerate(self.comm.allgather(rows)):
+            if part is not None:
+                if out is None:
+                    out = np.empty((len(energies),) + part.shape[1:], dtype=part.dtype)
+                out[r::size] = part
+        return out
 
     def channels(self, energy: float | None = None, ik: int = 0) -> np.ndarray:
         """Transmission eigenvalues at one energy (default E_F) and Bloch vector."""
         E = self.fermi_level if energy is None else energy
-        return self.scattering(E, ik, sources=(1,)).channels()
+        return self.scattering(E, ik, sources=(1,)).channels()[0]
 
     def conductance(self, bias: float = 0.0, beta: float = 0.5, temperature: float = 0.0,
                     tol: float = quad.DEFAULT_TOL, n_points: int | None = None) -> float:
@@ -388,11 +407,23 @@ class RecoilSystem:
             self._partitions[(key[0], key[1], bool(key[2]), model, key[4])] = (e, int(fresh))
 
     def _kinks(self) -> np.ndarray:
-        """Channel edges of the periodic leads at every Bloch vector (integration breaks)."""
-        edges = [lead.channel_edges(k if self.box is not None else None)
-                 for lead in self.leads if hasattr(lead, "channel_edges")
-                 for k in self.kpoints]
-        return np.unique(np.concatenate(edges)) if edges else np.zeros(0)
+        """Channel edges of the periodic leads at every Bloch vector (integration breaks;
+        computed once, the leads never change)."""
+        if self._edges is None:
+            edges = [lead.channel_edges(k if self.box is not None else None)
+                     for lead in self.leads if hasattr(lead, "channel_edges")
+                     for k in self.kpoints]
+            self._edges = np.unique(np.concatenate(edges)) if edges else np.zeros(0)
+        return self._edges
+
+    def _flat_bands(self) -> list:
+        """(lead side, energy) of the unbroadened periodic leads' flat bands (computed once)."""
+        if self._flat is None:
+            self._flat = [(lead.side, e) for lead in self.leads
+                          if hasattr(lead, "flat_bands") and lead.eta == 0
+                          for k in self.kpoints
+                          for e in lead.flat_bands(k if self.box is not None else None)]
+        return self._flat
 
     def _check_window(self, segments) -> None:
         """The window must lie in the band and avoid the periodic leads' flat bands."""
@@ -403,51 +434,48 @@ class RecoilSystem:
         if wlo < lo or whi > hi:
             raise ValueError(f"energy window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band "
                              f"[{lo:.3f}, {hi:.3f}] eV: reduce the bias")
-        for lead in self.leads:
-            if not hasattr(lead, "flat_bands") or lead.eta > 0:
-                continue
-            for k in self.kpoints:
-                flat = lead.flat_bands(k if self.box is not None else None)
-                inside = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
-                if inside.size:
-                    raise ValueError(
-                        f"the periodic {lead.side} lead has a decoupled flat band at "
-                        f"E = {inside[0]:.4f} eV, within {FLAT_MARGIN} eV of the energy "
-                        f"window [{wlo:.3f}, {whi:.3f}] eV: its delta peak makes the "
-                        "integral ill-defined. Choose another transverse cell (for fcc (001) "
-                        "at 1 V: 4x4 cubic cells) or k grid, the (111) orientation, or give "
-                        "the lead a broadening eta > 0")
+        for side, e in self._flat_bands():
+            if wlo - FLAT_MARGIN <= e <= whi + FLAT_MARGIN:
+                raise ValueError(
+                    f"the periodic {side} lead has a decoupled flat band at "
+                    f"E = {e:.4f} eV, within {FLAT_MARGIN} eV of the energy "
+                    f"window [{wlo:.3f}, {whi:.3f}] eV: its delta peak makes the "
+                    "integral ill-defined. Choose another transverse cell (for fcc (001) "
+                    "at 1 V: 4x4 cubic cells) or k grid, the (111) orientation, or give "
+                    "the lead a broadening eta > 0")
 
-    def _integrand(self, E: float, seg, model: str, timings: dict) -> np.ndarray:
-        """Forces (3N), conductance weight x T (1) and density (N) per unit energy at E.
+    def _integrand(self, E: np.ndarray, seg, model: str, timings: dict) -> np.ndarray:
+        """Rows of forces (3N), conductance weight x T (1) and density (N) per unit energy,
+        one row per energy of the batch E.
 
         The density matrix of Eq. 9 from each lead S with occupation weight w_S(E) is
         accumulated on the bonds and sites of the extended region (summed over Bloch
         vectors) and contracted into forces with Eq. 4.
         """
-        w = np.asarray(seg.occupation(E), dtype=float) / (2.0 * np.pi)
-        tw = seg.landauer(E)
-        sources = tuple(s for s in (0, 1) if w[s] != 0.0) or (1,)
+        w = [np.broadcast_to(np.asarray(x, dtype=float), E.shape) / (2.0 * np.pi)
+             for x in seg.occupation(E)]
+        tw = np.broadcast_to(np.asarray(seg.landauer(E), dtype=float), E.shape)
+        sources = tuple(s for s in (0, 1) if np.any(w[s] != 0.0)) or (1,)
         b = self.ext_bonds
-        rho_bond = np.zeros(len(b), dtype=complex)
-        rho_diag = np.zeros(self.n_ext)
-        G = 0.0
+        rho_bond = np.zeros((len(b), len(E)), dtype=complex)
+        rho_diag = np.zeros((self.n_ext, len(E)))
+        G = np.zeros(len(E))
         for ik, wk in enumerate(self.kweights):
             t0 = time.perf_counter()
-            for s in (0, 1):
-                self._lead_gf(s, E, ik)
+            gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
             t1 = time.perf_counter()
-            sc = self.scattering(E, ik, sources)
-            if tw != 0.0:
+            sc = self.scattering(E, ik, sources, gs)
+            if np.any(tw != 0.0):
                 G += wk * tw * sc.transmission()
             phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
             for s in sources:
-                if w[s] == 0.0:
-                    continue
                 psi = sc.amplitudes(s)
-                W = psi @ (w[s] * wk * sc.a[s])
-                rho_bond += phase * np.einsum("mb,mb->m", W[b.i], psi[b.j].conj())
-                rho_diag += np.einsum("nb,nb->n", W, psi.conj()).real
+                # atom-major layout (atoms x energies x modes): bond gathers are contiguous
+                W = np.ascontiguousarray((psi @ ((w[s] * wk)[:, None, None] * sc.a[s]))
+                                         .transpose(1, 0, 2))
+                P = np.ascontiguousarray(psi.conj().transpose(1, 0, 2))
+                rho_bond += phase[:, None] * np.einsum("meb,meb->me", W[b.i], P[b.j])
+                rho_diag += np.einsum("neb,neb->ne", W, P).real
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
@@ -456,10 +484,15 @@ class RecoilSystem:
         return out
 
     def _contract(self, rho_bond, rho_diag, G, model) -> np.ndarray:
-        """Forces (Eq. 4), conductance and electron counts from the bond density matrix."""
-        b = self.ext_bonds
-        F = bond_forces(b.i, b.j, b.vec, b.dtdr, rho_bond, rho_diag, self.n_atoms, model)
-        return np.concatenate([F.ravel(), [G], 2.0 * rho_diag[:self.n_atoms]])
+        """Rows of forces (Eq. 4), conductance and electron counts, one per energy, from
+        the bond and site density matrices (bonds or sites x energies)."""
+        K = self._force_ops.get(model)
+        if K is None:
+            b = self.ext_bonds
+            K = self._force_ops[model] = force_matrix(b.i, b.j, b.vec, b.dtdr, self.n_atoms,
+                                                      self.n_ext, model)
+        F = K @ np.vstack([2.0 * rho_bond.real, rho_diag])
+        return np.vstack([F, G[None], 2.0 * rho_diag[:self.n_atoms]]).T
 
     def bound_states(self, ik: int = 0):
         """Bound states below the lead band: energies and normalized extended amplitudes.
@@ -507,4 +540,4 @@ class RecoilSystem:
                 occ = wk * float(quad.fermi(E, self.fermi_level, temperature))
                 rho_bond += occ * phase * psi[b.i] * psi[b.j].conj()
                 rho_diag += occ * np.abs(psi) ** 2
-        return self._contract(rho_bond, rho_diag, 0.0, model)
+        return self._contract(rho_bond[:, None], rho_diag[:, None], np.zeros(1), model)[0]

@@ -12,7 +12,7 @@ from lammps_recoil.forces import require_finite
 def fil():
     f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
                        shape="cylinder", neck_radius=1.3)
-    return f, f.recoil_system()
+    return f, f.recoil_system(device="mobile")
 
 
 def test_overlapping_atoms(fil):
@@ -39,7 +39,7 @@ def test_empty_device(fil):
 
 def test_device_without_contact_to_a_lead(fil):
     f, s = fil
-    x = f.positions[f.device]
+    x = f.positions[f.device("mobile")]
     keep = x[:, 2] < 1.0           # cut away the right half: nothing bonds to the right lead
     with pytest.raises(ValueError, match="no bond to the right lead"):
         RecoilSystem(x[keep], *f.leads(), box=f.box)
@@ -56,7 +56,7 @@ def test_isolated_atom(fil):
 def test_atom_reaching_past_the_lead_block():
     f = build_filament(nx=2, ny=2, frozen_layers=1, electrode_layers=1, gap_layers=3,
                        shape="cylinder", neck_radius=1.3)
-    s = f.recoil_system()
+    s = f.recoil_system(device="mobile")
     x = s.positions.copy()
     x[0, 2] -= 0.3        # an electrode atom sinks toward the lead's (unmodelled) 2nd layer
     with pytest.raises(ValueError, match=r"device atoms \[0\] come within the hopping "

@@ -13,7 +13,7 @@ from lammps_recoil.integration import full_band
 def constriction():
     f = build_filament(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
                        shape="cylinder", neck_radius=1.3)
-    s = f.recoil_system()
+    s = f.recoil_system(device="mobile")
     x = displaced(s.positions, 0.08, 1)
     s.update(x)
     return f, s, x
@@ -23,7 +23,7 @@ def constriction():
 def constriction111():
     f = build_filament(orientation="111", nx=3, ny=2, frozen_layers=2, electrode_layers=1,
                        gap_layers=3, shape="cylinder", neck_radius=1.5)
-    s = f.recoil_system()
+    s = f.recoil_system(device="mobile")
     x = displaced(s.positions, 0.05, 2)
     s.update(x)
     return f, s, x
@@ -96,11 +96,11 @@ def test_partition_invariance(constriction):
              "right": g.layer[g.mask("frozen_right")].min()}
     for side, lay in inner.items():
         g.region[g.layer == lay] = REGIONS.index(f"electrode_{side}")
-    big = g.recoil_system()
+    big = g.recoil_system(device="mobile")
     xb = big.positions.copy()
     # place the displaced original device atoms inside the bigger device
     match = [np.flatnonzero(np.all(np.abs(xb - p) < 1e-9, axis=1))[0]
-             for p in f.positions[f.device]]
+             for p in f.positions[f.device("mobile")]]
     xb[match] = x0
     big.update(xb)
     res = big.forces(1.0)
@@ -116,7 +116,7 @@ def test_kpoints_equal_supercell():
     """A (2, 1) Gamma-centred k grid on a cell equals the doubled cell at Gamma."""
     f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=2,
                        shape="cylinder", neck_radius=1.3)
-    s = f.recoil_system(kpoints=(2, 1))
+    s = f.recoil_system(kpoints=(2, 1), device="mobile")
     x = displaced(s.positions, 0.06, 3)
     s.update(x)
     ref = s.forces(0.8, beta=0.3)
@@ -143,11 +143,11 @@ def test_mirror_symmetry_and_direction():
     toward it, the electron-injecting electrode (see docs/physics.md on the sign)."""
     f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
                        shape="cylinder", neck_radius=1.3)
-    s = f.recoil_system()
+    s = f.recoil_system(device="mobile")
     x = s.positions
     mirror = [np.flatnonzero(np.all(np.abs(x - p * [1, 1, -1]) < 1e-6, axis=1))[0] for p in x]
     plus, minus = s.forces(1.0), s.forces(-1.0)
     np.testing.assert_allclose(minus.forces[mirror] * [1, 1, -1], plus.forces, atol=1e-9)
-    fil = f.mask("filament")[f.device]
+    fil = f.mask("filament")[f.device("mobile")]
     assert plus.forces[fil, 2].sum() > 0.1
     assert plus.conductance == pytest.approx(minus.conductance, abs=1e-9)

@@ -65,7 +65,8 @@ def _system(device, left, right, box):
 def test_random_constrictions(seed, amplitude, V, beta):
     f = TINY
     rng = np.random.default_rng(seed)
-    dev = f.positions[f.device] + amplitude * rng.uniform(-1, 1, (len(f.device), 3))
+    dev = f.positions[f.device("mobile")]
+    dev = dev + amplitude * rng.uniform(-1, 1, dev.shape)
     left, right = (f.positions[f.mask(f"frozen_{s}")] for s in ("left", "right"))
     flip = np.array([1.0, 1.0, -1.0])
     a = _system(dev, left, right, f.box)

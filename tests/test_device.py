@@ -1,0 +1,94 @@
+"""NEGF device choices and solver paths: exact identities that a wrong partition, site
+assignment or batching would break."""
+import numpy as np
+import pytest
+from conftest import build_filament, displaced
+
+from lammps_recoil import greens
+from lammps_recoil.builders import SITE_TOLERANCE, ElectrodeSites, system_from_types
+from lammps_recoil.geometry import fcc_lattice
+
+
+@pytest.fixture(scope="module")
+def geometry():
+    return build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=2, gap_layers=4,
+                          shape="cylinder", neck_radius=1.3)
+
+
+def test_filament_device_equals_mobile_device_on_ideal_electrodes(geometry):
+    """With the electrode atoms on their lattice sites the 'filament' device (electrodes
+    folded into ideal leads) and the 'mobile' device (electrodes in the device) are the
+    same physical system: identical forces on the (displaced) filament atoms and the same
+    conductance, at zero and finite temperature."""
+    f = geometry
+    x = f.positions.copy()
+    fil = f.mask("filament")
+    x[fil] = displaced(x[fil], 0.1, 7)
+    small = system_from_types(x, f.types, f.box, device="filament")
+    big = system_from_types(x, f.types, f.box, device="mobile")
+    assert small.n_atoms == fil.sum() and big.n_atoms == len(f.device("mobile"))
+    in_big = fil[f.device("mobile")]
+    for kw in (dict(bias=0.8), dict(bias=0.5, temperature=100.0, beta=0.7)):
+        a, b = small.forces(**kw), big.forces(**kw)
+        assert np.abs(a.forces).max() > 0.02
+        np.testing.assert_allclose(a.forces, b.forces[in_big], atol=1e-11)
+        assert a.conductance == pytest.approx(b.conductance, abs=1e-11)
+
+
+def test_electrode_sites_recovered_from_thermal_positions(geometry):
+    """Sites are the builder's lattice sites, whatever the thermal displacement (< 0.3 A)
+    and periodic image of the atoms; the displacement is measured as a minimum image."""
+    f = geometry
+    rng = np.random.default_rng(4)
+    x = f.positions.copy()
+    el = f.types == 2
+    kick = rng.uniform(-0.3, 0.3, (el.sum(), 3))
+    x[el] += kick
+    x[np.flatnonzero(el)[::3], 0] += f.box[0]          # some atoms in the next image
+    sites = ElectrodeSites(x, f.types, f.box, fcc_lattice("001"))
+    d = f.positions[el] - sites.sites
+    d[:, :2] -= f.box * np.rint(d[:, :2] / f.box)
+    assert np.abs(d).max() < 1e-9
+    np.testing.assert_allclose(sites.displacement(x[el]), np.linalg.norm(kick, axis=1),
+                               atol=1e-9)
+    assert sites.check(x[el]) == pytest.approx(np.linalg.norm(kick, axis=1).max())
+
+
+def test_electrode_atom_off_its_site_is_refused(geometry):
+    f = geometry
+    x = f.positions.copy()
+    atom = np.flatnonzero(f.types == 2)[3]
+    sites = ElectrodeSites(x, f.types, f.box, fcc_lattice("001"), ids=np.arange(len(x)) + 1)
+    y = x[f.types == 2].copy()
+    y[3, 0] += SITE_TOLERANCE + 0.1
+    with pytest.raises(ValueError, match=rf"mobile electrode atoms \[{atom + 1}\] are up to "
+                                         r"1.10 A from their lattice sites"):
+        sites.check(y)
+    x[atom] = x[np.flatnonzero(f.types == 2)[4]] + [0.2, 0.0, 0.0]
+    with pytest.raises(ValueError, match="share lattice sites"):
+        ElectrodeSites(x, f.types, f.box, fcc_lattice("001"))
+    with pytest.raises(ValueError, match="NEGF device must be one of"):
+        system_from_types(f.positions, f.types, f.box, device="electrodes")
+
+
+@pytest.mark.parametrize("device", ["filament", "mobile"])
+def test_dense_batched_and_sparse_solvers_agree(geometry, device, monkeypatch):
+    """The dense LU batched over energies and the banded sparse LU per energy give the same
+    forces, densities and conductance; so do batches of 1, 3 and all energies."""
+    f = geometry
+    x = f.positions.copy()
+    fil = f.mask("filament")
+    x[fil] = displaced(x[fil], 0.08, 2)
+    results = []
+    for dense_max, batch in ((10**6, None), (0, None), (10**6, 3), (10**6, 1)):
+        monkeypatch.setattr(greens, "DENSE_MAX", dense_max)
+        s = system_from_types(x, f.types, f.box, device=device)
+        if batch:
+            s._batch = batch
+        results.append(s.forces(0.6, beta=0.4, n_points=12))
+    ref = results[0]
+    assert np.abs(ref.forces).max() > 0.02
+    for r in results[1:]:
+        np.testing.assert_allclose(r.forces, ref.forces, atol=1e-12)
+        np.testing.assert_allclose(r.density, ref.density, atol=1e-12)
+        assert r.conductance == pytest.approx(ref.conductance, abs=1e-12)
