@@ -163,15 +163,17 @@ class Scattering:
         self.a = [1j * (g - dagger(g)) for g in gs]
         self.Y = matrix.solve(E, Vs, gs, sources)
 
-    def coupled(self, s_from: int, s_to: int) -> np.ndarray:
-        """V_{s_to} Y_{s_from}: amplitude reaching lead s_to's contacts (contacts x contacts)."""
-        return self.V[s_to] @ self.Y[s_from][:, self.couplings[s_to].boundary]
+    def coupled(self, s_from: int, s_to: int, sel=slice(None)) -> np.ndarray:
+        """V_{s_to} Y_{s_from}: amplitude reaching lead s_to's contacts (contacts x contacts),
+        on the energies ``sel`` of the batch."""
+        return self.V[s_to] @ self.Y[s_from][sel][:, self.couplings[s_to].boundary]
 
-    def amplitudes(self, s: int) -> np.ndarray:
-        """Psi_S on the extended region (device rows, then left and right contact rows)."""
-        blocks = [self.Y[s]]
+    def amplitudes(self, s: int, sel=slice(None)) -> np.ndarray:
+        """Psi_S on the extended region (device rows, then left and right contact rows),
+        on the energies ``sel`` of the batch."""
+        blocks = [self.Y[s][sel]]
         for t in (0, 1):
-            z = self.g[t] @ self.coupled(s, t)
+            z = self.g[t][sel] @ self.coupled(s, t, sel)
             if t == s:
                 z = z + np.eye(z.shape[-1])
             blocks.append(z)
@@ -181,7 +183,7 @@ class Scattering:
         """Caroli transmission T(E) (Eq. 7) from whichever source was solved."""
         s = 1 if self.Y[1] is not None else 0
         X = self.coupled(s, 1 - s)
-        return np.einsum("eij,ejk,eik->e", self.a[1 - s] @ X, self.a[s], X.conj()).real
+        return np.einsum("eik,eik->e", self.a[1 - s] @ X @ self.a[s], X.conj()).real
 
     def channels(self) -> np.ndarray:
         """Transmission eigenvalues (eigenchannels), largest first; they sum to T(E)."""

@@ -6,10 +6,10 @@ mu_R = E_F + beta e0 V (V in volts, energies in eV, so e0 V is V eV).
 An energy integral is a list of :class:`Segment` s. Each segment carries the occupation
 weights w_S(E) of the spectral density injected from lead S (S = 0 left, 1 right) and the
 Landauer weight of T(E). The renormalized force F(V) - F(0), which MD uses, needs only the
-bias window: at T = 0 the left lead contributes -1 on [mu_L, E_F] and the right lead +1 on
-[E_F, mu_R] (V > 0), one segment each, so the kink of a Fermi step never lies inside a
-segment. At T > 0 one segment spans the window plus 20 kT tails with Fermi-function
-weights.
+bias window, one segment with weights w_S = f(E - mu_S) - f(E - E_F): at T = 0 the left
+lead contributes -1 on [mu_L, E_F] and the right lead +1 on [E_F, mu_R] (V > 0), and E_F,
+where the weights jump, is a fixed interval end (a ``step``); at T > 0 the segment spans
+the window plus 20 kT tails.
 
 Segments are integrated either adaptively (default: Gauss-Kronrod (3, 7) with bisection
 of the interval of largest error until the summed error estimate |K7 - G3| of forces,
@@ -136,6 +136,7 @@ class Segment:
     density injected from each lead (divided by 2 pi where the density matrix is formed);
     ``landauer(E)`` the weight of T(E) in G/G0. ``edge`` marks a lower end at the band
     bottom, integrated in u with E = a + (b - a) u^2 to absorb the 1/sqrt(E - E_0) edge.
+    ``steps`` are energies inside (a, b) where the weights jump: always interval ends.
     """
 
     a: float
@@ -143,15 +144,19 @@ class Segment:
     occupation: Callable
     landauer: Callable
     edge: bool = False
+    steps: tuple = ()
 
     def nodes(self, n: int):
-        """Fixed n-point Gauss-Legendre nodes and weights (with the edge substitution)."""
+        """Fixed n-point Gauss-Legendre nodes and weights on each piece between the steps
+        (with the edge substitution)."""
         if n < 1:
             raise ValueError(f"need at least one energy point, got {n}")
         if self.edge:
             u, wu = gauss_legendre(0.0, 1.0, n)
             return self.a + (self.b - self.a) * u**2, wu * 2.0 * u * (self.b - self.a)
-        return gauss_legendre(self.a, self.b, n)
+        ends = [self.a, *self.steps, self.b]
+        rules = [gauss_legendre(lo, hi, n) for lo, hi in zip(ends[:-1], ends[1:])]
+        return np.concatenate([r[0] for r in rules]), np.concatenate([r[1] for r in rules])
 
     def integrate(self, func, n_points: int | None = None, tol: float = DEFAULT_TOL,
                   breaks=()):
@@ -164,8 +169,8 @@ class Segment:
         """
         if n_points is not None:
             E, w = self.nodes(n_points)
-            return w @ func(E, self), np.nan, len(E), np.array([self.a, self.b])
-        breaks = np.asarray(breaks, dtype=float)
+            return w @ func(E, self), np.nan, len(E), np.array([self.a, *self.steps, self.b])
+        breaks = np.union1d(np.asarray(breaks, dtype=float), self.steps)
         if self.edge:
             span = self.b - self.a
             g = lambda u: func(self.a + span * u * u, self) * (2.0 * u * span)[:, None]
@@ -182,30 +187,23 @@ def _constant(value):
 
 def bias_window(fermi_level: float, bias: float, beta: float = 0.5,
                 temperature: float = 0.0) -> list[Segment]:
-    """Segments for the renormalized density matrix F(V) - F(0) and the conductance.
+    """The segment for the renormalized density matrix F(V) - F(0) and the conductance.
 
-    At V = 0 (and T = 0) the list is empty: no force; the conductance is then T(E_F).
+    Weights w_S(E) = f(E - mu_S) - f(E - E_F) and Landauer weight (f(E - mu_R) -
+    f(E - mu_L)) / V (-df/dE at V = 0). At V = 0 and T = 0 the list is empty: no force;
+    the conductance is then T(E_F).
     """
     check_bias(bias, beta, temperature)
     if abs(bias) < TINY_BIAS:
         bias = 0.0
     EF = fermi_level
     mu_l, mu_r = chemical_potentials(EF, bias, beta)
-    if temperature == 0.0:
-        if bias == 0.0:
-            return []
-        sgn, tw = np.sign(bias), 1.0 / abs(bias)
-        segs = []                         # (a half window narrower than TINY_BIAS is empty)
-        if abs(mu_l - EF) >= TINY_BIAS:
-            segs.append(Segment(min(mu_l, EF), max(mu_l, EF), _constant((-sgn, 0.0)),
-                                _constant(tw)))
-        if abs(mu_r - EF) >= TINY_BIAS:
-            segs.append(Segment(min(mu_r, EF), max(mu_r, EF), _constant((0.0, sgn)),
-                                _constant(tw)))
-        return segs
-    kT = K_B * temperature
-    lo = min(mu_l, mu_r, EF) - TAIL_KT * kT
-    hi = max(mu_l, mu_r, EF) + TAIL_KT * kT
+    if temperature == 0.0 and bias == 0.0:
+        return []
+    tail = TAIL_KT * K_B * temperature
+    lo, hi = min(mu_l, mu_r, EF) - tail, max(mu_l, mu_r, EF) + tail
+    # at T = 0 the weights jump at E_F (a half window narrower than TINY_BIAS is empty)
+    steps = (EF,) if temperature == 0.0 and lo + TINY_BIAS <= EF <= hi - TINY_BIAS else ()
 
     def occupation(E):
         f0 = fermi(E, EF, temperature)
@@ -214,11 +212,11 @@ def bias_window(fermi_level: float, bias: float, beta: float = 0.5,
     if bias == 0.0:
         def landauer(E):
             f0 = fermi(E, EF, temperature)
-            return f0 * (1.0 - f0) / kT                         # -df/dE
+            return f0 * (1.0 - f0) / (K_B * temperature)          # -df/dE
     else:
         def landauer(E):
             return (fermi(E, mu_r, temperature) - fermi(E, mu_l, temperature)) / bias
-    return [Segment(lo, hi, occupation, landauer)]
+    return [Segment(lo, hi, occupation, landauer, steps=steps)]
 
 
 def full_band(band_bottom: float, fermi_level: float, bias: float, beta: float = 0.5,

@@ -128,6 +128,7 @@ class LayeredLead:
             self.kappa, self.weights = self.mesh(kmesh)
             self.eta = DEFAULT_ETA if eta is None else float(eta)
         self._cache = GFCache()
+        self._chain_cache, self._phase_cache = {}, {}
         self._tree = cKDTree(self.positions)
 
     # ------------------------------------------------------------------ geometry
@@ -216,14 +217,21 @@ class LayeredLead:
         return kappa
 
     # ------------------------------------------------------------------ physics
+    def _chains(self, kappa) -> tuple:
+        """h0, h1 and |h1|^2 of the per-kappa chains at the wave vectors ``kappa``."""
+        key = kappa.tobytes()
+        if key not in self._chain_cache:
+            h1 = self.h1(kappa)
+            self._chain_cache[key] = (self.h0(kappa), h1, np.abs(h1) ** 2)
+        return self._chain_cache[key]
+
     def _block_gf(self, E: float, kappa, nl: int) -> np.ndarray:
         """Layer-resolved Green's function G_{nm}(E, kappa) of the first ``nl`` layers.
 
         The half-space beyond layer nl - 1 is again an ideal half-space, whose surface
         Green's function gs closes the nl x nl block."""
         z = complex(E, self.eta)
-        h0, h1 = self.h0(kappa), self.h1(kappa)
-        h1abs2 = np.abs(h1) ** 2
+        h0, h1, h1abs2 = self._chains(kappa)
         gs = chain_surface_gf(z, h0, h1abs2)
         if nl == 1:
             return gs[:, None, None]
@@ -246,29 +254,32 @@ class LayeredLead:
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
         layers = tuple(np.unique(self.layer[atoms]).tolist())
-        kkey = None if k is None else tuple(np.round(k, 12))
+        kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
+        rows, phases = self._layer_phases(layers)
         blocks = []
         for e in np.atleast_1d(np.asarray(E, dtype=float)):
-            key = (float(e), kkey, layers)
+            key = (float(e), kk.tobytes(), layers)
             g = self._cache.get(key)
             if g is None:
-                g = self._cache.store(key, self._layer_block_gf(e, k, layers))
+                G = (self._block_gf(e, self.kappa + kk, max(layers) + 1)
+                     * self.weights[:, None, None])
+                g = self._cache.store(key, np.block(
+                    [[(pn * G[:, n, m]) @ pm.conj().T for m, pm in zip(layers, phases)]
+                     for n, pn in zip(layers, phases)]))
             blocks.append(g)
-        order = np.concatenate([np.flatnonzero(self.layer == n) for n in layers])
         where = np.empty(len(self.positions), dtype=int)
-        where[order] = np.arange(len(order))
+        where[rows] = np.arange(len(rows))
         w = where[atoms]
         g = np.stack(blocks)[:, w[:, None], w[None, :]]
         return g if np.ndim(E) else g[0]
 
-    def _layer_block_gf(self, E: float, k, layers) -> np.ndarray:
-        """g(E) on all atoms of the given surface-block layers (Fourier sum over kappa)."""
-        kk = np.zeros(2) if k is None else np.asarray(k, dtype=float)
-        G = self._block_gf(E, self.kappa + kk, max(layers) + 1) * self.weights[:, None, None]
-        rows = [np.flatnonzero(self.layer == n) for n in layers]
-        phase = [np.exp(1j * self.positions[r, :2] @ self.kappa.T) for r in rows]
-        return np.block([[(pn * G[:, n, m]) @ pm.conj().T for m, pm in zip(layers, phase)]
-                         for n, pn in zip(layers, phase)])
+    def _layer_phases(self, layers) -> tuple:
+        """Block atoms of the given layers (in order) and their Fourier phases per layer."""
+        if layers not in self._phase_cache:
+            rows = [np.flatnonzero(self.layer == n) for n in layers]
+            self._phase_cache[layers] = (np.concatenate(rows), [
+                np.exp(1j * self.positions[r, :2] @ self.kappa.T) for r in rows])
+        return self._phase_cache[layers]
 
     def layer_dos(self, energies) -> np.ndarray:
         """Local density of states per atom and spin of each block layer, (nE, n_layers).

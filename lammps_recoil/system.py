@@ -469,13 +469,14 @@ class RecoilSystem:
                 G += wk * tw * sc.transmission()
             phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
             for s in sources:
-                psi = sc.amplitudes(s)
+                sel = np.flatnonzero(w[s] != 0.0)         # energies lead s injects at
+                psi = sc.amplitudes(s, sel)
                 # atom-major layout (atoms x energies x modes): bond gathers are contiguous
-                W = np.ascontiguousarray((psi @ ((w[s] * wk)[:, None, None] * sc.a[s]))
-                                         .transpose(1, 0, 2))
+                W = np.ascontiguousarray((psi @ ((w[s][sel] * wk)[:, None, None]
+                                                 * sc.a[s][sel])).transpose(1, 0, 2))
                 P = np.ascontiguousarray(psi.conj().transpose(1, 0, 2))
-                rho_bond += phase[:, None] * np.einsum("meb,meb->me", W[b.i], P[b.j])
-                rho_diag += np.einsum("neb,neb->ne", W, P).real
+                rho_bond[:, sel] += phase[:, None] * np.einsum("meb,meb->me", W[b.i], P[b.j])
+                rho_diag[:, sel] += np.einsum("neb,neb->ne", W, P).real
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
