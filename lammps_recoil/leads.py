@@ -253,24 +253,28 @@ class LayeredLead:
         device bonds to). Cached per energy: leads never move.
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
-        layers = tuple(np.unique(self.layer[atoms]).tolist())
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
-        rows, phases = self._layer_phases(layers)
+        tag = (kk.tobytes(), atoms.tobytes())
         blocks = []
         for e in np.atleast_1d(np.asarray(E, dtype=float)):
-            key = (float(e), kk.tobytes(), layers)
-            g = self._cache.get(key)
-            if g is None:
-                G = (self._block_gf(e, self.kappa + kk, max(layers) + 1)
-                     * self.weights[:, None, None])
-                g = self._cache.store(key, np.block(
-                    [[(pn * G[:, n, m]) @ pm.conj().T for m, pm in zip(layers, phases)]
-                     for n, pn in zip(layers, phases)]))
+            g = self._cache.get((float(e), tag))
+            if g is None:                       # restrict the layer block to the atoms
+                layers = tuple(np.unique(self.layer[atoms]).tolist())
+                rows, phases = self._layer_phases(layers)
+                key = (float(e), kk.tobytes(), layers)
+                block = self._cache.get(key)
+                if block is None:
+                    G = (self._block_gf(e, self.kappa + kk, max(layers) + 1)
+                         * self.weights[:, None, None])
+                    block = self._cache.store(key, np.block(
+                        [[(pn * G[:, n, m]) @ pm.conj().T for m, pm in zip(layers, phases)]
+                         for n, pn in zip(layers, phases)]))
+                where = np.empty(len(self.positions), dtype=int)
+                where[rows] = np.arange(len(rows))
+                w = where[atoms]
+                g = self._cache.store((float(e), tag), block[w[:, None], w[None, :]])
             blocks.append(g)
-        where = np.empty(len(self.positions), dtype=int)
-        where[rows] = np.arange(len(rows))
-        w = where[atoms]
-        g = np.stack(blocks)[:, w[:, None], w[None, :]]
+        g = np.stack(blocks)
         return g if np.ndim(E) else g[0]
 
     def _layer_phases(self, layers) -> tuple:

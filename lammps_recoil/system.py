@@ -416,13 +416,15 @@ class RecoilSystem:
             self._edges = np.unique(np.concatenate(edges)) if edges else np.zeros(0)
         return self._edges
 
-    def _flat_bands(self) -> list:
-        """(lead side, energy) of the unbroadened periodic leads' flat bands (computed once)."""
+    def _flat_bands(self) -> tuple:
+        """Energies of the unbroadened periodic leads' flat bands and the lead of each
+        (computed once)."""
         if self._flat is None:
-            self._flat = [(lead.side, e) for lead in self.leads
-                          if hasattr(lead, "flat_bands") and lead.eta == 0
-                          for k in self.kpoints
-                          for e in lead.flat_bands(k if self.box is not None else None)]
+            found = [(s, e) for s, lead in enumerate(self.leads)
+                     if hasattr(lead, "flat_bands") and lead.eta == 0
+                     for k in self.kpoints
+                     for e in lead.flat_bands(k if self.box is not None else None)]
+            self._flat = (np.array([e for _, e in found]), np.array([s for s, _ in found]))
         return self._flat
 
     def _check_window(self, segments) -> None:
@@ -434,15 +436,15 @@ class RecoilSystem:
         if wlo < lo or whi > hi:
             raise ValueError(f"energy window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band "
                              f"[{lo:.3f}, {hi:.3f}] eV: reduce the bias")
-        for side, e in self._flat_bands():
-            if wlo - FLAT_MARGIN <= e <= whi + FLAT_MARGIN:
-                raise ValueError(
-                    f"the periodic {side} lead has a decoupled flat band at "
-                    f"E = {e:.4f} eV, within {FLAT_MARGIN} eV of the energy "
-                    f"window [{wlo:.3f}, {whi:.3f}] eV: its delta peak makes the "
-                    "integral ill-defined. Choose another transverse cell (for fcc (001) "
-                    "at 1 V: 4x4 cubic cells) or k grid, the (111) orientation, or give "
-                    "the lead a broadening eta > 0")
+        flat, lead = self._flat_bands()
+        inside = np.flatnonzero((flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN))
+        if inside.size:
+            raise ValueError(
+                f"the periodic {self.leads[lead[inside[0]]].side} lead has a decoupled flat "
+                f"band at E = {flat[inside[0]]:.4f} eV, within {FLAT_MARGIN} eV of the energy "
+                f"window [{wlo:.3f}, {whi:.3f}] eV: its delta peak makes the integral "
+                "ill-defined. Choose another transverse cell (for fcc (001) at 1 V: 4x4 cubic "
+                "cells) or k grid, the (111) orientation, or give the lead a broadening eta > 0")
 
     def _integrand(self, E: np.ndarray, seg, model: str, timings: dict) -> np.ndarray:
         """Rows of forces (3N), conductance weight x T (1) and density (N) per unit energy,
