@@ -105,8 +105,9 @@ def find_bonds(positions: np.ndarray, model: HoppingModel, box=None, pairs=None)
     return Bonds(i[keep], j[keep], d[keep], t[keep], dtdr[keep], shift[keep])
 
 
-def hamiltonian(bonds: Bonds, n: int, k=None, onsite=None) -> sp.csr_matrix:
-    """Sparse Hermitian Hamiltonian H(k) of ``n`` sites from a bond list (Eq. 2).
+def hamiltonian(bonds: Bonds, n: int, k=None, onsite=None) -> sp.coo_matrix:
+    """Sparse Hermitian Hamiltonian H(k) of ``n`` sites from a bond list (Eq. 2); COO,
+    where repeated entries (periodic images of one pair) add up.
 
     Bloch convention: H_ij(k) = sum_L t_{i, j+L} exp(i k . (X_{j+L} - X_i)).
     """
@@ -118,4 +119,4 @@ def hamiltonian(bonds: Bonds, n: int, k=None, onsite=None) -> sp.csr_matrix:
         rows = np.concatenate([rows, np.arange(n)])
         cols = np.concatenate([cols, np.arange(n)])
         data = np.concatenate([data, np.broadcast_to(np.asarray(onsite, float), (n,))])
-    return sp.csr_matrix((data, (rows, cols)), shape=(n, n))
+    return sp.coo_matrix((data, (rows, cols)), shape=(n, n))
