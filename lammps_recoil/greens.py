@@ -77,7 +77,7 @@ def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 #: Devices of at most this many atoms are solved by dense LU batched over energies; larger
 #: ones by banded sparse LU, one energy at a time (crossover measured by bench_negf.py).
-DENSE_MAX = 160
+DENSE_MAX = 90
 
 
 class DeviceMatrix:

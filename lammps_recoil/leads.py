@@ -253,6 +253,8 @@ class LayeredLead:
         device bonds to). Cached per energy: leads never move.
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
+        if atoms.size == 0:                     # a device detached from this lead
+            return np.zeros(np.shape(E) + (0, 0), dtype=complex)
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
         tag = (kk.tobytes(), atoms.tobytes())
         blocks = []

@@ -162,7 +162,9 @@ class RecoilSystem:
         ``ids`` (optional) are the atoms' labels in error messages, e.g. LAMMPS atom IDs.
         Internally the atoms are ordered along z, which makes the sparse factorization of
         G_F^-1 banded (block tridiagonal) and its cost linear in the filament length;
-        results come back in the caller's order.
+        results come back in the caller's order. The device must be built in contact with
+        both leads; later it may lose one (a ruptured filament): T = 0, and the recoil
+        forces come from the lead it still touches.
         """
         user = check_positions(positions, "device")
         n = len(user)
@@ -205,8 +207,10 @@ class RecoilSystem:
         offset = n
         for s, lead in enumerate(self.leads):
             m = (ki == 0) & (kj == s + 1)
-            if not m.any():
+            if not m.any() and self.positions is None:
                 raise ValueError(f"the device has no bond to the {lead.side} lead")
+            # (a device built in contact with both leads may lose one: a ruptured
+            # filament, T = 0, the detached lead injects nothing)
             contacts, con = np.unique(local[j[m]], return_inverse=True)
             couplings.append(Coupling(contacts, np.unique(i[m]), i[m], con, d[m], t[m]))
             ext_j[m] = offset + con

@@ -92,3 +92,25 @@ def test_dense_batched_and_sparse_solvers_agree(geometry, device, monkeypatch):
         np.testing.assert_allclose(r.forces, ref.forces, atol=1e-12)
         np.testing.assert_allclose(r.density, ref.density, atol=1e-12)
         assert r.conductance == pytest.approx(ref.conductance, abs=1e-12)
+
+
+def test_device_detached_from_one_lead():
+    """A device built between both leads may lose one (a ruptured filament): then T = 0,
+    and the renormalized force depends on mu_R alone - the same for (V, beta) = (1, 1/2)
+    and (1/2, 1), zero for beta = 0 (mu_R = E_F)."""
+    from lammps_recoil import LayeredLead, RecoilSystem
+    from lammps_recoil.geometry import A_NN_CU, chain_lattice
+    a, lat = A_NN_CU, chain_lattice(A_NN_CU)
+    xyz = lambda z: np.column_stack([np.zeros_like(z), np.zeros_like(z), z])
+    s = RecoilSystem(xyz(a * np.arange(-1.0, 2.0)), LayeredLead(lat, xyz(np.array([-2 * a])),
+                     "left"), LayeredLead(lat, xyz(np.array([2 * a])), "right"),
+                     fermi_level=0.3)
+    x = s.positions.copy()
+    x[:, 2] += 1.0                        # 3.54 A from the left lead: beyond the cutoff
+    s.update(x)
+    assert [len(c.contacts) for c in s.couplings] == [0, 1]
+    assert np.all(s.transmission([0.1, 0.5]) == 0.0) and s.conductance(1.0) == 0.0
+    half, full, none = s.forces(1.0, beta=0.5), s.forces(0.5, beta=1.0), s.forces(1.0, beta=0)
+    assert np.abs(half.forces).max() > 0.1
+    np.testing.assert_allclose(full.forces, half.forces, atol=1e-12)
+    assert np.abs(none.forces).max() == 0.0
