@@ -144,7 +144,9 @@ class DeviceMatrix:
                           for m, e in enumerate(E)])
         Y = [None, None]
         for s in sources:
-            Y[s] = X[:, :, np.searchsorted(bound, self.couplings[s].boundary)] @ dagger(Vs[s])
+            cols = X[:, :, np.searchsorted(bound, self.couplings[s].boundary)]
+            Y[s] = (cols.reshape(len(E) * n, cols.shape[2]) @ dagger(Vs[s])).reshape(
+                len(E), n, Vs[s].shape[0])           # one BLAS call for all energies
         return Y
 
 

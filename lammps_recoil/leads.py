@@ -128,7 +128,7 @@ class LayeredLead:
             self.kappa, self.weights = self.mesh(kmesh)
             self.eta = DEFAULT_ETA if eta is None else float(eta)
         self._cache = GFCache()
-        self._chain_cache, self._phase_cache = {}, {}
+        self._chain_cache = {}
         self._tree = cKDTree(self.positions)
 
     # ------------------------------------------------------------------ geometry
@@ -225,22 +225,23 @@ class LayeredLead:
             self._chain_cache[key] = (self.h0(kappa), h1, np.abs(h1) ** 2)
         return self._chain_cache[key]
 
-    def _block_gf(self, E: float, kappa, nl: int) -> np.ndarray:
-        """Layer-resolved Green's function G_{nm}(E, kappa) of the first ``nl`` layers.
+    def _block_gf(self, E, kappa, nl: int) -> np.ndarray:
+        """Layer-resolved Green's functions G_{nm}(E, kappa) of the first ``nl`` layers,
+        (len(E), len(kappa), nl, nl).
 
         The half-space beyond layer nl - 1 is again an ideal half-space, whose surface
         Green's function gs closes the nl x nl block."""
-        z = complex(E, self.eta)
+        z = np.asarray(E, dtype=float)[:, None] + 1j * self.eta
         h0, h1, h1abs2 = self._chains(kappa)
         gs = chain_surface_gf(z, h0, h1abs2)
         if nl == 1:
-            return gs[:, None, None]
-        M = np.zeros((len(h0), nl, nl), dtype=complex)
+            return gs[:, :, None, None]
+        M = np.zeros(gs.shape + (nl, nl), dtype=complex)
         idx = np.arange(nl)
-        M[:, idx, idx] = (z - h0)[:, None]
-        M[:, idx[:-1], idx[1:]] = -h1[:, None]
-        M[:, idx[1:], idx[:-1]] = -np.conj(h1)[:, None]
-        M[:, nl - 1, nl - 1] -= h1abs2 * gs
+        M[..., idx, idx] = (z - h0)[..., None]
+        M[..., idx[:-1], idx[1:]] = -h1[:, None]
+        M[..., idx[1:], idx[:-1]] = -np.conj(h1)[:, None]
+        M[..., nl - 1, nl - 1] -= h1abs2 * gs
         return np.linalg.inv(M)
 
     def surface_gf(self, E, k=None, atoms=None) -> np.ndarray:
@@ -249,43 +250,35 @@ class LayeredLead:
         ``E`` is one energy (returns an (n, n) matrix) or an array of them (returns a
         stack (len(E), n, n)); ``k`` is the in-plane Bloch vector of the periodic device
         (None for Gamma); ``atoms`` restricts g to those block atoms (default: all). Only
-        the layers holding them are computed (usually just the surface layer, which the
-        device bonds to). Cached per energy: leads never move.
+        the layers down to the deepest of them are computed (usually just the surface
+        layer, which the device bonds to). Cached per energy and atoms: leads never move.
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
+        energies = np.atleast_1d(np.asarray(E, dtype=float))
         if atoms.size == 0:                     # a device detached from this lead
             return np.zeros(np.shape(E) + (0, 0), dtype=complex)
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
         tag = (kk.tobytes(), atoms.tobytes())
-        blocks = []
-        for e in np.atleast_1d(np.asarray(E, dtype=float)):
-            g = self._cache.get((float(e), tag))
-            if g is None:                       # restrict the layer block to the atoms
-                layers = tuple(np.unique(self.layer[atoms]).tolist())
-                rows, phases = self._layer_phases(layers)
-                key = (float(e), kk.tobytes(), layers)
-                block = self._cache.get(key)
-                if block is None:
-                    G = (self._block_gf(e, self.kappa + kk, max(layers) + 1)
-                         * self.weights[:, None, None])
-                    block = self._cache.store(key, np.block(
-                        [[(pn * G[:, n, m]) @ pm.conj().T for m, pm in zip(layers, phases)]
-                         for n, pn in zip(layers, phases)]))
-                where = np.empty(len(self.positions), dtype=int)
-                where[rows] = np.arange(len(rows))
-                w = where[atoms]
-                g = self._cache.store((float(e), tag), block[w[:, None], w[None, :]])
-            blocks.append(g)
-        g = np.stack(blocks)
+        out = [self._cache.get((float(e), tag)) for e in energies]
+        miss = [n for n, g in enumerate(out) if g is None]
+        if miss:
+            for n, g in zip(miss, self._atoms_gf(energies[miss], kk, atoms)):
+                out[n] = self._cache.store((float(energies[n]), tag), g)
+        g = np.stack(out)
         return g if np.ndim(E) else g[0]
 
-    def _layer_phases(self, layers) -> tuple:
-        """Block atoms of the given layers (in order) and their Fourier phases per layer."""
-        if layers not in self._phase_cache:
-            rows = [np.flatnonzero(self.layer == n) for n in layers]
-            self._phase_cache[layers] = (np.concatenate(rows), [
-                np.exp(1j * self.positions[r, :2] @ self.kappa.T) for r in rows])
-        return self._phase_cache[layers]
+    def _atoms_gf(self, E, kk, atoms) -> np.ndarray:
+        """g(E) on ``atoms`` by the Fourier sum over kappa: sum_kappa e^{i kappa.x_a}
+        G_{n_a n_b}(E, kappa + k) e^{-i kappa.x_b} / N_kappa, for a batch of energies."""
+        layer = self.layer[atoms]
+        G = self._block_gf(E, self.kappa + kk, layer.max() + 1) * self.weights[:, None, None]
+        ph = np.exp(1j * self.positions[atoms, :2] @ self.kappa.T)      # (atoms, kappa)
+        g = np.empty((len(E), len(atoms), len(atoms)), dtype=complex)
+        for n in np.unique(layer):
+            for m in np.unique(layer):
+                a, b = np.flatnonzero(layer == n), np.flatnonzero(layer == m)
+                g[:, a[:, None], b[None, :]] = (ph[a] * G[:, None, :, n, m]) @ ph[b].conj().T
+        return g
 
     def layer_dos(self, energies) -> np.ndarray:
         """Local density of states per atom and spin of each block layer, (nE, n_layers).
@@ -293,8 +286,8 @@ class LayeredLead:
         -(1/pi) Im G_nn(E), the kappa average of the per-chain layer Green's functions
         (the diagonal of the real-space surface Green's function, 1/eV).
         """
-        out = [np.einsum("k,kll->l", self.weights, self._block_gf(E, self.kappa, self.n_layers))
-               for E in np.atleast_1d(energies)]
+        out = np.einsum("k,ekll->el", self.weights,
+                        self._block_gf(np.atleast_1d(energies), self.kappa, self.n_layers))
         return -np.imag(out) / np.pi
 
     def fermi_level(self, electrons_per_atom: float = 1.0, kmesh: int = FERMI_KMESH) -> float:
