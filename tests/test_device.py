@@ -114,3 +114,21 @@ def test_device_detached_from_one_lead():
     assert np.abs(half.forces).max() > 0.1
     np.testing.assert_allclose(full.forces, half.forces, atol=1e-12)
     assert np.abs(none.forces).max() == 0.0
+
+
+def test_fcc111_electrode_sites_and_device_identity():
+    """The same for fcc(111) (ABC stacking: the in-plane shift of each layer matters)."""
+    f = build_filament(orientation="111", nx=3, ny=2, frozen_layers=2, electrode_layers=2,
+                       gap_layers=3, shape="cylinder", neck_radius=1.5)
+    rng = np.random.default_rng(1)
+    x, el = f.positions.copy(), f.types == 2
+    x[el] += rng.uniform(-0.3, 0.3, (el.sum(), 3))
+    sites = ElectrodeSites(x, f.types, f.box, fcc_lattice("111"))
+    d = f.positions[el] - sites.sites
+    d[:, :2] -= f.box * np.rint(d[:, :2] / f.box)
+    assert np.abs(d).max() < 1e-9
+    a = system_from_types(f.positions, f.types, f.box, "111", device="filament").forces(0.5)
+    b = system_from_types(f.positions, f.types, f.box, "111", device="mobile").forces(0.5)
+    assert np.abs(a.forces).max() > 0.02
+    np.testing.assert_allclose(a.forces, b.forces[f.mask("filament")[f.device("mobile")]],
+                               atol=1e-11)
