@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import A0_CU, check_positions, fcc_lattice, lattice_sites
+from .geometry import A0_CU, A_NN_CU, check_positions, fcc_lattice, lattice_sites
 from .hamiltonian import HoppingModel
 from .leads import LayeredLead
 from .system import RecoilSystem
@@ -44,9 +44,10 @@ CU_MASS = 63.55          # as in the Sheng EAM file (pair eam/alloy sets it anyw
 #: NEGF device choices and the atom types they hold (see the module docstring).
 DEVICES = {"filament": (FILAMENT_TYPE,), "mobile": (FILAMENT_TYPE, ELECTRODE_TYPE)}
 #: Largest distance (A) of a mobile electrode atom from its lattice site for which the
-#: "filament" device still counts it as a site of the ideal lead. Thermal vibrations at
-#: 300 K are about 0.15 A rms; a hop to a neighbouring site is 2.5 A.
-SITE_TOLERANCE = 1.0
+#: "filament" device still counts it as a site of the ideal lead: half the nearest-neighbour
+#: distance (farther, the atom no longer belongs to its site). Thermal vibrations at 300 K
+#: are about 0.15 A rms; atoms at the filament's foot reached 1.2 A in 150 ps runs.
+SITE_TOLERANCE = 0.5 * A_NN_CU
 
 
 def check_device(device: str) -> tuple:
@@ -112,7 +113,7 @@ class ElectrodeSites:
         if bad.size:
             raise ValueError(
                 f"mobile electrode atoms {self.ids[bad[:10]].tolist()} are up to "
-                f"{d[bad].max():.2f} A from their lattice sites (> {SITE_TOLERANCE} A): the "
+                f"{d[bad].max():.2f} A from their lattice sites (> {SITE_TOLERANCE:.2f} A): the "
                 "'filament' NEGF device treats the electrodes as ideal crystals; use the "
                 "'mobile' device (all mobile atoms at their positions) for this structure")
         return float(d.max(initial=0.0))

@@ -62,7 +62,8 @@ def test_electrode_atom_off_its_site_is_refused(geometry):
     y = x[f.types == 2].copy()
     y[3, 0] += SITE_TOLERANCE + 0.1
     with pytest.raises(ValueError, match=rf"mobile electrode atoms \[{atom + 1}\] are up to "
-                                         r"1.10 A from their lattice sites"):
+                                         rf"{SITE_TOLERANCE + 0.1:.2f} A from their lattice "
+                                         r"sites \(> 1.27 A\)"):
         sites.check(y)
     x[atom] = x[np.flatnonzero(f.types == 2)[4]] + [0.2, 0.0, 0.0]
     with pytest.raises(ValueError, match="share lattice sites"):
