@@ -85,13 +85,22 @@ class ElectrodeSites:
         for s, frozen, step in ((0, left, lattice.step), (1, right, -lattice.step)):
             on = (x[:, 2] < zmid) if s == 0 else (x[:, 2] >= zmid)
             surface = frozen[np.argmax(frozen[:, 2] * step[2])]   # layer facing the filament
-            n = np.rint((x[on, 2] - surface[2]) / step[2])
-            rel = x[on] - surface - n[:, None] * step
-            frac = np.rint(lattice.fractional(rel[:, :2]))
-            site = surface + n[:, None] * step
-            site[:, :2] += frac @ a
-            site[:, :2] = np.mod(site[:, :2], self.box)
-            self.sites[on], self.side[on] = site, s
+            u = (x[on, 2] - surface[2]) / step[2]
+            best, dist = np.zeros((on.sum(), 3)), np.full(on.sum(), np.inf)
+            # the nearest site among the corners of the enclosing cell, beyond the surface
+            for n in (np.floor(u), np.floor(u) + 1):
+                base = surface + n[:, None] * step
+                f = np.floor(lattice.fractional((x[on] - base)[:, :2]))
+                for c in ((0, 0), (0, 1), (1, 0), (1, 1)):
+                    site = base.copy()
+                    site[:, :2] += (f + c) @ a
+                    d = x[on] - site
+                    d[:, :2] -= self.box * np.rint(d[:, :2] / self.box)
+                    r = np.where(n >= 1, np.linalg.norm(d, axis=1), np.inf)
+                    closer = r < dist
+                    best[closer], dist[closer] = site[closer], r[closer]
+            best[:, :2] = np.mod(best[:, :2], self.box)
+            self.sites[on], self.side[on] = best, s
         keys = np.rint(self.sites * 1e4).astype(np.int64)
         _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
         if np.any(counts > 1):

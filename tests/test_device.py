@@ -36,13 +36,15 @@ def test_filament_device_equals_mobile_device_on_ideal_electrodes(geometry):
 
 
 def test_electrode_sites_recovered_from_thermal_positions(geometry):
-    """Sites are the builder's lattice sites, whatever the thermal displacement (< 0.3 A)
-    and periodic image of the atoms; the displacement is measured as a minimum image."""
+    """Sites are the builder's lattice sites, whatever the thermal displacement (< 0.3 A,
+    one atom 1.1 A along z: past half the 0.9 A layer spacing, still nearest to its own
+    site) and periodic image of the atoms; the displacement is a minimum image."""
     f = geometry
     rng = np.random.default_rng(4)
     x = f.positions.copy()
     el = f.types == 2
     kick = rng.uniform(-0.3, 0.3, (el.sum(), 3))
+    kick[2] = [0.0, 0.0, 1.1]
     x[el] += kick
     x[np.flatnonzero(el)[::3], 0] += f.box[0]          # some atoms in the next image
     sites = ElectrodeSites(x, f.types, f.box, fcc_lattice("001"))
