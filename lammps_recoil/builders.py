@@ -9,8 +9,9 @@ The frozen outer layers never move in MD. The NEGF device is chosen with ``devic
 * ``"filament"`` (default, the paper's partition L | F | R): the filament atoms are the
   device; for the electrons each electrode is an ideal half-crystal that continues the
   frozen layers' lattice through the mobile electrode layers, whose atoms are counted at
-  their lattice sites (:class:`ElectrodeSites`; an atom that strays farther than
-  SITE_TOLERANCE from its site is an error);
+  their lattice sites (:class:`ElectrodeSites`; a structure with an atom farther than
+  SITE_TOLERANCE from its site is refused, and an MD run widens the device to "mobile"
+  once that happens);
 * ``"mobile"``: all mobile atoms (filament and mobile electrode layers) are the device at
   their actual positions and the frozen layers are the lead surface blocks, so thermal
   disorder of the electrodes enters the electronic structure (about 7x the atoms).

@@ -7,9 +7,12 @@ forces on the filament atoms into the per-atom array of ``fix external``. LAMMPS
 array on every step until the next update (zero-order hold, as the paper's 0.1 ps updates
 with 1 fs steps), and the array migrates with the atoms between ranks. The NEGF device is
 the deck's ``device``: "filament" (the paper's partition; the electrodes are ideal leads
-for the electrons and each update checks that their mobile atoms stay near their lattice
-sites) or "mobile" (filament and mobile electrode atoms at their positions; the frozen
-layers, types 3 and 4, are the lead surfaces). See :mod:`lammps_recoil.builders`.
+for the electrons) or "mobile" (filament and mobile electrode atoms at their positions; the
+frozen layers, types 3 and 4, are the lead surfaces). See :mod:`lammps_recoil.builders`.
+Each update of a "filament" device checks that the mobile electrode atoms stay within
+SITE_TOLERANCE of their lattice sites; once one does not, the electrodes are no longer
+ideal crystals and the device widens to "mobile" for the rest of the run (reported on
+stderr and in the n_device column; restart files remember it).
 
 Two routes drive the same :class:`RecoilCoupling`:
 
@@ -34,17 +37,17 @@ import time
 import numpy as np
 
 from . import runstate
-from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, ElectrodeSites, check_device,
-                       system_from_types)
+from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeSites,
+                       check_device, system_from_types)
 from .geometry import fcc_lattice
 from .forces import MODELS
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
 #: dX_site is the largest distance of a mobile electrode atom from its lattice site (A; 0 for
-#: the "mobile" device).
+#: the "mobile" device) and n_device the number of NEGF device atoms.
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
-          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site")
+          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device")
 #: Seconds of wall time between progress lines on stderr.
 PROGRESS_EVERY = 15.0
 #: Seconds an erring rank waits for the others before aborting without crash data.
@@ -148,31 +151,25 @@ class RecoilCoupling:
         boxlo, boxhi, *_ = lmp.extract_box()
         self.box = np.array([boxhi[0] - boxlo[0], boxhi[1] - boxlo[1]])
         tags, types, x = self._gather(None)
+        resume = params["resume"] == "yes"
+        state = runstate.load_state(params["out"]) if resume else {}
+        # a resumed run keeps a device that had widened before the restart
+        device = "mobile" if "mobile" in (params["device"], str(state.get("device"))) \
+            else params["device"]
         self.sites = None
-        if params["device"] == "filament":
+        if device == "filament":
             self.sites = ElectrodeSites(x, types, self.box, fcc_lattice(params["lattice"]),
                                         tags)
-        self.system = system_from_types(x, types, self.box, params["lattice"], ids=tags,
-                                        device=params["device"], sites=self.sites,
-                                        comm=self.comm)
-        mobile = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
-        self.mobile_tags = tags[mobile]
-        # device atoms and electrode atoms among the gathered mobile atoms (tag order)
-        self.device = np.isin(types[mobile], check_device(params["device"]))
-        self.electrode = types[mobile] == ELECTRODE_TYPE
-        self.tags = self.mobile_tags[self.device]
-        self.filament = types[mobile][self.device] == FILAMENT_TYPE
+        self._build(device, tags, types, x)
         self.held = np.zeros((len(self.tags), 3))
-        self.last_x = x[mobile][self.device]
         self.last_step = None
         self.work = 0.0
         self.vector = np.zeros(len(VECTOR))
         self.steps = _equal_variable(lmp, "prod_steps")
         self.started, self.reported = time.time(), time.time()
         self.pending = None
-        resume = params["resume"] == "yes"
         if resume:
-            self._restore(runstate.load_state(params["out"]))
+            self._restore(state)
         self.first_step = lmp.extract_global("ntimestep")
         self.series = None
         if self.rank == 0:
@@ -182,6 +179,33 @@ class RecoilCoupling:
             if not resume:
                 self.series.write("step,time_ps," + ",".join(VECTOR) + "\n")
             self.series.flush()
+
+    def _build(self, device, tags, types, x) -> None:
+        """The NEGF system of ``device`` for all atoms (tags, types, positions)."""
+        self.active_device = device
+        self.system = system_from_types(x, types, self.box, self.p["lattice"], ids=tags,
+                                        device=device, sites=self.sites, comm=self.comm)
+        mobile = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
+        self.mobile_tags = tags[mobile]
+        # device atoms and electrode atoms among the gathered mobile atoms (tag order)
+        self.device = np.isin(types[mobile], check_device(device))
+        self.electrode = types[mobile] == ELECTRODE_TYPE
+        self.tags = self.mobile_tags[self.device]
+        self.filament = types[mobile][self.device] == FILAMENT_TYPE
+        self.last_x = x[mobile][self.device]
+
+    def _widen(self, step, reason: str) -> None:
+        """Make all mobile atoms the NEGF device (collective call): the electrodes are no
+        longer ideal crystals. Held forces stay on their atoms."""
+        held = dict(zip(self.tags.tolist(), self.held))
+        tags, types, x = self._gather(None)
+        self.sites = None
+        self._build("mobile", tags, types, x)
+        self.held = np.array([held.get(t, np.zeros(3)) for t in self.tags.tolist()])
+        if self.rank == 0:
+            sys.stderr.write(f"lammps-recoil: step {step}: {reason}; the NEGF device is now "
+                             f"all {len(self.tags)} mobile atoms (device mobile)\n")
+            sys.stderr.flush()
 
     def _gather(self, wanted):
         """Tags, types and positions of all atoms (or of types ``wanted``), by tag."""
@@ -203,14 +227,24 @@ class RecoilCoupling:
 
     def _snapshot(self, step) -> dict:
         return dict(step=step, tags=self.tags, held=self.held, last_x=self.last_x,
-                    work=self.work, vector=self.vector, **self.system.energy_partitions())
+                    work=self.work, vector=self.vector, device=self.active_device,
+                    **self.system.energy_partitions())
 
     def _restore(self, state) -> None:
         step = self.lmp.extract_global("ntimestep")
-        if int(state["step"]) != step or not np.array_equal(state["tags"], self.tags):
+        saved = {t: n for n, t in enumerate(state["tags"].tolist())}
+        if int(state["step"]) != step or not set(saved) <= set(self.tags.tolist()):
             raise ValueError(f"the recoil state ({runstate.state_path(self.p['out'])}, step "
                              f"{int(state['step'])}) does not match the restart (step {step})")
-        self.held, self.last_x = state["held"], state["last_x"]
+        if self.active_device != self.p["device"] and self.rank == 0:
+            sys.stderr.write(f"lammps-recoil: the saved run had widened its NEGF device to all "
+                             f"{len(self.tags)} mobile atoms (device mobile)\n")
+        # held forces and last positions by tag (atoms new to a wider device: none held)
+        rows = [saved.get(t) for t in self.tags.tolist()]
+        self.held = np.array([state["held"][r] if r is not None else np.zeros(3)
+                              for r in rows])
+        self.last_x = np.array([state["last_x"][r] if r is not None else x
+                                for r, x in zip(rows, self.last_x)])
         self.work, self.vector = float(state["work"]), state["vector"]
         self.last_step = step
         self.system.set_energy_partitions(state)
@@ -229,11 +263,19 @@ class RecoilCoupling:
             raise ValueError(f"mobile atoms {lost[:10].tolist()} left the simulation")
         x = mobile[self.device]
         if step != self.last_step:
-            dx_site = 0.0 if self.sites is None else self.sites.check(mobile[self.electrode])
             # work of the held forces since the last update: F . dx (minimum image in x, y)
             dx = x - self.last_x
             dx[:, :2] -= self.box * np.rint(dx[:, :2] / self.box)
             self.work += float(np.sum(self.held * dx))
+            dx_site = 0.0
+            if self.sites is not None:
+                far = self.sites.displacement(mobile[self.electrode])
+                dx_site = float(far.max(initial=0.0))
+                if dx_site > SITE_TOLERANCE:
+                    self._widen(step, f"mobile electrode atom {self.sites.ids[far.argmax()]} "
+                                f"is {dx_site:.2f} A from its lattice site (> "
+                                f"{SITE_TOLERANCE:.2f} A)")
+                    x = mobile[self.device]
             self.system.update(x, self.tags)
             p = self.p
             res = self.system.forces(p["V"], p["beta"], model=p["model"], tol=p["tol"])
@@ -243,7 +285,7 @@ class RecoilCoupling:
             self.vector = np.array([g_ef, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
                                     time.perf_counter() - t0, res.n_energies,
-                                    *_eam_force(self.lmp), dx_site])
+                                    *_eam_force(self.lmp), dx_site, len(self.tags)])
             self.last_x, self.last_step = x, step
             if self.series is not None:
                 dt = self.lmp.extract_global("dt")

@@ -97,8 +97,7 @@ def test_atoms_in_trouble_stop_the_run_cleanly(tmp_path):
     assert proc.returncode != 0
     assert "lammps-recoil: error: " in proc.stderr
     assert ("overlapping atoms: device atom" in proc.stderr
-            or "not connected to either lead" in proc.stderr
-            or "from their lattice sites" in proc.stderr)
+            or "not connected to either lead" in proc.stderr)
     crash = (tmp_path / "hot.crash.data").read_text()
     n = int(crash.splitlines()[2].split()[0])
     atoms = crash.split("Atoms # atomic")[1].split("Velocities")[0].split()
@@ -106,3 +105,33 @@ def test_atoms_in_trouble_stop_the_run_cleanly(tmp_path):
     series = read_series(tmp_path / "hot.recoil.csv")
     assert len(series["step"]) >= 2
     assert all(np.all(np.isfinite(v)) for v in series.values())
+
+
+@pytest.mark.parametrize("route", [
+    pytest.param("deck", marks=pytest.mark.skipif(not HAVE_LMP, reason="no lmp")),
+    pytest.param("python", marks=pytest.mark.skipif(not HAVE_WHEEL, reason="no wheel"))])
+def test_filament_device_widens_when_electrodes_melt(tmp_path, route):
+    """At 1500 K an electrode surface atom leaves its lattice site: the 'filament' device
+    widens to all mobile atoms for the rest of the run (n_device 3 -> 19) instead of
+    stopping, and a run resumed after that restores the widened device."""
+    from lammps_recoil.builders import build_filament
+    build_filament(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
+                   shape="cylinder", neck_radius=1.3).write_data(tmp_path / "tiny.data")
+    hot = dict(data=tmp_path / "tiny.data", T=1500, thermostat="yes", warmup_ps=0,
+               restart_every=100)
+    first = subprocess.run(command(route, tmp_path, "hot", production_ps=1.0, **hot),
+                           cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "the NEGF device is now all 19 mobile atoms" in first.stderr
+    series = read_series(tmp_path / "hot.recoil.csv")
+    n = series["n_device"]
+    widened = np.flatnonzero(n == 19)[0]
+    assert np.all(n[:widened] == 3) and np.all(n[widened:] == 19)
+    assert series["dX_site"][widened] > 1.27 and np.all(series["dX_site"][:widened] <= 1.27)
+    more = subprocess.run(command(route, tmp_path, "hot", production_ps=1.2, resume="yes",
+                                  **hot), cwd=ROOT, env=env(), capture_output=True, text=True,
+                          timeout=600)
+    assert more.returncode == 0, more.stderr[-2000:]
+    assert "the saved run had widened its NEGF device" in more.stderr
+    resumed = read_series(tmp_path / "hot.recoil.csv")
+    assert resumed["step"][-1] == 1200 and np.all(resumed["n_device"][len(n):] == 19)
