@@ -48,6 +48,8 @@ from .forces import MODELS
 #: the "mobile" device) and n_device the number of NEGF device atoms.
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
           "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device")
+#: First line of the time-series file.
+SERIES_HEADER = "step,time_ps," + ",".join(VECTOR)
 #: Seconds of wall time between progress lines on stderr.
 PROGRESS_EVERY = 15.0
 #: Seconds an erring rank waits for the others before aborting without crash data.
@@ -107,6 +109,14 @@ def check_inputs(lmp, *values) -> dict:
                              f"working directory {os.getcwd()})")
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
     if params["resume"] == "yes":
+        series = params["out"] + ".recoil.csv"
+        if os.path.exists(series):
+            with open(series) as fh:
+                found = fh.readline().strip()
+            if found != SERIES_HEADER:
+                raise ValueError(f"{series} was written by another version of lammps-recoil "
+                                 f"(columns {found}); this one writes {SERIES_HEADER}: it "
+                                 "cannot continue that run")
         params["resume_step"] = runstate.resume_step(params["out"])
         if rank0:
             runstate.truncate_outputs(params["out"], params["resume_step"])
@@ -177,7 +187,7 @@ class RecoilCoupling:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             self.series = open(path, "a" if resume else "w")
             if not resume:
-                self.series.write("step,time_ps," + ",".join(VECTOR) + "\n")
+                self.series.write(SERIES_HEADER + "\n")
             self.series.flush()
 
     def _build(self, device, tags, types, x) -> None:

@@ -135,3 +135,17 @@ def test_filament_device_widens_when_electrodes_melt(tmp_path, route):
     assert "the saved run had widened its NEGF device" in more.stderr
     resumed = read_series(tmp_path / "hot.recoil.csv")
     assert resumed["step"][-1] == 1200 and np.all(resumed["n_device"][len(n):] == 19)
+
+
+def test_resume_refuses_a_time_series_of_another_version(tmp_path):
+    """Appending rows with other columns would corrupt the time series: a run whose file
+    has another header is not resumed (checked before anything runs)."""
+    from lammps_recoil.coupling import PARAMS, check_inputs
+    out = tmp_path / "old"
+    (tmp_path / "old.recoil.csv").write_text("step,time_ps,G_EF,G_V\n0,0.0,3.0,3.0\n")
+    values = dict(V="1", beta="0.5", every="100", tol="1e-2", lattice="001", out=str(out),
+                  model="paper", restart_every="0", resume="yes", overwrite="no",
+                  device="filament")
+    with pytest.raises(ValueError, match="written by another version of lammps-recoil"):
+        check_inputs(None, *[values[p] for p in PARAMS], str(ROOT / "inputs/filament.data"),
+                     str(ROOT / "potentials/Cu_Sheng2011.eam.alloy"))
