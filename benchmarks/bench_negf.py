@@ -9,13 +9,15 @@ wider electrodes in fcc(111) cells (n x m rectangles of a x sqrt(3) a; square fc
 cells other than 1, 2, 4 put flat lead bands into a 1 V window). Forces: adaptive integral
 at V = 1 V, tol = 1e-2 eV/A (the deck's), after one warm-up evaluation (lead Green's
 functions cached, as in an MD run: the atoms are displaced by 0.05 A between the two
-calls). Single process, OMP_NUM_THREADS=1.
+calls). Peak memory: the largest memory traced (tracemalloc, numpy arrays included) during
+one update and force evaluation, in a separate untimed pass. Single process,
+OMP_NUM_THREADS=1.
 """
 import os
 import platform
-import resource
 import sys
 import time
+import tracemalloc
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -94,7 +96,8 @@ def main():
           f"{platform.processor() or platform.machine()}, python {sys.version.split()[0]}, "
           f"numpy {np.__version__})")
     print("\n| system | NEGF device | atoms | energy points | force eval (s) | per point (ms) "
-          "| leads / solve / contraction (s) | T(E) per point (ms) | peak RSS so far (MB) |")
+          "| leads / solve / contraction (s) | T(E) per point (ms) | peak memory of the update "
+          "(MB) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, kw, device in CASES:
         fil = build_filament(**kw)
@@ -106,10 +109,14 @@ def main():
         t = res.timings
         E = np.linspace(0.2, 1.0, 5)
         _, dtT = timed(lambda: system.transmission(E))
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        tracemalloc.start()                      # numpy arrays are traced; untimed pass
+        system.update(x0 + 0.05 * rng.standard_normal(x0.shape))
+        system.forces(1.0, tol=TOL)
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
         print(f"| {label} | {device} | {system.n_atoms} | {res.n_energies} | {dt:.3f} | "
               f"{1e3 * dt / res.n_energies:.2f} | {t['leads']:.3f} / {t['solve']:.3f} / "
-              f"{t['forces']:.3f} | {1e3 * dtT / len(E):.2f} | {rss:.0f} |", flush=True)
+              f"{t['forces']:.3f} | {1e3 * dtT / len(E):.2f} | {peak:.1f} |", flush=True)
     solver_crossover(rng)
     length_scaling(rng)
     print("\nFixed Gauss-Legendre rules, default filament device: error vs the adaptive "
