@@ -116,17 +116,23 @@ class ElectrodeSites:
         d[:, :2] -= self.box * np.rint(d[:, :2] / self.box)
         return np.linalg.norm(d, axis=1)
 
-    def check(self, x) -> float:
-        """Largest displacement from the sites (A); raises beyond SITE_TOLERANCE."""
+    def off_site(self, x) -> tuple:
+        """Largest distance (A) of an atom from its site, and the IDs of the atoms farther
+        than SITE_TOLERANCE, farthest first."""
         d = self.displacement(x)
         bad = np.flatnonzero(d > SITE_TOLERANCE)
-        if bad.size:
+        return float(d.max(initial=0.0)), self.ids[bad[np.argsort(-d[bad])]]
+
+    def check(self, x) -> float:
+        """Largest distance from the sites (A); raises beyond SITE_TOLERANCE."""
+        far, ids = self.off_site(x)
+        if ids.size:
             raise ValueError(
-                f"mobile electrode atoms {self.ids[bad[:10]].tolist()} are up to "
-                f"{d[bad].max():.2f} A from their lattice sites (> {SITE_TOLERANCE:.2f} A): the "
-                "'filament' NEGF device treats the electrodes as ideal crystals; use the "
-                "'mobile' device (all mobile atoms at their positions) for this structure")
-        return float(d.max(initial=0.0))
+                f"mobile electrode atoms {ids[:10].tolist()} are up to {far:.2f} A from their "
+                f"lattice sites (> {SITE_TOLERANCE:.2f} A): the 'filament' NEGF device treats "
+                "the electrodes as ideal crystals; use the 'mobile' device (all mobile atoms "
+                "at their positions) for this structure")
+        return far
 
     def leads(self, positions, types, lattice, box, hopping, lead_eta):
         """The two ideal leads: frozen layers plus the electrode sites of each side."""

@@ -279,12 +279,10 @@ class RecoilCoupling:
             self.work += float(np.sum(self.held * dx))
             dx_site = 0.0
             if self.sites is not None:
-                far = self.sites.displacement(mobile[self.electrode])
-                dx_site = float(far.max(initial=0.0))
-                if dx_site > SITE_TOLERANCE:
-                    self._widen(step, f"mobile electrode atom {self.sites.ids[far.argmax()]} "
-                                f"is {dx_site:.2f} A from its lattice site (> "
-                                f"{SITE_TOLERANCE:.2f} A)")
+                dx_site, off = self.sites.off_site(mobile[self.electrode])
+                if off.size:
+                    self._widen(step, f"mobile electrode atom {off[0]} is {dx_site:.2f} A "
+                                f"from its lattice site (> {SITE_TOLERANCE:.2f} A)")
                     x = mobile[self.device]
             self.system.update(x, self.tags)
             p = self.p

@@ -144,7 +144,7 @@ class RecoilSystem:
         if fermi_level is None:
             fermi_level = left.fermi_level()
         self.fermi_level = float(fermi_level)
-        self._band = self._edges = self._flat = self._checked_graph = None
+        self._band = self._edges = self._flat = None
         self.positions = None
         self.update(positions)
 
@@ -250,13 +250,8 @@ class RecoilSystem:
         return out
 
     def _check_connected(self, n):
-        """Every device atom must have a bonded path to a lead (else: bound states).
-        Skipped when the bond graph is the one already checked."""
+        """Every device atom must have a bonded path to a lead (else: bound states)."""
         b = self.device_bonds
-        pairs = np.sort(np.minimum(b.i, b.j).astype(np.int64) * n + np.maximum(b.i, b.j))
-        graph = (pairs.tobytes(), *[c.boundary.tobytes() for c in self.couplings])
-        if graph == self._checked_graph:
-            return
         rows = np.concatenate([b.i, np.concatenate([c.boundary for c in self.couplings])])
         cols = np.concatenate([b.j, np.concatenate(
             [np.full(len(c.boundary), n + s) for s, c in enumerate(self.couplings)])])
@@ -266,7 +261,6 @@ class RecoilSystem:
         if lost.size:
             raise ValueError(f"device atoms {self.names(lost)} are not connected to either "
                              "lead (isolated cluster or atom that flew off)")
-        self._checked_graph = graph
 
     @property
     def n_atoms(self) -> int:
