@@ -5,22 +5,19 @@ device matrix
 
     G_F(E)^-1 = E - H_F - Sigma_L(E) - Sigma_R(E),   Sigma_S = V_S^+ g_S V_S     (Eq. 6)
 
-is factorized and only the columns that the physics needs are solved for: Y_S = G_F V_S^+,
-one column per lead contact atom. Small devices (up to DENSE_MAX atoms, e.g. a filament
-between ideal electrodes) are solved with dense LU for the whole batch in one LAPACK call;
-larger ones with a sparse LU per energy that keeps the atoms' z order (banded, cost linear
-in the filament length). From Y:
+is factorized and only the columns that the physics needs are solved for: X_S = G_F[:, B_S],
+one column per device atom bonded to lead S (the boundary B_S). Small devices (up to
+DENSE_MAX atoms, e.g. a filament between ideal electrodes) are solved with dense LU for
+the whole batch in one LAPACK call; larger ones with a sparse LU per energy that keeps the
+atoms' z order (banded, cost linear in the filament length). With the broadenings
+Gamma_S = V_S^+ a_S V_S on B_S, a_S = i(g_S - g_S^+):
 
-* transmission (Caroli, Eq. 7): T = tr[a_L (V_L Y_R) a_R (V_L Y_R)^+], a_S = i(g_S - g_S^+),
-  so that Gamma_S = V_S^+ a_S V_S;
-* scattering-state amplitudes on the *extended* region (device plus the lead contact atoms)
-  for electrons injected from lead S,
-
-      Psi_S = [ Y_S ;  delta_{S,L'} + g_L' V_L' Y_S  for each lead L' ],
-
-  whose outer product Psi_S a_S Psi_S^+ / 2 pi is the spectral density injected from S
-  (Eq. 9 on the device block; the lead-contact rows follow from the same scattering states
-  and are needed for bonds between device and lead atoms).
+* transmission (Caroli, Eq. 7): T = tr[Gamma_L G_F[B_L, B_R] Gamma_R G_F[B_L, B_R]^+];
+* the spectral density injected from lead S (Eq. 9) on the *extended* region (device plus
+  the lead contact atoms, needed for bonds between device and lead atoms), from the
+  scattering states Psi_S = [G_F V_S^+ ; delta_{S,t} + g_t V_t G_F V_S^+ for each lead t]
+  as Psi_S a_S Psi_S^+, written in factors of rank |B_S| (see
+  :meth:`Scattering.density_factors`).
 
 Every array with energy dependence carries the energy as its first axis.
 """
@@ -124,30 +121,21 @@ class DeviceMatrix:
             np.add.at(data, pos, -self_energy(V, g).ravel())
         return sp.csc_matrix((data, indices, indptr), shape=self.shape)
 
-    def solve(self, E: np.ndarray, Vs, gs, sources=(0, 1)) -> list:
-        """Y_S = G_F V_S^+ (len(E) x device x contacts) for each S in ``sources`` (else
-        None); ``gs`` are the leads' g stacked over the energies E. The columns of G_F at
-        the boundary atoms are solved for (fewer than the contact atoms) and Y_S follows."""
-        n = self.shape[0]
-        bound = np.unique(np.concatenate([self.couplings[s].boundary for s in sources]))
-        rhs = np.zeros((n, len(bound)), dtype=complex)
-        rhs[bound, np.arange(len(bound))] = 1.0
-        if self._dense is not None:
-            M = np.repeat(self._dense[None], len(E), axis=0)
-            idx = np.arange(n)
-            M[:, idx, idx] += (np.asarray(E) + 1j * self.eta)[:, None]
-            for c, V, g in zip(self.couplings, Vs, gs):
-                M[:, c.boundary[:, None], c.boundary[None, :]] -= self_energy(V, g)
-            X = np.linalg.solve(M, np.broadcast_to(rhs, (len(E),) + rhs.shape))
-        else:
-            X = np.stack([splu(self(e, Vs, [g[m] for g in gs]), permc_spec="NATURAL").solve(rhs)
-                          for m, e in enumerate(E)])
-        Y = [None, None]
-        for s in sources:
-            cols = X[:, :, np.searchsorted(bound, self.couplings[s].boundary)]
-            Y[s] = (cols.reshape(len(E) * n, cols.shape[2]) @ dagger(Vs[s])).reshape(
-                len(E), n, Vs[s].shape[0])           # one BLAS call for all energies
-        return Y
+    def solve(self, E: np.ndarray, Vs, gs, columns: np.ndarray) -> np.ndarray:
+        """Columns ``columns`` of G_F(E) (len(E) x device x len(columns)); ``gs`` are the
+        leads' g stacked over the energies E."""
+        n, ne = self.shape[0], len(E)
+        rhs = np.zeros((n, len(columns)), dtype=complex)
+        rhs[columns, np.arange(len(columns))] = 1.0
+        if self._dense is None:
+            return np.stack([splu(self(e, Vs, [g[m] for g in gs]), permc_spec="NATURAL"
+                                  ).solve(rhs) for m, e in enumerate(E)])
+        M = np.empty((ne, n, n), dtype=complex)
+        M[:] = self._dense
+        M.reshape(ne, n * n)[:, ::n + 1] += (np.asarray(E) + 1j * self.eta)[:, None]
+        for c, V, g in zip(self.couplings, Vs, gs):
+            M[:, c.boundary[:, None], c.boundary[None, :]] -= self_energy(V, g)
+        return np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
 
 
 class Scattering:
@@ -155,40 +143,63 @@ class Scattering:
 
     ``matrix`` is the :class:`DeviceMatrix`, ``Vs[S]`` the couplings V_S(k) (contacts x
     boundary) and ``gs[S]`` the lead Green's functions on the contact atoms (energies x
-    contacts x contacts). Attributes ``g[S]``, ``a[S]``, ``V[S]`` and ``Y[S]`` = G_F V_S^+
-    (energies x device x contacts) for each solved source S in (0, 1) = (left, right).
+    contacts x contacts), S in (0, 1) = (left, right). Attributes: ``a[S]`` = i(g_S -
+    g_S^+) on the contacts, ``gamma[S]`` = V_S^+ a_S V_S on the boundary atoms B_S (the
+    broadening Gamma_S of Eq. 7) and, for each solved source S, ``X[S]`` = G_F[:, B_S]
+    (energies x device x boundary), the only columns of G_F the physics needs.
     """
 
     def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1)):
         self.couplings = matrix.couplings
         self.g, self.V = gs, Vs
         self.a = [1j * (g - dagger(g)) for g in gs]
-        self.Y = matrix.solve(E, Vs, gs, sources)
+        self.gamma = [self_energy(V, a) for V, a in zip(Vs, self.a)]
+        bound = [self.couplings[s].boundary for s in sources]
+        columns, where = np.unique(np.concatenate(bound), return_inverse=True)
+        X = matrix.solve(E, Vs, gs, columns)
+        self.X = [None, None]
+        for s, part in zip(sources, np.split(where, np.cumsum([len(b) for b in bound])[:-1])):
+            self.X[s] = X[..., part]
 
-    def coupled(self, s_from: int, s_to: int, sel=slice(None)) -> np.ndarray:
-        """V_{s_to} Y_{s_from}: amplitude reaching lead s_to's contacts (contacts x contacts),
-        on the energies ``sel`` of the batch."""
-        return self.V[s_to] @ self.Y[s_from][sel][:, self.couplings[s_to].boundary]
+    def _block(self, s: int, t: int, sel=slice(None)) -> np.ndarray:
+        """G_F[B_t, B_S] on the energies ``sel``."""
+        return self.X[s][sel][:, self.couplings[t].boundary]
 
-    def amplitudes(self, s: int, sel=slice(None)) -> np.ndarray:
-        """Psi_S on the extended region (device rows, then left and right contact rows),
-        on the energies ``sel`` of the batch."""
-        blocks = [self.Y[s][sel]]
-        for t in (0, 1):
-            z = self.g[t][sel] @ self.coupled(s, t, sel)
-            if t == s:
-                z = z + np.eye(z.shape[-1])
-            blocks.append(z)
-        return np.concatenate(blocks, axis=1)
+    def density_factors(self, s: int, sel=slice(None)):
+        """Factors of the spectral density injected from lead S (Eq. 9 times 2 pi) on the
+        extended region (device rows, then the left and right contact rows), on the
+        energies ``sel``: rho_ij = sum_b X_ib P_jb for device atoms i, and the diagonal.
+
+        Scattering states from S are Psi = [G_F V_S^+ ; delta_{tS} + g_t V_t G_F V_S^+] on
+        the device and on each lead t's contacts. With Q = [X ; g_t V_t X[B_t]] (rank
+        |B_S|), Psi a_S Psi^+ = Q Gamma_S Q^+ plus, on lead S's contacts, the incident
+        terms a_S + Q (a_S V_S)^+ + h.c. Returns X (energies x device x B_S), P =
+        conj(Q Gamma_S + [0; a_S V_S on S's contacts]) (energies x extended x B_S) and the
+        real diagonal (energies x extended).
+        """
+        X, gamma = self.X[s][sel], self.gamma[s][sel]
+        Q = [X] + [self.g[t][sel] @ (self.V[t] @ self._block(s, t, sel)) for t in (0, 1)]
+        Q = np.concatenate(Q, axis=1)
+        P = np.conj(Q @ gamma)
+        n = X.shape[1]
+        lo = n + (len(self.couplings[0].contacts) if s == 1 else 0)
+        rows = slice(lo, lo + len(self.couplings[s].contacts))
+        aV = self.a[s][sel] @ self.V[s]
+        diag = np.einsum("ejb,ejb->ej", Q, P).real
+        diag[:, rows] += (2.0 * np.einsum("ejb,ejb->ej", Q[:, rows], np.conj(aV)).real
+                          + np.diagonal(self.a[s][sel], axis1=1, axis2=2).real)
+        P[:, rows] += np.conj(aV)
+        return X, P, diag
 
     def transmission(self) -> np.ndarray:
-        """Caroli transmission T(E) (Eq. 7) from whichever source was solved."""
-        s = 1 if self.Y[1] is not None else 0
-        X = self.coupled(s, 1 - s)
-        return np.einsum("eik,eik->e", self.a[1 - s] @ X @ self.a[s], X.conj()).real
+        """Caroli transmission T(E) = tr[Gamma_t G Gamma_S G^+] (Eq. 7) from whichever
+        source S was solved (t the other lead)."""
+        s = 1 if self.X[1] is not None else 0
+        G = self._block(s, 1 - s)
+        return np.einsum("eik,eik->e", self.gamma[1 - s] @ G @ self.gamma[s], G.conj()).real
 
     def channels(self) -> np.ndarray:
         """Transmission eigenvalues (eigenchannels), largest first; they sum to T(E)."""
-        s = 1 if self.Y[1] is not None else 0
-        r = sqrtm_psd(self.a[1 - s]) @ self.coupled(s, 1 - s) @ sqrtm_psd(self.a[s])
+        s = 1 if self.X[1] is not None else 0
+        r = sqrtm_psd(self.gamma[1 - s]) @ self._block(s, 1 - s) @ sqrtm_psd(self.gamma[s])
         return np.sort(np.linalg.svd(r, compute_uv=False) ** 2, axis=-1)[..., ::-1]

@@ -153,6 +153,11 @@ class LayeredLead:
             raise ValueError(f"{self.side} lead chain atoms are not on the z axis")
         self.layer = layer
         self.n_layers = int(layer.max()) + 1
+        # block atoms ordered by layer: the atoms of layers < d are the first _depth[d]
+        self._by_layer = np.argsort(layer, kind="stable")
+        self._depth = np.searchsorted(layer[self._by_layer], np.arange(self.n_layers + 1))
+        self._rank = np.empty(len(layer), dtype=int)
+        self._rank[self._by_layer] = np.arange(len(layer))
         counts = np.bincount(layer, minlength=self.n_layers)
         if lat.is_chain and np.any(counts != 1):
             raise ValueError(f"{self.side} chain lead needs exactly one atom per layer")
@@ -249,22 +254,27 @@ class LayeredLead:
 
         ``E`` is one energy (returns an (n, n) matrix) or an array of them (returns a
         stack (len(E), n, n)); ``k`` is the in-plane Bloch vector of the periodic device
-        (None for Gamma); ``atoms`` restricts g to those block atoms (default: all). Only
-        the layers down to the deepest of them are computed (usually just the surface
-        layer, which the device bonds to). Cached per energy and atoms: leads never move.
+        (None for Gamma); ``atoms`` restricts g to those block atoms (default: all). g is
+        computed and cached per energy on all block atoms of the layers down to the deepest
+        requested one (usually just the surface layer, which the device bonds to): leads
+        never move, and the contact atoms of a moving device change from one MD update to
+        the next.
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
         energies = np.atleast_1d(np.asarray(E, dtype=float))
         if atoms.size == 0:                     # a device detached from this lead
             return np.zeros(np.shape(E) + (0, 0), dtype=complex)
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
-        tag = (kk.tobytes(), atoms.tobytes())
-        out = [self._cache.get((float(e), tag)) for e in energies]
-        miss = [n for n, g in enumerate(out) if g is None]
+        depth = int(self.layer[atoms].max()) + 1
+        keys = [(float(e), kk.tobytes()) for e in energies]
+        out = [self._cache.get(key) for key in keys]
+        m = self._depth[depth]
+        miss = [n for n, g in enumerate(out) if g is None or g.shape[0] < m]
         if miss:
-            for n, g in zip(miss, self._atoms_gf(energies[miss], kk, atoms)):
-                out[n] = self._cache.store((float(energies[n]), tag), g)
-        g = np.stack(out)
+            for n, g in zip(miss, self._atoms_gf(energies[miss], kk, self._by_layer[:m])):
+                out[n] = self._cache.store(keys[n], g)
+        idx = self._rank[atoms]
+        g = np.stack([g[:m, :m] for g in out])[:, idx[:, None], idx[None, :]]
         return g if np.ndim(E) else g[0]
 
     def _atoms_gf(self, E, kk, atoms) -> np.ndarray:

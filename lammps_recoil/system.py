@@ -29,10 +29,9 @@ from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 G0_SIEMENS = 7.748091729e-5
 #: Flat lead bands closer than this to an energy window are rejected (eV).
 FLAT_MARGIN = 0.02
-#: An adaptive energy partition is reused by the next force evaluation (after the atoms
-#: moved: resonances shift little between MD updates, and the lead Green's functions at its
-#: nodes are cached) until it has grown by this factor.
-REUSE_GROWTH = 1.25
+#: Leads injecting at an energy, by the code (w_L != 0) + 2 (w_R != 0) of its occupation
+#: weights (an energy no lead injects at is still solved from the right, for T(E)).
+INJECTING = {0: (1,), 1: (0,), 2: (1,), 3: (0, 1)}
 #: Memory (bytes) for the arrays of one batch of energies solved together.
 BATCH_BYTES = 64 * 2**20
 
@@ -233,9 +232,9 @@ class RecoilSystem:
         self._M = [DeviceMatrix(H, couplings, self.eta) for H in self._H]
         self._force_ops = {}
         # energies per batch: dense device matrices and amplitudes within BATCH_BYTES
-        per_energy = 16 * ((n * n if n <= DENSE_MAX else 0) + 4 * self.n_ext * sum(
-            len(c.contacts) for c in couplings) + 2 * len(self.ext_bonds) * max(
-            len(c.contacts) for c in couplings))
+        per_energy = 16 * ((n * n if n <= DENSE_MAX else 0) + sum(
+            3 * len(c.contacts) ** 2 + 4 * self.n_ext * len(c.boundary) for c in couplings)
+            + 2 * len(self.ext_bonds) * max(len(c.boundary) for c in couplings))
         self._batch = max(1, BATCH_BYTES // per_energy)
 
     def names(self, idx) -> str:
@@ -329,8 +328,7 @@ class RecoilSystem:
             return float(self.transmission(self.fermi_level)[0])
         self._check_window(segments)
         func = lambda E, seg: (seg.landauer(E) * self.transmission(E))[:, None]
-        breaks = self._kinks()
-        return float(sum(seg.integrate(func, n_points, tol / len(segments), breaks)[0][0]
+        return float(sum(seg.integrate(func, n_points, tol / len(segments), self._kinks())[0][0]
                          for seg in segments))
 
     def forces(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
@@ -360,14 +358,12 @@ class RecoilSystem:
         n = self.n_atoms
         total, error, n_energies = np.zeros(4 * n + 1), 0.0, 0
         func = lambda E, seg: self._map(lambda e: self._integrand(e, seg, model, timings), E)
-        kinks = self._kinks()
         for seg in segments:
             key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
-            start = self._partitions.get(key, (np.zeros(0), 0))[0]
             val, err, nev, ends = seg.integrate(func, n_points, tol / len(segments),
-                                                np.union1d(kinks, start))
-            if n_points is None:
-                self._remember(key, ends)
+                                                self._kinks(), self._partitions.get(key, ()))
+            if ends is not None:
+                self._partitions[key] = ends
             total, error, n_energies = total + val, error + err, n_energies + nev
         if full:
             total = total + self._bound_density(temperature, model)
@@ -382,33 +378,21 @@ class RecoilSystem:
                             temperature,
                             n_energies, error, self.at_lead.copy(), timings)
 
-    def _remember(self, key, ends) -> None:
-        """Keep an adaptive partition as the next start, unless it has grown by more than
-        REUSE_GROWTH over the last partition found from scratch (then start afresh)."""
-        _, fresh = self._partitions.get(key, (None, 0))
-        if fresh == 0:
-            fresh = len(ends)
-        if len(ends) > REUSE_GROWTH * fresh:
-            self._partitions.pop(key, None)
-        else:
-            self._partitions[key] = (ends, fresh)
-
     def energy_partitions(self) -> dict:
         """The adaptive energy partitions kept for reuse, as arrays (for restart files)."""
         keys = list(self._partitions)
         return dict(
             part_keys=np.array([[k[0], k[1], k[2], k[3] == "paper", k[4]] for k in keys],
                                dtype=float).reshape(-1, 5),
-            part_fresh=np.array([self._partitions[k][1] for k in keys], dtype=int),
-            part_ends=np.concatenate([self._partitions[k][0] for k in keys] or [np.zeros(0)]),
-            part_sizes=np.array([len(self._partitions[k][0]) for k in keys], dtype=int))
+            part_ends=np.concatenate([self._partitions[k] for k in keys] or [np.zeros(0)]),
+            part_sizes=np.array([len(self._partitions[k]) for k in keys], dtype=int))
 
     def set_energy_partitions(self, state: dict) -> None:
         """Restore partitions saved by :meth:`energy_partitions`."""
         ends = np.split(state["part_ends"], np.cumsum(state["part_sizes"])[:-1])
-        for key, fresh, e in zip(state["part_keys"], state["part_fresh"], ends):
+        for key, e in zip(state["part_keys"], ends):
             model = "paper" if key[3] else "hellmann-feynman"
-            self._partitions[(key[0], key[1], bool(key[2]), model, key[4])] = (e, int(fresh))
+            self._partitions[(key[0], key[1], bool(key[2]), model, key[4])] = e
 
     def _kinks(self) -> np.ndarray:
         """Channel edges of the periodic leads at every Bloch vector (integration breaks;
@@ -456,33 +440,32 @@ class RecoilSystem:
 
         The density matrix of Eq. 9 from each lead S with occupation weight w_S(E) is
         accumulated on the bonds and sites of the extended region (summed over Bloch
-        vectors) and contracted into forces with Eq. 4.
+        vectors) and contracted into forces with Eq. 4. Each energy is solved only for the
+        leads that inject at it (at T = 0: the left lead below E_F, the right one above).
         """
         w = [np.broadcast_to(np.asarray(x, dtype=float), E.shape) / (2.0 * np.pi)
              for x in seg.occupation(E)]
         tw = np.broadcast_to(np.asarray(seg.landauer(E), dtype=float), E.shape)
-        sources = tuple(s for s in (0, 1) if np.any(w[s] != 0.0)) or (1,)
+        code = (w[0] != 0.0) + 2 * (w[1] != 0.0)
+        groups = [(np.flatnonzero(code == c), INJECTING[c]) for c in np.unique(code)]
         b = self.ext_bonds
-        rho_bond = np.zeros((len(b), len(E)), dtype=complex)
-        rho_diag = np.zeros((self.n_ext, len(E)))
+        rho_bond = np.zeros((len(E), len(b)), dtype=complex)
+        rho_diag = np.zeros((len(E), self.n_ext))
         G = np.zeros(len(E))
         for ik, wk in enumerate(self.kweights):
             t0 = time.perf_counter()
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
             t1 = time.perf_counter()
-            sc = self.scattering(E, ik, sources, gs)
-            if np.any(tw != 0.0):
-                G += wk * tw * sc.transmission()
             phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
-            for s in sources:
-                sel = np.flatnonzero(w[s] != 0.0)         # energies lead s injects at
-                psi = sc.amplitudes(s, sel)
-                # atom-major layout (atoms x energies x modes): bond gathers are contiguous
-                W = np.ascontiguousarray((psi @ ((w[s][sel] * wk)[:, None, None]
-                                                 * sc.a[s][sel])).transpose(1, 0, 2))
-                P = np.ascontiguousarray(psi.conj().transpose(1, 0, 2))
-                rho_bond[:, sel] += phase[:, None] * np.einsum("meb,meb->me", W[b.i], P[b.j])
-                rho_diag[:, sel] += np.einsum("neb,neb->ne", W, P).real
+            for sel, sources in groups:
+                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
+                if np.any(tw[sel] != 0.0):
+                    G[sel] += wk * tw[sel] * sc.transmission()
+                for s in sources:
+                    X, P, diag = sc.density_factors(s)
+                    ws = (wk * w[s][sel])[:, None]
+                    rho_bond[sel] += ws * phase * np.einsum("emb,emb->em", X[:, b.i], P[:, b.j])
+                    rho_diag[sel] += ws * diag
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
@@ -492,14 +475,14 @@ class RecoilSystem:
 
     def _contract(self, rho_bond, rho_diag, G, model) -> np.ndarray:
         """Rows of forces (Eq. 4), conductance and electron counts, one per energy, from
-        the bond and site density matrices (bonds or sites x energies)."""
+        the bond and site density matrices (energies x bonds or sites)."""
         K = self._force_ops.get(model)
         if K is None:
             b = self.ext_bonds
             K = self._force_ops[model] = force_matrix(b.i, b.j, b.vec, b.dtdr, self.n_atoms,
                                                       self.n_ext, model)
-        F = K @ np.vstack([2.0 * rho_bond.real, rho_diag])
-        return np.vstack([F, G[None], 2.0 * rho_diag[:self.n_atoms]]).T
+        F = K @ np.hstack([2.0 * rho_bond.real, rho_diag]).T
+        return np.hstack([F.T, G[:, None], 2.0 * rho_diag[:, :self.n_atoms]])
 
     def bound_states(self, ik: int = 0):
         """Bound states below the lead band: energies and normalized extended amplitudes.
@@ -547,4 +530,4 @@ class RecoilSystem:
                 occ = wk * float(quad.fermi(E, self.fermi_level, temperature))
                 rho_bond += occ * phase * psi[b.i] * psi[b.j].conj()
                 rho_diag += occ * np.abs(psi) ** 2
-        return self._contract(rho_bond[:, None], rho_diag[:, None], np.zeros(1), model)[0]
+        return self._contract(rho_bond[None], rho_diag[None], np.zeros(1), model)[0]
