@@ -25,14 +25,16 @@ def onsite_weight(model: str) -> float:
         raise ValueError(f"force model must be one of {sorted(MODELS)}, got {model!r}") from None
 
 
-def force_matrix(i, j, vec, dtdr, n_device: int, n_ext: int, model: str = "paper"):
+def force_matrix(i, j, vec, dtdr, n_device: int, n_ext: int, model: str = "paper",
+                 dense: bool = False):
     """Eq. 4 as a linear map: forces = K @ [2 Re rho_bond ; rho_diag].
 
     ``i`` are device atoms, ``j`` device or lead-contact atoms (extended numbering, n_ext
     atoms), ``vec`` = X_j - X_i; ``rho_bond`` = rho_ij (per spin) on these bonds and
     ``rho_diag`` the on-site occupations (per spin) of the extended region. Row 3 a + c of
-    the sparse K is the force component c (eV/A) on device atom a; lead atoms get none.
-    Applying K to a matrix of columns (one per energy) gives the forces per energy.
+    K (sparse, or a dense array with ``dense``: cheaper to build for small devices) is the
+    force component c (eV/A) on device atom a; lead atoms get none. Applying K to a matrix
+    of columns (one per energy) gives the forces per energy.
     """
     w = onsite_weight(model)
     m = len(i)
@@ -49,8 +51,13 @@ def force_matrix(i, j, vec, dtdr, n_device: int, n_ext: int, model: str = "paper
         rows.append((3 * atoms[:, None] + c).ravel())
         cols.append(np.repeat(col, 3))
         vals.append((sign * weight * g[sel]).ravel())
-    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                         shape=(3 * n_device, m + n_ext))
+    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    shape = (3 * n_device, m + n_ext)
+    if dense:
+        K = np.zeros(shape)
+        np.add.at(K, (rows, cols), vals)
+        return K
+    return sp.csr_matrix((vals, (rows, cols)), shape=shape)
 
 
 def require_finite(forces: np.ndarray, names=lambda idx: str(idx[:10].tolist())):

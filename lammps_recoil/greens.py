@@ -122,8 +122,8 @@ class DeviceMatrix:
         return sp.csc_matrix((data, indices, indptr), shape=self.shape)
 
     def solve(self, E: np.ndarray, Vs, gs, columns: np.ndarray) -> np.ndarray:
-        """Columns ``columns`` of G_F(E) (len(E) x device x len(columns)); ``gs`` are the
-        leads' g stacked over the energies E."""
+        """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed);
+        ``gs`` are the leads' g stacked over the energies E."""
         n, ne = self.shape[0], len(E)
         rhs = np.zeros((n, len(columns)), dtype=complex)
         rhs[columns, np.arange(len(columns))] = 1.0
@@ -155,11 +155,10 @@ class Scattering:
         self.a = [1j * (g - dagger(g)) for g in gs]
         self.gamma = [self_energy(V, a) for V, a in zip(Vs, self.a)]
         bound = [self.couplings[s].boundary for s in sources]
-        columns, where = np.unique(np.concatenate(bound), return_inverse=True)
-        X = matrix.solve(E, Vs, gs, columns)
+        X = matrix.solve(E, Vs, gs, np.concatenate(bound))
         self.X = [None, None]
-        for s, part in zip(sources, np.split(where, np.cumsum([len(b) for b in bound])[:-1])):
-            self.X[s] = X[..., part]
+        for s, part in zip(sources, np.split(X, np.cumsum([len(b) for b in bound])[:-1], -1)):
+            self.X[s] = part
 
     def _block(self, s: int, t: int, sel=slice(None)) -> np.ndarray:
         """G_F[B_t, B_S] on the energies ``sel``."""

@@ -274,7 +274,8 @@ class LayeredLead:
             for n, g in zip(miss, self._atoms_gf(energies[miss], kk, self._by_layer[:m])):
                 out[n] = self._cache.store(keys[n], g)
         idx = self._rank[atoms]
-        g = np.stack([g[:m, :m] for g in out])[:, idx[:, None], idx[None, :]]
+        rows, cols = idx[:, None], idx[None, :]
+        g = np.stack([g[rows, cols] for g in out])
         return g if np.ndim(E) else g[0]
 
     def _atoms_gf(self, E, kk, atoms) -> np.ndarray:

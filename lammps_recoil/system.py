@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.sparse.csgraph import connected_components
-import scipy.sparse as sp
 
 from . import integration as quad
 from .forces import force_matrix, onsite_weight, require_finite
@@ -29,9 +27,6 @@ from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 G0_SIEMENS = 7.748091729e-5
 #: Flat lead bands closer than this to an energy window are rejected (eV).
 FLAT_MARGIN = 0.02
-#: Leads injecting at an energy, by the code (w_L != 0) + 2 (w_R != 0) of its occupation
-#: weights (an energy no lead injects at is still solved from the right, for T(E)).
-INJECTING = {0: (1,), 1: (0,), 2: (1,), 3: (0, 1)}
 #: Memory (bytes) for the arrays of one batch of energies solved together.
 BATCH_BYTES = 64 * 2**20
 
@@ -254,8 +249,18 @@ class RecoilSystem:
         rows = np.concatenate([b.i, np.concatenate([c.boundary for c in self.couplings])])
         cols = np.concatenate([b.j, np.concatenate(
             [np.full(len(c.boundary), n + s) for s, c in enumerate(self.couplings)])])
-        adjacency = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 2, n + 2))
-        _, label = connected_components(adjacency, directed=False)
+        # connected components by min-label propagation with pointer jumping (a few
+        # sweeps; a fixed point has equal labels across every bond)
+        label = np.arange(n + 2)
+        while True:
+            low = np.minimum(label[rows], label[cols])
+            new = label.copy()
+            np.minimum.at(new, rows, low)
+            np.minimum.at(new, cols, low)
+            new = new[new]
+            if np.array_equal(new, label):
+                break
+            label = new
         lost = np.sort(self._order[(label[:n] != label[n]) & (label[:n] != label[n + 1])])
         if lost.size:
             raise ValueError(f"device atoms {self.names(lost)} are not connected to either "
@@ -298,22 +303,17 @@ class RecoilSystem:
 
     def _map(self, fn, energies) -> np.ndarray:
         """Rows fn(E) for an array of energies, evaluated in batches of at most
-        ``self._batch`` energies and shared round-robin among the ranks of ``comm``."""
+        ``self._batch`` energies and shared among the ranks of ``comm`` in contiguous blocks
+        (neighbouring nodes: at T = 0 a rank then mostly serves one injecting lead)."""
         size = 1 if self.comm is None else self.comm.Get_size()
         rank = 0 if size == 1 else self.comm.Get_rank()
-        mine = np.arange(rank, len(energies), size)
+        mine = np.array_split(np.arange(len(energies)), size)[rank]
         batches = np.array_split(mine, max(1, -(-len(mine) // self._batch)))
         parts = [fn(energies[b]) for b in batches if len(b)]
         rows = np.concatenate(parts) if parts else None
         if size == 1:
             return rows
-        out = None
-        for r, part in enumerate(self.comm.allgather(rows)):
-            if part is not None:
-                if out is None:
-                    out = np.empty((len(energies),) + part.shape[1:], dtype=part.dtype)
-                out[r::size] = part
-        return out
+        return np.concatenate([p for p in self.comm.allgather(rows) if p is not None])
 
     def channels(self, energy: float | None = None, ik: int = 0) -> np.ndarray:
         """Transmission eigenvalues at one energy (default E_F) and Bloch vector."""
@@ -440,14 +440,14 @@ class RecoilSystem:
 
         The density matrix of Eq. 9 from each lead S with occupation weight w_S(E) is
         accumulated on the bonds and sites of the extended region (summed over Bloch
-        vectors) and contracted into forces with Eq. 4. Each energy is solved only for the
-        leads that inject at it (at T = 0: the left lead below E_F, the right one above).
+        vectors) and contracted into forces with Eq. 4. The batch is solved once for the
+        columns of both leads; the density from lead S is formed only at the energies it
+        injects at (at T = 0: the left lead below E_F, the right one above).
         """
         w = [np.broadcast_to(np.asarray(x, dtype=float), E.shape) / (2.0 * np.pi)
              for x in seg.occupation(E)]
         tw = np.broadcast_to(np.asarray(seg.landauer(E), dtype=float), E.shape)
-        code = (w[0] != 0.0) + 2 * (w[1] != 0.0)
-        groups = [(np.flatnonzero(code == c), INJECTING[c]) for c in np.unique(code)]
+        sources = tuple(s for s in (0, 1) if np.any(w[s] != 0.0)) or (1,)
         b = self.ext_bonds
         rho_bond = np.zeros((len(E), len(b)), dtype=complex)
         rho_diag = np.zeros((len(E), self.n_ext))
@@ -456,16 +456,16 @@ class RecoilSystem:
             t0 = time.perf_counter()
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
             t1 = time.perf_counter()
+            sc = self.scattering(E, ik, sources, gs)
+            if np.any(tw != 0.0):
+                G += wk * tw * sc.transmission()
             phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
-            for sel, sources in groups:
-                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
-                if np.any(tw[sel] != 0.0):
-                    G[sel] += wk * tw[sel] * sc.transmission()
-                for s in sources:
-                    X, P, diag = sc.density_factors(s)
-                    ws = (wk * w[s][sel])[:, None]
-                    rho_bond[sel] += ws * phase * np.einsum("emb,emb->em", X[:, b.i], P[:, b.j])
-                    rho_diag[sel] += ws * diag
+            for s in sources:
+                sel = np.flatnonzero(w[s] != 0.0)         # energies lead s injects at
+                X, P, diag = sc.density_factors(s, sel)
+                ws = (wk * w[s][sel])[:, None]
+                rho_bond[sel] += ws * phase * np.einsum("emb,emb->em", X[:, b.i], P[:, b.j])
+                rho_diag[sel] += ws * diag
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
@@ -480,7 +480,8 @@ class RecoilSystem:
         if K is None:
             b = self.ext_bonds
             K = self._force_ops[model] = force_matrix(b.i, b.j, b.vec, b.dtdr, self.n_atoms,
-                                                      self.n_ext, model)
+                                                      self.n_ext, model,
+                                                      dense=self.n_atoms <= DENSE_MAX)
         F = K @ np.hstack([2.0 * rho_bond.real, rho_diag]).T
         return np.hstack([F.T, G[:, None], 2.0 * rho_diag[:, :self.n_atoms]])
 
