@@ -287,10 +287,9 @@ class RecoilCoupling:
             self.system.update(x, self.tags)
             p = self.p
             res = self.system.forces(p["V"], p["beta"], model=p["model"], tol=p["tol"])
-            g_ef = res.conductance if p["V"] == 0 else self.system.conductance()
             self.held = np.where(self.filament[:, None], res.forces, 0.0)
             fil = self.held[self.filament]
-            self.vector = np.array([g_ef, res.conductance, *fil.sum(axis=0),
+            self.vector = np.array([res.fermi_transmission, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
                                     time.perf_counter() - t0, res.n_energies,
                                     *_eam_force(self.lmp), dx_site, len(self.tags)])

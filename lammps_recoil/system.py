@@ -36,7 +36,8 @@ class RecoilResult:
     """Renormalized (or full) recoil forces and what came with them.
 
     ``forces``: (N, 3) eV/A on the device atoms; ``conductance``: Landauer G/G0 at the
-    bias (Eq. 11; T(E_F) at zero bias); ``density``: change of the electron count per atom
+    bias (Eq. 11; T(E_F) at zero bias); ``fermi_transmission``: T(E_F), the zero-bias
+    conductance G/G0 of the same geometry (solved with the first batch); ``density``: change of the electron count per atom
     (spin included) from the integrated window; ``n_energies``: energy points used;
     ``error``: the adaptive integral's error estimate (NaN for fixed rules); ``at_lead``:
     device atoms bonded to lead atoms (their environment includes the idealized frozen
@@ -46,6 +47,7 @@ class RecoilResult:
 
     forces: np.ndarray
     conductance: float
+    fermi_transmission: float
     density: np.ndarray
     bias: float
     beta: float
@@ -296,10 +298,12 @@ class RecoilSystem:
 
     def transmission(self, energies) -> np.ndarray:
         """Caroli transmission T(E) (Eq. 7), averaged over Bloch vectors, per supercell."""
-        def T(E):
-            return sum(wk * self.scattering(E, ik, sources=(1,)).transmission()
-                       for ik, wk in enumerate(self.kweights))
-        return self._map(T, np.atleast_1d(np.asarray(energies, dtype=float)))
+        return self._map(self._transmission, np.atleast_1d(np.asarray(energies, dtype=float)))
+
+    def _transmission(self, E: np.ndarray) -> np.ndarray:
+        """T(E) on this rank alone."""
+        return sum(wk * self.scattering(E, ik, sources=(1,)).transmission()
+                   for ik, wk in enumerate(self.kweights))
 
     def _map(self, fn, energies) -> np.ndarray:
         """Rows fn(E) for an array of energies, evaluated in batches of at most
@@ -357,7 +361,15 @@ class RecoilSystem:
         timings = {"leads": 0.0, "solve": 0.0, "forces": 0.0}
         n = self.n_atoms
         total, error, n_energies = np.zeros(4 * n + 1), 0.0, 0
-        func = lambda E, seg: self._map(lambda e: self._integrand(e, seg, model, timings), E)
+        fermi_t = []                   # T(E_F), solved along with this rank's first batch
+
+        def batch(E, seg):
+            rows, t = self._integrand(E, seg, model, timings, () if fermi_t else (EF,))
+            fermi_t.extend(t)
+            return rows
+
+        EF = self.fermi_level
+        func = lambda E, seg: self._map(lambda e: batch(e, seg), E)
         for seg in segments:
             key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
             val, err, nev, ends = seg.integrate(func, n_points, tol / len(segments),
@@ -368,14 +380,16 @@ class RecoilSystem:
         if full:
             total = total + self._bound_density(temperature, model)
         forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
+        if not fermi_t:                # no segment, or no energy on this rank
+            fermi_t = self._transmission(np.array([EF]))
         if full:
             conductance = self.conductance(bias, beta, temperature, tol)
         elif segments:
             conductance = float(total[3 * n])
         else:
-            conductance = float(self.transmission(self.fermi_level)[0])
-        return RecoilResult(forces, conductance, self._to_user(total[3 * n + 1:]), bias, beta,
-                            temperature,
+            conductance = float(fermi_t[0])
+        return RecoilResult(forces, conductance, float(fermi_t[0]),
+                            self._to_user(total[3 * n + 1:]), bias, beta, temperature,
                             n_energies, error, self.at_lead.copy(), timings)
 
     def energy_partitions(self) -> dict:
@@ -434,9 +448,10 @@ class RecoilSystem:
                 "ill-defined. Choose another transverse cell (for fcc (001) at 1 V: 4x4 cubic "
                 "cells) or k grid, the (111) orientation, or give the lead a broadening eta > 0")
 
-    def _integrand(self, E: np.ndarray, seg, model: str, timings: dict) -> np.ndarray:
+    def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=()):
         """Rows of forces (3N), conductance weight x T (1) and density (N) per unit energy,
-        one row per energy of the batch E.
+        one row per energy of the batch E, and T(E) at the energies ``probes`` (solved in
+        the same batch).
 
         The density matrix of Eq. 9 from each lead S with occupation weight w_S(E) is
         accumulated on the bonds and sites of the extended region (summed over Bloch
@@ -444,13 +459,16 @@ class RecoilSystem:
         columns of both leads; the density from lead S is formed only at the energies it
         injects at (at T = 0: the left lead below E_F, the right one above).
         """
+        ne = len(E)
         w = [np.broadcast_to(np.asarray(x, dtype=float), E.shape) / (2.0 * np.pi)
              for x in seg.occupation(E)]
-        tw = np.broadcast_to(np.asarray(seg.landauer(E), dtype=float), E.shape)
+        tw = np.concatenate([np.broadcast_to(np.asarray(seg.landauer(E), dtype=float),
+                                             E.shape), np.ones(len(probes))])
+        E = np.concatenate([E, probes])
         sources = tuple(s for s in (0, 1) if np.any(w[s] != 0.0)) or (1,)
         b = self.ext_bonds
-        rho_bond = np.zeros((len(E), len(b)), dtype=complex)
-        rho_diag = np.zeros((len(E), self.n_ext))
+        rho_bond = np.zeros((ne, len(b)), dtype=complex)
+        rho_diag = np.zeros((ne, self.n_ext))
         G = np.zeros(len(E))
         for ik, wk in enumerate(self.kweights):
             t0 = time.perf_counter()
@@ -469,9 +487,9 @@ class RecoilSystem:
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
-        out = self._contract(rho_bond, rho_diag, G, model)
+        out = self._contract(rho_bond, rho_diag, G[:ne], model)
         timings["forces"] += time.perf_counter() - t3
-        return out
+        return out, G[ne:]
 
     def _contract(self, rho_bond, rho_diag, G, model) -> np.ndarray:
         """Rows of forces (Eq. 4), conductance and electron counts, one per energy, from

@@ -19,7 +19,7 @@ def test_filament_device_equals_mobile_device_on_ideal_electrodes(geometry):
     """With the electrode atoms on their lattice sites the 'filament' device (electrodes
     folded into ideal leads) and the 'mobile' device (electrodes in the device) are the
     same physical system: identical forces on the (displaced) filament atoms and the same
-    conductance, at zero and finite temperature."""
+    conductance and T(E_F), at zero and finite temperature."""
     f = geometry
     x = f.positions.copy()
     fil = f.mask("filament")
@@ -33,6 +33,10 @@ def test_filament_device_equals_mobile_device_on_ideal_electrodes(geometry):
         assert np.abs(a.forces).max() > 0.02
         np.testing.assert_allclose(a.forces, b.forces[in_big], atol=1e-11)
         assert a.conductance == pytest.approx(b.conductance, abs=1e-11)
+        # T(E_F), solved along with the first energy batch
+        t_ef = small.transmission(small.fermi_level)[0]
+        assert a.fermi_transmission == pytest.approx(t_ef, abs=1e-12)
+        assert b.fermi_transmission == pytest.approx(t_ef, abs=1e-11)
 
 
 def test_electrode_sites_recovered_from_thermal_positions(geometry):
