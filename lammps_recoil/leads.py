@@ -44,20 +44,47 @@ FERMI_KMESH = 240
 CACHE_BYTES = 256 * 2**20
 
 
-class GFCache(dict):
-    """Energy-keyed store of lead Green's functions, dropping the oldest beyond a size."""
+class EnergyCache:
+    """Arrays computed per energy (lead Green's functions), stacked in one array so that a
+    batch of energies is looked up and gathered at once. Cleared as a whole when it would
+    grow beyond ``max_bytes``."""
 
     def __init__(self, max_bytes: int = CACHE_BYTES):
-        super().__init__()
-        self.max_bytes, self.nbytes = max_bytes, 0
+        self.max_bytes = max_bytes
+        self.clear()
 
-    def store(self, key, value):
-        self[key] = value
-        self.nbytes += value.nbytes
-        while self.nbytes > self.max_bytes and len(self) > 1:
-            oldest = next(iter(self))
-            self.nbytes -= self.pop(oldest).nbytes
-        return value
+    def clear(self):
+        self.energies, self.sorted, self.values = np.zeros(0), np.zeros(0, dtype=int), None
+
+    def slots(self, energies, compute) -> np.ndarray:
+        """Rows of ``values`` holding ``energies``; missing ones are filled with
+        compute(missing energies) (an array stacked over them) first."""
+        slot = self._find(energies)
+        if np.any(slot < 0):
+            new = np.unique(energies[slot < 0])
+            values = compute(new)
+            n = len(self.energies)
+            if self.values is None or (n + len(new)) * values[0].nbytes > self.max_bytes:
+                self.clear()
+                n, self.values = 0, np.empty((max(64, len(new)),) + values.shape[1:],
+                                             dtype=values.dtype)
+            elif n + len(new) > len(self.values):
+                grown = np.empty((2 * (n + len(new)),) + values.shape[1:], dtype=values.dtype)
+                grown[:n] = self.values[:n]
+                self.values = grown
+            self.values[n:n + len(new)] = values
+            self.energies = np.concatenate([self.energies, new])
+            self.sorted = np.argsort(self.energies, kind="stable")
+            slot = self._find(energies)
+        return slot
+
+    def _find(self, energies) -> np.ndarray:
+        if not len(self.energies):
+            return np.full(len(energies), -1)
+        pos = np.minimum(np.searchsorted(self.energies[self.sorted], energies),
+                         len(self.energies) - 1)
+        slot = self.sorted[pos]
+        return np.where(self.energies[slot] == energies, slot, -1)
 
 
 def chain_surface_gf(z, h0, h1abs2):
@@ -127,7 +154,7 @@ class LayeredLead:
         else:
             self.kappa, self.weights = self.mesh(kmesh)
             self.eta = DEFAULT_ETA if eta is None else float(eta)
-        self._cache = GFCache()
+        self._caches = {}               # (k, layers) -> EnergyCache of g on those layers
         self._chain_cache = {}
         self._tree = cKDTree(self.positions)
 
@@ -266,29 +293,29 @@ class LayeredLead:
             return np.zeros(np.shape(E) + (0, 0), dtype=complex)
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
         depth = int(self.layer[atoms].max()) + 1
-        keys = [(float(e), kk.tobytes()) for e in energies]
-        out = [self._cache.get(key) for key in keys]
-        m = self._depth[depth]
-        miss = [n for n, g in enumerate(out) if g is None or g.shape[0] < m]
-        if miss:
-            for n, g in zip(miss, self._atoms_gf(energies[miss], kk, self._by_layer[:m])):
-                out[n] = self._cache.store(keys[n], g)
+        cache = self._caches.setdefault((kk.tobytes(), depth), EnergyCache())
+        block = self._by_layer[:self._depth[depth]]
+        slot = cache.slots(energies, lambda e: self._atoms_gf(e, kk, block))
         idx = self._rank[atoms]
-        rows, cols = idx[:, None], idx[None, :]
-        g = np.stack([g[rows, cols] for g in out])
+        g = cache.values[slot[:, None, None], idx[None, :, None], idx[None, None, :]]
         return g if np.ndim(E) else g[0]
 
     def _atoms_gf(self, E, kk, atoms) -> np.ndarray:
-        """g(E) on ``atoms`` by the Fourier sum over kappa: sum_kappa e^{i kappa.x_a}
-        G_{n_a n_b}(E, kappa + k) e^{-i kappa.x_b} / N_kappa, for a batch of energies."""
+        """g(E) on ``atoms`` (ordered by layer) by the Fourier sum over kappa:
+        sum_kappa e^{i kappa.x_a} G_{n_a n_b}(E, kappa + k) e^{-i kappa.x_b} / N_kappa, for
+        a batch of energies."""
         layer = self.layer[atoms]
-        G = self._block_gf(E, self.kappa + kk, layer.max() + 1) * self.weights[:, None, None]
+        nl = layer[-1] + 1
+        G = self._block_gf(E, self.kappa + kk, nl) * self.weights[:, None, None]
         ph = np.exp(1j * self.positions[atoms, :2] @ self.kappa.T)      # (atoms, kappa)
+        phc = ph.conj().T
+        cut = np.searchsorted(layer, np.arange(nl + 1))
         g = np.empty((len(E), len(atoms), len(atoms)), dtype=complex)
-        for n in np.unique(layer):
-            for m in np.unique(layer):
-                a, b = np.flatnonzero(layer == n), np.flatnonzero(layer == m)
-                g[:, a[:, None], b[None, :]] = (ph[a] * G[:, None, :, n, m]) @ ph[b].conj().T
+        for n in range(nl):
+            a = slice(cut[n], cut[n + 1])
+            for m in range(nl):
+                b = slice(cut[m], cut[m + 1])
+                g[:, a, b] = (ph[a] * G[:, None, :, n, m]) @ phc[:, b]
         return g
 
     def layer_dos(self, energies) -> np.ndarray:
@@ -423,7 +450,7 @@ class WireLead:
         self.H1 = self._coupling(self.translation)
         if np.any(self._coupling(2 * self.translation)):
             raise ValueError("wire lead cell is too short: hopping reaches two cells away")
-        self._cache = GFCache()
+        self._cache = EnergyCache()
 
     def _coupling(self, shift):
         x = self.positions
@@ -437,16 +464,10 @@ class WireLead:
         """g(E) on the first cell's atoms (or ``atoms`` of it); E scalar or array (stack)."""
         if k is not None and np.any(k):
             raise ValueError("a wire lead has no transverse Bloch vector")
-        blocks = []
-        for e in np.atleast_1d(np.asarray(E, dtype=float)):
-            g = self._cache.get(float(e))
-            if g is None:
-                g = self._cache.store(float(e), self._decimate(e))
-            blocks.append(g)
-        g = np.stack(blocks)
-        if atoms is not None:
-            atoms = np.asarray(atoms)
-            g = g[:, atoms[:, None], atoms[None, :]]
+        slot = self._cache.slots(np.atleast_1d(np.asarray(E, dtype=float)),
+                                 lambda e: np.stack([self._decimate(x) for x in e]))
+        atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
+        g = self._cache.values[slot[:, None, None], atoms[None, :, None], atoms[None, None, :]]
         return g if np.ndim(E) else g[0]
 
     def _decimate(self, E):
