@@ -1,0 +1,101 @@
+"""Energy quadrature: closed-form integrals with the square-root branch points of lead
+channel edges, the partition reused between MD updates, and the lead Green's function
+cache."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from lammps_recoil.integration import Piece, Segment, adaptive_integral, coarsen
+from lammps_recoil.leads import EnergyCache
+
+
+def _vector(f):
+    return lambda E: np.column_stack([f(E), np.ones_like(E)])
+
+
+@pytest.mark.parametrize("root_lo, root_hi", [(True, False), (False, True), (True, True)])
+@given(lo=st.floats(-2.0, 2.0), width=st.floats(0.01, 3.0), u=st.floats(0.0, 1.0))
+@settings(max_examples=30, deadline=None)
+def test_piece_coordinate_inverts_energy(root_lo, root_hi, lo, width, u):
+    piece = Piece(lo, lo + width, root_lo, root_hi)
+    E, J = piece.energy(np.array([u]))
+    assert lo - 1e-12 <= E[0] <= lo + width + 1e-12
+    assert piece.coordinate(E)[0] == pytest.approx(u, abs=1e-7)
+    h = 1e-6                                   # Jacobian: central difference of E(u)
+    if h < u < 1 - h:
+        dE = (piece.energy(np.array([u + h]))[0] - piece.energy(np.array([u - h]))[0]) / (2 * h)
+        assert J[0] == pytest.approx(dE[0], rel=1e-5, abs=1e-8)
+
+
+def test_square_root_kinks_integrate_to_closed_forms():
+    """sqrt|E - c| with a channel edge c inside: the root substitution integrates it to
+    round-off in the first intervals (one per piece); without it, plain bisection needs
+    many more points for far less accuracy. With roots at both ends the error estimate
+    overstates the true error by orders of magnitude. Closed forms: the integral of sqrt|x| over
+    [-1, 2] is 2/3 (1 + 2^1.5); of sqrt(x (1 - x)) over [0, 1] (roots at both ends) pi/8.
+    """
+    c, exact = 0.3, 2.0 / 3.0 * (1.0 + 2.0**1.5)
+    f = _vector(lambda E: np.sqrt(np.abs(E - c)))
+    seg = Segment(c - 1.0, c + 2.0, occupation=None, landauer=None)
+    val, err, n, _, _ = adaptive_integral(f, seg.pieces(kinks=[c]), 1e-10)
+    assert val[0] == pytest.approx(exact, abs=1e-12) and val[1] == pytest.approx(3.0)
+    assert n == 14 and err < 1e-10
+    plain, _, n_plain, _, _ = adaptive_integral(f, [Piece(c - 1.0, c), Piece(c, c + 2.0)], 1e-6)
+    assert n_plain > 10 * n and abs(plain[0] - exact) > 1e-9
+    # the estimate |K7 - G3| is that of the 3-point rule: the K7 result is far better
+    both, err, n, _, _ = adaptive_integral(_vector(lambda E: np.sqrt(E * (1.0 - E))),
+                                           [Piece(0.0, 1.0, True, True)], 1e-4)
+    assert both[0] == pytest.approx(np.pi / 8.0, abs=1e-10) and n == 21 and err > 1e-5
+
+
+def test_band_edge_singularity_and_steps():
+    """The band-bottom edge 1/sqrt(E - E0) (integral 2 sqrt(b - E0)) and a jump at a step,
+    through Segment.integrate, adaptive and fixed."""
+    seg = Segment(-1.0, 3.0, occupation=None, landauer=None, edge=True, steps=(1.0,))
+    f = lambda E, s: np.column_stack([1.0 / np.sqrt(E + 1.0) + (E > 1.0), np.ones_like(E)])
+    val, err, n, ends = seg.integrate(f, tol=1e-10)
+    assert val[0] == pytest.approx(2.0 * 2.0 + 2.0, abs=1e-10)
+    assert 1.0 in ends
+    fixed, _, m, _ = seg.integrate(f, n_points=8)
+    assert fixed[0] == pytest.approx(6.0, abs=1e-12) and m == 16
+
+
+def test_coarsen_merges_only_over_refined_pairs():
+    ends = np.array([0.0, 1.0, 2.0, 3.0, 4.0, 5.0])
+    errors = np.array([1e-9, 1e-9, 0.3, 1e-9, 1e-9])
+    # pairs (0,1) and (3,4) carry 32 x 2e-9 << tol / 5; the large error blocks (2)
+    np.testing.assert_array_equal(coarsen(ends, errors, 1.0), [0.0, 2.0, 3.0, 5.0])
+    # a tolerance below 32 x their error merges nothing
+    np.testing.assert_array_equal(coarsen(ends, errors, 1e-7), ends)
+
+
+def test_reused_partition_gives_the_same_integral():
+    """Starting from a (coarsened) earlier partition changes the nodes, not the result
+    beyond the tolerance; a resonance that moved is still resolved."""
+    lorentz = lambda x0: _vector(lambda E: 0.01 / ((E - x0) ** 2 + 0.01**2))
+    exact = lambda x0: np.arctan((1 - x0) / 0.01) + np.arctan((1 + x0) / 0.01)
+    v1, _, n1, ends, errors = adaptive_integral(lorentz(0.2), [Piece(-1.0, 1.0)], 1e-8)
+    start = coarsen(ends, errors, 1e-8)
+    v2, _, n2, _, _ = adaptive_integral(lorentz(0.25), [Piece(-1.0, 1.0)], 1e-8, start)
+    assert v1[0] == pytest.approx(exact(0.2), abs=1e-8)
+    assert v2[0] == pytest.approx(exact(0.25), abs=1e-8)
+
+
+def test_energy_cache_returns_computed_values_and_stays_bounded():
+    calls = []
+
+    def compute(E):
+        calls.append(len(E))
+        return np.stack([np.full((2, 2), e) for e in E])
+
+    cache = EnergyCache(max_bytes=10 * 32)          # room for ten 2 x 2 float arrays
+    E = np.array([0.5, 0.1, 0.3, 0.1])              # a repeat within one batch
+    slot = cache.slots(E, compute)
+    np.testing.assert_array_equal(cache.values[slot][:, 0, 0], E)
+    assert calls == [3]
+    cache.slots(np.array([0.3, 0.5]), compute)      # all cached
+    assert calls == [3]
+    slot = cache.slots(np.linspace(1.0, 2.0, 8), compute)   # beyond max_bytes: cleared
+    np.testing.assert_array_equal(cache.values[slot][:, 1, 1], np.linspace(1.0, 2.0, 8))
+    assert len(cache.energies) == 8
+    assert cache.slots(np.array([0.1]), compute)[0] >= 0 and calls[-1] == 1
