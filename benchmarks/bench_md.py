@@ -71,8 +71,6 @@ def main():
         for _ in range(args.repeat):
             for ranks in (1, 2):
                 for n, (label, var) in enumerate(CONFIGS):
-                    if ranks == 2 and var.get("device") == "mobile":
-                        continue
                     res = run(tmp, f"c{n}_{ranks}", ranks, args.ps, args.tol, **var)
                     key = (ranks, label)
                     if key not in best or res[0] < best[key][0]:

@@ -10,21 +10,28 @@ cells other than 1, 2, 4 put flat lead bands into a 1 V window). Forces: adaptiv
 at V = 1 V, tol = 1e-2 eV/A (the deck's), after one warm-up evaluation (lead Green's
 functions cached, as in an MD run: the atoms are displaced by 0.05 A between the two
 calls). Peak memory: the largest memory traced (tracemalloc, numpy arrays included) during
-one update and force evaluation, in a separate untimed pass. Single process,
+one update and force evaluation, in a separate untimed pass. Trajectory: the deck's
+tolerance against the true force error over an MD run (100 updates of the default deck at
+300 K and 1 V, replayed from its dump; reference tol 1e-9). Single process,
 OMP_NUM_THREADS=1.
 """
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
 from lammps_recoil import greens  # noqa: E402
-from lammps_recoil.builders import build_filament  # noqa: E402
+from lammps_recoil.analysis import read_dump  # noqa: E402
+from lammps_recoil.builders import ElectrodeSites, build_filament, system_from_types  # noqa: E402
+from lammps_recoil.geometry import fcc_lattice  # noqa: E402
 
 TOL = 1e-2
 CASES = [  # (label, build_filament arguments, NEGF device)
@@ -90,6 +97,45 @@ def solver_crossover(rng):
     greens.DENSE_MAX = default
 
 
+def trajectory_accuracy(tols=(1e-1, 3e-2, 1e-2, 1e-3)):
+    """Energy points and true force errors of the adaptive rule along an MD trajectory."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "lammps_recoil.cli", "run",
+                        str(root / "inputs/in.filament"), "-var", "warmup_ps", "2", "-var",
+                        "production_ps", "10", "-var", "dump_every", "100", "-var", "outdir",
+                        tmp, "-var", "name", "traj"], cwd=root, check=True,
+                       capture_output=True)
+        frames = read_dump(f"{tmp}/traj.dump")[-100:]
+    order = np.argsort(frames[0]["id"])
+    types, ids = frames[0]["type"][order], frames[0]["id"][order]
+    box = frames[0].box[:2, 1] - frames[0].box[:2, 0]
+    xyz = [np.column_stack([f["x"], f["y"], f["z"]])[np.argsort(f["id"])] for f in frames]
+    sites = ElectrodeSites(xyz[0], types, box, fcc_lattice("001"), ids)
+    system = system_from_types(xyz[0], types, box, ids=ids, sites=sites)
+    fil = types == 1
+    rows = {tol: [] for tol in tols}
+    for k, x in enumerate(xyz):
+        system.update(x[fil], ids[fil])
+        res = {tol: system.forces(1.0, tol=tol) for tol in tols}   # own partition each
+        if k % 2 == 0:
+            ref = system.forces(1.0, tol=1e-9)
+            for tol in tols:
+                rows[tol].append((res[tol].n_energies,
+                                  np.abs(res[tol].forces - ref.forces).max(), res[tol].error))
+    print(f"\nAdaptive rule along an MD trajectory ({len(xyz)} updates of the default deck at "
+          f"300 K, V = 1 V, filament device; true error against tol 1e-9 at every second "
+          "update):\n")
+    print("| tol | energy points, mean (max) | true force error, median / 90% / max (eV/A) | "
+          "error estimate, median |")
+    print("| --- | --- | --- | --- |")
+    for tol in tols:
+        n, err, est = (np.array(c) for c in zip(*rows[tol]))
+        print(f"| {tol:g} | {n.mean():.1f} ({n.max():.0f}) | {np.median(err):.1e} / "
+              f"{np.percentile(err, 90):.1e} / {err.max():.1e} | {np.median(est):.1e} |",
+              flush=True)
+
+
 def main():
     rng = np.random.default_rng(0)
     print(f"# python benchmarks/bench_negf.py  ({time.strftime('%Y-%m-%d')}, "
@@ -119,6 +165,7 @@ def main():
               f"{t['forces']:.3f} | {1e3 * dtT / len(E):.2f} | {peak:.1f} |", flush=True)
     solver_crossover(rng)
     length_scaling(rng)
+    trajectory_accuracy()
     print("\nFixed Gauss-Legendre rules, default filament device: error vs the adaptive "
           "tol = 1e-6 result")
     print("\n| rule | energy points | force eval (s) | max force error (eV/A) |")
