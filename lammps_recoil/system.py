@@ -37,8 +37,9 @@ class RecoilResult:
 
     ``forces``: (N, 3) eV/A on the device atoms; ``conductance``: Landauer G/G0 at the
     bias (Eq. 11; T(E_F) at zero bias); ``fermi_transmission``: T(E_F), the zero-bias
-    conductance G/G0 of the same geometry (solved with the first batch); ``density``: change of the electron count per atom
-    (spin included) from the integrated window; ``n_energies``: energy points used;
+    conductance G/G0 of the same geometry (solved with the first batch); ``density``:
+    change of the electron count per atom (spin included) from the integrated window;
+    ``n_energies``: energy points used;
     ``error``: the adaptive integral's error estimate (NaN for fixed rules); ``at_lead``:
     device atoms bonded to lead atoms (their environment includes the idealized frozen
     lead); ``timings``: seconds spent in lead Green's functions, device solves (including
@@ -361,6 +362,7 @@ class RecoilSystem:
         timings = {"leads": 0.0, "solve": 0.0, "forces": 0.0}
         n = self.n_atoms
         total, error, n_energies = np.zeros(4 * n + 1), 0.0, 0
+        EF = self.fermi_level
         fermi_t = []                   # T(E_F), solved along with this rank's first batch
 
         def batch(E, seg):
@@ -368,7 +370,6 @@ class RecoilSystem:
             fermi_t.extend(t)
             return rows
 
-        EF = self.fermi_level
         func = lambda E, seg: self._map(lambda e: batch(e, seg), E)
         for seg in segments:
             key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
