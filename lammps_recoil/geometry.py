@@ -16,6 +16,9 @@ A_NN_CU = 2.5425
 A0_CU = A_NN_CU * np.sqrt(2.0)
 #: Two atoms closer than this are rejected as overlapping (Angstrom).
 MIN_DISTANCE = 1.2
+#: Verlet skin of :class:`NeighborList` (Angstrom): candidate pairs are searched within
+#: cutoff + skin and searched again once an atom has moved by more than half of it.
+VERLET_SKIN = 1.0
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,52 @@ def neighbor_pairs(positions: np.ndarray, cutoff: float, box: np.ndarray | None 
     i, j = pairs[:, 0], pairs[:, 1]
     d, shift = minimum_image(pos[j] - pos[i], box)
     return i, j, d, shift
+
+
+class NeighborList:
+    """Pairs closer than ``cutoff`` among moving atoms and between moving and ``fixed``
+    atoms (pairs among fixed atoms are left out), for moving atoms that move a little
+    between calls (MD updates).
+
+    A Verlet list: the KD-tree search (:func:`neighbor_pairs`) runs within cutoff + skin,
+    over the fixed atoms within that reach of the moving atoms' z range, and runs again
+    only once a moving atom has moved by more than skin / 2 since (or their number
+    changed); in between, the candidate pairs' minimum-image distances are recomputed.
+    The skin shrinks to fit a narrow periodic box (twice cutoff + skin <= box).
+    """
+
+    def __init__(self, fixed, cutoff: float, box=None, skin: float = VERLET_SKIN):
+        self.fixed, self.cutoff, self.box = np.asarray(fixed, dtype=float), cutoff, box
+        room = np.inf if box is None else 0.5 * float(np.min(box)) - cutoff - 1e-9
+        self.skin = max(0.0, min(skin, room))
+        self.ref = None
+
+    def pairs(self, moving):
+        """(i, j, d, shift) as in :func:`neighbor_pairs`, with indices into the moving
+        atoms followed by the fixed atoms ``near`` (the attribute, set at each search)."""
+        moving = np.asarray(moving, dtype=float)
+        if self._stale(moving):
+            self._search(moving)
+        both = np.vstack([moving, self.fixed[self.near]])
+        d, shift = minimum_image(both[self.j] - both[self.i], self.box)
+        keep = np.einsum("ij,ij->i", d, d) < self.cutoff ** 2
+        return self.i[keep], self.j[keep], d[keep], shift[keep]
+
+    def _stale(self, moving) -> bool:
+        if self.ref is None or len(moving) != len(self.ref):
+            return True
+        dx, _ = minimum_image(moving - self.ref, self.box)
+        return bool(np.einsum("ij,ij->i", dx, dx).max(initial=0.0) > (0.5 * self.skin) ** 2)
+
+    def _search(self, moving) -> None:
+        reach = self.cutoff + self.skin
+        z = self.fixed[:, 2]
+        self.near = np.flatnonzero((z > moving[:, 2].min() - reach)
+                                   & (z < moving[:, 2].max() + reach))
+        i, j, _, _ = neighbor_pairs(np.vstack([moving, self.fixed[self.near]]), reach,
+                                    self.box)
+        keep = i < len(moving)              # i < j: pairs among fixed atoms have i >= n
+        self.i, self.j, self.ref = i[keep], j[keep], moving.copy()
 
 
 def check_overlaps(positions: np.ndarray, box: np.ndarray | None, label=None,

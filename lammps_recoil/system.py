@@ -19,7 +19,8 @@ import numpy as np
 
 from . import integration as quad
 from .forces import force_matrix, onsite_weight, require_finite
-from .geometry import check_box, check_overlaps, check_positions, neighbor_pairs
+from .geometry import (NeighborList, check_box, check_overlaps, check_positions,
+                       neighbor_pairs)
 from .greens import DENSE_MAX, Coupling, DeviceMatrix, Scattering
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
@@ -134,6 +135,7 @@ class RecoilSystem:
         if np.any((i < len(left.positions)) != (j < len(left.positions))):
             raise ValueError("the left and right leads are bonded to each other: the device "
                              "region is too short")
+        self._neighbors = NeighborList(blocks, self.hopping.r_off, self.box)
         self._partitions = {}
         self.eta = float(eta)
         self.onsite = onsite
@@ -172,16 +174,18 @@ class RecoilSystem:
             raise ValueError(f"{len(self.ids)} atom ids for {n} device atoms")
         order = np.argsort(user[:, 2], kind="stable")
         pos = user[order]
-        # lead atoms within the hopping cutoff of the device's z range (the leads are
-        # ideal: no need to search among them)
-        r_off = self.hopping.r_off
-        zlo, zhi = pos[0, 2] - r_off, pos[-1, 2] + r_off
-        near = [np.flatnonzero((lead.positions[:, 2] > zlo) & (lead.positions[:, 2] < zhi))
-                for lead in self.leads]
-        allpos = np.vstack([pos] + [lead.positions[m] for lead, m in zip(self.leads, near)])
-        kind = np.repeat([0, 1, 2], [n, len(near[0]), len(near[1])])
-        local = np.concatenate([order] + near)
-        pairs = neighbor_pairs(allpos, r_off, self.box)
+        # pairs among the device atoms and with the lead atoms near them (the leads are
+        # ideal: no pairs among them), renumbered to the z order
+        i, j, d, shift = self._neighbors.pairs(user)
+        near = self._neighbors.near
+        n_left = len(self.leads[0].positions)
+        rank = np.empty(n + len(near), dtype=int)
+        rank[order] = np.arange(n)
+        rank[n:] = np.arange(n, n + len(near))
+        pairs = (rank[i], rank[j], d, shift)
+        allpos = np.vstack([pos, self._neighbors.fixed[near]])
+        kind = np.concatenate([np.zeros(n, dtype=int), np.where(near < n_left, 1, 2)])
+        local = np.concatenate([order, np.where(near < n_left, near, near - n_left)])
         check_overlaps(allpos, self.box, label=lambda a: (
             f"device atom {self.ids[local[a]]}" if kind[a] == 0 else
             f"{('left', 'right')[kind[a] - 1]} lead atom {local[a]}"), pairs=pairs)

@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) over random small systems and hostile inputs.
 
-What they cover (340 examples in all):
+What they cover (380 examples in all):
 
 * random 1D chains (contact hoppings v_L, v_R in [-3, -0.4] eV, on-site eps in [-1, 1] eV,
   0-3 device atoms per side, bias in [-1.5, 1.5] V, beta in [0, 1], electron temperature
@@ -12,7 +12,9 @@ What they cover (340 examples in all):
   same symmetry, forces finite, T within [0, number of open lead channels];
 * hostile structures for ``system_from_types`` (NaN, overlapping atoms, missing types,
   atoms flown off) and hostile deck parameters for ``parse_params`` (random text):
-  nothing but the documented ValueError, with a message.
+  nothing but the documented ValueError, with a message;
+* random walks of atoms above a fixed slab in periodic boxes: the Verlet neighbour list
+  gives exactly the pairs of a fresh search.
 """
 import numpy as np
 from hypothesis import HealthCheck, example, given, settings
@@ -22,6 +24,7 @@ from lammps_recoil import LayeredLead, RecoilSystem, fcc_lattice
 from lammps_recoil.builders import build_filament, system_from_types
 from lammps_recoil.chain import chain_system
 from lammps_recoil.coupling import parse_params
+from lammps_recoil.geometry import NeighborList, neighbor_pairs
 
 SETTINGS = dict(deadline=None, derandomize=True,   # fixed examples: CI is repeatable
                 suppress_health_check=[HealthCheck.too_slow])
@@ -115,3 +118,31 @@ def test_hostile_deck_parameters_raise_value_errors(values):
         parse_params(*values)
     except ValueError as err:
         assert str(err)
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(seed=st.integers(0, 2**32 - 1), step=st.floats(0.01, 0.8), box=st.floats(7.0, 12.0))
+def test_verlet_neighbor_list_equals_a_fresh_search(seed, step, box):
+    """The Verlet list (kept while atoms move less than skin / 2, searched again after)
+    returns exactly the pairs of a fresh KD-tree search, moving-fixed and moving-moving,
+    through periodic images, over a random walk of the moving atoms."""
+    rng = np.random.default_rng(seed)
+    L = np.array([box, box])
+    fixed = rng.uniform([0, 0, -6], [box, box, 0], (40, 3))
+    moving = rng.uniform([0, 0, 0], [box, box, 6], (12, 3))
+    nl = NeighborList(fixed, 3.4, L)
+    assert 0.0 < nl.skin <= 1.0
+    for _ in range(6):
+        moving = moving + rng.uniform(-step, step, moving.shape)
+        i, j, d, shift = nl.pairs(moving)
+        both = np.vstack([moving, fixed[nl.near]])
+        got = {(a, b): (tuple(np.round(v, 9)), tuple(s)) for a, b, v, s in zip(i, j, d, shift)}
+        fi, fj, fd, fs = neighbor_pairs(both, 3.4, L)
+        want = {(a, b): (tuple(np.round(v, 9)), tuple(s))
+                for a, b, v, s in zip(fi, fj, fd, fs) if a < len(moving)}
+        assert got == want
+        # no fixed atom within reach was left out of `near`
+        far = np.setdiff1d(np.arange(len(fixed)), nl.near)
+        if far.size:
+            all_pairs = neighbor_pairs(np.vstack([moving, fixed[far]]), 3.4, L)
+            assert not np.any((all_pairs[0] < len(moving)) & (all_pairs[1] >= len(moving)))
