@@ -233,7 +233,7 @@ class RecoilSystem:
         self._V = [[c.matrix(k) for c in couplings] for k in self.kpoints]
         self._M = [DeviceMatrix(H, couplings, self.eta) for H in self._H]
         self._force_ops = {}
-        # energies per batch: dense device matrices and amplitudes within BATCH_BYTES
+        # energies per batch: dense device matrices and density factors within BATCH_BYTES
         per_energy = 16 * ((n * n if n <= DENSE_MAX else 0) + sum(
             3 * len(c.contacts) ** 2 + 4 * self.n_ext * len(c.boundary) for c in couplings)
             + 2 * len(self.ext_bonds) * max(len(c.boundary) for c in couplings))
