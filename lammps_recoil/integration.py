@@ -148,7 +148,8 @@ def adaptive_integral(f, pieces, tol: float, start=()):
         evaluate([half for _, p, lo, hi, _ in worst
                   for half in ((p, lo, 0.5 * (lo + hi)), (p, 0.5 * (lo + hi), hi))])
     done.sort(key=lambda d: (d[1], d[2]))
-    ends = [pieces[p].energy(lo)[0] for _, p, lo, _, _ in done] + [pieces[-1].hi]
+    ends = [pieces[p].lo if lo == 0.0 else float(pieces[p].energy(lo)[0])   # exact piece ends
+            for _, p, lo, _, _ in done] + [pieces[-1].hi]
     errors = np.array([d[0] for d in done])
     return (sum(d[4] for d in done), float(errors.sum()), 7 * count, np.array(ends, dtype=float),
             errors)

@@ -69,7 +69,9 @@ class EnergyCache:
                 n, self.values = 0, np.empty((max(64, len(new)),) + values.shape[1:],
                                              dtype=values.dtype)
             elif n + len(new) > len(self.values):
-                grown = np.empty((2 * (n + len(new)),) + values.shape[1:], dtype=values.dtype)
+                room = max(n + len(new), self.max_bytes // values[0].nbytes)
+                grown = np.empty((min(2 * (n + len(new)), room),) + values.shape[1:],
+                                 dtype=values.dtype)
                 grown[:n] = self.values[:n]
                 self.values = grown
             self.values[n:n + len(new)] = values
