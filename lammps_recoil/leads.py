@@ -65,9 +65,12 @@ class EnergyCache:
             values = compute(new)
             n = len(self.energies)
             if self.values is None or (n + len(new)) * values[0].nbytes > self.max_bytes:
+                if n:                   # cleared: the batch's cached energies go too
+                    new = np.unique(energies)
+                    values = compute(new)
                 self.clear()
-                n, self.values = 0, np.empty((max(64, len(new)),) + values.shape[1:],
-                                             dtype=values.dtype)
+                rows = max(len(new), min(64, self.max_bytes // values[0].nbytes))
+                n, self.values = 0, np.empty((rows,) + values.shape[1:], dtype=values.dtype)
             elif n + len(new) > len(self.values):
                 room = max(n + len(new), self.max_bytes // values[0].nbytes)
                 grown = np.empty((min(2 * (n + len(new)), room),) + values.shape[1:],

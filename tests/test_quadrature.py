@@ -99,3 +99,15 @@ def test_energy_cache_returns_computed_values_and_stays_bounded():
     np.testing.assert_array_equal(cache.values[slot][:, 1, 1], np.linspace(1.0, 2.0, 8))
     assert len(cache.energies) == 8
     assert cache.slots(np.array([0.1]), compute)[0] >= 0 and calls[-1] == 1
+
+
+def test_energy_cache_clear_keeps_the_cached_part_of_a_batch():
+    """A batch mixing cached and new energies that overflows the bound: after the clear
+    every energy of the batch still maps to its own value (no stale slot)."""
+    compute = lambda E: np.stack([np.full((2, 2), e) for e in E])
+    cache = EnergyCache(max_bytes=10 * 32)
+    cache.slots(np.linspace(0.0, 0.7, 8), compute)
+    E = np.array([0.1, 5.0, 6.0, 7.0])                   # 0.1 cached, 3 new: 11 > 10
+    slot = cache.slots(E, compute)
+    assert np.all(slot >= 0)
+    np.testing.assert_array_equal(cache.values[slot][:, 0, 0], E)
