@@ -21,7 +21,8 @@ Two kinds of lead, one interface (``positions``, ``side``, ``surface_gf(E, k)``,
   other codes (Kwant).
 
 Leads never move, so their surface Green's functions on a fixed energy grid are computed
-once and cached.
+once and cached; a layered lead stores g per displacement class (layer pair and in-plane
+x_a - x_b), the number of atoms per layer instead of its square per layer pair.
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ DEFAULT_KMESH = 64
 DEFAULT_ETA = 0.02
 #: k mesh for the bulk Fermi level (n x n); converged to < 1e-4 eV (tests).
 FERMI_KMESH = 240
-#: Memory bound (bytes) of each lead's cache of surface Green's functions.
+#: Memory bound (bytes) of each lead's caches of surface Green's functions.
 CACHE_BYTES = 256 * 2**20
 
 
@@ -159,7 +160,8 @@ class LayeredLead:
         else:
             self.kappa, self.weights = self.mesh(kmesh)
             self.eta = DEFAULT_ETA if eta is None else float(eta)
-        self._caches = {}               # (k, layers) -> EnergyCache of g on those layers
+        self._caches = {}               # k -> (layers, EnergyCache of g on their classes)
+        self._class_cache = {}
         self._chain_cache = {}
         self._tree = cKDTree(self.positions)
 
@@ -287,40 +289,66 @@ class LayeredLead:
         ``E`` is one energy (returns an (n, n) matrix) or an array of them (returns a
         stack (len(E), n, n)); ``k`` is the in-plane Bloch vector of the periodic device
         (None for Gamma); ``atoms`` restricts g to those block atoms (default: all). g is
-        computed and cached per energy on all block atoms of the layers down to the deepest
-        requested one (usually just the surface layer, which the device bonds to): leads
-        never move, and the contact atoms of a moving device change from one MD update to
-        the next.
+        computed and cached per energy on the displacement classes of the layers down to
+        the deepest requested one (usually just the surface layer, which the device bonds
+        to): leads never move, and the contact atoms of a moving device change from one
+        MD update to the next.
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
         energies = np.atleast_1d(np.asarray(E, dtype=float))
         if atoms.size == 0:                     # a device detached from this lead
             return np.zeros(np.shape(E) + (0, 0), dtype=complex)
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
-        depth = int(self.layer[atoms].max()) + 1
-        cache = self._caches.setdefault((kk.tobytes(), depth), EnergyCache())
-        block = self._by_layer[:self._depth[depth]]
-        slot = cache.slots(energies, lambda e: self._atoms_gf(e, kk, block))
+        need = int(self.layer[atoms].max()) + 1
+        depth, cache = self._caches.get(kk.tobytes(), (0, None))
+        if depth < need:
+            # one cache per Bloch vector, for the deepest layers asked for so far (it
+            # serves shallower requests too); the lead's byte bound is shared among them
+            depth, cache = need, EnergyCache()
+            self._caches[kk.tobytes()] = (depth, cache)
+            for _, c in self._caches.values():
+                c.max_bytes = CACHE_BYTES // len(self._caches)
+        slot = cache.slots(energies, lambda e: self._class_gf(e, kk, depth))
         idx = self._rank[atoms]
-        g = cache.values[slot[:, None, None], idx[None, :, None], idx[None, None, :]]
+        g = cache.values[slot[:, None, None], self._classes(depth)[2][idx[:, None], idx]]
         return g if np.ndim(E) else g[0]
 
-    def _atoms_gf(self, E, kk, atoms) -> np.ndarray:
-        """g(E) on ``atoms`` (ordered by layer) by the Fourier sum over kappa:
-        sum_kappa e^{i kappa.x_a} G_{n_a n_b}(E, kappa + k) e^{-i kappa.x_b} / N_kappa, for
-        a batch of energies."""
-        layer = self.layer[atoms]
-        nl = layer[-1] + 1
-        G = self._block_gf(E, self.kappa + kk, nl) * self.weights[:, None, None]
-        ph = np.exp(1j * self.positions[atoms, :2] @ self.kappa.T)      # (atoms, kappa)
-        phc = ph.conj().T
-        cut = np.searchsorted(layer, np.arange(nl + 1))
-        g = np.empty((len(E), len(atoms), len(atoms)), dtype=complex)
-        for n in range(nl):
-            a = slice(cut[n], cut[n + 1])
-            for m in range(nl):
-                b = slice(cut[m], cut[m + 1])
-                g[:, a, b] = (ph[a] * G[:, None, :, n, m]) @ phc[:, b]
+    def _classes(self, depth: int) -> tuple:
+        """Displacement classes of the block atoms in the first ``depth`` layers (computed
+        once per depth): g between atoms a, b depends only on their layers and on x_a - x_b
+        (modulo the periodic box, with which kappa is commensurate). Returns the classes'
+        layer pairs (C, 2) and in-plane displacements (C, 2), and the class of each pair
+        of block atoms in layer order (n_block, n_block)."""
+        if depth not in self._class_cache:
+            block = self._by_layer[:self._depth[depth]]
+            layer, xy = self.layer[block], self.positions[block, :2]
+            d = xy[:, None] - xy[None]
+            if self.box is not None:
+                d -= self.box * np.rint(d / self.box)
+            n = len(block)
+            key = np.stack([np.repeat(layer, n), np.tile(layer, n),
+                            *np.rint(d.reshape(-1, 2).T / 1e-6).astype(np.int64)], axis=1)
+            # (a displacement split by round-off into two classes is harmless: both give
+            # the same g)
+            _, first, inverse = np.unique(key, axis=0, return_index=True,
+                                          return_inverse=True)
+            self._class_cache[depth] = (key[first, :2], d.reshape(-1, 2)[first],
+                                        inverse.reshape(n, n))
+        return self._class_cache[depth]
+
+    def _class_gf(self, E, kk, depth: int) -> np.ndarray:
+        """g(E) on the displacement classes of the first ``depth`` layers by the Fourier
+        sum over kappa, sum_kappa G_nm(E, kappa + k) e^{i kappa.d} / N_kappa, for a batch
+        of energies (len(E), C)."""
+        pairs, d, _ = self._classes(depth)
+        G = self._block_gf(E, self.kappa + kk, depth)
+        phase = self.weights * np.exp(1j * d @ self.kappa.T)                # (C, kappa)
+        g = np.empty((len(E), len(d)), dtype=complex)
+        # classes are sorted by layer pair: one matrix product per pair
+        cut = np.flatnonzero(np.any(np.diff(pairs, axis=0), axis=1)) + 1
+        for part in np.split(np.arange(len(d)), cut):
+            n, m = pairs[part[0]]
+            g[:, part] = G[:, :, n, m] @ phase[part].T
         return g
 
     def layer_dos(self, energies) -> np.ndarray:

@@ -58,6 +58,36 @@ def test_surface_dos_integrates_to_one_state_per_site(orientation, nx, ny):
         np.testing.assert_allclose(diag, lead.layer_dos(e)[0][lead.layer], atol=1e-12)
 
 
+@pytest.mark.parametrize("box", [True, False])
+def test_block_gf_is_the_per_atom_fourier_sum(box):
+    """g between any two block atoms (three fcc (111) layers, a Bloch vector k, a periodic
+    box or a laterally infinite patch) equals the explicit sum over kappa with per-atom phases,
+    sum_kappa e^{i kappa.(x_a - x_b)} G_{n_a n_b}(kappa + k) / N_kappa; requests for a
+    shallower block after a deeper one are served from the same cache."""
+    lat = fcc_lattice("111")            # h1(kappa) complex: G_nm != G_mn
+    if box:
+        cell = fcc_box("111", 2, 2)
+        lead = LayeredLead(lat, lattice_sites(lat, ORIGIN, [0, 1, 2], box=cell), "left",
+                           box=cell)
+        k = np.array([0.31, -0.17])
+    else:
+        patch = lattice_sites(lat, ORIGIN, [0, 1, 2], center_xy=ORIGIN[:2], radius=3.0)
+        lead, k = LayeredLead(lat, patch, "right", kmesh=12, eta=0.05), None
+    E = np.array([-3.1, 0.6, 2.4])
+    kappa = lead.kappa + (0.0 if k is None else k)
+    G = lead._block_gf(E, kappa, 3)                     # (E, kappa, layer, layer)
+    x, n = lead.positions[:, :2], lead.layer
+    phase = np.exp(1j * (x[:, None] - x[None]) @ lead.kappa.T) * lead.weights
+    ref = np.einsum("abq,eqab->eab", phase, G[:, :, n[:, None], n[None, :]])
+    surface = np.flatnonzero(n == 0)[::-1]
+    first = lead.surface_gf(E, k, surface)
+    np.testing.assert_allclose(first, ref[:, surface[:, None], surface], atol=1e-13)
+    np.testing.assert_allclose(lead.surface_gf(E, k), ref, atol=1e-13)
+    again = lead.surface_gf(E[::-1], k, surface)
+    np.testing.assert_allclose(again, first[::-1], atol=1e-13)
+    assert len(lead._caches) == 1
+
+
 @pytest.mark.parametrize("orientation", ["001", "111"])
 def test_fermi_level_against_bulk_brillouin_zone(orientation):
     """E_F at one electron per atom is the median of the bulk band
