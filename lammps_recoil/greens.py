@@ -160,14 +160,14 @@ class Scattering:
         for s, part in zip(sources, np.split(X, np.cumsum([len(b) for b in bound])[:-1], -1)):
             self.X[s] = part
 
-    def _block(self, s: int, t: int, sel=slice(None)) -> np.ndarray:
-        """G_F[B_t, B_S] on the energies ``sel``."""
-        return self.X[s][sel][:, self.couplings[t].boundary]
+    def _block(self, s: int, t: int) -> np.ndarray:
+        """G_F[B_t, B_S]."""
+        return self.X[s][:, self.couplings[t].boundary]
 
-    def density_factors(self, s: int, sel=slice(None)):
+    def density_factors(self, s: int):
         """Factors of the spectral density injected from lead S (Eq. 9 times 2 pi) on the
-        extended region (device rows, then the left and right contact rows), on the
-        energies ``sel``: rho_ij = sum_b X_ib P_jb for device atoms i, and the diagonal.
+        extended region (device rows, then the left and right contact rows):
+        rho_ij = sum_b X_ib P_jb for device atoms i, and the diagonal.
 
         Scattering states from S are Psi = [G_F V_S^+ ; delta_{tS} + g_t V_t G_F V_S^+] on
         the device and on each lead t's contacts. With Q = [X ; g_t V_t X[B_t]] (rank
@@ -176,17 +176,17 @@ class Scattering:
         conj(Q Gamma_S + [0; a_S V_S on S's contacts]) (energies x extended x B_S) and the
         real diagonal (energies x extended).
         """
-        X, gamma = self.X[s][sel], self.gamma[s][sel]
-        Q = [X] + [self.g[t][sel] @ (self.V[t] @ self._block(s, t, sel)) for t in (0, 1)]
+        X, gamma = self.X[s], self.gamma[s]
+        Q = [X] + [self.g[t] @ (self.V[t] @ self._block(s, t)) for t in (0, 1)]
         Q = np.concatenate(Q, axis=1)
         P = np.conj(Q @ gamma)
         n = X.shape[1]
         lo = n + (len(self.couplings[0].contacts) if s == 1 else 0)
         rows = slice(lo, lo + len(self.couplings[s].contacts))
-        aV = self.a[s][sel] @ self.V[s]
+        aV = self.a[s] @ self.V[s]
         diag = np.einsum("ejb,ejb->ej", Q, P).real
         diag[:, rows] += (2.0 * np.einsum("ejb,ejb->ej", Q[:, rows], np.conj(aV)).real
-                          + np.diagonal(self.a[s][sel], axis1=1, axis2=2).real)
+                          + np.diagonal(self.a[s], axis1=1, axis2=2).real)
         P[:, rows] += np.conj(aV)
         return X, P, diag
 

@@ -460,39 +460,45 @@ class RecoilSystem:
 
         The density matrix of Eq. 9 from each lead S with occupation weight w_S(E) is
         accumulated on the bonds and sites of the extended region (summed over Bloch
-        vectors) and contracted into forces with Eq. 4. The batch is solved once for the
-        columns of both leads; the density from lead S is formed only at the energies it
-        injects at (at T = 0: the left lead below E_F, the right one above).
+        vectors) and contracted into forces with Eq. 4. Each energy is solved only for the
+        columns of the leads that inject at it (at T = 0: the left lead below E_F, the
+        right one above), in one group per set of injecting leads; energies where none
+        does (the probes) are solved from the right lead for T alone.
         """
         ne = len(E)
         w = [np.broadcast_to(np.asarray(x, dtype=float), E.shape) / (2.0 * np.pi)
              for x in seg.occupation(E)]
+        w = [np.concatenate([x, np.zeros(len(probes))]) for x in w]
         tw = np.concatenate([np.broadcast_to(np.asarray(seg.landauer(E), dtype=float),
                                              E.shape), np.ones(len(probes))])
         E = np.concatenate([E, probes])
-        sources = tuple(s for s in (0, 1) if np.any(w[s] != 0.0)) or (1,)
+        inject = (w[0] != 0.0) + 2 * (w[1] != 0.0)          # 1 left, 2 right, 3 both
+        groups = [(np.flatnonzero(inject == code), sources) for code, sources in
+                  ((1, (0,)), (2, (1,)), (3, (0, 1)), (0, (1,)))]
         b = self.ext_bonds
-        rho_bond = np.zeros((ne, len(b)), dtype=complex)
-        rho_diag = np.zeros((ne, self.n_ext))
+        rho_bond = np.zeros((len(E), len(b)), dtype=complex)
+        rho_diag = np.zeros((len(E), self.n_ext))
         G = np.zeros(len(E))
         for ik, wk in enumerate(self.kweights):
             t0 = time.perf_counter()
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
             t1 = time.perf_counter()
-            sc = self.scattering(E, ik, sources, gs)
-            if np.any(tw != 0.0):
-                G += wk * tw * sc.transmission()
             phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
-            for s in sources:
-                sel = np.flatnonzero(w[s] != 0.0)         # energies lead s injects at
-                X, P, diag = sc.density_factors(s, sel)
-                ws = (wk * w[s][sel])[:, None]
-                rho_bond[sel] += ws * phase * np.einsum("emb,emb->em", X[:, b.i], P[:, b.j])
-                rho_diag[sel] += ws * diag
+            for sel, sources in groups:
+                if not sel.size:
+                    continue
+                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
+                if np.any(tw[sel] != 0.0):
+                    G[sel] += wk * tw[sel] * sc.transmission()
+                for s in sources if inject[sel[0]] else ():
+                    X, P, diag = sc.density_factors(s)
+                    ws = (wk * w[s][sel])[:, None]
+                    rho_bond[sel] += ws * phase * np.einsum("emb,emb->em", X[:, b.i], P[:, b.j])
+                    rho_diag[sel] += ws * diag
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
-        out = self._contract(rho_bond, rho_diag, G[:ne], model)
+        out = self._contract(rho_bond[:ne], rho_diag[:ne], G[:ne], model)
         timings["forces"] += time.perf_counter() - t3
         return out, G[ne:]
 
