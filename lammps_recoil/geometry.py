@@ -19,6 +19,8 @@ MIN_DISTANCE = 1.2
 #: Verlet skin of :class:`NeighborList` (Angstrom): candidate pairs are searched within
 #: cutoff + skin and searched again once an atom has moved by more than half of it.
 VERLET_SKIN = 1.0
+#: z room (Angstrom) of the fixed atoms' KD-tree beyond the atoms it first saw.
+TREE_MARGIN = 10.0
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,19 @@ def minimum_image(d: np.ndarray, box: np.ndarray | None) -> tuple[np.ndarray, np
     return out, shift
 
 
+def _kdtree(pos: np.ndarray, box: np.ndarray | None, zlo: float, lz: float) -> cKDTree:
+    """KD-tree of points periodic in x, y (when ``box``) with z in [zlo, zlo + lz), the
+    z period lz chosen long enough that the z wrap joins nothing."""
+    if box is None:
+        return cKDTree(pos)
+    wrapped = pos.copy()
+    wrapped[:, :2] = np.mod(wrapped[:, :2], box)
+    # cKDTree needs data inside [0, L): clamp the rare x == L after np.mod rounding.
+    wrapped[:, :2] = np.where(wrapped[:, :2] >= box, 0.0, wrapped[:, :2])
+    wrapped[:, 2] -= zlo
+    return cKDTree(wrapped, boxsize=np.array([box[0], box[1], lz]))
+
+
 def neighbor_pairs(positions: np.ndarray, cutoff: float, box: np.ndarray | None = None):
     """All pairs i < j closer than ``cutoff`` (KD-tree; periodic in x, y when ``box``).
 
@@ -144,20 +159,11 @@ def neighbor_pairs(positions: np.ndarray, cutoff: float, box: np.ndarray | None 
     twice the cutoff so that the minimum image is the only image within reach.
     """
     pos = np.asarray(positions, dtype=float)
-    if box is not None:
-        if np.any(box < 2.0 * cutoff):
-            raise ValueError(f"periodic box {box.tolist()} is narrower than twice the "
-                             f"neighbour cutoff {cutoff} A")
-        wrapped = pos.copy()
-        wrapped[:, :2] = np.mod(wrapped[:, :2], box)
-        # cKDTree needs data inside [0, L): clamp the rare x == L after np.mod rounding.
-        wrapped[:, :2] = np.where(wrapped[:, :2] >= box, 0.0, wrapped[:, :2])
-        zmin = wrapped[:, 2].min()
-        wrapped[:, 2] -= zmin
-        lz = wrapped[:, 2].max() + 2.0 * cutoff + 1.0
-        tree = cKDTree(wrapped, boxsize=np.array([box[0], box[1], lz]))
-    else:
-        tree = cKDTree(pos)
+    if box is not None and np.any(box < 2.0 * cutoff):
+        raise ValueError(f"periodic box {box.tolist()} is narrower than twice the "
+                         f"neighbour cutoff {cutoff} A")
+    z = pos[:, 2] if len(pos) else np.zeros(1)
+    tree = _kdtree(pos, box, z.min(), np.ptp(z) + 2.0 * cutoff + 1.0)
     pairs = tree.query_pairs(cutoff, output_type="ndarray")
     if len(pairs) == 0:
         return (np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 2), int))
@@ -171,8 +177,8 @@ class NeighborList:
     atoms (pairs among fixed atoms are left out), for moving atoms that move a little
     between calls (MD updates).
 
-    A Verlet list: the KD-tree search (:func:`neighbor_pairs`) runs within cutoff + skin,
-    over the fixed atoms within that reach of the moving atoms' z range, and runs again
+    A Verlet list: the KD-tree search runs within cutoff + skin, among the moving atoms and
+    against a tree of the fixed atoms built once, and runs again
     only once a moving atom has moved by more than skin / 2 since (or their number
     changed); in between, the candidate pairs' minimum-image distances are recomputed.
     The skin shrinks to fit a narrow periodic box (twice cutoff + skin <= box).
@@ -182,7 +188,7 @@ class NeighborList:
         self.fixed, self.cutoff, self.box = np.asarray(fixed, dtype=float), cutoff, box
         room = np.inf if box is None else 0.5 * float(np.min(box)) - cutoff - 1e-9
         self.skin = max(0.0, min(skin, room))
-        self.ref = None
+        self.ref = self._tree = None
 
     def pairs(self, moving):
         """(i, j, d, shift) as in :func:`neighbor_pairs`, with indices into the moving
@@ -203,13 +209,21 @@ class NeighborList:
 
     def _search(self, moving) -> None:
         reach = self.cutoff + self.skin
-        z = self.fixed[:, 2]
-        self.near = np.flatnonzero((z > moving[:, 2].min() - reach)
-                                   & (z < moving[:, 2].max() + reach))
-        i, j, _, _ = neighbor_pairs(np.vstack([moving, self.fixed[self.near]]), reach,
-                                    self.box)
-        keep = i < len(moving)              # i < j: pairs among fixed atoms have i >= n
-        self.i, self.j, self.ref = i[keep], j[keep], moving.copy()
+        lo, hi = moving[:, 2].min() - reach, moving[:, 2].max() + reach
+        if self._tree is None or lo < self._zlo or hi > self._zlo + self._lz - 2 * reach:
+            # the fixed atoms' tree, built once (again only if the moving atoms leave
+            # its z range); the z period leaves room for the search radius at both ends
+            z = np.concatenate([self.fixed[:, 2], [lo, hi]])
+            self._zlo = z.min() - TREE_MARGIN
+            self._lz = np.ptp(z) + 2 * TREE_MARGIN + 2 * reach
+            self._tree = _kdtree(self.fixed, self.box, self._zlo, self._lz)
+        mine = _kdtree(moving, self.box, self._zlo, self._lz)
+        pairs = mine.query_pairs(reach, output_type="ndarray").reshape(-1, 2)
+        cross = mine.sparse_distance_matrix(self._tree, reach, output_type="ndarray")
+        self.near, j = np.unique(cross["j"], return_inverse=True)
+        self.i = np.concatenate([pairs[:, 0], cross["i"]])
+        self.j = np.concatenate([pairs[:, 1], len(moving) + j.reshape(-1)])
+        self.ref = moving.copy()
 
 
 def check_overlaps(positions: np.ndarray, box: np.ndarray | None, label=None,

@@ -121,19 +121,21 @@ def test_hostile_deck_parameters_raise_value_errors(values):
 
 
 @settings(max_examples=40, **SETTINGS)
-@given(seed=st.integers(0, 2**32 - 1), step=st.floats(0.01, 0.8), box=st.floats(7.0, 12.0))
-def test_verlet_neighbor_list_equals_a_fresh_search(seed, step, box):
+@given(seed=st.integers(0, 2**32 - 1), step=st.floats(0.01, 0.8), box=st.floats(7.0, 12.0),
+       drift=st.sampled_from([0.0, 0.0, 4.0, -7.0]), periodic=st.booleans())
+def test_verlet_neighbor_list_equals_a_fresh_search(seed, step, box, drift, periodic):
     """The Verlet list (kept while atoms move less than skin / 2, searched again after)
     returns exactly the pairs of a fresh KD-tree search, moving-fixed and moving-moving,
-    through periodic images, over a random walk of the moving atoms."""
+    through periodic images, over a random walk of the moving atoms (drifting along z
+    past the fixed atoms' KD-tree range, too), with a periodic box or none."""
     rng = np.random.default_rng(seed)
-    L = np.array([box, box])
+    L = np.array([box, box]) if periodic else None
     fixed = rng.uniform([0, 0, -6], [box, box, 0], (40, 3))
     moving = rng.uniform([0, 0, 0], [box, box, 6], (12, 3))
     nl = NeighborList(fixed, 3.4, L)
-    assert 0.0 < nl.skin <= 1.0
+    assert 0.0 < nl.skin <= 1.0 if periodic else nl.skin == 1.0
     for _ in range(6):
-        moving = moving + rng.uniform(-step, step, moving.shape)
+        moving = moving + rng.uniform(-step, step, moving.shape) + [0.0, 0.0, drift]
         i, j, d, shift = nl.pairs(moving)
         both = np.vstack([moving, fixed[nl.near]])
         got = {(a, b): (tuple(np.round(v, 9)), tuple(s)) for a, b, v, s in zip(i, j, d, shift)}
