@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 #: Nearest-neighbour distance of fcc Cu with the Sheng EAM potential at 0 K (Angstrom).
@@ -19,6 +21,8 @@ MIN_DISTANCE = 1.2
 #: Verlet skin of :class:`NeighborList` (Angstrom): candidate pairs are searched within
 #: cutoff + skin and searched again once an atom has moved by more than half of it.
 VERLET_SKIN = 1.0
+#: Sweeps of label propagation before bond_components turns to a graph search.
+LABEL_SWEEPS = 12
 #: z room (Angstrom) of the fixed atoms' KD-tree beyond the atoms it first saw.
 TREE_MARGIN = 10.0
 
@@ -181,7 +185,7 @@ class NeighborList:
     against a tree of the fixed atoms built once, and runs again
     only once a moving atom has moved by more than skin / 2 since (or their number
     changed); in between, the candidate pairs' minimum-image distances are recomputed.
-    The skin shrinks to fit a narrow periodic box (twice cutoff + skin <= box).
+    The skin shrinks to fit a narrow periodic box (2 (cutoff + skin) <= box).
     """
 
     def __init__(self, fixed, cutoff: float, box=None, skin: float = VERLET_SKIN):
@@ -242,6 +246,31 @@ def check_overlaps(positions: np.ndarray, box: np.ndarray | None, label=None,
         raise ValueError(f"overlapping atoms: {label(i[k])} and {label(j[k])} are "
                          f"{r[k]:.3f} A apart (minimum allowed {min_distance} A); "
                          f"{close.size} such pair(s)")
+
+
+def bond_components(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """Connected components of n sites bonded by the pairs (i, j): a label per site, the
+    smallest site index of its component.
+
+    Min-label propagation with pointer jumping takes a few sweeps for sites numbered along
+    a filament (z order); a graph that needs more (a long folded chain) goes to scipy's
+    graph search.
+    """
+    label = np.arange(n)
+    for _ in range(LABEL_SWEEPS):
+        low = np.minimum(label[i], label[j])
+        new = label.copy()
+        np.minimum.at(new, i, low)
+        np.minimum.at(new, j, low)
+        new = new[new]
+        if np.array_equal(new, label):            # equal labels across every bond
+            return label
+        label = new
+    graph = sp.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    _, comp = connected_components(graph, directed=False)
+    first = np.full(comp.max() + 1, n)
+    np.minimum.at(first, comp, np.arange(n))
+    return first[comp]
 
 
 def lattice_sites(lattice: LayerLattice, origin: np.ndarray, layers, box=None,

@@ -12,7 +12,9 @@ the whole batch in one LAPACK call; larger ones with a sparse LU per energy that
 atoms' z order (banded, cost linear in the filament length). With the broadenings
 Gamma_S = V_S^+ a_S V_S on B_S, a_S = i(g_S - g_S^+):
 
-* transmission (Caroli, Eq. 7): T = tr[Gamma_L G_F[B_L, B_R] Gamma_R G_F[B_L, B_R]^+];
+* transmission (Caroli, Eq. 7): T = tr[Gamma_t G_F[B_t, B_S] Gamma_S G_F[B_t, B_S]^+] from
+  whichever lead S was solved, t the other one (either gives the same T when the device
+  has no broadening eta);
 * the spectral density injected from lead S (Eq. 9) on the *extended* region (device plus
   the lead contact atoms, needed for bonds between device and lead atoms), from the
   scattering states Psi_S = [G_F V_S^+ ; delta_{S,t} + g_t V_t G_F V_S^+ for each lead t]

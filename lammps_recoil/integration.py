@@ -19,7 +19,8 @@ band bottom's 1/sqrt(E - E_0) of full-band integrals is absorbed the same way. P
 integrated adaptively (default: Gauss-Kronrod (3, 7) with bisection of the intervals of
 largest error until the summed estimate |K7 - G3| of forces, conductance and charges is
 below ``tol``; filament resonances a few meV wide are found by the bisection) or with a
-fixed n-point Gauss-Legendre rule per piece. |K7 - G3| is the error of the embedded
+fixed n-point Gauss-Legendre rule on each part between the steps (not cut at the channel
+edges). |K7 - G3| is the error of the embedded
 3-point rule: the K7 values returned are far more accurate (measured in docs/engine.md).
 """
 from __future__ import annotations

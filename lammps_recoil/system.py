@@ -19,8 +19,8 @@ import numpy as np
 
 from . import integration as quad
 from .forces import force_matrix, onsite_weight, require_finite
-from .geometry import (NeighborList, check_box, check_overlaps, check_positions,
-                       neighbor_pairs)
+from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
+                       check_positions, neighbor_pairs)
 from .greens import DENSE_MAX, Coupling, DeviceMatrix, Scattering
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
@@ -37,11 +37,11 @@ class RecoilResult:
     """Renormalized (or full) recoil forces and what came with them.
 
     ``forces``: (N, 3) eV/A on the device atoms; ``conductance``: Landauer G/G0 at the
-    bias (Eq. 11; T(E_F) at zero bias); ``fermi_transmission``: T(E_F), the zero-bias
-    conductance G/G0 of the same geometry (solved with the first batch); ``density``:
-    change of the electron count per atom (spin included) from the integrated window;
-    ``n_energies``: energy points used;
-    ``error``: the adaptive integral's error estimate (NaN for fixed rules); ``at_lead``:
+    bias (Eq. 11; at zero bias T(E_F) at T = 0, the -df/dE average of T at T > 0);
+    ``fermi_transmission``: T(E_F), the zero-bias conductance G/G0 of the same geometry
+    at T = 0 (solved with the first batch); ``density``: change of the electron count
+    per atom (spin included) from the integrated window; ``n_energies``: energy points
+    used; ``error``: the adaptive integral's error estimate (NaN for fixed rules); ``at_lead``:
     device atoms bonded to lead atoms (their environment includes the idealized frozen
     lead); ``timings``: seconds spent in lead Green's functions, device solves (including
     the density matrix) and force contraction.
@@ -256,18 +256,7 @@ class RecoilSystem:
         rows = np.concatenate([b.i, np.concatenate([c.boundary for c in self.couplings])])
         cols = np.concatenate([b.j, np.concatenate(
             [np.full(len(c.boundary), n + s) for s, c in enumerate(self.couplings)])])
-        # connected components by min-label propagation with pointer jumping (a few
-        # sweeps; a fixed point has equal labels across every bond)
-        label = np.arange(n + 2)
-        while True:
-            low = np.minimum(label[rows], label[cols])
-            new = label.copy()
-            np.minimum.at(new, rows, low)
-            np.minimum.at(new, cols, low)
-            new = new[new]
-            if np.array_equal(new, label):
-                break
-            label = new
+        label = bond_components(rows, cols, n + 2)
         lost = np.sort(self._order[(label[:n] != label[n]) & (label[:n] != label[n + 1])])
         if lost.size:
             raise ValueError(f"device atoms {self.names(lost)} are not connected to either "
@@ -303,7 +292,8 @@ class RecoilSystem:
 
     def transmission(self, energies) -> np.ndarray:
         """Caroli transmission T(E) (Eq. 7), averaged over Bloch vectors, per supercell."""
-        return self._map(self._transmission, np.atleast_1d(np.asarray(energies, dtype=float)))
+        E = np.atleast_1d(np.asarray(energies, dtype=float))
+        return self._map(self._transmission, E) if E.size else np.zeros(0)
 
     def _transmission(self, E: np.ndarray) -> np.ndarray:
         """T(E) on this rank alone."""
@@ -313,7 +303,8 @@ class RecoilSystem:
     def _map(self, fn, energies) -> np.ndarray:
         """Rows fn(E) for an array of energies, evaluated in batches of at most
         ``self._batch`` energies and shared among the ranks of ``comm`` in contiguous blocks
-        (neighbouring nodes: at T = 0 a rank then mostly serves one injecting lead)."""
+        (in the first round of the adaptive rule, neighbouring nodes: at T = 0 a rank then
+        mostly serves one injecting lead)."""
         size = 1 if self.comm is None else self.comm.Get_size()
         rank = 0 if size == 1 else self.comm.Get_rank()
         mine = np.array_split(np.arange(len(energies)), size)[rank]

@@ -15,6 +15,7 @@ def test_transmission_equals_eq14(vl, vr, eps):
     s = chain_system(vl, vr, eps)
     E = np.array([-3.4, -2.0, -0.3, 0.0, 0.9, 3.1])
     np.testing.assert_allclose(s.transmission(E), transmission_eq14(E, vl, vr, eps), atol=1e-8)
+    assert s.transmission([]).shape == (0,)
 
 
 def test_gamma_04_gives_half_transmission():

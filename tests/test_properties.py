@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) over random small systems and hostile inputs.
 
-What they cover (380 examples in all):
+What they cover (440 examples in all):
 
 * random 1D chains (contact hoppings v_L, v_R in [-3, -0.4] eV, on-site eps in [-1, 1] eV,
   0-3 device atoms per side, bias in [-1.5, 1.5] V, beta in [0, 1], electron temperature
@@ -14,9 +14,12 @@ What they cover (380 examples in all):
   atoms flown off) and hostile deck parameters for ``parse_params`` (random text):
   nothing but the documented ValueError, with a message;
 * random walks of atoms above a fixed slab in periodic boxes: the Verlet neighbour list
-  gives exactly the pairs of a fresh search.
+  gives exactly the pairs of a fresh search;
+* random bond graphs and randomly numbered broken chains (the slow case of label
+  propagation): the device connectivity check's components are scipy's.
 """
 import numpy as np
+import scipy.sparse as sp
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +27,7 @@ from lammps_recoil import LayeredLead, RecoilSystem, fcc_lattice
 from lammps_recoil.builders import build_filament, system_from_types
 from lammps_recoil.chain import chain_system
 from lammps_recoil.coupling import parse_params
-from lammps_recoil.geometry import NeighborList, neighbor_pairs
+from lammps_recoil.geometry import NeighborList, bond_components, neighbor_pairs
 
 SETTINGS = dict(deadline=None, derandomize=True,   # fixed examples: CI is repeatable
                 suppress_health_check=[HealthCheck.too_slow])
@@ -148,3 +151,25 @@ def test_verlet_neighbor_list_equals_a_fresh_search(seed, step, box, drift, peri
         if far.size:
             all_pairs = neighbor_pairs(np.vstack([moving, fixed[far]]), 3.4, L)
             assert not np.any((all_pairs[0] < len(moving)) & (all_pairs[1] >= len(moving)))
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 400), chain=st.booleans(),
+       cuts=st.integers(0, 4))
+def test_bond_components_are_scipys(seed, n, chain, cuts):
+    """Components of random graphs, or of a chain numbered at random with a few bonds cut,
+    labelled by their smallest site, as scipy's graph search finds them."""
+    rng = np.random.default_rng(seed)
+    if chain:
+        order = rng.permutation(n)
+        i, j = order[:-1], order[1:]
+        keep = np.ones(len(i), dtype=bool)
+        keep[rng.integers(0, max(len(i), 1), cuts)[:len(i)]] = False
+        i, j = i[keep], j[keep]
+    else:
+        i, j = rng.integers(0, n, (2, rng.integers(0, 2 * n)))
+    got = bond_components(i, j, n)
+    _, comp = sp.csgraph.connected_components(
+        sp.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
+    smallest = {c: np.flatnonzero(comp == c).min() for c in np.unique(comp)}
+    np.testing.assert_array_equal(got, [smallest[c] for c in comp])
