@@ -454,7 +454,7 @@ class RecoilSystem:
         vectors) and contracted into forces with Eq. 4. Each energy is solved only for the
         columns of the leads that inject at it (at T = 0: the left lead below E_F, the
         right one above), in one group per set of injecting leads; energies where none
-        does (the probes) are solved from the right lead for T alone.
+        does (the probes) join a group, for T alone.
         """
         ne = len(E)
         w = [np.broadcast_to(np.asarray(x, dtype=float), E.shape) / (2.0 * np.pi)
@@ -464,8 +464,10 @@ class RecoilSystem:
                                              E.shape), np.ones(len(probes))])
         E = np.concatenate([E, probes])
         inject = (w[0] != 0.0) + 2 * (w[1] != 0.0)          # 1 left, 2 right, 3 both
+        present = [code for code in (2, 1, 3) if np.any(inject == code)] or [2]
+        inject[inject == 0] = present[0]                   # T alone: join a group
         groups = [(np.flatnonzero(inject == code), sources) for code, sources in
-                  ((1, (0,)), (2, (1,)), (3, (0, 1)), (0, (1,)))]
+                  ((1, (0,)), (2, (1,)), (3, (0, 1)))]
         b = self.ext_bonds
         rho_bond = np.zeros((len(E), len(b)), dtype=complex)
         rho_diag = np.zeros((len(E), self.n_ext))
@@ -481,7 +483,9 @@ class RecoilSystem:
                 sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
                 if np.any(tw[sel] != 0.0):
                     G[sel] += wk * tw[sel] * sc.transmission()
-                for s in sources if inject[sel[0]] else ():
+                for s in sources:
+                    if not np.any(w[s][sel] != 0.0):
+                        continue
                     X, P, diag = sc.density_factors(s)
                     ws = (wk * w[s][sel])[:, None]
                     rho_bond[sel] += ws * phase * np.einsum("emb,emb->em", X[:, b.i], P[:, b.j])
