@@ -306,6 +306,8 @@ class RecoilSystem:
         (in the first round of the adaptive rule, neighbouring nodes: at T = 0 a rank then
         mostly serves one injecting lead)."""
         size = 1 if self.comm is None else self.comm.Get_size()
+        if size == 1 and 0 < len(energies) <= self._batch:
+            return fn(energies)
         rank = 0 if size == 1 else self.comm.Get_rank()
         mine = np.array_split(np.arange(len(energies)), size)[rank]
         batches = np.array_split(mine, max(1, -(-len(mine) // self._batch)))
