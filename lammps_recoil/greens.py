@@ -114,29 +114,30 @@ class DeviceMatrix:
             self._pattern = (indices, indptr, h, where[H.nnz:H.nnz + n], sigma)
         return self._pattern
 
-    def __call__(self, E: float, Vs, gs) -> sp.csc_matrix:
-        """The sparse matrix at one energy; ``gs`` are the leads' (contacts x contacts) g."""
-        indices, indptr, h, diag, sigma = self._sparse_pattern()
+    def __call__(self, E: float, sigmas) -> sp.csc_matrix:
+        """The sparse matrix at one energy; ``sigmas`` are the leads' self-energies on
+        their boundary atoms (Sigma_S = V_S^+ g_S V_S)."""
+        indices, indptr, h, diag, where = self._sparse_pattern()
         data = h.copy()
         data[diag] += complex(E, self.eta)
-        for pos, g, V in zip(sigma, gs, Vs):
-            np.add.at(data, pos, -self_energy(V, g).ravel())
+        for pos, sigma in zip(where, sigmas):
+            np.add.at(data, pos, -sigma.ravel())
         return sp.csc_matrix((data, indices, indptr), shape=self.shape)
 
-    def solve(self, E: np.ndarray, Vs, gs, columns: np.ndarray) -> np.ndarray:
+    def solve(self, E: np.ndarray, sigmas, columns: np.ndarray) -> np.ndarray:
         """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed);
-        ``gs`` are the leads' g stacked over the energies E."""
+        ``sigmas`` are the leads' self-energies stacked over the energies E."""
         n, ne = self.shape[0], len(E)
         rhs = np.zeros((n, len(columns)), dtype=complex)
         rhs[columns, np.arange(len(columns))] = 1.0
         if self._dense is None:
-            return np.stack([splu(self(e, Vs, [g[m] for g in gs]), permc_spec="NATURAL"
+            return np.stack([splu(self(e, [s[m] for s in sigmas]), permc_spec="NATURAL"
                                   ).solve(rhs) for m, e in enumerate(E)])
         M = np.empty((ne, n, n), dtype=complex)
         M[:] = self._dense
         M.reshape(ne, n * n)[:, ::n + 1] += (np.asarray(E) + 1j * self.eta)[:, None]
-        for c, V, g in zip(self.couplings, Vs, gs):
-            M[:, c.boundary[:, None], c.boundary[None, :]] -= self_energy(V, g)
+        for c, sigma in zip(self.couplings, sigmas):
+            M[:, c.boundary[:, None], c.boundary[None, :]] -= sigma
         return np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
 
 
@@ -145,19 +146,20 @@ class Scattering:
 
     ``matrix`` is the :class:`DeviceMatrix`, ``Vs[S]`` the couplings V_S(k) (contacts x
     boundary) and ``gs[S]`` the lead Green's functions on the contact atoms (energies x
-    contacts x contacts), S in (0, 1) = (left, right). Attributes: ``a[S]`` = i(g_S -
-    g_S^+) on the contacts, ``gamma[S]`` = V_S^+ a_S V_S on the boundary atoms B_S (the
-    broadening Gamma_S of Eq. 7) and, for each solved source S, ``X[S]`` = G_F[:, B_S]
-    (energies x device x boundary), the only columns of G_F the physics needs.
+    contacts x contacts), S in (0, 1) = (left, right). Attributes: ``gamma[S]`` =
+    i(Sigma_S - Sigma_S^+) = V_S^+ a_S V_S on the boundary atoms B_S (the broadening
+    Gamma_S of Eq. 7, with a_S = i(g_S - g_S^+) on the contacts) and, for each solved
+    source S, ``X[S]`` = G_F[:, B_S] (energies x device x boundary), the only columns of
+    G_F the physics needs.
     """
 
     def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1)):
         self.couplings = matrix.couplings
         self.g, self.V = gs, Vs
-        self.a = [1j * (g - dagger(g)) for g in gs]
-        self.gamma = [self_energy(V, a) for V, a in zip(Vs, self.a)]
+        sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
+        self.gamma = [1j * (s - dagger(s)) for s in sigmas]
         bound = [self.couplings[s].boundary for s in sources]
-        X = matrix.solve(E, Vs, gs, np.concatenate(bound))
+        X = matrix.solve(E, sigmas, np.concatenate(bound))
         self.X = [None, None]
         for s, part in zip(sources, np.split(X, np.cumsum([len(b) for b in bound])[:-1], -1)):
             self.X[s] = part
@@ -185,10 +187,11 @@ class Scattering:
         n = X.shape[1]
         lo = n + (len(self.couplings[0].contacts) if s == 1 else 0)
         rows = slice(lo, lo + len(self.couplings[s].contacts))
-        aV = self.a[s] @ self.V[s]
+        a = 1j * (self.g[s] - dagger(self.g[s]))
+        aV = a @ self.V[s]
         diag = np.einsum("ejb,ejb->ej", Q, P).real
         diag[:, rows] += (2.0 * np.einsum("ejb,ejb->ej", Q[:, rows], np.conj(aV)).real
-                          + np.diagonal(self.a[s], axis1=1, axis2=2).real)
+                          + np.diagonal(a, axis1=1, axis2=2).real)
         P[:, rows] += np.conj(aV)
         return X, P, diag
 

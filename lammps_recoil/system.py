@@ -21,7 +21,7 @@ from . import integration as quad
 from .forces import force_matrix, onsite_weight, require_finite
 from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
                        check_positions, neighbor_pairs)
-from .greens import DENSE_MAX, Coupling, DeviceMatrix, Scattering
+from .greens import DENSE_MAX, Coupling, DeviceMatrix, Scattering, self_energy
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -287,8 +287,8 @@ class RecoilSystem:
 
     def inverse_green(self, E: float, ik: int = 0):
         """The sparse matrix G_F(E)^-1 = E - H_F - Sigma_L - Sigma_R (Eq. 6)."""
-        gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
-        return self._M[ik](E, self._V[ik], gs)
+        return self._M[ik](E, [self_energy(V, self._lead_gf(s, E, ik))
+                               for s, V in enumerate(self._V[ik])])
 
     def transmission(self, energies) -> np.ndarray:
         """Caroli transmission T(E) (Eq. 7), averaged over Bloch vectors, per supercell."""
