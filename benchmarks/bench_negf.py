@@ -97,26 +97,38 @@ def solver_crossover(rng):
     greens.DENSE_MAX = default
 
 
-def trajectory_accuracy(tols=(1e-1, 3e-2, 1e-2, 1e-3)):
-    """Energy points and true force errors of the adaptive rule along an MD trajectory."""
+def md_dump(outdir) -> str:
+    """Run the default deck (2 ps warm-up, 10 ps at 1 V) with a dump at every recoil update;
+    returns the dump's path."""
     root = Path(__file__).resolve().parents[1]
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "lammps_recoil.cli", "run",
-                        str(root / "inputs/in.filament"), "-var", "warmup_ps", "2", "-var",
-                        "production_ps", "10", "-var", "dump_every", "100", "-var", "outdir",
-                        tmp, "-var", "name", "traj"], cwd=root, check=True,
-                       capture_output=True)
-        frames = read_dump(f"{tmp}/traj.dump")[-100:]
+    subprocess.run([sys.executable, "-m", "lammps_recoil.cli", "run",
+                    str(root / "inputs/in.filament"), "-var", "warmup_ps", "2", "-var",
+                    "production_ps", "10", "-var", "dump_every", "100", "-var", "outdir",
+                    outdir, "-var", "name", "traj"], cwd=root, check=True, capture_output=True)
+    return f"{outdir}/traj.dump"
+
+
+def replay(dump, n=100, comm=None):
+    """The filament NEGF system of the dump's first of the last ``n`` frames and the
+    filament positions and ids of those frames, for replaying the MD updates."""
+    frames = read_dump(dump)[-n:]
     order = np.argsort(frames[0]["id"])
     types, ids = frames[0]["type"][order], frames[0]["id"][order]
     box = frames[0].box[:2, 1] - frames[0].box[:2, 0]
     xyz = [np.column_stack([f["x"], f["y"], f["z"]])[np.argsort(f["id"])] for f in frames]
     sites = ElectrodeSites(xyz[0], types, box, fcc_lattice("001"), ids)
-    system = system_from_types(xyz[0], types, box, ids=ids, sites=sites)
+    system = system_from_types(xyz[0], types, box, ids=ids, sites=sites, comm=comm)
     fil = types == 1
+    return system, [x[fil] for x in xyz], ids[fil]
+
+
+def trajectory_accuracy(tols=(1e-1, 3e-2, 1e-2, 1e-3)):
+    """Energy points and true force errors of the adaptive rule along an MD trajectory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        system, xyz, ids = replay(md_dump(tmp))
     rows = {tol: [] for tol in tols}
     for k, x in enumerate(xyz):
-        system.update(x[fil], ids[fil])
+        system.update(x, ids)
         res = {tol: system.forces(1.0, tol=tol) for tol in tols}   # own partition each
         if k % 2 == 0:
             ref = system.forces(1.0, tol=1e-9)

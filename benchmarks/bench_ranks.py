@@ -1,0 +1,84 @@
+"""Benchmark: one recoil update on 1 and 2 MPI ranks, replayed from an MD run.
+
+    python benchmarks/bench_ranks.py [--ranks 1 2] [--repeat 5]     # Markdown table
+
+Runs the default deck (2 ps warm-up, 10 ps at 1 V, a dump at every recoil update), then
+replays its last 80 updates of the filament NEGF device (V = 1 V, the deck's tol = 1e-2)
+on each rank count through mpiexec: the energy points are shared among the ranks, and an
+update is the wall time of ``system.update`` and ``system.forces`` behind a barrier, the
+MD coupling's LAMMPS exchange left out. Each rank count replays the updates ``--repeat``
+times from scratch (energy partitions and lead caches cleared), and the fastest time of
+each update counts (the machine is shared); the first 5 updates, while the partition
+settles, are left out of the median and mean. OMP_NUM_THREADS=1.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+from bench_negf import md_dump, replay  # noqa: E402
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+SETTLE = 5
+
+
+def child(dump, repeat):
+    """Replay on the ranks of COMM_WORLD; rank 0 prints the fastest time of each update."""
+    from mpi4py import MPI
+    comm = MPI.COMM_WORLD
+    system, xyz, ids = replay(dump, n=80, comm=comm if comm.Get_size() > 1 else None)
+    best = np.full(len(xyz), np.inf)
+    for _ in range(repeat):
+        system._partitions.clear()
+        for lead in system.leads:
+            lead._caches.clear()
+        for k, x in enumerate(xyz):
+            comm.Barrier()
+            t0 = MPI.Wtime()
+            system.update(x, ids)
+            system.forces(1.0, tol=1e-2)
+            best[k] = min(best[k], MPI.Wtime() - t0)
+    if comm.Get_rank() == 0:
+        print(json.dumps(best.tolist()))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child, args.repeat)
+    print(f"# python benchmarks/bench_ranks.py --ranks {' '.join(map(str, args.ranks))} "
+          f"--repeat {args.repeat}\n# {time.strftime('%Y-%m-%d')}, "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"python {sys.version.split()[0]}\n")
+    print("| ranks | update, median (ms) | update, mean (ms) | median / 1 rank |")
+    print("| --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = md_dump(tmp)
+        base = None
+        for n in args.ranks:
+            cmd = [sys.executable, __file__, "--child", dump, "--repeat", str(args.repeat)]
+            if n > 1:
+                cmd = [str(MPIEXEC), "-n", str(n)] + cmd
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            times = np.array(json.loads(out.stdout.strip().splitlines()[-1]))[SETTLE:]
+            median = float(np.median(times))
+            base = base or median
+            print(f"| {n} | {1e3 * median:.2f} | {1e3 * times.mean():.2f} | "
+                  f"{median / base:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
