@@ -53,10 +53,9 @@ def force_matrix(i, j, vec, dtdr, n_device: int, n_ext: int, model: str = "paper
         vals.append((sign * weight * g[sel]).ravel())
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     shape = (3 * n_device, m + n_ext)
-    if dense:
-        K = np.zeros(shape)
-        np.add.at(K, (rows, cols), vals)
-        return K
+    if dense:                       # repeated (row, column) entries add up, as in CSR
+        return np.bincount(rows * shape[1] + cols, weights=vals,
+                           minlength=shape[0] * shape[1]).reshape(shape)
     return sp.csr_matrix((vals, (rows, cols)), shape=shape)
 
 
