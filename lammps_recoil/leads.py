@@ -57,6 +57,12 @@ class EnergyCache:
     def clear(self):
         self.energies, self.sorted, self.values = np.zeros(0), np.zeros(0, dtype=int), None
 
+    def limit(self, max_bytes: int) -> None:
+        """Set the memory bound; a cache that already holds more is cleared."""
+        self.max_bytes = max_bytes
+        if self.values is not None and self.values.nbytes > max_bytes:
+            self.clear()
+
     def slots(self, energies, compute) -> np.ndarray:
         """Rows of ``values`` holding ``energies``; missing ones are filled with
         compute(missing energies) (an array stacked over them) first."""
@@ -307,7 +313,7 @@ class LayeredLead:
             depth, cache = need, EnergyCache()
             self._caches[kk.tobytes()] = (depth, cache)
             for _, c in self._caches.values():
-                c.max_bytes = CACHE_BYTES // len(self._caches)
+                c.limit(CACHE_BYTES // len(self._caches))
         slot = cache.slots(energies, lambda e: self._class_gf(e, kk, depth))
         idx = self._rank[atoms]
         g = cache.values[slot[:, None, None], self._classes(depth)[2][idx[:, None], idx]]

@@ -7,6 +7,7 @@ from lammps_recoil import (A0_CU, HoppingModel, LayeredLead, WireLead, chain_lat
                            fcc_lattice)
 from lammps_recoil.geometry import lattice_sites
 from lammps_recoil.integration import gauss_legendre
+from lammps_recoil import leads
 from lammps_recoil.leads import chain_surface_gf
 
 T1 = HoppingModel().nearest_neighbour_hopping()
@@ -86,6 +87,26 @@ def test_block_gf_is_the_per_atom_fourier_sum(box):
     again = lead.surface_gf(E[::-1], k, surface)
     np.testing.assert_allclose(again, first[::-1], atol=1e-13)
     assert len(lead._caches) == 1
+
+
+def test_lead_caches_share_one_memory_bound(monkeypatch):
+    """The caches of the Bloch vectors of one lead hold at most CACHE_BYTES together, also
+    when they fill one after another (a cache filled before the bound was shared is cut back),
+    and the values they serve are those of a fresh lead."""
+    monkeypatch.setattr(leads, "CACHE_BYTES", 2**16)
+    lat, cell = fcc_lattice("111"), fcc_box("111", 2, 2)
+    sites = lattice_sites(lat, ORIGIN, [0, 1], box=cell)
+    lead = LayeredLead(lat, sites, "left", box=cell)
+    ks = [np.array([q, 0.0]) for q in (0.0, 0.2, 0.4, 0.6)]
+    grid = np.linspace(-5.0, 2.0, 240)
+    for k in ks:                                # each k fills its cache in turn
+        for chunk in np.array_split(grid, 24):
+            lead.surface_gf(chunk, k)
+    held = sum(c.values.nbytes for _, c in lead._caches.values() if c.values is not None)
+    assert held <= leads.CACHE_BYTES
+    fresh = LayeredLead(lat, sites, "left", box=cell)
+    np.testing.assert_allclose(lead.surface_gf(grid[:10], ks[1]),
+                               fresh.surface_gf(grid[:10], ks[1]), atol=1e-14)
 
 
 @pytest.mark.parametrize("orientation", ["001", "111"])
