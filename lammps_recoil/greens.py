@@ -166,7 +166,7 @@ class Scattering:
 
     def _block(self, s: int, t: int) -> np.ndarray:
         """G_F[B_t, B_S]."""
-        return self.X[s][:, self.couplings[t].boundary]
+        return self.X[s].take(self.couplings[t].boundary, axis=1)
 
     def density_factors(self, s: int):
         """Factors of the spectral density injected from lead S (Eq. 9 times 2 pi) on the

@@ -316,7 +316,8 @@ class LayeredLead:
                 c.limit(CACHE_BYTES // len(self._caches))
         slot = cache.slots(energies, lambda e: self._class_gf(e, kk, depth))
         idx = self._rank[atoms]
-        g = cache.values[slot[:, None, None], self._classes(depth)[2][idx[:, None], idx]]
+        cls = self._classes(depth)[2][idx[:, None], idx]
+        g = cache.values.take(slot, axis=0).take(cls, axis=1)
         return g if np.ndim(E) else g[0]
 
     def _classes(self, depth: int) -> tuple:
