@@ -30,7 +30,8 @@ import numpy as np  # noqa: E402
 
 from lammps_recoil import greens  # noqa: E402
 from lammps_recoil.analysis import read_dump  # noqa: E402
-from lammps_recoil.builders import ElectrodeSites, build_filament, system_from_types  # noqa: E402
+from lammps_recoil.builders import (ElectrodeSites, build_filament, check_device,  # noqa: E402
+                                    system_from_types)
 from lammps_recoil.geometry import fcc_lattice  # noqa: E402
 
 TOL = 1e-2
@@ -108,18 +109,20 @@ def md_dump(outdir) -> str:
     return f"{outdir}/traj.dump"
 
 
-def replay(dump, n=100, comm=None):
-    """The filament NEGF system of the dump's first of the last ``n`` frames and the
-    filament positions and ids of those frames, for replaying the MD updates."""
+def replay(dump, n=100, comm=None, device="filament"):
+    """The NEGF system (``device`` filament or mobile) of the dump's first of the last
+    ``n`` frames and the device atoms' positions and ids in those frames, for replaying the
+    MD updates."""
     frames = read_dump(dump)[-n:]
     order = np.argsort(frames[0]["id"])
     types, ids = frames[0]["type"][order], frames[0]["id"][order]
     box = frames[0].box[:2, 1] - frames[0].box[:2, 0]
     xyz = [np.column_stack([f["x"], f["y"], f["z"]])[np.argsort(f["id"])] for f in frames]
     sites = ElectrodeSites(xyz[0], types, box, fcc_lattice("001"), ids)
-    system = system_from_types(xyz[0], types, box, ids=ids, sites=sites, comm=comm)
-    fil = types == 1
-    return system, [x[fil] for x in xyz], ids[fil]
+    system = system_from_types(xyz[0], types, box, ids=ids, sites=sites, comm=comm,
+                               device=device)
+    inside = np.isin(types, check_device(device))
+    return system, [x[inside] for x in xyz], ids[inside]
 
 
 def trajectory_accuracy(tols=(1e-1, 3e-2, 1e-2, 1e-3)):

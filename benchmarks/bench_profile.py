@@ -1,0 +1,118 @@
+"""Benchmark: instruction counts of one recoil update (callgrind), by library and operation.
+
+    python benchmarks/bench_profile.py [--updates 20] [--device filament]   # Markdown tables
+
+Wall times on a shared machine move by 10-30% from run to run; instruction counts do not
+(the same code and inputs give the same count to 0.1%, whatever the other core is doing).
+This replays MD updates of the default deck (as ``bench_ranks.py``: 2 ps warm-up, 10 ps at
+1 V, a dump at every recoil update; V = 1 V, tol = 1e-2) under valgrind's callgrind, with
+the instrumentation switched on only around ``--updates`` updates (system.update and
+system.forces) after 30 updates that settle the energy partition and fill the lead caches.
+It prints the instructions per update and where they go: by library (self cost: the
+Python interpreter, numpy, OpenBLAS/LAPACK, scipy, libc) and by numpy operation
+(inclusive cost of the LU solves, matrix products, fancy indexing, einsum, KD-tree
+searches). Needs valgrind (Debian package ``valgrind``). OMP_NUM_THREADS=1.
+"""
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+#: Self cost by shared object: (label, pattern of the object's path).
+LIBRARIES = [("Python interpreter", r"libpython"), ("OpenBLAS / LAPACK", r"openblas"),
+             ("numpy", r"numpy/(core|linalg)"), ("scipy", r"scipy"),
+             ("libc (memcpy, memset, malloc)", r"libc\.so|libm\.so")]
+#: Inclusive cost of numpy entry points: (label, function name).
+OPERATIONS = [("LU solves (np.linalg.solve, zgesv)", "void solve<npy_cdouble>"),
+              ("sparse LU (scipy splu)", "superlu"),
+              ("complex matrix products (@)", "CDOUBLE_matmul"),
+              ("real matrix products (@)", "DOUBLE_matmul"),
+              ("fancy indexing (gather)", "array_subscript"),
+              ("fancy indexing (scatter)", "array_assign_subscript"),
+              ("einsum", "array_einsum"),
+              ("KD-tree searches", "void traverse<")]
+
+
+def child(dump, updates, device):
+    """Replay under callgrind: instrumentation on around ``updates`` updates only."""
+    from bench_negf import replay
+    system, xyz, ids = replay(dump, n=30 + updates, device=device)
+    for x in xyz[:30]:
+        system.update(x, ids)
+        system.forces(1.0, tol=1e-2)
+    points = 0
+    control = ["callgrind_control", "-i"]
+    subprocess.run(control + ["on", str(os.getpid())], check=True, capture_output=True)
+    for x in xyz[30:]:
+        system.update(x, ids)
+        points += system.forces(1.0, tol=1e-2).n_energies
+    subprocess.run(control + ["off", str(os.getpid())], check=True, capture_output=True)
+    print(f"POINTS {points} ATOMS {system.n_atoms}")
+
+
+def annotate(path, inclusive):
+    """{(function, object): Ir} from callgrind_annotate."""
+    out = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}",
+                          "--threshold=100", path], capture_output=True, text=True,
+                         check=True).stdout
+    cost = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d,]+) \([ \d.]+%\)\s+(.*?)(?: \[(.*)\])?$", line)
+        if m and "PROGRAM TOTALS" not in line:
+            cost[(m.group(2), m.group(3) or "")] = int(m.group(1).replace(",", ""))
+    return cost
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--updates", type=int, default=20)
+    ap.add_argument("--device", default="filament", choices=("filament", "mobile"))
+    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(args.child[0], int(args.child[1]), args.device)
+    print(f"# python benchmarks/bench_profile.py --updates {args.updates} --device "
+          f"{args.device}\n# {time.strftime('%Y-%m-%d')}, valgrind --tool=callgrind, python "
+          f"{sys.version.split()[0]}\n")
+    from bench_negf import md_dump
+    with tempfile.TemporaryDirectory() as tmp:
+        dump, out = md_dump(tmp), os.path.join(tmp, "callgrind.out")
+        run = subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                              f"--callgrind-out-file={out}", sys.executable, __file__,
+                              "--device", args.device, "--child", dump, str(args.updates)],
+                             capture_output=True, text=True, check=True,
+                             cwd=os.path.dirname(os.path.abspath(__file__)))
+        points, atoms = map(int, re.search(r"POINTS (\d+) ATOMS (\d+)", run.stdout).groups())
+        own, incl = annotate(out, False), annotate(out, True)
+    total = sum(own.values())
+    per = lambda ir: f"{ir / args.updates / 1e6:.2f}"
+    print(f"{args.updates} updates of the {atoms}-atom {args.device} device, "
+          f"{points / args.updates:.1f} energy points per update: **{per(total)} million "
+          f"instructions per update** ({total / points / 1e3:.0f} thousand per energy "
+          "point, geometry included)\n")
+    print("| library (self cost) | million instructions per update | share |")
+    print("| --- | --- | --- |")
+    by_lib = defaultdict(int)
+    for (_, obj), ir in own.items():
+        label = next((name for name, pat in LIBRARIES if re.search(pat, obj)), "other")
+        by_lib[label] += ir
+    for name in [n for n, _ in LIBRARIES] + ["other"]:
+        print(f"| {name} | {per(by_lib[name])} | {100 * by_lib[name] / total:.0f}% |")
+    print("\n| operation (inclusive cost) | million instructions per update | share |")
+    print("| --- | --- | --- |")
+    for name, fn in OPERATIONS:
+        # the outermost frame of the function (recursive frames carry a "'2" suffix)
+        ir = max((v for (f, _), v in incl.items()
+                  if re.search(r"(^|:)" + re.escape(fn), f) and "'" not in f), default=0)
+        if ir:
+            print(f"| {name} | {per(ir)} | {100 * ir / total:.0f}% |")
+
+
+if __name__ == "__main__":
+    main()
