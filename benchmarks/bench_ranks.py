@@ -10,6 +10,10 @@ MD coupling's LAMMPS exchange left out. Each rank count replays the updates ``--
 times from scratch (energy partitions and lead caches cleared), and the fastest time of
 each update counts (the machine is shared); the first 5 updates, while the partition
 settles, are left out of the median and mean. OMP_NUM_THREADS=1.
+
+The machine's two cores are not always equally fast (a virtual machine on a shared host):
+before and after the replays every rank runs the same fixed work at the same time (the
+"core check"); unequal times there mean that a rank count's ratio measures the host.
 """
 import argparse
 import json
@@ -31,10 +35,27 @@ MPIEXEC = Path(sys.executable).parent / "mpiexec"
 SETTLE = 5
 
 
+def core_check(comm):
+    """Wall time (s) of the same fixed work (a Python loop and small numpy products, about
+    0.1 s) on every rank at once: equal times mean that the ranks' cores were equally fast."""
+    from mpi4py import MPI
+    a = np.random.default_rng(0).normal(size=(40, 40))
+    comm.Barrier()
+    t0 = MPI.Wtime()
+    total = 0
+    for i in range(200000):
+        total += i
+    for _ in range(2000):
+        a = np.tanh(a @ a)
+    return comm.gather(MPI.Wtime() - t0)
+
+
 def child(dump, repeat):
-    """Replay on the ranks of COMM_WORLD; rank 0 prints the fastest time of each update."""
+    """Replay on the ranks of COMM_WORLD; rank 0 prints the fastest time of each update
+    and the core check before and after the replays."""
     from mpi4py import MPI
     comm = MPI.COMM_WORLD
+    checks = [core_check(comm)]
     system, xyz, ids = replay(dump, n=80, comm=comm if comm.Get_size() > 1 else None)
     best = np.full(len(xyz), np.inf)
     for _ in range(repeat):
@@ -47,8 +68,9 @@ def child(dump, repeat):
             system.update(x, ids)
             system.forces(1.0, tol=1e-2)
             best[k] = min(best[k], MPI.Wtime() - t0)
+    checks.append(core_check(comm))
     if comm.Get_rank() == 0:
-        print(json.dumps(best.tolist()))
+        print(json.dumps([best.tolist(), checks]))
 
 
 def main():
@@ -63,8 +85,9 @@ def main():
           f"--repeat {args.repeat}\n# {time.strftime('%Y-%m-%d')}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {sys.version.split()[0]}\n")
-    print("| ranks | update, median (ms) | update, mean (ms) | median / 1 rank |")
-    print("| --- | --- | --- | --- |")
+    print("| ranks | update, median (ms) | update, mean (ms) | median / 1 rank | core check "
+          "before / after, per rank (ms) |")
+    print("| --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         dump = md_dump(tmp)
         base = None
@@ -73,11 +96,13 @@ def main():
             if n > 1:
                 cmd = [str(MPIEXEC), "-n", str(n)] + cmd
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            times = np.array(json.loads(out.stdout.strip().splitlines()[-1]))[SETTLE:]
+            times, checks = json.loads(out.stdout.strip().splitlines()[-1])
+            times = np.array(times)[SETTLE:]
             median = float(np.median(times))
             base = base or median
+            cores = " / ".join(", ".join(f"{1e3 * t:.0f}" for t in c) for c in checks)
             print(f"| {n} | {1e3 * median:.2f} | {1e3 * times.mean():.2f} | "
-                  f"{median / base:.2f} |", flush=True)
+                  f"{median / base:.2f} | {cores} |", flush=True)
 
 
 if __name__ == "__main__":
