@@ -1,13 +1,14 @@
 """Benchmark: instruction counts of one recoil update (callgrind), by library and operation.
 
-    python benchmarks/bench_profile.py [--updates 20] [--device filament]   # Markdown tables
+    python benchmarks/bench_profile.py [--updates 20] [--settle 10] [--device filament]
 
 Wall times on a shared machine move by 10-30% from run to run; instruction counts do not
 (the same code and inputs give the same count to 0.1%, whatever the other core is doing).
 This replays MD updates of the default deck (as ``bench_ranks.py``: 2 ps warm-up, 10 ps at
 1 V, a dump at every recoil update; V = 1 V, tol = 1e-2) under valgrind's callgrind, with
 the instrumentation switched on only around ``--updates`` updates (system.update and
-system.forces) after 30 updates that settle the energy partition and fill the lead caches.
+system.forces) after ``--settle`` updates that settle the energy partition and fill the
+lead caches.
 It prints the instructions per update and where they go: by library (self cost: the
 Python interpreter, numpy, OpenBLAS/LAPACK, scipy, libc) and by numpy operation
 (inclusive cost of the LU solves, matrix products, fancy indexing, einsum, KD-tree
@@ -30,26 +31,28 @@ LIBRARIES = [("Python interpreter", r"libpython"), ("OpenBLAS / LAPACK", r"openb
              ("libc (memcpy, memset, malloc)", r"libc\.so|libm\.so")]
 #: Inclusive cost of numpy entry points: (label, function name).
 OPERATIONS = [("LU solves (np.linalg.solve, zgesv)", "void solve<npy_cdouble>"),
-              ("sparse LU (scipy splu)", "superlu"),
+              ("sparse LU factorizations (scipy splu)", "newSuperLUObject"),
+              ("sparse LU triangular solves", "SuperLU_solve"),
               ("complex matrix products (@)", "CDOUBLE_matmul"),
               ("real matrix products (@)", "DOUBLE_matmul"),
               ("fancy indexing (gather)", "array_subscript"),
+              ("take (gather)", "PyArray_TakeFrom"),
               ("fancy indexing (scatter)", "array_assign_subscript"),
               ("einsum", "array_einsum"),
               ("KD-tree searches", "void traverse<")]
 
 
-def child(dump, updates, device):
+def child(dump, settle, updates, device):
     """Replay under callgrind: instrumentation on around ``updates`` updates only."""
     from bench_negf import replay
-    system, xyz, ids = replay(dump, n=30 + updates, device=device)
-    for x in xyz[:30]:
+    system, xyz, ids = replay(dump, n=settle + updates, device=device)
+    for x in xyz[:settle]:
         system.update(x, ids)
         system.forces(1.0, tol=1e-2)
     points = 0
     control = ["callgrind_control", "-i"]
     subprocess.run(control + ["on", str(os.getpid())], check=True, capture_output=True)
-    for x in xyz[30:]:
+    for x in xyz[settle:]:
         system.update(x, ids)
         points += system.forces(1.0, tol=1e-2).n_energies
     subprocess.run(control + ["off", str(os.getpid())], check=True, capture_output=True)
@@ -71,21 +74,23 @@ def annotate(path, inclusive):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--updates", type=int, default=20)
+    ap.add_argument("--updates", type=int, default=20, help="updates counted")
+    ap.add_argument("--settle", type=int, default=10, help="updates replayed before")
     ap.add_argument("--device", default="filament", choices=("filament", "mobile"))
-    ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child[0], int(args.child[1]), args.device)
-    print(f"# python benchmarks/bench_profile.py --updates {args.updates} --device "
-          f"{args.device}\n# {time.strftime('%Y-%m-%d')}, valgrind --tool=callgrind, python "
-          f"{sys.version.split()[0]}\n")
+        return child(args.child, args.settle, args.updates, args.device)
+    print(f"# python benchmarks/bench_profile.py --updates {args.updates} --settle "
+          f"{args.settle} --device {args.device}\n# {time.strftime('%Y-%m-%d')}, valgrind "
+          f"--tool=callgrind, python {sys.version.split()[0]}\n")
     from bench_negf import md_dump
     with tempfile.TemporaryDirectory() as tmp:
         dump, out = md_dump(tmp), os.path.join(tmp, "callgrind.out")
         run = subprocess.run(["valgrind", "--tool=callgrind", "--instr-atstart=no",
                               f"--callgrind-out-file={out}", sys.executable, __file__,
-                              "--device", args.device, "--child", dump, str(args.updates)],
+                              "--device", args.device, "--settle", str(args.settle),
+                              "--updates", str(args.updates), "--child", dump],
                              capture_output=True, text=True, check=True,
                              cwd=os.path.dirname(os.path.abspath(__file__)))
         points, atoms = map(int, re.search(r"POINTS (\d+) ATOMS (\d+)", run.stdout).groups())
