@@ -504,27 +504,39 @@ class WireLead:
         """g(E) on the first cell's atoms (or ``atoms`` of it); E scalar or array (stack)."""
         if k is not None and np.any(k):
             raise ValueError("a wire lead has no transverse Bloch vector")
-        slot = self._cache.slots(np.atleast_1d(np.asarray(E, dtype=float)),
-                                 lambda e: np.stack([self._decimate(x) for x in e]))
+        slot = self._cache.slots(np.atleast_1d(np.asarray(E, dtype=float)), self._decimate)
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
         g = self._cache.values[slot[:, None, None], atoms[None, :, None], atoms[None, None, :]]
         return g if np.ndim(E) else g[0]
 
     def _decimate(self, E):
-        n = len(self.positions)
-        z = complex(E, self.eta) * np.eye(n)
-        alpha, beta = self.H1.astype(complex), self.H1.conj().T.astype(complex)
-        eps_s, eps = self.H0.astype(complex), self.H0.astype(complex)
+        """Surface Green's functions for an array of energies (a stack) by Lopez-Sancho
+        decimation, all energies in one batch; each leaves the batch once its renormalized
+        couplings alpha, beta fall below ``tol``."""
+        n, E = len(self.positions), np.asarray(E, dtype=float)
+        z = (E + 1j * self.eta)[:, None, None] * np.eye(n)
+        stack = lambda m: np.repeat(m.astype(complex)[None], len(z), axis=0)
+        alpha, beta = stack(self.H1), stack(self.H1.conj().T)
+        eps_s, eps = stack(self.H0), stack(self.H0)
+        out, idx = np.empty_like(z), np.arange(len(z))
         for _ in range(self.max_iter):
-            ga_gb = np.linalg.solve(z - eps, np.hstack([alpha, beta]))   # g alpha, g beta
-            ga, gb = ga_gb[:, :n], ga_gb[:, n:]
+            ga_gb = np.linalg.solve(z - eps, np.concatenate([alpha, beta], axis=2))
+            ga, gb = ga_gb[..., :n], ga_gb[..., n:]            # g alpha, g beta
             agb, bga = alpha @ gb, beta @ ga
             eps_s = eps_s + agb
             eps = eps + agb + bga
             alpha, beta = alpha @ ga, beta @ gb
-            if max(np.abs(alpha).max(), np.abs(beta).max()) < self.tol:
-                return np.linalg.inv(z - eps_s)
-        raise RuntimeError(f"decimation did not converge at E = {E} eV (eta = {self.eta})")
+            done = np.maximum(np.abs(alpha).max(axis=(1, 2)),
+                              np.abs(beta).max(axis=(1, 2))) < self.tol
+            if np.any(done):
+                out[idx[done]] = np.linalg.inv(z[done] - eps_s[done])
+                keep = ~done
+                idx, z, alpha, beta = idx[keep], z[keep], alpha[keep], beta[keep]
+                eps, eps_s = eps[keep], eps_s[keep]
+                if not idx.size:
+                    return out
+        raise RuntimeError(f"decimation did not converge at E = {E[idx[0]]} eV "
+                           f"(eta = {self.eta})")
 
     def fermi_level(self, *args, **kwargs):
         raise ValueError("a wire lead has no bulk Fermi level: pass fermi_level explicitly")
