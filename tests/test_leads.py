@@ -41,6 +41,21 @@ def test_decimation_wire_equals_closed_form_chain():
         assert wire.surface_gf(E)[0, 0] == pytest.approx(chain.surface_gf(E)[0, 0], abs=1e-7)
 
 
+def test_batched_decimation_equals_one_energy_at_a_time():
+    """A wire lead decimates a batch of energies together; energies in and outside the band
+    converge after different numbers of steps and leave the batch at different times, each
+    with the same g as when decimated alone (and g = g^T: no magnetic field)."""
+    lat = fcc_lattice("001")
+    cell = lattice_sites(lat, ORIGIN, [0, 1], center_xy=ORIGIN[:2], radius=2.6)
+    step = np.array([0.0, 0.0, -lat.spacing * 2])
+    E = np.array([-9.0, -3.3, -0.4, 0.61, 2.2, 7.5])
+    batch = WireLead(cell, step, "left").surface_gf(E)
+    alone = np.array([WireLead(cell, step, "left").surface_gf(e) for e in E])
+    np.testing.assert_allclose(batch, alone, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(batch, np.swapaxes(batch, 1, 2), atol=1e-12)
+    assert np.all(np.abs(batch[[0, -1]].imag) < 1e-8)        # outside the band: real
+
+
 @pytest.mark.parametrize("orientation, nx, ny", [("001", 2, 2), ("001", 3, 3), ("111", 4, 2)])
 def test_surface_dos_integrates_to_one_state_per_site(orientation, nx, ny):
     """-(1/pi) int Im g_ii dE = 1 for the surface and second layer. Layers of the kappa
