@@ -1,6 +1,7 @@
 """Benchmark: MD wall time per simulated ps, plain EAM vs recoil MD, 1 and 2 MPI ranks.
 
     python benchmarks/bench_md.py [--ps 2] [--repeat 3] [--tol 1e-2]   # Markdown table
+    python benchmarks/bench_md.py --data big.data --configs plain 100 10  # another system
 
 Runs the default deck (inputs/in.filament: 482 atoms, Langevin at 300 K; NEGF device the
 34 filament atoms, or all 226 mobile atoms with ``device mobile``) through the pip route,
@@ -12,6 +13,11 @@ rank count, measured in the same session. "update" is the wall time of one recoi
 (gathering the atoms, NEGF forces, G(E_F), outputs) from the run's time series: the mean
 (which includes the first updates, before the energy partition settles) and the median
 (the steady state of a long run).
+
+``--data`` runs the same deck on another data file (``lammps-recoil build-filament``, types
+as in the default one; (001) electrodes unless ``--lattice 111``), for instance wider and
+thicker electrodes around the same filament: the NEGF update does not grow with the
+electrodes, the EAM work does. ``--configs`` picks configurations (plain, 100, 10, mobile).
 
 The host is shared, so the EAM work itself (LAMMPS's "Pair" time, the same in every
 configuration) runs faster or slower from one run to the next. The "within the run"
@@ -35,12 +41,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
-CONFIGS = [  # (label, deck variables)
-    ("plain EAM", dict(recoil="no")),
-    ("recoil every 100 steps", dict(every=100)),
-    ("recoil every 10 steps", dict(every=10)),
-    ("recoil every 100 steps, device mobile", dict(every=100, device="mobile")),
-]
+CONFIGS = {  # name: (label, deck variables)
+    "plain": ("plain EAM", dict(recoil="no")),
+    "100": ("recoil every 100 steps", dict(every=100)),
+    "10": ("recoil every 10 steps", dict(every=10)),
+    "mobile": ("recoil every 100 steps, device mobile", dict(every=100, device="mobile")),
+}
 
 
 def production_time(log: str) -> dict:
@@ -77,16 +83,27 @@ def main():
     ap.add_argument("--ps", type=float, default=2.0, help="timed production (ps)")
     ap.add_argument("--repeat", type=int, default=3, help="runs per configuration")
     ap.add_argument("--tol", type=float, default=1e-2, help="NEGF energy-integral tolerance")
+    ap.add_argument("--data", help="LAMMPS data file instead of the default deck's")
+    ap.add_argument("--lattice", default="001", choices=("001", "111"))
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     args = ap.parse_args()
-    print(f"# python benchmarks/bench_md.py --ps {args.ps:g} --repeat {args.repeat} --tol "
-          f"{args.tol:g}\n# {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}"
-          f", {os.cpu_count()} cores, python {sys.version.split()[0]}\n")
+    if "plain" not in args.configs:
+        ap.error("the configurations need plain EAM to compare with")
+    extra = {} if args.data is None else dict(data=os.path.abspath(args.data),
+                                              lattice=args.lattice)
+    command = f"--ps {args.ps:g} --repeat {args.repeat} --tol {args.tol:g}" + (
+        f" --data {args.data} --lattice {args.lattice}" if args.data else "") + (
+        f" --configs {' '.join(args.configs)}" if args.configs != list(CONFIGS) else "")
+    print(f"# python benchmarks/bench_md.py {command}\n# "
+          f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, python {sys.version.split()[0]}\n")
     best = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
             for ranks in (1, 2):
-                for n, (label, var) in enumerate(CONFIGS):
-                    res = run(tmp, f"c{n}_{ranks}", ranks, args.ps, args.tol, **var)
+                for name in args.configs:
+                    label, var = CONFIGS[name]
+                    res = run(tmp, f"{name}_{ranks}", ranks, args.ps, args.tol, **var, **extra)
                     key = (ranks, label)
                     if key not in best or res[0]["loop"] < best[key][0]["loop"]:
                         best[key] = res
