@@ -490,7 +490,8 @@ class RecoilSystem:
                         continue
                     X, P, diag = sc.density_factors(s)
                     ws = (wk * w[s][sel])[:, None]
-                    rho_bond[sel] += ws * phase * np.einsum("emb,emb->em", X.take(b.i, axis=1), P.take(b.j, axis=1))
+                    rho_bond[sel] += ws * phase * np.einsum("emb,emb->em", X.take(b.i, axis=1),
+                                                            P.take(b.j, axis=1))
                     rho_diag[sel] += ws * diag
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
