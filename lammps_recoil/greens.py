@@ -160,9 +160,9 @@ class Scattering:
         self.gamma = [1j * (s - dagger(s)) for s in sigmas]
         bound = [self.couplings[s].boundary for s in sources]
         X = matrix.solve(E, sigmas, np.concatenate(bound))
-        self.X = [None, None]
-        for s, part in zip(sources, np.split(X, np.cumsum([len(b) for b in bound])[:-1], -1)):
-            self.X[s] = part
+        self.X, start = [None, None], 0
+        for s, b in zip(sources, bound):
+            self.X[s], start = X[..., start:start + len(b)], start + len(b)
 
     def _block(self, s: int, t: int) -> np.ndarray:
         """G_F[B_t, B_S]."""

@@ -178,7 +178,7 @@ def fermi(E, mu, temperature):
     """Fermi-Dirac occupation f(E - mu) at ``temperature`` (K); a step at T = 0."""
     E = np.asarray(E, dtype=float)
     if temperature == 0.0:
-        return np.where(E < mu, 1.0, np.where(E > mu, 0.0, 0.5))
+        return np.heaviside(mu - E, 0.5)
     return expit(-(E - mu) / (K_B * temperature))
 
 

@@ -459,17 +459,18 @@ class RecoilSystem:
         does (the probes) join a group, for T alone.
         """
         ne = len(E)
-        w = [np.broadcast_to(np.asarray(x, dtype=float), E.shape) / (2.0 * np.pi)
-             for x in seg.occupation(E)]
-        w = [np.concatenate([x, np.zeros(len(probes))]) for x in w]
-        tw = np.concatenate([np.broadcast_to(np.asarray(seg.landauer(E), dtype=float),
-                                             E.shape), np.ones(len(probes))])
         E = np.concatenate([E, probes])
+        w, tw = np.zeros((2, len(E))), np.ones(len(E))     # probes: T alone
+        w[0, :ne], w[1, :ne] = seg.occupation(E[:ne])
+        w /= 2.0 * np.pi
+        tw[:ne] = seg.landauer(E[:ne])
         inject = (w[0] != 0.0) + 2 * (w[1] != 0.0)          # 1 left, 2 right, 3 both
-        present = [code for code in (2, 1, 3) if np.any(inject == code)] or [2]
-        inject[inject == 0] = present[0]                   # T alone: join a group
+        count = np.bincount(inject, minlength=4)
+        join = next((code for code in (2, 1, 3) if count[code]), 2)
+        inject[inject == 0] = join                         # T alone: join a group
+        count[join] += count[0]
         groups = [(np.flatnonzero(inject == code), sources) for code, sources in
-                  ((1, (0,)), (2, (1,)), (3, (0, 1)))]
+                  ((1, (0,)), (2, (1,)), (3, (0, 1))) if count[code]]
         b = self.ext_bonds
         rho_bond = np.zeros((len(E), len(b)), dtype=complex)
         rho_diag = np.zeros((len(E), self.n_ext))
@@ -480,8 +481,6 @@ class RecoilSystem:
             t1 = time.perf_counter()
             phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
             for sel, sources in groups:
-                if not sel.size:
-                    continue
                 sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
                 if np.any(tw[sel] != 0.0):
                     G[sel] += wk * tw[sel] * sc.transmission()
