@@ -514,6 +514,8 @@ class WireLead:
         decimation, all energies in one batch; each leaves the batch once its renormalized
         couplings alpha, beta fall below ``tol``."""
         n, E = len(self.positions), np.asarray(E, dtype=float)
+        if not E.size:
+            return np.zeros((0, n, n), dtype=complex)
         z = (E + 1j * self.eta)[:, None, None] * np.eye(n)
         stack = lambda m: np.repeat(m.astype(complex)[None], len(z), axis=0)
         alpha, beta = stack(self.H1), stack(self.H1.conj().T)
