@@ -302,8 +302,8 @@ class LayeredLead:
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
         energies = np.atleast_1d(np.asarray(E, dtype=float))
-        if atoms.size == 0:                     # a device detached from this lead
-            return np.zeros(np.shape(E) + (0, 0), dtype=complex)
+        if atoms.size == 0 or energies.size == 0:    # (a device detached from this lead)
+            return np.zeros(np.shape(E) + (len(atoms),) * 2, dtype=complex)
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
         need = int(self.layer[atoms].max()) + 1
         depth, cache = self._caches.get(kk.tobytes(), (0, None))
@@ -504,8 +504,11 @@ class WireLead:
         """g(E) on the first cell's atoms (or ``atoms`` of it); E scalar or array (stack)."""
         if k is not None and np.any(k):
             raise ValueError("a wire lead has no transverse Bloch vector")
-        slot = self._cache.slots(np.atleast_1d(np.asarray(E, dtype=float)), self._decimate)
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
+        energies = np.atleast_1d(np.asarray(E, dtype=float))
+        if energies.size == 0:
+            return np.zeros((0, len(atoms), len(atoms)), dtype=complex)
+        slot = self._cache.slots(energies, self._decimate)
         g = self._cache.values[slot[:, None, None], atoms[None, :, None], atoms[None, None, :]]
         return g if np.ndim(E) else g[0]
 
@@ -514,8 +517,6 @@ class WireLead:
         decimation, all energies in one batch; each leaves the batch once its renormalized
         couplings alpha, beta fall below ``tol``."""
         n, E = len(self.positions), np.asarray(E, dtype=float)
-        if not E.size:
-            return np.zeros((0, n, n), dtype=complex)
         z = (E + 1j * self.eta)[:, None, None] * np.eye(n)
         stack = lambda m: np.repeat(m.astype(complex)[None], len(z), axis=0)
         alpha, beta = stack(self.H1), stack(self.H1.conj().T)

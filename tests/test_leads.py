@@ -181,3 +181,13 @@ def test_isolated_filament_between_infinite_half_spaces():
     assert T[96, 0.01] == pytest.approx(3.0230, abs=5e-4)
     assert abs(T[96, 0.05] - T[96, 0.01]) < 1e-3
     assert abs(T[96, 0.01] - f.recoil_system().conductance()) < 2e-3
+
+
+def test_no_energies_give_an_empty_stack():
+    """An empty array of energies gives an empty stack of the requested atoms' g, from a
+    fresh lead (nothing cached yet) of either kind."""
+    lat, cell = fcc_lattice("111"), fcc_box("111", 2, 2)
+    layered = LayeredLead(lat, lattice_sites(lat, ORIGIN, [0, 1], box=cell), "left", box=cell)
+    wire = WireLead([[0, 0, -2.5]], [0, 0, -2.5], "left")
+    assert layered.surface_gf(np.zeros(0), None, [0, 3]).shape == (0, 2, 2)
+    assert wire.surface_gf(np.zeros(0)).shape == (0, 1, 1)
