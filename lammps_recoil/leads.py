@@ -302,7 +302,7 @@ class LayeredLead:
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
         energies = np.atleast_1d(np.asarray(E, dtype=float))
-        if atoms.size == 0 or energies.size == 0:    # (a device detached from this lead)
+        if atoms.size == 0 or energies.size == 0:   # no atoms: a device detached from it
             return np.zeros(np.shape(E) + (len(atoms),) * 2, dtype=complex)
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
         need = int(self.layer[atoms].max()) + 1
