@@ -63,6 +63,11 @@ def sqrtm_psd(a: np.ndarray) -> np.ndarray:
     return (u * np.sqrt(np.clip(w, 0.0, None))[..., None, :]) @ dagger(u)
 
 
+def to_dense(H) -> np.ndarray:
+    """A sparse or dense matrix as a dense array."""
+    return H.toarray() if sp.issparse(H) else np.asarray(H)
+
+
 def dagger(a: np.ndarray) -> np.ndarray:
     """Conjugate transpose of a matrix or of each matrix in a stack."""
     return np.conj(np.swapaxes(a, -1, -2))
@@ -82,22 +87,23 @@ DENSE_MAX = 90
 class DeviceMatrix:
     """G_F(E)^-1 = (E + i eta) - H_F - Sigma_L(E) - Sigma_R(E) (Eq. 6) and its solution.
 
-    The sparsity pattern (H, the diagonal and the dense boundary blocks of the
-    self-energies) is fixed per configuration; only the values change with energy.
+    ``H`` is sparse or dense (small devices). The sparsity pattern (H, the diagonal and
+    the dense boundary blocks of the self-energies) is fixed per configuration; only the
+    values change with energy.
     """
 
     def __init__(self, H, couplings, eta: float = 0.0):
         n = H.shape[0]
         self.couplings, self.shape, self.eta = couplings, (n, n), eta
         self.H = H
-        self._dense = -H.toarray().astype(complex) if n <= DENSE_MAX else None
+        self._dense = -to_dense(H).astype(complex) if n <= DENSE_MAX else None
         self._pattern = None
 
     def _sparse_pattern(self):
         """CSC structure of H + diagonal + boundary blocks, and where each part goes."""
         if self._pattern is None:
             n = self.shape[0]
-            H = self.H.tocoo()
+            H = sp.coo_matrix(self.H)
             blocks = [(np.repeat(c.boundary, len(c.boundary)),
                        np.tile(c.boundary, len(c.boundary))) for c in self.couplings]
             rows = np.concatenate([H.row, np.arange(n)] + [b[0] for b in blocks])

@@ -105,9 +105,10 @@ def find_bonds(positions: np.ndarray, model: HoppingModel, box=None, pairs=None)
     return Bonds(i[keep], j[keep], d[keep], t[keep], dtdr[keep], shift[keep])
 
 
-def hamiltonian(bonds: Bonds, n: int, k=None, onsite=None) -> sp.coo_matrix:
-    """Sparse Hermitian Hamiltonian H(k) of ``n`` sites from a bond list (Eq. 2); COO,
-    where repeated entries (periodic images of one pair) add up.
+def hamiltonian(bonds: Bonds, n: int, k=None, onsite=None, dense: bool = False):
+    """Hermitian Hamiltonian H(k) of ``n`` sites from a bond list (Eq. 2): a sparse COO
+    matrix, or with ``dense`` an (n, n) array (cheaper to build for small devices);
+    repeated entries (periodic images of one pair) add up.
 
     Bloch convention: H_ij(k) = sum_L t_{i, j+L} exp(i k . (X_{j+L} - X_i)).
     """
@@ -119,4 +120,10 @@ def hamiltonian(bonds: Bonds, n: int, k=None, onsite=None) -> sp.coo_matrix:
         rows = np.concatenate([rows, np.arange(n)])
         cols = np.concatenate([cols, np.arange(n)])
         data = np.concatenate([data, np.broadcast_to(np.asarray(onsite, float), (n,))])
-    return sp.coo_matrix((data, (rows, cols)), shape=(n, n))
+    if not dense:
+        return sp.coo_matrix((data, (rows, cols)), shape=(n, n))
+    flat = rows * n + cols
+    H = np.bincount(flat, weights=data.real, minlength=n * n)
+    if np.iscomplexobj(data):
+        H = H + 1j * np.bincount(flat, weights=data.imag, minlength=n * n)
+    return H.reshape(n, n)

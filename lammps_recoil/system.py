@@ -21,7 +21,7 @@ from . import integration as quad
 from .forces import force_matrix, onsite_weight, require_finite
 from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
                        check_positions, neighbor_pairs)
-from .greens import DENSE_MAX, Coupling, DeviceMatrix, Scattering, self_energy
+from .greens import DENSE_MAX, Coupling, DeviceMatrix, Scattering, self_energy, to_dense
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -229,7 +229,8 @@ class RecoilSystem:
         self.at_lead = self._to_user(at_lead)
         self.positions = user
         onsite = None if self.onsite is None else np.broadcast_to(self.onsite, (n,))[order]
-        self._H = [hamiltonian(self.device_bonds, n, k, onsite) for k in self.kpoints]
+        self._H = [hamiltonian(self.device_bonds, n, k, onsite, dense=n <= DENSE_MAX)
+                   for k in self.kpoints]
         self._V = [[c.matrix(k) for c in couplings] for k in self.kpoints]
         self._M = [DeviceMatrix(H, couplings, self.eta) for H in self._H]
         self._force_ops = {}
@@ -525,7 +526,7 @@ class RecoilSystem:
         e0 = self.band_edges[0] - 1e-9
         M = lambda e: self.inverse_green(e, ik).toarray()
         negative = lambda e: int(np.sum(np.linalg.eigvalsh(M(e)) < 0))
-        sigma0 = self._H[ik].toarray() + e0 - M(e0)     # H + Sigma(E_0)
+        sigma0 = to_dense(self._H[ik]) + e0 - M(e0)     # H + Sigma(E_0)
         lo = np.linalg.eigvalsh(sigma0).min() - 1.0
         while negative(lo) < self.n_atoms:
             lo -= 2.0 * (e0 - lo)

@@ -1,6 +1,6 @@
 """Property-based tests (hypothesis) over random small systems and hostile inputs.
 
-What they cover (440 examples in all):
+What they cover (480 examples in all):
 
 * random 1D chains (contact hoppings v_L, v_R in [-3, -0.4] eV, on-site eps in [-1, 1] eV,
   0-3 device atoms per side, bias in [-1.5, 1.5] V, beta in [0, 1], electron temperature
@@ -15,6 +15,8 @@ What they cover (440 examples in all):
   nothing but the documented ValueError, with a message;
 * random walks of atoms above a fixed slab in periodic boxes: the Verlet neighbour list
   gives exactly the pairs of a fresh search;
+* random bond lists (repeated pairs, Bloch phases, on-site terms): the dense H(k) is the
+  sparse one;
 * random bond graphs and randomly numbered broken chains (the slow case of label
   propagation): the device connectivity check's components are scipy's.
 """
@@ -28,6 +30,7 @@ from lammps_recoil.builders import build_filament, system_from_types
 from lammps_recoil.chain import chain_system
 from lammps_recoil.coupling import parse_params
 from lammps_recoil.geometry import NeighborList, bond_components, neighbor_pairs
+from lammps_recoil.hamiltonian import Bonds, hamiltonian
 
 SETTINGS = dict(deadline=None, derandomize=True,   # fixed examples: CI is repeatable
                 suppress_health_check=[HealthCheck.too_slow])
@@ -173,3 +176,21 @@ def test_bond_components_are_scipys(seed, n, chain, cuts):
         sp.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)), directed=False)
     smallest = {c: np.flatnonzero(comp == c).min() for c in np.unique(comp)}
     np.testing.assert_array_equal(got, [smallest[c] for c in comp])
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 30), onsite=st.booleans(),
+       gamma=st.booleans())
+def test_dense_hamiltonian_is_the_sparse_one(seed, n, onsite, gamma):
+    """H(k) built dense (small devices) equals the sparse COO sum, repeated bonds (periodic
+    images of one pair) included, and is Hermitian."""
+    rng = np.random.default_rng(seed)
+    m = rng.integers(0, 3 * n)
+    i, j = rng.integers(0, n, (2, m))
+    vec = rng.normal(size=(m, 3)) * 3.0
+    bonds = Bonds(i, j, vec, rng.normal(size=m), rng.normal(size=m))
+    k = None if gamma else rng.normal(size=2)
+    eps = rng.normal(size=n) if onsite else None
+    dense = hamiltonian(bonds, n, k, eps, dense=True)
+    np.testing.assert_allclose(dense, hamiltonian(bonds, n, k, eps).toarray(), atol=1e-14)
+    np.testing.assert_allclose(dense, dense.conj().T, atol=1e-14)
