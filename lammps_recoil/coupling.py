@@ -225,7 +225,7 @@ class RecoilCoupling:
         types = np.array(lmp.numpy.extract_atom("type")[:n])
         x = np.array(lmp.numpy.extract_atom("x")[:n], dtype=float)
         if wanted is not None:
-            keep = np.isin(types, wanted)
+            keep = (types[:, None] == np.asarray(wanted)).any(axis=1)   # np.isin: 10x slower
             tags, types, x = tags[keep], types[keep], x[keep]
         if self.comm is not None and self.comm.Get_size() > 1:
             parts = self.comm.allgather((tags, types, x))
