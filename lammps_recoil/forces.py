@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .hamiltonian import dense_sum
+
 MODELS = {"paper": 1.0, "hellmann-feynman": 0.0}
 
 
@@ -54,8 +56,7 @@ def force_matrix(i, j, vec, dtdr, n_device: int, n_ext: int, model: str = "paper
     rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
     shape = (3 * n_device, m + n_ext)
     if dense:                       # repeated (row, column) entries add up, as in CSR
-        return np.bincount(rows * shape[1] + cols, weights=vals,
-                           minlength=shape[0] * shape[1]).reshape(shape)
+        return dense_sum(rows, cols, vals, shape)
     return sp.csr_matrix((vals, (rows, cols)), shape=shape)
 
 

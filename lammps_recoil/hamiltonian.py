@@ -122,8 +122,15 @@ def hamiltonian(bonds: Bonds, n: int, k=None, onsite=None, dense: bool = False):
         data = np.concatenate([data, np.broadcast_to(np.asarray(onsite, float), (n,))])
     if not dense:
         return sp.coo_matrix((data, (rows, cols)), shape=(n, n))
-    flat = rows * n + cols
-    H = np.bincount(flat, weights=data.real, minlength=n * n)
-    if np.iscomplexobj(data):
-        H = H + 1j * np.bincount(flat, weights=data.imag, minlength=n * n)
-    return H.reshape(n, n)
+    return dense_sum(rows, cols, data, (n, n))
+
+
+def dense_sum(rows, cols, values, shape) -> np.ndarray:
+    """Dense matrix of the given shape from (row, column, value) triplets, repeated entries
+    added up (as in a COO matrix); complex if the values are."""
+    flat = np.asarray(rows) * shape[1] + cols
+    size = shape[0] * shape[1]
+    out = np.bincount(flat, weights=np.real(values), minlength=size)
+    if np.iscomplexobj(values):
+        out = out + 1j * np.bincount(flat, weights=np.imag(values), minlength=size)
+    return out.reshape(shape)
