@@ -394,8 +394,8 @@ def _eam_force(lmp):
     """The deck's ``compute feam`` (EAM force on the filament), zeros if it is not defined."""
     try:
         from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
-        return [float(lmp.extract_compute("feam", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)[i])
-                for i in range(3)]
+        feam = lmp.extract_compute("feam", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
+        return [float(feam[i]) for i in range(3)]
     except Exception:
         return [0.0, 0.0, 0.0]
 

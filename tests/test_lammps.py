@@ -142,7 +142,8 @@ def test_deck_route_gives_the_same_forces(serial, tmp_path, nprocs):
 def test_momentum_gained_equals_recoil_impulse(tmp_path):
     """NVE, nothing frozen: EAM forces sum to zero, so the total momentum changes only by
     the recoil forces: velocity Verlet gives dP = dt [F_0/2 + F_1 + ... + F_{n-1} + F_n/2]
-    with the force held between updates."""
+    with the force held between updates. Without a thermostat the force on an atom is EAM
+    plus recoil, so the series' Feam is the dump's force minus recoil on the filament."""
     every, steps = 25, 100
     ok(route2(tmp_path, "mom", freeze="no", thermostat="no", every=every,
               production_ps=steps * 0.001, dump_every=steps))
@@ -157,6 +158,11 @@ def test_momentum_gained_equals_recoil_impulse(tmp_path):
     impulse = 0.001 * FTM2V * (weights[:, None] * held[window]).sum(axis=0)
     assert np.linalg.norm(impulse) > 1.0
     np.testing.assert_allclose(momentum[1] - momentum[0], impulse, rtol=1e-6, atol=1e-6)
+    eam = [(np.column_stack([f["fx"], f["fy"], f["fz"]]) - f.recoil)[f["type"] == 1].sum(axis=0)
+           for f in frames]                                 # steps 0 and 100: updates
+    feam = np.column_stack([series[c] for c in ("Feam_x", "Feam_y", "Feam_z")])[[0, -1]]
+    assert np.abs(eam[1]).max() > 0.1                       # the filament moved
+    np.testing.assert_allclose(feam, eam, rtol=1e-8, atol=1e-10)
 
 
 @wheel
