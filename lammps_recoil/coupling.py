@@ -100,14 +100,18 @@ def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", re
 
 def check_inputs(lmp, *values) -> dict:
     """Before anything runs: validate :data:`PARAMS`, check that the :data:`FILES` exist,
-    and prepare the outputs: refuse to overwrite an earlier run's, or, to resume, cut them
-    back to the last restart state and set the deck variable ``resume_step``."""
+    and prepare the outputs: create their directory (with its parents: the deck's ``log``
+    and ``dump`` commands write there), refuse to overwrite an earlier run's, or, to
+    resume, cut them back to the last restart state and set the deck variable
+    ``resume_step``."""
     params = parse_params(*values[:len(PARAMS)])
     for label, path in zip(FILES, values[len(PARAMS):]):
         if not os.path.isfile(path):
             raise ValueError(f"missing {label} file: {path} (paths are relative to the "
                              f"working directory {os.getcwd()})")
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
+    if rank0:
+        os.makedirs(os.path.dirname(params["out"]) or ".", exist_ok=True)
     if params["resume"] == "yes":
         series = params["out"] + ".recoil.csv"
         if os.path.exists(series):
