@@ -55,7 +55,10 @@ class EnergyCache:
         self.clear()
 
     def clear(self):
-        self.energies, self.sorted, self.values = np.zeros(0), np.zeros(0, dtype=int), None
+        # the energies held, ascending, and the row of ``values`` holding each (kept sorted
+        # as energies arrive: a lookup is a binary search, an insertion one memmove, so a
+        # long MD run's growing cache costs little per batch)
+        self.energies, self.rows, self.values = np.zeros(0), np.zeros(0, dtype=int), None
 
     def limit(self, max_bytes: int) -> None:
         """Set the memory bound; a cache that already holds more is cleared."""
@@ -85,18 +88,17 @@ class EnergyCache:
                 grown[:n] = self.values[:n]
                 self.values = grown
             self.values[n:n + len(new)] = values
-            self.energies = np.concatenate([self.energies, new])
-            self.sorted = np.argsort(self.energies, kind="stable")
+            at = np.searchsorted(self.energies, new)
+            self.energies = np.insert(self.energies, at, new)
+            self.rows = np.insert(self.rows, at, np.arange(n, n + len(new)))
             slot = self._find(energies)
         return slot
 
     def _find(self, energies) -> np.ndarray:
         if not len(self.energies):
             return np.full(len(energies), -1)
-        pos = np.minimum(np.searchsorted(self.energies[self.sorted], energies),
-                         len(self.energies) - 1)
-        slot = self.sorted[pos]
-        return np.where(self.energies[slot] == energies, slot, -1)
+        pos = np.minimum(np.searchsorted(self.energies, energies), len(self.energies) - 1)
+        return np.where(self.energies[pos] == energies, self.rows[pos], -1)
 
 
 def chain_surface_gf(z, h0, h1abs2):

@@ -111,3 +111,16 @@ def test_energy_cache_clear_keeps_the_cached_part_of_a_batch():
     slot = cache.slots(E, compute)
     assert np.all(slot >= 0)
     np.testing.assert_array_equal(cache.values[slot][:, 0, 0], E)
+
+
+def test_energy_cache_batches_arriving_out_of_order_keep_their_values():
+    """Energies inserted in several batches, below, between and above the held ones (the
+    sorted index is updated in place): every energy still finds its own value."""
+    compute = lambda E: np.stack([np.full((2, 2), e) for e in E])
+    cache = EnergyCache()
+    batches = [np.array([0.4, 0.2]), np.array([0.3, -1.0, 0.2]), np.array([9.0, 0.25, 0.35])]
+    for E in batches:
+        cache.slots(E, compute)
+    E = np.concatenate(batches)
+    np.testing.assert_array_equal(cache.values[cache.slots(E, compute)][:, 1, 0], E)
+    np.testing.assert_array_equal(cache.energies, np.unique(E))
