@@ -7,9 +7,18 @@ device matrix
 
 is factorized and only the columns that the physics needs are solved for: X_S = G_F[:, B_S],
 one column per device atom bonded to lead S (the boundary B_S). Small devices (up to
-DENSE_MAX atoms, e.g. a filament between ideal electrodes) are solved with dense LU for
-the whole batch in one LAPACK call; larger ones with a sparse LU per energy that keeps the
-atoms' z order (banded, cost linear in the filament length). With the broadenings
+DENSE_MAX atoms, e.g. a filament between ideal electrodes) are solved densely for the
+whole batch at once, on the boundary B = B_L + B_R alone: the interior I (atoms bonded to
+no lead) enters G_F^-1 only through E - H_II, which one eigendecomposition per
+configuration, H_II = U diag(lam) U^+, inverts at every energy, so that
+
+    G_F[B, B] = S^-1,  S = E - H_BB - Sigma_L - Sigma_R - W diag(1/(E - lam)) W^+,
+    G_F[I, B] = U diag(1/(E - lam)) W^+ G_F[B, B],     W = H_BI U
+
+(a Schur complement: an LU of |B| x |B| per energy instead of N x N; a batch with an
+energy within SCHUR_MIN_GAP of an interior eigenvalue takes the full LU). Larger devices
+are solved with a sparse LU per energy that keeps the atoms' z order (banded, cost linear
+in the filament length). With the broadenings
 Gamma_S = V_S^+ a_S V_S on B_S, a_S = i(g_S - g_S^+):
 
 * transmission (Caroli, Eq. 7): T = tr[Gamma_t G_F[B_t, B_S] Gamma_S G_F[B_t, B_S]^+] from
@@ -79,9 +88,22 @@ def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     return dagger(V) @ g @ V
 
 
-#: Devices of at most this many atoms are solved by dense LU batched over energies; larger
-#: ones by banded sparse LU, one energy at a time (crossover measured by bench_negf.py).
+#: Devices of at most this many atoms are solved densely (on their boundary atoms), batched
+#: over energies; larger ones by banded sparse LU, one energy at a time (crossover measured
+#: by bench_negf.py).
 DENSE_MAX = 90
+#: A dense batch with an energy closer than this (eV) to an eigenvalue of the interior
+#: block H_II is solved by full LU (the Schur complement's 1/(E - lam) would lose digits).
+SCHUR_MIN_GAP = 1e-7
+
+
+def _add_energy_and_sigmas(M, z, blocks, sigmas) -> None:
+    """M (a stack over the energies z of -H on some atoms) += z - Sigma_S, each Sigma_S on
+    the positions ``blocks[S]`` of its lead's boundary atoms among them."""
+    m = M.shape[1]
+    M.reshape(len(z), m * m)[:, ::m + 1] += z[:, None]
+    for p, sigma in zip(blocks, sigmas):
+        M[:, p[:, None], p[None, :]] -= sigma
 
 
 class DeviceMatrix:
@@ -97,7 +119,23 @@ class DeviceMatrix:
         self.couplings, self.shape, self.eta = couplings, (n, n), eta
         self.H = H
         self._dense = -to_dense(H).astype(complex) if n <= DENSE_MAX else None
-        self._pattern = None
+        self._pattern = self._schur = None
+
+    def _boundary_schur(self):
+        """Dense path: the boundary atoms B (sorted), the interior I, H_II = U diag(lam)
+        U^+, W = H_BI U, -H_BB, the positions of each lead's boundary in B, and
+        -W_bi conj(W_ci) as an (I, B*B) matrix (-W diag(d) W^+ for all energies in one
+        product)."""
+        if self._schur is None:
+            H = -self._dense
+            bnd = np.unique(np.concatenate([c.boundary for c in self.couplings]))
+            inner = np.setdiff1d(np.arange(self.shape[0]), bnd)
+            lam, U = np.linalg.eigh(H[np.ix_(inner, inner)])
+            W = H[np.ix_(bnd, inner)] @ U
+            ww = np.einsum("bi,ci->ibc", W, W.conj()).reshape(len(inner), len(bnd) ** 2)
+            self._schur = (bnd, inner, lam, U, W, self._dense[np.ix_(bnd, bnd)],
+                           [np.searchsorted(bnd, c.boundary) for c in self.couplings], -ww)
+        return self._schur
 
     def _sparse_pattern(self):
         """CSC structure of H + diagonal + boundary blocks, and where each part goes."""
@@ -131,7 +169,8 @@ class DeviceMatrix:
         return sp.csc_matrix((data, indices, indptr), shape=self.shape)
 
     def solve(self, E: np.ndarray, sigmas, columns: np.ndarray) -> np.ndarray:
-        """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed);
+        """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed),
+        for device atoms bonded to a lead (the boundary; the dense path solves on it);
         ``sigmas`` are the leads' self-energies stacked over the energies E."""
         n, ne = self.shape[0], len(E)
         rhs = np.zeros((n, len(columns)), dtype=complex)
@@ -139,12 +178,26 @@ class DeviceMatrix:
         if self._dense is None:
             return np.stack([splu(self(e, [s[m] for s in sigmas]), permc_spec="NATURAL"
                                   ).solve(rhs) for m, e in enumerate(E)])
-        M = np.empty((ne, n, n), dtype=complex)
-        M[:] = self._dense
-        M.reshape(ne, n * n)[:, ::n + 1] += (np.asarray(E) + 1j * self.eta)[:, None]
-        for c, sigma in zip(self.couplings, sigmas):
-            M[:, c.boundary[:, None], c.boundary[None, :]] -= sigma
-        return np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
+        z = np.asarray(E) + 1j * self.eta
+        bnd, inner, lam, U, W, minus_hbb, pos, minus_ww = self._boundary_schur()
+        gap = z[:, None] - lam
+        if inner.size and np.abs(gap).min() < SCHUR_MIN_GAP:
+            M = np.empty((ne, n, n), dtype=complex)
+            M[:] = self._dense
+            _add_energy_and_sigmas(M, z, [c.boundary for c in self.couplings], sigmas)
+            return np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
+        d, nb, ni, k = 1.0 / gap, len(bnd), len(inner), len(columns)
+        S = (d @ minus_ww).reshape(ne, nb, nb)
+        S += minus_hbb
+        _add_energy_and_sigmas(S, z, pos, sigmas)
+        GB = np.linalg.solve(S, np.broadcast_to(rhs[bnd], (ne, nb, k)))
+        X = np.empty((ne, n, k), dtype=complex)
+        X[:, bnd] = GB
+        # interior rows, all energies in two products: (I, B) x (B, energies * columns)
+        Y = (dagger(W) @ GB.transpose(1, 0, 2).reshape(nb, ne * k)).reshape(ni, ne, k)
+        Y *= d.T[:, :, None]
+        X[:, inner] = (U @ Y.reshape(ni, ne * k)).reshape(ni, ne, k).transpose(1, 0, 2)
+        return X
 
 
 class Scattering:

@@ -101,6 +101,30 @@ def test_dense_batched_and_sparse_solvers_agree(geometry, device, monkeypatch):
         assert r.conductance == pytest.approx(ref.conductance, abs=1e-12)
 
 
+@pytest.mark.parametrize("device", ["filament", "mobile"])
+def test_boundary_solve_gives_columns_of_the_inverse(geometry, device):
+    """The dense solve on the boundary atoms (Schur complement over the interior's
+    eigenvalues) returns the boundary columns of the inverse of the full G_F^-1 (Eq. 6), at
+    energies in the window and at one on an interior eigenvalue (full LU there)."""
+    f = geometry
+    x = f.positions.copy()
+    fil = f.mask("filament")
+    x[fil] = displaced(x[fil], 0.08, 3)
+    s = system_from_types(x, f.types, f.box, device=device)
+    M = s._M[0]
+    bnd, inner, lam, *_ = M._boundary_schur()
+    assert 0 < len(inner) and s.n_atoms <= greens.DENSE_MAX
+    cols = np.concatenate([c.boundary for c in s.couplings])
+    on_level = lam[np.argmin(abs(lam - s.fermi_level))]
+    assert abs(on_level - s.fermi_level) < 2.0
+    for E in (np.array([0.1, s.fermi_level, 1.1]), np.array([0.3, on_level])):
+        sigmas = [greens.self_energy(V, s._lead_gf(k, E, 0)) for k, V in enumerate(s._V[0])]
+        X = M.solve(E, sigmas, cols)
+        for m, e in enumerate(E):
+            full = np.linalg.inv(M(e, [sg[m] for sg in sigmas]).toarray())[:, cols]
+            np.testing.assert_allclose(X[m], full, rtol=0, atol=1e-11 * abs(full).max())
+
+
 def test_device_detached_from_one_lead():
     """A device built between both leads may lose one (a ruptured filament): then T = 0,
     and the renormalized force depends on mu_R alone - the same for (V, beta) = (1, 1/2)
