@@ -69,7 +69,7 @@ def length_scaling(rng):
         _, fixed = timed(lambda: system.forces(1.0, n_points=16))
         res, adaptive = timed(lambda: system.forces(1.0, tol=TOL))
         rows.append((layers, fixed, adaptive))
-        solver = "dense" if system.n_atoms <= greens.DENSE_MAX else "sparse"
+        solver = "dense" if system.n_atoms <= greens.SCHUR_MAX else "sparse"
         print(f"| {layers} | {system.n_atoms} | {solver} | {fixed:.3f} | {1e3 * fixed / 32:.2f} | "
               f"{res.n_energies} | {adaptive:.3f} |", flush=True)
     n, fixed, adaptive = (np.array(c) for c in zip(*rows))
@@ -83,19 +83,19 @@ def solver_crossover(rng):
     """Per-point cost of the dense batched and the sparse per-energy solvers vs size."""
     print("\nSolvers: force evaluation per energy point (ms), 64 fixed points, "
           "filament devices of growing length (4x4 cell, cylinder):\n")
-    print("| device atoms | dense LU, batched | sparse LU, per energy |")
+    print("| device atoms | dense on the boundary atoms, batched | sparse LU, per energy |")
     print("| --- | --- | --- |")
-    default = greens.DENSE_MAX
-    for layers in (6, 12, 24, 36, 48):
+    default = greens.SCHUR_MAX
+    for layers in (6, 12, 24, 48, 72, 96):
         cost = []
         for dense_max in (10**6, 0):
-            greens.DENSE_MAX = dense_max
+            greens.SCHUR_MAX = dense_max
             system = build_filament(gap_layers=layers, shape="cylinder").recoil_system()
             system.forces(1.0, n_points=32)
             _, dt = timed(lambda: system.forces(1.0, n_points=32))
             cost.append(1e3 * dt / 64)
         print(f"| {system.n_atoms} | {cost[0]:.3f} | {cost[1]:.3f} |", flush=True)
-    greens.DENSE_MAX = default
+    greens.SCHUR_MAX = default
 
 
 def md_dump(outdir) -> str:

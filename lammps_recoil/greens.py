@@ -7,7 +7,7 @@ device matrix
 
 is factorized and only the columns that the physics needs are solved for: X_S = G_F[:, B_S],
 one column per device atom bonded to lead S (the boundary B_S). Small devices (up to
-DENSE_MAX atoms, e.g. a filament between ideal electrodes) are solved densely for the
+SCHUR_MAX atoms, e.g. a filament between ideal electrodes) are solved densely for the
 whole batch at once, on the boundary B = B_L + B_R alone: the interior I (atoms bonded to
 no lead) enters G_F^-1 only through E - H_II, which one eigendecomposition per
 configuration, H_II = U diag(lam) U^+, inverts at every energy, so that
@@ -88,10 +88,11 @@ def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     return dagger(V) @ g @ V
 
 
-#: Devices of at most this many atoms are solved densely (on their boundary atoms), batched
+#: Devices of at most this many atoms are solved densely on their boundary atoms, batched
 #: over energies; larger ones by banded sparse LU, one energy at a time (crossover measured
-#: by bench_negf.py).
-DENSE_MAX = 90
+#: by bench_negf.py; at this size the (I, B*B) matrix of the Schur complement stays below
+#: 40 MB).
+SCHUR_MAX = 250
 #: A dense batch with an energy closer than this (eV) to an eigenvalue of the interior
 #: block H_II is solved by full LU (the Schur complement's 1/(E - lam) would lose digits).
 SCHUR_MIN_GAP = 1e-7
@@ -118,7 +119,7 @@ class DeviceMatrix:
         n = H.shape[0]
         self.couplings, self.shape, self.eta = couplings, (n, n), eta
         self.H = H
-        self._dense = -to_dense(H).astype(complex) if n <= DENSE_MAX else None
+        self._dense = -to_dense(H).astype(complex) if n <= SCHUR_MAX else None
         self._pattern = self._schur = None
 
     def _boundary_schur(self):

@@ -21,7 +21,7 @@ from . import integration as quad
 from .forces import force_matrix, onsite_weight, require_finite
 from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
                        check_positions, neighbor_pairs)
-from .greens import DENSE_MAX, Coupling, DeviceMatrix, Scattering, self_energy, to_dense
+from .greens import SCHUR_MAX, Coupling, DeviceMatrix, Scattering, self_energy, to_dense
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -30,6 +30,8 @@ G0_SIEMENS = 7.748091729e-5
 FLAT_MARGIN = 0.02
 #: Memory (bytes) for the arrays of one batch of energies solved together.
 BATCH_BYTES = 64 * 2**20
+#: Devices of at most this many atoms keep the force matrix of Eq. 4 dense (else sparse).
+DENSE_FORCE_MAX = 90
 
 
 @dataclass
@@ -229,13 +231,13 @@ class RecoilSystem:
         self.at_lead = self._to_user(at_lead)
         self.positions = user
         onsite = None if self.onsite is None else np.broadcast_to(self.onsite, (n,))[order]
-        self._H = [hamiltonian(self.device_bonds, n, k, onsite, dense=n <= DENSE_MAX)
+        self._H = [hamiltonian(self.device_bonds, n, k, onsite, dense=n <= SCHUR_MAX)
                    for k in self.kpoints]
         self._V = [[c.matrix(k) for c in couplings] for k in self.kpoints]
         self._M = [DeviceMatrix(H, couplings, self.eta) for H in self._H]
         self._force_ops = {}
         # energies per batch: dense device matrices and density factors within BATCH_BYTES
-        per_energy = 16 * ((n * n if n <= DENSE_MAX else 0) + sum(
+        per_energy = 16 * ((n * n if n <= SCHUR_MAX else 0) + sum(
             3 * len(c.contacts) ** 2 + 4 * self.n_ext * len(c.boundary) for c in couplings)
             + 2 * len(self.ext_bonds) * max(len(c.boundary) for c in couplings))
         self._batch = max(1, BATCH_BYTES // per_energy)
@@ -508,7 +510,7 @@ class RecoilSystem:
             b = self.ext_bonds
             K = self._force_ops[model] = force_matrix(b.i, b.j, b.vec, b.dtdr, self.n_atoms,
                                                       self.n_ext, model,
-                                                      dense=self.n_atoms <= DENSE_MAX)
+                                                      dense=self.n_atoms <= DENSE_FORCE_MAX)
         F = K @ np.hstack([2.0 * rho_bond.real, rho_diag]).T
         return np.hstack([F.T, G[:, None], 2.0 * rho_diag[:, :self.n_atoms]])
 

@@ -80,15 +80,16 @@ def test_electrode_atom_off_its_site_is_refused(geometry):
 
 @pytest.mark.parametrize("device", ["filament", "mobile"])
 def test_dense_batched_and_sparse_solvers_agree(geometry, device, monkeypatch):
-    """The dense LU batched over energies and the banded sparse LU per energy give the same
-    forces, densities and conductance; so do batches of 1, 3 and all energies."""
+    """The dense solve on the boundary atoms, batched over energies, and the banded sparse LU
+    per energy give the same forces, densities and conductance; so do batches of 1, 3 and
+    all energies."""
     f = geometry
     x = f.positions.copy()
     fil = f.mask("filament")
     x[fil] = displaced(x[fil], 0.08, 2)
     results = []
     for dense_max, batch in ((10**6, None), (0, None), (10**6, 3), (10**6, 1)):
-        monkeypatch.setattr(greens, "DENSE_MAX", dense_max)
+        monkeypatch.setattr(greens, "SCHUR_MAX", dense_max)
         s = system_from_types(x, f.types, f.box, device=device)
         if batch:
             s._batch = batch
@@ -113,7 +114,7 @@ def test_boundary_solve_gives_columns_of_the_inverse(geometry, device):
     s = system_from_types(x, f.types, f.box, device=device)
     M = s._M[0]
     bnd, inner, lam, *_ = M._boundary_schur()
-    assert 0 < len(inner) and s.n_atoms <= greens.DENSE_MAX
+    assert 0 < len(inner) and s.n_atoms <= greens.SCHUR_MAX
     cols = np.concatenate([c.boundary for c in s.couplings])
     on_level = lam[np.argmin(abs(lam - s.fermi_level))]
     assert abs(on_level - s.fermi_level) < 2.0
