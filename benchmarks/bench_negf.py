@@ -80,49 +80,33 @@ def length_scaling(rng):
 
 
 def solver_crossover(rng):
-    """Per-point cost of the dense batched and the sparse per-energy solvers vs size."""
-    print("\nSolvers: force evaluation per energy point (ms), 64 fixed points, "
-          "filament devices of growing length (4x4 cell, cylinder):\n")
-    print("| device atoms | dense on the boundary atoms, batched | sparse LU, per energy |")
-    print("| --- | --- | --- |")
-    default = greens.SCHUR_MAX
-    for layers in (6, 12, 24, 48, 72, 96):
-        cost = []
-        for dense_max in (10**6, 0):
-            greens.SCHUR_MAX = dense_max
-            system = build_filament(gap_layers=layers, shape="cylinder").recoil_system()
-            system.forces(1.0, n_points=32)
-            _, dt = timed(lambda: system.forces(1.0, n_points=32))
-            cost.append(1e3 * dt / 64)
-        print(f"| {system.n_atoms} | {cost[0]:.3f} | {cost[1]:.3f} |", flush=True)
+    """Cost of an update (new positions, then forces on 32 fixed points) with the dense
+    boundary solver and with the sparse per-energy solver vs filament length, and the
+    exponent of each solver's growth."""
+    print("\nSolvers: update on new positions plus forces on 32 fixed energy points, per point "
+          "(ms), filament devices of growing length (4x4 cell, cylinder):\n")
+    print("| filament layers | device atoms | dense on the boundary atoms, batched | sparse LU, "
+          "per energy |")
+    print("| --- | --- | --- | --- |")
+    default, layers, cost = greens.SCHUR_MAX, (6, 12, 24, 48, 72, 96), []
+    for n in layers:
+        row = []
+        for schur_max in (10**6, 0):
+            greens.SCHUR_MAX = schur_max
+            system = build_filament(gap_layers=n, shape="cylinder").recoil_system()
+            x0 = system.positions
+            system.forces(1.0, n_points=16)                       # lead caches
+            best = np.inf
+            for _ in range(3):
+                system.update(x0 + 0.05 * rng.standard_normal(x0.shape))
+                best = min(best, timed(lambda: system.forces(1.0, n_points=16))[1])
+            row.append(1e3 * best / 32)
+        cost.append(row)
+        print(f"| {n} | {system.n_atoms} | {row[0]:.3f} | {row[1]:.3f} |", flush=True)
     greens.SCHUR_MAX = default
-
-
-def md_dump(outdir) -> str:
-    """Run the default deck (2 ps warm-up, 10 ps at 1 V) with a dump at every recoil update;
-    returns the dump's path."""
-    root = Path(__file__).resolve().parents[1]
-    subprocess.run([sys.executable, "-m", "lammps_recoil.cli", "run",
-                    str(root / "inputs/in.filament"), "-var", "warmup_ps", "2", "-var",
-                    "production_ps", "10", "-var", "dump_every", "100", "-var", "outdir",
-                    outdir, "-var", "name", "traj"], cwd=root, check=True, capture_output=True)
-    return f"{outdir}/traj.dump"
-
-
-def replay(dump, n=100, comm=None, device="filament"):
-    """The NEGF system (``device`` filament or mobile) of the dump's first of the last
-    ``n`` frames and the device atoms' positions and ids in those frames, for replaying the
-    MD updates."""
-    frames = read_dump(dump)[-n:]
-    order = np.argsort(frames[0]["id"])
-    types, ids = frames[0]["type"][order], frames[0]["id"][order]
-    box = frames[0].box[:2, 1] - frames[0].box[:2, 0]
-    xyz = [np.column_stack([f["x"], f["y"], f["z"]])[np.argsort(f["id"])] for f in frames]
-    sites = ElectrodeSites(xyz[0], types, box, fcc_lattice("001"), ids)
-    system = system_from_types(xyz[0], types, box, ids=ids, sites=sites, comm=comm,
-                               device=device)
-    inside = np.isin(types, check_device(device))
-    return system, [x[inside] for x in xyz], ids[inside]
+    slope = [np.polyfit(np.log(layers), np.log(c), 1)[0] for c in np.transpose(cost)]
+    print(f"\nfitted exponent, time ~ (filament layers)^p: dense on the boundary p = "
+          f"{slope[0]:.2f}, sparse p = {slope[1]:.2f} (SCHUR_MAX = {default} atoms)")
 
 
 def trajectory_accuracy(tols=(1e-1, 3e-2, 1e-2, 1e-3)):
