@@ -109,6 +109,33 @@ def solver_crossover(rng):
           f"{slope[0]:.2f}, sparse p = {slope[1]:.2f} (SCHUR_MAX = {default} atoms)")
 
 
+def md_dump(outdir) -> str:
+    """Run the default deck (2 ps warm-up, 10 ps at 1 V) with a dump at every recoil update;
+    returns the dump's path."""
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "lammps_recoil.cli", "run",
+                    str(root / "inputs/in.filament"), "-var", "warmup_ps", "2", "-var",
+                    "production_ps", "10", "-var", "dump_every", "100", "-var", "outdir",
+                    outdir, "-var", "name", "traj"], cwd=root, check=True, capture_output=True)
+    return f"{outdir}/traj.dump"
+
+
+def replay(dump, n=100, comm=None, device="filament"):
+    """The NEGF system (``device`` filament or mobile) of the dump's first of the last
+    ``n`` frames and the device atoms' positions and ids in those frames, for replaying the
+    MD updates."""
+    frames = read_dump(dump)[-n:]
+    order = np.argsort(frames[0]["id"])
+    types, ids = frames[0]["type"][order], frames[0]["id"][order]
+    box = frames[0].box[:2, 1] - frames[0].box[:2, 0]
+    xyz = [np.column_stack([f["x"], f["y"], f["z"]])[np.argsort(f["id"])] for f in frames]
+    sites = ElectrodeSites(xyz[0], types, box, fcc_lattice("001"), ids)
+    system = system_from_types(xyz[0], types, box, ids=ids, sites=sites, comm=comm,
+                               device=device)
+    inside = np.isin(types, check_device(device))
+    return system, [x[inside] for x in xyz], ids[inside]
+
+
 def trajectory_accuracy(tols=(1e-1, 3e-2, 1e-2, 1e-3)):
     """Energy points and true force errors of the adaptive rule along an MD trajectory."""
     with tempfile.TemporaryDirectory() as tmp:
