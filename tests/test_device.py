@@ -106,7 +106,8 @@ def test_dense_batched_and_sparse_solvers_agree(geometry, device, monkeypatch):
 def test_boundary_solve_gives_columns_of_the_inverse(geometry, device):
     """The dense solve on the boundary atoms (Schur complement over the interior's
     eigenvalues) returns the boundary columns of the inverse of the full G_F^-1 (Eq. 6), at
-    energies in the window and at one on an interior eigenvalue (full LU there)."""
+    energies in the window, on an interior eigenvalue and near one (full LU there), and
+    for a column off the boundary (full LU); no energies give an empty stack."""
     f = geometry
     x = f.positions.copy()
     fil = f.mask("filament")
@@ -118,12 +119,18 @@ def test_boundary_solve_gives_columns_of_the_inverse(geometry, device):
     cols = np.concatenate([c.boundary for c in s.couplings])
     on_level = lam[np.argmin(abs(lam - s.fermi_level))]
     assert abs(on_level - s.fermi_level) < 2.0
-    for E in (np.array([0.1, s.fermi_level, 1.1]), np.array([0.3, on_level])):
+    for E, c in ((np.array([0.1, s.fermi_level, 1.1]), cols),
+                 (np.array([0.3, on_level]), cols),
+                 (np.array([0.5, on_level + 1e-4]), cols),
+                 (np.array([0.5]), np.append(cols, inner[0]))):     # a column off B
         sigmas = [greens.self_energy(V, s._lead_gf(k, E, 0)) for k, V in enumerate(s._V[0])]
-        X = M.solve(E, sigmas, cols)
+        X = M.solve(E, sigmas, c)
         for m, e in enumerate(E):
-            full = np.linalg.inv(M(e, [sg[m] for sg in sigmas]).toarray())[:, cols]
+            full = np.linalg.inv(M(e, [sg[m] for sg in sigmas]).toarray())[:, c]
             np.testing.assert_allclose(X[m], full, rtol=0, atol=1e-11 * abs(full).max())
+    none = np.zeros(0)
+    assert M.solve(none, [np.zeros((0, len(c.boundary), len(c.boundary)))
+                          for c in s.couplings], cols).shape == (0, s.n_atoms, len(cols))
 
 
 def test_device_detached_from_one_lead():
