@@ -56,6 +56,36 @@ def test_batched_decimation_equals_one_energy_at_a_time():
     assert np.all(np.abs(batch[[0, -1]].imag) < 1e-8)        # outside the band: real
 
 
+@pytest.mark.parametrize("orientation, layers", [("001", 2), ("111", 3)])
+def test_reduced_chain_equals_decimating_the_whole_cell(orientation, layers):
+    """A wire lead decimates the chain of the atoms C its previous cell bonds to, with the
+    rest X of each cell eliminated: g equals the whole cell's decimation at ordinary
+    energies, just outside WIRE_MIN_GAP of a level of H0_XX, and on such a level (where
+    the whole cell is decimated); g solves the lead's Dyson equation
+    g = (z - H0 - H1 g H1^T)^-1; a lead whose cells are not bonded is z - H0 inverted.
+    (The (111) cell ABC has no mirror plane through X, so the chain's hopping there is not
+    symmetric and the direction of its construction is tested as well.)"""
+    lat = fcc_lattice(orientation)
+    cell = lattice_sites(lat, ORIGIN, list(range(layers)), center_xy=ORIGIN[:2], radius=4.0)
+    wire = WireLead(cell, [0.0, 0.0, -lat.spacing * layers], "left")
+    assert 0 < len(wire._c) < len(cell)
+    levels = wire._levels[[0, len(wire._levels) // 2, -1]]    # (the middle one: E = 0,
+    gap = 1.01 * leads.WIRE_MIN_GAP                           # a flat band, g ~ 1/eta)
+    E = np.concatenate([[-6.1, -2.9, -0.37, 0.8, 2.3], levels + gap, levels - gap,
+                        levels[[0, -1]]])
+    g = wire.surface_gf(E)
+    scale = np.abs(g).max(axis=(1, 2))[:, None, None]
+    whole = wire._cell_gf(E + 1j * wire.eta, reduced=False)
+    assert np.all(np.abs(g - whole) < 1e-9 * scale)
+    z = (E + 1j * wire.eta)[:, None, None]
+    dyson = np.linalg.inv(z * np.eye(len(cell)) - wire.H0 - wire.H1 @ g @ wire.H1.T)
+    assert np.all(np.abs(g - dyson) < 1e-9 * scale)
+    apart = WireLead(cell, [0.0, 0.0, -12.0], "left")
+    assert not np.any(apart.H1)
+    alone = np.linalg.inv(z * np.eye(len(cell)) - apart.H0)
+    np.testing.assert_allclose(apart.surface_gf(E), alone, rtol=1e-12)
+
+
 @pytest.mark.parametrize("orientation, nx, ny", [("001", 2, 2), ("001", 3, 3), ("111", 4, 2)])
 def test_surface_dos_integrates_to_one_state_per_site(orientation, nx, ny):
     """-(1/pi) int Im g_ii dE = 1 for the surface and second layer. Layers of the kappa
