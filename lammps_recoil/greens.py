@@ -141,8 +141,9 @@ class DeviceMatrix:
             H = -self._dense
             if not H.imag.any():
                 H = H.real
-            bnd = np.unique(np.concatenate([c.boundary for c in self.couplings]))
-            inner = np.setdiff1d(np.arange(self.shape[0]), bnd)
+            off = np.ones(self.shape[0], dtype=bool)
+            off[np.concatenate([c.boundary for c in self.couplings])] = False
+            bnd, inner = np.flatnonzero(~off), np.flatnonzero(off)   # (setdiff1d: 90 us)
             lam, U = np.linalg.eigh(H[np.ix_(inner, inner)])
             W = H[np.ix_(bnd, inner)] @ U
             ww = np.einsum("ci,bi->bci", W.conj(), W).reshape(len(bnd) ** 2, len(inner))
