@@ -56,34 +56,98 @@ def test_batched_decimation_equals_one_energy_at_a_time():
     assert np.all(np.abs(batch[[0, -1]].imag) < 1e-8)        # outside the band: real
 
 
+def fcc_wire(orientation, layers, radius):
+    lat = fcc_lattice(orientation)
+    cell = lattice_sites(lat, ORIGIN, list(range(layers)), center_xy=ORIGIN[:2], radius=radius)
+    return WireLead(cell, [0.0, 0.0, -lat.spacing * layers], "left")
+
+
+def relative_gaps(a, b):
+    """max |a - b| / max |b| per energy of two stacks."""
+    return np.abs(a - b).max(axis=(1, 2)) / np.abs(b).max(axis=(1, 2))
+
+
 @pytest.mark.parametrize("orientation, layers", [("001", 2), ("111", 3)])
 def test_reduced_chain_equals_decimating_the_whole_cell(orientation, layers):
     """A wire lead decimates the chain of the atoms C its previous cell bonds to, with the
-    rest X of each cell eliminated: g equals the whole cell's decimation at ordinary
-    energies, just outside WIRE_MIN_GAP of a level of H0_XX, and on such a level (where
-    the whole cell is decimated); g solves the lead's Dyson equation
-    g = (z - H0 - H1 g H1^T)^-1; a lead whose cells are not bonded is z - H0 inverted.
-    (The (111) cell ABC has no mirror plane through X, so the chain's hopping there is not
-    symmetric and the direction of its construction is tested as well.)"""
-    lat = fcc_lattice(orientation)
-    cell = lattice_sites(lat, ORIGIN, list(range(layers)), center_xy=ORIGIN[:2], radius=4.0)
-    wire = WireLead(cell, [0.0, 0.0, -lat.spacing * layers], "left")
-    assert 0 < len(wire._c) < len(cell)
+    rest X of each cell eliminated: that chain's g equals the whole cell's decimation at
+    ordinary energies and just outside WIRE_MIN_GAP of a level of H0_XX, and solves the
+    lead's Dyson equation g = (z - H0 - H1 g H1^T)^-1; on such a level the lead decimates
+    the whole cell. A lead whose cells are not bonded is z - H0 inverted. (The (111) cell
+    ABC has no mirror plane through X, so the chain's hopping there is not symmetric and
+    the direction of its construction is tested as well.)"""
+    wire = fcc_wire(orientation, layers, 4.0)
+    assert 0 < len(wire._c) < len(wire.positions)
     levels = wire._levels[[0, len(wire._levels) // 2, -1]]    # (the middle one: E = 0,
     gap = 1.01 * leads.WIRE_MIN_GAP                           # a flat band, g ~ 1/eta)
-    E = np.concatenate([[-6.1, -2.9, -0.37, 0.8, 2.3], levels + gap, levels - gap,
-                        levels[[0, -1]]])
-    g = wire.surface_gf(E)
-    scale = np.abs(g).max(axis=(1, 2))[:, None, None]
-    whole = wire._cell_gf(E + 1j * wire.eta, reduced=False)
-    assert np.all(np.abs(g - whole) < 1e-9 * scale)
-    z = (E + 1j * wire.eta)[:, None, None]
-    dyson = np.linalg.inv(z * np.eye(len(cell)) - wire.H0 - wire.H1 @ g @ wire.H1.T)
-    assert np.all(np.abs(g - dyson) < 1e-9 * scale)
-    apart = WireLead(cell, [0.0, 0.0, -12.0], "left")
+    E = np.concatenate([[-6.1, -2.9, -0.37, 0.8, 2.3], levels + gap, levels - gap])
+    z = E + 1j * wire.eta
+    reduced, whole = wire._cell_gf(z, reduced=True), wire._cell_gf(z, reduced=False)
+    assert relative_gaps(reduced, whole).max() < 1e-9
+    assert wire.dyson_residual(z, reduced).max() < 1e-9
+    on = levels[[0, -1]]
+    on_whole = wire._cell_gf(on + 1j * wire.eta, reduced=False)
+    assert relative_gaps(wire.surface_gf(on), on_whole).max() < 1e-14
+    apart = WireLead(wire.positions, [0.0, 0.0, -12.0], "left")
     assert not np.any(apart.H1)
-    alone = np.linalg.inv(z * np.eye(len(cell)) - apart.H0)
+    alone = np.linalg.inv(z[:, None, None] * np.eye(len(wire.positions)) - apart.H0)
     np.testing.assert_allclose(apart.surface_gf(E), alone, rtol=1e-12)
+
+
+class MatrixWire(WireLead):
+    """A wire lead given by its cell matrices H0, H1 instead of atoms and a hopping law."""
+
+    def __init__(self, H0, H1, eta):
+        self._given = {0: H0, 1: H1}
+        cell = np.column_stack([np.arange(len(H0)) * 10.0, np.zeros((len(H0), 2))])
+        super().__init__(cell, [0.0, 0.0, -1.0], "left", eta=eta)
+
+    def _coupling(self, shift):
+        return self._given.get(int(round(-shift[2])), np.zeros_like(self._given[0]))
+
+
+def test_reduced_chain_with_hopping_within_c_matches_a_long_finite_wire():
+    """Cells where atoms of C (bonded from the previous cell) also bond to the next cell,
+    H1_CC != 0, and X is not empty: the reduced chain's g equals the surface of a finite
+    wire of 3000 cells built cell by cell (g <- (z - H0 - H1 g H1^T)^-1, converged at
+    eta = 0.05)."""
+    rng = np.random.default_rng(7)
+    n = 8
+    H0 = rng.normal(size=(n, n))
+    H0 = H0 + H0.T
+    H1 = rng.normal(size=(n, n))
+    H1[:, [1, 4, 6]] = 0.0                                      # X = atoms 1, 4, 6
+    wire = MatrixWire(H0, H1, eta=0.05)
+    assert np.any(H1[np.ix_(wire._c, wire._c)]) and len(wire._c) == n - 3
+    E = np.array([-5.0, -1.3, 0.2, 2.9, 6.0])
+    z = E + 1j * wire.eta
+    g = np.linalg.inv(z[:, None, None] * np.eye(n) - H0)
+    for _ in range(3000):
+        g = np.linalg.inv(z[:, None, None] * np.eye(n) - H0 - H1 @ g @ H1.T)
+    assert relative_gaps(wire._cell_gf(z, reduced=True), g).max() < 1e-10
+    assert relative_gaps(wire.surface_gf(E), g).max() < 1e-10
+
+
+def test_wire_lead_redoes_a_reduced_chain_that_misses_the_dyson_equation(monkeypatch):
+    """Exactly on levels of H0_XX, with the gap rule switched off, the reduced chain
+    returns a wrong g (its 1/(E - lam) is 1/(i eta): wrong by 100% here, missing the Dyson
+    equation by 2e-6 and 1e-3); the Dyson check catches it and the lead decimates the
+    whole cell instead. A decimation that does not converge is an error naming the
+    energy."""
+    wire = fcc_wire("001", 2, 5.5)
+    monkeypatch.setattr(leads, "WIRE_MIN_GAP", 0.0)
+    E = wire._levels[[0, 3]]
+    z = E + 1j * wire.eta
+    with np.errstate(all="ignore"):
+        reduced = wire._cell_gf(z, reduced=True)
+    whole = wire._cell_gf(z, reduced=False)
+    assert np.all(relative_gaps(reduced, whole) > 0.5)
+    assert np.all(wire.dyson_residual(z, reduced) > 1e-6)
+    assert relative_gaps(wire.surface_gf(E), whole).max() < 1e-14
+    short = fcc_wire("001", 2, 5.5)
+    short.max_iter = 3
+    with pytest.raises(RuntimeError, match=r"decimation did not converge at E = -0.4"):
+        short.surface_gf([-0.4, 0.2])
 
 
 @pytest.mark.parametrize("orientation, nx, ny", [("001", 2, 2), ("001", 3, 3), ("111", 4, 2)])
