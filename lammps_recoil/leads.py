@@ -112,6 +112,16 @@ class EnergyCache:
         return np.where(self.energies[pos] == energies, self.rows[pos], -1)
 
 
+def lead_energies(E) -> np.ndarray:
+    """Energies (eV) asked of a lead as a 1D float array; NaN or inf is an error."""
+    energies = np.atleast_1d(np.asarray(E, dtype=float))
+    bad = np.flatnonzero(~np.isfinite(energies))
+    if bad.size:
+        raise ValueError(f"energies must be finite (eV), got {energies[bad[0]]} at "
+                         f"position {bad[0]}")
+    return energies
+
+
 def chain_surface_gf(z, h0, h1abs2):
     """Closed-form surface Green's function of a semi-infinite 1D chain (per k).
 
@@ -314,7 +324,7 @@ class LayeredLead:
         MD update to the next.
         """
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
-        energies = np.atleast_1d(np.asarray(E, dtype=float))
+        energies = lead_energies(E)
         if atoms.size == 0 or energies.size == 0:   # no atoms: a device detached from it
             return np.zeros(np.shape(E) + (len(atoms),) * 2, dtype=complex)
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
@@ -494,7 +504,8 @@ class WireLead:
     and the first cell's g follows from the chain's surface g_CC (the lead beyond the
     first cell seen from it) as g = (z - H0 - H1_:C g_CC H1_:C^T)^-1. Each decimation
     round inverts |C| x |C| instead of the cell (half of it for an fcc(001) wire). Energies
-    within WIRE_MIN_GAP of a level of H0_XX decimate the whole cell.
+    within WIRE_MIN_GAP of a level of H0_XX, and those whose g misses the lead's Dyson
+    equation by more than WIRE_RESIDUAL, decimate the whole cell.
     """
 
     def __init__(self, positions, translation, side: str,
@@ -534,7 +545,7 @@ class WireLead:
         if k is not None and np.any(k):
             raise ValueError("a wire lead has no transverse Bloch vector")
         atoms = np.arange(len(self.positions)) if atoms is None else np.asarray(atoms)
-        energies = np.atleast_1d(np.asarray(E, dtype=float))
+        energies = lead_energies(E)
         if energies.size == 0:
             return np.zeros((0, len(atoms), len(atoms)), dtype=complex)
         slot = self._cache.slots(energies, self._surface)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from conftest import build_filament, perfect_system
 
-from lammps_recoil import LayeredLead, RecoilSystem, fcc_lattice
+from lammps_recoil import LayeredLead, RecoilSystem, WireLead, fcc_lattice
 from lammps_recoil.chain import chain_system
 from lammps_recoil.forces import require_finite
 
@@ -29,6 +29,17 @@ def test_nan_coordinates(fil):
     x[4, 1] = np.nan
     with pytest.raises(ValueError, match=r"non-finite.*\[4\]"):
         s.update(x)
+
+
+def test_non_finite_energies(fil):
+    """A NaN or inf energy is refused by the leads (before, a layered lead's transmission
+    came back NaN) and by a wire lead (before: "decimation did not converge")."""
+    _, s = fil
+    with pytest.raises(ValueError, match=r"energies must be finite \(eV\), got nan at position 1"):
+        s.transmission([0.1, np.nan])
+    wire = WireLead([[0, 0, -2.5]], [0, 0, -2.5], "left")
+    with pytest.raises(ValueError, match="energies must be finite"):
+        wire.surface_gf(np.inf)
 
 
 def test_empty_device(fil):
