@@ -15,7 +15,7 @@ import pytest
 
 from lammps_recoil.analysis import read_dump, read_series
 from lammps_recoil.builders import build_filament
-from lammps_recoil.coupling import lammps_comm, parse_params
+from lammps_recoil.coupling import MALLOC_ENV, lammps_comm, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DECK = str(ROOT / "inputs" / "in.filament")
@@ -229,3 +229,39 @@ def test_mismatched_mpi_libraries_are_reported():
 
     with pytest.raises(RuntimeError, match="different MPI libraries: LAMMPS sees 2 ranks"):
         lammps_comm(FakeLammps())
+
+
+
+HEAP_ROUNDS = """
+import resource, sys
+import numpy as np
+from lammps_recoil.coupling import keep_heap
+kept = keep_heap() if sys.argv[1] == "keep" else None
+faults = []
+for _ in range(6):            # an update's arrays: 8 x 4 MB, all pages written, then freed
+    f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    arrays = [np.ones(2**19) for _ in range(8)]
+    del arrays
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+print(kept, max(faults[1:]))
+"""
+
+
+def heap_rounds(mode, **env):
+    """keep_heap's result and the most page faults of rounds 2-6 of HEAP_ROUNDS, in a fresh
+    process (the settings are process-wide) without the user's malloc variables."""
+    clean = {k: v for k, v in os.environ.items() if k not in MALLOC_ENV}
+    proc = ok(subprocess.run([sys.executable, "-c", HEAP_ROUNDS, mode], capture_output=True,
+                             text=True, env={**clean, **env}, cwd=ROOT))
+    kept, faults = proc.stdout.split()
+    return kept, int(faults)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc")
+def test_keep_heap_stops_refaulting_freed_arrays():
+    # 32 MB of arrays is 8192 pages: glibc's defaults fault them all in again every round
+    assert heap_rounds("default")[1] > 4000
+    kept, faults = heap_rounds("keep")
+    assert kept == "True" and faults < 100
+    # a user's own malloc setting is left alone
+    assert heap_rounds("keep", MALLOC_TOP_PAD_="131072")[0] == "False"
