@@ -82,6 +82,14 @@ def dagger(a: np.ndarray) -> np.ndarray:
     return np.conj(np.swapaxes(a, -1, -2))
 
 
+def real_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Re sum_k a_k conj(b_k) over the last axis of complex arrays (each with that axis
+    contiguous) in real arithmetic: in the float views the real and imaginary parts
+    interleave, so it is one real dot product of twice the length (half the flops of the
+    complex one, none spent on the imaginary part)."""
+    return np.einsum("...k,...k->...", a.view(float), b.view(float))
+
+
 def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Sigma_S = V_S^+ g_S V_S on the device atoms bonded to lead S (Eq. 6); g may be a
     stack over energies."""
@@ -245,28 +253,27 @@ class Scattering:
     def density_factors(self, s: int):
         """Factors of the spectral density injected from lead S (Eq. 9 times 2 pi) on the
         extended region (device rows, then the left and right contact rows):
-        rho_ij = sum_b X_ib P_jb for device atoms i, and the diagonal.
+        rho_ij = sum_b X_ib conj(P_jb) for device atoms i, and the diagonal.
 
         Scattering states from S are Psi = [G_F V_S^+ ; delta_{tS} + g_t V_t G_F V_S^+] on
         the device and on each lead t's contacts. With Q = [X ; g_t V_t X[B_t]] (rank
         |B_S|), Psi a_S Psi^+ = Q Gamma_S Q^+ plus, on lead S's contacts, the incident
         terms a_S + Q (a_S V_S)^+ + h.c. Returns X (energies x device x B_S), P =
-        conj(Q Gamma_S + [0; a_S V_S on S's contacts]) (energies x extended x B_S) and the
-        real diagonal (energies x extended).
+        Q Gamma_S + [0; a_S V_S on S's contacts] (energies x extended x B_S) and the real
+        diagonal (energies x extended).
         """
         X, gamma = self.X[s], self.gamma[s]
         Q = [X] + [self.g[t] @ (self.V[t] @ self._block(s, t)) for t in (0, 1)]
         Q = np.concatenate(Q, axis=1)
-        P = np.conj(Q @ gamma)
+        P = Q @ gamma
         n = X.shape[1]
         lo = n + (len(self.couplings[0].contacts) if s == 1 else 0)
         rows = slice(lo, lo + len(self.couplings[s].contacts))
         a = 1j * (self.g[s] - dagger(self.g[s]))
         aV = a @ self.V[s]
-        diag = np.einsum("ejb,ejb->ej", Q, P).real
-        diag[:, rows] += (2.0 * np.einsum("ejb,ejb->ej", Q[:, rows], np.conj(aV)).real
-                          + np.diagonal(a, axis1=1, axis2=2).real)
-        P[:, rows] += np.conj(aV)
+        diag = real_dot(Q, P)
+        diag[:, rows] += 2.0 * real_dot(Q[:, rows], aV) + np.diagonal(a, axis1=1, axis2=2).real
+        P[:, rows] += aV
         return X, P, diag
 
     def transmission(self) -> np.ndarray:
@@ -274,7 +281,8 @@ class Scattering:
         source S was solved (t the other lead)."""
         s = 1 if self.X[1] is not None else 0
         G = self._block(s, 1 - s)
-        return np.einsum("eik,eik->e", self.gamma[1 - s] @ G @ self.gamma[s], G.conj()).real
+        ne = len(G)
+        return real_dot((self.gamma[1 - s] @ G @ self.gamma[s]).reshape(ne, -1), G.reshape(ne, -1))
 
     def channels(self) -> np.ndarray:
         """Transmission eigenvalues (eigenchannels), largest first; they sum to T(E)."""

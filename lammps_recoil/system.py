@@ -21,7 +21,8 @@ from . import integration as quad
 from .forces import force_matrix, onsite_weight, require_finite
 from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
                        check_positions, neighbor_pairs)
-from .greens import SCHUR_MAX, Coupling, DeviceMatrix, Scattering, self_energy, to_dense
+from .greens import (SCHUR_MAX, Coupling, DeviceMatrix, Scattering, real_dot, self_energy,
+                     to_dense)
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -475,14 +476,15 @@ class RecoilSystem:
         groups = [(np.flatnonzero(inject == code), sources) for code, sources in
                   ((1, (0,)), (2, (1,)), (3, (0, 1))) if count[code]]
         b = self.ext_bonds
-        rho_bond = np.zeros((len(E), len(b)), dtype=complex)
+        rho_bond = np.zeros((len(E), len(b)))          # Re of the Bloch-phased rho_ij
         rho_diag = np.zeros((len(E), self.n_ext))
         G = np.zeros(len(E))
         for ik, wk in enumerate(self.kweights):
             t0 = time.perf_counter()
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
             t1 = time.perf_counter()
-            phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
+            # Re(exp(-ik.d) sum_b X_ib conj(P_jb)) = real_dot(X_i, exp(ik.d) P_j)
+            phase = b.phases(self.kpoints[ik] if self.box is not None else None)
             for sel, sources in groups:
                 sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
                 if np.any(tw[sel] != 0.0):
@@ -492,8 +494,10 @@ class RecoilSystem:
                         continue
                     X, P, diag = sc.density_factors(s)
                     ws = (wk * w[s][sel])[:, None]
-                    rho_bond[sel] += ws * phase * np.einsum("emb,emb->em", X.take(b.i, axis=1),
-                                                            P.take(b.j, axis=1))
+                    Pj = P.take(b.j, axis=1)
+                    if np.iscomplexobj(phase):                # off the Gamma point
+                        Pj *= phase[:, None]
+                    rho_bond[sel] += ws * real_dot(X.take(b.i, axis=1), Pj)
                     rho_diag[sel] += ws * diag
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
@@ -504,14 +508,15 @@ class RecoilSystem:
 
     def _contract(self, rho_bond, rho_diag, G, model) -> np.ndarray:
         """Rows of forces (Eq. 4), conductance and electron counts, one per energy, from
-        the bond and site density matrices (energies x bonds or sites)."""
+        the bond and site density matrices (energies x bonds or sites; on the bonds the
+        real part, Bloch phases included)."""
         K = self._force_ops.get(model)
         if K is None:
             b = self.ext_bonds
             K = self._force_ops[model] = force_matrix(b.i, b.j, b.vec, b.dtdr, self.n_atoms,
                                                       self.n_ext, model,
                                                       dense=self.n_atoms <= DENSE_FORCE_MAX)
-        F = K @ np.hstack([2.0 * rho_bond.real, rho_diag]).T
+        F = K @ np.hstack([2.0 * rho_bond, rho_diag]).T
         return np.hstack([F.T, G[:, None], 2.0 * rho_diag[:, :self.n_atoms]])
 
     def bound_states(self, ik: int = 0):
@@ -552,12 +557,12 @@ class RecoilSystem:
     def _bound_density(self, temperature: float, model: str) -> np.ndarray:
         """Forces and electron counts of the occupied bound states (weight f(E_b - E_F))."""
         b = self.ext_bonds
-        rho_bond = np.zeros(len(b), dtype=complex)
+        rho_bond = np.zeros(len(b))
         rho_diag = np.zeros(self.n_ext)
         for ik, wk in enumerate(self.kweights):
             phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
             for E, psi in self.bound_states(ik):
                 occ = wk * float(quad.fermi(E, self.fermi_level, temperature))
-                rho_bond += occ * phase * psi[b.i] * psi[b.j].conj()
+                rho_bond += occ * (phase * psi[b.i] * psi[b.j].conj()).real
                 rho_diag += occ * np.abs(psi) ** 2
         return self._contract(rho_bond[None], rho_diag[None], np.zeros(1), model)[0]
