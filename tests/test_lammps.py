@@ -231,7 +231,6 @@ def test_mismatched_mpi_libraries_are_reported():
         lammps_comm(FakeLammps())
 
 
-
 HEAP_ROUNDS = """
 import resource, sys
 import numpy as np
