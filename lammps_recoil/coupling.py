@@ -147,10 +147,11 @@ def keep_heap() -> bool:
     glibc serves arrays above a threshold (128 KB at start, then adapted to the arrays
     freed) with fresh pages from the system and returns freed heap memory above another,
     so an update whose arrays add up to tens of MB faults all their pages in again, every
-    time: measured on the 226-atom mobile device (replayed updates), 5500 page faults and
-    14 ms of system time in a 56 ms update. With the thresholds fixed at
-    :data:`MMAP_THRESHOLD` and :data:`TRIM_THRESHOLD` the same update takes 24 faults and
-    40 ms (the 34-atom filament device faults no pages either way). The process keeps the
+    time: measured on the 226-atom mobile device (replayed updates,
+    ``benchmarks/bench_heap.py``), 3300 page faults and 10 ms of system time in a 53 ms
+    update. With the thresholds fixed at :data:`MMAP_THRESHOLD` and :data:`TRIM_THRESHOLD`
+    the same update takes 24-45 faults and 39 ms (the 34-atom filament device faults no
+    pages either way). The process keeps the
     memory of the largest update (what the run needs anyway). Nothing is changed when one of
     :data:`MALLOC_ENV` is set (the user's own settings) or the C library is not glibc.
     Returns whether the settings were applied.
