@@ -10,10 +10,10 @@ cells other than 1, 2, 4 put flat lead bands into a 1 V window). Forces: adaptiv
 at V = 1 V, tol = 1e-2 eV/A (the deck's), after one warm-up evaluation (lead Green's
 functions cached, as in an MD run: the atoms are displaced by 0.05 A between the two
 calls). Peak memory: the largest memory traced (tracemalloc, numpy arrays included) during
-one update and force evaluation, in a separate untimed pass. Trajectory: the deck's
-tolerance against the true force error over an MD run (100 updates of the default deck at
-300 K and 1 V, replayed from its dump; reference tol 1e-9). Single process,
-OMP_NUM_THREADS=1.
+one update and force evaluation, in a separate untimed pass. Trajectory: tolerances from
+1 eV/A down to 1e-3 against the true force error and the update time over an MD run (100
+updates of the default deck at 300 K and 1 V, replayed from its dump; reference tol 1e-9):
+the speed the accuracy buys. Single process, OMP_NUM_THREADS=1.
 """
 import os
 import platform
@@ -33,6 +33,7 @@ from lammps_recoil.analysis import read_dump  # noqa: E402
 from lammps_recoil.builders import (ElectrodeSites, build_filament, check_device,  # noqa: E402
                                     system_from_types)
 from lammps_recoil.geometry import fcc_lattice  # noqa: E402
+from lammps_recoil.integration import DEFAULT_TOL  # noqa: E402
 
 TOL = 1e-2
 CASES = [  # (label, build_filament arguments, NEGF device)
@@ -136,30 +137,40 @@ def replay(dump, n=100, comm=None, device="filament"):
     return system, [x[inside] for x in xyz], ids[inside]
 
 
-def trajectory_accuracy(tols=(1e-1, 3e-2, 1e-2, 1e-3)):
-    """Energy points and true force errors of the adaptive rule along an MD trajectory."""
+def trajectory_accuracy(tols=(1.0, 1e-1, 3e-2, 1e-2, 1e-3)):
+    """Energy points, true force errors and update times of the adaptive rule along an MD
+    trajectory: each tolerance replays the whole trajectory on its own (its partitions
+    reused from update to update, as in MD), an update being system.update and
+    system.forces."""
     with tempfile.TemporaryDirectory() as tmp:
         system, xyz, ids = replay(md_dump(tmp))
+    refs = {}
+    for k in range(0, len(xyz), 2):
+        system.update(xyz[k], ids)
+        refs[k] = system.forces(1.0, tol=1e-9).forces
     rows = {tol: [] for tol in tols}
-    for k, x in enumerate(xyz):
-        system.update(x, ids)
-        res = {tol: system.forces(1.0, tol=tol) for tol in tols}   # own partition each
-        if k % 2 == 0:
-            ref = system.forces(1.0, tol=1e-9)
-            for tol in tols:
-                rows[tol].append((res[tol].n_energies,
-                                  np.abs(res[tol].forces - ref.forces).max(), res[tol].error))
+    seconds = {tol: [] for tol in tols}
+    for tol in tols:
+        for k, x in enumerate(xyz):
+            t0 = time.perf_counter()
+            system.update(x, ids)
+            res = system.forces(1.0, tol=tol)
+            seconds[tol].append(time.perf_counter() - t0)
+            if k in refs:
+                rows[tol].append((res.n_energies, np.abs(res.forces - refs[k]).max(),
+                                  res.error))
     print(f"\nAdaptive rule along an MD trajectory ({len(xyz)} updates of the default deck at "
           f"300 K, V = 1 V, filament device; true error against tol 1e-9 at every second "
-          "update):\n")
+          "update; update: the median wall time of system.update and system.forces):\n")
     print("| tol | energy points, mean (max) | true force error, median / 90% / max (eV/A) | "
-          "error estimate, median |")
-    print("| --- | --- | --- | --- |")
+          "error estimate, median | update (ms) |")
+    print("| --- | --- | --- | --- | --- |")
     for tol in tols:
         n, err, est = (np.array(c) for c in zip(*rows[tol]))
-        print(f"| {tol:g} | {n.mean():.1f} ({n.max():.0f}) | {np.median(err):.1e} / "
-              f"{np.percentile(err, 90):.1e} / {err.max():.1e} | {np.median(est):.1e} |",
-              flush=True)
+        label = {TOL: " (deck)", DEFAULT_TOL: " (Python)"}.get(tol, "")
+        print(f"| {tol:g}{label} | {n.mean():.1f} ({n.max():.0f}) | {np.median(err):.1e} / "
+              f"{np.percentile(err, 90):.1e} / {err.max():.1e} | {np.median(est):.1e} | "
+              f"{1e3 * np.median(seconds[tol]):.2f} |", flush=True)
 
 
 def main():
