@@ -1,11 +1,13 @@
 """Benchmark: one recoil update on 1 and 2 MPI ranks, replayed from an MD run.
 
-    python benchmarks/bench_ranks.py [--ranks 1 2] [--repeat 5]     # Markdown table
+    python benchmarks/bench_ranks.py [--ranks 1 2] [--repeat 5] [--device mobile]
 
 Runs the default deck (2 ps warm-up, 10 ps at 1 V, a dump at every recoil update), then
-replays its last 80 updates of the filament NEGF device (V = 1 V, the deck's tol = 1e-2)
-on each rank count through mpiexec: the energy points are shared among the ranks, and an
-update is the wall time of ``system.update`` and ``system.forces`` behind a barrier, the
+replays its last 80 updates of the filament NEGF device (or, with ``--device mobile``, of
+all 226 mobile atoms; V = 1 V, the deck's tol = 1e-2) on each rank count through
+mpiexec, with the heap kept between updates as in MD (``coupling.keep_heap``), and prints
+a Markdown table: the energy points are shared among the ranks, and an update is the wall
+time of ``system.update`` and ``system.forces`` behind a barrier, the
 MD coupling's LAMMPS exchange left out. Each rank count replays the updates ``--repeat``
 times from scratch (energy partitions and lead caches cleared), and the fastest time of
 each update counts (the machine is shared); the first 5 updates, while the partition
@@ -50,13 +52,16 @@ def core_check(comm):
     return comm.gather(MPI.Wtime() - t0)
 
 
-def child(dump, repeat):
+def child(dump, repeat, device):
     """Replay on the ranks of COMM_WORLD; rank 0 prints the fastest time of each update
     and the core check before and after the replays."""
     from mpi4py import MPI
+    from lammps_recoil.coupling import keep_heap
+    keep_heap()
     comm = MPI.COMM_WORLD
     checks = [core_check(comm)]
-    system, xyz, ids = replay(dump, n=80, comm=comm if comm.Get_size() > 1 else None)
+    system, xyz, ids = replay(dump, n=80, comm=comm if comm.Get_size() > 1 else None,
+                              device=device)
     best = np.full(len(xyz), np.inf)
     for _ in range(repeat):
         system._partitions.clear()
@@ -77,12 +82,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--device", default="filament", choices=("filament", "mobile"))
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        return child(args.child, args.repeat)
+        return child(args.child, args.repeat, args.device)
     print(f"# python benchmarks/bench_ranks.py --ranks {' '.join(map(str, args.ranks))} "
-          f"--repeat {args.repeat}\n# {time.strftime('%Y-%m-%d')}, "
+          f"--repeat {args.repeat} --device {args.device}\n# {time.strftime('%Y-%m-%d')}, "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"python {sys.version.split()[0]}\n")
     print("| ranks | update, median (ms) | update, mean (ms) | median / 1 rank | core check "
@@ -92,7 +98,8 @@ def main():
         dump = md_dump(tmp)
         base = None
         for n in args.ranks:
-            cmd = [sys.executable, __file__, "--child", dump, "--repeat", str(args.repeat)]
+            cmd = [sys.executable, __file__, "--child", dump, "--repeat", str(args.repeat),
+                   "--device", args.device]
             if n > 1:
                 cmd = [str(MPIEXEC), "-n", str(n)] + cmd
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
