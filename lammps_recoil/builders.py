@@ -47,7 +47,7 @@ DEVICES = {"filament": (FILAMENT_TYPE,), "mobile": (FILAMENT_TYPE, ELECTRODE_TYP
 #: Largest distance (A) of a mobile electrode atom from its lattice site for which the
 #: "filament" device still counts it as a site of the ideal lead: half the nearest-neighbour
 #: distance (farther, the atom no longer belongs to its site). Thermal vibrations at 300 K
-#: are about 0.15 A rms; atoms at the filament's foot reached 1.2 A in 150 ps runs.
+#: are about 0.15 A rms; atoms at the filament's foot reached 1.28 A in 150 ps runs.
 SITE_TOLERANCE = 0.5 * A_NN_CU
 
 

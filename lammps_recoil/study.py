@@ -1,7 +1,7 @@
 """The paper's Cu filament study: figures of one run, and ensembles over seeds and biases.
 
 ``analyze(prefix)`` turns the outputs of one run of ``inputs/in.filament`` (``<prefix>.
-recoil.csv``, ``.dump``, ``.log``) into the paper's Fig. 2 panels and tables:
+recoil.csv`` and ``.dump``) into the paper's Fig. 2 panels and tables:
 conductance vs time (Fig. 2b lower), recoil and recoil + EAM force on the filament vs time
 (Fig. 2b upper), the initial geometry with per-atom recoil force arrows (Fig. 2a), the
 initial and final states, atoms per layer along z (where atoms migrated from and to) and a

@@ -140,7 +140,7 @@ def test_mirror_symmetry_and_direction():
     """An ideal (001) filament is mirror symmetric in z: at beta = 1/2 the forces at -V
     are the mirror image of those at V (F_z(-z, -V) = -F_z(z, V)). With V > 0 the right
     lead has the higher chemical potential (mu_R = E_F + V/2) and the filament is pushed
-    toward it, the electron-injecting electrode (see docs/physics.md on the sign)."""
+    toward it, the electron-injecting electrode (see the README's Conventions, Bias, on the sign)."""
     f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
                        shape="cylinder", neck_radius=1.3)
     s = f.recoil_system(device="mobile")
