@@ -27,7 +27,7 @@ x_a - x_b), the number of atoms per layer instead of its square per layer pair.
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import brentq
+from scipy.optimize import brentq, minimize_scalar
 from scipy.spatial import cKDTree
 
 from .geometry import (LayerLattice, check_box, check_positions, commensurate_count,
@@ -636,11 +636,41 @@ class WireLead:
     def fermi_level(self, *args, **kwargs):
         raise ValueError("a wire lead has no bulk Fermi level: pass fermi_level explicitly")
 
-    def band_edges(self, nq: int = 400):
-        q = np.linspace(0, np.pi, nq)
-        ev = [np.linalg.eigvalsh(self.H0 + self.H1 * np.exp(1j * x)
-                                 + self.H1.conj().T * np.exp(-1j * x)) for x in q]
-        return float(np.min(ev)), float(np.max(ev))
+    def band_edges(self) -> tuple[float, float]:
+        """Bottom and top of the wire's subbands (eV): its lowest and highest channel
+        edges."""
+        edges = self.channel_edges()
+        return float(edges[0]), float(edges[-1])
+
+    def channel_edges(self, k=None, nq: int = 256) -> np.ndarray:
+        """Energies where a channel of the wire opens or closes (eV): the extrema of its
+        subbands eps_n(q), eigenvalues of H0 + H1 e^{iq} + H1^T e^{-iq} on 0 <= q <= pi.
+
+        q = 0 and q = pi are extrema of every subband (eps(q) = eps(-q)); interior extrema
+        are located on an ``nq``-point grid and refined by a bounded scalar minimization
+        (to 1e-12 in q). Where two subbands cross, the sorted bands have a kink that looks
+        like an extremum; the crossing energy is then returned as well (a harmless extra
+        break of the integration, not a branch point).
+        """
+        if k is not None and np.any(k):
+            raise ValueError("a wire lead has no transverse Bloch vector")
+        band = lambda q, n: np.linalg.eigvalsh(self._bloch(q))[n]
+        q = np.linspace(0.0, np.pi, nq + 1)
+        eps = np.linalg.eigvalsh(self._bloch(q))                    # (nq + 1, bands)
+        edges = [eps[0], eps[-1]]
+        left, mid, right = eps[:-2], eps[1:-1], eps[2:]
+        for sign in (1.0, -1.0):                                     # minima, maxima
+            i, n = np.nonzero((sign * (mid - left) < 0) & (sign * (mid - right) <= 0))
+            for a, b in zip(i, n):
+                res = minimize_scalar(lambda x: sign * band(x, b), bounds=(q[a], q[a + 2]),
+                                      method="bounded", options={"xatol": 1e-12})
+                edges.append([sign * res.fun])
+        return np.unique(np.round(np.concatenate(edges), 9))
+
+    def _bloch(self, q):
+        """H(q) = H0 + H1 e^{iq} + H1^T e^{-iq} for an array of q (a stack)."""
+        q = np.atleast_1d(q)[:, None, None]
+        return self.H0 + self.H1 * np.exp(1j * q) + self.H1.T * np.exp(-1j * q)
 
     def check_reach(self, device: np.ndarray, names=_indices) -> None:
         far = self.positions + self.translation
