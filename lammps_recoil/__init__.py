@@ -5,7 +5,8 @@ memristors": a tight-binding NEGF model of the conduction electrons (Eqs. 2-13) 
 semi-infinite leads, the 1D chain toy model (Eqs. 14-19), and its coupling to LAMMPS MD.
 
 Layout, in the order the physics flows: ``geometry`` -> ``hamiltonian`` (tight binding)
--> ``leads`` -> ``greens`` (device Green's function, transmission) -> ``integration``
+-> ``leads`` -> ``greens`` (device Green's function, transmission) -> ``boundstates``
+(states no lead broadens) -> ``integration``
 (energy windows) -> ``forces`` -> ``system`` (the public entry point).
 """
 import os

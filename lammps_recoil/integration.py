@@ -221,40 +221,42 @@ class Segment:
     edge: bool = False
     steps: tuple = ()
 
-    def pieces(self, kinks=()) -> list[Piece]:
-        """The segment cut at its steps and at the square-root ``kinks`` (channel edges)
-        inside it; kinks and the band-bottom edge are root ends of their pieces."""
-        kinks = np.asarray(kinks, dtype=float)
+    def pieces(self, kinks=(), cuts=()) -> list[Piece]:
+        """The segment cut at its steps, at the square-root ``kinks`` (channel edges) and
+        at the ``cuts`` (poles removed from the integrand, which no node may hit) inside
+        it; kinks and the band-bottom edge are root ends of their pieces."""
+        kinks, cuts = np.asarray(kinks, dtype=float), np.asarray(cuts, dtype=float)
         kinks = kinks[(kinks > self.a) & (kinks < self.b)]
-        ends = np.unique(np.concatenate([[self.a, self.b], self.steps, kinks]))
+        cuts = cuts[(cuts > self.a) & (cuts < self.b)]
+        ends = np.unique(np.concatenate([[self.a, self.b], self.steps, kinks, cuts]))
         roots = set(kinks.tolist()) | ({self.a} if self.edge else set())
         return [Piece(lo, hi, lo in roots, hi in roots) for lo, hi in zip(ends[:-1], ends[1:])]
 
-    def nodes(self, n: int):
+    def nodes(self, n: int, cuts=()):
         """Fixed n-point Gauss-Legendre nodes and weights (dE included) on each piece
-        between the steps (with the band-bottom substitution)."""
+        between the steps and ``cuts`` (with the band-bottom substitution)."""
         if n < 1:
             raise ValueError(f"need at least one energy point, got {n}")
         u, wu = gauss_legendre(0.0, 1.0, n)
-        rules = [piece.energy(u) for piece in self.pieces()]
+        rules = [piece.energy(u) for piece in self.pieces(cuts=cuts)]
         return np.concatenate([E for E, _ in rules]), np.concatenate([wu * J for _, J in rules])
 
     def integrate(self, func, n_points: int | None = None, tol: float = DEFAULT_TOL,
-                  kinks=(), start=()):
+                  kinks=(), start=(), cuts=()):
         """Integral of the vector function over the segment.
 
         ``func(energies, segment)`` returns one row per energy. Fixed Gauss-Legendre with
-        ``n_points`` on each side of a step, else :func:`adaptive_integral` on the pieces
-        cut also at the ``kinks``, to absolute accuracy ``tol`` (max norm of the error
-        estimate), starting from the partition ``start``. Returns
+        ``n_points`` on each side of a step or cut, else :func:`adaptive_integral` on the
+        pieces cut also at the ``kinks``, to absolute accuracy ``tol`` (max norm of the
+        error estimate), starting from the partition ``start``. Returns
         (integral, error estimate or nan, n_evals, partition to start a similar integral
         from (None for fixed rules)).
         """
         if n_points is not None:
-            E, w = self.nodes(n_points)
+            E, w = self.nodes(n_points, cuts)
             return w @ func(E, self), np.nan, len(E), None
         val, err, n, ends, errors = adaptive_integral(lambda e: func(e, self),
-                                                      self.pieces(kinks), tol, start)
+                                                      self.pieces(kinks, cuts), tol, start)
         return val, err, n, coarsen(ends, errors, tol)
 
 

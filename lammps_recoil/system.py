@@ -13,16 +13,17 @@ so repeated evaluations on the same energy grid (an MD run) only redo the device
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import integration as quad
+from .boundstates import BoundState, find_bound_states, numerical_eta
 from .forces import force_matrix, onsite_weight, require_finite
 from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
                        check_positions, neighbor_pairs)
-from .greens import (SCHUR_MAX, Coupling, DeviceMatrix, Scattering, real_dot, self_energy,
-                     to_dense)
+from .greens import (SCHUR_MAX, Coupling, DeviceMatrix, Scattering, dagger, real_dot,
+                     self_energy, to_dense)
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -47,7 +48,9 @@ class RecoilResult:
     used; ``error``: the adaptive integral's error estimate (NaN for fixed rules); ``at_lead``:
     device atoms bonded to lead atoms (their environment includes the idealized frozen
     lead); ``timings``: seconds spent in lead Green's functions, device solves (including
-    the density matrix) and force contraction.
+    the density matrix) and force contraction; ``unbroadened``: the states in and near
+    the window that no open lead channel broadens (:class:`~lammps_recoil.boundstates.
+    BoundState`, device atoms in the caller's order), removed from the integrals.
     """
 
     forces: np.ndarray
@@ -61,6 +64,7 @@ class RecoilResult:
     error: float
     at_lead: np.ndarray
     timings: dict = field(default_factory=dict)
+    unbroadened: tuple = ()
 
     @property
     def total(self) -> np.ndarray:
@@ -276,14 +280,16 @@ class RecoilSystem:
         k = self.kpoints[ik] if self.box is not None else None
         return self.leads[s].surface_gf(E, k, self.couplings[s].contacts)
 
-    def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None) -> Scattering:
+    def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None, decouple=None) -> Scattering:
         """Solve the device problem on energies E (eV) at Bloch vector index ik (``gs``:
-        the leads' contact Green's functions on E, if already at hand)."""
+        the leads' contact Green's functions on E, if already at hand; ``decouple``: see
+        :meth:`_decoupling`)."""
         E = np.atleast_1d(np.asarray(E, dtype=float))
         if gs is None:
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
         try:
-            return Scattering(E, self._M[ik], self._V[ik], gs, sources)
+            return Scattering(E, self._M[ik], self._V[ik], gs, sources,
+                              None if decouple is None else decouple[ik])
         except (RuntimeError, np.linalg.LinAlgError) as err:   # exactly singular
             raise FloatingPointError(f"device Green's function is singular at an energy in "
                                      f"[{E.min()}, {E.max()}] eV (a bound state of the "
@@ -299,9 +305,9 @@ class RecoilSystem:
         E = np.atleast_1d(np.asarray(energies, dtype=float))
         return self._map(self._transmission, E) if E.size else np.zeros(0)
 
-    def _transmission(self, E: np.ndarray) -> np.ndarray:
-        """T(E) on this rank alone."""
-        return sum(wk * self.scattering(E, ik, sources=(1,)).transmission()
+    def _transmission(self, E: np.ndarray, decouple=None) -> np.ndarray:
+        """T(E) on this rank alone (``decouple``: see :meth:`_decoupling`)."""
+        return sum(wk * self.scattering(E, ik, (1,), decouple=decouple).transmission()
                    for ik, wk in enumerate(self.kweights))
 
     def _map(self, fn, energies) -> np.ndarray:
@@ -327,20 +333,29 @@ class RecoilSystem:
         return self.scattering(E, ik, sources=(1,)).channels()[0]
 
     def conductance(self, bias: float = 0.0, beta: float = 0.5, temperature: float = 0.0,
-                    tol: float = quad.DEFAULT_TOL, n_points: int | None = None) -> float:
-        """Landauer conductance G/G0 (Eq. 11); T(E_F) in linear response at T = 0."""
+                    tol: float = quad.DEFAULT_TOL, n_points: int | None = None,
+                    unbroadened="auto") -> float:
+        """Landauer conductance G/G0 (Eq. 11); T(E_F) in linear response at T = 0.
+        ``unbroadened`` as in :meth:`forces`."""
         segments = quad.bias_window(self.fermi_level, bias, beta, temperature)
         if not segments:
             return float(self.transmission(self.fermi_level)[0])
         self._check_window(segments)
-        func = lambda E, seg: (seg.landauer(E) * self.transmission(E))[:, None]
-        return float(sum(seg.integrate(func, n_points, tol / len(segments), self._kinks())[0][0]
-                         for seg in segments))
+        states = self._unbroadened(segments, unbroadened)
+        cuts = [b.energy for b in states]
+        decouple = self._decoupling(states)
+
+        def func(E, seg):
+            T = self._map(lambda e: self._transmission(e, decouple), E)
+            return (seg.landauer(E) * T)[:, None]
+
+        return float(sum(seg.integrate(func, n_points, tol / len(segments), self._kinks(),
+                                       cuts=cuts)[0][0] for seg in segments))
 
     def forces(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
                model: str = "paper", tol: float = quad.DEFAULT_TOL,
                n_points: int | None = None, full: bool = False,
-               full_points: int = 96) -> RecoilResult:
+               full_points: int = 96, unbroadened="auto") -> RecoilResult:
         """Recoil forces at bias V (volts) on the device atoms (Eq. 10 with Eq. 4).
 
         By default the renormalized force F(V) - F(0) from the bias window only (what MD
@@ -351,6 +366,17 @@ class RecoilSystem:
         lead) and adds the occupied bound states below E_0 (see :meth:`bound_states`),
         which Eq. 10's integral leaves out. ``model`` selects Eq. 4 (``"paper"``) or
         ``"hellmann-feynman"``. ``temperature`` is the electron temperature (K).
+
+        Eq. 9 counts scattering states only: states in or near the window that no open
+        lead channel broadens (bound states in the continuum, states in a lead's subband
+        gap) are found (:mod:`~lammps_recoil.boundstates`), reported in the result's
+        ``unbroadened`` and decoupled from the leads' numerical broadening, so that they
+        add no eta-dependent Lorentzian (eta -> 0 before the energy integral), and their
+        energies become ends of the integration intervals. ``unbroadened="auto"`` looks
+        for them where a lead or the device has a numerical broadening eta > 0 (where
+        they would otherwise enter); with eta = 0 everywhere (periodic and chain leads by
+        default) they carry no weight and are looked for only with ``True``; ``False``
+        never looks.
         """
         onsite_weight(model)
         if full:
@@ -360,6 +386,9 @@ class RecoilSystem:
         else:
             segments = quad.bias_window(self.fermi_level, bias, beta, temperature)
         self._check_window(segments)
+        states = self._unbroadened(segments, unbroadened)
+        decouple = self._decoupling(states)
+        cuts = [b.energy for b in states]
         timings = {"leads": 0.0, "solve": 0.0, "forces": 0.0}
         n = self.n_atoms
         total, error, n_energies = np.zeros(4 * n + 1), 0.0, 0
@@ -367,7 +396,8 @@ class RecoilSystem:
         fermi_t = []                   # T(E_F), solved along with this rank's first batch
 
         def batch(E, seg):
-            rows, t = self._integrand(E, seg, model, timings, () if fermi_t else (EF,))
+            rows, t = self._integrand(E, seg, model, timings, () if fermi_t else (EF,),
+                                      decouple)
             fermi_t.extend(t)
             return rows
 
@@ -375,7 +405,8 @@ class RecoilSystem:
         for seg in segments:
             key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
             val, err, nev, ends = seg.integrate(func, n_points, tol / len(segments),
-                                                self._kinks(), self._partitions.get(key, ()))
+                                                self._kinks(), self._partitions.get(key, ()),
+                                                cuts)
             if ends is not None:
                 self._partitions[key] = ends
             total, error, n_energies = total + val, error + err, n_energies + nev
@@ -392,7 +423,60 @@ class RecoilSystem:
             conductance = float(fermi_t[0])
         return RecoilResult(forces, conductance, float(fermi_t[0]),
                             self._to_user(total[3 * n + 1:]), bias, beta, temperature,
-                            n_energies, error, self.at_lead.copy(), timings)
+                            n_energies, error, self.at_lead.copy(), timings,
+                            tuple(self._user_state(b) for b in states))
+
+    def unbroadened_states(self, lo: float, hi: float) -> list[BoundState]:
+        """States with energies in [lo, hi] (eV, widened by ``boundstates.MARGIN``) that no
+        open lead channel broadens, at every Bloch vector (device atoms in the caller's
+        order). See :mod:`lammps_recoil.boundstates`."""
+        return [self._user_state(b) for ik in range(len(self.kpoints))
+                for b in find_bound_states(self, lo, hi, ik)]
+
+    def _unbroadened(self, segments, policy="auto") -> list[BoundState]:
+        """The unbroadened states in and near the segments (internal order), looked for as
+        ``policy`` says (see :meth:`forces`)."""
+        if policy not in ("auto", True, False):
+            raise ValueError(f"unbroadened must be 'auto', True or False, got {policy!r}")
+        if policy == "auto":
+            policy = numerical_eta(self) > 0.0
+        if not segments or not policy:
+            return []
+        lo, hi = min(seg.a for seg in segments), max(seg.b for seg in segments)
+        return [b for ik in range(len(self.kpoints)) for b in find_bound_states(self, lo, hi, ik)]
+
+    def _user_state(self, b: BoundState) -> BoundState:
+        n = self.n_atoms
+        return replace(b, psi=np.concatenate([self._to_user(b.psi[:n]), b.psi[n:]]),
+                       device_weight=self._to_user(b.device_weight))
+
+    def _decoupling(self, states):
+        """Per Bloch vector, the corrections Delta a_S (each lead's contacts) that take the
+        leads' numerical broadening off the unbroadened states (None if there are none).
+
+        For a state with contact amplitudes phi = V_S psi_B, P the projector on phi and
+        a = a_S(E_b): Delta a = a P + P a - P a P. Then (a_S(E) - Delta a) phi vanishes at
+        E_b, so that no scattering state injected with it has a pole there: the eta
+        Lorentzian of full weight and its 1/(E - E_b) tails both leave the integrand, and
+        the correction itself is of the order of eta elsewhere. Bound states of several
+        energies add their corrections.
+        """
+        if not states:
+            return None
+        out = [[None, None] for _ in self.kpoints]
+        n = self.n_atoms
+        for b in states:
+            for s, c in enumerate(self.couplings):
+                phi = self._V[b.ik][s] @ b.psi[:n][c.boundary]
+                norm = np.vdot(phi, phi).real
+                if not norm > 0:
+                    continue
+                g = self._lead_gf(s, np.array([b.energy]), b.ik)[0]
+                a = 1j * (g - dagger(g))
+                P = np.outer(phi, phi.conj()) / norm
+                da = a @ P + P @ a - P @ a @ P
+                out[b.ik][s] = da if out[b.ik][s] is None else out[b.ik][s] + da
+        return out
 
     def energy_partitions(self) -> dict:
         """The adaptive energy partitions kept for reuse, as arrays (for restart files)."""
@@ -450,7 +534,8 @@ class RecoilSystem:
                 "ill-defined. Choose another transverse cell (for fcc (001) at 1 V: 4x4 cubic "
                 "cells) or k grid, the (111) orientation, or give the lead a broadening eta > 0")
 
-    def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=()):
+    def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=(),
+                   decouple=None):
         """Rows of forces (3N), conductance weight x T (1) and density (N) per unit energy,
         one row per energy of the batch E, and T(E) at the energies ``probes`` (solved in
         the same batch).
@@ -460,7 +545,9 @@ class RecoilSystem:
         vectors) and contracted into forces with Eq. 4. Each energy is solved only for the
         columns of the leads that inject at it (at T = 0: the left lead below E_F, the
         right one above), in one group per set of injecting leads; energies where none
-        does (the probes) join a group, for T alone.
+        does (the probes) join a group, for T alone. ``decouple`` (:meth:`_decoupling`)
+        takes the leads' numerical broadening off the unbroadened states (eta -> 0 before
+        the energy integral: see :mod:`lammps_recoil.boundstates`).
         """
         ne = len(E)
         E = np.concatenate([E, probes])
@@ -486,7 +573,7 @@ class RecoilSystem:
             # Re(exp(-ik.d) sum_b X_ib conj(P_jb)) = real_dot(X_i, exp(ik.d) P_j)
             phase = b.phases(self.kpoints[ik] if self.box is not None else None)
             for sel, sources in groups:
-                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
+                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs], decouple)
                 if np.any(tw[sel] != 0.0):
                     G[sel] += wk * tw[sel] * sc.transmission()
                 for s in sources:

@@ -1,0 +1,208 @@
+"""Device states that no open lead channel broadens (bound states in and near the window).
+
+Eq. 9 builds the density matrix from scattering states incident from the leads. A state of
+the device (with its self-energies) that no open channel reaches -- a bound state in the
+continuum held by a symmetry, or a state in a subband gap of a lead -- is not one of them:
+it is a real pole E_b of the retarded Green's function with a norm-one eigenvector psi,
+
+.. math::
+
+    [E_b - H_F - \\Lambda(E_b)]\\,\\psi = 0,\\qquad \\Gamma(E_b)\\,\\psi = 0,
+
+where Sigma = Lambda - i Gamma / 2. A numerical broadening eta of the leads (decimation's
+E + i eta) or of the device moves the pole to E_b - i gamma / 2 with gamma ~ eta, and the
+injected densities G Gamma_S G^+ then carry a Lorentzian of full weight,
+
+.. math::
+
+    G\\,\\Gamma_S\\,G^\\dagger \\simeq \\hat P\\,\\frac{\\gamma_S}{(E - E_b)^2 + \\gamma^2/4},
+    \\qquad \\hat P = \\frac{\\psi\\psi^\\dagger}{N},\\quad
+    N = \\psi^\\dagger [1 - \\Lambda'(E_b)]\\,\\psi,
+
+split between the leads as gamma_S / gamma (gamma_S = psi^+ Gamma_S psi / N) -- a number set
+by how eta enters each lead, not by physics. The package takes eta -> 0 before the energy
+integral: each lead's spectral function a_S is corrected, where it injects, by a constant
+Delta a that makes (a_S - Delta a) V_S psi vanish at E_b (``RecoilSystem._decoupling``), so
+that the Lorentzian and its tails leave the integrand, and E_b becomes an end of the
+integration intervals, so that no node falls on the pole. ``N`` includes the tails in the
+leads, and psi extends over the lead contact atoms (psi_t = g_t V_t psi on lead t's
+contacts), as the densities of Eq. 9 do.
+
+States are found as fixed points E = Re lambda(E) of the eigenvalues lambda(E) of the
+effective Hamiltonian H_F + Sigma(E) (dense), started from a scan over the window and
+refined by secant steps; a converged state is unbroadened when its width gamma is at most
+``BOUND_WIDTH_FACTOR`` times the largest numerical eta (plus ``BOUND_WIDTH_FLOOR``): an
+open channel broadens a state by far more, an eta by at most 2 eta.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .greens import self_energy, to_dense
+
+#: Spacing (eV) of the scan energies at which H_F + Sigma(E) is diagonalized.
+SCAN_STEP = 0.05
+#: States this far (eV) outside the integration window are found too (their tails reach in).
+MARGIN = 0.05
+#: Eigenvalues with |Im lambda| up to this (eV) at a scan energy are refined.
+CANDIDATE_WIDTH = 0.02
+#: A state is unbroadened when gamma <= BOUND_WIDTH_FACTOR * eta + BOUND_WIDTH_FLOOR (eV),
+#: eta the largest numerical broadening of the leads and the device (an eta broadens a
+#: state by at most 2 eta: its weight in the device and the lead tails sums to one).
+BOUND_WIDTH_FACTOR = 4.0
+BOUND_WIDTH_FLOOR = 1e-10
+#: Leads with a broadening above this (eV) are lossy models (the laterally infinite lead's
+#: k-mesh smoothing, 0.02 eV by default): every state has a width of at least their eta,
+#: so no state is unbroadened and none is looked for.
+MAX_NUMERICAL_ETA = 1e-6
+#: A refined eigenvalue is dropped as a broadened resonance once |Im lambda| exceeds
+#: REJECT_CURVATURE * (Re lambda - E)^2 + REJECT_WIDTH (1/eV, eV): the width of an
+#: unbroadened state vanishes quadratically at its energy.
+REJECT_CURVATURE = 1e3
+REJECT_WIDTH = 1e-6
+#: Secant refinement: converged when |E - Re lambda(E)| is below this (eV).
+ENERGY_TOL = 1e-12
+MAX_STEPS = 40
+#: Finite-difference step (eV) for Lambda'(E_b) in the norm N.
+DERIVATIVE_STEP = 1e-5
+
+
+@dataclass(frozen=True)
+class BoundState:
+    """An unbroadened state of the device at one Bloch vector.
+
+    ``energy``: E_b (eV); ``width``: its width gamma from the numerical broadenings
+    (eV, removed from the integrals); ``lead_widths``: gamma_L, gamma_R (eV);
+    ``psi``: amplitudes on the extended region (device in internal order, then each
+    lead's contacts), normalized with the lead tails (psi^+ [1 - Lambda'] psi = 1 on the
+    device); ``device_weight``: its weight on each device atom (internal order; sums to
+    1 minus the tails); ``lead_weights``: the weight of its tails in the left and right
+    lead (which leads it touches); ``ik``: the Bloch vector index.
+    """
+
+    energy: float
+    width: float
+    lead_widths: tuple
+    psi: np.ndarray
+    device_weight: np.ndarray
+    lead_weights: tuple
+    ik: int = 0
+
+
+def numerical_eta(system) -> float:
+    """Largest numerical broadening (eV) of the system's leads and device."""
+    return max([system.eta] + [float(getattr(lead, "eta", 0.0)) for lead in system.leads])
+
+
+def effective_hamiltonian(system, E: np.ndarray, ik: int) -> np.ndarray:
+    """H_F + Sigma_L(E) + Sigma_R(E) (+ i eta of the device absorbed as -i eta) on the
+    device atoms in internal order, a dense stack over the energies E."""
+    H = to_dense(system._H[ik]).astype(complex)
+    out = np.broadcast_to(H, (len(E),) + H.shape).copy()
+    for s, c in enumerate(system.couplings):
+        sigma = self_energy(system._V[ik][s], system._lead_gf(s, E, ik))
+        out[:, c.boundary[:, None], c.boundary[None, :]] += sigma
+    if system.eta:
+        out -= 1j * system.eta * np.eye(len(H))
+    return out
+
+
+def find_bound_states(system, lo: float, hi: float, ik: int = 0) -> list[BoundState]:
+    """Unbroadened states with E_b in [lo - MARGIN, hi + MARGIN] at Bloch vector ik.
+
+    Empty when a lead's broadening exceeds MAX_NUMERICAL_ETA (lossy leads broaden every
+    state). The scan covers the interval on a grid of spacing at most SCAN_STEP.
+    """
+    eta = numerical_eta(system)
+    if eta > MAX_NUMERICAL_ETA or system.n_atoms == 0:
+        return []
+    lo, hi = lo - MARGIN, hi + MARGIN
+    band_lo, band_hi = system.band_edges
+    lo, hi = max(lo, band_lo), min(hi, band_hi)
+    if hi <= lo:
+        return []
+    scan = np.linspace(lo, hi, int(np.ceil((hi - lo) / SCAN_STEP)) + 1)
+    half = 0.5 * (scan[1] - scan[0]) if len(scan) > 1 else SCAN_STEP
+    lam = np.linalg.eigvals(effective_hamiltonian(system, scan, ik))
+    found = []
+    for E0, vals in zip(scan, lam):
+        near = vals[(np.abs(vals.imag) <= CANDIDATE_WIDTH) & (np.abs(vals.real - E0) <= half)]
+        for start in near:
+            E = _refine(system, float(start.real), ik)
+            if E is not None and lo <= E <= hi and not any(abs(E - f) < 1e-8 for f in found):
+                found.append(E)
+    threshold = BOUND_WIDTH_FACTOR * eta + BOUND_WIDTH_FLOOR
+    states = []
+    for E in sorted(found):
+        states += [s for s in _states_at(system, E, ik) if s.width <= threshold]
+    return states
+
+
+def _nearest_eigenvalue(system, E: float, target: complex, ik: int) -> complex:
+    vals = np.linalg.eigvals(effective_hamiltonian(system, np.array([E]), ik)[0])
+    return vals[np.argmin(np.abs(vals - target))]
+
+
+def _refine(system, E: float, ik: int) -> float | None:
+    """Fixed point E = Re lambda(E) of the eigenvalue followed from E, by secant steps on
+    f(E) = Re lambda(E) - E (None if it does not converge)."""
+    lam = _nearest_eigenvalue(system, E, E, ik)
+    x0, f0 = E, lam.real - E
+    x1 = lam.real
+    for _ in range(MAX_STEPS):
+        lam = _nearest_eigenvalue(system, x1, lam, ik)
+        f1 = lam.real - x1
+        if abs(f1) < ENERGY_TOL:
+            return x1
+        # an unbroadened state's width closes quadratically in the distance to E_b, a
+        # resonance's stays: give up on it once that is plain
+        if abs(lam.imag) > REJECT_CURVATURE * f1 ** 2 + REJECT_WIDTH:
+            return None
+        if f1 == f0:
+            return None
+        x0, x1, f0 = x1, x1 - f1 * (x1 - x0) / (f1 - f0), f1
+        if not np.isfinite(x1):
+            return None
+    return None
+
+
+def _states_at(system, E: float, ik: int) -> list[BoundState]:
+    """The states with eigenvalue lambda(E) = E (within 1e-8 eV: degenerate ones too),
+    normalized with their lead tails, and their widths."""
+    vals, vecs = np.linalg.eig(effective_hamiltonian(system, np.array([E]), ik)[0])
+    pick = np.flatnonzero(np.abs(vals.real - E) < 1e-8)
+    if not pick.size:
+        return []
+    basis = np.linalg.qr(vecs[:, pick])[0]      # orthonormal, if (nearly) degenerate
+    h = DERIVATIVE_STEP
+    energies = np.array([E - h, E, E + h])
+    # per lead: Sigma_S at E_b - h, E_b, E_b + h on its boundary, and g_S at E_b
+    sig, g0 = [], []
+    for s in (0, 1):
+        g = system._lead_gf(s, energies, ik)
+        sig.append(self_energy(system._V[ik][s], g))
+        g0.append(g[1])
+    states = []
+    for psi in basis.T:
+        widths, tails, amps = [], [], []
+        for s, c in enumerate(system.couplings):
+            p = psi[c.boundary]
+            gamma = 1j * (sig[s][1] - sig[s][1].conj().T)
+            d = (sig[s][2] - sig[s][0]) / (2.0 * h)           # Sigma_S'(E_b)
+            widths.append(float(np.real(p.conj() @ gamma @ p)))
+            # the weight of the tail in lead S: -psi^+ Lambda_S' psi (Hermitian part)
+            tails.append(float(-np.real(p.conj() @ (0.5 * (d + d.conj().T)) @ p)))
+            amps.append(g0[s] @ (system._V[ik][s] @ p))       # psi on S's contacts
+        dev = float(np.real(psi.conj() @ psi))
+        norm = dev + sum(tails)
+        if not norm > 0:
+            continue
+        states.append(BoundState(
+            energy=E, width=(sum(widths) + 2.0 * system.eta * dev) / norm,
+            lead_widths=tuple(w / norm for w in widths),
+            psi=np.concatenate([psi, *amps]) / np.sqrt(norm),
+            device_weight=np.abs(psi) ** 2 / norm,
+            lead_weights=tuple(t / norm for t in tails), ik=ik))
+    return states

@@ -1,0 +1,161 @@
+"""States the leads cannot broaden: found in closed form, and kept out of Eq. 9's window.
+
+The systems are two-leg ladders between ladder wire leads (``WireLead`` cells of one rung).
+Swapping the legs is a symmetry, so the even (bonding) and odd (antibonding) rung states
+form two decoupled chains with on-site energies +t_r and -t_r (t_r the rung hopping) and
+the leg hopping t_l; a device rung with its on-site energies shifted by Delta is a
+one-site impurity in each chain. An impurity Delta in a chain of on-site e and hopping t
+binds one state at
+
+    E_b = e + sign(Delta) sqrt(Delta^2 + 4 t^2)
+
+(the textbook result for a single site in an infinite chain; the device's other rungs are
+ideal chain sites). With Delta < 0 the odd chain's state lies below the odd band but
+inside the even band: a bound state in the continuum that only the odd channel's
+evanescent tail reaches, so a lead eta gives it a Lorentzian of full weight. With short
+rungs and long legs the two subbands leave a gap, and a positive Delta puts the even
+chain's state in it.
+"""
+import numpy as np
+import pytest
+
+from lammps_recoil import HoppingModel, RecoilSystem, WireLead
+from lammps_recoil.boundstates import BOUND_WIDTH_FACTOR
+from lammps_recoil.integration import bias_window
+
+HOP = HoppingModel()
+
+
+def ladder(eta, fermi_level, rung=2.5, leg=2.5, delta=-0.5, n_rungs=6, defect=2):
+    cell = np.array([[-rung / 2, 0.0, 0.0], [rung / 2, 0.0, 0.0]])
+    device = np.concatenate([cell + [0.0, 0.0, leg * (k + 1)] for k in range(n_rungs)])
+    left = WireLead(cell, [0.0, 0.0, -leg], "left", HOP, eta=eta)
+    right = WireLead(cell + [0.0, 0.0, leg * (n_rungs + 1)], [0.0, 0.0, leg], "right", HOP,
+                     eta=eta)
+    onsite = np.zeros(len(device))
+    onsite[2 * defect:2 * defect + 2] = delta
+    return RecoilSystem(device, left, right, HOP, fermi_level=fermi_level, onsite=onsite)
+
+
+def impurity_state(e, t, delta):
+    return e + np.sign(delta) * np.sqrt(delta ** 2 + 4 * t ** 2)
+
+
+T_RUNG = T_LEG = HOP.hopping(2.5)[0]
+#: the odd chain (on-site -t_r) with the impurity -0.5 eV: below the odd band, inside the
+#: even band [t_r - 2|t_l|, t_r + 2|t_l|]
+E_BIC = impurity_state(-T_RUNG, T_LEG, -0.5)
+
+
+def test_wire_channel_edges_are_the_ladder_subband_edges():
+    edges = ladder(1e-9, 0.0).leads[0].channel_edges()
+    expected = np.sort([s * T_RUNG + c * 2 * T_LEG for s in (1, -1) for c in (1, -1)])
+    assert edges == pytest.approx(expected, abs=1e-9)
+    assert ladder(1e-9, 0.0).band_edges == pytest.approx((expected[0], expected[-1]), abs=1e-9)
+
+
+def test_bound_state_in_the_continuum_found_in_closed_form():
+    assert T_RUNG - 2 * abs(T_LEG) < E_BIC < -T_RUNG - 2 * abs(T_LEG)   # even band, odd gap
+    for eta in (1e-10, 1e-8):
+        s = ladder(eta, -0.7)
+        (b,) = s.unbroadened_states(-0.85, -0.55)
+        assert b.energy == pytest.approx(E_BIC, abs=1e-11)
+        w = b.device_weight
+        assert w[0::2] == pytest.approx(w[1::2], rel=1e-9)      # odd: both legs alike
+        # the odd chain's impurity state decays as q^|n| from the defect rung (n = 2):
+        # q = |E - e|/|t| - sqrt(...) with e the odd on-site energy
+        x = abs(E_BIC + T_RUNG) / abs(T_LEG) / 2
+        q = x - np.sqrt(x * x - 1)
+        rung_weight = w[0::2] + w[1::2]
+        assert rung_weight[3] / rung_weight[2] == pytest.approx(q ** 2, rel=1e-6)
+        assert rung_weight[1] / rung_weight[2] == pytest.approx(q ** 2, rel=1e-6)
+        # the whole weight, device and tails, is one, and only eta broadens it
+        assert w.sum() + sum(b.lead_weights) == pytest.approx(1.0, abs=1e-8)
+        assert 0 < b.width <= 2 * eta * (1 + 1e-6)
+        assert b.width == pytest.approx(2 * eta * sum(b.lead_weights), rel=1e-4)
+
+
+def test_bound_state_in_a_subband_gap_found_in_closed_form():
+    t_r, t_l = HOP.hopping(1.6)[0], HOP.hopping(3.2)[0]
+    gap = (t_r + 2 * abs(t_l), -t_r - 2 * abs(t_l))          # even band top, odd bottom
+    E_gap = impurity_state(t_r, t_l, 0.8)
+    assert gap[0] < E_gap < gap[1]
+    s = ladder(1e-9, -0.3, rung=1.6, leg=3.2, delta=0.8)
+    (b,) = s.unbroadened_states(-0.6, 0.0)
+    assert b.energy == pytest.approx(E_gap, abs=1e-11)
+    assert b.width <= 2e-9
+    # no channel is open at E_gap, so the window's forces cannot depend on the eta Lorentzian
+    f = [ladder(eta, -0.3, rung=1.6, leg=3.2, delta=0.8).forces(0.6, tol=1e-6)
+         for eta in (1e-12, 1e-8)]
+    assert all(len(r.unbroadened) == 1 for r in f)
+    assert np.abs(f[1].forces - f[0].forces).max() <= 1e-7 * np.abs(f[0].forces).max()
+
+
+def test_forces_do_not_depend_on_the_lead_eta():
+    """The bound state's Lorentzian is gone: what is left of eta is the smooth O(eta)
+    change of the lead Green's functions (measured: 6.2 eta/eV relative)."""
+    ref = ladder(1e-12, -0.7).forces(0.3, tol=1e-6)
+    assert len(ref.unbroadened) == 1 and ref.unbroadened[0].energy == pytest.approx(E_BIC)
+    for eta in (1e-10, 1e-8, 1e-6):
+        r = ladder(eta, -0.7).forces(0.3, tol=1e-6)
+        assert r.error <= 1e-6                                # converged at tol 1e-6
+        change = np.abs(r.forces - ref.forces).max() / np.abs(ref.forces).max()
+        assert change <= 10 * eta
+        assert abs(r.conductance - ref.conductance) <= 10 * eta
+    # without the treatment a fixed rule sees the Lorentzian's tails grow with eta: the
+    # same change is a hundred times larger
+    fixed = [ladder(eta, -0.7).forces(0.3, n_points=3000, unbroadened=False).forces
+             for eta in (1e-10, 1e-8)]
+    assert np.abs(fixed[1] - fixed[0]).max() / np.abs(ref.forces).max() > 10 * (10 * 1e-8)
+
+
+def test_agrees_with_a_brute_force_rule_that_steps_over_the_state():
+    """At eta = 1e-12 the Lorentzian is 2e-13 eV wide: a fixed rule whose nodes stay far
+    from it integrates the scattering states alone (window [-0.86, -0.70] eV, no channel
+    edge inside)."""
+    bias, EF = 0.16, -0.78
+    s = ladder(1e-12, EF)
+    seg_nodes, _ = bias_window(EF, bias)[0].nodes(2000)
+    assert np.abs(seg_nodes - E_BIC).min() > 1e-7
+    brute = s.forces(bias, n_points=2000, unbroadened=False)
+    r = ladder(1e-12, EF).forces(bias, tol=1e-7)
+    assert np.abs(r.forces - brute.forces).max() <= 1e-6
+    assert r.conductance == pytest.approx(brute.conductance, abs=1e-6)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_error_estimate_holds_with_channel_edges_in_the_window(beta):
+    """The window ([-0.9, -0.6] eV at beta = 0) holds the odd subband's bottom edge and the
+    bound state; the true error against a much finer integral is below the tolerance."""
+    s = ladder(1e-9, -0.6 if beta == 0.0 else -0.75)
+    assert np.any(np.abs(s._kinks() - (-T_RUNG - 2 * abs(T_LEG))) < 1e-9)
+    ref = s.forces(0.3, beta=beta, tol=1e-9)
+    for tol in (1e-4, 1e-6):
+        r = s.forces(0.3, beta=beta, tol=tol)
+        assert np.abs(r.forces - ref.forces).max() <= tol
+        assert abs(r.conductance - ref.conductance) <= tol
+    assert ref.n_energies >= 3 * s.forces(0.3, beta=beta, tol=1e-4).n_energies
+
+
+def test_unbroadened_states_of_lossless_leads_carry_no_weight():
+    """With eta = 0 in the leads and the device a bound state has no Lorentzian: looking
+    for it ('auto' does not) changes nothing but the integration's interval ends."""
+    from lammps_recoil.builders import build_filament
+    s = build_filament().recoil_system()
+    a = s.forces(1.0, tol=1e-6)
+    b = s.forces(1.0, tol=1e-6, unbroadened=True)
+    assert a.unbroadened == b.unbroadened == ()
+    assert np.abs(a.forces - b.forces).max() <= 1e-6
+    with pytest.raises(ValueError, match="unbroadened must be"):
+        s.forces(1.0, unbroadened="yes")
+
+
+def test_width_threshold_separates_eta_from_open_channels():
+    """Breaking the leg symmetry (one atom of the defect rung moved by 0.05 A along z)
+    couples the odd state to the open even channel: a resonance, no longer unbroadened."""
+    s = ladder(1e-9, -0.7)
+    x = s.positions.copy()
+    x[4, 2] += 0.05
+    s.update(x)
+    assert s.unbroadened_states(-0.85, -0.55) == []
+    assert BOUND_WIDTH_FACTOR * 1e-9 < 1e-6
