@@ -39,9 +39,8 @@ import time
 import numpy as np
 
 from . import runstate
-from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeSites,
-                       check_device, system_from_types)
-from .geometry import fcc_lattice
+from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, LATTICES, SITE_TOLERANCE,
+                       ElectrodeSites, check_device, measure_electrodes, system_from_types)
 from .forces import MODELS
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
@@ -100,8 +99,9 @@ def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", re
                          f"got {every}")
     if not p["tol"] > 0:
         raise ValueError(f"energy-integral tolerance tol must be > 0, got {tol}")
-    if p["lattice"] not in ("001", "111"):
-        raise ValueError(f"lattice must be 001 or 111, got {lattice}")
+    if p["lattice"] not in LATTICES:
+        raise ValueError(f"lattice must be auto (measured from the frozen layers), 001 or "
+                         f"111, got {lattice}")
     if p["model"] not in MODELS:
         raise ValueError(f"force model must be one of {sorted(MODELS)}, got {model}")
     check_device(p["device"])
@@ -115,11 +115,25 @@ def check_inputs(lmp, *values) -> dict:
     resume, cut them back to the last restart state and set the deck variable
     ``resume_step``."""
     params = parse_params(*values[:len(PARAMS)])
-    for label, path in zip(FILES, values[len(PARAMS):]):
+    files = dict(zip(FILES, values[len(PARAMS):]))
+    for label, path in files.items():
         if not os.path.isfile(path):
             raise ValueError(f"missing {label} file: {path} (paths are relative to the "
                              f"working directory {os.getcwd()})")
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
+    if params["resume"] == "no" and len(files) == len(FILES):
+        # the data file, checked before anything is written (lammps-recoil check)
+        from .check import check_data
+        report = check_data(files["data"], params["V"], params["beta"], params["lattice"],
+                            params["device"], files["potential"], params["tol"],
+                            params["model"], time_update=False)
+        if rank0:
+            for line in report.lines:
+                print(f"lammps-recoil check: {line.strip()}")
+            for note in report.notes:
+                sys.stderr.write(f"lammps-recoil: note: {note}\n")
+            sys.stdout.flush()
+            sys.stderr.flush()
     if rank0:
         os.makedirs(os.path.dirname(params["out"]) or ".", exist_ok=True)
     if params["resume"] == "yes":
@@ -209,10 +223,10 @@ class RecoilCoupling:
         # a resumed run keeps a device that had widened before the restart
         device = "mobile" if "mobile" in (params["device"], str(state.get("device"))) \
             else params["device"]
+        self.electrodes = measure_electrodes(x, types, self.box, tags, params["lattice"])
         self.sites = None
         if device == "filament":
-            self.sites = ElectrodeSites(x, types, self.box, fcc_lattice(params["lattice"]),
-                                        tags)
+            self.sites = ElectrodeSites(x, types, self.box, self.electrodes, tags)
         self._build(device, tags, types, x)
         self.held = np.zeros((len(self.tags), 3))
         self.last_step = None
@@ -236,8 +250,9 @@ class RecoilCoupling:
     def _build(self, device, tags, types, x) -> None:
         """The NEGF system of ``device`` for all atoms (tags, types, positions)."""
         self.active_device = device
-        self.system = system_from_types(x, types, self.box, self.p["lattice"], ids=tags,
-                                        device=device, sites=self.sites, comm=self.comm)
+        self.system = system_from_types(x, types, self.box, ids=tags, device=device,
+                                        sites=self.sites, electrodes=self.electrodes,
+                                        comm=self.comm)
         mobile = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
         self.mobile_tags = tags[mobile]
         # device atoms and electrode atoms among the gathered mobile atoms (tag order)

@@ -171,7 +171,7 @@ def test_momentum_gained_equals_recoil_impulse(tmp_path):
     (dict(beta=1.5), "beta must lie in [0, 1], got 1.5"),
     (dict(every=0), "'every' must be an integer >= 1"),
     (dict(potential="potentials/missing.eam.alloy"), "missing.eam.alloy"),
-    (dict(lattice="110"), "lattice must be 001 or 111"),
+    (dict(lattice="110"), "lattice must be auto (measured from the frozen layers), 001 or 111"),
 ])
 def test_bad_deck_parameters(tmp_path, var, message):
     proc = route2(tmp_path, "bad", **var)

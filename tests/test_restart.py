@@ -88,7 +88,7 @@ def test_atoms_in_trouble_stop_the_run_cleanly(tmp_path):
     the atoms, writes the last state of all atoms as a data file, and never writes a
     non-finite number to the time series."""
     from lammps_recoil.builders import build_filament
-    build_filament(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
+    build_filament(nx=2, ny=2, frozen_layers=4, electrode_layers=1, gap_layers=3,
                    shape="cylinder", neck_radius=1.3).write_data(tmp_path / "tiny.data")
     proc = subprocess.run(command("python", tmp_path, "hot", data=tmp_path / "tiny.data",
                                   T=20000, thermostat="yes", warmup_ps=0, every=10,
@@ -115,7 +115,7 @@ def test_filament_device_widens_when_electrodes_melt(tmp_path, route):
     widens to all mobile atoms for the rest of the run (n_device 3 -> 19) instead of
     stopping, and a run resumed after that restores the widened device."""
     from lammps_recoil.builders import build_filament
-    build_filament(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
+    build_filament(nx=2, ny=2, frozen_layers=4, electrode_layers=1, gap_layers=3,
                    shape="cylinder", neck_radius=1.3).write_data(tmp_path / "tiny.data")
     hot = dict(data=tmp_path / "tiny.data", T=1500, thermostat="yes", warmup_ps=0,
                restart_every=100)

