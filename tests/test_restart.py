@@ -101,7 +101,7 @@ def test_atoms_in_trouble_stop_the_run_cleanly(tmp_path):
     crash = (tmp_path / "hot.crash.data").read_text()
     n = int(crash.splitlines()[2].split()[0])
     atoms = crash.split("Atoms # atomic")[1].split("Velocities")[0].split()
-    assert n == 67 and len(atoms) == 5 * n and np.all(np.isfinite(np.array(atoms, float)))
+    assert n == 83 and len(atoms) == 5 * n and np.all(np.isfinite(np.array(atoms, float)))
     series = read_series(tmp_path / "hot.recoil.csv")
     assert len(series["step"]) >= 2
     assert all(np.all(np.isfinite(v)) for v in series.values())
