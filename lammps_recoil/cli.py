@@ -397,9 +397,16 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRAS = {"matplotlib": "plot"}
 
 
+def _needs_plot(args) -> bool:
+    """Commands that draw figures (matplotlib, the [plot] extra)."""
+    return args.command in ("analyze", "chain") or bool(getattr(args, "figure", None))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if _needs_plot(args):
+            import matplotlib  # noqa: F401  (before any work: no half-written outputs)
         return args.func(args)
     except (ValueError, FloatingPointError) as err:
         print(f"lammps-recoil: error: {err}", file=sys.stderr)

@@ -130,8 +130,23 @@ def test_cli_check_and_missing_extra(tmp_path, capsys, monkeypatch):
     assert main(["check", str(path)]) == 2
     assert "declares 5 atom types; 4 are expected" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "matplotlib", None)     # as if not installed
-    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
-    assert main(["chain", "fig1a", "--points", "2", "--outdir", str(tmp_path)]) in (0, 2)
+    assert main(["chain", "fig1a", "--points", "2", "--outdir", str(tmp_path / "c")]) == 2
+    assert ("'chain' needs matplotlib, which is not installed: "
+            'pip install "lammps-recoil[plot]"') in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()                    # refused before any output
+
+
+def test_report_reads_a_data_file(tmp_path, capsys, monkeypatch):
+    """report --data gives the forces of system_from_types on the file's atoms."""
+    from lammps_recoil.builders import system_from_types
+    pos, types, box = structure(radius=lambda u: 3.0 - 1.0 * u)
+    path = write_data(tmp_path / "r.data", pos, types, box)
+    assert main(["report", "--data", str(path), "--bias", "0.7", "--tol", "1e-6"]) == 0
+    text = capsys.readouterr().out
+    total = system_from_types(pos, np.asarray(types), np.array([*box, 30.0])).forces(
+        0.7, tol=1e-6).forces.sum(0)
+    printed = text.split("total recoil force on the filament (eV/A): [")[1].split("]")[0]
+    np.testing.assert_allclose(np.array(printed.split(), float), total, atol=6e-5)
 
 
 def _bad_and_good(tmp_path):
