@@ -129,6 +129,49 @@ def largest_bias(fermi: float, beta: float, band, flat, sign: float) -> float:
     return float(min(limits))
 
 
+def cell_unit(orientation: str, a0: float) -> np.ndarray:
+    """The builder's transverse cell (A): cubic a0 x a0 for (001), a_nn x sqrt(3) a_nn for
+    (111) (:func:`~lammps_recoil.builders.build_filament`'s nx, ny count these)."""
+    a_nn = a0 / np.sqrt(2.0)
+    return np.array([a0, a0]) if orientation == "001" else np.array([a_nn, np.sqrt(3) * a_nn])
+
+
+def flat_bands_of_cell(orientation: str, a0: float, nx: int, ny: int, kpoints=1,
+                       hopping: HoppingModel = HoppingModel()) -> np.ndarray:
+    """Flat-band energies (eV) of a periodic ideal lead of nx x ny builder cells."""
+    from .geometry import fcc_lattice, lattice_sites
+    from .leads import LayeredLead
+    from .system import bloch_vectors
+    lat = fcc_lattice(orientation, a0)
+    box = np.array([nx, ny]) * cell_unit(orientation, a0)
+    sites = lattice_sites(lat, np.array([0.1, 0.1, 0.0]), [0, -1], box=box)
+    lead = LayeredLead(lat, sites, "left", hopping, box=box)
+    k, _ = bloch_vectors(box, kpoints)
+    return np.unique(np.concatenate([lead.flat_bands(kk) for kk in k]))
+
+
+def cells_accepting(orientation: str, a0: float, V: float, beta: float, fermi: float,
+                    band, near=(4, 4), count: int = 4, kpoints=1, largest: int = 12) -> list:
+    """The ``count`` cell sizes (nx, ny) nearest to ``near`` whose periodic leads accept
+    bias V (no flat band within FLAT_MARGIN of the window)."""
+    found = []
+    for nx in range(1, largest + 1):
+        for ny in range(1, largest + 1):
+            flat = flat_bands_of_cell(orientation, a0, nx, ny, kpoints)
+            if abs(V) < largest_bias(fermi, beta, band, flat, np.sign(V) or 1.0):
+                found.append((abs(nx - near[0]) + abs(ny - near[1]), nx * ny, nx, ny))
+    return [(nx, ny) for _, _, nx, ny in sorted(found)[:count]]
+
+
+def _builder_cells(box, electrodes):
+    """(nx, ny) of the builder's cells that the box holds, or None if it is not of them."""
+    e = electrodes.left
+    n = box / cell_unit(e.orientation, e.a0)
+    if np.all(np.abs(n - np.rint(n)) < 1e-3):
+        return tuple(int(v) for v in np.rint(n))
+    return None
+
+
 @dataclass
 class CheckReport:
     """What :func:`check_data` found (printed by ``lammps-recoil check``)."""
@@ -240,8 +283,17 @@ def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "aut
             cause = (f"the periodic leads have a decoupled flat band at E = {near[0]:.4f} eV, "
                      f"within {FLAT_MARGIN} eV of the window [{wlo:.3f}, {whi:.3f}] eV (a "
                      "delta peak: the integral is ill-defined)")
-            fix = ("a smaller |V|, another transverse cell, the (111) orientation, or a "
-                   "lead broadening")
+            cells = _builder_cells(box, el)
+            other = ""
+            if cells is not None:
+                e = el.left
+                ok = cells_accepting(e.orientation, e.a0, V, beta, EF, (lo, hi), cells,
+                                     kpoints=kpoints)
+                unit = "cubic cells" if e.orientation == "001" else "a_nn x sqrt(3) a_nn cells"
+                other = (f" (this box is {cells[0]}x{cells[1]} {unit}; the nearest that accept "
+                         f"V = {V} V: {', '.join(f'{a}x{b}' for a, b in ok)})")
+            fix = (f"a smaller |V|, another transverse cell{other}, or a lead broadening "
+                   "(-var lead_eta 0.05, eV: the periodic leads' flat bands become Lorentzians)")
         else:
             cause = f"the window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band [{lo:.3f}, {hi:.3f}] eV"
             fix = "a smaller |V|"

@@ -73,8 +73,10 @@ def _build(args) -> int:
     if os.path.exists(args.output) and not args.overwrite:
         raise ValueError(f"{args.output} exists: pass --overwrite to replace it")
     fil = _filament(args)
-    _describe(fil, fil.recoil_system())
+    system = fil.recoil_system()
+    _describe(fil, system)
     fil.write_data(args.output)
+    _warn_flat_bands(args, fil.a0, system)
     lattice = "" if args.orientation == "001" else f" -var lattice {args.orientation}"
     print(f"  wrote {args.output} (atom types: 1 filament, 2 mobile electrode, 3/4 frozen "
           f"left/right; fcc({args.orientation}) electrodes)")
@@ -90,16 +92,18 @@ def _check(args) -> int:
     from .coupling import parse_params
     deck = {"V": "1.0", "beta": "0.5", "every": "100", "tol": "1e-2", "lattice": "auto",
             "out": "runs/filament", "model": "paper", "device": "filament",
-            "potential": "potentials/Cu_Sheng2011.eam.alloy"}
+            "potential": "potentials/Cu_Sheng2011.eam.alloy", "kpoints": "1", "lead_eta": "0"}
     for name, value in args.var or ():
         deck[name] = value
     p = parse_params(deck["V"], deck["beta"], deck["every"], deck["tol"], deck["lattice"],
-                     deck["out"], deck["model"], device=deck["device"])
+                     deck["out"], deck["model"], device=deck["device"],
+                     kpoints=deck["kpoints"], lead_eta=deck["lead_eta"])
     import os
     potential = deck["potential"] if os.path.isfile(deck["potential"]) else None
     t0 = time.perf_counter()
     report = check_data(args.data, p["V"], p["beta"], p["lattice"], p["device"], potential,
-                        p["tol"], p["model"])
+                        p["tol"], p["model"], kpoints=p["kpoints"],
+                        lead_eta=p["lead_eta"] or None)
     for line in report.lines:
         print(line)
     if potential is None:
@@ -115,13 +119,29 @@ def _check(args) -> int:
     return 0
 
 
+def _warn_flat_bands(args, a0, system) -> None:
+    """Warn at build time if the cell's periodic leads refuse the bias ``args.bias``."""
+    from .check import cells_accepting, largest_bias
+    band, EF = system.band_edges, system.fermi_level
+    flat = system._flat_bands()[0]
+    V = args.bias
+    if V == 0 or abs(V) < largest_bias(EF, 0.5, band, flat, np.sign(V)):
+        return
+    ok = cells_accepting(args.orientation, a0, V, 0.5, EF, band, (args.nx, args.ny))
+    print(f"  warning: at V = {V:g} V (beta 0.5) the periodic leads of this {args.nx}x{args.ny} "
+          f"cell have a flat band in the bias window: the deck refuses it. Nearest cells "
+          f"that accept it: {', '.join(f'--nx {a} --ny {b}' for a, b in ok)}; or run with "
+          f"-var lead_eta 0.05", file=sys.stderr)
+
+
 def _report(args) -> int:
     """Transmission and recoil-force report for a built-in Cu constriction."""
     t0 = time.perf_counter()
     if args.data:
         return _report_data(args, t0)
     fil = _filament(args)
-    system = fil.recoil_system(kpoints=args.kpoints, device=args.device)
+    system = fil.recoil_system(kpoints=args.kpoints, device=args.device,
+                               lead_eta=args.lead_eta or None)
     t1 = time.perf_counter()
     _describe(fil, system, args.device)
     res = system.forces(args.bias, beta=args.beta, tol=args.tol)
@@ -155,7 +175,8 @@ def _report_data(args, t0) -> int:
     from .check import read_data, system_mask
     data = read_data(args.data)
     system = system_from_types(data.positions, data.types, data.box, ids=data.ids,
-                               device=args.device, kpoints=args.kpoints)
+                               device=args.device, kpoints=args.kpoints,
+                               lead_eta=args.lead_eta or None)
     t1 = time.perf_counter()
     res = system.forces(args.bias, beta=args.beta, tol=args.tol)
     t2 = time.perf_counter()
@@ -306,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     chk.add_argument("data", help="LAMMPS data file (types 1-4, docs/geometry.md)")
     chk.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="a deck variable (V, beta, lattice, device, tol, model, every, "
-                     "potential), as lmp -var")
+                     "kpoints, lead_eta, potential), as lmp -var")
     chk.set_defaults(func=_check)
 
     info = sub.add_parser("info", help="print the tight-binding model, E_F and band edges")
@@ -317,6 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filament_args(build)
     build.add_argument("-o", "--output", default="filament.data", help="data file to write")
     build.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    build.add_argument("--bias", type=float, default=1.0,
+                       help="warn if the cell's periodic leads refuse this bias (V)")
     build.set_defaults(func=_build)
 
     rep = sub.add_parser("report", help="transmission and recoil forces of a built-in "
@@ -330,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="accuracy of the energy integral (eV/A)")
     rep.add_argument("--kpoints", type=int, nargs=2, default=(1, 1),
                      help="transverse Bloch-vector grid of the periodic device")
+    rep.add_argument("--lead-eta", type=float, default=0.0,
+                     help="broadening of the periodic leads (eV); > 0 lifts the flat-band "
+                     "limit on the bias")
     rep.add_argument("--device", choices=("filament", "mobile"), default="filament",
                      help="NEGF device: the filament between ideal electrodes (paper) or "
                      "all mobile atoms")

