@@ -167,3 +167,11 @@ def test_asymmetric_off_axis_filament_checks_and_runs(tmp_path):
     text = "\n".join(rep.lines)
     assert "fcc(111) a0 = 3.6150 A, stacking ACB (left) / ACB (right)" in text
     assert rep.seconds_per_update > 0
+
+
+def test_cell_may_be_a_3_vector():
+    """system_from_types takes the LAMMPS box lengths (Lx, Ly, Lz); Lz is not periodic."""
+    pos, types, box = structure()
+    a = system_from_types(pos, types, box).forces(0.6)
+    b = system_from_types(pos, types, np.array([*box, 40.0])).forces(0.6)
+    np.testing.assert_array_equal(b.forces, a.forces)
