@@ -437,6 +437,9 @@ def measure_electrode(positions, ids, box, side: str, what: str,
     want = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]]) @ a1
     a2 = nn[np.argmin(np.linalg.norm(nn - want, axis=1))]
     A = np.array([a1, a2])
+    if abs(np.linalg.det(A)) < 0.1 * a_nn ** 2:
+        raise ValueError(f"{what}: its layers are not two-dimensional lattices (in-plane "
+                         f"neighbours {np.round(nn, 3).tolist()} A lie on a line)")
     # the box in this basis must be whole lattice vectors; then the lattice is refitted to
     # the box exactly
     M = np.diag(box) @ np.linalg.inv(A)
