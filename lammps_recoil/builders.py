@@ -20,7 +20,10 @@ The filament occupies the lattice sites of its layers that lie within a radius r
 box centre: a cylinder, a cone or an hourglass with a neck.
 
 In LAMMPS data files the regions are atom types: 1 filament (receives recoil forces),
-2 mobile electrode, 3 frozen left electrode, 4 frozen right electrode.
+2 mobile electrode, 3 and 4 the frozen electrode slabs; the one at lower z is the left
+electrode. The electrodes' lattice (orientation, a0, stacking, registry) is measured from
+the frozen slabs (:func:`measure_electrodes`), so a structure from any source runs on its
+own lattice (docs/geometry.md states the contract).
 """
 from __future__ import annotations
 

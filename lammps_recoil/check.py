@@ -98,6 +98,15 @@ def read_data(path: str) -> DataFile:
     return DataFile(path, ids[order], types[order], x[order], bounds, n_types)
 
 
+def system_from_data(path: str, device: str = "filament", **kw):
+    """The NEGF system of a data file in one call (lattice measured, LAMMPS IDs in
+    messages); ``kw`` goes to :func:`~lammps_recoil.builders.system_from_types`."""
+    data = read_data(path)
+    check_types(data.types, data.ids)
+    return system_from_types(data.positions, data.types, data.box, ids=data.ids,
+                             device=device, **kw)
+
+
 def eam_cutoff(potential: str) -> float:
     """Cutoff radius (A) of an eam/alloy (setfl) file: the last number of its line 5."""
     with open(potential) as fh:

@@ -175,3 +175,15 @@ def test_cell_may_be_a_3_vector():
     a = system_from_types(pos, types, box).forces(0.6)
     b = system_from_types(pos, types, np.array([*box, 40.0])).forces(0.6)
     np.testing.assert_array_equal(b.forces, a.forces)
+
+
+def test_system_from_data_is_system_from_types_of_the_file(tmp_path):
+    from lammps_recoil.check import system_from_data
+    pos, types, box = structure("111", A0_EXP, 4, 3, radius=lambda u: 2.8 - u)
+    path = write_data(tmp_path / "s.data", pos, types, box)
+    a = system_from_data(str(path)).forces(0.9)
+    d = read_data(str(path))
+    b = system_from_types(d.positions, d.types, d.box).forces(0.9)
+    np.testing.assert_array_equal(a.forces, b.forces)
+    c = system_from_types(pos, types, box).forces(0.9)
+    np.testing.assert_allclose(a.forces, c.forces, atol=1e-8)     # 10 decimals in the file
