@@ -134,6 +134,9 @@ def measure_electrodes(positions, types, box, ids=None, lattice="auto",
     always use the lattice measured from the atoms. Raises ValueError naming the cause.
     """
     positions, types = check_positions(positions, "structure"), np.asarray(types)
+    if box is None:
+        raise ValueError("a periodic box (Lx, Ly) is needed: the electrodes are periodic "
+                         "slabs in x and y")
     box = check_box(np.asarray(box, dtype=float).reshape(-1)[:2])
     orientation = _orientation(lattice)
     ids = np.arange(1, len(types) + 1) if ids is None else np.asarray(ids)
@@ -284,13 +287,12 @@ def system_from_types(positions, types, box, orientation="auto", a0: float | Non
     if not given; an MD driver keeps it to check the electrodes as they move).
     """
     positions, types = check_positions(positions, "structure"), np.asarray(types)
-    box = check_box(np.asarray(box, dtype=float).reshape(-1)[:2])
     members = check_device(device)
     check_types(types, ids)
-    if sites is not None:
-        electrodes = sites.electrodes
-    elif electrodes is None:
+    electrodes = electrodes or (sites.electrodes if sites is not None else None)
+    if electrodes is None:
         electrodes = measure_electrodes(positions, types, box, ids, orientation, a0)
+    box = check_box(np.asarray(box, dtype=float).reshape(-1)[:2])
     if device == "filament":
         sites = sites or ElectrodeSites(positions, types, box, electrodes, ids)
         leads = sites.leads(hopping, lead_eta)

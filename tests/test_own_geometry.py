@@ -187,3 +187,9 @@ def test_system_from_data_is_system_from_types_of_the_file(tmp_path):
     np.testing.assert_array_equal(a.forces, b.forces)
     c = system_from_types(pos, types, box).forces(0.9)
     np.testing.assert_allclose(a.forces, c.forces, atol=1e-8)     # 10 decimals in the file
+
+
+def test_structure_without_a_box_is_refused_by_name():
+    pos, types, _ = structure()
+    with pytest.raises(ValueError, match=r"a periodic box \(Lx, Ly\) is needed"):
+        system_from_types(pos, types, None)
