@@ -20,7 +20,10 @@ The filament occupies the lattice sites of its layers that lie within a radius r
 box centre: a cylinder, a cone or an hourglass with a neck.
 
 In LAMMPS data files the regions are atom types: 1 filament (receives recoil forces),
-2 mobile electrode, 3 frozen left electrode, 4 frozen right electrode.
+2 mobile electrode, 3 and 4 the frozen electrode slabs; the one at lower z is the left
+electrode. The electrodes' lattice (orientation, a0, stacking, registry) is measured from
+the frozen slabs (:func:`measure_electrodes`), so a structure from any source runs on its
+own lattice (docs/geometry.md states the contract).
 """
 from __future__ import annotations
 
@@ -28,7 +31,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import A0_CU, A_NN_CU, check_positions, fcc_lattice, lattice_sites
+from .geometry import (A0_CU, A_NN_CU, STRAIN_TOLERANCE, ElectrodeLattice, LayerLattice,
+                       check_box, check_positions, fcc_lattice, lattice_sites,
+                       measure_electrode)
 from .hamiltonian import HoppingModel
 from .leads import LayeredLead
 from .system import RecoilSystem
@@ -38,6 +43,9 @@ REGIONS = ("filament", "electrode_left", "electrode_right", "frozen_left", "froz
 #: LAMMPS atom type of each region code.
 TYPES = np.array([1, 2, 2, 3, 4])
 FILAMENT_TYPE, ELECTRODE_TYPE, LEFT_TYPE, RIGHT_TYPE = 1, 2, 3, 4
+#: What each atom type of a data file is.
+TYPE_MEANING = ("1 filament (receives recoil forces), 2 mobile electrode, 3 and 4 the frozen "
+                "electrode slabs (the one at lower z is the left electrode)")
 SHAPES = ("cylinder", "cone", "hourglass")
 CU_MASS = 63.55          # as in the Sheng EAM file (pair eam/alloy sets it anyway)
 
@@ -60,38 +68,149 @@ def check_device(device: str) -> tuple:
             from None
 
 
+#: Largest relative difference between an a0 given by the caller and the a0 measured
+#: from the frozen layers (the leads use the measured one).
+A0_TOLERANCE = 0.02
+#: Largest relative difference between the measured a0 and Sheng's Cu a0 (A0_CU): the
+#: tight-binding and EAM models are Cu's.
+CU_TOLERANCE = 0.05
+#: Accepted values of the ``lattice`` option ("auto": measured from the frozen layers).
+LATTICES = ("auto", "001", "111")
+
+
+@dataclass(frozen=True)
+class Electrodes:
+    """The two frozen electrodes of a typed structure, their lattices measured.
+
+    The left electrode is the frozen one at lower z, whatever its type (``left_type``):
+    the bias V is applied to the right one (higher z). ``sites`` holds the ideal sites of
+    each frozen atom (in the order of the structure's atoms; NaN for other atoms).
+    """
+
+    left: ElectrodeLattice
+    right: ElectrodeLattice
+    left_type: int
+    right_type: int
+    sites: np.ndarray
+
+    def of(self, side: str) -> ElectrodeLattice:
+        return self.left if side == "left" else self.right
+
+    @property
+    def swapped(self) -> bool:
+        return self.left_type != LEFT_TYPE
+
+    def note(self) -> str:
+        """What a user should know about the assignment of the electrodes ('' if none)."""
+        if not self.swapped:
+            return ""
+        return (f"the frozen atoms of type {self.left_type} lie at lower z than those of type "
+                f"{self.right_type}: type {self.left_type} is the left electrode (mu_L) and "
+                f"the bias V is applied to type {self.right_type} (the electrode at higher z)")
+
+    def describe(self) -> str:
+        e = self.left
+        return (f"fcc({e.orientation}) a0 = {e.a0:.4f} A, stacking {self.left.stacking} (left)"
+                f" / {self.right.stacking} (right), frozen layers {self.left.n_layers} + "
+                f"{self.right.n_layers}")
+
+
+def _orientation(lattice) -> str:
+    if isinstance(lattice, LayerLattice):
+        return lattice.name[4:7] if lattice.name.startswith("fcc(") else "auto"
+    if lattice is None:
+        return "auto"
+    if str(lattice) not in LATTICES:
+        raise ValueError(f"lattice must be auto, 001 or 111, got {lattice}")
+    return str(lattice)
+
+
+def measure_electrodes(positions, types, box, ids=None, lattice="auto",
+                       a0: float | None = None) -> Electrodes:
+    """Measure both frozen electrodes (types 3 and 4) of a typed structure.
+
+    ``lattice`` ("auto", "001", "111" or a LayerLattice whose orientation is required) and
+    ``a0`` (if given, within A0_TOLERANCE of the measured value) are checks: the leads
+    always use the lattice measured from the atoms. Raises ValueError naming the cause.
+    """
+    positions, types = check_positions(positions, "structure"), np.asarray(types)
+    if box is None:
+        raise ValueError("a periodic box (Lx, Ly) is needed: the electrodes are periodic "
+                         "slabs in x and y")
+    box = check_box(np.asarray(box, dtype=float).reshape(-1)[:2])
+    orientation = _orientation(lattice)
+    ids = np.arange(1, len(types) + 1) if ids is None else np.asarray(ids)
+    for t in (LEFT_TYPE, RIGHT_TYPE):
+        if not np.any(types == t):
+            raise ValueError(f"no frozen electrode atoms of type {t}: types 3 and 4 are the "
+                             "two frozen electrode slabs (the lower one in z is the left "
+                             "electrode), both are needed")
+    z3, z4 = positions[types == LEFT_TYPE, 2], positions[types == RIGHT_TYPE, 2]
+    if not (z3.max() < z4.min() or z4.max() < z3.min()):
+        raise ValueError(f"the frozen atoms of type 3 (z {z3.min():.3f} to {z3.max():.3f} A) "
+                         f"and type 4 (z {z4.min():.3f} to {z4.max():.3f} A) overlap in z: "
+                         "each type must be one slab, one at each end of the structure")
+    lo, hi = (LEFT_TYPE, RIGHT_TYPE) if z3.max() < z4.min() else (RIGHT_TYPE, LEFT_TYPE)
+    measured, sites = {}, np.full_like(positions, np.nan)
+    for side, t in (("left", lo), ("right", hi)):
+        m = types == t
+        measured[side] = measure_electrode(positions[m], ids[m], box, side,
+                                           f"the {side} frozen electrode (type {t})",
+                                           orientation)
+        sites[m] = measured[side].sites
+    L, R = measured["left"], measured["right"]
+    if L.orientation != R.orientation:
+        raise ValueError(f"the left electrode is fcc({L.orientation}) and the right one "
+                         f"fcc({R.orientation}): both must have the same orientation along z")
+    if abs(L.a0 / R.a0 - 1) > STRAIN_TOLERANCE:
+        raise ValueError(f"the electrodes have different lattice constants: a0 = {L.a0:.4f} A "
+                         f"(left) and {R.a0:.4f} A (right), accepted: within "
+                         f"{100 * STRAIN_TOLERANCE:g}%")
+    if abs(L.a0 / A0_CU - 1) > CU_TOLERANCE:
+        raise ValueError(f"the electrodes' lattice constant a0 = {L.a0:.4f} A is more than "
+                         f"{100 * CU_TOLERANCE:g}% from Cu's {A0_CU:.4f} A (Sheng EAM, 0 K): "
+                         "the tight-binding and EAM models are Cu's")
+    if a0 is not None and abs(a0 / L.a0 - 1) > A0_TOLERANCE:
+        raise ValueError(f"a0 = {a0} A was given, but the frozen layers measure a0 = "
+                         f"{L.a0:.4f} A (accepted: within {100 * A0_TOLERANCE:g}%); leave a0 "
+                         "out to use the measured lattice")
+    return Electrodes(L, R, lo, hi, sites)
+
+
 class ElectrodeSites:
     """Lattice sites of the mobile electrode atoms (type 2), continuing the lattice of the
-    frozen layers (types 3 and 4) on their side of the filament.
+    frozen electrode (types 3 and 4, measured by :func:`measure_electrodes`) on their side
+    of the filament.
 
     ``sites`` (n, 3) and ``side`` (0 left, 1 right) per electrode atom, in the order of
     the type-2 atoms in ``positions``. Raises if an atom is farther than SITE_TOLERANCE
-    from its site or two atoms share a site.
+    from its site or two atoms share a site. ``lattice``: as in measure_electrodes, or the
+    :class:`Electrodes` already measured.
     """
 
-    def __init__(self, positions, types, box, lattice, ids=None):
+    def __init__(self, positions, types, box, lattice="auto", ids=None):
         positions, types = check_positions(positions, "structure"), np.asarray(types)
-        self.box = np.asarray(box, dtype=float)
+        self.box = np.asarray(box, dtype=float).reshape(-1)[:2]
         ids = np.arange(1, len(types) + 1) if ids is None else np.asarray(ids)
+        self.electrodes = lattice if isinstance(lattice, Electrodes) else \
+            measure_electrodes(positions, types, self.box, ids, lattice)
         mine = types == ELECTRODE_TYPE
         self.ids = ids[mine]
         x = positions[mine]
         self.sites, self.side = np.zeros_like(x), np.zeros(len(x), dtype=int)
-        left, right = positions[types == LEFT_TYPE], positions[types == RIGHT_TYPE]
-        if len(left) == 0 or len(right) == 0:
-            raise ValueError("frozen electrode layers (types 3 and 4) are needed to place "
-                             "the mobile electrode atoms on lattice sites")
-        zmid = 0.5 * (left[:, 2].max() + right[:, 2].min())
-        a = np.array([lattice.a1[:2], lattice.a2[:2]])
-        for s, frozen, step in ((0, left, lattice.step), (1, right, -lattice.step)):
+        zmid = 0.5 * (self.electrodes.left.surface[2] + self.electrodes.right.surface[2])
+        for s, el in enumerate((self.electrodes.left, self.electrodes.right)):
+            lat = el.lattice
+            a = np.array([lat.a1[:2], lat.a2[:2]])
+            step = lat.step if s == 0 else -lat.step
             on = (x[:, 2] < zmid) if s == 0 else (x[:, 2] >= zmid)
-            surface = frozen[np.argmax(frozen[:, 2] * step[2])]   # layer facing the filament
+            surface = el.surface                               # layer facing the filament
             u = (x[on, 2] - surface[2]) / step[2]
             best, dist = np.zeros((on.sum(), 3)), np.full(on.sum(), np.inf)
             # the nearest site among the corners of the enclosing cell, beyond the surface
             for n in (np.floor(u), np.floor(u) + 1):
                 base = surface + n[:, None] * step
-                f = np.floor(lattice.fractional((x[on] - base)[:, :2]))
+                f = np.floor(lat.fractional((x[on] - base)[:, :2]))
                 for c in ((0, 0), (0, 1), (1, 0), (1, 1)):
                     site = base.copy()
                     site[:, :2] += (f + c) @ a
@@ -105,9 +224,14 @@ class ElectrodeSites:
         keys = np.rint(self.sites * 1e4).astype(np.int64)
         _, first, counts = np.unique(keys, axis=0, return_index=True, return_counts=True)
         if np.any(counts > 1):
-            raise ValueError(f"mobile electrode atoms share lattice sites (atom "
-                             f"{self.ids[first[counts > 1][0]]}): the electrodes are not "
-                             "crystalline; use the 'mobile' NEGF device")
+            k = np.flatnonzero(np.all(keys == keys[first[counts > 1][0]], axis=1))
+            raise ValueError(
+                f"mobile electrode atoms {self.ids[k].tolist()} share lattice sites (both "
+                f"nearest to {np.round(self.sites[k[0]], 3).tolist()}) of the {('left', 'right')[self.side[k[0]]]}"
+                f" electrode's lattice continued from its frozen layers "
+                f"({self.electrodes.of(('left', 'right')[self.side[k[0]]]).lattice.name}): "
+                "the mobile electrode layers (type 2) do not continue the frozen lattice; "
+                "check that they are on the frozen slab's lattice and stacking")
         self.check(x)
 
     def displacement(self, x) -> np.ndarray:
@@ -129,51 +253,70 @@ class ElectrodeSites:
         if ids.size:
             raise ValueError(
                 f"mobile electrode atoms {ids[:10].tolist()} are up to {far:.2f} A from their "
-                f"lattice sites (> {SITE_TOLERANCE:.2f} A): the 'filament' NEGF device treats "
-                "the electrodes as ideal crystals; use the 'mobile' device (all mobile atoms "
-                "at their positions) for this structure")
+                f"lattice sites (> {SITE_TOLERANCE:.2f} A), the frozen layers' lattice "
+                "continued: the 'filament' NEGF device treats the electrodes "
+                "as ideal crystals; use the 'mobile' device (all mobile atoms at their "
+                "positions) for this structure")
         return far
 
-    def leads(self, positions, types, lattice, box, hopping, lead_eta):
-        """The two ideal leads: frozen layers plus the electrode sites of each side."""
+    def leads(self, hopping, lead_eta):
+        """The two ideal leads: frozen sites plus the electrode sites of each side."""
+        el = self.electrodes
         leads = []
-        for s, (side, t) in enumerate((("left", LEFT_TYPE), ("right", RIGHT_TYPE))):
-            block = np.vstack([positions[types == t], self.sites[self.side == s]])
-            leads.append(LayeredLead(lattice, block, side, hopping, box=box, eta=lead_eta))
+        for s, side in enumerate(("left", "right")):
+            frozen = el.of(side)
+            block = np.vstack([frozen.sites, self.sites[self.side == s]])
+            leads.append(LayeredLead(frozen.lattice, block, side, hopping, box=self.box,
+                                     eta=lead_eta))
         return leads
 
 
-def system_from_types(positions, types, box, orientation: str = "001", a0: float = A0_CU,
+def system_from_types(positions, types, box, orientation="auto", a0: float | None = None,
                       hopping: HoppingModel = HoppingModel(), lead_eta=None, ids=None,
-                      device: str = "filament", sites=None, **kw) -> RecoilSystem:
+                      device: str = "filament", sites=None, electrodes=None,
+                      **kw) -> RecoilSystem:
     """NEGF system of a typed structure (types 1 filament, 2 mobile electrode, 3 and 4
-    frozen left and right electrode) with the given ``device`` (module docstring).
+    frozen electrodes; the one at lower z is the left) with the given ``device`` (module
+    docstring).
 
-    Device atoms keep their order in ``positions``; ``kw`` goes to RecoilSystem. The
-    "filament" device places the electrode atoms on ``sites`` (an :class:`ElectrodeSites`
-    of these positions, made here if not given; an MD driver keeps it to check the
-    electrodes as they move).
+    The leads' lattice is measured from the frozen layers (:func:`measure_electrodes`;
+    ``orientation`` and ``a0`` are checked against it) and the leads hold its ideal sites.
+    ``box``: (Lx, Ly), or a 3-vector whose z length is ignored. Device atoms keep their
+    order in ``positions``; ``kw`` goes to RecoilSystem. The "filament" device places the
+    electrode atoms on ``sites`` (an :class:`ElectrodeSites` of these positions, made here
+    if not given; an MD driver keeps it to check the electrodes as they move).
     """
-    positions, types = np.asarray(positions, dtype=float), np.asarray(types)
+    positions, types = check_positions(positions, "structure"), np.asarray(types)
     members = check_device(device)
-    lat = fcc_lattice(orientation, a0)
-    for side, t in (("left", LEFT_TYPE), ("right", RIGHT_TYPE)):
-        if not np.any(types == t):
-            raise ValueError(f"no frozen {side} electrode atoms (type {t}): the {side} lead "
-                             "is missing")
-    if not np.any(types == FILAMENT_TYPE):
-        raise ValueError(f"the filament is empty: no atoms of type {FILAMENT_TYPE}")
+    check_types(types, ids)
+    electrodes = electrodes or (sites.electrodes if sites is not None else None)
+    if electrodes is None:
+        electrodes = measure_electrodes(positions, types, box, ids, orientation, a0)
+    box = check_box(np.asarray(box, dtype=float).reshape(-1)[:2])
     if device == "filament":
-        sites = sites or ElectrodeSites(positions, types, box, lat, ids)
-        leads = sites.leads(positions, types, lat, box, hopping, lead_eta)
+        sites = sites or ElectrodeSites(positions, types, box, electrodes, ids)
+        leads = sites.leads(hopping, lead_eta)
     else:
-        leads = [LayeredLead(lat, positions[types == t], side, hopping, box=box, eta=lead_eta)
-                 for side, t in (("left", LEFT_TYPE), ("right", RIGHT_TYPE))]
+        leads = [LayeredLead(electrodes.of(side).lattice, electrodes.of(side).sites, side,
+                             hopping, box=box, eta=lead_eta) for side in ("left", "right")]
     inside = np.isin(types, members)
     system = RecoilSystem(positions[inside], *leads, hopping, box=box, **kw)
     if ids is not None:
         system.update(positions[inside], np.asarray(ids)[inside])
     return system
+
+
+def check_types(types, ids=None) -> None:
+    """Atom types must be 1-4 (module docstring) and the filament not empty."""
+    types = np.asarray(types)
+    ids = np.arange(1, len(types) + 1) if ids is None else np.asarray(ids)
+    bad = np.flatnonzero((types < 1) | (types > 4))
+    if bad.size:
+        raise ValueError(f"atoms {ids[bad[:10]].tolist()} have type {types[bad[0]]}: 4 atom "
+                         f"types are expected: {TYPE_MEANING}")
+    if not np.any(types == FILAMENT_TYPE):
+        raise ValueError(f"the filament is empty: no atoms of type {FILAMENT_TYPE} "
+                         f"({TYPE_MEANING})")
 
 
 @dataclass

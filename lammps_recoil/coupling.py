@@ -39,9 +39,8 @@ import time
 import numpy as np
 
 from . import runstate
-from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeSites,
-                       check_device, system_from_types)
-from .geometry import fcc_lattice
+from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, LATTICES, SITE_TOLERANCE,
+                       ElectrodeSites, check_device, measure_electrodes, system_from_types)
 from .forces import MODELS
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
@@ -58,7 +57,7 @@ PROGRESS_EVERY = 15.0
 CRASH_WAIT = 10.0
 #: Deck variables passed to :func:`recoil_setup`, in order.
 PARAMS = ("V", "beta", "every", "tol", "lattice", "out", "model", "restart_every", "resume",
-          "overwrite", "device")
+          "overwrite", "device", "kpoints", "lead_eta")
 #: Deck variables naming input files, checked with the parameters before any run.
 FILES = ("data", "potential")
 FIX_ID = "recoil"
@@ -75,15 +74,25 @@ _ACTIVE: dict = {}
 
 
 def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", resume="no",
-                 overwrite="no", device="filament") -> dict:
-    """Validate the deck's recoil parameters (strings from LAMMPS variables)."""
+                 overwrite="no", device="filament", kpoints="1", lead_eta="0") -> dict:
+    """Validate the deck's recoil parameters (strings from LAMMPS variables).
+
+    ``kpoints`` n: an n x n grid of transverse Bloch vectors of the periodic device (an
+    n x n supercell); ``lead_eta`` (eV): broadening of the periodic leads (0: none; > 0
+    turns their flat bands into Lorentzians, so any bias inside the band is accepted).
+    """
     try:
         p = dict(V=float(V), beta=float(beta), every=int(float(every)), tol=float(tol),
                  lattice=str(lattice), out=str(out), model=str(model),
                  restart_every=int(float(restart_every)), resume=str(resume),
-                 overwrite=str(overwrite), device=str(device))
+                 overwrite=str(overwrite), device=str(device), kpoints=int(float(kpoints)),
+                 lead_eta=float(lead_eta))
     except (ValueError, OverflowError) as err:
         raise ValueError(f"bad recoil parameter: {err}") from None
+    if p["kpoints"] < 1 or float(kpoints) != p["kpoints"]:
+        raise ValueError(f"kpoints must be an integer >= 1 (an n x n grid), got {kpoints}")
+    if not (np.isfinite(p["lead_eta"]) and p["lead_eta"] >= 0):
+        raise ValueError(f"lead_eta must be a broadening >= 0 eV, got {lead_eta}")
     for name in ("resume", "overwrite"):
         if p[name] not in ("yes", "no"):
             raise ValueError(f"{name} must be yes or no, got {p[name]}")
@@ -100,8 +109,9 @@ def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", re
                          f"got {every}")
     if not p["tol"] > 0:
         raise ValueError(f"energy-integral tolerance tol must be > 0, got {tol}")
-    if p["lattice"] not in ("001", "111"):
-        raise ValueError(f"lattice must be 001 or 111, got {lattice}")
+    if p["lattice"] not in LATTICES:
+        raise ValueError(f"lattice must be auto (measured from the frozen layers), 001 or "
+                         f"111, got {lattice}")
     if p["model"] not in MODELS:
         raise ValueError(f"force model must be one of {sorted(MODELS)}, got {model}")
     check_device(p["device"])
@@ -115,11 +125,26 @@ def check_inputs(lmp, *values) -> dict:
     resume, cut them back to the last restart state and set the deck variable
     ``resume_step``."""
     params = parse_params(*values[:len(PARAMS)])
-    for label, path in zip(FILES, values[len(PARAMS):]):
+    files = dict(zip(FILES, values[len(PARAMS):]))
+    for label, path in files.items():
         if not os.path.isfile(path):
             raise ValueError(f"missing {label} file: {path} (paths are relative to the "
                              f"working directory {os.getcwd()})")
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
+    if params["resume"] == "no" and len(files) == len(FILES):
+        # the data file, checked before anything is written (lammps-recoil check)
+        from .check import check_data
+        report = check_data(files["data"], params["V"], params["beta"], params["lattice"],
+                            params["device"], files["potential"], params["tol"],
+                            params["model"], kpoints=params["kpoints"],
+                            lead_eta=params["lead_eta"] or None, time_update=False)
+        if rank0:
+            for line in report.lines:
+                print(f"lammps-recoil check: {line.strip()}")
+            for note in report.notes:
+                sys.stderr.write(f"lammps-recoil: note: {note}\n")
+            sys.stdout.flush()
+            sys.stderr.flush()
     if rank0:
         os.makedirs(os.path.dirname(params["out"]) or ".", exist_ok=True)
     if params["resume"] == "yes":
@@ -209,10 +234,10 @@ class RecoilCoupling:
         # a resumed run keeps a device that had widened before the restart
         device = "mobile" if "mobile" in (params["device"], str(state.get("device"))) \
             else params["device"]
+        self.electrodes = measure_electrodes(x, types, self.box, tags, params["lattice"])
         self.sites = None
         if device == "filament":
-            self.sites = ElectrodeSites(x, types, self.box, fcc_lattice(params["lattice"]),
-                                        tags)
+            self.sites = ElectrodeSites(x, types, self.box, self.electrodes, tags)
         self._build(device, tags, types, x)
         self.held = np.zeros((len(self.tags), 3))
         self.last_step = None
@@ -236,8 +261,10 @@ class RecoilCoupling:
     def _build(self, device, tags, types, x) -> None:
         """The NEGF system of ``device`` for all atoms (tags, types, positions)."""
         self.active_device = device
-        self.system = system_from_types(x, types, self.box, self.p["lattice"], ids=tags,
-                                        device=device, sites=self.sites, comm=self.comm)
+        self.system = system_from_types(x, types, self.box, ids=tags, device=device,
+                                        sites=self.sites, electrodes=self.electrodes,
+                                        kpoints=self.p["kpoints"],
+                                        lead_eta=self.p["lead_eta"] or None, comm=self.comm)
         mobile = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
         self.mobile_tags = tags[mobile]
         # device atoms and electrode atoms among the gathered mobile atoms (tag order)
@@ -501,7 +528,7 @@ def active(lmp) -> RecoilCoupling:
 
 # ------------------------------------------------------------------ deck route (fix python)
 def recoil_check(lmpptr, *values) -> None:
-    """``python recoil_check input 14 SELF ${V} ... ${data} ${potential} format p...``."""
+    """``python recoil_check input 16 SELF ${V} ... ${data} ${potential} format p...``."""
     from lammps import lammps
     lmp = lammps(ptr=lmpptr)
     try:
@@ -511,7 +538,7 @@ def recoil_check(lmpptr, *values) -> None:
 
 
 def recoil_setup(lmpptr, *values) -> None:
-    """``python recoil_setup input 12 SELF ${V} ${beta} ... format psssssssssss`` (deck
+    """``python recoil_setup input 14 SELF ${V} ${beta} ... format psssssssssssss`` (deck
     route): :data:`PARAMS` in order."""
     from lammps import lammps
     lmp = lammps(ptr=lmpptr)

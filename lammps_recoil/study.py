@@ -14,6 +14,7 @@ their switching times (:func:`~lammps_recoil.analysis.switching_time`).
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -137,11 +138,25 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
     return summary
 
 
+def present_runs(outdir: str) -> list:
+    """(bias, seed) of every ensemble run whose time series is in ``outdir``, sorted."""
+    found = []
+    for name in os.listdir(outdir) if os.path.isdir(outdir) else ():
+        m = re.fullmatch(r"V(.+)_seed(\d+)\.recoil\.csv", name)
+        if m:
+            try:
+                found.append((float(m.group(1)), int(m.group(2))))
+            except ValueError:
+                continue
+    return sorted(found)
+
+
 def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str = "runs/ens",
              threshold: float = 1.0, window: float = 5.0, rerun: bool = True) -> dict:
     """Run the deck for every (bias, seed), ``jobs`` processes at a time; summarize.
 
-    ``rerun=False`` only summarizes the outputs already in ``outdir``.
+    ``rerun=False`` only summarizes the outputs already in ``outdir``: every run found
+    there (:func:`present_runs`), whatever ``seeds`` and ``biases`` say.
     """
     os.makedirs(outdir, exist_ok=True)
     runs = [(V, s) for V in biases for s in seeds]
@@ -167,6 +182,11 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
         if os.path.exists(old):
             prev = read_csv(old)
             wall = {(v, s): w for v, s, w in zip(prev["V"], prev["seed"], prev["wall_s"])}
+        runs = present_runs(outdir)
+        if not runs:
+            raise ValueError(f"nothing to summarize: no V<bias>_seed<seed>.recoil.csv in "
+                             f"{outdir}")
+        biases = sorted({V for V, _ in runs})
         results = [(run, f"V{run[0]:g}_seed{run[1]}", 0, wall.get(run, np.nan))
                    for run in runs]
     table = {"V": [], "seed": [], "switched": [], "switching_time_ps": [], "direction": [],

@@ -171,7 +171,7 @@ def test_momentum_gained_equals_recoil_impulse(tmp_path):
     (dict(beta=1.5), "beta must lie in [0, 1], got 1.5"),
     (dict(every=0), "'every' must be an integer >= 1"),
     (dict(potential="potentials/missing.eam.alloy"), "missing.eam.alloy"),
-    (dict(lattice="110"), "lattice must be 001 or 111"),
+    (dict(lattice="110"), "lattice must be auto (measured from the frozen layers), 001 or 111"),
 ])
 def test_bad_deck_parameters(tmp_path, var, message):
     proc = route2(tmp_path, "bad", **var)
@@ -203,7 +203,9 @@ def test_filament_atom_outside_the_negf_region(tmp_path):
         f.positions[i, :2] = [0.6, 0.6]          # sideways, away from every neighbour
     proc = route2(tmp_path, "away", data=_data_with(tmp_path, push))
     assert proc.returncode != 0
-    assert "are not connected to either lead" in proc.stderr
+    assert "have no path of bonds shorter than 3.40 A (the hopping cutoff) to either " \
+        "frozen electrode" in proc.stderr
+    assert not list(tmp_path.glob("away.*"))          # refused before any output
 
 
 def test_parameters_are_validated():

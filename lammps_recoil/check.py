@@ -1,0 +1,324 @@
+"""Checks of a LAMMPS data file before any MD: what ``lammps-recoil check`` prints and what
+both deck routes run before minimization (docs/geometry.md states the contract).
+
+:func:`check_data` reads the data file, checks atom types, overlaps (LAMMPS atom IDs),
+the frozen electrodes' lattice (:func:`~lammps_recoil.builders.measure_electrodes`), the
+frozen slabs' thickness against the EAM cutoff, the bonds joining the filament to both
+electrodes, and builds the NEGF system to check the bias window against the lead band and
+its flat bands (Eq. 10's window [mu_L, mu_R], paper after Eq. 10); one update is timed.
+Every failure raises ValueError naming the cause, the value found and what is accepted.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, TYPE_MEANING, check_device,
+                       check_types, measure_electrodes, system_from_types)
+from .geometry import MIN_DISTANCE, bond_components, check_overlaps, neighbor_pairs
+from .hamiltonian import HoppingModel
+from .system import FLAT_MARGIN
+
+#: Atom types a data file must declare (pair_coeff * * potential Cu Cu Cu Cu).
+N_TYPES = 4
+#: Columns of the Atoms section before x, y, z, per atom style.
+STYLE_COLUMNS = {"atomic": 2, "charge": 3, "full": 4, "molecular": 3, "bond": 3,
+                 "angle": 3}
+
+
+@dataclass
+class DataFile:
+    """Atoms of a LAMMPS data file (sorted by atom ID)."""
+
+    path: str
+    ids: np.ndarray
+    types: np.ndarray
+    positions: np.ndarray
+    bounds: np.ndarray          # (3, 2): lo, hi along x, y, z
+    n_types: int
+
+    @property
+    def box(self) -> np.ndarray:
+        return self.bounds[:2, 1] - self.bounds[:2, 0]
+
+
+def read_data(path: str) -> DataFile:
+    """Read the atoms of a LAMMPS data file (atom styles of :data:`STYLE_COLUMNS`)."""
+    with open(path) as fh:
+        lines = fh.read().splitlines()
+    n_atoms = n_types = None
+    bounds = np.zeros((3, 2))
+    i = 1
+    while i < len(lines):
+        words = lines[i].split("#")[0].split()
+        if words and not words[0][0].isdigit() and words[0][0] not in "+-.":
+            break
+        if len(words) >= 2 and words[-1] == "atoms":
+            n_atoms = int(words[0])
+        elif words[-2:] == ["atom", "types"]:
+            n_types = int(words[0])
+        elif len(words) == 4 and words[2][1:] == "lo" and words[2][0] in "xyz":
+            bounds["xyz".index(words[2][0])] = float(words[0]), float(words[1])
+        elif words[-3:] == ["xy", "xz", "yz"]:
+            if any(float(w) != 0.0 for w in words[:3]):
+                raise ValueError(f"{path}: triclinic box (tilts {words[:3]}): the box must be "
+                                 "orthogonal, periodic in x and y")
+        i += 1
+    if n_atoms is None or n_types is None:
+        raise ValueError(f"{path}: not a LAMMPS data file (no 'N atoms' and 'N atom types' "
+                         "lines in its header)")
+    while i < len(lines) and not lines[i].startswith("Atoms"):
+        i += 1
+    if i == len(lines):
+        raise ValueError(f"{path}: no Atoms section")
+    style = lines[i].split("#")[1].strip() if "#" in lines[i] else "atomic"
+    if style not in STYLE_COLUMNS:
+        raise ValueError(f"{path}: atom style {style!r} is not read; accepted: "
+                         f"{sorted(STYLE_COLUMNS)} (the deck uses atomic)")
+    skip = STYLE_COLUMNS[style]
+    rows = []
+    i += 1
+    while i < len(lines) and len(rows) < n_atoms:
+        words = lines[i].split("#")[0].split()
+        i += 1
+        if words:
+            rows.append(words)
+    if len(rows) != n_atoms:
+        raise ValueError(f"{path}: the header says {n_atoms} atoms, the Atoms section holds "
+                         f"{len(rows)}")
+    try:
+        ids = np.array([int(r[0]) for r in rows])
+        types = np.array([int(r[skip - 1]) for r in rows])
+        x = np.array([[float(v) for v in r[skip:skip + 3]] for r in rows])
+    except (ValueError, IndexError) as err:
+        raise ValueError(f"{path}: bad line in the Atoms section ({err})") from None
+    order = np.argsort(ids)
+    return DataFile(path, ids[order], types[order], x[order], bounds, n_types)
+
+
+def system_from_data(path: str, device: str = "filament", **kw):
+    """The NEGF system of a data file in one call (lattice measured, LAMMPS IDs in
+    messages); ``kw`` goes to :func:`~lammps_recoil.builders.system_from_types`."""
+    data = read_data(path)
+    check_types(data.types, data.ids)
+    return system_from_types(data.positions, data.types, data.box, ids=data.ids,
+                             device=device, **kw)
+
+
+def eam_cutoff(potential: str) -> float:
+    """Cutoff radius (A) of an eam/alloy (setfl) file: the last number of its line 5."""
+    with open(potential) as fh:
+        head = [next(fh) for _ in range(5)]
+    try:
+        return float(head[4].split("#")[0].split()[4])
+    except (IndexError, ValueError):
+        raise ValueError(f"{potential}: not an eam/alloy (setfl) file: its line 5 should end "
+                         "with the cutoff radius") from None
+
+
+def bias_window(fermi: float, V: float, beta: float) -> tuple[float, float]:
+    """[min, max] of mu_L = E_F - (1 - beta) V and mu_R = E_F + beta V (paper, Eq. 10)."""
+    mu = (fermi - (1 - beta) * V, fermi + beta * V)
+    return min(mu), max(mu)
+
+
+def largest_bias(fermi: float, beta: float, band, flat, sign: float) -> float:
+    """Largest |V| of the given sign whose window stays inside the band and farther than
+    FLAT_MARGIN from every flat band (0 if none)."""
+    up, down = (beta, 1 - beta) if sign > 0 else (1 - beta, beta)
+    limits = []
+    for e in flat:
+        gap = abs(e - fermi) - FLAT_MARGIN
+        w = up if e > fermi else down
+        limits.append(max(gap, 0.0) / w if w > 0 else np.inf)
+    limits += [(band[1] - fermi) / up if up > 0 else np.inf,
+               (fermi - band[0]) / down if down > 0 else np.inf]
+    return float(min(limits))
+
+
+def cell_unit(orientation: str, a0: float) -> np.ndarray:
+    """The builder's transverse cell (A): cubic a0 x a0 for (001), a_nn x sqrt(3) a_nn for
+    (111) (:func:`~lammps_recoil.builders.build_filament`'s nx, ny count these)."""
+    a_nn = a0 / np.sqrt(2.0)
+    return np.array([a0, a0]) if orientation == "001" else np.array([a_nn, np.sqrt(3) * a_nn])
+
+
+def flat_bands_of_cell(orientation: str, a0: float, nx: int, ny: int, kpoints=1,
+                       hopping: HoppingModel = HoppingModel()) -> np.ndarray:
+    """Flat-band energies (eV) of a periodic ideal lead of nx x ny builder cells."""
+    from .geometry import fcc_lattice, lattice_sites
+    from .leads import LayeredLead
+    from .system import bloch_vectors
+    lat = fcc_lattice(orientation, a0)
+    box = np.array([nx, ny]) * cell_unit(orientation, a0)
+    sites = lattice_sites(lat, np.array([0.1, 0.1, 0.0]), [0, -1], box=box)
+    lead = LayeredLead(lat, sites, "left", hopping, box=box)
+    k, _ = bloch_vectors(box, kpoints)
+    return np.unique(np.concatenate([lead.flat_bands(kk) for kk in k]))
+
+
+def cells_accepting(orientation: str, a0: float, V: float, beta: float, fermi: float,
+                    band, near=(4, 4), count: int = 4, kpoints=1, largest: int = 12) -> list:
+    """The ``count`` cell sizes (nx, ny) nearest to ``near`` whose periodic leads accept
+    bias V (no flat band within FLAT_MARGIN of the window)."""
+    found = []
+    for nx in range(1, largest + 1):
+        for ny in range(1, largest + 1):
+            flat = flat_bands_of_cell(orientation, a0, nx, ny, kpoints)
+            if abs(V) < largest_bias(fermi, beta, band, flat, np.sign(V) or 1.0):
+                found.append((abs(nx - near[0]) + abs(ny - near[1]), nx * ny, nx, ny))
+    return [(nx, ny) for _, _, nx, ny in sorted(found)[:count]]
+
+
+def _builder_cells(box, electrodes):
+    """(nx, ny) of the builder's cells that the box holds, or None if it is not of them."""
+    e = electrodes.left
+    n = box / cell_unit(e.orientation, e.a0)
+    if np.all(np.abs(n - np.rint(n)) < 1e-3):
+        return tuple(int(v) for v in np.rint(n))
+    return None
+
+
+@dataclass
+class CheckReport:
+    """What :func:`check_data` found (printed by ``lammps-recoil check``)."""
+
+    lines: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    seconds_per_update: float = float("nan")
+
+    def add(self, text: str) -> None:
+        self.lines.append(text)
+
+
+def check_connected(data: DataFile, electrodes, r_bond: float) -> None:
+    """Every mobile atom must be bonded (within r_bond) to a frozen electrode, and a path
+    of bonds must join the two electrodes through the filament."""
+    x, types, ids = data.positions, data.types, data.ids
+    i, j, _, _ = neighbor_pairs(x, r_bond, data.box)
+    label = bond_components(i, j, len(x))
+    left = label[types == electrodes.left_type]
+    right = label[types == electrodes.right_type]
+    mobile = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
+    lost = np.flatnonzero(mobile & ~np.isin(label, np.concatenate([left, right])))
+    if lost.size:
+        raise ValueError(f"atoms {ids[lost[:10]].tolist()} (types "
+                         f"{sorted(set(types[lost].tolist()))}) have no path of bonds shorter "
+                         f"than {r_bond:.2f} A (the hopping cutoff) to either frozen electrode: "
+                         "an isolated atom or cluster")
+    if not np.intersect1d(left, right).size:
+        fil = types == FILAMENT_TYPE
+        z = np.sort(x[fil, 2])
+        gap = int(np.argmax(np.diff(z))) if len(z) > 1 else 0
+        where = (f"; the widest gap along z is between z = {z[gap]:.3f} and "
+                 f"{z[gap + 1]:.3f} A" if len(z) > 1 else "")
+        raise ValueError("the filament does not join the two electrodes: no path of bonds "
+                         f"shorter than {r_bond:.2f} A (the hopping cutoff) leads from the "
+                         f"left frozen electrode to the right one{where}")
+
+
+def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "auto",
+               device: str = "filament", potential: str | None = None, tol: float = 1e-2,
+               model: str = "paper", hopping: HoppingModel = HoppingModel(),
+               kpoints=1, lead_eta=None, time_update: bool = True) -> CheckReport:
+    """Everything about a data file that can be known before MD (module docstring)."""
+    rep = CheckReport()
+    data = read_data(path)
+    counts = {t: int(np.sum(data.types == t)) for t in range(1, N_TYPES + 1)}
+    if data.n_types != N_TYPES:
+        raise ValueError(f"{path} declares {data.n_types} atom types; {N_TYPES} are expected: "
+                         f"{TYPE_MEANING}")
+    check_types(data.types, data.ids)
+    check_device(device)
+    rep.add(f"{path}: {len(data.ids)} atoms; types {TYPE_MEANING}")
+    rep.add("  counts per type: " + ", ".join(f"{t}: {n}" for t, n in counts.items()))
+    if np.any(np.diff(data.ids) == 0):
+        k = int(np.flatnonzero(np.diff(data.ids) == 0)[0])
+        raise ValueError(f"{path}: atom ID {data.ids[k]} appears twice")
+    box = data.box
+    inside = ((data.positions[:, 2] >= data.bounds[2, 0])
+              & (data.positions[:, 2] <= data.bounds[2, 1]))
+    if not inside.all():
+        bad = np.flatnonzero(~inside)
+        raise ValueError(f"atoms {data.ids[bad[:10]].tolist()} lie outside the box along z "
+                         f"[{data.bounds[2, 0]}, {data.bounds[2, 1]}] A (boundary f)")
+    check_overlaps(data.positions, box, label=lambda n: f"atom {data.ids[n]}",
+                   min_distance=MIN_DISTANCE)
+    rep.add(f"  no two atoms closer than {MIN_DISTANCE} A; periodic box {box[0]:.4f} x "
+            f"{box[1]:.4f} A")
+    el = measure_electrodes(data.positions, data.types, box, data.ids, lattice)
+    rep.add(f"  electrodes: {el.describe()}; box commensurate "
+            f"({round(box[0] * box[1] / el.left.lattice.cell_area)} sites per layer); "
+            f"frozen atoms within "
+            f"{max(el.left.deviation.max(), el.right.deviation.max()):.2g} A of their sites")
+    if el.note():
+        rep.notes.append(el.note())
+    if potential is not None:
+        rc = eam_cutoff(potential)
+        for e in (el.left, el.right):
+            thick = e.n_layers * e.lattice.spacing
+            if thick < rc:
+                need = int(np.ceil(rc / e.lattice.spacing))
+                raise ValueError(
+                    f"the {e.side} frozen slab is {e.n_layers} layers = {thick:.3f} A thick "
+                    f"(layers x spacing {e.lattice.spacing:.4f} A), thinner than the EAM "
+                    f"cutoff {rc} A of {potential}: its surface layer, which the mobile atoms "
+                    f"feel, would see vacuum within the cutoff; give it at least {need} "
+                    "layers")
+        rep.add(f"  frozen slabs {el.left.n_layers * el.left.lattice.spacing:.3f} A and "
+                f"{el.right.n_layers * el.right.lattice.spacing:.3f} A thick (layers x spacing) "
+                f">= EAM cutoff {rc} A")
+    check_connected(data, el, hopping.r_off)
+    rep.add(f"  filament bonded to both electrodes (hopping cutoff {hopping.r_off} A)")
+    t0 = time.perf_counter()
+    system = system_from_types(data.positions, data.types, box, ids=data.ids, device=device,
+                               electrodes=el, hopping=hopping, kpoints=kpoints,
+                               lead_eta=lead_eta)
+    t1 = time.perf_counter()
+    lo, hi = system.band_edges
+    EF = system.fermi_level
+    flat = np.unique(np.round(system._flat_bands()[0], 4))
+    rep.add(f"  NEGF device '{device}': {system.n_atoms} atoms; E_F = {EF:.4f} eV, lead band "
+            f"[{lo:.4f}, {hi:.4f}] eV; flat lead bands at "
+            f"{np.round(flat, 4).tolist() if flat.size else 'none'} eV (built in {t1 - t0:.2f} s)")
+    vmax = {s: largest_bias(EF, beta, (lo, hi), flat, s) for s in (1.0, -1.0)}
+    wlo, whi = bias_window(EF, V, beta)
+    accepted = f"accepted: {-vmax[-1.0]:.3f} V < V < {vmax[1.0]:.3f} V at beta = {beta}"
+    if V != 0 and abs(V) >= vmax[np.sign(V)]:
+        near = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
+        if near.size:
+            cause = (f"the periodic leads have a decoupled flat band at E = {near[0]:.4f} eV, "
+                     f"within {FLAT_MARGIN} eV of the window [{wlo:.3f}, {whi:.3f}] eV (a "
+                     "delta peak: the integral is ill-defined)")
+            cells = _builder_cells(box, el)
+            other = ""
+            if cells is not None:
+                e = el.left
+                ok = cells_accepting(e.orientation, e.a0, V, beta, EF, (lo, hi), cells,
+                                     kpoints=kpoints)
+                unit = "cubic cells" if e.orientation == "001" else "a_nn x sqrt(3) a_nn cells"
+                other = (f" (this box is {cells[0]}x{cells[1]} {unit}; the nearest that accept "
+                         f"V = {V} V: {', '.join(f'{a}x{b}' for a, b in ok)})")
+            fix = (f"a smaller |V|, another transverse cell{other}, or a lead broadening "
+                   "(-var lead_eta 0.05, eV: the periodic leads' flat bands become Lorentzians)")
+        else:
+            cause = f"the window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band [{lo:.3f}, {hi:.3f}] eV"
+            fix = "a smaller |V|"
+        raise ValueError(f"bias V = {V} V: {cause}; {accepted}; use {fix}")
+    rep.add(f"  V = {V} V, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV; {accepted}")
+    if time_update:
+        t0 = time.perf_counter()
+        res = system.forces(V, beta, model=model, tol=tol)
+        rep.seconds_per_update = time.perf_counter() - t0
+        rep.add(f"  one NEGF update: {rep.seconds_per_update * 1e3:.1f} ms, {res.n_energies} "
+                f"energy points (tol {tol:g}); G = {res.conductance:.4f} G0, total recoil "
+                f"force on the filament {np.round(res.forces[system_mask(data, device)].sum(0), 4).tolist()} eV/A")
+    return rep
+
+
+def system_mask(data: DataFile, device: str) -> np.ndarray:
+    """Filament atoms among the device atoms of ``device`` (in file order)."""
+    members = data.types[np.isin(data.types, check_device(device))]
+    return members == FILAMENT_TYPE

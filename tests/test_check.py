@@ -1,0 +1,280 @@
+"""Bad data files are refused before any MD, by ``lammps-recoil check`` and by both deck
+routes, with a message naming the cause (LAMMPS atom IDs, expected and found values), and
+a refused run writes no output file; the corrected rerun then just runs."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from test_lammps import HAVE_LMP, HAVE_WHEEL, ROOT, route1, route2
+from test_own_geometry import POTENTIAL, layer_sites, structure, write_data
+
+from lammps_recoil.check import check_data, eam_cutoff, largest_bias
+from lammps_recoil.cli import main
+
+
+def refused(path, message, **kw):
+    with pytest.raises(ValueError) as err:
+        check_data(str(path), potential=str(ROOT / POTENTIAL), **kw)
+    assert message in str(err.value), str(err.value)
+    return str(err.value)
+
+
+def test_good_file_passes(tmp_path):
+    pos, types, box = structure()
+    rep = check_data(str(write_data(tmp_path / "ok.data", pos, types, box)),
+                     potential=str(ROOT / POTENTIAL))
+    text = "\n".join(rep.lines)
+    assert "counts per type: 1: " in text and "fcc(001) a0 = 3.5957 A" in text
+    assert "frozen slabs 7.191 A and 7.191 A thick (layers x spacing) >= EAM cutoff 6.5 A" \
+        in text
+
+
+def test_eam_cutoff_is_read_from_the_potential():
+    line5 = (ROOT / POTENTIAL).read_text().splitlines()[4].split()
+    assert eam_cutoff(str(ROOT / POTENTIAL)) == float(line5[4]) == 6.5
+
+
+def test_five_atom_types(tmp_path):
+    pos, types, box = structure()
+    path = write_data(tmp_path / "five.data", pos, types, box, n_types=5)
+    msg = refused(path, "declares 5 atom types; 4 are expected: 1 filament")
+    assert "3 and 4 the frozen electrode slabs" in msg
+
+
+def test_overlap_names_lammps_ids(tmp_path):
+    pos, types, box = structure()
+    fil = np.flatnonzero(types == 1)
+    pos[fil[1]] = pos[fil[0]] + [0.5, 0.0, 0.0]
+    path = write_data(tmp_path / "close.data", pos, types, box)
+    refused(path, f"overlapping atoms: atom {fil[0] + 1} and atom {fil[1] + 1} are 0.500 A "
+                  "apart (minimum allowed 1.2 A)")
+
+
+def test_111_file_with_lattice_001_forced(tmp_path):
+    pos, types, box = structure("111", nx=4, ny=3)
+    path = write_data(tmp_path / "f111.data", pos, types, box)
+    refused(path, "is fcc(111) (layer spacing 2.0760 A", lattice="001")
+    refused(path, "but lattice 001 was requested: leave the lattice to be measured "
+                  "(-var lattice auto, the default) or give -var lattice 111", lattice="001")
+
+
+def test_hcp_stacking_in_a_frozen_slab(tmp_path):
+    pos, types, box = structure("111", nx=4, ny=3)
+    # the left frozen slab stacked A B A B (layers 0-3): layer 2 shifted back onto layer 0
+    for n in (2, 3):
+        xy, _, _ = layer_sites("111", 3.5957, 4, 3, n - 2)
+        pos[(types == 3) & np.isclose(pos[:, 2], n * 3.5957 / np.sqrt(3))] = np.column_stack(
+            [xy, np.full(len(xy), n * 3.5957 / np.sqrt(3))])
+    path = write_data(tmp_path / "hcp.data", pos, types, box)
+    refused(path, "its (111) layers stack as ABAB (from low to high z), not as fcc ABC... "
+                  "or ACB...")
+
+
+def test_incommensurate_box(tmp_path):
+    pos, types, box = structure()
+    path = write_data(tmp_path / "wide.data", pos, types, box + [0.4, 0.0])
+    msg = refused(path, "the periodic box (14.7828 x 14.3828 A) is not commensurate")
+    assert "expected whole numbers" in msg and "Lx a multiple of 3.5957 A" in msg
+
+
+def test_frozen_atom_off_its_site(tmp_path):
+    pos, types, box = structure()
+    k = np.flatnonzero(types == 4)[5]
+    pos[k, 0] += 0.3
+    path = write_data(tmp_path / "off.data", pos, types, box)
+    refused(path, f"the right frozen electrode (type 4): atom {k + 1} is 0.300 A from its site")
+
+
+def test_thin_frozen_slab(tmp_path):
+    pos, types, box = structure(frozen=3)
+    path = write_data(tmp_path / "thin.data", pos, types, box)
+    refused(path, "the left frozen slab is 3 layers = 5.394 A thick (layers x spacing "
+                  "1.797")
+    refused(path, "A), thinner than the EAM cutoff 6.5 A")
+
+
+def test_broken_filament(tmp_path):
+    pos, types, box = structure(gap=6)
+    gone = (types == 1) & (pos[:, 2] > 8.5 * 1.79785) & (pos[:, 2] < 10.5 * 1.79785)
+    path = write_data(tmp_path / "broken.data", pos[~gone], types[~gone], box)
+    refused(path, "the filament does not join the two electrodes")
+
+
+def test_bias_beyond_the_window_names_the_largest_accepted(tmp_path):
+    pos, types, box = structure()
+    path = write_data(tmp_path / "ok.data", pos, types, box)
+    msg = refused(path, "bias V = 50.0 V", V=50.0)
+    lo, hi = [float(v) for v in msg.split("accepted: ")[1].split(" V at")[0].split(" V < V < ")]
+    # at the largest accepted bias the window's upper end reaches the flat band at
+    # E = 2 E_F-distance... checked against the closed form of largest_bias
+    assert 0 < hi < 50 and lo < 0
+    check_data(str(path), V=0.99 * hi, time_update=False)
+    refused(path, f"bias V = {1.01 * hi}", V=1.01 * hi)
+
+
+def test_largest_bias_closed_form():
+    # flat band 0.3 eV above E_F, beta 0.25: the upper end E_F + beta V reaches it less the
+    # margin at V = (0.3 - 0.02) / 0.25
+    assert largest_bias(0.0, 0.25, (-5, 5), np.array([0.3]), 1.0) == pytest.approx(1.12)
+    assert largest_bias(0.0, 0.25, (-5, 5), np.array([0.3]), -1.0) == pytest.approx(
+        0.28 / 0.75)
+    assert largest_bias(0.0, 0.5, (-1, 2), np.zeros(0), 1.0) == pytest.approx(2.0)
+
+
+def test_cli_check_and_missing_extra(tmp_path, capsys, monkeypatch):
+    pos, types, box = structure()
+    path = write_data(tmp_path / "five.data", pos, types, box, n_types=5)
+    monkeypatch.chdir(ROOT)
+    assert main(["check", str(path)]) == 2
+    assert "declares 5 atom types; 4 are expected" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)     # as if not installed
+    assert main(["chain", "fig1a", "--points", "2", "--outdir", str(tmp_path / "c")]) == 2
+    assert ("'chain' needs matplotlib, which is not installed: "
+            'pip install "lammps-recoil[plot]"') in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()                    # refused before any output
+
+
+def test_report_reads_a_data_file(tmp_path, capsys, monkeypatch):
+    """report --data gives the forces of system_from_types on the file's atoms."""
+    from lammps_recoil.builders import system_from_types
+    pos, types, box = structure(radius=lambda u: 3.0 - 1.0 * u)
+    path = write_data(tmp_path / "r.data", pos, types, box)
+    assert main(["report", "--data", str(path), "--bias", "0.7", "--tol", "1e-6"]) == 0
+    text = capsys.readouterr().out
+    total = system_from_types(pos, np.asarray(types), np.array([*box, 30.0])).forces(
+        0.7, tol=1e-6).forces.sum(0)
+    printed = text.split("total recoil force on the filament (eV/A): [")[1].split("]")[0]
+    np.testing.assert_allclose(np.array(printed.split(), float), total, atol=6e-5)
+
+
+def _bad_and_good(tmp_path):
+    pos, types, box = structure()
+    good = write_data(tmp_path / "good.data", pos, types, box)
+    fil = np.flatnonzero(types == 1)
+    pos[fil[1]] = pos[fil[0]] + [0.5, 0.0, 0.0]
+    bad = write_data(tmp_path / "bad.data", pos, types, box)
+    return bad, good, fil[:2] + 1
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
+@pytest.mark.parametrize("minimize", ["yes", "no"])
+def test_pip_route_refuses_before_minimization_and_writes_nothing(tmp_path, minimize):
+    bad, good, ids = _bad_and_good(tmp_path)
+    out = tmp_path / "runs"
+    proc = route2(out, "r", data=bad, minimize=minimize)
+    assert proc.returncode == 2, proc.stderr
+    assert f"overlapping atoms: atom {ids[0]} and atom {ids[1]} are 0.500 A apart" \
+        in proc.stderr
+    assert not out.exists()                     # no log, dump, CSV or crash file
+    proc = route2(out, "r", data=good, minimize=minimize, production_ps=0.05)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert len((out / "r.recoil.csv").read_text().splitlines()) >= 2
+
+
+@pytest.mark.skipif(not HAVE_LMP, reason="Debian lmp with PYTHON not installed")
+def test_deck_route_refuses_before_minimization_and_writes_nothing(tmp_path):
+    bad, good, ids = _bad_and_good(tmp_path)
+    out = tmp_path / "runs"
+    proc = route1(out, "r", data=bad, minimize="yes")
+    assert proc.returncode != 0
+    assert f"overlapping atoms: atom {ids[0]} and atom {ids[1]} are 0.500 A apart" \
+        in proc.stderr + proc.stdout
+    assert "Minimization" not in proc.stdout
+    assert not out.exists()
+    proc = route1(out, "r", data=good, production_ps=0.05)
+    assert proc.returncode == 0, proc.stderr[-2000:] + proc.stdout[-2000:]
+    assert len((out / "r.recoil.csv").read_text().splitlines()) >= 2
+
+
+@pytest.mark.parametrize("n, nearest", [(5, "4x5, 5x4, 5x6, 6x5"), (8, "7x8, 8x7, 8x9, 9x8")])
+def test_wide_001_cells_at_1V_name_the_cells_and_the_broadening_that_work(tmp_path, n,
+                                                                           nearest):
+    pos, types, box = structure("001", nx=n, ny=n)
+    path = write_data(tmp_path / f"c{n}.data", pos, types, box)
+    msg = refused(path, f"(this box is {n}x{n} cubic cells; the nearest that accept V = 1.0 V: "
+                        f"{nearest})", V=1.0)
+    assert "-var lead_eta 0.05" in msg
+    # the first cell named is accepted, and so is this one with broadened leads
+    a, b = (int(v) for v in nearest.split(",")[0].split("x"))
+    pos2, types2, box2 = structure("001", nx=a, ny=b)
+    check_data(str(write_data(tmp_path / "named.data", pos2, types2, box2)), V=1.0,
+               time_update=False)
+    check_data(str(path), V=1.0, lead_eta=0.05, time_update=False)
+
+
+def test_flat_band_of_a_5x5_cell_is_where_the_layers_decouple():
+    """Closed form: a (001) layer of the periodic lead couples to the next through the 4
+    neighbours at in-plane offsets (+-a0/2, 0), (0, +-a0/2), h1 = 2 t1 (cos(qx a0/2) +
+    cos(qy a0/2)); it decouples where h1 = 0 and is then a flat band at its in-plane energy
+    h0 = 4 t1 cos(qx a0/2) cos(qy a0/2) (second neighbours at a0 lie beyond the hopping
+    cutoff). q runs over the Bloch vectors of the 5 x 5 cubic cell, folded into the zone."""
+    from lammps_recoil.check import flat_bands_of_cell
+    from lammps_recoil.hamiltonian import HoppingModel
+    a0 = 3.5957
+    flat = flat_bands_of_cell("001", a0, 5, 5)
+    t = lambda r: HoppingModel().hopping(np.array([r]))[0][0]
+    assert t(a0) == 0.0
+    m = np.arange(5)
+    kx, ky = np.meshgrid(2 * np.pi * m / (5 * a0), 2 * np.pi * m / (5 * a0), indexing="ij")
+    found = []
+    for qx in (kx.ravel(), kx.ravel() + 2 * np.pi / a0):
+        for qy in (ky.ravel(), ky.ravel() + 2 * np.pi / a0):
+            h1 = t(a0 / np.sqrt(2)) * 2 * (np.cos(qx * a0 / 2) + np.cos(qy * a0 / 2))
+            h0 = t(a0 / np.sqrt(2)) * 4 * np.cos(qx * a0 / 2) * np.cos(qy * a0 / 2)
+            found += list(h0[np.abs(h1) < 1e-9])
+    np.testing.assert_allclose(np.sort(flat), np.unique(np.round(found, 9)), atol=1e-8)
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
+def test_pip_route_runs_a_5x5_cell_at_1V_with_broadened_leads(tmp_path):
+    pos, types, box = structure("001", nx=5, ny=5)
+    path = write_data(tmp_path / "c5.data", pos, types, box)
+    proc = route2(tmp_path / "no", "r", data=path)
+    assert proc.returncode == 2 and "the nearest that accept V = 1.0 V" in proc.stderr
+    assert not (tmp_path / "no").exists()
+    proc = route2(tmp_path / "eta", "r", data=path, lead_eta=0.05, production_ps=0.05)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    series = (tmp_path / "eta" / "r.recoil.csv").read_text().splitlines()
+    assert len(series) >= 2
+
+
+def test_build_filament_111_hint_runs(tmp_path, capsys, monkeypatch):
+    """The printed hints name the orientation and the check, and the check accepts the file."""
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "f111.data"
+    assert main(["build-filament", "--orientation", "111", "--nx", "5", "--ny", "3",
+                 "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"lmp -in inputs/in.filament -var data {out} -var lattice 111" in text
+    hint = text.split("check it:  ")[1].split("\n")[0].split()
+    assert hint == ["lammps-recoil", "check", str(out)]
+    assert main(hint[1:]) == 0
+    assert "fcc(111) a0 = 3.5956 A, stacking ABC (left) / ABC (right)" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
+@pytest.mark.parametrize("kind", ["111 ACB 3.615", "001 types swapped"])
+def test_pip_route_runs_own_geometries(tmp_path, kind):
+    if kind.startswith("111"):
+        pos, types, box = structure("111", 3.615, 5, 3, stacking="ACB",
+                                    radius=lambda u: 3.2 - 1.5 * u, centre=(0.45, 0.55))
+    else:
+        pos, types, box = structure("001", radius=lambda u: 3.0 - 1.0 * u)
+        types = np.where(types == 3, 4, np.where(types == 4, 3, types))
+    path = write_data(tmp_path / "own.data", pos, types, box)
+    proc = route2(tmp_path / "out", "r", data=path, production_ps=0.05)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "lammps-recoil check: " in proc.stdout
+    if "swapped" in kind:
+        assert "type 4 is the left electrode (mu_L)" in proc.stderr
+    # the first update (step 0, the file's positions) is the Python system's
+    from lammps_recoil.analysis import read_series
+    from lammps_recoil.builders import system_from_types
+    series = read_series(tmp_path / "out" / "r.recoil.csv")
+    res = system_from_types(pos, types, box).forces(1.0, tol=1e-2)
+    total = res.forces.sum(0)                   # the device: the filament atoms
+    found = [series[c][0] for c in ("Frec_x", "Frec_y", "Frec_z")]
+    np.testing.assert_allclose(found, total, atol=1e-8)
+    assert abs(total[2]) > 0.1
