@@ -72,9 +72,19 @@ class RecoilResult:
         return self.forces.sum(axis=0)
 
     @property
+    def current(self) -> float:
+        """Landauer current I = G(V) V (microamperes, Eq. 11 times G0 V; the sign of V)."""
+        return current_microamperes(self.conductance, self.bias)
+
+    @property
     def max_norm(self) -> float:
         """Largest per-atom force magnitude (eV/A)."""
         return float(np.linalg.norm(self.forces, axis=1).max(initial=0.0))
+
+
+def current_microamperes(conductance: float, bias: float) -> float:
+    """I = (G/G0) G0 V in microamperes for a conductance G/G0 at bias V (volts)."""
+    return float(conductance) * G0_SIEMENS * float(bias) * 1e6
 
 
 def bloch_vectors(box, kpoints) -> tuple[np.ndarray, np.ndarray]:
@@ -351,6 +361,15 @@ class RecoilSystem:
 
         return float(sum(seg.integrate(func, n_points, tol / len(segments), self._kinks(),
                                        cuts=cuts)[0][0] for seg in segments))
+
+    def current(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
+                tol: float = quad.DEFAULT_TOL, n_points: int | None = None) -> float:
+        """Landauer current (microamperes) at bias V (volts), Eq. 11 times G0 V:
+        I = (2e/h) int dE T(E) [f(E - mu_R) - f(E - mu_L)], with the sign of V (for V > 0
+        electrons flow from the right lead, whose chemical potential is higher, to the
+        left)."""
+        return current_microamperes(self.conductance(bias, beta, temperature, tol, n_points),
+                                    bias)
 
     def forces(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
                model: str = "paper", tol: float = quad.DEFAULT_TOL,
