@@ -21,16 +21,19 @@ injected densities G Gamma_S G^+ then carry a Lorentzian of full weight,
 
 split between the leads as gamma_S / gamma (gamma_S = psi^+ Gamma_S psi / N) -- a number set
 by how eta enters each lead, not by physics. The package takes eta -> 0 before the energy
-integral: each lead's spectral function a_S is corrected, where it injects, by a constant
-Delta a that makes (a_S - Delta a) V_S psi vanish at E_b (``RecoilSystem._decoupling``), so
-that the Lorentzian and its tails leave the integrand, and E_b becomes an end of the
-integration intervals, so that no node falls on the pole. ``N`` includes the tails in the
-leads, and psi extends over the lead contact atoms (psi_t = g_t V_t psi on lead t's
-contacts), as the densities of Eq. 9 do.
+integral: the Lorentzian (and with it its tails) is subtracted from the integrand
+(:class:`PoleTerms`), and E_b becomes an end of the integration intervals, so that no node
+falls on the pole. ``N`` includes the tails in the leads, and psi extends over the lead
+contact atoms (psi_t = g_t V_t psi on lead t's contacts), as the densities of Eq. 9 do.
+What is left of the state is of order eta: an odd term ~ eta / (E - E_b) (the energy
+dependence of gamma_S and the state's cross terms with the rest of the density), which
+integrates to order eta.
 
 States are found as fixed points E = Re lambda(E) of the eigenvalues lambda(E) of the
-effective Hamiltonian H_F + Sigma(E) (dense), started from a scan over the window and
-refined by secant steps; a converged state is unbroadened when its width gamma is at most
+effective Hamiltonian H_F + Sigma(E) (dense): on a scan over the window each nearly real
+eigenvalue predicts its fixed point by one Newton step with lambda'(E) = l^T Sigma'(E) r
+(left and right eigenvectors; lambda' is large and negative for a state with long tails
+in the leads), is refined by secant steps from the scan energy it belongs to, and a converged state is unbroadened when its width gamma is at most
 ``BOUND_WIDTH_FACTOR`` times the largest numerical eta (plus ``BOUND_WIDTH_FLOOR``): an
 open channel broadens a state by far more, an eta by at most 2 eta.
 """
@@ -44,6 +47,8 @@ from .greens import self_energy, to_dense
 
 #: Spacing (eV) of the scan energies at which H_F + Sigma(E) is diagonalized.
 SCAN_STEP = 0.05
+#: The scan also samples each lead channel edge at these distances (eV) on both sides.
+EDGE_OFFSETS = np.array([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2.5e-2])
 #: States this far (eV) outside the integration window are found too (their tails reach in).
 MARGIN = 0.05
 #: Eigenvalues with |Im lambda| up to this (eV) at a scan energy are refined.
@@ -91,6 +96,32 @@ class BoundState:
     ik: int = 0
 
 
+class PoleTerms:
+    """The eta-Lorentzians of unbroadened states at one Bloch vector, as the integrand
+    of Eq. 9 accumulates them: per state, gamma_S / ((E - E_b)^2 + gamma^2/4) times
+    Re(e^{-ik.d} psi_i psi_j^*) on the extended bonds (``bond``) and |psi_i|^2 on the
+    extended sites (``site``), and gamma_L gamma_R / (...) in the Caroli trace."""
+
+    def __init__(self, states, bond_i, bond_j, phase):
+        psi = np.array([s.psi for s in states])                       # states x extended
+        self.energy = np.array([s.energy for s in states])
+        self.width = np.array([s.width for s in states])
+        self.lead = np.array([s.lead_widths for s in states]).T        # 2 x states
+        self.bond = (phase * psi[:, bond_i] * psi[:, bond_j].conj()).real
+        self.site = np.abs(psi) ** 2
+
+    def _denominator(self, E):
+        return (np.asarray(E)[:, None] - self.energy) ** 2 + 0.25 * self.width ** 2
+
+    def lorentzians(self, E, lead: int) -> np.ndarray:
+        """gamma_S / ((E - E_b)^2 + gamma^2 / 4) for lead S (energies x states)."""
+        return self.lead[lead] / self._denominator(E)
+
+    def transmission(self, E) -> np.ndarray:
+        """The states' Lorentzians in T(E), gamma_L gamma_R / ((E - E_b)^2 + gamma^2/4)."""
+        return (self.lead[0] * self.lead[1] / self._denominator(E)).sum(axis=1)
+
+
 def numerical_eta(system) -> float:
     """Largest numerical broadening (eV) of the system's leads and device."""
     return max([system.eta] + [float(getattr(lead, "eta", 0.0)) for lead in system.leads])
@@ -124,13 +155,29 @@ def find_bound_states(system, lo: float, hi: float, ik: int = 0) -> list[BoundSt
     if hi <= lo:
         return []
     scan = np.linspace(lo, hi, int(np.ceil((hi - lo) / SCAN_STEP)) + 1)
-    half = 0.5 * (scan[1] - scan[0]) if len(scan) > 1 else SCAN_STEP
-    lam = np.linalg.eigvals(effective_hamiltonian(system, scan, ik))
+    # near a channel edge the tails' decay length diverges and lambda(E) moves fast: the
+    # scan closes in on every edge geometrically
+    edges = system._kinks()
+    near_edges = (edges[:, None] + np.concatenate([EDGE_OFFSETS, -EDGE_OFFSETS])).ravel()
+    scan = np.unique(np.concatenate([scan, near_edges[(near_edges > lo) & (near_edges < hi)]]))
+    mid = 0.5 * (scan[1:] + scan[:-1])
+    cell_lo = np.concatenate([[lo], mid])
+    cell_hi = np.concatenate([mid, [hi]])
+    h = DERIVATIVE_STEP
+    M = effective_hamiltonian(system, np.concatenate([scan, scan - h, scan + h]), ik)
+    n = len(scan)
+    lam, R = np.linalg.eig(M[:n])
+    # lambda'(E) = (R^-1 Sigma' R)_kk: first-order change of each eigenvalue
+    slope = np.einsum("eki,eij,ejk->ek", np.linalg.inv(R), (M[2 * n:] - M[n:2 * n]) / (2 * h),
+                      R).real
     found = []
-    for E0, vals in zip(scan, lam):
-        near = vals[(np.abs(vals.imag) <= CANDIDATE_WIDTH) & (np.abs(vals.real - E0) <= half)]
-        for start in near:
-            E = _refine(system, float(start.real), ik)
+    for E0, a, b, vals, dl in zip(scan, cell_lo, cell_hi, lam, slope):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            guess = E0 + (vals.real - E0) / (1.0 - dl)         # Newton step to E = lambda(E)
+        pad = 0.5 * (b - a)
+        near = (np.abs(vals.imag) <= CANDIDATE_WIDTH) & (guess >= a - pad) & (guess <= b + pad)
+        for start, d in zip(guess[near], dl[near]):
+            E = _refine(system, float(start), ik, float(d))
             if E is not None and lo <= E <= hi and not any(abs(E - f) < 1e-8 for f in found):
                 found.append(E)
     threshold = BOUND_WIDTH_FACTOR * eta + BOUND_WIDTH_FLOOR
@@ -145,12 +192,13 @@ def _nearest_eigenvalue(system, E: float, target: complex, ik: int) -> complex:
     return vals[np.argmin(np.abs(vals - target))]
 
 
-def _refine(system, E: float, ik: int) -> float | None:
+def _refine(system, E: float, ik: int, slope: float = 0.0) -> float | None:
     """Fixed point E = Re lambda(E) of the eigenvalue followed from E, by secant steps on
-    f(E) = Re lambda(E) - E (None if it does not converge)."""
+    f(E) = Re lambda(E) - E, the first a Newton step with lambda' = ``slope`` (None if it
+    does not converge)."""
     lam = _nearest_eigenvalue(system, E, E, ik)
     x0, f0 = E, lam.real - E
-    x1 = lam.real
+    x1 = E + f0 / (1.0 - slope) if slope < 1.0 else lam.real
     for _ in range(MAX_STEPS):
         lam = _nearest_eigenvalue(system, x1, lam, ik)
         f1 = lam.real - x1

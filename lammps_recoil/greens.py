@@ -232,21 +232,14 @@ class Scattering:
     i(Sigma_S - Sigma_S^+) = V_S^+ a_S V_S on the boundary atoms B_S (the broadening
     Gamma_S of Eq. 7, with a_S = i(g_S - g_S^+) on the contacts) and, for each solved
     source S, ``X[S]`` = G_F[:, B_S] (energies x device x boundary), the only columns of
-    G_F the physics needs. ``decouple[S]`` (optional, contacts x contacts) is subtracted
-    from a_S wherever it injects (in Gamma_S and in the densities), not in G_F: it takes
-    the leads' numerical broadening off the device's unbroadened states
-    (:mod:`~lammps_recoil.boundstates`).
+    G_F the physics needs.
     """
 
-    def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1), decouple=None):
+    def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1)):
         self.couplings = matrix.couplings
         self.g, self.V = gs, Vs
-        self.decouple = decouple or (None, None)
         sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
         self.gamma = [1j * (s - dagger(s)) for s in sigmas]
-        for s, da in enumerate(self.decouple):
-            if da is not None:
-                self.gamma[s] = self.gamma[s] - dagger(Vs[s]) @ da @ Vs[s]
         bound = [self.couplings[s].boundary for s in sources]
         X = matrix.solve(E, sigmas, np.concatenate(bound))
         self.X, start = [None, None], 0
@@ -277,8 +270,6 @@ class Scattering:
         lo = n + (len(self.couplings[0].contacts) if s == 1 else 0)
         rows = slice(lo, lo + len(self.couplings[s].contacts))
         a = 1j * (self.g[s] - dagger(self.g[s]))
-        if self.decouple[s] is not None:
-            a = a - self.decouple[s]
         aV = a @ self.V[s]
         diag = real_dot(Q, P)
         diag[:, rows] += 2.0 * real_dot(Q[:, rows], aV) + np.diagonal(a, axis1=1, axis2=2).real

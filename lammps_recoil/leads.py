@@ -654,7 +654,7 @@ class WireLead:
         """
         if k is not None and np.any(k):
             raise ValueError("a wire lead has no transverse Bloch vector")
-        band = lambda q, n: np.linalg.eigvalsh(self._bloch(q))[n]
+        band = lambda q, n: np.linalg.eigvalsh(self._bloch(q))[0, n]
         q = np.linspace(0.0, np.pi, nq + 1)
         eps = np.linalg.eigvalsh(self._bloch(q))                    # (nq + 1, bands)
         edges = [eps[0], eps[-1]]

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import integration as quad
-from .boundstates import BoundState, find_bound_states, numerical_eta
+from .boundstates import BoundState, PoleTerms, find_bound_states, numerical_eta
 from .forces import force_matrix, onsite_weight, require_finite
 from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
                        check_positions, neighbor_pairs)
-from .greens import (SCHUR_MAX, Coupling, DeviceMatrix, Scattering, dagger, real_dot,
-                     self_energy, to_dense)
+from .greens import (SCHUR_MAX, Coupling, DeviceMatrix, Scattering, real_dot, self_energy,
+                     to_dense)
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -290,16 +290,14 @@ class RecoilSystem:
         k = self.kpoints[ik] if self.box is not None else None
         return self.leads[s].surface_gf(E, k, self.couplings[s].contacts)
 
-    def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None, decouple=None) -> Scattering:
+    def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None) -> Scattering:
         """Solve the device problem on energies E (eV) at Bloch vector index ik (``gs``:
-        the leads' contact Green's functions on E, if already at hand; ``decouple``: see
-        :meth:`_decoupling`)."""
+        the leads' contact Green's functions on E, if already at hand)."""
         E = np.atleast_1d(np.asarray(E, dtype=float))
         if gs is None:
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
         try:
-            return Scattering(E, self._M[ik], self._V[ik], gs, sources,
-                              None if decouple is None else decouple[ik])
+            return Scattering(E, self._M[ik], self._V[ik], gs, sources)
         except (RuntimeError, np.linalg.LinAlgError) as err:   # exactly singular
             raise FloatingPointError(f"device Green's function is singular at an energy in "
                                      f"[{E.min()}, {E.max()}] eV (a bound state of the "
@@ -315,10 +313,15 @@ class RecoilSystem:
         E = np.atleast_1d(np.asarray(energies, dtype=float))
         return self._map(self._transmission, E) if E.size else np.zeros(0)
 
-    def _transmission(self, E: np.ndarray, decouple=None) -> np.ndarray:
-        """T(E) on this rank alone (``decouple``: see :meth:`_decoupling`)."""
-        return sum(wk * self.scattering(E, ik, (1,), decouple=decouple).transmission()
-                   for ik, wk in enumerate(self.kweights))
+    def _transmission(self, E: np.ndarray, poles=None) -> np.ndarray:
+        """T(E) on this rank alone, without the Lorentzians of the ``poles``
+        (:meth:`_pole_terms`)."""
+        T = np.zeros(len(E))
+        for ik, wk in enumerate(self.kweights):
+            T += wk * self.scattering(E, ik, (1,)).transmission()
+            if poles is not None and poles[ik] is not None:
+                T -= wk * poles[ik].transmission(E)
+        return T
 
     def _map(self, fn, energies) -> np.ndarray:
         """Rows fn(E) for an array of energies, evaluated in batches of at most
@@ -353,10 +356,10 @@ class RecoilSystem:
         self._check_window(segments)
         states = self._unbroadened(segments, unbroadened)
         cuts = [b.energy for b in states]
-        decouple = self._decoupling(states)
+        poles = self._pole_terms(states)
 
         def func(E, seg):
-            T = self._map(lambda e: self._transmission(e, decouple), E)
+            T = self._map(lambda e: self._transmission(e, poles), E)
             return (seg.landauer(E) * T)[:, None]
 
         return float(sum(seg.integrate(func, n_points, tol / len(segments), self._kinks(),
@@ -389,9 +392,9 @@ class RecoilSystem:
         Eq. 9 counts scattering states only: states in or near the window that no open
         lead channel broadens (bound states in the continuum, states in a lead's subband
         gap) are found (:mod:`~lammps_recoil.boundstates`), reported in the result's
-        ``unbroadened`` and decoupled from the leads' numerical broadening, so that they
-        add no eta-dependent Lorentzian (eta -> 0 before the energy integral), and their
-        energies become ends of the integration intervals. ``unbroadened="auto"`` looks
+        ``unbroadened``, and their eta-dependent Lorentzians are subtracted from the
+        integrand (eta -> 0 before the energy integral); their energies become ends of the
+        integration intervals. ``unbroadened="auto"`` looks
         for them where a lead or the device has a numerical broadening eta > 0 (where
         they would otherwise enter); with eta = 0 everywhere (periodic and chain leads by
         default) they carry no weight and are looked for only with ``True``; ``False``
@@ -406,7 +409,7 @@ class RecoilSystem:
             segments = quad.bias_window(self.fermi_level, bias, beta, temperature)
         self._check_window(segments)
         states = self._unbroadened(segments, unbroadened)
-        decouple = self._decoupling(states)
+        poles = self._pole_terms(states)
         cuts = [b.energy for b in states]
         timings = {"leads": 0.0, "solve": 0.0, "forces": 0.0}
         n = self.n_atoms
@@ -416,7 +419,7 @@ class RecoilSystem:
 
         def batch(E, seg):
             rows, t = self._integrand(E, seg, model, timings, () if fermi_t else (EF,),
-                                      decouple)
+                                      poles)
             fermi_t.extend(t)
             return rows
 
@@ -469,32 +472,16 @@ class RecoilSystem:
         return replace(b, psi=np.concatenate([self._to_user(b.psi[:n]), b.psi[n:]]),
                        device_weight=self._to_user(b.device_weight))
 
-    def _decoupling(self, states):
-        """Per Bloch vector, the corrections Delta a_S (each lead's contacts) that take the
-        leads' numerical broadening off the unbroadened states (None if there are none).
-
-        For a state with contact amplitudes phi = V_S psi_B, P the projector on phi and
-        a = a_S(E_b): Delta a = a P + P a - P a P. Then (a_S(E) - Delta a) phi vanishes at
-        E_b, so that no scattering state injected with it has a pole there: the eta
-        Lorentzian of full weight and its 1/(E - E_b) tails both leave the integrand, and
-        the correction itself is of the order of eta elsewhere. Bound states of several
-        energies add their corrections.
-        """
-        if not states:
-            return None
-        out = [[None, None] for _ in self.kpoints]
-        n = self.n_atoms
-        for b in states:
-            for s, c in enumerate(self.couplings):
-                phi = self._V[b.ik][s] @ b.psi[:n][c.boundary]
-                norm = np.vdot(phi, phi).real
-                if not norm > 0:
-                    continue
-                g = self._lead_gf(s, np.array([b.energy]), b.ik)[0]
-                a = 1j * (g - dagger(g))
-                P = np.outer(phi, phi.conj()) / norm
-                da = a @ P + P @ a - P @ a @ P
-                out[b.ik][s] = da if out[b.ik][s] is None else out[b.ik][s] + da
+    def _pole_terms(self, states) -> list:
+        """Per Bloch vector, the eta-Lorentzians of the unbroadened states
+        (:class:`~lammps_recoil.boundstates.PoleTerms`, None where there are none)."""
+        b = self.ext_bonds
+        out = [None] * len(self.kpoints)
+        for ik in range(len(self.kpoints)):
+            mine = [s for s in states if s.ik == ik]
+            if mine:
+                phase = np.conj(b.phases(self.kpoints[ik] if self.box is not None else None))
+                out[ik] = PoleTerms(mine, b.i, b.j, phase)
         return out
 
     def energy_partitions(self) -> dict:
@@ -554,7 +541,7 @@ class RecoilSystem:
                 "cells) or k grid, the (111) orientation, or give the lead a broadening eta > 0")
 
     def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=(),
-                   decouple=None):
+                   poles=None):
         """Rows of forces (3N), conductance weight x T (1) and density (N) per unit energy,
         one row per energy of the batch E, and T(E) at the energies ``probes`` (solved in
         the same batch).
@@ -564,9 +551,9 @@ class RecoilSystem:
         vectors) and contracted into forces with Eq. 4. Each energy is solved only for the
         columns of the leads that inject at it (at T = 0: the left lead below E_F, the
         right one above), in one group per set of injecting leads; energies where none
-        does (the probes) join a group, for T alone. ``decouple`` (:meth:`_decoupling`)
-        takes the leads' numerical broadening off the unbroadened states (eta -> 0 before
-        the energy integral: see :mod:`lammps_recoil.boundstates`).
+        does (the probes) join a group, for T alone. ``poles`` (:meth:`_pole_terms`): the
+        eta-Lorentzians of the unbroadened states, subtracted (eta -> 0 before the energy
+        integral: see :mod:`lammps_recoil.boundstates`).
         """
         ne = len(E)
         E = np.concatenate([E, probes])
@@ -591,10 +578,14 @@ class RecoilSystem:
             t1 = time.perf_counter()
             # Re(exp(-ik.d) sum_b X_ib conj(P_jb)) = real_dot(X_i, exp(ik.d) P_j)
             phase = b.phases(self.kpoints[ik] if self.box is not None else None)
+            pole = None if poles is None else poles[ik]
             for sel, sources in groups:
-                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs], decouple)
+                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
                 if np.any(tw[sel] != 0.0):
-                    G[sel] += wk * tw[sel] * sc.transmission()
+                    T = sc.transmission()
+                    if pole is not None:
+                        T -= pole.transmission(E[sel])
+                    G[sel] += wk * tw[sel] * T
                 for s in sources:
                     if not np.any(w[s][sel] != 0.0):
                         continue
@@ -605,6 +596,10 @@ class RecoilSystem:
                         Pj *= phase[:, None]
                     rho_bond[sel] += ws * real_dot(X.take(b.i, axis=1), Pj)
                     rho_diag[sel] += ws * diag
+                    if pole is not None:
+                        L = pole.lorentzians(E[sel], s)
+                        rho_bond[sel] -= ws * (L @ pole.bond)
+                        rho_diag[sel] -= ws * (L @ pole.site)
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()

@@ -93,7 +93,7 @@ def test_bound_state_in_a_subband_gap_found_in_closed_form():
 
 def test_forces_do_not_depend_on_the_lead_eta():
     """The bound state's Lorentzian is gone: what is left of eta is the smooth O(eta)
-    change of the lead Green's functions (measured: 6.2 eta/eV relative)."""
+    change of the lead Green's functions (measured: 3.6 eta/eV relative)."""
     ref = ladder(1e-12, -0.7).forces(0.3, tol=1e-6)
     assert len(ref.unbroadened) == 1 and ref.unbroadened[0].energy == pytest.approx(E_BIC)
     for eta in (1e-10, 1e-8, 1e-6):
