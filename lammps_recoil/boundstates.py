@@ -43,7 +43,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .greens import self_energy, to_dense
+from scipy.linalg import eigh
+
+from .greens import self_energy, sqrtm_psd, to_dense
 
 #: Spacing (eV) of the scan energies at which H_F + Sigma(E) is diagonalized.
 SCAN_STEP = 0.05
@@ -84,7 +86,9 @@ class BoundState:
     lead's contacts), normalized with the lead tails (psi^+ [1 - Lambda'] psi = 1 on the
     device); ``device_weight``: its weight on each device atom (internal order; sums to
     1 minus the tails); ``lead_weights``: the weight of its tails in the left and right
-    lead (which leads it touches); ``ik``: the Bloch vector index.
+    lead (which leads it touches); ``ik``: the Bloch vector index; ``lead_amplitudes``:
+    a_S^1/2 V_S psi on each lead's contacts (gamma_S = |u_S|^2; states of one energy
+    couple through u_Sa^+ u_Sb).
     """
 
     energy: float
@@ -94,32 +98,47 @@ class BoundState:
     device_weight: np.ndarray
     lead_weights: tuple
     ik: int = 0
+    lead_amplitudes: tuple = ()
 
 
 class PoleTerms:
-    """The eta-Lorentzians of unbroadened states at one Bloch vector, as the integrand
-    of Eq. 9 accumulates them: per state, gamma_S / ((E - E_b)^2 + gamma^2/4) times
-    Re(e^{-ik.d} psi_i psi_j^*) on the extended bonds (``bond``) and |psi_i|^2 on the
-    extended sites (``site``), and gamma_L gamma_R / (...) in the Caroli trace."""
+    r"""The eta-Lorentzians of unbroadened states at one Bloch vector, as the integrand
+    of Eq. 9 accumulates them. For states a, b of one energy E_b (b = a for a lone state)
+
+    .. math::
+
+        G\Gamma_S G^\dagger \supset \sum_{ab} \psi_a \psi_b^\dagger
+        \frac{\gamma_{S,ab}}{(E - E_b + i\gamma_a/2)(E - E_b - i\gamma_b/2)},
+
+    gamma_S,ab = u_Sa^+ u_Sb; on the extended bonds as Re(e^{-ik.d} ...) (as the integrand
+    has them) and on the sites; in the Caroli trace sum_ab gamma_L,ab^* gamma_R,ab (...)."""
 
     def __init__(self, states, bond_i, bond_j, phase):
         psi = np.array([s.psi for s in states])                       # states x extended
-        self.energy = np.array([s.energy for s in states])
+        E = np.array([s.energy for s in states])
+        a, b = np.nonzero(np.abs(E[:, None] - E[None, :]) < 1e-8)     # pairs of one energy
+        self.a, self.b, self.energy = a, b, E
         self.width = np.array([s.width for s in states])
-        self.lead = np.array([s.lead_widths for s in states]).T        # 2 x states
-        self.bond = (phase * psi[:, bond_i] * psi[:, bond_j].conj()).real
-        self.site = np.abs(psi) ** 2
+        self.lead = np.array([[np.vdot(states[i].lead_amplitudes[s],
+                                       states[j].lead_amplitudes[s]) for i, j in zip(a, b)]
+                              for s in (0, 1)])                      # gamma_S,ab
+        self.bond = phase * psi[a][:, bond_i] * psi[b][:, bond_j].conj()   # pairs x bonds
+        self.site = psi[a] * psi[b].conj()
 
-    def _denominator(self, E):
-        return (np.asarray(E)[:, None] - self.energy) ** 2 + 0.25 * self.width ** 2
+    def _poles(self, E):
+        """1 / ((E - E_b + i gamma_a/2)(E - E_b - i gamma_b/2)), energies x pairs."""
+        d = np.asarray(E)[:, None] - self.energy[self.a]
+        return 1.0 / ((d + 0.5j * self.width[self.a]) * (d - 0.5j * self.width[self.b]))
 
-    def lorentzians(self, E, lead: int) -> np.ndarray:
-        """gamma_S / ((E - E_b)^2 + gamma^2 / 4) for lead S (energies x states)."""
-        return self.lead[lead] / self._denominator(E)
+    def densities(self, E, lead: int):
+        """The Lorentzians in the bond and site densities from lead S (energies x bonds,
+        energies x extended sites; real)."""
+        c = self.lead[lead] * self._poles(E)
+        return (c @ self.bond).real, (c @ self.site).real
 
     def transmission(self, E) -> np.ndarray:
-        """The states' Lorentzians in T(E), gamma_L gamma_R / ((E - E_b)^2 + gamma^2/4)."""
-        return (self.lead[0] * self.lead[1] / self._denominator(E)).sum(axis=1)
+        """The Lorentzians in T(E)."""
+        return (self._poles(E) @ (self.lead[0].conj() * self.lead[1])).real
 
 
 def numerical_eta(system) -> float:
@@ -217,40 +236,49 @@ def _refine(system, E: float, ik: int, slope: float = 0.0) -> float | None:
 
 
 def _states_at(system, E: float, ik: int) -> list[BoundState]:
-    """The states with eigenvalue lambda(E) = E (within 1e-8 eV: degenerate ones too),
-    normalized with their lead tails, and their widths."""
+    """The states with eigenvalue lambda(E) = E (within 1e-8 eV: a degenerate group too),
+    normalized with their lead tails, and their widths.
+
+    A group of k states is made orthonormal in the norm N_ab = psi_a^+ (1 - Lambda') psi_b
+    and diagonal in its width matrix, W c = gamma N c (a generalized Hermitian eigenproblem),
+    so that each state has one pole; the leads' width matrices keep their off-diagonal
+    parts, which the states' ``lead_amplitudes`` carry (gamma_S,ab = u_Sa^+ u_Sb)."""
     vals, vecs = np.linalg.eig(effective_hamiltonian(system, np.array([E]), ik)[0])
     pick = np.flatnonzero(np.abs(vals.real - E) < 1e-8)
     if not pick.size:
         return []
-    basis = np.linalg.qr(vecs[:, pick])[0]      # orthonormal, if (nearly) degenerate
+    B = np.linalg.qr(vecs[:, pick])[0]          # orthonormal, if (nearly) degenerate
     h = DERIVATIVE_STEP
     energies = np.array([E - h, E, E + h])
-    # per lead: Sigma_S at E_b - h, E_b, E_b + h on its boundary, and g_S at E_b
-    sig, g0 = [], []
-    for s in (0, 1):
+    N = B.conj().T @ B
+    W = 2.0 * system.eta * N
+    tails, half, amps = [], [], []
+    for s, c in enumerate(system.couplings):
         g = system._lead_gf(s, energies, ik)
-        sig.append(self_energy(system._V[ik][s], g))
-        g0.append(g[1])
+        V = system._V[ik][s]
+        sig = self_energy(V, g)
+        d = (sig[2] - sig[0]) / (2.0 * h)                     # Sigma_S'(E_b)
+        Bb = B[c.boundary]
+        # the tail in lead S: -psi^+ Lambda_S' psi (the Hermitian part of Sigma_S')
+        tail = -(Bb.conj().T @ (0.5 * (d + d.conj().T)) @ Bb)
+        root = sqrtm_psd(1j * (g[1] - g[1].conj().T)) @ (V @ Bb)   # a_S^1/2 V_S psi
+        N, W = N + tail, W + root.conj().T @ root
+        tails.append(tail)
+        half.append(root)
+        amps.append(g[1] @ (V @ Bb))                          # psi on S's contacts
+    N, W = 0.5 * (N + N.conj().T), 0.5 * (W + W.conj().T)
+    if not np.all(np.linalg.eigvalsh(N) > 0):
+        return []
+    widths, C = eigh(W, N)                                    # C^+ N C = 1
+    device = B @ C
     states = []
-    for psi in basis.T:
-        widths, tails, amps = [], [], []
-        for s, c in enumerate(system.couplings):
-            p = psi[c.boundary]
-            gamma = 1j * (sig[s][1] - sig[s][1].conj().T)
-            d = (sig[s][2] - sig[s][0]) / (2.0 * h)           # Sigma_S'(E_b)
-            widths.append(float(np.real(p.conj() @ gamma @ p)))
-            # the weight of the tail in lead S: -psi^+ Lambda_S' psi (Hermitian part)
-            tails.append(float(-np.real(p.conj() @ (0.5 * (d + d.conj().T)) @ p)))
-            amps.append(g0[s] @ (system._V[ik][s] @ p))       # psi on S's contacts
-        dev = float(np.real(psi.conj() @ psi))
-        norm = dev + sum(tails)
-        if not norm > 0:
-            continue
+    for a in range(len(widths)):
+        c = C[:, a]
         states.append(BoundState(
-            energy=E, width=(sum(widths) + 2.0 * system.eta * dev) / norm,
-            lead_widths=tuple(w / norm for w in widths),
-            psi=np.concatenate([psi, *amps]) / np.sqrt(norm),
-            device_weight=np.abs(psi) ** 2 / norm,
-            lead_weights=tuple(t / norm for t in tails), ik=ik))
+            energy=E, width=float(widths[a]),
+            lead_widths=tuple(float(np.vdot(u @ c, u @ c).real) for u in half),
+            psi=np.concatenate([device[:, a]] + [m @ c for m in amps]),
+            device_weight=np.abs(device[:, a]) ** 2,
+            lead_weights=tuple(float(np.real(c.conj() @ t @ c)) for t in tails), ik=ik,
+            lead_amplitudes=tuple(u @ c for u in half)))
     return states

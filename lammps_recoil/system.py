@@ -597,9 +597,9 @@ class RecoilSystem:
                     rho_bond[sel] += ws * real_dot(X.take(b.i, axis=1), Pj)
                     rho_diag[sel] += ws * diag
                     if pole is not None:
-                        L = pole.lorentzians(E[sel], s)
-                        rho_bond[sel] -= ws * (L @ pole.bond)
-                        rho_diag[sel] -= ws * (L @ pole.site)
+                        bond, site = pole.densities(E[sel], s)
+                        rho_bond[sel] -= ws * bond
+                        rho_diag[sel] -= ws * site
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
