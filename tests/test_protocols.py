@@ -1,0 +1,90 @@
+"""Bias protocols V(t) against their closed forms, and refused parameters."""
+import numpy as np
+import pytest
+
+from lammps_recoil.protocols import make_protocol, window_in_band
+
+T = np.arange(0, 60.0001, 0.1)          # update times (ps): every 100 steps of 1 fs
+
+
+def test_constant_is_V():
+    assert np.all(make_protocol("constant", V=0.7).bias(T) == 0.7)
+
+
+def test_ramp_closed_form():
+    p = make_protocol("ramp", V_min=-0.5, V_max=1.0, rate=0.05, update_ps=0.1)
+    np.testing.assert_allclose(p.bias(T), np.minimum(-0.5 + 0.05 * T, 1.0), atol=1e-14)
+    assert p.bias(30.0) == pytest.approx(1.0) and p.bias(15.0) == pytest.approx(0.25)
+
+
+def test_bipolar_triangle_points_and_closed_form():
+    """0 -> 1.5 -> -1.5 -> 0 V at 0.25 V/ps: one cycle of 24 ps, two cycles, then 0."""
+    p = make_protocol("triangle", V_min=-1.5, V_max=1.5, rate=0.25, cycles=2, update_ps=0.1)
+    for t, v in [(0, 0), (6, 1.5), (12, 0), (18, -1.5), (24, 0), (30, 1.5), (42, -1.5),
+                 (48, 0), (55, 0), (3, 0.75), (21, -0.75)]:
+        assert p.bias(t) == pytest.approx(v, abs=1e-12), t
+    # closed form: V_0 + the integral of +-rate, legs of 6, 12 and 6 ps
+    tt = np.mod(np.minimum(T, 48), 24)
+    ref = np.where(tt < 6, 0.25 * tt, np.where(tt < 18, 1.5 - 0.25 * (tt - 6),
+                                                -1.5 + 0.25 * (tt - 18)))
+    np.testing.assert_allclose(p.bias(T), ref, atol=1e-12)
+    assert np.abs(np.diff(p.bias(T[T <= 48]))).max() <= 0.25 * 0.1 + 1e-12
+
+
+def test_unipolar_triangle_starts_at_V_min():
+    p = make_protocol("triangle", V_min=0.2, V_max=1.0, rate=0.1)
+    assert p.bias(0) == pytest.approx(0.2) and p.bias(8) == pytest.approx(1.0)
+    assert p.bias(16) == pytest.approx(0.2) and p.bias(100) == pytest.approx(0.2)
+
+
+def test_sine_closed_form():
+    p = make_protocol("sine", V_min=-1.0, V_max=0.5, period=8.0, cycles=3, update_ps=0.1)
+    ref = np.where(T < 24, -0.25 + 0.75 * np.sin(2 * np.pi * T / 8), -0.25)
+    np.testing.assert_allclose(p.bias(T), ref, atol=1e-12)
+
+
+def test_pulse_train_alternating():
+    p = make_protocol("pulse", V_min=0.0, V_max=1.2, width=2.0, period=10.0, count=3,
+                      polarity="alternate", update_ps=0.1)
+    v = p.bias(T)
+    on = T % 10 < 2
+    ref = np.where(on & (T < 30), 1.2 * (-1.0) ** np.floor(T / 10), 0.0)
+    np.testing.assert_allclose(v, ref)
+    assert p.extremes() == (-1.2, 1.2)
+    assert np.isclose(np.sum(v[T < 30] != 0) * 0.1, 3 * 2.0)     # 3 pulses of 2 ps
+
+
+def test_file_interpolates_and_holds(tmp_path):
+    f = tmp_path / "v.txt"
+    f.write_text("0 0\n10 1\n20 -1\n")
+    p = make_protocol("file", file=f)
+    np.testing.assert_allclose(p.bias([0, 5, 10, 15, 20, 40]), [0, 0.5, 1, 0, -1, -1])
+
+
+@pytest.mark.parametrize("args, words", [
+    (dict(kind="square"), "protocol must be one of"),
+    (dict(kind="pulse", width=0.05, period=10), "at least the NEGF update interval 0.1"),
+    (dict(kind="pulse", width=10, period=10), "pulse width must lie in (0, period"),
+    (dict(kind="triangle", V_min=1, V_max=0), "needs V_min < V_max, got V_min = 1.0"),
+    (dict(kind="triangle", V_min=0, V_max=1, rate=10), "accepted rate <= 5 V/ps"),
+    (dict(kind="ramp", rate=-1), "sweep rate must be > 0 V/ps, got -1.0"),
+    (dict(kind="sine", period=0.1), "sine period must be >= two NEGF updates (0.2 ps)"),
+    (dict(kind="pulse", count=1.5), "count must be an integer >= 1, got 1.5"),
+    (dict(kind="pulse", polarity="both"), "polarity must be same or alternate, got both"),
+    (dict(kind="ramp", V_max="nan"), "V_max must be a finite number"),
+    (dict(kind="file", file="/nonexistent"), "cannot read two columns"),
+])
+def test_bad_parameters_are_refused(args, words):
+    with pytest.raises(ValueError) as err:
+        make_protocol(update_ps=0.1, **args)
+    assert words in str(err.value)
+
+
+def test_window_leaving_the_band_is_refused():
+    """E_F = 0, band [-2, 3] eV, beta = 0.5: the band bottom limits both signs,
+    V <= 2/(1-beta) = 4 V and V >= -2/beta = -4 V."""
+    ok = make_protocol("triangle", V_min=-3.9, V_max=3.9, rate=1)
+    window_in_band(ok, 0.0, 0.5, (-2.0, 3.0))
+    bad = make_protocol("triangle", V_min=-1.0, V_max=4.2, rate=1)
+    with pytest.raises(ValueError, match=r"applies V = 4.2 V.*accepted: -4.000 V <= V <= 4.000 V"):
+        window_in_band(bad, 0.0, 0.5, (-2.0, 3.0))
