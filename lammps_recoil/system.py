@@ -448,6 +448,12 @@ class RecoilSystem:
                             n_energies, error, self.at_lead.copy(), timings,
                             tuple(self._user_state(b) for b in states))
 
+    def electronic_bath(self, bias: float, **kw):
+        """Electronic friction, Berry tensor and current-induced noise of the device atoms
+        (:func:`lammps_recoil.bath.electronic_bath`, keywords as there)."""
+        from .bath import electronic_bath
+        return electronic_bath(self, bias, **kw)
+
     def unbroadened_states(self, lo: float, hi: float) -> list[BoundState]:
         """States with energies in [lo, hi] (eV, widened by ``boundstates.MARGIN``) that no
         open lead channel broadens, at every Bloch vector (device atoms in the caller's
