@@ -68,13 +68,21 @@ def sandwich(m: np.ndarray, a: np.ndarray, mh: np.ndarray) -> np.ndarray:
     return left_multiply(mh.T, left.transpose(0, 2, 1)).transpose(0, 2, 1)
 
 
-def slab_partition(n: int, rows, cols, first, last) -> np.ndarray:
+#: Consecutive slabs are merged up to at least this many atoms: below it the numpy calls
+#: per slab, not the flops, set the cost (thin filaments have 2-9 atoms per slab).
+SLAB_MIN = 32
+
+
+def slab_partition(n: int, rows, cols, first, last, min_size: int | None = None) -> np.ndarray:
     """Slab bounds (slab k = atoms bounds[k]:bounds[k+1]) of n atoms in z order, bonded by
     the pairs (rows, cols): slab 0 ends after the last atom of ``first`` (B_L), each next
     slab holds every atom bonded to the previous one that lies beyond it (at least one
     atom), and the slab that would first reach an atom of ``last`` (B_R) runs to the end.
     So the bonds join only neighbouring slabs, B_L lies in slab 0 and B_R in slab m-1
-    (one slab if B_L and B_R overlap in z order)."""
+    (one slab if B_L and B_R overlap in z order). Then consecutive slabs are merged until
+    each holds at least ``min_size`` (default SLAB_MIN) atoms (a short remainder joins the
+    last slab)."""
+    min_size = SLAB_MIN if min_size is None else min_size
     reach = np.arange(n)
     np.maximum.at(reach, np.asarray(rows, dtype=int), np.asarray(cols, dtype=int))
     reach = np.maximum.accumulate(reach)            # farthest atom bonded to atoms 0..i
@@ -88,7 +96,11 @@ def slab_partition(n: int, rows, cols, first, last) -> np.ndarray:
         nxt = max(int(reach[end - 1]) + 1, end + 1)
         end = n if nxt > lo_last else nxt
     bounds.append(n)
-    return np.array(bounds)
+    merged = [0]
+    for e in bounds[1:-1]:
+        if e - merged[-1] >= min_size and n - e >= min_size:
+            merged.append(e)
+    return np.array(merged + [n])
 
 
 @dataclass

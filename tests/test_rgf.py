@@ -7,7 +7,7 @@ import pytest
 import scipy.sparse as sp
 from conftest import build_filament, displaced
 
-from lammps_recoil import greens
+from lammps_recoil import greens, rgf
 from lammps_recoil.builders import system_from_types
 from lammps_recoil.rgf import BlockTridiagonal, slab_partition
 
@@ -39,18 +39,20 @@ def disordered():
     return s
 
 
-def test_chain_slabs_are_single_atoms():
+def test_chain_slabs():
     """A nearest-neighbour chain of n atoms cut with B_L = {0}, B_R = {n-1}: n slabs of one
-    atom; with second neighbours two atoms per slab; B_L overlapping B_R: one slab."""
+    atom, merged to three atoms with min_size 3; with second neighbours two atoms per slab;
+    B_L overlapping B_R: one slab."""
     n = 9
     i = np.arange(n - 1)
     rows, cols = np.concatenate([i, i + 1]), np.concatenate([i + 1, i])
-    np.testing.assert_array_equal(slab_partition(n, rows, cols, [0], [n - 1]), np.arange(n + 1))
+    cut = lambda r, c, first, last, size=1: slab_partition(n, r, c, first, last, size)
+    np.testing.assert_array_equal(cut(rows, cols, [0], [n - 1]), np.arange(n + 1))
+    np.testing.assert_array_equal(cut(rows, cols, [0], [n - 1], 3), [0, 3, 6, 9])
     j = np.arange(n - 2)
     rows2, cols2 = np.concatenate([rows, j, j + 2]), np.concatenate([cols, j + 2, j])
-    np.testing.assert_array_equal(slab_partition(n, rows2, cols2, [0, 1], [n - 2, n - 1]),
-                                  [0, 2, 4, 6, 9])
-    np.testing.assert_array_equal(slab_partition(n, rows, cols, [0, 5], [4, 8]), [0, n])
+    np.testing.assert_array_equal(cut(rows2, cols2, [0, 1], [n - 2, n - 1]), [0, 2, 4, 6, 9])
+    np.testing.assert_array_equal(cut(rows, cols, [0, 5], [4, 8]), [0, n])
 
 
 def test_slabs_of_a_disordered_device_couple_only_neighbours(disordered):
@@ -130,7 +132,7 @@ def test_forces_and_transmission_agree_across_solvers(disordered):
         assert relative_gap(t, tref) < 1e-10
 
 
-def test_rgf_on_a_device_detached_from_one_lead():
+def test_rgf_on_a_device_detached_from_one_lead(monkeypatch):
     """A ruptured chain (no bond to the left lead: an empty B_L, slabs cut from B_R alone):
     the recursive solver gives the LU's columns at B_R, and T = 0."""
     from lammps_recoil import LayeredLead, RecoilSystem
@@ -145,6 +147,7 @@ def test_rgf_on_a_device_detached_from_one_lead():
     E = np.array([-0.4, 0.3, 0.9])
     sigmas = [greens.self_energy(V, s._lead_gf(t, E, 0)) for t, V in enumerate(s._V[0])]
     cols = np.concatenate([s.couplings[1].boundary, [0, 2]])
+    monkeypatch.setattr(rgf, "SLAB_MIN", 1)                   # one atom per slab
     X = {solver: greens.DeviceMatrix(s._H[0], s.couplings, 0.0, solver).solve(E, sigmas, cols)
          for solver in ("lu", "rgf")}
     assert greens.DeviceMatrix(s._H[0], s.couplings, 0.0, "rgf").slabs().n_slabs == 7
