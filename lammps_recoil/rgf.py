@@ -49,9 +49,10 @@ def add_energy_and_sigmas(M, z, blocks, sigmas) -> None:
     """M (a stack over the energies z of -H on some atoms) += z - Sigma_S, each Sigma_S on
     the positions ``blocks[S]`` of its lead's boundary atoms among them."""
     m = M.shape[1]
-    M.reshape(len(z), m * m)[:, ::m + 1] += z[:, None]
+    flat = M.reshape(len(z), m * m)                  # a view: M is contiguous
+    flat[:, ::m + 1] += z[:, None]
     for p, sigma in zip(blocks, sigmas):
-        M[:, p[:, None], p[None, :]] -= sigma
+        flat[:, (p[:, None] * m + p).ravel()] -= sigma.reshape(len(z), -1)
 
 
 def left_multiply(m: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -194,10 +195,13 @@ class BlockTridiagonal:
         gr, sr = self._sweep(z, sigmas, m - 1, targets.min(), -1)
         for j in targets:
             which = np.flatnonzero(slab == j)
+            if np.all(np.diff(which) == 1):            # consecutive columns: a slice
+                which = slice(which[0], which[-1] + 1)
             extra = [s[j] for s in (sl, sr) if j in s]
             M = self._block(z, sigmas, j, extra)
-            rhs = np.zeros((M.shape[1], len(which)))
-            rhs[columns[which] - b[j], np.arange(len(which))] = 1.0
+            local = columns[which] - b[j]
+            rhs = np.zeros((M.shape[1], len(local)))
+            rhs[local, np.arange(len(local))] = 1.0
             Gj = np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
             X[:, b[j]:b[j + 1], which] = Gj
             G = Gj
