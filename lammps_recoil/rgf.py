@@ -52,7 +52,7 @@ def add_energy_and_sigmas(M, z, blocks, sigmas) -> None:
     flat = M.reshape(len(z), m * m)                  # a view: M is contiguous
     flat[:, ::m + 1] += z[:, None]
     for p, sigma in zip(blocks, sigmas):
-        flat[:, (p[:, None] * m + p).ravel()] -= sigma.reshape(len(z), -1)
+        flat[:, (p[:, None] * m + p).ravel()] -= sigma.reshape(len(z), len(p) ** 2)
 
 
 def left_multiply(m: np.ndarray, a: np.ndarray) -> np.ndarray:
