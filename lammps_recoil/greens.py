@@ -17,8 +17,9 @@ configuration, H_II = U diag(lam) U^+, inverts at every energy, so that
 
 (a Schur complement: an LU of |B| x |B| per energy instead of N x N; a batch with an
 energy within SCHUR_MIN_GAP of an interior eigenvalue takes the full LU). Larger devices
-are solved with a sparse LU per energy that keeps the atoms' z order (banded, cost linear
-in the filament length). With the broadenings
+are solved by the recursive Green's function over slabs along z (:mod:`lammps_recoil.rgf`,
+batched over energies, cost linear in the filament length); a sparse LU per energy that
+keeps the atoms' z order (banded) remains as a choice (:data:`SOLVERS`). With the broadenings
 Gamma_S = V_S^+ a_S V_S on B_S, a_S = i(g_S - g_S^+):
 
 * transmission (Caroli, Eq. 7): T = tr[Gamma_t G_F[B_t, B_S] Gamma_S G_F[B_t, B_S]^+] from
@@ -39,6 +40,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
+
+from .rgf import BlockTridiagonal, add_energy_and_sigmas, matmul
 
 
 @dataclass
@@ -97,31 +100,17 @@ def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
 
 
 #: Devices of at most this many atoms are solved densely on their boundary atoms, batched
-#: over energies; larger ones by banded sparse LU, one energy at a time (crossover measured
-#: by bench_negf.py; at this size the (I, B*B) matrix of the Schur complement stays below
-#: 40 MB).
+#: over energies (solver "schur"); larger ones by the recursive Green's function over slabs
+#: along z, batched too (solver "rgf"; crossover measured by bench_large.py; at this size
+#: the (I, B*B) matrix of the Schur complement stays below 40 MB).
 SCHUR_MAX = 250
 #: A dense batch with an energy closer than this (eV) to an eigenvalue of the interior
 #: block H_II is solved by full LU (the Schur complement's 1/(E - lam) loses digits: a
 #: relative error of 7e-10 at 1e-7 eV, 8e-12 at 1e-5, 1e-15 far away).
 SCHUR_MIN_GAP = 1e-5
-
-
-def _matmul(m: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """m @ a for a complex matrix a; a real m multiplies a's real and imaginary parts in one
-    real product (half the flops of the complex one)."""
-    if np.iscomplexobj(m):
-        return m @ a
-    return (m @ np.ascontiguousarray(a).view(float)).view(complex)
-
-
-def _add_energy_and_sigmas(M, z, blocks, sigmas) -> None:
-    """M (a stack over the energies z of -H on some atoms) += z - Sigma_S, each Sigma_S on
-    the positions ``blocks[S]`` of its lead's boundary atoms among them."""
-    m = M.shape[1]
-    M.reshape(len(z), m * m)[:, ::m + 1] += z[:, None]
-    for p, sigma in zip(blocks, sigmas):
-        M[:, p[:, None], p[None, :]] -= sigma
+#: Solvers of :class:`DeviceMatrix`: "schur" (dense, on the boundary atoms), "lu" (sparse
+#: LU per energy, banded in z order), "rgf" (:mod:`lammps_recoil.rgf`), "auto" (by size).
+SOLVERS = ("auto", "schur", "lu", "rgf")
 
 
 class DeviceMatrix:
@@ -132,19 +121,34 @@ class DeviceMatrix:
     values change with energy.
     """
 
-    def __init__(self, H, couplings, eta: float = 0.0):
+    def __init__(self, H, couplings, eta: float = 0.0, solver: str = "auto"):
+        if solver not in SOLVERS:
+            raise ValueError(f"device solver must be one of {SOLVERS}, got {solver!r}")
         n = H.shape[0]
         self.couplings, self.shape, self.eta = couplings, (n, n), eta
         self.H = H
-        self._dense = -to_dense(H).astype(complex) if n <= SCHUR_MAX else None
-        self._pattern = self._schur = None
+        self.solver = solver if solver != "auto" else "schur" if n <= SCHUR_MAX else "rgf"
+        self._minus_h = self._pattern = self._schur = self._slabs = None
+
+    @property
+    def _dense(self) -> np.ndarray:
+        """-H as a dense complex array (the Schur path)."""
+        if self._minus_h is None:
+            self._minus_h = -to_dense(self.H).astype(complex)
+        return self._minus_h
+
+    def slabs(self) -> BlockTridiagonal:
+        """-H cut into slabs along z for the recursive Green's function (built once)."""
+        if self._slabs is None:
+            self._slabs = BlockTridiagonal(self.H, [c.boundary for c in self.couplings])
+        return self._slabs
 
     def _boundary_schur(self):
         """Dense path: the boundary atoms B (sorted), the interior I, H_II = U diag(lam)
         U^+, W^+ (W = H_BI U), -H_BB, the positions of each lead's boundary in B, and
         -conj(W_ci) W_bi as a (B*B, I) matrix (-W diag(d) W^+ for all energies in one
         product). At the Gamma point H is real, and so are U and W: the products with
-        them run in real arithmetic (:func:`_matmul`)."""
+        them run in real arithmetic (:func:`~lammps_recoil.rgf.matmul`)."""
         if self._schur is None:
             H = -self._dense
             if not H.imag.any():
@@ -192,34 +196,39 @@ class DeviceMatrix:
 
     def solve(self, E: np.ndarray, sigmas, columns: np.ndarray) -> np.ndarray:
         """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed);
-        ``sigmas`` are the leads' self-energies stacked over the energies E. The dense path
-        solves on the boundary atoms (columns off it take the full LU)."""
+        ``sigmas`` are the leads' self-energies stacked over the energies E. The solver is
+        ``self.solver``; the dense one solves on the boundary atoms (columns off it take the
+        full LU)."""
         n, ne = self.shape[0], len(E)
+        z = np.asarray(E) + 1j * self.eta
+        if self.solver == "rgf":
+            return self.slabs().solve(z, sigmas, columns)
         rhs = np.zeros((n, len(columns)), dtype=complex)
         rhs[columns, np.arange(len(columns))] = 1.0
-        if self._dense is None:
-            return np.stack([splu(self(e, [s[m] for s in sigmas]), permc_spec="NATURAL"
-                                  ).solve(rhs) for m, e in enumerate(E)])
-        z = np.asarray(E) + 1j * self.eta
+        if self.solver == "lu":
+            X = np.empty((ne, n, len(columns)), dtype=complex)
+            for m, e in enumerate(E):
+                X[m] = splu(self(e, [s[m] for s in sigmas]), permc_spec="NATURAL").solve(rhs)
+            return X
         bnd, inner, lam, U, Wh, minus_hbb, pos, minus_ww = self._boundary_schur()
         gap = lam[:, None] - z                        # interior x energies
         if (gap.size and np.abs(gap).min() < SCHUR_MIN_GAP
                 or np.count_nonzero(rhs[bnd]) < len(columns)):   # or a column off B
             M = np.empty((ne, n, n), dtype=complex)
             M[:] = self._dense
-            _add_energy_and_sigmas(M, z, [c.boundary for c in self.couplings], sigmas)
+            add_energy_and_sigmas(M, z, [c.boundary for c in self.couplings], sigmas)
             return np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
         d, nb, ni, k = -1.0 / gap, len(bnd), len(inner), len(columns)   # 1 / (z - lam)
-        S = _matmul(minus_ww, d).T.reshape(ne, nb, nb)
+        S = matmul(minus_ww, d).T.reshape(ne, nb, nb)
         S += minus_hbb
-        _add_energy_and_sigmas(S, z, pos, sigmas)
+        add_energy_and_sigmas(S, z, pos, sigmas)
         GB = np.linalg.solve(S, np.broadcast_to(rhs[bnd], (ne, nb, k)))
         X = np.empty((ne, n, k), dtype=complex)
         X[:, bnd] = GB
         # interior rows, all energies in two products: (I, B) x (B, energies * columns)
-        Y = _matmul(Wh, GB.transpose(1, 0, 2).reshape(nb, ne * k)).reshape(ni, ne, k)
+        Y = matmul(Wh, GB.transpose(1, 0, 2).reshape(nb, ne * k)).reshape(ni, ne, k)
         Y *= d[:, :, None]
-        X[:, inner] = _matmul(U, Y.reshape(ni, ne * k)).reshape(ni, ne, k).transpose(1, 0, 2)
+        X[:, inner] = matmul(U, Y.reshape(ni, ne * k)).reshape(ni, ne, k).transpose(1, 0, 2)
         return X
 
 

@@ -1,0 +1,217 @@
+"""Recursive Green's function of the device, slab by slab along z (paper Eq. 6).
+
+The device atoms, ordered along z, are cut into slabs 0 .. m-1 of consecutive atoms such
+that the Hamiltonian couples only neighbouring slabs, with the atoms bonded to the left lead
+(B_L) in slab 0 and those bonded to the right lead (B_R) in slab m-1
+(:func:`slab_partition`). The device matrix A = G_F^-1 = z - H_F - Sigma_L - Sigma_R is then
+block tridiagonal: A_kk = z - H_kk (- Sigma_S on the lead's slab), A_{k,k+-1} = -H_{k,k+-1}.
+The Green's functions of the slabs 0..k alone (left-connected) and k..m-1 alone
+(right-connected),
+
+.. math::
+
+    g^L_0 = A_{00}^{-1},\\quad g^L_k = (A_{kk} - H_{k,k-1} g^L_{k-1} H_{k-1,k})^{-1},\\qquad
+    g^R_{m-1} = A_{m-1,m-1}^{-1},\\quad g^R_k = (A_{kk} - H_{k,k+1} g^R_{k+1} H_{k+1,k})^{-1},
+
+give the columns of G_F in any slab j:
+
+.. math::
+
+    G_{jj} = (A_{jj} - H_{j,j-1} g^L_{j-1} H_{j-1,j} - H_{j,j+1} g^R_{j+1} H_{j+1,j})^{-1},
+
+    G_{kj} = g^L_k H_{k,k+1} G_{k+1,j} \\ (k < j),\\qquad
+    G_{kj} = g^R_k H_{k,k-1} G_{k-1,j} \\ (k > j).
+
+For the columns at B_R (in slab m-1) one left-connected sweep suffices, for B_L one
+right-connected sweep; columns in other slabs take both sweeps up to their slab. Of each
+g^L_k only the columns at the atoms bonded to slab k+1 are formed (an LU solve with that
+many right-hand sides), and every step runs on all energies of a batch at once (stacked
+LAPACK solves and matrix products). Cost per energy: about sum_k s_k^3 for slab sizes s_k,
+linear in the device length; memory: energies x sum_k s_k x (atoms at the interface).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def matmul(m: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """m @ a for a complex matrix a; a real m multiplies a's real and imaginary parts in one
+    real product (half the flops of the complex one)."""
+    if np.iscomplexobj(m):
+        return m @ a
+    return (m @ np.ascontiguousarray(a).view(float)).view(complex)
+
+
+def add_energy_and_sigmas(M, z, blocks, sigmas) -> None:
+    """M (a stack over the energies z of -H on some atoms) += z - Sigma_S, each Sigma_S on
+    the positions ``blocks[S]`` of its lead's boundary atoms among them."""
+    m = M.shape[1]
+    flat = M.reshape(len(z), m * m)                  # a view: M is contiguous
+    flat[:, ::m + 1] += z[:, None]
+    for p, sigma in zip(blocks, sigmas):
+        flat[:, (p[:, None] * m + p).ravel()] -= sigma.reshape(len(z), len(p) ** 2)
+
+
+def left_multiply(m: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """m @ a[e] for every energy e of a stack a (energies x q x r), as one product
+    (q, energies * r); a real m runs in real arithmetic (:func:`matmul`)."""
+    ne, q, r = a.shape
+    flat = a.transpose(1, 0, 2).reshape(q, ne * r)
+    return matmul(m, flat).reshape(len(m), ne, r).transpose(1, 0, 2)
+
+
+def sandwich(m: np.ndarray, a: np.ndarray, mh: np.ndarray) -> np.ndarray:
+    """m @ a[e] @ mh for every energy of a stack a (each factor as one product)."""
+    left = left_multiply(m, a)                                   # energies x p x q
+    return left_multiply(mh.T, left.transpose(0, 2, 1)).transpose(0, 2, 1)
+
+
+#: Consecutive slabs are merged up to at least this many atoms: below it the numpy calls
+#: per slab, not the flops, set the cost (thin filaments have 2-9 atoms per slab).
+SLAB_MIN = 32
+
+
+def slab_partition(n: int, rows, cols, first, last, min_size: int | None = None) -> np.ndarray:
+    """Slab bounds (slab k = atoms bounds[k]:bounds[k+1]) of n atoms in z order, bonded by
+    the pairs (rows, cols): slab 0 ends after the last atom of ``first`` (B_L), each next
+    slab holds every atom bonded to the previous one that lies beyond it (at least one
+    atom), and the slab that would first reach an atom of ``last`` (B_R) runs to the end.
+    So the bonds join only neighbouring slabs, B_L lies in slab 0 and B_R in slab m-1
+    (one slab if B_L and B_R overlap in z order). Then consecutive slabs are merged until
+    each holds at least ``min_size`` (default SLAB_MIN) atoms (a short remainder joins the
+    last slab)."""
+    min_size = SLAB_MIN if min_size is None else min_size
+    reach = np.arange(n)
+    np.maximum.at(reach, np.asarray(rows, dtype=int), np.asarray(cols, dtype=int))
+    reach = np.maximum.accumulate(reach)            # farthest atom bonded to atoms 0..i
+    lo_last = int(np.min(last)) if len(last) else n
+    end = int(np.max(first)) + 1 if len(first) else 1
+    if end > lo_last:
+        return np.array([0, n])
+    bounds = [0]
+    while end < n:
+        bounds.append(end)
+        nxt = max(int(reach[end - 1]) + 1, end + 1)
+        end = n if nxt > lo_last else nxt
+    bounds.append(n)
+    merged = [0]
+    for e in bounds[1:-1]:
+        if e - merged[-1] >= min_size and n - e >= min_size:
+            merged.append(e)
+    return np.array(merged + [n])
+
+
+@dataclass
+class Interface:
+    """Bonds between slab k and slab k+1: the atoms of slab k bonded to slab k+1 (``exit``,
+    positions in slab k), those of slab k+1 bonded to slab k (``entry``, positions in slab
+    k+1), and the hoppings H_{k,k+1}[exit, entry] (``up``) and H_{k+1,k}[entry, exit]
+    (``down``)."""
+
+    exit: np.ndarray
+    entry: np.ndarray
+    up: np.ndarray
+    down: np.ndarray
+
+
+class BlockTridiagonal:
+    """-H of one configuration cut into slabs (:func:`slab_partition`), solved by the
+    recursive Green's function (module docstring) at any batch of energies.
+
+    ``H`` is sparse or dense, Hermitian; ``boundaries`` are the device atoms bonded to the
+    left and the right lead (the self-energies' supports).
+    """
+
+    def __init__(self, H, boundaries):
+        H = sp.csr_matrix(H)
+        if H.dtype.kind == "c" and not H.data.imag.any():
+            H = H.real                                  # the Gamma point: real arithmetic
+        n = H.shape[0]
+        coo = H.tocoo()
+        self.bounds = b = slab_partition(n, coo.row, coo.col, *boundaries)
+        m = len(b) - 1
+        self.minus_h = [-H[b[k]:b[k + 1], b[k]:b[k + 1]].toarray() for k in range(m)]
+        self.interfaces = []
+        for k in range(m - 1):
+            up = H[b[k]:b[k + 1], b[k + 1]:b[k + 2]].tocoo()
+            ex, en = np.unique(up.row), np.unique(up.col)
+            self.interfaces.append(Interface(
+                ex, en, H[b[k] + ex][:, b[k + 1] + en].toarray(),
+                H[b[k + 1] + en][:, b[k] + ex].toarray()))
+        # each lead's self-energy lives on its end slab
+        self.lead_slab = (0, m - 1)
+        self.lead_pos = [np.asarray(bd, dtype=int) - b[s] for bd, s in
+                         zip(boundaries, self.lead_slab)]
+        for p, s in zip(self.lead_pos, self.lead_slab):
+            if np.any((p < 0) | (p >= b[s + 1] - b[s])):
+                raise AssertionError("lead boundary outside its end slab")
+
+    @property
+    def n_slabs(self) -> int:
+        return len(self.bounds) - 1
+
+    def _block(self, z, sigmas, k, extra=()):
+        """A_kk on the energies z, minus the extra self-energies (positions, stack)."""
+        M = np.empty((len(z),) + self.minus_h[k].shape, dtype=complex)
+        M[:] = self.minus_h[k]
+        leads = [(p, s) for p, s, slab in zip(self.lead_pos, sigmas, self.lead_slab)
+                 if slab == k] + list(extra)
+        add_energy_and_sigmas(M, z, [p for p, _ in leads], [s for _, s in leads])
+        return M
+
+    def _sweep(self, z, sigmas, start, stop, step):
+        """Connected Green's functions of slabs start, start+step, ... (excluding stop) from
+        the device end at ``start``: for each such slab k, g_k restricted to the columns of
+        its atoms bonded towards ``stop``, and the self-energy it adds to slab k+step (on
+        that slab's atoms bonded back), as dicts keyed by slab."""
+        g, sigma = {}, {}
+        for k in range(start, stop, step):
+            f = self.interfaces[k if step > 0 else k - 1]
+            out, into, hop, back = ((f.exit, f.entry, f.up, f.down) if step > 0 else
+                                    (f.entry, f.exit, f.down, f.up))
+            extra = [sigma[k]] if k in sigma else []
+            M = self._block(z, sigmas, k, extra)
+            rhs = np.zeros((M.shape[1], len(out)))
+            rhs[out, np.arange(len(out))] = 1.0
+            g[k] = np.linalg.solve(M, np.broadcast_to(rhs, (len(z),) + rhs.shape))
+            sigma[k + step] = (into, sandwich(back, g[k][:, out], hop))
+        return g, sigma
+
+    def solve(self, z: np.ndarray, sigmas, columns: np.ndarray) -> np.ndarray:
+        """Columns ``columns`` of G_F at the complex energies z (energies x atoms x
+        columns, repeats allowed); ``sigmas``: the leads' self-energies on their boundary
+        atoms, stacked over z."""
+        b, m, ne = self.bounds, self.n_slabs, len(z)
+        columns = np.asarray(columns, dtype=int)
+        X = np.zeros((ne, b[-1], len(columns)), dtype=complex)
+        slab = np.searchsorted(b, columns, side="right") - 1
+        if not len(columns) or not ne:
+            return X
+        targets = np.unique(slab)
+        gl, sl = self._sweep(z, sigmas, 0, targets.max(), 1)
+        gr, sr = self._sweep(z, sigmas, m - 1, targets.min(), -1)
+        for j in targets:
+            which = np.flatnonzero(slab == j)
+            if np.all(np.diff(which) == 1):            # consecutive columns: a slice
+                which = slice(which[0], which[-1] + 1)
+            extra = [s[j] for s in (sl, sr) if j in s]
+            M = self._block(z, sigmas, j, extra)
+            local = columns[which] - b[j]
+            rhs = np.zeros((M.shape[1], len(local)))
+            rhs[local, np.arange(len(local))] = 1.0
+            Gj = np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
+            X[:, b[j]:b[j + 1], which] = Gj
+            G = Gj
+            for k in range(j - 1, -1, -1):               # G_kj = gL_k H_{k,k+1} G_{k+1,j}
+                f = self.interfaces[k]
+                G = gl[k] @ left_multiply(f.up, G[:, f.entry])
+                X[:, b[k]:b[k + 1], which] = G
+            G = Gj
+            for k in range(j + 1, m):                    # G_kj = gR_k H_{k,k-1} G_{k-1,j}
+                f = self.interfaces[k - 1]
+                G = gr[k] @ left_multiply(f.down, G[:, f.exit])
+                X[:, b[k]:b[k + 1], which] = G
+        return X

@@ -1,0 +1,167 @@
+"""The device solvers (dense Schur complement, sparse LU, recursive Green's function over z
+slabs) against each other and against the inverse of the full G_F^-1 (Eq. 6): disordered
+devices of a few hundred atoms, at Gamma and off it (complex H), on and near interior
+levels, at the leads' channel edges; forces (Eq. 10) and transmission (Eq. 7) through each."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from conftest import build_filament, displaced
+
+from lammps_recoil import greens, rgf
+from lammps_recoil.builders import system_from_types
+from lammps_recoil.rgf import BlockTridiagonal, slab_partition
+
+SOLVERS = ("schur", "lu", "rgf")
+
+
+def use_solver(system, solver):
+    """Rebuild the system's device matrices (one per Bloch vector) with one solver."""
+    system._M = [greens.DeviceMatrix(H, system.couplings, system.eta, solver)
+                 for H in system._H]
+
+
+def relative_gap(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+@pytest.fixture(scope="module")
+def disordered():
+    """(111) 6x4 electrodes and an hourglass: 311 device atoms (the filament and three
+    mobile electrode layers per side), every one displaced by 0.12 A rms, k grid 2x2."""
+    f = build_filament(orientation="111", nx=6, ny=4, frozen_layers=2, electrode_layers=3,
+                       gap_layers=4, neck_radius=3.0, base_radius=4.0)
+    x = f.positions.copy()
+    dev = f.device("mobile")
+    x[dev] = displaced(x[dev], 0.12, 11)
+    s = system_from_types(x, f.types, f.box, orientation="111", device="mobile",
+                          kpoints=(2, 2))
+    assert s.n_atoms == 311 > greens.SCHUR_MAX
+    return s
+
+
+def test_chain_slabs():
+    """A nearest-neighbour chain of n atoms cut with B_L = {0}, B_R = {n-1}: n slabs of one
+    atom, merged to three atoms with min_size 3; with second neighbours two atoms per slab;
+    B_L overlapping B_R: one slab."""
+    n = 9
+    i = np.arange(n - 1)
+    rows, cols = np.concatenate([i, i + 1]), np.concatenate([i + 1, i])
+    cut = lambda r, c, first, last, size=1: slab_partition(n, r, c, first, last, size)
+    np.testing.assert_array_equal(cut(rows, cols, [0], [n - 1]), np.arange(n + 1))
+    np.testing.assert_array_equal(cut(rows, cols, [0], [n - 1], 3), [0, 3, 6, 9])
+    j = np.arange(n - 2)
+    rows2, cols2 = np.concatenate([rows, j, j + 2]), np.concatenate([cols, j + 2, j])
+    np.testing.assert_array_equal(cut(rows2, cols2, [0, 1], [n - 2, n - 1]), [0, 2, 4, 6, 9])
+    np.testing.assert_array_equal(cut(rows, cols, [0, 5], [4, 8]), [0, n])
+
+
+def test_slabs_of_a_disordered_device_couple_only_neighbours(disordered):
+    """Every bond of H(k) joins atoms of the same or of neighbouring slabs; B_L lies in the
+    first slab, B_R in the last; every atom in exactly one slab."""
+    s = disordered
+    for M in s._M:
+        b = M.slabs().bounds
+        assert b[0] == 0 and b[-1] == s.n_atoms and np.all(np.diff(b) > 0) and len(b) > 4
+        H = sp.coo_matrix(M.H)
+        slab = np.searchsorted(b, np.arange(s.n_atoms), side="right") - 1
+        assert np.abs(slab[H.row] - slab[H.col]).max() == 1
+        assert slab[s.couplings[0].boundary].max() == 0
+        assert slab[s.couplings[1].boundary].min() == len(b) - 2
+
+
+def energies_to_test(s, ik):
+    """Energies in the band around E_F, on an eigenvalue of the interior block H_II (and
+    1e-7, 1e-4 eV off it), on an eigenvalue of a middle slab's H_kk, and on the leads'
+    channel edges at this Bloch vector (and 1e-9 eV off them)."""
+    H = greens.to_dense(s._H[ik])
+    bnd = np.concatenate([c.boundary for c in s.couplings])
+    inner = np.setdiff1d(np.arange(s.n_atoms), bnd)
+    lam = np.linalg.eigvalsh(H[np.ix_(inner, inner)])
+    level = lam[np.argmin(abs(lam - s.fermi_level))]
+    slabs = BlockTridiagonal(s._H[ik], [c.boundary for c in s.couplings])
+    k = slabs.n_slabs // 2
+    mid = np.linalg.eigvalsh(-slabs.minus_h[k])
+    slab_level = mid[np.argmin(abs(mid - s.fermi_level))]
+    kpt = s.kpoints[ik]
+    edges = np.concatenate([lead.channel_edges(kpt) for lead in s.leads])
+    lo, hi = s.fermi_level - 1.0, s.fermi_level + 1.0
+    edges = np.sort(edges[(edges > lo) & (edges < hi)])[:3]
+    assert len(edges) == 3 and abs(level - s.fermi_level) < 1.0
+    return np.concatenate([[lo + 0.1, s.fermi_level, hi - 0.1, level, level + 1e-7,
+                            level - 1e-4, slab_level], edges, edges + 1e-9, edges - 1e-9])
+
+
+@pytest.mark.parametrize("ik", [0, 3])
+def test_solvers_agree_with_the_inverse(disordered, ik):
+    """Columns of G_F at B_L, B_R, both, and at atoms inside the device (repeated): each
+    solver equals the inverse of the full matrix G_F^-1 (dense LU) to 1e-10 relative, at
+    Gamma (real H) and at k = (1/2, 1/2) (complex H)."""
+    s = disordered
+    assert (ik == 0) == (not np.iscomplexobj(s._H[ik].toarray()))   # complex off Gamma
+    E = energies_to_test(s, ik)
+    sigmas = [greens.self_energy(V, s._lead_gf(t, E, ik)) for t, V in enumerate(s._V[ik])]
+    bl, br = (c.boundary for c in s.couplings)
+    middle = np.array([s.n_atoms // 2, 3, s.n_atoms // 2, s.n_atoms - 2])
+    M = s._M[ik]
+    for cols in (br, bl, np.concatenate([bl, br]), middle):
+        full = np.stack([np.linalg.inv(M(e, [sg[m] for sg in sigmas]).toarray())[:, cols]
+                         for m, e in enumerate(E)])
+        for solver in SOLVERS:
+            X = greens.DeviceMatrix(s._H[ik], s.couplings, s.eta, solver).solve(E, sigmas, cols)
+            for m in range(len(E)):
+                assert relative_gap(X[m], full[m]) < 1e-10, (solver, E[m])
+
+
+def test_forces_and_transmission_agree_across_solvers(disordered):
+    """Renormalized forces, densities and conductance at 0.6 V (2x2 k grid, 12 nodes per
+    segment, the window crossing channel edges) and T(E) on a grid through each solver
+    agree to 1e-10 (relative, max norm)."""
+    s = disordered
+    E = np.linspace(s.fermi_level - 0.8, s.fermi_level + 0.8, 7)
+    results = {}
+    for solver in SOLVERS:
+        use_solver(s, solver)
+        results[solver] = s.forces(0.6, beta=0.4, n_points=12), s.transmission(E)
+    ref, tref = results["schur"]
+    assert np.abs(ref.forces).max() > 0.01 and tref.min() > 0.1
+    for solver in ("lu", "rgf"):
+        r, t = results[solver]
+        assert relative_gap(r.forces, ref.forces) < 1e-10
+        assert relative_gap(r.density, ref.density) < 1e-10
+        assert r.conductance == pytest.approx(ref.conductance, rel=1e-10)
+        assert relative_gap(t, tref) < 1e-10
+
+
+def test_rgf_on_a_device_detached_from_one_lead(monkeypatch):
+    """A ruptured chain (no bond to the left lead: an empty B_L, slabs cut from B_R alone):
+    the recursive solver gives the LU's columns at B_R, and T = 0."""
+    from lammps_recoil import LayeredLead, RecoilSystem
+    from lammps_recoil.geometry import A_NN_CU, chain_lattice
+    a, lat = A_NN_CU, chain_lattice(A_NN_CU)
+    xyz = lambda z: np.column_stack([np.zeros_like(z), np.zeros_like(z), z])
+    s = RecoilSystem(xyz(a * np.arange(-3.0, 4.0)), LayeredLead(lat, xyz(np.array([-4 * a])),
+                     "left"), LayeredLead(lat, xyz(np.array([4 * a])), "right"),
+                     fermi_level=0.3)
+    s.update(s.positions + [0.0, 0.0, 1.0])      # 3.54 A from the left lead: detached
+    assert len(s.couplings[0].boundary) == 0 < len(s.couplings[1].boundary)
+    E = np.array([-0.4, 0.3, 0.9])
+    sigmas = [greens.self_energy(V, s._lead_gf(t, E, 0)) for t, V in enumerate(s._V[0])]
+    cols = np.concatenate([s.couplings[1].boundary, [0, 2]])
+    monkeypatch.setattr(rgf, "SLAB_MIN", 1)                   # one atom per slab
+    X = {solver: greens.DeviceMatrix(s._H[0], s.couplings, 0.0, solver).solve(E, sigmas, cols)
+         for solver in ("lu", "rgf")}
+    assert greens.DeviceMatrix(s._H[0], s.couplings, 0.0, "rgf").slabs().n_slabs == 7
+    assert relative_gap(X["rgf"], X["lu"]) < 1e-10
+    use_solver(s, "rgf")
+    assert np.all(s.transmission(E) == 0.0)
+
+
+def test_solver_choice():
+    """auto: the dense Schur complement up to SCHUR_MAX atoms, the recursive Green's
+    function above; an unknown solver is refused with the accepted names."""
+    n = greens.SCHUR_MAX
+    couplings = []
+    for size, expect in ((n, "schur"), (n + 1, "rgf")):
+        assert greens.DeviceMatrix(sp.eye(size), couplings).solver == expect
+    with pytest.raises(ValueError, match="'schur', 'lu', 'rgf'.*got 'qr'"):
+        greens.DeviceMatrix(sp.eye(4), couplings, solver="qr")
