@@ -131,10 +131,11 @@ def _count(thickness: float, spacing: float) -> int:
 def _crystal_layers(x, layer_order, layer, box, side, source) -> int:
     """The number of layers, from the end, that form one fcc crystal (at least 2)."""
     n_best, error = 0, None
+    what = f"the {'low' if side == 'left' else 'high'}-z end slab"
     for n in range(2, len(layer_order) + 1):
         m = np.isin(layer, layer_order[:n])
         try:
-            measure_electrode(x[m], np.flatnonzero(m) + 1, box, side, "slab")
+            measure_electrode(x[m], np.flatnonzero(m) + 1, box, side, what)
         except ValueError as err:
             error = err
             break
