@@ -219,12 +219,13 @@ def prepare(structure, frozen: float = EAM_CUTOFF, electrode=None, z_planes=None
         n_f = _count(frozen, d)
         if n_el[s] < n_f:
             end = "low" if s == "left" else "high"
-            found = (f"{n_el[s]} layers (z {zl[o[0]]:.3f} to {zl[o[max(n_el[s] - 1, 0)]]:.3f} "
-                     f"A), {n_el[s] * d:.3f} A (layers x spacing {d:.4f} A)")
+            span = sorted((zl[o[0]], zl[o[max(n_el[s] - 1, 0)]]))
+            found = (f"{n_el[s]} layers (z {span[0]:.3f} to {span[1]:.3f} A), "
+                     f"{n_el[s] * d:.3f} A (layers x spacing {d:.4f} A)")
             raise ValueError(f"{source}: the {s} electrode at the {end}-z end is {found}: "
                              f"thinner than the frozen slab of {n_f} layers (>= {frozen} A, the "
-                             "EAM cutoff) it needs; give the structure thicker fcc electrode "
-                             "slabs")
+                             "frozen thickness; default the EAM cutoff) it needs; give the "
+                             "structure thicker fcc electrode slabs")
         types[np.isin(layer, o[:n_f])] = frozen_type
         types[np.isin(layer, o[n_f:n_el[s]])] = ELECTRODE_TYPE
         layers[s] = (n_f, n_el[s] - n_f)

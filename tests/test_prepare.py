@@ -193,3 +193,28 @@ def test_whole_crystal_has_no_filament():
     atoms = fcc100("Cu", size=(4, 4, 12), a=A0)
     refused(atoms, "all 12 layers")
     refused(atoms, "not both", electrode=3.0, z_planes=(0.0, 5.0))
+
+
+def write_dump(path, frames, types, box, zb=(-5.0, 40.0)):
+    """A LAMMPS text dump (id type x y z, unsorted ids) of several frames."""
+    lines = []
+    order = np.arange(len(types))[::-1]
+    for step, x in enumerate(frames):
+        lines += ["ITEM: TIMESTEP", str(1000 * step), "ITEM: NUMBER OF ATOMS", str(len(x)),
+                  "ITEM: BOX BOUNDS pp pp ff", f"0 {box[0]!r}", f"0 {box[1]!r}",
+                  f"{zb[0]} {zb[1]}", "ITEM: ATOMS id type x y z"]
+        lines += [f"{k + 1} {types[k]} {x[k, 0]!r} {x[k, 1]!r} {x[k, 2]!r}" for k in order]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_lammps_dump_last_frame(tmp_path):
+    """A run's dump (types but no element): the last frame, atoms by ID, retyped."""
+    atoms, types = slab_structure("001")
+    box = np.diag(atoms.cell)[:2]
+    moved = atoms.positions.copy()
+    k = np.flatnonzero(types == 1)[2]
+    moved[k] += [0.2, -0.1, 0.15]
+    write_dump(tmp_path / "run.dump", [atoms.positions, moved], np.ones_like(types), box)
+    prep = prepare(str(tmp_path / "run.dump"), format="lammps-dump-text")
+    assert np.array_equal(prep.types, types)
+    assert np.max(np.abs(prep.positions - moved)) < 1e-12
