@@ -368,16 +368,16 @@ def build_parser() -> argparse.ArgumentParser:
                       "and y, fcc electrode slabs at both ends along z")
     prep.add_argument("-o", "--output", default="structure.data", help="data file to write")
     prep.add_argument("--format", help="ase.io format (needed for LAMMPS files: lammps-data, "
-                      "lammps-dump-text); default: guessed from the file")
+                      "lammps-dump-text); unset: guessed from the file name")
     prep.add_argument("--frozen", type=float, help="frozen slab thickness, layers x spacing "
-                      "(A); default: the EAM cutoff (6.5 A, or --potential's)")
+                      "(A); unset: the EAM cutoff (6.5 A, or --potential's)")
     prep.add_argument("--potential", help="eam/alloy file whose cutoff sets --frozen")
     where = prep.add_mutually_exclusive_group()
     where.add_argument("--electrode", type=float, nargs="+", metavar="A",
                        help="electrode thickness (A, layers x spacing; one value or left "
-                       "right); default: the crystalline end slabs")
+                       "right); unset: the crystalline end slabs")
     where.add_argument("--z-planes", type=float, nargs=2, metavar=("ZL", "ZR"),
-                       help="electrodes: atoms below ZL (left) and above ZR (right), A")
+                       help="electrodes: the layers below ZL (left) and above ZR (right), A")
     prep.add_argument("--overwrite", action="store_true", help="replace an existing file")
     prep.set_defaults(func=_prepare)
 

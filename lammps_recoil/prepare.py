@@ -78,11 +78,15 @@ class PreparedStructure:
 def read_structure(path: str, format: str | None = None):
     """The last frame of any file ASE reads (LAMMPS files with ``format``, e.g.
     "lammps-data", as ASE cannot tell them by name)."""
+    import os
+
     import ase.io
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
     kw = {"atom_style": "atomic"} if format == "lammps-data" else {}
     try:
         return ase.io.read(path, format=format, **kw)
-    except (ValueError, KeyError, IndexError, StopIteration) as err:
+    except Exception as err:            # each ASE reader has its own parse errors
         raise ValueError(f"{path}: ASE cannot read it{f' as {format}' if format else ''} "
                          f"({type(err).__name__}: {err}); give the format (ase.io.read "
                          "names, e.g. extxyz, vasp, cif, lammps-data, lammps-dump-text)") \
@@ -157,7 +161,8 @@ def prepare(structure, frozen: float = EAM_CUTOFF, electrode=None, z_planes=None
     spacing reaches it (default the Sheng EAM cutoff, as ``lammps-recoil check`` asks).
     The electrodes are the crystalline end slabs unless given: ``electrode`` (A, one value
     or (left, right)): the outermost layers whose count x spacing reaches it;
-    ``z_planes`` (z_left, z_right) in A: atoms below z_left and above z_right. Raises
+    ``z_planes`` (z_left, z_right) in A: the layers (atoms within 0.3 A in z) whose mean z lies below z_left and
+    above z_right. Raises
     ValueError naming what was found.
     """
     if isinstance(structure, str) or hasattr(structure, "__fspath__"):

@@ -218,3 +218,11 @@ def test_lammps_dump_last_frame(tmp_path):
     prep = prepare(str(tmp_path / "run.dump"), format="lammps-dump-text")
     assert np.array_equal(prep.types, types)
     assert np.max(np.abs(prep.positions - moved)) < 1e-12
+
+
+def test_unreadable_files_are_named(tmp_path, capsys):
+    (tmp_path / "bad.xyz").write_text("not a structure\n")
+    assert main(["prepare", str(tmp_path / "bad.xyz"), "-o", str(tmp_path / "o")]) == 2
+    assert "bad.xyz: ASE cannot read it" in capsys.readouterr().err
+    refused(str(tmp_path / "none.xyz"), "none.xyz: no such file")
+    assert not (tmp_path / "o").exists()
