@@ -161,9 +161,8 @@ def prepare(structure, frozen: float = EAM_CUTOFF, electrode=None, z_planes=None
     spacing reaches it (default the Sheng EAM cutoff, as ``lammps-recoil check`` asks).
     The electrodes are the crystalline end slabs unless given: ``electrode`` (A, one value
     or (left, right)): the outermost layers whose count x spacing reaches it;
-    ``z_planes`` (z_left, z_right) in A: the layers (atoms within 0.3 A in z) whose mean z lies below z_left and
-    above z_right. Raises
-    ValueError naming what was found.
+    ``z_planes`` (z_left, z_right) in A: the layers (atoms within 0.3 A in z) whose mean
+    z lies below z_left and above z_right. Raises ValueError naming what was found.
     """
     if isinstance(structure, str) or hasattr(structure, "__fspath__"):
         source = str(structure)
