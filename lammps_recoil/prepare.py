@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, LEFT_TYPE, RIGHT_TYPE, ElectrodeSites,
-                       Electrodes, write_data)
+from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, LEFT_TYPE, RIGHT_TYPE, Electrodes,
+                       measure_electrodes, system_from_types, write_data)
 from .geometry import _layers, measure_electrode
 from .system import RecoilSystem
 
@@ -70,7 +70,6 @@ class PreparedStructure:
 
     def recoil_system(self, device: str = "filament", **kw) -> RecoilSystem:
         """The NEGF system (``kw`` as for builders.system_from_types)."""
-        from .builders import system_from_types
         return system_from_types(self.positions, self.types, self.box, ids=self.ids,
                                  device=device, electrodes=self.electrodes, **kw)
 
@@ -234,10 +233,12 @@ def prepare(structure, frozen: float = EAM_CUTOFF, electrode=None, z_planes=None
         types[np.isin(layer, o[n_f:n_el[s]])] = ELECTRODE_TYPE
         layers[s] = (n_f, n_el[s] - n_f)
     ids = np.arange(1, len(x) + 1)
-    sites = ElectrodeSites(x, types, box, ids=ids)   # measures the frozen slabs, checks type 2
-    pad = sites.electrodes.left.lattice.spacing
+    # the frozen slabs measured here; the mobile electrode atoms' sites are checked with
+    # the NEGF device chosen later (the 'filament' device needs them on their sites)
+    electrodes = measure_electrodes(x, types, box, ids)
+    pad = electrodes.left.lattice.spacing
     zbounds = (float(x[:, 2].min() - pad), float(x[:, 2].max() + pad))
-    return PreparedStructure(x, types, box, zbounds, layers, sites.electrodes, source)
+    return PreparedStructure(x, types, box, zbounds, layers, electrodes, source)
 
 
 def system_from_atoms(structure, device: str = "filament", frozen: float = EAM_CUTOFF,

@@ -226,3 +226,22 @@ def test_unreadable_files_are_named(tmp_path, capsys):
     assert "bad.xyz: ASE cannot read it" in capsys.readouterr().err
     refused(str(tmp_path / "none.xyz"), "none.xyz: no such file")
     assert not (tmp_path / "o").exists()
+
+
+def test_disordered_electrode_layers_need_the_mobile_device():
+    """Electrode layers given by z planes that hold atoms off their sites: typed 2; the
+    'filament' device refuses them by atom ID, the 'mobile' device runs them as they are."""
+    atoms, types = slab_structure("001")
+    z = atoms.positions[:, 2]
+    k = np.flatnonzero(types == 2)[[1, 20]]
+    atoms.positions[k, :2] += 0.95                    # 1.34 A from their sites
+    zl = np.unique(np.round(z, 6))
+    prep = prepare(atoms, z_planes=(zl[FROZEN + MOBILE] - 0.5, zl[-FROZEN - MOBILE - 1] + 0.5))
+    assert np.array_equal(prep.types, types)
+    with pytest.raises(ValueError, match=rf"mobile electrode atoms \[{k[1] + 1}, {k[0] + 1}\]|"
+                                         rf"mobile electrode atoms \[{k[0] + 1}, {k[1] + 1}\]"):
+        prep.recoil_system()
+    box = np.diag(atoms.cell)[:2]
+    want = system_from_types(atoms.positions, types, box, device="mobile").forces(0.5).forces
+    got = prep.recoil_system("mobile").forces(0.5).forces
+    assert np.max(np.abs(got - want)) < 1e-12
