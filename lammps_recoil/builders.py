@@ -392,18 +392,24 @@ class Filament:
 
     def write_data(self, path) -> None:
         """Write a LAMMPS data file (atom_style atomic, metal units, types 1-4)."""
-        lo, hi = self.zbounds
-        lines = ["LAMMPS data file: Cu filament between fcc electrodes (lammps-recoil) "
-                 + " ".join(f"{k}={v}" for k, v in self.params.items()), "",
-                 f"{len(self.positions)} atoms", "4 atom types", "",
-                 f"0.0 {self.box[0]:.10f} xlo xhi", f"0.0 {self.box[1]:.10f} ylo yhi",
-                 f"{lo:.10f} {hi:.10f} zlo zhi", "", "Masses", ""]
-        lines += [f"{t} {CU_MASS}" for t in range(1, 5)]
-        lines += ["", "Atoms # atomic", ""]
-        lines += [f"{n + 1} {t} {x:.10f} {y:.10f} {z:.10f}"
-                  for n, (t, (x, y, z)) in enumerate(zip(self.types, self.positions))]
-        with open(path, "w") as fh:
-            fh.write("\n".join(lines) + "\n")
+        write_data(path, self.positions, self.types, self.box, self.zbounds,
+                   "LAMMPS data file: Cu filament between fcc electrodes (lammps-recoil) "
+                   + " ".join(f"{k}={v}" for k, v in self.params.items()))
+
+
+def write_data(path, positions, types, box, zbounds, title: str) -> None:
+    """Write a LAMMPS data file (atom_style atomic, metal units, 4 Cu atom types, IDs 1..N
+    in the order given); ``box`` (Lx, Ly) from 0, ``zbounds`` (zlo, zhi)."""
+    lo, hi = zbounds
+    lines = [title, "", f"{len(positions)} atoms", "4 atom types", "",
+             f"0.0 {box[0]:.10f} xlo xhi", f"0.0 {box[1]:.10f} ylo yhi",
+             f"{lo:.10f} {hi:.10f} zlo zhi", "", "Masses", ""]
+    lines += [f"{t} {CU_MASS}" for t in range(1, 5)]
+    lines += ["", "Atoms # atomic", ""]
+    lines += [f"{n + 1} {t} {x:.10f} {y:.10f} {z:.10f}"
+              for n, (t, (x, y, z)) in enumerate(zip(types, positions))]
+    with open(path, "w") as fh:
+        fh.write("\n".join(lines) + "\n")
 
 
 def _box(orientation, nx, ny, a0):

@@ -86,6 +86,26 @@ def _build(args) -> int:
     return 0
 
 
+def _prepare(args) -> int:
+    """Type the atoms of any structure ASE reads and write the deck's data file."""
+    import os
+    from .prepare import EAM_CUTOFF, prepare
+    if os.path.exists(args.output) and not args.overwrite:
+        raise ValueError(f"{args.output} exists: pass --overwrite to replace it")
+    frozen = args.frozen
+    if frozen is None and args.potential:
+        from .check import eam_cutoff
+        frozen = eam_cutoff(args.potential)
+    prep = prepare(args.structure, EAM_CUTOFF if frozen is None else frozen, args.electrode,
+                   args.z_planes, args.format)
+    print(prep.describe())
+    prep.write_data(args.output)
+    print(f"  wrote {args.output} (atom types: 1 filament, 2 mobile electrode, 3/4 frozen "
+          f"left/right)")
+    print(f"  check it:  lammps-recoil check {args.output}")
+    return 0
+
+
 def _check(args) -> int:
     """Check a data file against the deck's contract (docs/geometry.md) before MD."""
     from .check import check_data
@@ -342,6 +362,25 @@ def build_parser() -> argparse.ArgumentParser:
                        help="warn if the cell's periodic leads refuse this bias (V)")
     build.set_defaults(func=_build)
 
+    prep = sub.add_parser("prepare", help="type the atoms of a structure ASE reads (extxyz, "
+                          "POSCAR, cif, lammps-data, ...) and write the deck's data file")
+    prep.add_argument("structure", help="structure file: Cu, orthogonal cell periodic in x "
+                      "and y, fcc electrode slabs at both ends along z")
+    prep.add_argument("-o", "--output", default="structure.data", help="data file to write")
+    prep.add_argument("--format", help="ase.io format (needed for LAMMPS files: lammps-data, "
+                      "lammps-dump-text); unset: guessed from the file name")
+    prep.add_argument("--frozen", type=float, help="frozen slab thickness, layers x spacing "
+                      "(A); unset: the EAM cutoff (6.5 A, or --potential's)")
+    prep.add_argument("--potential", help="eam/alloy file whose cutoff sets --frozen")
+    where = prep.add_mutually_exclusive_group()
+    where.add_argument("--electrode", type=float, nargs="+", metavar="A",
+                       help="electrode thickness (A, layers x spacing; one value or left "
+                       "right); unset: the crystalline end slabs")
+    where.add_argument("--z-planes", type=float, nargs=2, metavar=("ZL", "ZR"),
+                       help="electrodes: the layers below ZL (left) and above ZR (right), A")
+    prep.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    prep.set_defaults(func=_prepare)
+
     rep = sub.add_parser("report", help="transmission and recoil forces of a built-in "
                                         "Cu constriction or of a data file (--data)")
     _add_filament_args(rep)
@@ -420,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Optional dependencies and the pip extra that installs each.
-EXTRAS = {"matplotlib": "plot"}
+EXTRAS = {"matplotlib": "plot", "ase": "ase"}
 
 
 def _needs_plot(args) -> bool:
