@@ -50,11 +50,32 @@ def read_dump(path: str) -> list[Frame]:
 
 
 def read_series(path: str) -> dict:
-    """Read the recoil time series ``<out>.recoil.csv`` into arrays by column name."""
+    """Read the recoil time series ``<out>.recoil.csv`` into arrays by column name (the
+    ``# name = value`` header lines: :func:`read_run_header`)."""
     with open(path) as fh:
-        header = fh.readline().strip().split(",")
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        skip = 0
+        for line in fh:
+            skip += 1
+            if not line.startswith("#"):
+                header = line.strip().split(",")
+                break
+    data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, comments="#")
     return {name: data[:, c] for c, name in enumerate(header)}
+
+
+def read_run_header(path: str) -> dict:
+    """The run's parameters and versions from the ``# name = value`` lines that start the
+    time series (or a log file): V, beta, tol, model, T, seed, device, every, data, ...,
+    lammps, lammps_recoil, start, name (all as text)."""
+    from .coupling import header_params
+    lines = []
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("#"):
+                lines.append(line.strip())
+            elif lines and not line.startswith(("print", "echo")):
+                break
+    return header_params(lines)
 
 
 def read_thermo(path: str) -> dict:

@@ -109,15 +109,11 @@ def _prepare(args) -> int:
 def _check(args) -> int:
     """Check a data file against the deck's contract (docs/geometry.md) before MD."""
     from .check import check_data
-    from .coupling import parse_params
-    deck = {"V": "1.0", "beta": "0.5", "every": "100", "tol": "1e-2", "lattice": "auto",
-            "out": "runs/filament", "model": "paper", "device": "filament",
-            "potential": "potentials/Cu_Sheng2011.eam.alloy", "kpoints": "1", "lead_eta": "0"}
+    from .coupling import PARAMS, parse_params
+    deck = dict(PARAMS)                          # the deck's defaults, by name
     for name, value in args.var or ():
         deck[name] = value
-    p = parse_params(deck["V"], deck["beta"], deck["every"], deck["tol"], deck["lattice"],
-                     deck["out"], deck["model"], device=deck["device"],
-                     kpoints=deck["kpoints"], lead_eta=deck["lead_eta"])
+    p = parse_params(**{k: v for k, v in deck.items() if k in PARAMS})
     import os
     potential = deck["potential"] if os.path.isfile(deck["potential"]) else None
     t0 = time.perf_counter()
