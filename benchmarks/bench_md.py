@@ -3,9 +3,10 @@
     python benchmarks/bench_md.py [--ps 2] [--repeat 3] [--tol 1e-2]   # Markdown table
     python benchmarks/bench_md.py --data big.data --configs plain 100 10  # another system
 
-Runs the default deck (inputs/in.filament: 482 atoms, Langevin at 300 K; NEGF device the
-34 filament atoms, or all 226 mobile atoms with ``device mobile``) through the pip route,
-`lammps-recoil run`: no minimization, 0.5 ps warm-up, then the timed production. Each
+Runs the test deck tests/in.checks (the default deck's system and coupling: 482 atoms,
+Langevin at 300 K; NEGF device the 34 filament atoms, or all 226 mobile atoms with
+``device mobile``) through the pip route, `lammps-recoil run`: no minimization and no
+warm-up, only the timed production. Each
 configuration runs ``--repeat`` times, interleaved with the others, and the fastest run
 counts (the machine is shared: the minimum is the least disturbed measurement). Times are
 LAMMPS's "Loop time" of the production run; ratios are against plain EAM MD at the same
@@ -58,8 +59,8 @@ def production_time(log: str) -> dict:
 
 
 def run(outdir, name, ranks, ps, tol, **var):
-    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "inputs/in.filament"]
-    for k, v in dict(minimize="no", warmup_ps=0.5, production_ps=ps, outdir=outdir, name=name,
+    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "tests/in.checks"]
+    for k, v in dict(production_ps=ps, outdir=outdir, name=name,
                      thermo_every=1000, dump_every=100000, tol=tol, overwrite="yes",
                      **var).items():
         cmd += ["-var", k, str(v)]

@@ -8,11 +8,13 @@ import numpy as np
 
 @dataclass
 class Frame:
-    """One dump snapshot: timestep, box bounds (3 x 2) and per-atom columns by name."""
+    """One dump snapshot: timestep, box bounds (3 x 2), per-atom columns by name and the
+    simulation time (ps; ``dump_modify time yes``, else None)."""
 
     step: int
     box: np.ndarray
     columns: dict
+    time: float | None = None
 
     def __getitem__(self, name):
         return self.columns[name]
@@ -28,8 +30,12 @@ def read_dump(path: str) -> list[Frame]:
     frames = []
     with open(path) as fh:
         lines = fh.read().splitlines()
-    i = 0
+    i, time = 0, None
     while i < len(lines):
+        if lines[i].startswith("ITEM: TIME") and not lines[i].startswith("ITEM: TIMESTEP"):
+            time = float(lines[i + 1])
+            i += 2
+            continue
         if not lines[i].startswith("ITEM: TIMESTEP"):
             i += 1
             continue
@@ -44,17 +50,38 @@ def read_dump(path: str) -> list[Frame]:
         data = data.reshape(n, len(names))
         cols = {name: (data[:, c].astype(np.int64) if name in ("id", "type") else data[:, c])
                 for c, name in enumerate(names)}
-        frames.append(Frame(step, box, cols))
-        i = j + 7 + n
+        frames.append(Frame(step, box, cols, time))
+        i, time = j + 7 + n, None
     return frames
 
 
 def read_series(path: str) -> dict:
-    """Read the recoil time series ``<out>.recoil.csv`` into arrays by column name."""
+    """Read the recoil time series ``<out>.recoil.csv`` into arrays by column name (the
+    ``# name = value`` header lines: :func:`read_run_header`)."""
     with open(path) as fh:
-        header = fh.readline().strip().split(",")
-    data = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+        skip = 0
+        for line in fh:
+            skip += 1
+            if not line.startswith("#"):
+                header = line.strip().split(",")
+                break
+    data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, comments="#")
     return {name: data[:, c] for c, name in enumerate(header)}
+
+
+def read_run_header(path: str) -> dict:
+    """The run's parameters and versions from the ``# name = value`` lines that start the
+    time series (or a log file): V, beta, tol, model, T, seed, device, every, data, ...,
+    lammps, lammps_recoil, start, name (all as text)."""
+    from .coupling import header_params
+    lines = []
+    with open(path) as fh:
+        for line in fh:
+            if line.startswith("#"):
+                lines.append(line.strip())
+            elif lines and not line.startswith(("print", "echo")):
+                break
+    return header_params(lines)
 
 
 def read_thermo(path: str) -> dict:
@@ -80,6 +107,21 @@ def read_thermo(path: str) -> dict:
         for c, name in enumerate(head):
             out.setdefault(name, []).extend(r[c] for r in rows if len(r) == len(head))
     return {k: np.array(v) for k, v in out.items()}
+
+
+def conductance_histogram(G, width: float = 0.05):
+    """Counts of G (G0) in bins of ``width`` from 0 to past max(G): (counts, edges)."""
+    G = np.asarray(G, dtype=float)
+    edges = width * np.arange(int(np.floor(max(G.max(), 0.0) / width)) + 2)
+    return np.histogram(G, bins=edges)
+
+
+def run_label(header: dict) -> str:
+    """"name: V = ... V, T = ... K" from a run header (:func:`read_run_header`)."""
+    if not header:
+        return ""
+    return (f"{header.get('name', '?')}: V = {header.get('V', '?')} V, "
+            f"T = {header.get('T', '?')} K")
 
 
 def running_median(y: np.ndarray, n: int) -> np.ndarray:

@@ -109,15 +109,11 @@ def _prepare(args) -> int:
 def _check(args) -> int:
     """Check a data file against the deck's contract (docs/geometry.md) before MD."""
     from .check import check_data
-    from .coupling import parse_params
-    deck = {"V": "1.0", "beta": "0.5", "every": "100", "tol": "1e-2", "lattice": "auto",
-            "out": "runs/filament", "model": "paper", "device": "filament",
-            "potential": "potentials/Cu_Sheng2011.eam.alloy", "kpoints": "1", "lead_eta": "0"}
+    from .coupling import PARAMS, parse_params
+    deck = dict(PARAMS)                          # the deck's defaults, by name
     for name, value in args.var or ():
         deck[name] = value
-    p = parse_params(deck["V"], deck["beta"], deck["every"], deck["tol"], deck["lattice"],
-                     deck["out"], deck["model"], device=deck["device"],
-                     kpoints=deck["kpoints"], lead_eta=deck["lead_eta"])
+    p = parse_params(**{k: v for k, v in deck.items() if k in PARAMS})
     import os
     potential = deck["potential"] if os.path.isfile(deck["potential"]) else None
     t0 = time.perf_counter()
@@ -256,7 +252,7 @@ def _chain(args) -> int:
         panels(f"{out}/chain_fig1a.png", g, [
             {"ylabel": "G / G0", "lines": {"T(E_F)": d["T_EF"], f"Landauer G({args.bias:g} V)":
                                            d["G_V"]}},
-            {"ylabel": "recoil force (eV/A)", "zero": True,
+            {"ylabel": "recoil force (eV/Å)", "zero": True,
              "lines": {"central atom": d["F_contact"],
                        f"total, atoms -{args.n_side}..{args.n_side}": d["F_total"],
                        "(2/pi) V k_F (1 - T), Eq. 13": d["eq13"]},
@@ -271,7 +267,7 @@ def _chain(args) -> int:
                   "charges 1 - n_j (electrons)")
         b = f"V{args.bias:g}"
         panels(f"{out}/chain_fig1b.png", d["site"], [
-            {"ylabel": "force (eV/A)", "zero": True, "lines": {"V = 0": d["F_V0"],
+            {"ylabel": "force (eV/Å)", "zero": True, "lines": {"V = 0": d["F_V0"],
                                                                f"V = {args.bias:g} V": d[f"F_{b}"]},
              "styles": {"V = 0": "o-", f"V = {args.bias:g} V": "s--"}},
             {"ylabel": "partial charge (e)", "zero": True,
@@ -291,7 +287,7 @@ def _chain(args) -> int:
                   f"beta={args.beta}; unstable where > 0")
         lines = {k: v for k, v in rows.items() if k != "V"}
         panels(f"{out}/chain_instability.png", V, [
-            {"ylabel": "dF/dZ0 (eV/A^2)", "zero": True, "lines": lines,
+            {"ylabel": "dF/dZ0 (eV/Å^2)", "zero": True, "lines": lines,
              "styles": {k: "--" for k in lines if "eq18" in k}}],
             "bias V (V)", f"central-atom stiffness, t = {t} eV, beta = {args.beta}")
         for q in args.q_eff:
@@ -316,7 +312,7 @@ def _chain(args) -> int:
                   f"renormalized force on atoms -{args.n_side}..{args.n_side} at V={args.bias} "
                   "V vs (2/pi) V k_F (1 - T)")
         panels(f"{out}/chain_momentum.png", g, [
-            {"ylabel": "total force (eV/A)", "zero": True,
+            {"ylabel": "total force (eV/Å)", "zero": True,
              "lines": {"(2/pi) V k_F (1 - T)": rows["eq13"], "Eq. 4 (paper)": rows["paper"],
                        "Hellmann-Feynman": rows["hellmann_feynman"]}}],
             "gamma", f"momentum balance at V = {args.bias:g} V")

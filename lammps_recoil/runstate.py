@@ -68,9 +68,8 @@ def truncate_outputs(out: str, step: int) -> None:
     if os.path.exists(series):
         with open(series) as fh:
             lines = fh.readlines()
-        keep = lines[:1] + [ln for ln in lines[1:]
-                            if ln.strip() and ln.split(",", 1)[0].isdigit()
-                            and int(ln.split(",", 1)[0]) <= step]
+        keep = [ln for ln in lines if not ln.split(",", 1)[0].isdigit()   # the headers
+                or int(ln.split(",", 1)[0]) <= step]
         with open(series, "w") as fh:
             fh.writelines(keep)
     dump = out + ".dump"

@@ -22,26 +22,31 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .analysis import layer_counts, read_dump, read_series, switching_time
+from .analysis import (conductance_histogram, layer_counts, read_dump, read_run_header,
+                       read_series, run_label, switching_time)
 from .geometry import A0_CU
 from .plots import panels, pyplot, read_csv, write_csv
 
 TYPE_COLORS = {1: "tab:orange", 2: "tab:blue", 3: "0.55", 4: "0.55"}
+#: Legend labels of the atom types (types 3 and 4 share one entry).
+TYPE_LABELS = {1: "filament", 2: "mobile electrode", 3: "frozen electrode"}
 
 
 def projection(ax, x, z, types, forces=None, scale=2.0):
-    """Atoms projected on the z-x plane, coloured by type; optional force arrows drawn
-    ``scale`` A long per eV/A, with a 1 eV/A key."""
+    """Atoms projected on the z-x plane, coloured by type with a legend; optional force
+    arrows drawn ``scale`` Å long per eV/Å, with a 0.5 eV/Å key."""
     for t, c in TYPE_COLORS.items():
         m = types == t
-        ax.scatter(z[m], x[m], s=30 if t == 1 else 14, c=c, edgecolors="k", linewidths=0.3)
+        ax.scatter(z[m], x[m], s=30 if t == 1 else 14, c=c, edgecolors="k", linewidths=0.3,
+                   label=TYPE_LABELS.get(t))
+    ax.legend(loc="lower left", fontsize=7, ncol=3, framealpha=0.8)
     if forces is not None:
         m = np.linalg.norm(forces, axis=1) > 0
         q = ax.quiver(z[m], x[m], forces[m, 2], forces[m, 0], angles="xy", scale_units="xy",
                       scale=1.0 / scale, color="crimson", width=0.004, zorder=3)
-        ax.quiverkey(q, 0.86, 1.05, 0.5, "0.5 eV/A", labelpos="E", color="crimson")
-    ax.set_xlabel("z (A)")
-    ax.set_ylabel("x (A)")
+        ax.quiverkey(q, 0.86, 1.05, 0.5, "0.5 eV/Å", labelpos="E", color="crimson")
+    ax.set_xlabel("z (Å)")
+    ax.set_ylabel("x (Å)")
     ax.set_aspect("equal")
 
 
@@ -55,12 +60,35 @@ def geometry_figure(path, x, z, types, forces, title, scale=8.0):
     plt.close(fig)
 
 
+def _time(frame) -> float:
+    """A frame's time (ps): the dump's ITEM: TIME, else step * 1 fs (the deck's step)."""
+    return frame.time if frame.time is not None else frame.step * 0.001
+
+
+def histogram_figure(path, counts, edges, title):
+    """Bars of ``counts`` over the bins ``edges`` (G0), with gridlines at integer G0."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue",
+           edgecolor="k", linewidth=0.4)
+    ax.set_xticks(np.arange(0, np.ceil(edges[-1]) + 1))
+    ax.grid(axis="x", color="0.5", lw=0.8)
+    ax.set_axisbelow(True)
+    ax.set_xlabel("G / G0")
+    ax.set_ylabel("updates")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
             spacing: float = A0_CU / 2) -> dict:
     """Figures and tables of one run (and of a control run at V = 0, if given)."""
     outdir = outdir or prefix + "_figures"
     os.makedirs(outdir, exist_ok=True)
     series = read_series(prefix + ".recoil.csv")
+    label = run_label(read_run_header(prefix + ".recoil.csv")) or os.path.basename(prefix)
     t = series["time_ps"]
     frames = read_dump(prefix + ".dump")
     first, last = frames[0], frames[-1]
@@ -73,23 +101,23 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
         x_lines["control V = 0"] = ctrl["time_ps"]
     panels(f"{outdir}/conductance.png", t, [
         {"ylabel": "G / G0", "lines": G_lines, "x": x_lines}], "time (ps)",
-        "conductance (Fig. 2b, lower)")
+        f"conductance (Fig. 2b, lower); {label}")
     panels(f"{outdir}/forces.png", t, [
-        {"ylabel": "force on filament, z (eV/A)", "zero": True,
+        {"ylabel": "force on filament, z (eV/Å)", "zero": True,
          "lines": {"recoil": series["Frec_z"],
                    "recoil + EAM": series["Frec_z"] + series["Feam_z"]}},
-        {"ylabel": "force on filament, x, y (eV/A)", "zero": True,
+        {"ylabel": "force on filament, x, y (eV/Å)", "zero": True,
          "lines": {"recoil x": series["Frec_x"], "recoil y": series["Frec_y"]}}],
-        "time (ps)", "forces on the filament (Fig. 2b, upper)")
+        "time (ps)", f"forces on the filament (Fig. 2b, upper); {label}")
 
     geometry_figure(f"{outdir}/geometry_initial.png", first["x"], first["z"], first["type"],
-                    first.recoil, f"first production frame (step {first.step}) and its "
+                    first.recoil, f"{label}; t = {_time(first):g} ps (step {first.step}): "
                     "recoil forces")
     plt = pyplot()
     fig, axes = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
-    for ax, fr, label in ((axes[0], first, "initial"), (axes[1], last, "final")):
+    for ax, fr, which in ((axes[0], first, "initial"), (axes[1], last, "final")):
         projection(ax, fr["x"], fr["z"], fr["type"])
-        ax.set_title(f"{label}: step {fr.step}", fontsize=10)
+        ax.set_title(f"{label}; {which}: t = {_time(fr):g} ps (step {fr.step})", fontsize=10)
     fig.tight_layout()
     fig.savefig(f"{outdir}/states.png", dpi=130)
     plt.close(fig)
@@ -106,19 +134,18 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
     panels(f"{outdir}/layers.png", grid, [
         {"ylabel": "mobile atoms per layer", "lines": {"initial": layers["initial"],
                                                        "final": layers["final"]},
-         "styles": {"initial": "o-", "final": "s--"}}], "layer z (A)",
-        "where atoms migrated from and to")
+         "styles": {"initial": "o-", "final": "s--"}}], "layer z (Å)",
+        f"where atoms migrated from and to; {label}")
 
-    hist, edges = np.histogram(series["G_EF"], bins=np.arange(0.0, series["G_EF"].max()
-                                                               + 0.1, 0.05))
+    hist, edges = conductance_histogram(series["G_EF"])
     write_csv(f"{outdir}/histogram.csv", {"G_low": edges[:-1], "G_high": edges[1:],
                                           "count": hist}, f"G(E_F) histogram, {prefix}")
-    panels(f"{outdir}/histogram.png", 0.5 * (edges[1:] + edges[:-1]), [
-        {"ylabel": "updates", "lines": {"G(E_F)": hist}, "styles": {"G(E_F)": "-"}}],
-        "G / G0", "conductance histogram over the run")
+    histogram_figure(f"{outdir}/histogram.png", hist, edges,
+                     f"G(E_F) histogram over the run; {label}")
 
     switched = switching_time(t, series["G_EF"])
     summary = {
+        "run": label,
         "duration_ps": float(t[-1] - t[0]), "updates": len(t),
         "G_initial": float(series["G_EF"][0]),
         "G_mean": float(series["G_EF"].mean()), "G_std": float(series["G_EF"].std()),

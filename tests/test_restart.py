@@ -1,8 +1,9 @@
 """Fault injection: a run killed with SIGKILL resumes from its last restart, both routes.
 
 The killed-and-resumed run must have every update in its time series and every frame in
-its dump exactly once, and (NVE, no thermostat: LAMMPS keeps no random-number state in
-restart files) follow the uninterrupted run to round-off.
+its dump exactly once, and (the test deck's NVE, no thermostat: LAMMPS keeps no
+random-number state in restart files) follow the uninterrupted run to round-off. The
+production deck resumes in the widening test (a thermostatted run).
 """
 import os
 import signal
@@ -18,17 +19,17 @@ from test_lammps import HAVE_LMP, HAVE_WHEEL
 from lammps_recoil.analysis import read_dump, read_series
 
 ROOT = Path(__file__).resolve().parents[1]
-RUN = dict(minimize="no", warmup_ps=0.1, thermostat="no", production_ps=0.6, every=20,
-           restart_every=100, thermo_every=100, dump_every=50)
+RUN = dict(production_ps=0.6, every=20, restart_every=100, thermo_every=100, dump_every=50)
+NVE = dict(deck="tests/in.checks", thermostat="no")
 
 
-def command(route, outdir, name, **extra):
+def command(route, outdir, name, deck="inputs/in.filament", **extra):
     var = []
     for k, v in {**RUN, "outdir": outdir, "name": name, **extra}.items():
         var += ["-var", k, str(v)]
     if route == "deck":
-        return ["lmp", "-in", "inputs/in.filament"] + var
-    return [sys.executable, "-m", "lammps_recoil.cli", "run", "inputs/in.filament"] + var
+        return ["lmp", "-in", deck] + var
+    return [sys.executable, "-m", "lammps_recoil.cli", "run", deck] + var
 
 
 def env():
@@ -47,11 +48,11 @@ def last_step(csv):
     pytest.param("python", marks=pytest.mark.skipif(not HAVE_WHEEL, reason="no wheel")),
     pytest.param("deck", marks=pytest.mark.skipif(not HAVE_LMP, reason="no Debian lmp"))])
 def test_kill_and_resume(tmp_path, route):
-    ref = subprocess.run(command(route, tmp_path, "ref"), cwd=ROOT, env=env(),
+    ref = subprocess.run(command(route, tmp_path, "ref", **NVE), cwd=ROOT, env=env(),
                          capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
 
-    proc = subprocess.Popen(command(route, tmp_path, "run"), cwd=ROOT, env=env(),
+    proc = subprocess.Popen(command(route, tmp_path, "run", **NVE), cwd=ROOT, env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     csv = tmp_path / "run.recoil.csv"
@@ -63,10 +64,10 @@ def test_kill_and_resume(tmp_path, route):
     killed_at = last_step(csv)
     assert 340 <= killed_at < 600, f"kill came too late or too early (step {killed_at})"
 
-    again = subprocess.run(command(route, tmp_path, "run"), cwd=ROOT, env=env(),
+    again = subprocess.run(command(route, tmp_path, "run", **NVE), cwd=ROOT, env=env(),
                            capture_output=True, text=True, timeout=600)
     assert again.returncode != 0 and "outputs of an earlier run exist" in again.stderr
-    resumed = subprocess.run(command(route, tmp_path, "run", resume="yes"), cwd=ROOT,
+    resumed = subprocess.run(command(route, tmp_path, "run", resume="yes", **NVE), cwd=ROOT,
                              env=env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
@@ -91,7 +92,7 @@ def test_atoms_in_trouble_stop_the_run_cleanly(tmp_path):
     build_filament(nx=2, ny=2, frozen_layers=4, electrode_layers=1, gap_layers=3,
                    shape="cylinder", neck_radius=1.3).write_data(tmp_path / "tiny.data")
     proc = subprocess.run(command("python", tmp_path, "hot", data=tmp_path / "tiny.data",
-                                  T=20000, thermostat="yes", warmup_ps=0, every=10,
+                                  T=20000, warmup_ps=0, every=10,
                                   production_ps=2),
                           cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
@@ -117,7 +118,7 @@ def test_filament_device_widens_when_electrodes_melt(tmp_path, route):
     from lammps_recoil.builders import build_filament
     build_filament(nx=2, ny=2, frozen_layers=4, electrode_layers=1, gap_layers=3,
                    shape="cylinder", neck_radius=1.3).write_data(tmp_path / "tiny.data")
-    hot = dict(data=tmp_path / "tiny.data", T=2000, thermostat="yes", warmup_ps=0,
+    hot = dict(data=tmp_path / "tiny.data", T=2000, warmup_ps=0,
                restart_every=100)
     first = subprocess.run(command(route, tmp_path, "hot", production_ps=1.0, **hot),
                            cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
@@ -142,12 +143,10 @@ def test_filament_device_widens_when_electrodes_melt(tmp_path, route):
 def test_resume_refuses_a_time_series_of_another_version(tmp_path):
     """Appending rows with other columns would corrupt the time series: a run whose file
     has another header is not resumed (checked before anything runs)."""
-    from lammps_recoil.coupling import PARAMS, check_inputs
+    from lammps_recoil.coupling import check_inputs
     out = tmp_path / "old"
     (tmp_path / "old.recoil.csv").write_text("step,time_ps,G_EF,G_V\n0,0.0,3.0,3.0\n")
-    values = dict(V="1", beta="0.5", every="100", tol="1e-2", lattice="001", out=str(out),
-                  model="paper", restart_every="0", resume="yes", overwrite="no",
-                  device="filament", kpoints="1", lead_eta="0")
+    values = dict(out=str(out), resume="yes", data=str(ROOT / "inputs/filament.data"),
+                  potential=str(ROOT / "potentials/Cu_Sheng2011.eam.alloy"))
     with pytest.raises(ValueError, match="written by another version of lammps-recoil"):
-        check_inputs(None, *[values[p] for p in PARAMS], str(ROOT / "inputs/filament.data"),
-                     str(ROOT / "potentials/Cu_Sheng2011.eam.alloy"))
+        check_inputs(None, values)

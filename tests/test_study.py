@@ -63,6 +63,12 @@ def test_analysis_of_the_run(protocol, tmp_path):
     layers = np.loadtxt(tmp_path / "layers.csv", delimiter=",", skiprows=2)
     assert layers[:, 1].sum() == layers[:, 2].sum() == 8 + 3 + 8     # mobile atoms kept
     assert summary["updates"] == 21 and summary["G_mean"] > 0
+    assert summary["run"] == "V1: V = 1.0 V, T = 300.0 K"          # the figures' titles
+    hist = np.loadtxt(tmp_path / "histogram.csv", delimiter=",", skiprows=2)
+    G = read_series(protocol / "V1.recoil.csv")["G_EF"]
+    assert hist[:, 2].sum() == len(G) == 21
+    np.testing.assert_array_equal(hist[:, 2], np.bincount(np.floor(G / 0.05).astype(int),
+                                                          minlength=len(hist)))
 
 
 def test_switching_detector():
