@@ -1,4 +1,11 @@
-"""OVITO sees the dump's recoil force as one 3-vector and draws it as arrows."""
+"""OVITO sees the dump's recoil force as one 3-vector and draws it as arrows.
+
+Pictures are drawn by ``lammps-recoil render`` in a process of their own (as a user runs
+it): OVITO's scene and task state are per process."""
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -44,6 +51,17 @@ def recoil_on_filament(fil, seed):
     return recoil
 
 
+def render_cli(*args):
+    """Run ``lammps-recoil render``; (return code, stdout, stderr)."""
+    out = subprocess.run([sys.executable, "-m", "lammps_recoil.cli", "render", *args],
+                         capture_output=True, text=True, timeout=300)
+    return out.returncode, out.stdout, out.stderr
+
+
+def largest_force(stdout):
+    return float(re.search(r"largest recoil force ([0-9.eE+-]+) eV/A", stdout).group(1))
+
+
 def arrow_pixels(png):
     """Pixels of the arrows' colour (green; atoms are copper or grey, background white)."""
     import matplotlib.image
@@ -79,11 +97,15 @@ def test_arrows_drawn_only_where_forces_are(filament, tmp_path):
     with_forces, without = str(tmp_path / "a.dump"), str(tmp_path / "b.dump")
     write_dump(with_forces, filament, [recoil, recoil])
     write_dump(without, filament, [0 * recoil, 0 * recoil])
-    pic = render.render(with_forces, str(tmp_path / "a.png"), frame=-1, size=(240, 320))
-    blank = render.render(without, str(tmp_path / "b.png"), frame=-1, size=(240, 320))
-    assert (pic.frame, pic.step, pic.time) == (1, 100, pytest.approx(0.1))
-    assert pic.max_force == pytest.approx(np.linalg.norm(recoil, axis=1).max(), rel=1e-12)
-    assert blank.max_force == 0.0
+    rc, out, err = render_cli(with_forces, "-o", str(tmp_path / "a.png"), "--size", "240",
+                              "320")
+    assert rc == 0, err
+    assert "frame 1 (step 100, t = 0.1 ps)" in out
+    assert largest_force(out) == pytest.approx(np.linalg.norm(recoil, axis=1).max(),
+                                               rel=1e-3)
+    rc, out, err = render_cli(without, "-o", str(tmp_path / "b.png"), "--size", "240", "320")
+    assert rc == 0, err
+    assert largest_force(out) == 0.0
     assert arrow_pixels(str(tmp_path / "b.png")) == 0
     assert arrow_pixels(str(tmp_path / "a.png")) > 50
 
@@ -92,6 +114,7 @@ def test_bad_frame_names_the_range(filament, tmp_path):
     path = str(tmp_path / "run.dump")
     recoil = recoil_on_filament(filament, 1)
     write_dump(path, filament, [recoil, recoil])
-    with pytest.raises(ValueError, match=r"frame 5 is not in the dump \(2 frames"):
-        render.render(path, str(tmp_path / "x.png"), frame=5)
+    rc, out, err = render_cli(path, "--frame", "5", "-o", str(tmp_path / "x.png"))
+    assert rc == 2
+    assert "frame 5 is not in the dump (2 frames" in err
     assert not (tmp_path / "x.png").exists()
