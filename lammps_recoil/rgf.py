@@ -24,10 +24,11 @@ give the columns of G_F in any slab j:
 
 For the columns at B_R (in slab m-1) one left-connected sweep suffices, for B_L one
 right-connected sweep; columns in other slabs take both sweeps up to their slab. Of each
-g^L_k only the columns at the atoms bonded to slab k+1 are formed (an LU solve with that
-many right-hand sides), and every step runs on all energies of a batch at once (stacked
-LAPACK solves and matrix products). Cost per energy: about sum_k s_k^3 for slab sizes s_k,
-linear in the device length; memory: energies x sum_k s_k x (atoms at the interface).
+g^L_k only the columns at the atoms bonded to slab k+1 are kept (from LAPACK's LU of the
+block, :func:`inverse_columns`), and every step runs on all energies of a batch (one LU
+per energy, matrix products over the whole stack). Cost per energy: about sum_k s_k^3 for
+slab sizes s_k, linear in the device length; memory: energies x sum_k s_k x (atoms at the
+interface).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import get_lapack_funcs
 
 
 def matmul(m: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -47,12 +49,53 @@ def matmul(m: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 def add_energy_and_sigmas(M, z, blocks, sigmas) -> None:
     """M (a stack over the energies z of -H on some atoms) += z - Sigma_S, each Sigma_S on
-    the positions ``blocks[S]`` of its lead's boundary atoms among them."""
+    the positions ``blocks[S]`` of its lead's boundary atoms among them (a slice where they
+    are consecutive)."""
     m = M.shape[1]
     flat = M.reshape(len(z), m * m)                  # a view: M is contiguous
     flat[:, ::m + 1] += z[:, None]
     for p, sigma in zip(blocks, sigmas):
-        flat[:, (p[:, None] * m + p).ravel()] -= sigma.reshape(len(z), len(p) ** 2)
+        p = as_slice(p)
+        if isinstance(p, slice):
+            M[:, p, p] -= sigma
+        else:
+            flat[:, (p[:, None] * m + p).ravel()] -= sigma.reshape(len(z), len(p) ** 2)
+
+
+def as_slice(p):
+    """Positions ``p`` as a slice if they are consecutive and ascending (else unchanged)."""
+    p = np.asarray(p)
+    if len(p) and p[-1] - p[0] == len(p) - 1 and np.all(np.diff(p) == 1):
+        return slice(int(p[0]), int(p[-1]) + 1)
+    return p
+
+
+def inverse_columns(M: np.ndarray, cols) -> np.ndarray:
+    """Columns ``cols`` of M[e]^-1 for every matrix of a contiguous complex stack M (which
+    is overwritten): LAPACK's LU (getrf) of each matrix, then the whole inverse (getri,
+    2/3 s^3 operations) when more than 2/3 of the s columns are wanted, else triangular
+    solves for those columns (getrs, s^2 per column). C-ordered M[e] is the Fortran matrix
+    M[e]^T: its LU is done in place, and M^T's inverse seen in C order is M's."""
+    ne, s = M.shape[:2]
+    rows = np.arange(s)[cols]
+    cols, k = as_slice(rows), len(rows)
+    whole = 3 * k > 2 * s
+    if not whole:
+        rhs = np.zeros((s, k), dtype=complex, order="F")
+        rhs[rows, np.arange(k)] = 1.0
+        out = np.empty((ne, s, k), dtype=complex)
+    for e in range(ne):
+        lu, piv, info = _getrf(M[e].T, overwrite_a=True)
+        if info > 0:
+            raise np.linalg.LinAlgError("Singular matrix")
+        if whole:
+            _, info = _getri(lu, piv, overwrite_lu=True)
+        else:
+            out[e], info = _getrs(lu, piv, rhs, trans=1)
+    return M[:, :, cols] if whole else out
+
+
+_getrf, _getri, _getrs = get_lapack_funcs(("getrf", "getri", "getrs"), (np.zeros(1, complex),))
 
 
 def left_multiply(m: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -173,10 +216,7 @@ class BlockTridiagonal:
             out, into, hop, back = ((f.exit, f.entry, f.up, f.down) if step > 0 else
                                     (f.entry, f.exit, f.down, f.up))
             extra = [sigma[k]] if k in sigma else []
-            M = self._block(z, sigmas, k, extra)
-            rhs = np.zeros((M.shape[1], len(out)))
-            rhs[out, np.arange(len(out))] = 1.0
-            g[k] = np.linalg.solve(M, np.broadcast_to(rhs, (len(z),) + rhs.shape))
+            g[k] = inverse_columns(self._block(z, sigmas, k, extra), out)
             sigma[k + step] = (into, sandwich(back, g[k][:, out], hop))
         return g, sigma
 
@@ -198,11 +238,7 @@ class BlockTridiagonal:
             if np.all(np.diff(which) == 1):            # consecutive columns: a slice
                 which = slice(which[0], which[-1] + 1)
             extra = [s[j] for s in (sl, sr) if j in s]
-            M = self._block(z, sigmas, j, extra)
-            local = columns[which] - b[j]
-            rhs = np.zeros((M.shape[1], len(local)))
-            rhs[local, np.arange(len(local))] = 1.0
-            Gj = np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
+            Gj = inverse_columns(self._block(z, sigmas, j, extra), columns[which] - b[j])
             X[:, b[j]:b[j + 1], which] = Gj
             G = Gj
             for k in range(j - 1, -1, -1):               # G_kj = gL_k H_{k,k+1} G_{k+1,j}
@@ -215,3 +251,4 @@ class BlockTridiagonal:
                 G = gr[k] @ left_multiply(f.down, G[:, f.exit])
                 X[:, b[k]:b[k + 1], which] = G
         return X
+

@@ -165,3 +165,16 @@ def test_solver_choice():
         assert greens.DeviceMatrix(sp.eye(size), couplings).solver == expect
     with pytest.raises(ValueError, match="'schur', 'lu', 'rgf'.*got 'qr'"):
         greens.DeviceMatrix(sp.eye(4), couplings, solver="qr")
+
+
+@pytest.mark.parametrize("cols", [[4, 5], [5, 2, 0], slice(1, 6), np.arange(6)])
+def test_inverse_columns_equal_the_inverse(cols):
+    """LAPACK LU columns of a stack of complex matrices (few columns: triangular solves;
+    most: the whole inverse) equal numpy's inverse; a singular matrix is refused."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((3, 6, 6)) + 1j * rng.standard_normal((3, 6, 6))
+    X = rgf.inverse_columns(A.copy(), cols)
+    assert relative_gap(X, np.linalg.inv(A)[:, :, cols]) < 1e-13
+    A[1, 3] = 0.0
+    with pytest.raises(np.linalg.LinAlgError):
+        rgf.inverse_columns(A, cols)
