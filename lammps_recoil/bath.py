@@ -154,8 +154,8 @@ def extended_spectra(system, E, ik: int = 0) -> ExtendedSpectra:
     except (RuntimeError, np.linalg.LinAlgError) as err:
         raise FloatingPointError(f"device Green's function is singular at an energy in "
                                  f"[{E.min()}, {E.max()}] eV: {err}") from None
-    cs = [c.contacts for c in system.couplings]
-    bs = [c.boundary for c in system.couplings]
+    cs = [c.contacts for c in system.lead_contacts]
+    bs = [c.boundary for c in system.lead_contacts]
     off = [n, n + len(cs[0])]
     G = np.zeros((ne, system.n_ext, system.n_ext), dtype=complex)
     G[:, :n, :n] = GF

@@ -45,7 +45,7 @@ from .rgf import BlockTridiagonal, add_energy_and_sigmas, matmul
 
 
 @dataclass
-class Coupling:
+class LeadContact:
     """Bonds between device atoms and one lead's block atoms (the matrix V_S of Eq. 5).
 
     ``contacts``: lead block atoms bonded to the device; ``boundary``: device atoms bonded
@@ -121,11 +121,11 @@ class DeviceMatrix:
     values change with energy.
     """
 
-    def __init__(self, H, couplings, eta: float = 0.0, solver: str = "auto"):
+    def __init__(self, H, lead_contacts, eta: float = 0.0, solver: str = "auto"):
         if solver not in SOLVERS:
             raise ValueError(f"device solver must be one of {SOLVERS}, got {solver!r}")
         n = H.shape[0]
-        self.couplings, self.shape, self.eta = couplings, (n, n), eta
+        self.lead_contacts, self.shape, self.eta = lead_contacts, (n, n), eta
         self.H = H
         self.solver = solver if solver != "auto" else "schur" if n <= SCHUR_MAX else "rgf"
         self._minus_h = self._pattern = self._schur = self._slabs = None
@@ -140,7 +140,7 @@ class DeviceMatrix:
     def slabs(self) -> BlockTridiagonal:
         """-H cut into slabs along z for the recursive Green's function (built once)."""
         if self._slabs is None:
-            self._slabs = BlockTridiagonal(self.H, [c.boundary for c in self.couplings])
+            self._slabs = BlockTridiagonal(self.H, [c.boundary for c in self.lead_contacts])
         return self._slabs
 
     def _boundary_schur(self):
@@ -154,13 +154,13 @@ class DeviceMatrix:
             if not H.imag.any():
                 H = H.real
             off = np.ones(self.shape[0], dtype=bool)
-            off[np.concatenate([c.boundary for c in self.couplings])] = False
+            off[np.concatenate([c.boundary for c in self.lead_contacts])] = False
             bnd, inner = np.flatnonzero(~off), np.flatnonzero(off)   # (setdiff1d: 90 us)
             lam, U = np.linalg.eigh(H[np.ix_(inner, inner)])
             W = H[np.ix_(bnd, inner)] @ U
             ww = np.einsum("ci,bi->bci", W.conj(), W).reshape(len(bnd) ** 2, len(inner))
             self._schur = (bnd, inner, lam, U, dagger(W), self._dense[np.ix_(bnd, bnd)],
-                           [np.searchsorted(bnd, c.boundary) for c in self.couplings], -ww)
+                           [np.searchsorted(bnd, c.boundary) for c in self.lead_contacts], -ww)
         return self._schur
 
     def _sparse_pattern(self):
@@ -169,7 +169,7 @@ class DeviceMatrix:
             n = self.shape[0]
             H = sp.coo_matrix(self.H)
             blocks = [(np.repeat(c.boundary, len(c.boundary)),
-                       np.tile(c.boundary, len(c.boundary))) for c in self.couplings]
+                       np.tile(c.boundary, len(c.boundary))) for c in self.lead_contacts]
             rows = np.concatenate([H.row, np.arange(n)] + [b[0] for b in blocks])
             cols = np.concatenate([H.col, np.arange(n)] + [b[1] for b in blocks])
             keys, where = np.unique(cols.astype(np.int64) * n + rows, return_inverse=True)
@@ -216,7 +216,7 @@ class DeviceMatrix:
                 or np.count_nonzero(rhs[bnd]) < len(columns)):   # or a column off B
             M = np.empty((ne, n, n), dtype=complex)
             M[:] = self._dense
-            add_energy_and_sigmas(M, z, [c.boundary for c in self.couplings], sigmas)
+            add_energy_and_sigmas(M, z, [c.boundary for c in self.lead_contacts], sigmas)
             return np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
         d, nb, ni, k = -1.0 / gap, len(bnd), len(inner), len(columns)   # 1 / (z - lam)
         S = matmul(minus_ww, d).T.reshape(ne, nb, nb)
@@ -235,9 +235,9 @@ class DeviceMatrix:
 class Scattering:
     """Solution of the device problem on a batch of energies at one Bloch vector.
 
-    ``matrix`` is the :class:`DeviceMatrix`, ``Vs[S]`` the couplings V_S(k) (contacts x
-    boundary) and ``gs[S]`` the lead Green's functions on the contact atoms (energies x
-    contacts x contacts), S in (0, 1) = (left, right). Attributes: ``gamma[S]`` =
+    ``matrix`` is the :class:`DeviceMatrix`, ``Vs[S]`` the device-lead matrices V_S(k)
+    (contacts x boundary) and ``gs[S]`` the lead Green's functions on the contact atoms
+    (energies x contacts x contacts), S in (0, 1) = (left, right). Attributes: ``gamma[S]`` =
     i(Sigma_S - Sigma_S^+) = V_S^+ a_S V_S on the boundary atoms B_S (the broadening
     Gamma_S of Eq. 7, with a_S = i(g_S - g_S^+) on the contacts) and, for each solved
     source S, ``X[S]`` = G_F[:, B_S] (energies x device x boundary), the only columns of
@@ -245,11 +245,11 @@ class Scattering:
     """
 
     def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1)):
-        self.couplings = matrix.couplings
+        self.lead_contacts = matrix.lead_contacts
         self.g, self.V = gs, Vs
         sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
         self.gamma = [1j * (s - dagger(s)) for s in sigmas]
-        bound = [self.couplings[s].boundary for s in sources]
+        bound = [self.lead_contacts[s].boundary for s in sources]
         X = matrix.solve(E, sigmas, np.concatenate(bound))
         self.X, start = [None, None], 0
         for s, b in zip(sources, bound):
@@ -257,7 +257,7 @@ class Scattering:
 
     def _block(self, s: int, t: int) -> np.ndarray:
         """G_F[B_t, B_S]."""
-        return self.X[s].take(self.couplings[t].boundary, axis=1)
+        return self.X[s].take(self.lead_contacts[t].boundary, axis=1)
 
     def density_factors(self, s: int):
         """Factors of the spectral density injected from lead S (Eq. 9 times 2 pi) on the
@@ -276,8 +276,8 @@ class Scattering:
         Q = np.concatenate(Q, axis=1)
         P = Q @ gamma
         n = X.shape[1]
-        lo = n + (len(self.couplings[0].contacts) if s == 1 else 0)
-        rows = slice(lo, lo + len(self.couplings[s].contacts))
+        lo = n + (len(self.lead_contacts[0].contacts) if s == 1 else 0)
+        rows = slice(lo, lo + len(self.lead_contacts[s].contacts))
         a = 1j * (self.g[s] - dagger(self.g[s]))
         aV = a @ self.V[s]
         diag = real_dot(Q, P)

@@ -22,8 +22,8 @@ from .boundstates import BoundState, PoleTerms, find_bound_states, numerical_eta
 from .forces import force_matrix, onsite_weight, require_finite
 from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
                        check_positions, neighbor_pairs)
-from .greens import (SCHUR_MAX, Coupling, DeviceMatrix, Scattering, real_dot, self_energy,
-                     to_dense)
+from .greens import (SCHUR_MAX, DeviceMatrix, LeadContact, Scattering, real_dot,
+                     self_energy, to_dense)
 from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -221,7 +221,7 @@ class RecoilSystem:
         dd = (ki == 0) & (kj == 0)
         self.device_bonds = Bonds(i[dd], j[dd], d[dd], t[dd], dtdr[dd], shift[dd])
 
-        couplings, ext_j = [], j.copy()
+        lead_contacts, ext_j = [], j.copy()
         offset = n
         for s, lead in enumerate(self.leads):
             m = (ki == 0) & (kj == s + 1)
@@ -230,10 +230,11 @@ class RecoilSystem:
             # (a device built in contact with both leads may lose one: a ruptured
             # filament, T = 0, the detached lead injects nothing)
             contacts, con = np.unique(local[j[m]], return_inverse=True)
-            couplings.append(Coupling(contacts, np.unique(i[m]), i[m], con, d[m], t[m]))
+            lead_contacts.append(LeadContact(contacts, np.unique(i[m]), i[m], con, d[m],
+                                             t[m]))
             ext_j[m] = offset + con
             offset += len(contacts)
-        self.couplings = couplings
+        self.lead_contacts = lead_contacts
         bonded = (ki == 0) & (kj <= 2)
         self.ext_bonds = Bonds(i[bonded], ext_j[bonded], d[bonded], t[bonded], dtdr[bonded],
                                shift[bonded])
@@ -241,20 +242,20 @@ class RecoilSystem:
         self._order = order
         self._check_connected(n)
         at_lead = np.zeros(n, dtype=bool)
-        for c in couplings:
+        for c in lead_contacts:
             at_lead[c.boundary] = True
         self.at_lead = self._to_user(at_lead)
         self.positions = user
         onsite = None if self.onsite is None else np.broadcast_to(self.onsite, (n,))[order]
         self._H = [hamiltonian(self.device_bonds, n, k, onsite, dense=n <= SCHUR_MAX)
                    for k in self.kpoints]
-        self._V = [[c.matrix(k) for c in couplings] for k in self.kpoints]
-        self._M = [DeviceMatrix(H, couplings, self.eta) for H in self._H]
+        self._V = [[c.matrix(k) for c in lead_contacts] for k in self.kpoints]
+        self._M = [DeviceMatrix(H, lead_contacts, self.eta) for H in self._H]
         self._force_ops = {}
         # energies per batch: dense device matrices and density factors within BATCH_BYTES
         per_energy = 16 * ((n * n if n <= SCHUR_MAX else 0) + sum(
-            3 * len(c.contacts) ** 2 + 4 * self.n_ext * len(c.boundary) for c in couplings)
-            + 2 * len(self.ext_bonds) * max(len(c.boundary) for c in couplings))
+            3 * len(c.contacts) ** 2 + 4 * self.n_ext * len(c.boundary) for c in lead_contacts)
+            + 2 * len(self.ext_bonds) * max(len(c.boundary) for c in lead_contacts))
         self._batch = max(1, BATCH_BYTES // per_energy)
 
     def names(self, idx) -> str:
@@ -271,9 +272,10 @@ class RecoilSystem:
     def _check_connected(self, n):
         """Every device atom must have a bonded path to a lead (else: bound states)."""
         b = self.device_bonds
-        rows = np.concatenate([b.i, np.concatenate([c.boundary for c in self.couplings])])
+        rows = np.concatenate([b.i, np.concatenate([c.boundary
+                                                    for c in self.lead_contacts])])
         cols = np.concatenate([b.j, np.concatenate(
-            [np.full(len(c.boundary), n + s) for s, c in enumerate(self.couplings)])])
+            [np.full(len(c.boundary), n + s) for s, c in enumerate(self.lead_contacts)])])
         label = bond_components(rows, cols, n + 2)
         lost = np.sort(self._order[(label[:n] != label[n]) & (label[:n] != label[n + 1])])
         if lost.size:
@@ -288,7 +290,7 @@ class RecoilSystem:
     def _lead_gf(self, s: int, E, ik: int) -> np.ndarray:
         """Lead s Green's function on its contact atoms (one energy or a stack)."""
         k = self.kpoints[ik] if self.box is not None else None
-        return self.leads[s].surface_gf(E, k, self.couplings[s].contacts)
+        return self.leads[s].surface_gf(E, k, self.lead_contacts[s].contacts)
 
     def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None) -> Scattering:
         """Solve the device problem on energies E (eV) at Bloch vector index ik (``gs``:
@@ -657,7 +659,7 @@ class RecoilSystem:
             dsigma = ((M(E + h) - M(E - h)) / (2 * h) - np.eye(self.n_atoms))   # -dSigma/dE
             norm = float(np.real(psi.conj() @ (np.eye(self.n_atoms) + dsigma) @ psi))
             tails = [self._lead_gf(s, E, ik) @ (self._V[ik][s] @ psi[c.boundary])
-                     for s, c in enumerate(self.couplings)]
+                     for s, c in enumerate(self.lead_contacts)]
             states.append((E, np.concatenate([psi, *tails]) / np.sqrt(norm)))
         return states
 

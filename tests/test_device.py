@@ -116,7 +116,7 @@ def test_boundary_solve_gives_columns_of_the_inverse(geometry, device):
     M = s._M[0]
     bnd, inner, lam, *_ = M._boundary_schur()
     assert 0 < len(inner) and s.n_atoms <= greens.SCHUR_MAX
-    cols = np.concatenate([c.boundary for c in s.couplings])
+    cols = np.concatenate([c.boundary for c in s.lead_contacts])
     on_level = lam[np.argmin(abs(lam - s.fermi_level))]
     assert abs(on_level - s.fermi_level) < 2.0
     for E, c in ((np.array([0.1, s.fermi_level, 1.1]), cols),
@@ -130,7 +130,7 @@ def test_boundary_solve_gives_columns_of_the_inverse(geometry, device):
             np.testing.assert_allclose(X[m], full, rtol=0, atol=1e-11 * abs(full).max())
     none = np.zeros(0)
     assert M.solve(none, [np.zeros((0, len(c.boundary), len(c.boundary)))
-                          for c in s.couplings], cols).shape == (0, s.n_atoms, len(cols))
+                          for c in s.lead_contacts], cols).shape == (0, s.n_atoms, len(cols))
 
 
 def test_device_detached_from_one_lead():
@@ -147,7 +147,7 @@ def test_device_detached_from_one_lead():
     x = s.positions.copy()
     x[:, 2] += 1.0                        # 3.54 A from the left lead: beyond the cutoff
     s.update(x)
-    assert [len(c.contacts) for c in s.couplings] == [0, 1]
+    assert [len(c.contacts) for c in s.lead_contacts] == [0, 1]
     assert np.all(s.transmission([0.1, 0.5]) == 0.0) and s.conductance(1.0) == 0.0
     half, full, none = s.forces(1.0, beta=0.5), s.forces(0.5, beta=1.0), s.forces(1.0, beta=0)
     assert np.abs(half.forces).max() > 0.1
