@@ -35,6 +35,7 @@ import numpy as np
 from . import runstate
 from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeSites,
                        check_device, measure_electrodes, system_from_types)
+from .geometry import minimum_image
 from .parallel import keep_heap, lammps_comm
 from .params import FIX_ID, check_deck_names, deck_equal, run_header
 
@@ -202,8 +203,7 @@ class RecoilCoupling:
         x = mobile[self.device]
         if step != self.last_step:
             # work of the held forces since the last update: F . dx (minimum image in x, y)
-            dx = x - self.last_x
-            dx[:, :2] -= self.box * np.rint(dx[:, :2] / self.box)
+            dx, _ = minimum_image(x - self.last_x, self.box)
             self.work += float(np.sum(self.held * dx))
             dx_site = 0.0
             if self.sites is not None:

@@ -6,7 +6,7 @@ from conftest import build_filament, displaced
 
 from lammps_recoil import greens
 from lammps_recoil.builders import SITE_TOLERANCE, ElectrodeSites, system_from_types
-from lammps_recoil.geometry import fcc_lattice
+from lammps_recoil.geometry import fcc_lattice, minimum_image
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,7 @@ def test_electrode_sites_recovered_from_thermal_positions(geometry):
     x[el] += kick
     x[np.flatnonzero(el)[::3], 0] += f.box[0]          # some atoms in the next image
     sites = ElectrodeSites(x, f.types, f.box, fcc_lattice("001"))
-    d = f.positions[el] - sites.sites
-    d[:, :2] -= f.box * np.rint(d[:, :2] / f.box)
+    d, _ = minimum_image(f.positions[el] - sites.sites, f.box)
     assert np.abs(d).max() < 1e-9
     np.testing.assert_allclose(sites.displacement(x[el]), np.linalg.norm(kick, axis=1),
                                atol=1e-9)
@@ -163,8 +162,7 @@ def test_fcc111_electrode_sites_and_device_identity():
     x, el = f.positions.copy(), f.types == 2
     x[el] += rng.uniform(-0.3, 0.3, (el.sum(), 3))
     sites = ElectrodeSites(x, f.types, f.box, fcc_lattice("111"))
-    d = f.positions[el] - sites.sites
-    d[:, :2] -= f.box * np.rint(d[:, :2] / f.box)
+    d, _ = minimum_image(f.positions[el] - sites.sites, f.box)
     assert np.abs(d).max() < 1e-9
     a = system_from_types(f.positions, f.types, f.box, "111", device="filament").forces(0.5)
     b = system_from_types(f.positions, f.types, f.box, "111", device="mobile").forces(0.5)
