@@ -323,9 +323,9 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     n_sym = len(iu[0])
     total, error, n_energies = np.zeros(2 * n_sym + N3 * N3), 0.0, 0
     for seg in segments:
-        val, err, nev, _ = seg.integrate(func, n_points, tol / len(segments),
-                                         system._kinks())
-        total, error, n_energies = total + val, error + err, n_energies + nev
+        res = seg.integrate(func, n_points, tol / len(segments), system._kinks())
+        total, error = total + res.value, error + res.error
+        n_energies += res.n_evals
 
     def sym(vec):
         out = np.zeros((N3, N3))

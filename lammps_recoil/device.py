@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .geometry import NeighborList, bond_components, check_overlaps, neighbor_pairs
+from .geometry import NeighborList, Pairs, bond_components, check_overlaps, neighbor_pairs
 from .greens import LeadContact
 from .hamiltonian import Bonds, HoppingModel, find_bonds
 
@@ -75,7 +75,7 @@ def device_topology(positions: np.ndarray, neighbors: NeighborList, leads, hoppi
     rank = np.empty(n + len(near), dtype=int)
     rank[order] = np.arange(n)
     rank[n:] = np.arange(n, n + len(near))
-    pairs = (rank[i], rank[j], d, shift)
+    pairs = Pairs(rank[i], rank[j], d, shift)
     allpos = np.vstack([positions[order], neighbors.fixed[near]])
     kind = np.concatenate([np.zeros(n, dtype=int), np.where(near < n_left, 1, 2)])
     local = np.concatenate([order, np.where(near < n_left, near, near - n_left)])

@@ -36,6 +36,7 @@ Every array with energy dependence carries the energy as its first axis.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -113,6 +114,34 @@ SCHUR_MIN_GAP = 1e-5
 SOLVERS = ("auto", "schur", "lu", "rgf")
 
 
+class BoundarySchur(NamedTuple):
+    """What the dense path of :class:`DeviceMatrix` keeps per configuration: the boundary
+    atoms B (sorted), the interior I, H_II = U diag(lam) U^+, ``Wh`` = W^+ (W = H_BI U),
+    -H_BB, the positions of each lead's boundary in B, and -conj(W_ci) W_bi as a (B*B, I)
+    matrix (-W diag(d) W^+ for all energies in one product)."""
+
+    bnd: np.ndarray
+    inner: np.ndarray
+    lam: np.ndarray
+    U: np.ndarray
+    Wh: np.ndarray
+    minus_hbb: np.ndarray
+    pos: list
+    minus_ww: np.ndarray
+
+
+class SparsePattern(NamedTuple):
+    """CSC structure of H + diagonal + boundary blocks (``indices``, ``indptr``), the
+    values of -H in it (``h``), and where the diagonal and each lead's self-energy block
+    go (``diag``, ``sigma``)."""
+
+    indices: np.ndarray
+    indptr: np.ndarray
+    h: np.ndarray
+    diag: np.ndarray
+    sigma: list
+
+
 class DeviceMatrix:
     """G_F(E)^-1 = (E + i eta) - H_F - Sigma_L(E) - Sigma_R(E) (Eq. 6) and its solution.
 
@@ -143,12 +172,10 @@ class DeviceMatrix:
             self._slabs = BlockTridiagonal(self.H, [c.boundary for c in self.lead_contacts])
         return self._slabs
 
-    def _boundary_schur(self):
-        """Dense path: the boundary atoms B (sorted), the interior I, H_II = U diag(lam)
-        U^+, W^+ (W = H_BI U), -H_BB, the positions of each lead's boundary in B, and
-        -conj(W_ci) W_bi as a (B*B, I) matrix (-W diag(d) W^+ for all energies in one
-        product). At the Gamma point H is real, and so are U and W: the products with
-        them run in real arithmetic (:func:`~lammps_recoil.rgf.matmul`)."""
+    def _boundary_schur(self) -> BoundarySchur:
+        """The dense path's :class:`BoundarySchur` (built once). At the Gamma point H is
+        real, and so are U and W: the products with them run in real arithmetic
+        (:func:`~lammps_recoil.rgf.matmul`)."""
         if self._schur is None:
             H = -self._dense
             if not H.imag.any():
@@ -159,12 +186,13 @@ class DeviceMatrix:
             lam, U = np.linalg.eigh(H[np.ix_(inner, inner)])
             W = H[np.ix_(bnd, inner)] @ U
             ww = np.einsum("ci,bi->bci", W.conj(), W).reshape(len(bnd) ** 2, len(inner))
-            self._schur = (bnd, inner, lam, U, dagger(W), self._dense[np.ix_(bnd, bnd)],
-                           [np.searchsorted(bnd, c.boundary) for c in self.lead_contacts], -ww)
+            self._schur = BoundarySchur(
+                bnd, inner, lam, U, dagger(W), self._dense[np.ix_(bnd, bnd)],
+                [np.searchsorted(bnd, c.boundary) for c in self.lead_contacts], -ww)
         return self._schur
 
-    def _sparse_pattern(self):
-        """CSC structure of H + diagonal + boundary blocks, and where each part goes."""
+    def _sparse_pattern(self) -> SparsePattern:
+        """The :class:`SparsePattern` of the sparse LU path (built once)."""
         if self._pattern is None:
             n = self.shape[0]
             H = sp.coo_matrix(self.H)
@@ -181,7 +209,7 @@ class DeviceMatrix:
             for b in blocks:
                 sigma.append(where[start:start + len(b[0])])
                 start += len(b[0])
-            self._pattern = (indices, indptr, h, where[H.nnz:H.nnz + n], sigma)
+            self._pattern = SparsePattern(indices, indptr, h, where[H.nnz:H.nnz + n], sigma)
         return self._pattern
 
     def __call__(self, E: float, sigmas) -> sp.csc_matrix:

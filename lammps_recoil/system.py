@@ -296,7 +296,7 @@ class RecoilSystem:
             return (seg.landauer(E) * T)[:, None]
 
         return float(sum(seg.integrate(func, n_points, tol / len(segments), self._kinks(),
-                                       cuts=cuts)[0][0] for seg in segments))
+                                       cuts=cuts).value[0] for seg in segments))
 
     def current(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
                 tol: float = quad.DEFAULT_TOL, n_points: int | None = None) -> float:
@@ -359,12 +359,12 @@ class RecoilSystem:
         func = lambda E, seg: self._map(lambda e: batch(e, seg), E)
         for seg in segments:
             key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
-            val, err, nev, ends = seg.integrate(func, n_points, tol / len(segments),
-                                                self._kinks(), self._partitions.get(key, ()),
-                                                cuts)
-            if ends is not None:
-                self._partitions[key] = ends
-            total, error, n_energies = total + val, error + err, n_energies + nev
+            res = seg.integrate(func, n_points, tol / len(segments), self._kinks(),
+                                self._partitions.get(key, ()), cuts)
+            if res.partition is not None:
+                self._partitions[key] = res.partition
+            total, error = total + res.value, error + res.error
+            n_energies += res.n_evals
         if full:
             total = total + self._bound_density(temperature, model)
         forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
