@@ -182,7 +182,7 @@ class DeviceMatrix:
                 H = H.real
             off = np.ones(self.shape[0], dtype=bool)
             off[np.concatenate([c.boundary for c in self.lead_contacts])] = False
-            bnd, inner = np.flatnonzero(~off), np.flatnonzero(off)   # (setdiff1d: 90 us)
+            bnd, inner = np.flatnonzero(~off), np.flatnonzero(off)
             lam, U = np.linalg.eigh(H[np.ix_(inner, inner)])
             W = H[np.ix_(bnd, inner)] @ U
             ww = np.einsum("ci,bi->bci", W.conj(), W).reshape(len(bnd) ** 2, len(inner))
