@@ -31,18 +31,15 @@ def integer(text: str) -> int:
     return int(value)
 
 
-def _yes_no(text: str) -> str:
-    if text not in ("yes", "no"):
-        raise ValueError(text)
-    return text
-
-
 def _one_of(choices):
     def parse(text: str) -> str:
         if text not in choices:
             raise ValueError(text)
         return text
     return parse
+
+
+_yes_no = _one_of(("yes", "no"))
 
 
 def _real(accept: Callable[[float], bool]):
