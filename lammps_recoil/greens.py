@@ -94,6 +94,17 @@ def real_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("...k,...k->...", a.view(float), b.view(float))
 
 
+def bond_density(i, j, X: np.ndarray, P: np.ndarray, phase=None) -> np.ndarray:
+    """Re(conj(phase_b) rho_ij) per bond b = (i, j) with rho_ij = sum_c X_ic conj(P_jc)
+    (energies x bonds), from the rows of X and P gathered per bond: for small devices
+    (larger ones: :class:`~lammps_recoil.rgf.SlabBonds`). ``phase``: Bloch phases per
+    bond, or None at Gamma."""
+    Pj = P.take(j, axis=1)
+    if phase is not None and np.iscomplexobj(phase):          # off the Gamma point
+        Pj *= phase[:, None]
+    return real_dot(X.take(i, axis=1), Pj)
+
+
 def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Sigma_S = V_S^+ g_S V_S on the device atoms bonded to lead S (Eq. 6); g may be a
     stack over energies."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
@@ -23,8 +24,10 @@ from .boundstates import BoundState, PoleTerms, find_bound_states, numerical_eta
 from .device import device_topology, lead_neighbors
 from .forces import BondForces, onsite_weight, require_finite
 from .geometry import check_box, check_positions
-from .greens import SCHUR_MAX, DeviceMatrix, Scattering, real_dot, self_energy, to_dense
+from .greens import (SCHUR_MAX, DeviceMatrix, Scattering, bond_density, self_energy,
+                     to_dense)
 from .hamiltonian import HoppingModel, hamiltonian
+from .rgf import SlabBonds, slab_partition
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
 G0_SIEMENS = 7.748091729e-5
@@ -196,10 +199,20 @@ class RecoilSystem:
         self._V = [[c.matrix(k) for c in lead_contacts] for k in self.kpoints]
         self._M = [DeviceMatrix(H, lead_contacts, self.eta) for H in self._H]
         self._bond_forces = BondForces(self.ext_bonds, n, self.n_ext)
+        b, boundary = self.ext_bonds, max(len(c.boundary) for c in lead_contacts)
+        if n <= SCHUR_MAX:           # bond densities from rows gathered per bond
+            self._bond_density = partial(bond_density, b.i, b.j)
+            gathered = 2 * len(b) * boundary
+        else:                        # from products of slab blocks
+            dev = b.j < n
+            rows, cols = np.concatenate([b.i[dev], b.j[dev]]), np.concatenate([b.j[dev], b.i[dev]])
+            bounds = slab_partition(n, rows, cols, *(c.boundary for c in lead_contacts))
+            self._bond_density = SlabBonds(bounds, b.i, b.j, n)
+            gathered = 0
         # energies per batch: dense device matrices and density factors within BATCH_BYTES
         per_energy = 16 * ((n * n if n <= SCHUR_MAX else 0) + sum(
             3 * len(c.contacts) ** 2 + 4 * self.n_ext * len(c.boundary) for c in lead_contacts)
-            + 2 * len(self.ext_bonds) * max(len(c.boundary) for c in lead_contacts))
+            + gathered)
         self._batch = max(1, BATCH_BYTES // per_energy)
 
     def names(self, idx) -> str:
@@ -515,7 +528,7 @@ class RecoilSystem:
             t0 = time.perf_counter()
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
             t1 = time.perf_counter()
-            # Re(exp(-ik.d) sum_b X_ib conj(P_jb)) = real_dot(X_i, exp(ik.d) P_j)
+            # Re(exp(-ik.d) sum_b X_ib conj(P_jb)) on the bonds
             phase = b.phases(self.kpoints[ik] if self.box is not None else None)
             pole = None if poles is None else poles[ik]
             for sel, sources in groups:
@@ -530,10 +543,7 @@ class RecoilSystem:
                         continue
                     X, P, diag = sc.density_factors(s)
                     ws = (wk * w[s][sel])[:, None]
-                    Pj = P.take(b.j, axis=1)
-                    if np.iscomplexobj(phase):                # off the Gamma point
-                        Pj *= phase[:, None]
-                    rho_bond[sel] += ws * real_dot(X.take(b.i, axis=1), Pj)
+                    rho_bond[sel] += ws * self._bond_density(X, P, phase)
                     rho_diag[sel] += ws * diag
                     if pole is not None:
                         bond, site = pole.densities(E[sel], s)
