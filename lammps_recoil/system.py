@@ -308,7 +308,7 @@ class RecoilSystem:
             T = self._map(lambda e: self._transmission(e, poles), E)
             return (seg.landauer(E) * T)[:, None]
 
-        return float(sum(seg.integrate(func, n_points, tol / len(segments), self._kinks(),
+        return float(sum(seg.integrate(func, n_points, tol / len(segments), self._cuts(tol),
                                        cuts=cuts).value[0] for seg in segments))
 
     def current(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
@@ -372,7 +372,7 @@ class RecoilSystem:
         func = lambda E, seg: self._map(lambda e: batch(e, seg), E)
         for seg in segments:
             key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
-            res = seg.integrate(func, n_points, tol / len(segments), self._kinks(),
+            res = seg.integrate(func, n_points, tol / len(segments), self._cuts(tol),
                                 self._partitions.get(key, ()), cuts)
             if res.partition is not None:
                 self._partitions[key] = res.partition
@@ -461,6 +461,11 @@ class RecoilSystem:
                      for k in self.kpoints]
             self._edges = np.unique(np.concatenate(edges)) if edges else np.zeros(0)
         return self._edges
+
+    def _cuts(self, tol: float) -> np.ndarray:
+        """The channel edges an energy integral to accuracy ``tol`` is cut at
+        (:func:`~lammps_recoil.integration.isolated`)."""
+        return quad.isolated(self._kinks(), tol)
 
     def _flat_bands(self) -> tuple:
         """Energies of the unbroadened periodic leads' flat bands and the lead of each
