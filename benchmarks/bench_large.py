@@ -1,137 +1,335 @@
-"""Benchmark: recoil-force update time of large devices, sparse LU against the recursive
-Green's function (RGF), versus device length and cross-section.
+"""Benchmark: large NEGF devices - update time, energy points and memory versus size, recoil
+MD against plain EAM MD, MPI ranks, and the true force error along MD.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_large.py          # a few minutes
-    OMP_NUM_THREADS=1 python benchmarks/bench_large.py --quick  # smaller cases only
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py sizes [--quick] [--reps 3]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py md [--ps 2] [--repeat 2]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py ranks [--repeat 2]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py accuracy
 
-An update is system.update(displaced positions) + system.forces(bias=1.0, tol=1e-2) (the
-deck's tolerance), after one warm-up evaluation (lead Green's functions cached, as in an MD
-run). Each repetition displaces the device atoms by 0.05 A rms (new seed) and times both
-solvers on the same positions, side by side; the table gives the median over the
-repetitions. Length: the default (001) 4x4 hourglass filament, then (001) 4x4 cylinders
-(2.9 A) of growing length. Cross-section: (111) n x m electrodes with a 12-layer hourglass
-whose radii grow with the cell. Exponents: least-squares slopes against log(atoms) over each
-series of log(energy points), log(update) and log(update / energy points). Last row: the (111) 14x8 device, 24 layers, neck 7 A, base
-10 A. Single process.
+Each prints Markdown tables headed by its command. An update is ``system.update``
+(positions displaced 0.05 A rms, a new seed each repetition) plus ``system.forces(1.0,
+tol=1e-2)`` (the deck's tolerance) after a warm-up evaluation, as in MD: lead Green's
+functions cached, energy partitions reused. Single process unless stated.
+
+``sizes``: two series of (111) hourglass filaments (the default filament device): in
+length, the 10x6 cell with neck 5 A and base 8 A from 12 to 96 filament layers; in
+cross-section, 12 layers in cells from 6x4 to 36x20 with the radii grown with the cell;
+the default (001) 4x4 filament first. Columns: slabs of the recursive Green's function and
+the largest, the boundary atoms (B_L, B_R), energy points, the median update and its cost
+per point, the dense Schur solver's update where it applies (up to 300 atoms: the
+crossover), and the peak memory traced during one update (tracemalloc, numpy arrays
+included; a separate untimed pass). Then least-squares exponents against log(atoms).
+
+``md``: the decks of the 878-atom (111) 14x8 filament (24 layers, neck 7 A, base 10 A;
+4014 atoms) and of the 963-atom mobile device of the (111) 10x6 filament (12 layers, neck
+5 A, base 8 A; 1923 atoms) run as plain EAM MD and with recoil forces every 100 steps,
+side by side in one session (tests/in.checks through `lammps-recoil run`: Langevin at
+300 K, 1 V, no minimization or warm-up, only the timed production; ``--repeat`` runs per
+configuration, interleaved, the fastest counts). The recoil update is the median of the
+run's time series (``negf_s``, the first update at setup left out).
+
+``ranks``: the 878-atom device's updates replayed on 1 and 2 MPI ranks (the venv's
+mpiexec; energy points shared among the ranks as in MD) from the frames of a 300 K plain
+EAM run of its deck (1 ps, a frame every 100 steps); each rank count replays the frames
+``--repeat`` times from a fresh system, the fastest time of each frame counts, the first
+two frames (partitions settling) are left out. The replicated fraction f is the part of
+one rank's update that every rank repeats, from t_2 / t_1 = f + (1 - f) / 2; the model
+t_n / t_1 = f + (1 - f) / n extends it to more ranks.
+
+``accuracy``: the same frames (a 3 ps run, every third frame) at tol 3e-2, 1e-2 (the
+deck's), 3e-3 and 1e-3 against tol 1e-5, each tolerance replaying the frames on its own
+with its partitions reused: energy points, the true force error (largest component, eV/A)
+and the error estimate, for the 878-atom filament device and the 963-atom mobile device.
 """
 import argparse
 import datetime
+import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
 from lammps_recoil import greens  # noqa: E402
-from lammps_recoil.builders import build_filament  # noqa: E402
+from lammps_recoil.analysis import read_dump  # noqa: E402
+from lammps_recoil.builders import build_filament, check_device, system_from_types  # noqa: E402
+from lammps_recoil.parallel import keep_heap  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
 TOL, BIAS, AMPLITUDE = 1e-2, 1.0, 0.05
-SOLVERS = ("lu", "rgf")
 #: Devices up to this many atoms are timed with the dense Schur solver too (the crossover).
 SCHUR_UP_TO = 300
-LENGTH = [  # (label, build_filament arguments)
-    ("(001) 4x4 hourglass (default)", dict()),
-    ("(001) 4x4 cylinder, 24 layers", dict(gap_layers=24, shape="cylinder")),
-    ("(001) 4x4 cylinder, 96 layers", dict(gap_layers=96, shape="cylinder")),
-    ("(001) 4x4 cylinder, 192 layers", dict(gap_layers=192, shape="cylinder")),
-]
-SECTION = [
-    ("(111) 6x4, 12 layers, neck 3, base 4.5",
-     dict(orientation="111", nx=6, ny=4, gap_layers=12, neck_radius=3.0, base_radius=4.5)),
-    ("(111) 10x6, 12 layers, neck 5, base 8",
-     dict(orientation="111", nx=10, ny=6, gap_layers=12, neck_radius=5.0, base_radius=8.0)),
-    ("(111) 14x8, 12 layers, neck 7, base 10",
-     dict(orientation="111", nx=14, ny=8, gap_layers=12, neck_radius=7.0, base_radius=10.0)),
-    ("(111) 18x10, 12 layers, neck 9, base 13",
-     dict(orientation="111", nx=18, ny=10, gap_layers=12, neck_radius=9.0, base_radius=13.0)),
-]
-ISSUE = ("(111) 14x8, 24 layers, neck 7, base 10",
-         dict(orientation="111", nx=14, ny=8, gap_layers=24, neck_radius=7.0,
-              base_radius=10.0))
+hourglass = lambda nx, ny, layers, neck, base: dict(orientation="111", nx=nx, ny=ny,
+                                                    gap_layers=layers, neck_radius=neck,
+                                                    base_radius=base)
+DEFAULT = ("(001) 4x4, 6 layers (default)", dict())
+LENGTH = [(f"(111) 10x6, {n} layers, neck 5, base 8", hourglass(10, 6, n, 5.0, 8.0))
+          for n in (12, 24, 48, 96)]
+SECTION = [(f"(111) {nx}x{ny}, 12 layers, neck {r:g}, base {b:g}",
+            hourglass(nx, ny, 12, r, b))
+           for nx, ny, r, b in ((6, 4, 3.0, 4.5), (10, 6, 5.0, 8.0), (14, 8, 7.0, 10.0),
+                                (18, 10, 9.0, 13.0), (26, 15, 13.0, 19.0),
+                                (36, 20, 19.0, 26.0))]
+#: The decks of the md, ranks and accuracy sections: (label, build_filament arguments,
+#: NEGF device).
+DECKS = {"878": ("(111) 14x8, 24 layers, neck 7, base 10; filament device",
+                 hourglass(14, 8, 24, 7.0, 10.0), "filament"),
+         "963": ("(111) 10x6, 12 layers, neck 5, base 8; mobile device",
+                 hourglass(10, 6, 12, 5.0, 8.0), "mobile")}
 
 
-def use_solver(system, solver):
-    """Rebuild the system's device matrices with one solver (cheap: factors are lazy)."""
-    system._M = [greens.DeviceMatrix(H, system.lead_contacts, system.eta, solver)
+def header(command):
+    print(f"`OMP_NUM_THREADS=1 python benchmarks/bench_large.py {command}` "
+          f"({datetime.date.today()}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, numpy {np.__version__}; "
+          f"V = {BIAS} V, tol {TOL})\n", flush=True)
+
+
+def displaced(x0, seed):
+    return x0 + AMPLITUDE * np.random.default_rng(seed).standard_normal(x0.shape)
+
+
+def use_schur(system):
+    """Rebuild the system's device matrices with the dense Schur solver."""
+    system._M = [greens.DeviceMatrix(H, system.lead_contacts, system.eta, "schur")
                  for H in system._H]
 
 
 def measure(args, reps):
-    """Median update time and energy points per solver, and the slab sizes. Each solver
-    has its own system (its own cache of lead Green's functions and energy partitions, as
-    in an MD run)."""
+    """Atoms, slab sizes, boundary sizes, median update and energy points, the Schur
+    solver's median update (or None), and the peak memory of one update (bytes)."""
     geometry = build_filament(**args)
-    system = geometry.recoil_system()
-    solvers = SOLVERS + (("schur",) if system.n_atoms <= SCHUR_UP_TO else ())
-    systems = {s: geometry.recoil_system() for s in solvers}
-    x0 = system.positions.copy()
-    times = {s: [] for s in solvers}
-    points = {s: [] for s in solvers}
-    for solver in solvers:                    # warm-up: lead Green's functions cached
-        use_solver(systems[solver], solver)
-        systems[solver].forces(BIAS, tol=TOL)
+    systems = {"auto": geometry.recoil_system()}
+    if systems["auto"].n_atoms <= SCHUR_UP_TO:
+        systems["schur"] = geometry.recoil_system()
+    x0 = systems["auto"].positions.copy()
+    times = {s: [] for s in systems}
+    points = []
+    for name, system in systems.items():                  # warm-up
+        if name == "schur":
+            use_schur(system)
+        system.forces(BIAS, tol=TOL)
     for rep in range(reps):
-        x = x0 + AMPLITUDE * np.random.default_rng(rep).standard_normal(x0.shape)
-        for solver in solvers:
+        x = displaced(x0, rep)
+        for name, system in systems.items():
             t0 = time.perf_counter()
-            systems[solver].update(x)
-            use_solver(systems[solver], solver)
-            r = systems[solver].forces(BIAS, tol=TOL)
-            times[solver].append(time.perf_counter() - t0)
-            points[solver].append(r.n_energies)
-    slabs = np.diff(systems["rgf"]._M[0].slabs().bounds)
-    return (system.n_atoms, {s: float(np.median(times[s])) for s in solvers},
-            {s: int(np.median(points[s])) for s in solvers}, slabs)
+            system.update(x)
+            if name == "schur":
+                use_schur(system)
+            r = system.forces(BIAS, tol=TOL)
+            times[name].append(time.perf_counter() - t0)
+            if name == "auto":
+                points.append(r.n_energies)
+    system = systems["auto"]
+    tracemalloc.start()
+    system.update(displaced(x0, reps))
+    system.forces(BIAS, tol=TOL)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    M = system._M[0]
+    slabs = np.diff(M.slabs().bounds) if M.solver == "rgf" else np.array([system.n_atoms])
+    schur = float(np.median(times["schur"])) if "schur" in times else None
+    return (system.n_atoms, slabs, [len(c.boundary) for c in system.lead_contacts],
+            float(np.median(times["auto"])), int(np.median(points)), schur, peak)
 
 
 def exponent(n, t):
     return float(np.polyfit(np.log(n), np.log(t), 1)[0])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the smaller cases only")
-    ap.add_argument("--reps", type=int, default=3)
-    opt = ap.parse_args()
-    series = [("length", LENGTH[:3] if opt.quick else LENGTH),
+def sizes(opt):
+    header(f"sizes{' --quick' if opt.quick else ''} --reps {opt.reps}")
+    series = [("length", [DEFAULT] + (LENGTH[:2] if opt.quick else LENGTH)),
               ("cross-section", SECTION[:3] if opt.quick else SECTION)]
-    if not opt.quick:
-        series.append(("large", [ISSUE]))
-    print(f"`OMP_NUM_THREADS=1 python benchmarks/bench_large.py{' --quick' if opt.quick else ''}`"
-          f" ({datetime.date.today()}, {platform.processor() or platform.machine()}, "
-          f"Python {sys.version.split()[0]}, numpy {np.__version__}; V = {BIAS} V, "
-          f"tol {TOL}, median of {opt.reps})\n")
-    print("| series | device | atoms | slabs (largest) | energy points | update LU (s) "
-          "| update RGF (s) | update Schur (s) | LU / RGF | ms per point LU | ms per point RGF |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| series | device | atoms | slabs (largest) | B_L, B_R | energy points | update (s) "
+          "| ms per point | update, Schur (s) | peak memory (MB) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     fits = []
     for name, cases in series:
-        n_atoms, tt, pp = [], {s: [] for s in SOLVERS}, []
+        rows = []
         for label, args in cases:
-            n, t, p, slabs = measure(args, opt.reps)
-            n_atoms.append(n)
-            pp.append(p["rgf"])
-            for s in SOLVERS:
-                tt[s].append(t[s])
-            schur = f"{t['schur']:.3f}" if "schur" in t else "-"
-            print(f"| {name} | {label} | {n} | {len(slabs)} ({slabs.max()}) | "
-                  f"{p['lu']} / {p['rgf']} | {t['lu']:.3f} | {t['rgf']:.3f} | {schur} | "
-                  f"{t['lu'] / t['rgf']:.2f} | {1e3 * t['lu'] / p['lu']:.2f} | "
-                  f"{1e3 * t['rgf'] / p['rgf']:.2f} |", flush=True)
-        if len(n_atoms) > 1:
-            per = {s: np.array(tt[s]) / np.array(pp) for s in SOLVERS}
-            fits.append((name, n_atoms, exponent(n_atoms, pp),
-                         {s: exponent(n_atoms, tt[s]) for s in SOLVERS},
-                         {s: exponent(n_atoms, per[s]) for s in SOLVERS}))
-    print("\n| series | atoms | exponent of: energy points | update LU | update RGF "
-          "| per point LU | per point RGF |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, n, ep, e, q in fits:
-        print(f"| {name} | {n[0]}-{n[-1]} | {ep:.2f} | {e['lu']:.2f} | {e['rgf']:.2f} | "
-              f"{q['lu']:.2f} | {q['rgf']:.2f} |")
+            n, slabs, bnd, t, p, schur, peak = measure(args, opt.reps)
+            rows.append((n, t, p, peak))
+            print(f"| {name} | {label} | {n} | {len(slabs)} ({slabs.max()}) | {bnd[0]}, {bnd[1]} "
+                  f"| {p} | {t:.3f} | {1e3 * t / p:.2f} | "
+                  f"{'-' if schur is None else f'{schur:.3f}'} | {peak / 2**20:.0f} |",
+                  flush=True)
+        n, t, p, peak = (np.array(c) for c in zip(*rows[1:] if name == "length" else rows))
+        fits.append((name, n, exponent(n, p), exponent(n, t), exponent(n, t / p),
+                     exponent(n, peak)))
+    print("\n| series | atoms | exponent of: energy points | update | update per point "
+          "| peak memory |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, n, ep, et, eq, em in fits:
+        print(f"| {name} | {n[0]}-{n[-1]} | {ep:.2f} | {et:.2f} | {eq:.2f} | {em:.2f} |")
+
+
+# ------------------------------------------------------------------ decks and frames
+def deck_data(key, outdir) -> str:
+    """Write the deck's data file (build_filament); returns its path."""
+    _, args, _ = DECKS[key]
+    path = f"{outdir}/deck{key}.data"
+    build_filament(**args).write_data(path)
+    return path
+
+
+def frames_run(key, outdir, ps) -> str:
+    """A 300 K plain EAM run of the deck (tests/in.checks, no bias), a frame every 100
+    steps; returns the dump's path."""
+    name = f"frames{key}"
+    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "tests/in.checks"]
+    for k, v in dict(data=deck_data(key, outdir), production_ps=ps, recoil="no",
+                     outdir=outdir, name=name, dump_every=100, thermo_every=1000,
+                     overwrite="yes").items():
+        cmd += ["-var", k, str(v)]
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+    return f"{outdir}/{name}.dump"
+
+
+def replay(dump, device, comm=None, every=1):
+    """The NEGF system of the dump's first frame (``device`` atoms) and the device atoms'
+    positions and ids in every ``every``-th frame."""
+    frames = read_dump(dump)[::every]
+    order = np.argsort(frames[0]["id"])
+    types, ids = frames[0]["type"][order], frames[0]["id"][order]
+    box = frames[0].box[:2, 1] - frames[0].box[:2, 0]
+    xyz = [np.column_stack([f["x"], f["y"], f["z"]])[np.argsort(f["id"])] for f in frames]
+    system = system_from_types(xyz[0], types, box, ids=ids, device=device, comm=comm)
+    inside = np.isin(types, check_device(device))
+    return system, [x[inside] for x in xyz], ids[inside]
+
+
+def md(opt):
+    header(f"md --ps {opt.ps:g} --repeat {opt.repeat}")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_md import run
+    print("| deck | atoms (NEGF device) | MD | wall s per 100 steps | ratio to plain EAM "
+          "| update, median (s) | energy points | update / 100 plain EAM steps |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = {key: deck_data(key, tmp) for key in DECKS}
+        best = {}
+        for _ in range(opt.repeat):
+            for key, (_, _, device) in DECKS.items():
+                for recoil in ("no", "yes"):
+                    res = run(tmp, f"md{key}{recoil}", 1, opt.ps, TOL, data=data[key],
+                              device=device, recoil=recoil, every=100)
+                    if (key, recoil) not in best or (res[0]["loop"]
+                                                     < best[key, recoil][0]["loop"]):
+                        best[key, recoil] = res
+        for key, (label, args, device) in DECKS.items():
+            geometry = build_filament(**args)
+            atoms = f"{len(geometry.positions)} ({len(geometry.device(device))})"
+            plain = best[key, "no"][0]["loop"] / (10 * opt.ps)       # s per 100 steps
+            for recoil in ("no", "yes"):
+                t, update, points = best[key, recoil]
+                loop = t["loop"] / (10 * opt.ps)
+                extra = ("- | - | -" if update is None else
+                         f"{update[1]:.3f} | {points:.0f} | {update[1] / plain:.2f}")
+                what = "plain EAM" if recoil == "no" else "recoil every 100 steps"
+                print(f"| {label} | {atoms} | {what} | {loop:.3f} | {loop / plain:.2f} | "
+                      f"{extra} |", flush=True)
+
+
+# ------------------------------------------------------------------ MPI ranks
+def ranks_child(dump, repeat):
+    from mpi4py import MPI
+    keep_heap()
+    comm = MPI.COMM_WORLD
+    _, xyz, ids = replay(dump, DECKS["878"][2])
+    best = np.full(len(xyz), np.inf)
+    points = []
+    for _ in range(repeat):
+        system, _, _ = replay(dump, DECKS["878"][2],
+                              comm=comm if comm.Get_size() > 1 else None)
+        for k, x in enumerate(xyz):
+            comm.Barrier()
+            t0 = MPI.Wtime()
+            system.update(x, ids)
+            r = system.forces(BIAS, tol=TOL)
+            comm.Barrier()
+            best[k] = min(best[k], MPI.Wtime() - t0)
+            points.append(r.n_energies)
+    if comm.Get_rank() == 0:
+        print(json.dumps([best.tolist(), float(np.mean(points))]))
+
+
+def ranks(opt):
+    header(f"ranks --repeat {opt.repeat}")
+    print("| ranks | update, median (s) | energy points, mean | median / 1 rank |")
+    print("| --- | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = frames_run("878", tmp, 1.0)
+        t = {}
+        for n in (1, 2):
+            cmd = [sys.executable, __file__, "ranks", "--child", dump, "--repeat",
+                   str(opt.repeat)]
+            if n > 1:
+                cmd = [str(MPIEXEC), "-n", str(n)] + cmd
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                 env=dict(os.environ, OMP_NUM_THREADS="1"))
+            times, points = json.loads(out.stdout.strip().splitlines()[-1])
+            t[n] = float(np.median(times[2:]))
+            print(f"| {n} | {t[n]:.3f} | {points:.0f} | {t[n] / t[1]:.2f} |", flush=True)
+    f = 2.0 * t[2] / t[1] - 1.0
+    model = ", ".join(f"{n}: {f + (1 - f) / n:.2f}" for n in (4, 8, 16, 32))
+    print(f"\nReplicated fraction f = 2 t_2 / t_1 - 1 = {f:.3f}; modelled t_n / t_1 = "
+          f"f + (1 - f) / n for n = {model}.")
+
+
+# ------------------------------------------------------------------ accuracy
+def accuracy(opt):
+    header("accuracy")
+    tols = (3e-2, 1e-2, 3e-3, 1e-3)
+    print("| device | tol | energy points, mean (max) | true force error, median / max (eV/A) "
+          "| error estimate, median | update, median (s) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, (label, _, device) in DECKS.items():
+            dump = frames_run(key, tmp, 3.0)
+            system, xyz, ids = replay(dump, device, every=3)
+            xyz = xyz[1:]
+            refs = []
+            for x in xyz:
+                system.update(x, ids)
+                refs.append(system.forces(BIAS, tol=1e-5).forces)
+            for tol in tols:
+                system, _, _ = replay(dump, device)
+                rows = []
+                for x, ref in zip(xyz, refs):
+                    t0 = time.perf_counter()
+                    system.update(x, ids)
+                    r = system.forces(BIAS, tol=tol)
+                    rows.append((r.n_energies, np.abs(r.forces - ref).max(), r.error,
+                                 time.perf_counter() - t0))
+                n, err, est, t = (np.array(c) for c in zip(*rows))
+                print(f"| {label} | {tol:g}{' (deck)' if tol == TOL else ''} | {n.mean():.0f} "
+                      f"({n.max()}) | {np.median(err):.1e} / {err.max():.1e} | "
+                      f"{np.median(est):.1e} | {np.median(t):.3f} |", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("sizes", "md", "ranks", "accuracy"))
+    ap.add_argument("--quick", action="store_true", help="sizes: the smaller cases only")
+    ap.add_argument("--reps", type=int, default=3, help="sizes: updates per device")
+    ap.add_argument("--ps", type=float, default=2.0, help="md: timed production (ps)")
+    ap.add_argument("--repeat", type=int, default=2, help="md, ranks: runs per case")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    opt = ap.parse_args()
+    keep_heap()
+    if opt.child:
+        return ranks_child(opt.child, opt.repeat)
+    dict(sizes=sizes, md=md, ranks=ranks, accuracy=accuracy)[opt.what](opt)
 
 
 if __name__ == "__main__":

@@ -99,11 +99,12 @@ _getrf, _getri, _getrs = get_lapack_funcs(("getrf", "getri", "getrs"), (np.zeros
 
 
 def left_multiply(m: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """m @ a[e] for every energy e of a stack a (energies x q x r), as one product
-    (q, energies * r); a real m runs in real arithmetic (:func:`matmul`)."""
-    ne, q, r = a.shape
-    flat = a.transpose(1, 0, 2).reshape(q, ne * r)
-    return matmul(m, flat).reshape(len(m), ne, r).transpose(1, 0, 2)
+    """m @ a[e] for every energy e of a complex stack a (energies x q x r). A real m
+    multiplies the float view of a, whose rows hold the real and imaginary parts side by
+    side: one real product per energy (half the flops of the complex one) and no copy."""
+    if np.iscomplexobj(m):
+        return m @ a
+    return np.matmul(m, np.ascontiguousarray(a).view(float)).view(complex)
 
 
 def sandwich(m: np.ndarray, a: np.ndarray, mh: np.ndarray) -> np.ndarray:
