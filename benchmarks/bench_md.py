@@ -29,16 +29,18 @@ host conditions of that run (it leaves out any indirect effect of the callbacks 
 EAM steps, such as evicted caches; the wall-time ratio includes it).
 """
 import argparse
-import csv
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+
+from lammps_recoil.analysis import read_series
 
 ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -71,11 +73,10 @@ def run(outdir, name, ranks, ps, tol, **var):
     series = Path(outdir) / f"{name}.recoil.csv"
     update = points = None
     if var.get("recoil") != "no":
-        with open(series) as fh:
-            rows = list(csv.DictReader(fh))[1:]          # the first update is at setup
-        times = [float(r["negf_s"]) for r in rows]
-        update = (sum(times) / len(times), statistics.median(times))
-        points = sum(float(r["n_energies"]) for r in rows) / len(rows)
+        rows = read_series(series)                       # the first update is at setup
+        times = rows["negf_s"][1:]
+        update = (float(times.mean()), float(np.median(times)))
+        points = float(rows["n_energies"][1:].mean())
     return {k: v / ps for k, v in production_time(out.stdout).items()}, update, points
 
 
