@@ -32,8 +32,10 @@ run's time series (``negf_s``, the first update at setup left out).
 mpiexec; energy points shared among the ranks as in MD) from the frames of a 300 K plain
 EAM run of its deck (1 ps, a frame every 100 steps); each rank count replays the frames
 ``--repeat`` times from a fresh system, the fastest time of each frame counts, the first
-two frames (partitions settling) are left out. The replicated fraction f is the part of
-one rank's update that every rank repeats, from t_2 / t_1 = f + (1 - f) / 2; the model
+two frames (partitions settling) are left out. Besides the wall time, the CPU time of the
+busiest rank (process time, which another process on the machine changes less than the
+wall time: the division of the work). The replicated fraction f is the part of one rank's
+update that every rank repeats, from t_2 / t_1 = f + (1 - f) / 2; the model
 t_n / t_1 = f + (1 - f) / n extends it to more ranks.
 
 ``accuracy``: the same frames (a 3 ps run, every third frame) at tol 3e-2, 1e-2 (the
@@ -247,29 +249,33 @@ def ranks_child(dump, repeat):
     comm = MPI.COMM_WORLD
     _, xyz, ids = replay(dump, DECKS["878"][2])
     best = np.full(len(xyz), np.inf)
+    cpu = np.full(len(xyz), np.inf)
     points = []
     for _ in range(repeat):
         system, _, _ = replay(dump, DECKS["878"][2],
                               comm=comm if comm.Get_size() > 1 else None)
         for k, x in enumerate(xyz):
             comm.Barrier()
-            t0 = MPI.Wtime()
+            t0, c0 = MPI.Wtime(), time.process_time()
             system.update(x, ids)
             r = system.forces(BIAS, tol=TOL)
+            c1 = time.process_time()
             comm.Barrier()
             best[k] = min(best[k], MPI.Wtime() - t0)
+            cpu[k] = min(cpu[k], comm.allreduce(c1 - c0, op=MPI.MAX))
             points.append(r.n_energies)
     if comm.Get_rank() == 0:
-        print(json.dumps([best.tolist(), float(np.mean(points))]))
+        print(json.dumps([best.tolist(), cpu.tolist(), float(np.mean(points))]))
 
 
 def ranks(opt):
     header(f"ranks --repeat {opt.repeat}")
-    print("| ranks | update, median (s) | energy points, mean | median / 1 rank |")
-    print("| --- | ---: | ---: | ---: |")
+    print("| ranks | update, median (s) | energy points, mean | median / 1 rank | CPU time "
+          "of the busiest rank, median (s) | CPU / 1 rank |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         dump = frames_run("878", tmp, 1.0)
-        t = {}
+        t, c = {}, {}
         for n in (1, 2):
             cmd = [sys.executable, __file__, "ranks", "--child", dump, "--repeat",
                    str(opt.repeat)]
@@ -277,13 +283,15 @@ def ranks(opt):
                 cmd = [str(MPIEXEC), "-n", str(n)] + cmd
             out = subprocess.run(cmd, capture_output=True, text=True, check=True,
                                  env=dict(os.environ, OMP_NUM_THREADS="1"))
-            times, points = json.loads(out.stdout.strip().splitlines()[-1])
-            t[n] = float(np.median(times[2:]))
-            print(f"| {n} | {t[n]:.3f} | {points:.0f} | {t[n] / t[1]:.2f} |", flush=True)
-    f = 2.0 * t[2] / t[1] - 1.0
-    model = ", ".join(f"{n}: {f + (1 - f) / n:.2f}" for n in (4, 8, 16, 32))
-    print(f"\nReplicated fraction f = 2 t_2 / t_1 - 1 = {f:.3f}; modelled t_n / t_1 = "
-          f"f + (1 - f) / n for n = {model}.")
+            times, cpu, points = json.loads(out.stdout.strip().splitlines()[-1])
+            t[n], c[n] = float(np.median(times[2:])), float(np.median(cpu[2:]))
+            print(f"| {n} | {t[n]:.3f} | {points:.0f} | {t[n] / t[1]:.2f} | {c[n]:.3f} | "
+                  f"{c[n] / c[1]:.2f} |", flush=True)
+    for what, x in (("wall", t), ("CPU", c)):
+        f = 2.0 * x[2] / x[1] - 1.0
+        model = ", ".join(f"{n}: {f + (1 - f) / n:.2f}" for n in (4, 8, 16, 32))
+        print(f"\nReplicated fraction by {what} time f = 2 t_2 / t_1 - 1 = {f:.3f}; modelled "
+              f"t_n / t_1 = f + (1 - f) / n for n = {model}.")
 
 
 # ------------------------------------------------------------------ accuracy
