@@ -12,8 +12,9 @@ where the weights jump, is a fixed interval end (a ``step``); at T > 0 the segme
 the window plus 20 kT tails.
 
 A segment is cut into pieces at its steps and at the periodic leads' channel edges, where
-the integrand has square-root branch points (a + b sqrt|E - E_c|: a lead subband opens).
-Each piece is integrated in a variable u in [0, 1] that approaches such an end
+the integrand has square-root branch points (a + b sqrt|E - E_c|: a lead subband opens);
+edges that crowd closer than EDGE_GAP x tol to another are left to the adaptive rule
+(:func:`isolated`). Each piece is integrated in a variable u in [0, 1] that approaches such an end
 quadratically (E - E_c ~ u^2), which makes the integrand smooth in u (:class:`Piece`); the
 band bottom's 1/sqrt(E - E_0) of full-band integrals is absorbed the same way. Pieces are
 integrated adaptively (default: Gauss-Kronrod (3, 7) with bisection of the intervals of
