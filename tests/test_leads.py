@@ -187,10 +187,10 @@ def test_block_gf_is_the_per_atom_fourier_sum(box):
         lead, k = LayeredLead(lat, patch, "right", kmesh=12, eta=0.05), None
     E = np.array([-3.1, 0.6, 2.4])
     kappa = lead.kappa + (0.0 if k is None else k)
-    G = lead._block_gf(E, kappa, 3)                     # (E, kappa, layer, layer)
+    G = lead._block_gf(E, kappa, 3)                     # (layer, layer, E, kappa)
     x, n = lead.positions[:, :2], lead.layer
     phase = np.exp(1j * (x[:, None] - x[None]) @ lead.kappa.T) * lead.weights
-    ref = np.einsum("abq,eqab->eab", phase, G[:, :, n[:, None], n[None, :]])
+    ref = np.einsum("abq,abeq->eab", phase, G[n[:, None], n[None, :]])
     surface = np.flatnonzero(n == 0)[::-1]
     first = lead.surface_gf(E, k, surface)
     np.testing.assert_allclose(first, ref[:, surface[:, None], surface], atol=1e-13)
