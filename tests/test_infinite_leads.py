@@ -1,0 +1,148 @@
+"""Laterally infinite leads: the filament alone between ideal fcc half-crystals (the
+paper's semi-infinite leads), for the data files of the deck (``leads="infinite"``).
+
+Structures are built here with numpy (tests/test_own_geometry.py); the shipped
+inputs/filament.data gives the numbers quoted in docs/geometry.md.
+"""
+import numpy as np
+import pytest
+from test_lammps import ROOT
+from test_own_geometry import A0_SHENG, POTENTIAL, structure, write_data
+
+from lammps_recoil.builders import system_from_types
+from lammps_recoil.check import check_data, system_from_data
+
+SHIPPED = str(ROOT / "inputs" / "filament.data")
+
+
+def site_axis(nx=4):
+    """Fractions of the box of a (001) site column of the numpy structures (even layers
+    hold the site (2 nx a0/4, 2 nx a0/4) + the layers' offset, odd layers the four sites
+    around it)."""
+    return ((nx * A0_SHENG / 2 + 0.31) / (nx * A0_SHENG),
+            (nx * A0_SHENG / 2 + 0.17) / (nx * A0_SHENG))
+
+
+def test_filament_with_a_fourfold_axis_feels_no_lateral_force():
+    """Between infinite leads the (001) crystal around a site column has the point group
+    C4v, and so does a filament of the sites within r(z) of that column: the per-atom
+    forces turn with a 90 degree rotation about the axis, and the total force has no x,
+    y component, to round-off (the zone mesh and the surface patches keep the symmetry;
+    a lead off its measured registry would not)."""
+    centre = site_axis()
+    pos, types, box = structure("001", radius=lambda u: 3.3 - 1.2 * u, centre=centre)
+    s = system_from_types(pos, types, box, leads="infinite")
+    r = s.forces(1.0, tol=1e-6)
+    axis = np.asarray(centre) * box
+    rel = s.positions[:, :2] - axis
+    turned = np.column_stack([-rel[:, 1], rel[:, 0]])          # 90 degrees about z
+    match = np.argmin(np.linalg.norm(turned[:, None] - rel[None], axis=2)
+                      + 100 * np.abs(s.positions[:, None, 2] - s.positions[None, :, 2]),
+                      axis=1)
+    np.testing.assert_allclose(rel[match], turned, atol=1e-9)
+    rotated = np.column_stack([-r.forces[:, 1], r.forces[:, 0], r.forces[:, 2]])
+    np.testing.assert_allclose(r.forces[match], rotated, atol=1e-9)
+    assert np.abs(r.forces[:, :2]).max() > 1e-2               # lateral forces exist ...
+    np.testing.assert_allclose(r.total[:2], 0.0, atol=1e-9)  # ... and cancel
+    assert r.total[2] > 0.1
+
+
+def test_forces_and_transmission_converge_in_the_zone_mesh():
+    """T(E) and the recoil forces of a (111) cone at eta = 0.01 eV: the n x n zone mesh
+    converges (docs/geometry.md's table: the default n = 64 is within 1e-4 of n = 256)."""
+    pos, types, box = structure("111", A0_SHENG, 5, 3, radius=lambda u: 3.4 - 1.5 * u,
+                                centre=(0.45, 0.55), gap=5)
+    out = {}
+    for n in (16, 32, 64, 128):
+        s = system_from_types(pos, types, box, leads="infinite", inf_kmesh=n, inf_eta=0.01)
+        E = s.fermi_level + np.array([-0.5, 0.0, 0.5])
+        out[n] = (s.transmission(E), s.forces(1.0, tol=1e-5).forces)
+    dT = [np.abs(out[n][0] - out[128][0]).max() for n in (16, 32, 64)]
+    dF = [np.abs(out[n][1] - out[128][1]).max() for n in (16, 32, 64)]
+    assert dT[0] > 1e-3 and dF[0] > 1e-4                     # a coarse mesh is off ...
+    assert dT[2] < 2e-4 and dF[2] < 1e-4                     # ... the default is not
+    assert dF[2] < dF[1] < dF[0]
+    assert np.abs(out[128][1].sum(0)[2]) > 0.5
+
+
+def test_periodic_leads_converge_to_the_infinite_ones_on_the_shipped_cell():
+    """The shipped 4x4 cell at 1 V: periodic leads at the Gamma point give the same sign
+    and half the size of the total filament force of the infinite leads (their 16
+    transverse wave vectors sample the leads coarsely); a 6x6 grid of Bloch vectors with
+    the same broadening (0.01 eV) comes within 1% (the filament's periodic images 14 A
+    apart barely matter)."""
+    inf = system_from_data(SHIPPED, leads="infinite").forces(1.0, tol=1e-4).total
+    gamma = system_from_data(SHIPPED).forces(1.0, tol=1e-4).total
+    grid = system_from_data(SHIPPED, kpoints=6, lead_eta=0.01).forces(1.0, tol=1e-4).total
+    assert inf[2] == pytest.approx(2.041, abs=2e-3)
+    assert gamma[2] == pytest.approx(1.068, abs=2e-3)
+    assert np.sign(gamma[2]) == np.sign(inf[2]) and 0.4 < gamma[2] / inf[2] < 0.6
+    assert grid[2] == pytest.approx(inf[2], rel=1e-2)
+    np.testing.assert_allclose(grid[:2], inf[:2], atol=1e-3)
+
+
+def test_a_filament_across_the_periodic_boundary_is_unwrapped():
+    """Moving the whole structure in plane by a vector that puts the filament across the
+    box boundary changes nothing between infinite leads (the forces to 1e-10)."""
+    pos, types, box = structure("001", radius=lambda u: 3.0 - 1.0 * u, centre=(0.45, 0.6))
+    a = system_from_types(pos, types, box, leads="infinite").forces(0.8, tol=1e-6)
+    shifted = pos + [0.5 * box[0] + 0.37, 0.5 * box[1] - 1.1, 0.0]
+    shifted[:, :2] = np.mod(shifted[:, :2], box)
+    fil = types == 1
+    assert np.ptp(shifted[fil, 0]) > 0.5 * box[0]              # split by the boundary
+    b = system_from_types(shifted, types, box, leads="infinite").forces(0.8, tol=1e-6)
+    np.testing.assert_allclose(b.forces, a.forces, atol=1e-10)
+    assert abs(a.total[2]) > 0.1
+
+
+def test_builders_isolated_system_is_the_infinite_leads_of_its_file(tmp_path):
+    from lammps_recoil.builders import build_filament
+    f = build_filament(nx=3, ny=3, gap_layers=4, shape="cylinder", neck_radius=2.6)
+    f.write_data(tmp_path / "f.data")
+    a = f.isolated_system(kmesh=32).forces(0.7, tol=1e-6)
+    b = system_from_data(str(tmp_path / "f.data"), leads="infinite",
+                         inf_kmesh=32).forces(0.7, tol=1e-6)
+    np.testing.assert_allclose(b.forces, a.forces, atol=1e-8)   # (10 decimals in the file)
+
+
+@pytest.mark.parametrize("n", [5, 6, 8])
+def test_wide_001_cells_refused_at_1V_run_with_infinite_leads(tmp_path, n):
+    """5x5, 6x6 and 8x8 cubic cells have a flat lead band in the 1 V window of their
+    periodic leads; the refusal names -var leads infinite, and with it they pass."""
+    pos, types, box = structure("001", nx=n, ny=n)
+    path = str(write_data(tmp_path / f"c{n}.data", pos, types, box))
+    with pytest.raises(ValueError) as err:
+        check_data(path, V=1.0, time_update=False)
+    assert "flat band" in str(err.value)
+    assert "laterally infinite leads (-var leads infinite" in str(err.value)
+    rep = check_data(path, V=1.0, potential=str(ROOT / POTENTIAL), leads="infinite",
+                     time_update=n == 5)
+    text = "\n".join(rep.lines)
+    assert "leads: laterally infinite ideal half-crystals (zone mesh 64 x 64" in text
+    assert "flat lead bands at none" in text
+
+
+def test_a_filament_that_spans_the_box_has_no_infinite_leads(tmp_path):
+    """Complete filament layers are a crystal slab, bonded to its own periodic image: not
+    a filament that infinite leads could hold (with periodic leads it is a perfect
+    crystal)."""
+    pos, types, box = structure("001", full=True, gap=2, electrode=1)
+    path = str(write_data(tmp_path / "slab.data", pos, types, box))
+    with pytest.raises(ValueError, match="bonded to its own periodic image"):
+        check_data(path, leads="infinite", time_update=False)
+    r = system_from_data(path).forces(0.5)
+    assert np.abs(r.forces).max() < 1e-6
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(device="mobile"), "the NEGF device 'mobile' (all mobile atoms at their positions) "
+                            "is not supported between laterally infinite leads"),
+    (dict(kpoints=2), "kpoints = 2: transverse Bloch vectors belong to a periodic device"),
+    (dict(lead_eta=0.05), "lead_eta = 0.05 eV broadens the periodic leads"),
+    (dict(leads="semi"), "leads must be one of periodic, infinite, got 'semi'")])
+def test_what_infinite_leads_refuse(tmp_path, kw, message):
+    pos, types, box = structure()
+    path = str(write_data(tmp_path / "ok.data", pos, types, box))
+    with pytest.raises(ValueError) as err:
+        check_data(path, **{"leads": "infinite", **kw})
+    assert message in str(err.value)
