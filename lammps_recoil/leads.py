@@ -31,15 +31,16 @@ import scipy.fft
 from scipy.optimize import brentq, minimize_scalar
 from scipy.spatial import cKDTree
 
-from .geometry import LayerLattice, check_box, check_positions, commensurate_count
+from .geometry import (LayerLattice, check_box, check_positions, commensurate_count,
+                       minimum_image)
 from .hamiltonian import HoppingModel
 
 SIDES = ("left", "right")
-#: Default Monkhorst-Pack mesh (n x n) for the laterally infinite lead: the shipped
-#: filament's forces lie within 5e-4 eV/A of those at n = 256 (docs/geometry.md).
+#: Default Monkhorst-Pack mesh (n x n) for the laterally infinite lead (its convergence:
+#: docs/geometry.md).
 DEFAULT_KMESH = 64
-#: Default broadening (eV) of the laterally infinite lead's k sum: the shipped filament's
-#: force is linear in eta, 0.4% below its eta -> 0 limit at 0.01 eV (docs/geometry.md).
+#: Default broadening (eV) of the laterally infinite lead's k sum (the forces' dependence
+#: on it: docs/geometry.md).
 DEFAULT_ETA = 0.01
 #: k mesh for the bulk Fermi level (n x n); converged to < 1e-4 eV (tests).
 FERMI_KMESH = 240
@@ -386,17 +387,15 @@ class LayeredLead:
         if depth not in self._class_cache:
             block = self._by_layer[:self._depth[depth]]
             layer, xy = self.layer[block], self.positions[block, :2]
-            d = xy[:, None] - xy[None]
-            if self.box is not None:
-                d -= self.box * np.rint(d / self.box)
             n = len(block)
+            d, _ = minimum_image((xy[:, None] - xy[None]).reshape(-1, 2), self.box)
             key = np.stack([np.repeat(layer, n), np.tile(layer, n),
-                            *np.rint(d.reshape(-1, 2).T / 1e-6).astype(np.int64)], axis=1)
+                            *np.rint(d.T / 1e-6).astype(np.int64)], axis=1)
             # (a displacement split by round-off into two classes is harmless: both give
             # the same g)
             _, first, inverse = np.unique(key, axis=0, return_index=True,
                                           return_inverse=True)
-            self._class_cache[depth] = (key[first, :2], d.reshape(-1, 2)[first],
+            self._class_cache[depth] = (key[first, :2], d[first],
                                         inverse.reshape(n, n))
         return self._class_cache[depth]
 
