@@ -53,6 +53,9 @@ CU_MASS = 63.55          # as in the Sheng EAM file (pair eam/alloy sets it anyw
 
 #: NEGF device choices and the atom types they hold (see the module docstring).
 DEVICES = {"filament": (FILAMENT_TYPE,), "mobile": (FILAMENT_TYPE, ELECTRODE_TYPE)}
+#: The way out for electrodes that are not ideal crystals (end of messages).
+NOT_IDEAL = ("Electrodes that are not crystalline run with the 'mobile' NEGF device (-var "
+             "device mobile: all mobile atoms at their positions) and periodic leads")
 #: Largest distance (A) of a mobile electrode atom from its lattice site for which the
 #: "filament" device still counts it as a site of the ideal lead: half the nearest-neighbour
 #: distance (farther, the atom no longer belongs to its site). Thermal vibrations at 300 K
@@ -240,8 +243,9 @@ class ElectrodeSites:
                 f"nearest to {np.round(self.sites[k[0]], 3).tolist()}) of the {('left', 'right')[self.side[k[0]]]}"
                 f" electrode's lattice continued from its frozen layers "
                 f"({self.electrodes.of(('left', 'right')[self.side[k[0]]]).lattice.name}): "
-                "the mobile electrode layers (type 2) do not continue the frozen lattice; "
-                "check that they are on the frozen slab's lattice and stacking")
+                "the mobile electrode layers (type 2) do not continue the frozen lattice, "
+                "as the 'filament' NEGF device needs; check that they are on the frozen "
+                f"slab's lattice and stacking, or make them filament (type 1). {NOT_IDEAL}")
         self.check(x)
 
     def displacement(self, x) -> np.ndarray:
@@ -263,9 +267,8 @@ class ElectrodeSites:
             raise ValueError(
                 f"mobile electrode atoms {ids[:10].tolist()} are up to {far:.2f} A from their "
                 f"lattice sites (> {SITE_TOLERANCE:.2f} A), the frozen layers' lattice "
-                "continued: the 'filament' NEGF device treats the electrodes "
-                "as ideal crystals; use the 'mobile' device (all mobile atoms at their "
-                "positions) for this structure")
+                "continued: the 'filament' NEGF device treats the electrodes as ideal "
+                f"crystals. {NOT_IDEAL}")
         return far
 
     def leads(self, hopping, lead_eta):
@@ -307,7 +310,7 @@ def check_leads(leads: str, device: str = "filament", lead_eta=None, kpoints=1) 
 
 def infinite_leads(sites: "ElectrodeSites", device, hopping: HoppingModel = HoppingModel(),
                    kmesh: int = DEFAULT_KMESH, eta: float = DEFAULT_ETA,
-                   margin: float = PATCH_MARGIN) -> tuple:
+                   margin: float | None = None) -> tuple:
     """The two laterally infinite ideal half-crystals that continue the electrodes of
     ``sites`` (frozen layers and mobile electrode layers at their sites) from the layer
     facing the filament outward: the paper's semi-infinite leads for one filament at
@@ -316,12 +319,12 @@ def infinite_leads(sites: "ElectrodeSites", device, hopping: HoppingModel = Hopp
     Each is a :class:`~lammps_recoil.leads.LayeredLead` without a box (Green's functions
     on a ``kmesh`` x ``kmesh`` zone mesh with broadening ``eta``, eV) whose block holds the
     sites of its first layers within r_off + ``margin`` in plane of a device atom, as many
-    layers as keep every device atom r_off + ``margin`` from the first layer left out.
-    The electrode layers of the periodic box must be complete (checked as for periodic
-    leads).
+    layers as keep every device atom r_off + ``margin`` from the first layer left out
+    (``margin`` in A, default :data:`PATCH_MARGIN`). The electrode layers of the periodic
+    box must be complete (checked as for periodic leads).
     """
     device = check_positions(device, "device")
-    reach = hopping.r_off + margin
+    reach = hopping.r_off + (PATCH_MARGIN if margin is None else margin)
     tree = cKDTree(device[:, :2])
     centre = device[:, :2].mean(axis=0)
     radius = float(np.linalg.norm(device[:, :2] - centre, axis=1).max()) + reach

@@ -304,7 +304,16 @@ def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "aut
     accepted = f"accepted: {-vmax[-1.0]:.3f} V < V < {vmax[1.0]:.3f} V at beta = {beta}"
     if V != 0 and abs(V) >= vmax[np.sign(V)]:
         near = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
-        if near.size:
+        if wlo < lo or whi > hi:
+            cause = (f"the window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band "
+                     f"[{lo:.3f}, {hi:.3f}] eV")
+            band = {s: largest_bias(EF, beta, (lo, hi), (), s) for s in (1.0, -1.0)}
+            if flat.size and band[np.sign(V)] > vmax[np.sign(V)]:
+                accepted += (f" (the periodic leads' flat bands; the band alone, as between "
+                             f"laterally infinite leads (-var leads infinite), accepts "
+                             f"{-band[-1.0]:.3f} V < V < {band[1.0]:.3f} V)")
+            fix = "a smaller |V|"
+        else:
             cause = (f"the periodic leads have a decoupled flat band at E = {near[0]:.4f} eV, "
                      f"within {FLAT_MARGIN} eV of the window [{wlo:.3f}, {whi:.3f}] eV (a "
                      "delta peak: the integral is ill-defined)")
@@ -315,16 +324,15 @@ def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "aut
                 ok = cells_accepting(e.orientation, e.a0, V, beta, EF, (lo, hi), cells,
                                      kpoints=kpoints)
                 unit = "cubic cells" if e.orientation == "001" else "a_nn x sqrt(3) a_nn cells"
-                other = (f" (this box is {cells[0]}x{cells[1]} {unit}; the nearest that accept "
-                         f"V = {V} V: {', '.join(f'{a}x{b}' for a, b in ok)})")
+                named = (f"the nearest that accept V = {V} V: "
+                         f"{', '.join(f'{a}x{b}' for a, b in ok)}" if ok else
+                         f"none up to 12x12 accepts V = {V} V")
+                other = f" (this box is {cells[0]}x{cells[1]} {unit}; {named})"
             fix = (f"laterally infinite leads (-var leads infinite: the filament alone "
                    f"between ideal half-crystals, the paper's leads, which have no flat "
                    f"bands), a smaller |V|, another transverse cell{other}, or a lead "
                    "broadening (-var lead_eta 0.05, eV: the periodic leads' flat bands "
                    "become Lorentzians)")
-        else:
-            cause = f"the window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band [{lo:.3f}, {hi:.3f}] eV"
-            fix = "a smaller |V|"
         raise ValueError(f"bias V = {V} V: {cause}; {accepted}; use {fix}")
     rep.add(f"  V = {V} V, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV; {accepted}")
     if time_update:
