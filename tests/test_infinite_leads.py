@@ -4,9 +4,12 @@ paper's semi-infinite leads), for the data files of the deck (``leads="infinite"
 Structures are built here with numpy (tests/test_own_geometry.py); the shipped
 inputs/filament.data gives the numbers quoted in docs/geometry.md.
 """
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-from test_lammps import ROOT
+from test_lammps import DECK, ROOT, deck, ok, route1, route2, variables, wheel
 from test_own_geometry import A0_SHENG, POTENTIAL, structure, write_data
 
 from lammps_recoil.builders import system_from_types
@@ -146,3 +149,92 @@ def test_what_infinite_leads_refuse(tmp_path, kw, message):
     with pytest.raises(ValueError) as err:
         check_data(path, **{"leads": "infinite", **kw})
     assert message in str(err.value)
+
+
+# ------------------------------------------------------------------ in LAMMPS
+def _series(path):
+    from lammps_recoil.analysis import read_series
+    return read_series(path)
+
+
+@wheel
+@pytest.mark.parametrize("n", [5, 8])
+def test_pip_route_runs_wide_cells_at_1V_between_infinite_leads(tmp_path, n):
+    """The 5x5 and 8x8 (001) cells that periodic leads refuse at 1 V run between infinite
+    leads; the first update (the file's positions) is the Python system's."""
+    pos, types, box = structure("001", nx=n, ny=n, radius=lambda u: 3.0 - 0.8 * u,
+                                centre=(0.3, 0.6))
+    path = write_data(tmp_path / f"c{n}.data", pos, types, box)
+    proc = route2(tmp_path / "no", "r", data=path, production_ps=0.02, every=10)
+    assert proc.returncode == 2 and "-var leads infinite" in proc.stderr
+    assert not (tmp_path / "no").exists()
+    proc = ok(route2(tmp_path / "inf", "r", data=path, leads="infinite", production_ps=0.02,
+                     every=10))
+    assert "leads: laterally infinite ideal half-crystals" in proc.stdout
+    series = _series(tmp_path / "inf" / "r.recoil.csv")
+    assert list(series["step"]) == [0, 10, 20]
+    want = system_from_types(pos, types, box, leads="infinite").forces(1.0, tol=1e-2).total
+    got = [series[c][0] for c in ("Frec_x", "Frec_y", "Frec_z")]
+    np.testing.assert_allclose(got, want, atol=1e-8)
+    assert want[2] > 0.5
+
+
+@wheel
+def test_surface_patches_follow_the_filament(tmp_path):
+    """Patches without room to spare (margin 0: built again whenever an atom nears a lead
+    site outside them) give the same run, to round-off, as the default ones: a patch holds
+    every lead site within reach, wherever the filament moves (1000 K, 100 steps)."""
+    runs = {}
+    for margin in (None, 0.0):
+        script = ("import sys, lammps_recoil.builders as b\n"
+                  + (f"b.PATCH_MARGIN = {margin}\n" if margin is not None else "")
+                  + "from lammps_recoil.cli import main\nsys.exit(main(sys.argv[1:]))")
+        cmd = [sys.executable, "-c", script, "run", DECK] + variables(
+            tmp_path, f"m{margin}", leads="infinite", production_ps=0.1, every=10, T=1000)
+        proc = ok(subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                                 timeout=600))
+        runs[margin] = (proc.stderr.count("new patches around it"),
+                        _series(tmp_path / f"m{margin}.recoil.csv"))
+    assert runs[None][0] == 0 and runs[0.0][0] >= 1
+    for col in ("G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max"):
+        np.testing.assert_allclose(runs[0.0][1][col], runs[None][1][col], rtol=1e-9,
+                                   atol=1e-10)
+
+
+@wheel
+def test_an_electrode_atom_leaving_its_site_stops_an_infinite_lead_run(tmp_path):
+    """At 3000 K a mobile electrode atom leaves its site: periodic leads widen the device,
+    infinite ones stop the run with that atom's ID, keeping the outputs so far (every
+    update before it in the time series, the crash data)."""
+    proc = route2(tmp_path, "hot", leads="infinite", production_ps=0.5, every=20, T=3000)
+    assert proc.returncode == 2
+    msg = proc.stderr.split("lammps-recoil: error: ")[1].split("\n")[0]
+    step, atom, dist = (msg.split(": mobile electrode atom ")[0].split()[1],
+                        msg.split("mobile electrode atom ")[1].split()[0],
+                        float(msg.split(" is ")[1].split(" A")[0]))
+    assert dist > 1.27 and int(atom) > 0
+    assert "the NEGF device cannot widen to the mobile atoms between them" in msg
+    assert "With -var leads periodic the device widens" in msg
+    series = _series(tmp_path / "hot.recoil.csv")
+    assert series["step"][-1] == int(step) - 20 and series["dX_site"].max() <= 1.27
+    assert (tmp_path / "hot.crash.data").exists()
+    widened = ok(route2(tmp_path, "per", production_ps=0.5, every=20, T=3000))
+    assert f"mobile electrode atom {atom} is" in widened.stderr
+
+
+@deck
+def test_deck_route_runs_infinite_leads_as_the_pip_route(tmp_path):
+    """Debian's lmp (system numpy and scipy) gives the pip route's first update."""
+    pos, types, box = structure("111", A0_SHENG, 5, 3, radius=lambda u: 3.2 - 1.4 * u,
+                                centre=(0.4, 0.55))
+    path = write_data(tmp_path / "own.data", pos, types, box)
+    a = ok(route1(tmp_path, "deck", data=path, leads="infinite", production_ps=0.01,
+                  every=10))
+    assert "leads: laterally infinite ideal half-crystals" in a.stdout
+    b = ok(route2(tmp_path, "pip", data=path, leads="infinite", production_ps=0.01,
+                  every=10))
+    first = [_series(tmp_path / f"{r}.recoil.csv") for r in ("deck", "pip")]
+    for col in ("G_V", "Frec_x", "Frec_y", "Frec_z"):
+        assert first[0][col][0] == pytest.approx(first[1][col][0], rel=1e-9, abs=1e-12)
+    assert first[0]["Frec_z"][0] > 0.2
+    assert b.returncode == 0
