@@ -204,6 +204,7 @@ class LayeredLead:
         self._class_cache = {}
         self._chain_cache = {}
         self._tree = cKDTree(self.positions)
+        self._reach_vectors = None
 
     # ------------------------------------------------------------------ geometry
     def _assign_layers(self):
@@ -543,22 +544,22 @@ class LayeredLead:
         if self.box is not None or self.lattice.is_chain:
             return deep, lateral
         lat = self.lattice
-        A = np.array([lat.a1[:2], lat.a2[:2]])
-        vecs = lat.in_plane_vectors(r_off + np.linalg.norm(lat.a1) + np.linalg.norm(lat.a2))
-        for n in range(self.n_layers):
-            o = self.origin + n * self.outward
-            near = np.flatnonzero(np.abs(device[:, 2] - o[2]) < r_off)
-            if near.size == 0:
-                continue
-            # the lattice sites of layer n around each near atom's nearest site
-            base = o + np.pad(np.rint(lat.fractional(device[near, :2] - o[:2])) @ A,
-                              ((0, 0), (0, 1)))
-            sites = base[:, None, :] + vecs[None, :, :]
-            within = np.linalg.norm(sites - device[near, None, :], axis=2) < r_off
-            a, v = np.nonzero(within)
-            missing = self._tree.query(sites[a, v])[0] > 1e-6
-            lateral = np.union1d(lateral, near[a[missing]])
-        return deep, lateral
+        if self._reach_vectors is None:        # in-plane lattice vectors around a site
+            self._reach_vectors = lat.in_plane_vectors(
+                r_off + np.linalg.norm(lat.a1) + np.linalg.norm(lat.a2))
+        layers = self.origin + np.arange(self.n_layers)[:, None] * self.outward
+        a, n = np.nonzero(np.abs(device[:, None, 2] - layers[None, :, 2]) < r_off)
+        if a.size == 0:
+            return deep, lateral
+        # the sites of each near layer around each near atom's nearest site of that layer
+        o = layers[n]
+        base = o.copy()
+        base[:, :2] += np.rint(lat.fractional(device[a, :2] - o[:, :2])) @ np.array(
+            [lat.a1[:2], lat.a2[:2]])
+        sites = base[:, None, :] + self._reach_vectors[None, :, :]
+        i, v = np.nonzero(np.sum((sites - device[a, None, :]) ** 2, axis=2) < r_off ** 2)
+        missing = np.isinf(self._tree.query(sites[i, v], distance_upper_bound=1e-6)[0])
+        return deep, np.unique(a[i[missing]])
 
 
 class WireLead:

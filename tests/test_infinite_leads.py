@@ -18,12 +18,12 @@ from lammps_recoil.check import check_data, system_from_data
 SHIPPED = str(ROOT / "inputs" / "filament.data")
 
 
-def site_axis(nx=4):
-    """Fractions of the box of a (001) site column of the numpy structures (even layers
-    hold the site (2 nx a0/4, 2 nx a0/4) + the layers' offset, odd layers the four sites
-    around it)."""
-    return ((nx * A0_SHENG / 2 + 0.31) / (nx * A0_SHENG),
-            (nx * A0_SHENG / 2 + 0.17) / (nx * A0_SHENG))
+def site_axis(nx=4, ny=4):
+    """Fractions of the box of a (001) site column of the numpy structures: even layers
+    hold the site (i, j) a0/2 + the layers' offset (0.31, 0.17) A with i = 2 (nx // 2),
+    j = 2 (ny // 2), odd layers the four sites around it."""
+    return ((nx // 2 * A0_SHENG + 0.31) / (nx * A0_SHENG),
+            (ny // 2 * A0_SHENG + 0.17) / (ny * A0_SHENG))
 
 
 def test_filament_with_a_fourfold_axis_feels_no_lateral_force():
@@ -48,6 +48,27 @@ def test_filament_with_a_fourfold_axis_feels_no_lateral_force():
     assert np.abs(r.forces[:, :2]).max() > 1e-2               # lateral forces exist ...
     np.testing.assert_allclose(r.total[:2], 0.0, atol=1e-9)  # ... and cancel
     assert r.total[2] > 0.1
+
+
+def test_the_cell_drops_out_between_infinite_leads():
+    """The same filament (the sites within r(z) of a site column) in a 4x4 and in a 7x5
+    cell of cubic cells: the electrons see no cell with infinite leads, so the forces and
+    T(E_F) agree to round-off, while the periodic leads of the two cells disagree."""
+    out = []
+    for nx, ny in ((4, 4), (7, 5)):
+        axis = site_axis(nx, ny)
+        pos, types, box = structure("001", nx=nx, ny=ny, radius=lambda u: 3.4 - 1.3 * u,
+                                    centre=axis)
+        s = system_from_types(pos, types, box, leads="infinite")
+        r = s.forces(0.9, tol=1e-6)
+        rel = s.positions - [*(np.asarray(axis) * box), 0.0]
+        key = np.lexsort(np.round(rel, 6).T)
+        periodic = system_from_types(pos, types, box, lead_eta=0.02).forces(0.9, tol=1e-6)
+        out.append((rel[key], r.forces[key], r.fermi_transmission, periodic.total[2]))
+    np.testing.assert_allclose(out[1][0], out[0][0], atol=1e-9)
+    np.testing.assert_allclose(out[1][1], out[0][1], atol=1e-10)
+    assert out[1][2] == pytest.approx(out[0][2], abs=1e-10)
+    assert abs(out[1][3] - out[0][3]) > 1e-2
 
 
 def test_forces_and_transmission_converge_in_the_zone_mesh():
@@ -96,6 +117,32 @@ def test_a_filament_across_the_periodic_boundary_is_unwrapped():
     b = system_from_types(shifted, types, box, leads="infinite").forces(0.8, tol=1e-6)
     np.testing.assert_allclose(b.forces, a.forces, atol=1e-10)
     assert abs(a.total[2]) > 0.1
+
+
+def test_surface_patches_name_the_atoms_that_reach_past_them():
+    """An infinite lead's patch holds the lead sites within reach of the filament (and a
+    margin): a filament atom moved 5 A sideways past it is named by the lead, and the
+    system refuses it; moved 2.2 A down, within the hopping cutoff of the left lead's
+    third layer (outside its two-layer patch), it is named too."""
+    pos, types, box = structure("001", radius=lambda u: 3.0 - 1.0 * u)
+    s = system_from_types(pos, types, box, leads="infinite")
+    left = s.leads[0]
+    x = s.positions.copy()
+    assert all(np.concatenate(lead.reach(x)).size == 0 for lead in s.leads)
+    bottom = np.flatnonzero(x[:, 2] == x[:, 2].min())
+    k = bottom[np.argmax(np.linalg.norm(x[bottom, :2] - x[:, :2].mean(0), axis=1))]
+    out = x[k, :2] - x[:, :2].mean(0)
+    y = x.copy()
+    y[k, :2] += 5.0 * out / np.linalg.norm(out)
+    deep, lateral = left.reach(y)
+    assert deep.size == 0 and lateral.tolist() == [k]
+    with pytest.raises(ValueError, match=rf"device atoms \[{k}\] reach left lead sites "
+                                         "outside its surface patch"):
+        s.update(y)
+    y = x.copy()
+    y[k, 2] -= 2.2
+    deep, _ = left.reach(y)
+    assert deep.tolist() == [k]
 
 
 def test_builders_isolated_system_is_the_infinite_leads_of_its_file(tmp_path):
