@@ -41,7 +41,7 @@ from lammps_recoil.geometry import minimum_image  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DATA = str(ROOT / "inputs" / "filament.data")
 MESHES = (16, 32, 64, 128, 256)
-ETAS = (0.05, 0.02, 0.01, 0.005)
+ETAS = (0.1, 0.05, 0.02, 0.01, 0.005)
 
 
 def convergence():
