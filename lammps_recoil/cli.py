@@ -148,9 +148,11 @@ def _warn_flat_bands(args, a0, system) -> None:
         return
     ok = cells_accepting(args.orientation, a0, V, 0.5, EF, band, (args.nx, args.ny))
     print(f"  warning: at V = {V:g} V (beta 0.5) the periodic leads of this {args.nx}x{args.ny} "
-          f"cell have a flat band in the bias window: the deck refuses it. Nearest cells "
-          f"that accept it: {', '.join(f'--nx {a} --ny {b}' for a, b in ok)}; or run with "
-          f"-var lead_eta 0.05", file=sys.stderr)
+          f"cell have a flat band in the bias window: the deck refuses it. Run it with "
+          f"-var leads infinite (laterally infinite leads, no flat bands) or -var lead_eta "
+          f"0.05, or build a cell that accepts it: "
+          f"{', '.join(f'--nx {a} --ny {b}' for a, b in ok) or 'none up to 12x12'}",
+          file=sys.stderr)
 
 
 def _report(args) -> int:

@@ -306,3 +306,18 @@ def test_cli_check_and_report_take_the_leads(tmp_path, capsys, monkeypatch):
     printed = capsys.readouterr().out.split("on the filament (eV/A): [")[1].split("]")[0]
     want = system_from_data(path, leads="infinite").forces(1.0, tol=1e-6).total
     np.testing.assert_allclose(np.array(printed.split(), float), want, atol=6e-5)
+
+
+def test_build_filament_warns_and_names_infinite_leads(tmp_path, capsys, monkeypatch):
+    """build-filament warns at build time that periodic leads refuse the 5x5 cell at 1 V,
+    naming -var leads infinite and the nearest cells that accept the bias; the check of
+    the file with infinite leads accepts it."""
+    from lammps_recoil.cli import main
+    monkeypatch.chdir(ROOT)
+    out = tmp_path / "c5.data"
+    assert main(["build-filament", "--nx", "5", "--ny", "5", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "the periodic leads of this 5x5 cell have a flat band in the bias window" in err
+    assert "Run it with -var leads infinite" in err
+    assert "--nx 4 --ny 5, --nx 5 --ny 4, --nx 5 --ny 6, --nx 6 --ny 5" in err
+    check_data(str(out), V=1.0, leads="infinite", time_update=False)
