@@ -321,3 +321,22 @@ def test_build_filament_warns_and_names_infinite_leads(tmp_path, capsys, monkeyp
     assert "Run it with -var leads infinite" in err
     assert "--nx 4 --ny 5, --nx 5 --ny 4, --nx 5 --ny 6, --nx 6 --ny 5" in err
     check_data(str(out), V=1.0, leads="infinite", time_update=False)
+
+
+@wheel
+def test_a_resumed_infinite_lead_run_follows_the_uninterrupted_one(tmp_path):
+    """NVE (no random numbers): a run stopped after 140 steps and resumed from its restart
+    at step 100 repeats the uninterrupted run's updates to round-off (the followed,
+    unwrapped filament and the energy partitions come back from the restart state); a
+    resume with periodic leads is refused, naming them."""
+    run = dict(leads="infinite", thermostat="no", every=20, restart_every=100)
+    ok(route2(tmp_path, "ref", production_ps=0.2, **run))
+    ok(route2(tmp_path, "cut", production_ps=0.14, **run))
+    other = route2(tmp_path, "cut", production_ps=0.2, resume="yes", **{**run,
+                                                                          "leads": "periodic"})
+    assert other.returncode == 2 and "leads = infinite there, periodic here" in other.stderr
+    ok(route2(tmp_path, "cut", production_ps=0.2, resume="yes", **run))
+    a, b = _series(tmp_path / "ref.recoil.csv"), _series(tmp_path / "cut.recoil.csv")
+    assert list(b["step"]) == list(range(0, 201, 20))
+    for col in ("G_V", "Frec_x", "Frec_y", "Frec_z", "work"):
+        np.testing.assert_allclose(b[col], a[col], rtol=1e-9, atol=1e-12)
