@@ -517,8 +517,8 @@ class RecoilSystem:
         return self._edges
 
     def _flat_bands(self) -> tuple:
-        """Energies of the unbroadened periodic leads' flat bands and the lead of each
-        (computed once)."""
+        """Energies of the unbroadened periodic and wire leads' flat bands and the lead of
+        each (computed once)."""
         if self._flat is None:
             found = [(s, e) for s, lead in enumerate(self.leads)
                      if hasattr(lead, "flat_bands") and lead.eta == 0
@@ -528,7 +528,7 @@ class RecoilSystem:
         return self._flat
 
     def _check_window(self, segments) -> None:
-        """The window must lie in the band and avoid the periodic leads' flat bands."""
+        """The window must lie in the band and avoid the leads' flat bands."""
         if not segments:
             return
         lo, hi = self.band_edges
@@ -540,11 +540,12 @@ class RecoilSystem:
         inside = np.flatnonzero((flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN))
         if inside.size:
             raise ValueError(
-                f"the periodic {self.leads[lead[inside[0]]].side} lead has a decoupled flat "
+                f"the {self.leads[lead[inside[0]]].side} lead has a decoupled flat "
                 f"band at E = {flat[inside[0]]:.4f} eV, within {FLAT_MARGIN} eV of the energy "
                 f"window [{wlo:.3f}, {whi:.3f}] eV: its delta peak makes the integral "
-                "ill-defined. Choose another transverse cell (for fcc (001) at 1 V: 4x4 cubic "
-                "cells) or k grid, the (111) orientation, or give the lead a broadening eta > 0")
+                "ill-defined. Choose another transverse cell (periodic leads; for fcc (001) at "
+                "1 V: 4x4 cubic cells) or k grid, another cross-section (wire leads), the "
+                "(111) orientation, or give the lead a broadening eta > 0")
 
     def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=(),
                    poles=None):
