@@ -151,7 +151,7 @@ def test_exact_wire_is_the_limit_of_decimation(orientation, layers):
     far = np.abs(E[:, None] - exact.channel_edges()).min(axis=1) > 1e-3   # (q grid resolves)
     for e in E[far][::5]:
         m = exact.modes(e)
-        assert m.propagating[:n].sum() == m.propagating[n:].sum() == open_channels(exact, e)
+        assert m.propagating[:n].sum() == m.propagating[n:].sum() == open_channels(e)
         assert np.all(m.current[:n][m.propagating[:n]] > 0)
         assert np.all(np.abs(m.lam[:n][~m.propagating[:n]]) < 1)
 
@@ -170,7 +170,7 @@ def test_exact_wire_across_its_channel_edges():
     for Ec in edges[(apart[:-1] > 1e-3) & (apart[1:] > 1e-3)]:     # (q grid resolves)
         for e in (Ec - 1e-9, Ec + 1e-9):
             m = wire.modes(e)
-            assert m.propagating[:n].sum() == open_channels(wire, e)
+            assert m.propagating[:n].sum() == open_channels(e)
             assert np.all(m.current[:n][m.propagating[:n]] > 0)
             g = wire.surface_gf(e)
             a = 1j * (g - g.conj().T)
