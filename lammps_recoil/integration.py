@@ -41,6 +41,10 @@ TAIL_KT = 20.0
 #: Biases below this (volts) are zero bias: linear response, no window (F(V) - F(0) is
 #: of order V there, and 1/V would overflow for denormal numbers).
 TINY_BIAS = 1e-12
+#: A removed pole closer than this (eV) to a channel edge, a step or an end of a segment
+#: is not a separate interval end (the edge, step or end is); nor is an edge this close
+#: to another (the same edge of two leads, to round-off).
+CUT_MERGE = 1e-9
 #: Most subintervals an adaptive integral may use before it gives up.
 MAX_INTERVALS = 400
 
@@ -225,9 +229,14 @@ class Segment:
         """The segment cut at its steps, at the square-root ``kinks`` (channel edges) and
         at the ``cuts`` (poles removed from the integrand, which no node may hit) inside
         it; kinks and the band-bottom edge are root ends of their pieces."""
-        kinks, cuts = np.asarray(kinks, dtype=float), np.asarray(cuts, dtype=float)
+        kinks, cuts = np.sort(np.asarray(kinks, dtype=float)), np.asarray(cuts, dtype=float)
         kinks = kinks[(kinks > self.a) & (kinks < self.b)]
+        kinks = kinks[np.concatenate([[True], np.diff(kinks) > CUT_MERGE])]   # (one edge)
         cuts = cuts[(cuts > self.a) & (cuts < self.b)]
+        # a pole on a channel edge (or a step): the edge is its end already, and its root
+        # substitution must not be lost to a piece of round-off length
+        near = np.concatenate([kinks, self.steps, [self.a, self.b]])
+        cuts = cuts[np.abs(cuts[:, None] - near[None, :]).min(axis=1) > CUT_MERGE]
         ends = np.unique(np.concatenate([[self.a, self.b], self.steps, kinks, cuts]))
         roots = set(kinks.tolist()) | ({self.a} if self.edge else set())
         return [Piece(lo, hi, lo in roots, hi in roots) for lo, hi in zip(ends[:-1], ends[1:])]

@@ -763,7 +763,11 @@ class WireLead:
                 res = minimize_scalar(lambda x: sign * band(x, b), bounds=(q[a], q[a + 2]),
                                       method="bounded", options={"xatol": 1e-12})
                 edges.append([sign * res.fun])
-        return np.unique(np.round(np.concatenate(edges), 9))
+        edges = np.sort(np.concatenate(edges))
+        # (one edge found twice, from the grid ends and an interior extremum or from
+        # degenerate subbands, is one edge; kept to round-off, as a van Hove point of g
+        # can be an inverse square root that an integral's substitution must sit on)
+        return edges[np.concatenate([[True], np.diff(edges) > 1e-12])]
 
     def flat_bands(self, k=None, nq: int = 64) -> np.ndarray:
         """Energies of the wire's flat subbands (eV): levels of H(q) at every q (checked on

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from . import integration as quad
-from .boundstates import BoundState, PoleTerms, find_bound_states, numerical_eta
+from .boundstates import BoundState, PoleTerms, find_bound_states, looked_for, numerical_eta
 from .forces import force_matrix, onsite_weight, require_finite
 from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
                        check_positions, neighbor_pairs)
@@ -75,6 +75,12 @@ class RecoilResult:
     def current(self) -> float:
         """Landauer current I = G(V) V (microamperes, Eq. 11 times G0 V; the sign of V)."""
         return current_microamperes(self.conductance, self.bias)
+
+    @property
+    def n_unbroadened(self) -> int:
+        """Number of unbroadened states found in and near the window (0 also where none
+        were looked for: see ``unbroadened`` of :meth:`RecoilSystem.forces`)."""
+        return len(self.unbroadened)
 
     @property
     def max_norm(self) -> float:
@@ -396,9 +402,9 @@ class RecoilSystem:
         integrand (eta -> 0 before the energy integral); their energies become ends of the
         integration intervals. ``unbroadened="auto"`` looks
         for them where a lead or the device has a numerical broadening eta > 0 (where
-        they would otherwise enter); with eta = 0 everywhere (periodic and chain leads by
-        default) they carry no weight and are looked for only with ``True``; ``False``
-        never looks.
+        they would otherwise enter) or a lead is a wire (exact leads: each is a real pole,
+        kept from the nodes); with lossless periodic and chain leads they carry no weight
+        and are looked for only with ``True``; ``False`` never looks.
         """
         onsite_weight(model)
         if full:
@@ -467,7 +473,7 @@ class RecoilSystem:
         if policy not in ("auto", True, False):
             raise ValueError(f"unbroadened must be 'auto', True or False, got {policy!r}")
         if policy == "auto":
-            policy = numerical_eta(self) > 0.0
+            policy = looked_for(self)
         if not segments or not policy:
             return []
         lo, hi = min(seg.a for seg in segments), max(seg.b for seg in segments)
@@ -480,9 +486,12 @@ class RecoilSystem:
 
     def _pole_terms(self, states) -> list:
         """Per Bloch vector, the eta-Lorentzians of the unbroadened states
-        (:class:`~lammps_recoil.boundstates.PoleTerms`, None where there are none)."""
+        (:class:`~lammps_recoil.boundstates.PoleTerms`, None where there are none, and
+        everywhere when nothing is broadened)."""
         b = self.ext_bonds
         out = [None] * len(self.kpoints)
+        if numerical_eta(self) == 0.0:          # no broadening: a state has no Lorentzian
+            return out
         for ik in range(len(self.kpoints)):
             mine = [s for s in states if s.ik == ik]
             if mine:
