@@ -144,9 +144,12 @@ def adaptive_integral(f, pieces, tol: float, start=()):
     evaluate(first)
     while (total := sum(d[0] for d in done)) > tol:
         if len(done) >= MAX_INTERVALS:
+            _, p, lo, hi, _ = max(done, key=lambda d: d[0])
+            worst = pieces[p].energy(np.array([lo, hi]))[0]
             raise FloatingPointError(
                 f"adaptive energy integral over [{pieces[0].lo:.4f}, {pieces[-1].hi:.4f}] eV "
-                f"did not reach {tol:g} in {MAX_INTERVALS} intervals (error {total:.2e})")
+                f"did not reach {tol:g} in {MAX_INTERVALS} intervals (error {total:.2e}, "
+                f"largest on [{worst[0]:.9f}, {worst[1]:.9f}] eV)")
         done.sort(key=lambda d: (-d[0], d[1], d[2]))
         excess = total - np.cumsum([d[0] for d in done])
         k = int(np.argmax(excess <= 0.5 * tol)) + 1
@@ -231,7 +234,7 @@ class Segment:
         it; kinks and the band-bottom edge are root ends of their pieces."""
         kinks, cuts = np.sort(np.asarray(kinks, dtype=float)), np.asarray(cuts, dtype=float)
         kinks = kinks[(kinks > self.a) & (kinks < self.b)]
-        kinks = kinks[np.concatenate([[True], np.diff(kinks) > CUT_MERGE])]   # (one edge)
+        kinks = kinks[np.diff(kinks, prepend=-np.inf) > CUT_MERGE]       # (one edge, once)
         cuts = cuts[(cuts > self.a) & (cuts < self.b)]
         # a pole on a channel edge (or a step): the edge is its end already, and its root
         # substitution must not be lost to a piece of round-off length
@@ -264,9 +267,26 @@ class Segment:
         if n_points is not None:
             E, w = self.nodes(n_points, cuts)
             return w @ func(E, self), np.nan, len(E), None
-        val, err, n, ends, errors = adaptive_integral(lambda e: func(e, self),
-                                                      self.pieces(kinks, cuts), tol, start)
+        try:
+            val, err, n, ends, errors = adaptive_integral(lambda e: func(e, self),
+                                                          self.pieces(kinks, cuts), tol, start)
+        except FloatingPointError as fail:
+            raise FloatingPointError(f"{fail}{_near(str(fail), kinks, cuts)}") from None
         return val, err, n, coarsen(ends, errors, tol)
+
+
+def _near(message: str, kinks, cuts) -> str:
+    """Why an integral that failed near the energies named last in ``message`` could not
+    converge, if an unbroadened state or a channel edge lies there."""
+    lo, hi = (float(x) for x in message.rsplit("[", 1)[1].split("]")[0].split(", "))
+    pad = max(hi - lo, 1e-9)
+    for name, points in (("an unbroadened state (a real pole: round-off of the Green's "
+                          "function near it limits the accuracy to about 1e-9)", cuts),
+                         ("a lead channel edge", kinks)):
+        at = [e for e in np.atleast_1d(points) if lo - pad <= e <= hi + pad]
+        if at:
+            return f": {name} lies at E = {at[0]:.9f} eV; use a larger tol"
+    return ""
 
 
 def _constant(value):
