@@ -17,8 +17,9 @@ Two kinds of lead, one interface (``positions``, ``side``, ``surface_gf(E, k)``,
   box (exact for the periodic system); without a box it is a dense Monkhorst-Pack mesh of
   the 2D Brillouin zone with a small broadening eta (laterally infinite half-space).
 * :class:`WireLead` -- a lead of finite cross-section given by its unit cell and
-  translation vector, solved by Lopez-Sancho decimation. Used for cross-checks against
-  other codes (Kwant).
+  translation vector: the exact retarded g at real energy from its Bloch modes (mode
+  matching), or with a broadening eta > 0 by Lopez-Sancho decimation at E + i eta. Used
+  for cross-checks against other codes (Kwant) and for systems with few lead channels.
 
 Leads never move, so their surface Green's functions on a fixed energy grid are computed
 once and cached; a layered lead stores g per displacement class (layer pair and in-plane
@@ -26,8 +27,11 @@ x_a - x_b), the number of atoms per layer instead of its square per layer pair.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import scipy.fft
+from scipy.linalg import eig
 from scipy.optimize import brentq, minimize_scalar
 from scipy.spatial import cKDTree
 
@@ -57,6 +61,28 @@ WIRE_MIN_GAP = 1e-3
 #: cannot replace the gap: on a level the reduced chain can converge to another root of
 #: the Dyson equation, 30% off while missing the equation by only 2e-8.)
 WIRE_RESIDUAL = 1e-9
+#: A wire lead's Bloch mode with |log|lambda|| at most this is propagating (|lambda| = 1):
+#: near a channel edge at distance dE the pair e^{+-iq} is split by q ~ sqrt(dE / t)
+#: and found to about 1e-16 / q, so only energies within ~1e-16 eV of an edge (where g
+#: is continuous) are classified by their current's round-off.
+MODE_UNIMODULAR = 1e-8
+#: The mode pencil is singular (E on a flat band of the wire: a level of its cells at
+#: every Bloch vector) where an eigenvalue's homogeneous pair (alpha, beta) has a norm
+#: below this: both are of the order of the distance to the flat band.
+MODE_SINGULAR = 1e-14
+
+
+class LeadModes(NamedTuple):
+    """Bloch modes psi_n = lambda^n u of a wire lead at one energy (columns; outgoing
+    first): ``lam``, their psi_n (``X``) and psi_{n-1} (``Y``) parts, ``propagating``
+    (|lambda| = 1) and ``current`` (the current each carries away from the device, into
+    the next cell)."""
+
+    lam: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    propagating: np.ndarray
+    current: np.ndarray
 
 
 class EnergyCache:
@@ -563,15 +589,42 @@ class LayeredLead:
 
 
 class WireLead:
-    """Semi-infinite wire of finite cross-section from its unit cell (decimation).
+    r"""Semi-infinite wire of finite cross-section from its unit cell.
 
     ``positions`` are the atoms of the lead's first cell (the one bonded to the device) and
     ``translation`` the lattice vector from that cell to the next one, pointing away from
     the device. H0 and H1 follow from ``hopping``; the cell must be long enough that no
-    hopping reaches two cells away. The surface Green's function is found by Lopez-Sancho
-    decimation at energy E + i eta, on a reduced chain: the atoms C of a cell that the
-    previous cell bonds to (the columns of H1) form a chain C_1, C_2, ... once the rest X
-    of every cell is eliminated, g_X = (z - H0_XX)^-1 from one eigendecomposition,
+    hopping reaches two cells away.
+
+    With ``eta = 0`` (the default) the surface Green's function is the exact retarded one
+    at real energy, g = lim g(E + i0+), by mode matching (Khomyakov, Brocks, Karpan,
+    Zwierzycki and Kelly, Phys. Rev. B 72, 035450 (2005); Ando, Phys. Rev. B 44, 8017
+    (1991)). A Bloch mode psi_n = lambda^n u of the lead (cell n; n grows away from the
+    device) solves
+
+    .. math::
+
+        (E - H_0 - \lambda H_1 - \lambda^{-1} H_1^T)\,u = 0,
+
+    a generalized eigenproblem of twice the cell's size (linearized in
+    (psi_n, psi_{n-1}); a singular H1 gives modes at lambda = 0 and infinity, which it
+    keeps). The lead's N outgoing modes (N atoms per cell) are those decaying away from
+    the device, |lambda| < 1, and the propagating ones, |lambda| = 1, that carry current
+    away from it, Im(psi_{n-1}^+ H1 psi_n) < 0 (positive group velocity): the limit
+    eta -> 0+ of the modes decaying at E + i eta. With X and Y their psi_n and psi_{n-1}
+    parts, F = X Y^-1 maps each cell onto the next, and
+
+    .. math::
+
+        g = (E - H_0 - H_1 F)^{-1}.
+
+    The size of eta never enters: a bound state of the device stays a real pole of zero
+    width, and nothing depends on a numerical broadening.
+
+    With ``eta > 0`` the lead is broadened: g at E + i eta, by Lopez-Sancho decimation on
+    a reduced chain: the atoms C of a cell that the previous cell bonds to (the columns of
+    H1) form a chain C_1, C_2, ... once the rest X of every cell is eliminated,
+    g_X = (z - H0_XX)^-1 from one eigendecomposition,
 
         eps_s = H0_CC + H0_CX g_X H0_XC           (surface C_1: no cell before it)
         eps   = eps_s + H1_XC^T g_X H1_XC         (bulk: X of the previous cell as well)
@@ -585,10 +638,12 @@ class WireLead:
     """
 
     def __init__(self, positions, translation, side: str,
-                 hopping: HoppingModel = HoppingModel(), eta: float = 1e-9,
+                 hopping: HoppingModel = HoppingModel(), eta: float = 0.0,
                  tol: float = 1e-13, max_iter: int = 200):
         if side not in SIDES:
             raise ValueError(f"lead side must be 'left' or 'right', got {side!r}")
+        if not (np.isfinite(eta) and eta >= 0.0):
+            raise ValueError(f"wire lead broadening eta must be >= 0 eV, got {eta}")
         self.side, self.hopping, self.eta = side, hopping, float(eta)
         self.tol, self.max_iter = tol, max_iter
         self.positions = check_positions(positions, f"{side} wire lead")
@@ -629,9 +684,12 @@ class WireLead:
         return g if np.ndim(E) else g[0]
 
     def _surface(self, E):
-        """The first cell's g for an array of energies, from the reduced chain; the whole
-        cell is decimated for energies near a level of H0_XX and for those where the
-        reduced chain's g misses the lead's Dyson equation by more than WIRE_RESIDUAL."""
+        """The first cell's g for an array of energies: by mode matching at eta = 0, else by
+        decimation at E + i eta, from the reduced chain; the whole cell is decimated for
+        energies near a level of H0_XX and for those where the reduced chain's g misses the
+        lead's Dyson equation by more than WIRE_RESIDUAL."""
+        if self.eta == 0.0:
+            return self._mode_gf(np.asarray(E, dtype=float))
         z = np.asarray(E, dtype=float) + 1j * self.eta
         whole = np.zeros(len(z), dtype=bool)
         if self._levels.size:
@@ -647,6 +705,46 @@ class WireLead:
         if np.any(bad):
             raise RuntimeError(f"decimation did not converge at E = {z[bad][0].real} eV "
                                f"(eta = {self.eta})")
+        return g
+
+    def modes(self, E: float) -> LeadModes:
+        """The lead's Bloch modes at real energy E (eV), outgoing ones first (see the class
+        docstring): lambda, psi_n (X) and psi_{n-1} (Y) of each (columns), and which are
+        propagating. The first N (atoms per cell) are the outgoing modes."""
+        n = len(self.positions)
+        one, zero = np.eye(n), np.zeros((n, n))
+        A = np.block([[E * one - self.H0, -self.H1.T], [one, zero]])
+        B = np.block([[self.H1, zero], [zero, one]])
+        (alpha, beta), vec = eig(A, B, homogeneous_eigvals=True)
+        if np.min(np.hypot(np.abs(alpha), np.abs(beta))) < MODE_SINGULAR:
+            raise ValueError(f"E = {E} eV lies on a flat band of the {self.side} wire lead "
+                             "(a level of its cells at every Bloch vector), where its Green's "
+                             "function is infinite")
+        with np.errstate(divide="ignore"):
+            log_abs = np.log(np.abs(alpha)) - np.log(np.abs(beta))     # log|lambda|
+        X, Y = vec[:n], vec[n:]
+        # current from cell n-1 into cell n: -2 Im(psi_{n-1}^+ H1 psi_n); zero for a single
+        # evanescent mode
+        current = -2.0 * np.einsum("im,ij,jm->m", Y.conj(), self.H1, X).imag
+        propagating = np.abs(log_abs) <= MODE_UNIMODULAR
+        # outgoing first: decaying away from the device, then propagating away from it (by
+        # current), then propagating towards it, then growing; exactly N are outgoing
+        key = np.where(propagating, -MODE_UNIMODULAR * np.sign(current) / 2, log_abs)
+        order = np.argsort(key, kind="stable")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lam = np.where(beta == 0.0, np.inf, alpha / np.where(beta == 0.0, 1.0, beta))
+        return LeadModes(lam[order], X[:, order], Y[:, order], propagating[order],
+                         current[order])
+
+    def _mode_gf(self, E: np.ndarray) -> np.ndarray:
+        """Exact retarded g of the first cell at real energies E: g = (E - H0 - H1 F)^-1
+        with F = X Y^-1 from the outgoing modes."""
+        n = len(self.positions)
+        g = np.empty((len(E), n, n), dtype=complex)
+        for i, e in enumerate(E):
+            m = self.modes(e)
+            F = np.linalg.solve(m.Y[:, :n].T, m.X[:, :n].T).T             # X Y^-1
+            g[i] = np.linalg.inv(e * np.eye(n) - self.H0 - self.H1 @ F)
         return g
 
     def dyson_residual(self, z, g) -> np.ndarray:
@@ -741,7 +839,22 @@ class WireLead:
                 res = minimize_scalar(lambda x: sign * band(x, b), bounds=(q[a], q[a + 2]),
                                       method="bounded", options={"xatol": 1e-12})
                 edges.append([sign * res.fun])
-        return np.unique(np.round(np.concatenate(edges), 9))
+        edges = np.sort(np.concatenate(edges))
+        # (one edge found twice, from the grid ends and an interior extremum or from
+        # degenerate subbands, is one edge; kept to round-off, as a van Hove point of g
+        # can be an inverse square root that an integral's substitution must sit on)
+        return edges[np.concatenate([[True], np.diff(edges) > 1e-12])]
+
+    def flat_bands(self, k=None, nq: int = 64) -> np.ndarray:
+        """Energies of the wire's flat subbands (eV): levels of H(q) at every q (checked on
+        an ``nq``-point grid). A flat band is a pole of g on the real axis (a delta peak in
+        the lead's density of states), where the mode pencil is singular."""
+        if k is not None and np.any(k):
+            raise ValueError("a wire lead has no transverse Bloch vector")
+        eps = np.linalg.eigvalsh(self._bloch(np.linspace(0.0, np.pi, nq + 1)))
+        cand = eps[0]
+        flat = np.all(np.abs(eps[:, :, None] - cand[None, None, :]).min(axis=1) < 1e-9, axis=0)
+        return np.unique(np.round(cand[flat], 9))
 
     def _bloch(self, q):
         """H(q) = H0 + H1 e^{iq} + H1^T e^{-iq} for an array of q (a stack)."""
