@@ -318,7 +318,8 @@ def asymmetric_filament(pos, types, box, axes=(3.8, 2.3), lean=2.0):
     ``lean`` A along x across the gap: no lateral symmetry, leaning to one side."""
     fil = types == 1
     u = (pos[:, 2] - pos[fil, 2].min()) / np.ptp(pos[fil, 2])
-    off = pos[:, :2] - np.column_stack([0.35 * box[0] + lean * u, np.full(len(u), 0.5 * box[1])])
+    centre = np.column_stack([0.35 * box[0] + lean * u, np.full(len(u), 0.5 * box[1])])
+    off = pos[:, :2] - centre
     off -= box * np.rint(off / box)
     keep = ~fil | ((off[:, 0] / axes[0]) ** 2 + (off[:, 1] / axes[1]) ** 2 <= 1)
     return pos[keep], types[keep], box
