@@ -377,8 +377,12 @@ def system_from_types(positions, types, box, orientation="auto", a0: float | Non
     if device == "filament":
         sites = sites or ElectrodeSites(positions, types, box, electrodes, ids)
     if leads == "infinite":
-        x = unwrap_bonded(x, box, hopping.r_off,
-                          None if labels is None else (lambda n: f"atom {labels[n]}"))
+        try:
+            x = unwrap_bonded(x, box, hopping.r_off,
+                              None if labels is None else (lambda n: f"atom {labels[n]}"))
+        except ValueError as err:
+            raise ValueError(f"the filament cannot stand alone between laterally infinite "
+                             f"leads: {err}; use leads periodic for it") from None
         pair, box = infinite_leads(sites, x, hopping, inf_kmesh, inf_eta), None
     elif device == "filament":
         pair = sites.leads(hopping, lead_eta)

@@ -277,10 +277,10 @@ def unwrap_bonded(positions, box, cutoff: float, label=None) -> np.ndarray:
     if wound.size:
         label = label or (lambda m: f"atom {m}")
         k = wound[0]
-        raise ValueError(f"{label(i[k])} and {label(j[k])} are bonded across the periodic box "
-                         f"({box[0]:.4f} x {box[1]:.4f} A) along a path that also joins them "
-                         "inside it: the structure is bonded to its own periodic image (it "
-                         "spans the box), so it has no finite extent")
+        raise ValueError(f"paths of bonds join {label(i[k])} to {label(j[k])} both within "
+                         f"the periodic box ({box[0]:.4f} x {box[1]:.4f} A) and across it: "
+                         "the structure is bonded to its own periodic image (complete layers "
+                         "or a chain around the box) and has no finite extent")
     return out
 
 
