@@ -2,6 +2,7 @@
 MD against plain EAM MD, MPI ranks, and the true force error along MD.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py sizes [--quick] [--reps 3]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py stages [--reps 5]
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py md [--ps 2] [--repeat 2]
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py ranks [--repeat 2]
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py accuracy
@@ -19,6 +20,12 @@ the largest, the boundary atoms (B_L, B_R), energy points, the median update and
 per point, the dense Schur solver's update where it applies (up to 300 atoms: the
 crossover), and the peak memory traced during one update (tracemalloc, numpy arrays
 included; a separate untimed pass). Then least-squares exponents against log(atoms).
+
+``stages``: where a batch of energies goes, for the two devices of ``md`` (ideal
+positions, one batch of the system's size in the upper half of the window, the right lead
+injecting): CPU time per energy of the self-energies and the solve for G_F's columns at
+B_R (``Scattering``), the density factors of Eq. 9, the bond densities and T(E); median
+of ``--reps``.
 
 ``md``: the decks of the 878-atom (111) 14x8 filament (24 layers, neck 7 A, base 10 A;
 4014 atoms) and of the 963-atom mobile device of the (111) 10x6 filament (12 layers, neck
@@ -174,6 +181,40 @@ def sizes(opt):
         print(f"| {name} | {n[0]}-{n[-1]} | {ep:.2f} | {et:.2f} | {eq:.2f} | {em:.2f} |")
 
 
+def stages(opt):
+    """CPU time per energy point of the stages of a batch of energies (one Bloch vector,
+    the right lead injecting: energies in (E_F, mu_R]), for the two deck devices."""
+    header(f"stages --reps {opt.reps}")
+    print("| device | atoms | B_L, B_R | energies per batch | self-energies and solve "
+          "(Scattering) | density factors | bond densities | transmission | all (ms per "
+          "energy) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, args, device in DECKS.values():
+        system = build_filament(**args).recoil_system(device=device)
+        ne = system._batch
+        E = system.fermi_level + np.linspace(0.02, 0.48, ne)
+        gs = [system._lead_gf(s, E, 0) for s in (0, 1)]
+        phase = system.ext_bonds.phases(None)
+        parts = {k: [] for k in ("solve", "factors", "bonds", "T")}
+        for _ in range(opt.reps):
+            c0 = time.process_time()
+            sc = system.scattering(E, 0, (1,), gs)
+            c1 = time.process_time()
+            X, P, _ = sc.density_factors(1)
+            c2 = time.process_time()
+            system._bond_density(X, P, phase)
+            c3 = time.process_time()
+            sc.transmission()
+            c4 = time.process_time()
+            for key, dt in zip(parts, (c1 - c0, c2 - c1, c3 - c2, c4 - c3)):
+                parts[key].append(1e3 * dt / ne)
+        med = {k: float(np.median(v)) for k, v in parts.items()}
+        bnd = ", ".join(str(len(c.boundary)) for c in system.lead_contacts)
+        print(f"| {label} | {system.n_atoms} | {bnd} | {ne} | {med['solve']:.2f} | "
+              f"{med['factors']:.2f} | {med['bonds']:.2f} | {med['T']:.2f} | "
+              f"{sum(med.values()):.2f} |", flush=True)
+
+
 # ------------------------------------------------------------------ decks and frames
 def deck_data(key, outdir) -> str:
     """Write the deck's data file (build_filament); returns its path."""
@@ -327,9 +368,10 @@ def accuracy(opt):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("sizes", "md", "ranks", "accuracy"))
+    ap.add_argument("what", choices=("sizes", "stages", "md", "ranks", "accuracy"))
     ap.add_argument("--quick", action="store_true", help="sizes: the smaller cases only")
-    ap.add_argument("--reps", type=int, default=3, help="sizes: updates per device")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="sizes: updates per device; stages: repetitions")
     ap.add_argument("--ps", type=float, default=2.0, help="md: timed production (ps)")
     ap.add_argument("--repeat", type=int, default=2, help="md, ranks: runs per case")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -337,7 +379,7 @@ def main():
     keep_heap()
     if opt.child:
         return ranks_child(opt.child, opt.repeat)
-    dict(sizes=sizes, md=md, ranks=ranks, accuracy=accuracy)[opt.what](opt)
+    dict(sizes=sizes, stages=stages, md=md, ranks=ranks, accuracy=accuracy)[opt.what](opt)
 
 
 if __name__ == "__main__":

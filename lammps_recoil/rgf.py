@@ -221,13 +221,14 @@ class BlockTridiagonal:
             sigma[k + step] = (into, sandwich(back, g[k][:, out], hop))
         return g, sigma
 
-    def solve(self, z: np.ndarray, sigmas, columns: np.ndarray) -> np.ndarray:
+    def solve(self, z: np.ndarray, sigmas, columns: np.ndarray, out=None) -> np.ndarray:
         """Columns ``columns`` of G_F at the complex energies z (energies x atoms x
         columns, repeats allowed); ``sigmas``: the leads' self-energies on their boundary
-        atoms, stacked over z."""
+        atoms, stacked over z. ``out``: an array (energies x at least the atoms x columns)
+        whose first rows receive them (returned)."""
         b, m, ne = self.bounds, self.n_slabs, len(z)
         columns = np.asarray(columns, dtype=int)
-        X = np.zeros((ne, b[-1], len(columns)), dtype=complex)
+        X = np.empty((ne, b[-1], len(columns)), dtype=complex) if out is None else out
         slab = np.searchsorted(b, columns, side="right") - 1
         if not len(columns) or not ne:
             return X
