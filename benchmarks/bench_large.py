@@ -1,7 +1,9 @@
-"""Benchmark: large NEGF devices - update time, energy points and memory versus size, recoil
-MD against plain EAM MD, MPI ranks, and the true force error along MD.
+"""Benchmark: large NEGF devices - update time, energy points and memory versus size, the
+solvers' crossover, where an update goes, recoil MD against plain EAM MD, MPI ranks and
+BLAS threads, and the true force error along MD.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py sizes [--quick] [--reps 3]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py crossover [--reps 3]
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py stages [--reps 5]
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py md [--ps 2] [--repeat 2]
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py ranks [--repeat 2]
@@ -10,22 +12,28 @@ MD against plain EAM MD, MPI ranks, and the true force error along MD.
 Each prints Markdown tables headed by its command. An update is ``system.update``
 (positions displaced 0.05 A rms, a new seed each repetition) plus ``system.forces(1.0,
 tol=1e-2)`` (the deck's tolerance) after a warm-up evaluation, as in MD: lead Green's
-functions cached, energy partitions reused. Single process unless stated.
+functions cached, energy partitions reused. Single process unless stated. The machine may
+be shared: besides wall times the tables give CPU (process) times, which another process
+on the machine changes less.
 
 ``sizes``: two series of (111) hourglass filaments (the default filament device): in
-length, the 10x6 cell with neck 5 A and base 8 A from 12 to 96 filament layers; in
-cross-section, 12 layers in cells from 6x4 to 36x20 with the radii grown with the cell;
-the default (001) 4x4 filament first. Columns: slabs of the recursive Green's function and
-the largest, the boundary atoms (B_L, B_R), energy points, the median update and its cost
-per point, the dense Schur solver's update where it applies (up to 300 atoms: the
-crossover), and the peak memory traced during one update (tracemalloc, numpy arrays
-included; a separate untimed pass). Then least-squares exponents against log(atoms).
+length, the 10x6 cell with neck 5 A and base 8 A from 12 to 96 filament layers, after the
+default (001) 4x4 filament; in cross-section, 12 layers in cells from 6x4 to 36x20 with
+the radii grown with the cell. Columns: slabs of the recursive Green's function and the
+largest, the boundary atoms (B_L, B_R), energy points, the median update (wall and CPU)
+and its CPU cost per point, and the peak memory traced during one update (tracemalloc,
+numpy arrays included; a separate untimed pass). Then least-squares exponents against
+log(atoms) (the length series without the default filament).
 
-``stages``: where a batch of energies goes, for the two devices of ``md`` (ideal
-positions, one batch of the system's size in the upper half of the window, the right lead
-injecting): CPU time per energy of the self-energies and the solve for G_F's columns at
-B_R (``Scattering``), the density factors of Eq. 9, the bond densities and T(E); median
-of ``--reps``.
+``crossover``: the dense Schur solver and the RGF on the same devices of 120-434 atoms,
+thin and fat, each with its own system, side by side (CPU time of an update).
+
+``stages``: where a batch of energies goes, for the two devices of ``md`` and the default
+filament (ideal positions, one batch of the system's size in the upper half of the
+window, the right lead injecting): CPU time per energy of the self-energies and the solve
+for G_F's columns at B_R (``Scattering``), the density factors of Eq. 9, the bond
+densities as the system forms them and T(E), and the bond densities gathered per bond
+(``greens.bond_density``) for comparison; median of ``--reps``.
 
 ``md``: the decks of the 878-atom (111) 14x8 filament (24 layers, neck 7 A, base 10 A;
 4014 atoms) and of the 963-atom mobile device of the (111) 10x6 filament (12 layers, neck
@@ -36,19 +44,20 @@ configuration, interleaved, the fastest counts). The recoil update is the median
 run's time series (``negf_s``, the first update at setup left out).
 
 ``ranks``: the 878-atom device's updates replayed on 1 and 2 MPI ranks (the venv's
-mpiexec; energy points shared among the ranks as in MD) from the frames of a 300 K plain
-EAM run of its deck (1 ps, a frame every 100 steps); each rank count replays the frames
-``--repeat`` times from a fresh system, the fastest time of each frame counts, the first
-two frames (partitions settling) are left out. Besides the wall time, the CPU time of the
-busiest rank (process time, which another process on the machine changes less than the
-wall time: the division of the work). The replicated fraction f is the part of one rank's
-update that every rank repeats, from t_2 / t_1 = f + (1 - f) / 2; the model
-t_n / t_1 = f + (1 - f) / n extends it to more ranks.
+mpiexec; energy points shared among the ranks as in MD), and on 1 rank with 2 BLAS
+threads, from the frames of a 300 K plain EAM run of its deck (1 ps, a frame every 100
+steps); each configuration replays the frames ``--repeat`` times from a fresh system, the
+fastest time of each frame counts, the first two frames (partitions settling) are left
+out. Besides the wall time, the CPU time of the busiest rank (the division of the work).
+The replicated fraction f is the part of one rank's update that every rank repeats, from
+t_2 / t_1 = f + (1 - f) / 2; the model t_n / t_1 = f + (1 - f) / n extends it to more
+ranks.
 
-``accuracy``: the same frames (a 3 ps run, every third frame) at tol 3e-2, 1e-2 (the
-deck's), 3e-3 and 1e-3 against tol 1e-5, each tolerance replaying the frames on its own
-with its partitions reused: energy points, the true force error (largest component, eV/A)
-and the error estimate, for the 878-atom filament device and the 963-atom mobile device.
+``accuracy``: frames of a 300 K plain EAM run of each deck (3 ps, every third frame) at
+tol 3e-2, 1e-2 (the deck's), 3e-3 and 1e-3, and at 1e-2 with a cut at every channel edge,
+against tol 1e-5, each replaying the frames on its own with its partitions reused: energy
+points, the true force error (largest component, eV/A), the error estimate and the update
+(wall), for the 878-atom filament device and the 963-atom mobile device.
 """
 import argparse
 import datetime
@@ -74,8 +83,6 @@ from lammps_recoil.parallel import keep_heap  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 TOL, BIAS, AMPLITUDE = 1e-2, 1.0, 0.05
-#: Devices up to this many atoms are timed with the dense Schur solver too (the crossover).
-SCHUR_UP_TO = 300
 hourglass = lambda nx, ny, layers, neck, base: dict(orientation="111", nx=nx, ny=ny,
                                                     gap_layers=layers, neck_radius=neck,
                                                     base_radius=base)
@@ -106,48 +113,51 @@ def displaced(x0, seed):
     return x0 + AMPLITUDE * np.random.default_rng(seed).standard_normal(x0.shape)
 
 
-def use_schur(system):
-    """Rebuild the system's device matrices with the dense Schur solver."""
-    system._M = [greens.DeviceMatrix(H, system.lead_contacts, system.eta, "schur")
+def use_solver(system, solver):
+    """Rebuild the system's device matrices with one solver (cheap: factors are lazy)."""
+    system._M = [greens.DeviceMatrix(H, system.lead_contacts, system.eta, solver)
                  for H in system._H]
 
 
-def measure(args, reps):
-    """Atoms, slab sizes, boundary sizes, median update and energy points, the Schur
-    solver's median update (or None), and the peak memory of one update (bytes)."""
+def measure(args, reps, solvers=("auto",)):
+    """Atoms, slab sizes, boundary sizes, energy points and, per solver, the median wall
+    and CPU time of an update; each solver has its own system (its own lead caches and
+    partitions, as in MD), all timed side by side on the same positions."""
     geometry = build_filament(**args)
-    systems = {"auto": geometry.recoil_system()}
-    if systems["auto"].n_atoms <= SCHUR_UP_TO:
-        systems["schur"] = geometry.recoil_system()
-    x0 = systems["auto"].positions.copy()
-    times = {s: [] for s in systems}
+    systems = {name: geometry.recoil_system() for name in solvers}
+    x0 = systems[solvers[0]].positions.copy()
+    wall, cpu = ({name: [] for name in solvers} for _ in range(2))
     points = []
     for name, system in systems.items():                  # warm-up
-        if name == "schur":
-            use_schur(system)
+        use_solver(system, name)
         system.forces(BIAS, tol=TOL)
     for rep in range(reps):
         x = displaced(x0, rep)
         for name, system in systems.items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             system.update(x)
-            if name == "schur":
-                use_schur(system)
+            use_solver(system, name)
             r = system.forces(BIAS, tol=TOL)
-            times[name].append(time.perf_counter() - t0)
-            if name == "auto":
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+            if name == solvers[0]:
                 points.append(r.n_energies)
-    system = systems["auto"]
+    system = systems[solvers[0]]
+    slabs = np.diff(greens.DeviceMatrix(system._H[0], system.lead_contacts, 0.0,
+                                        "rgf").slabs().bounds)
+    return (system, slabs, [len(c.boundary) for c in system.lead_contacts],
+            int(np.median(points)), {k: float(np.median(v)) for k, v in wall.items()},
+            {k: float(np.median(v)) for k, v in cpu.items()})
+
+
+def peak_memory(system, x0, seed) -> int:
+    """The largest memory traced (bytes) during one update of the system."""
     tracemalloc.start()
-    system.update(displaced(x0, reps))
+    system.update(displaced(x0, seed))
     system.forces(BIAS, tol=TOL)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    M = system._M[0]
-    slabs = np.diff(M.slabs().bounds) if M.solver == "rgf" else np.array([system.n_atoms])
-    schur = float(np.median(times["schur"])) if "schur" in times else None
-    return (system.n_atoms, slabs, [len(c.boundary) for c in system.lead_contacts],
-            float(np.median(times["auto"])), int(np.median(points)), schur, peak)
+    return peak
 
 
 def exponent(n, t):
@@ -158,27 +168,50 @@ def sizes(opt):
     header(f"sizes{' --quick' if opt.quick else ''} --reps {opt.reps}")
     series = [("length", [DEFAULT] + (LENGTH[:2] if opt.quick else LENGTH)),
               ("cross-section", SECTION[:3] if opt.quick else SECTION)]
-    print("| series | device | atoms | slabs (largest) | B_L, B_R | energy points | update (s) "
-          "| ms per point | update, Schur (s) | peak memory (MB) |")
+    print("| series | device | atoms | slabs (largest) | B_L, B_R | energy points | update, "
+          "wall (s) | update, CPU (s) | CPU ms per point | peak memory (MB) |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     fits = []
     for name, cases in series:
         rows = []
         for label, args in cases:
-            n, slabs, bnd, t, p, schur, peak = measure(args, opt.reps)
-            rows.append((n, t, p, peak))
+            system, slabs, bnd, p, wall, cpu = measure(args, opt.reps)
+            peak = peak_memory(system, system.positions.copy(), opt.reps)
+            n, t, c = system.n_atoms, wall["auto"], cpu["auto"]
+            rows.append((n, c, p, peak))
             print(f"| {name} | {label} | {n} | {len(slabs)} ({slabs.max()}) | {bnd[0]}, {bnd[1]} "
-                  f"| {p} | {t:.3f} | {1e3 * t / p:.2f} | "
-                  f"{'-' if schur is None else f'{schur:.3f}'} | {peak / 2**20:.0f} |",
+                  f"| {p} | {t:.3f} | {c:.3f} | {1e3 * c / p:.2f} | {peak / 2**20:.0f} |",
                   flush=True)
-        n, t, p, peak = (np.array(c) for c in zip(*rows[1:] if name == "length" else rows))
-        fits.append((name, n, exponent(n, p), exponent(n, t), exponent(n, t / p),
+        n, c, p, peak = (np.array(v) for v in zip(*rows[1:] if name == "length" else rows))
+        fits.append((name, n, exponent(n, p), exponent(n, c), exponent(n, c / p),
                      exponent(n, peak)))
-    print("\n| series | atoms | exponent of: energy points | update | update per point "
+    print("\n| series | atoms | exponent of: energy points | update (CPU) | update per point "
           "| peak memory |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for name, n, ep, et, eq, em in fits:
         print(f"| {name} | {n[0]}-{n[-1]} | {ep:.2f} | {et:.2f} | {eq:.2f} | {em:.2f} |")
+
+
+CROSSOVER = [("(001) 4x4 cylinder, 24 layers", dict(gap_layers=24, shape="cylinder")),
+             ("(001) 4x4 cylinder, 48 layers", dict(gap_layers=48, shape="cylinder")),
+             ("(111) 8x5, 12 layers, neck 4, base 6.5", hourglass(8, 5, 12, 4.0, 6.5)),
+             ("(111) 8x5, 18 layers, neck 4, base 6.5", hourglass(8, 5, 18, 4.0, 6.5)),
+             ("(111) 10x6, 12 layers, neck 5, base 8", hourglass(10, 6, 12, 5.0, 8.0)),
+             ("(111) 14x8, 12 layers, neck 7, base 10", hourglass(14, 8, 12, 7.0, 10.0))]
+
+
+def crossover(opt):
+    """The dense Schur solver against the RGF around SCHUR_MAX atoms."""
+    header(f"crossover --reps {opt.reps}")
+    print(f"(`\"auto\"`: Schur up to SCHUR_MAX = {greens.SCHUR_MAX} atoms.)\n")
+    print("| device | atoms | slabs (largest) | B_L, B_R | energy points | update Schur, CPU (s) "
+          "| update RGF, CPU (s) | Schur / RGF |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, args in CROSSOVER:
+        system, slabs, bnd, p, _, cpu = measure(args, opt.reps, ("schur", "rgf"))
+        print(f"| {label} | {system.n_atoms} | {len(slabs)} ({slabs.max()}) | {bnd[0]}, "
+              f"{bnd[1]} | {p} | {cpu['schur']:.3f} | {cpu['rgf']:.3f} | "
+              f"{cpu['schur'] / cpu['rgf']:.2f} |", flush=True)
 
 
 def stages(opt):
@@ -187,15 +220,17 @@ def stages(opt):
     header(f"stages --reps {opt.reps}")
     print("| device | atoms | B_L, B_R | energies per batch | self-energies and solve "
           "(Scattering) | density factors | bond densities | transmission | all (ms per "
-          "energy) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for label, args, device in DECKS.values():
+          "energy) | bond densities gathered per bond |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, args, device in [DECKS[k] for k in DECKS] + [("(001) 4x4, 6 layers (default); "
+                                                            "filament device", {}, "filament")]:
         system = build_filament(**args).recoil_system(device=device)
         ne = system._batch
         E = system.fermi_level + np.linspace(0.02, 0.48, ne)
         gs = [system._lead_gf(s, E, 0) for s in (0, 1)]
         phase = system.ext_bonds.phases(None)
-        parts = {k: [] for k in ("solve", "factors", "bonds", "T")}
+        b = system.ext_bonds
+        parts = {k: [] for k in ("solve", "factors", "bonds", "T", "gathered")}
         for _ in range(opt.reps):
             c0 = time.process_time()
             sc = system.scattering(E, 0, (1,), gs)
@@ -206,13 +241,16 @@ def stages(opt):
             c3 = time.process_time()
             sc.transmission()
             c4 = time.process_time()
-            for key, dt in zip(parts, (c1 - c0, c2 - c1, c3 - c2, c4 - c3)):
+            greens.bond_density(b.i, b.j, X, P, phase)
+            c5 = time.process_time()
+            for key, dt in zip(parts, (c1 - c0, c2 - c1, c3 - c2, c4 - c3, c5 - c4)):
                 parts[key].append(1e3 * dt / ne)
         med = {k: float(np.median(v)) for k, v in parts.items()}
         bnd = ", ".join(str(len(c.boundary)) for c in system.lead_contacts)
-        print(f"| {label} | {system.n_atoms} | {bnd} | {ne} | {med['solve']:.2f} | "
-              f"{med['factors']:.2f} | {med['bonds']:.2f} | {med['T']:.2f} | "
-              f"{sum(med.values()):.2f} |", flush=True)
+        total = med["solve"] + med["factors"] + med["bonds"] + med["T"]
+        print(f"| {label} | {system.n_atoms} | {bnd} | {ne} | {med['solve']:.3f} | "
+              f"{med['factors']:.3f} | {med['bonds']:.3f} | {med['T']:.3f} | {total:.3f} | "
+              f"{med['gathered']:.3f} |", flush=True)
 
 
 # ------------------------------------------------------------------ decks and frames
@@ -317,17 +355,20 @@ def ranks(opt):
     with tempfile.TemporaryDirectory() as tmp:
         dump = frames_run("878", tmp, 1.0)
         t, c = {}, {}
-        for n in (1, 2):
+        for n, threads in ((1, 1), (2, 1), (1, 2)):
             cmd = [sys.executable, __file__, "ranks", "--child", dump, "--repeat",
                    str(opt.repeat)]
             if n > 1:
                 cmd = [str(MPIEXEC), "-n", str(n)] + cmd
             out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                 env=dict(os.environ, OMP_NUM_THREADS="1"))
+                                 env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
             times, cpu, points = json.loads(out.stdout.strip().splitlines()[-1])
-            t[n], c[n] = float(np.median(times[2:])), float(np.median(cpu[2:]))
-            print(f"| {n} | {t[n]:.3f} | {points:.0f} | {t[n] / t[1]:.2f} | {c[n]:.3f} | "
-                  f"{c[n] / c[1]:.2f} |", flush=True)
+            wall, busy = float(np.median(times[2:])), float(np.median(cpu[2:]))
+            if threads == 1:
+                t[n], c[n] = wall, busy
+            print(f"| {n}{', 2 BLAS threads' if threads > 1 else ''} | {wall:.3f} | "
+                  f"{points:.0f} | {wall / t[1]:.2f} | {busy:.3f} | {busy / c[1]:.2f} |",
+                  flush=True)
     for what, x in (("wall", t), ("CPU", c)):
         f = 2.0 * x[2] / x[1] - 1.0
         model = ", ".join(f"{n}: {f + (1 - f) / n:.2f}" for n in (4, 8, 16, 32))
@@ -351,24 +392,34 @@ def accuracy(opt):
             for x in xyz:
                 system.update(x, ids)
                 refs.append(system.forces(BIAS, tol=1e-5).forces)
-            for tol in tols:
+            window = system.fermi_level + np.array([-0.5, 0.5]) * BIAS
+            edges = system._kinks()
+            inside = edges[(edges > window[0]) & (edges < window[1])]
+            print(f"| {label} | (channel edges in the window: {len(inside)}, cut at tol "
+                  f"{TOL:g}: {len(np.intersect1d(inside, system._cuts(TOL)))}) | | | | |")
+            for tol in tols + ("every edge cut",):
                 system, _, _ = replay(dump, device)
+                if tol == "every edge cut":
+                    system._cuts = lambda _, s=system: s._kinks()
                 rows = []
                 for x, ref in zip(xyz, refs):
                     t0 = time.perf_counter()
                     system.update(x, ids)
-                    r = system.forces(BIAS, tol=tol)
+                    r = system.forces(BIAS, tol=TOL if isinstance(tol, str) else tol)
                     rows.append((r.n_energies, np.abs(r.forces - ref).max(), r.error,
                                  time.perf_counter() - t0))
                 n, err, est, t = (np.array(c) for c in zip(*rows))
-                print(f"| {label} | {tol:g}{' (deck)' if tol == TOL else ''} | {n.mean():.0f} "
+                what = (f"{TOL:g}, {tol}" if isinstance(tol, str) else
+                        f"{tol:g}{' (deck)' if tol == TOL else ''}")
+                print(f"| {label} | {what} | {n.mean():.0f} "
                       f"({n.max()}) | {np.median(err):.1e} / {err.max():.1e} | "
                       f"{np.median(est):.1e} | {np.median(t):.3f} |", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("sizes", "stages", "md", "ranks", "accuracy"))
+    ap.add_argument("what", choices=("sizes", "crossover", "stages", "md", "ranks",
+                                     "accuracy"))
     ap.add_argument("--quick", action="store_true", help="sizes: the smaller cases only")
     ap.add_argument("--reps", type=int, default=3,
                     help="sizes: updates per device; stages: repetitions")
@@ -379,7 +430,8 @@ def main():
     keep_heap()
     if opt.child:
         return ranks_child(opt.child, opt.repeat)
-    dict(sizes=sizes, stages=stages, md=md, ranks=ranks, accuracy=accuracy)[opt.what](opt)
+    dict(sizes=sizes, crossover=crossover, stages=stages, md=md, ranks=ranks,
+         accuracy=accuracy)[opt.what](opt)
 
 
 if __name__ == "__main__":
