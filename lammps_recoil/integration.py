@@ -14,8 +14,9 @@ the window plus 20 kT tails.
 A segment is cut into pieces at its steps and at the periodic leads' channel edges, where
 the integrand has square-root branch points (a + b sqrt|E - E_c|: a lead subband opens);
 edges that crowd closer than EDGE_GAP x tol to another are left to the adaptive rule
-(:func:`isolated`). Each piece is integrated in a variable u in [0, 1] that approaches such an end
-quadratically (E - E_c ~ u^2), which makes the integrand smooth in u (:class:`Piece`); the
+(:func:`isolated`). Each piece is integrated in a variable u in [0, 1] that approaches
+such an end quadratically (E - E_c ~ u^2), which makes the integrand smooth in u
+(:class:`Piece`); the
 band bottom's 1/sqrt(E - E_0) of full-band integrals is absorbed the same way. Pieces are
 integrated adaptively (default: Gauss-Kronrod (3, 7) with bisection of the intervals of
 largest error until the summed estimate |K7 - G3| of forces, conductance and charges is

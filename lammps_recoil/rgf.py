@@ -255,7 +255,6 @@ class BlockTridiagonal:
         return X
 
 
-
 class SlabBonds:
     """Re rho_ij on bonds from factors rho = X P^+ (Eq. 9), as products of slab blocks.
 

@@ -211,7 +211,8 @@ class RecoilSystem:
             gathered = 2 * len(b) * boundary
         else:                        # from products of slab blocks
             dev = b.j < n
-            rows, cols = np.concatenate([b.i[dev], b.j[dev]]), np.concatenate([b.j[dev], b.i[dev]])
+            rows = np.concatenate([b.i[dev], b.j[dev]])
+            cols = np.concatenate([b.j[dev], b.i[dev]])
             bounds = slab_partition(n, rows, cols, *(c.boundary for c in lead_contacts))
             self._bond_density = SlabBonds(bounds, b.i, b.j, n)
             gathered = 0
