@@ -16,14 +16,14 @@ the integrand has square-root branch points (a + b sqrt|E - E_c|: a lead subband
 edges that crowd closer than EDGE_GAP x tol to another are left to the adaptive rule
 (:func:`isolated`). Each piece is integrated in a variable u in [0, 1] that approaches
 such an end quadratically (E - E_c ~ u^2), which makes the integrand smooth in u
-(:class:`Piece`); the
-band bottom's 1/sqrt(E - E_0) of full-band integrals is absorbed the same way. Pieces are
-integrated adaptively (default: Gauss-Kronrod (3, 7) with bisection of the intervals of
-largest error until the summed estimate |K7 - G3| of forces, conductance and charges is
-below ``tol``; filament resonances a few meV wide are found by the bisection) or with a
-fixed n-point Gauss-Legendre rule on each part between the steps (not cut at the channel
-edges). |K7 - G3| is the error of the embedded
-3-point rule: the K7 values returned are far more accurate (measured in docs/engine.md).
+(:class:`Piece`); the band bottom's 1/sqrt(E - E_0) of full-band integrals is absorbed
+the same way. Pieces are integrated adaptively (default: Gauss-Kronrod (3, 7) with
+bisection of the intervals of largest error until the summed estimate |K7 - G3| of
+forces, conductance and charges is below ``tol``; filament resonances a few meV wide are
+found by the bisection) or with a fixed n-point Gauss-Legendre rule on each part between
+the steps (not cut at the channel edges). |K7 - G3| is the error of the embedded 3-point
+rule: the K7 values returned are far more accurate (measured in docs/engine.md and
+docs/large.md).
 """
 from __future__ import annotations
 
