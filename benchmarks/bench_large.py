@@ -310,10 +310,10 @@ def md(opt):
         for key, (label, args, device) in DECKS.items():
             geometry = build_filament(**args)
             atoms = f"{len(geometry.positions)} ({len(geometry.device(device))})"
-            plain = best[key, "no"][0]["loop"] / (10 * opt.ps)       # s per 100 steps
+            plain = best[key, "no"][0]["loop"] / 10          # s per 100 steps (run: per ps)
             for recoil in ("no", "yes"):
                 t, update, points = best[key, recoil]
-                loop = t["loop"] / (10 * opt.ps)
+                loop = t["loop"] / 10
                 extra = ("- | - | -" if update is None else
                          f"{update[1]:.3f} | {points:.0f} | {update[1] / plain:.2f}")
                 what = "plain EAM" if recoil == "no" else "recoil every 100 steps"
