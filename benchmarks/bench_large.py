@@ -41,7 +41,10 @@ densities as the system forms them and T(E), and the bond densities gathered per
 side by side in one session (tests/in.checks through `lammps-recoil run`: Langevin at
 300 K, 1 V, no minimization or warm-up, only the timed production; ``--repeat`` runs per
 configuration, interleaved, the fastest counts). The recoil update is the median of the
-run's time series (``negf_s``, the first update at setup left out).
+run's time series (``negf_s``, the first update at setup left out). The last column
+compares the two within the recoil run alone (LAMMPS's timing breakdown: the recoil
+callbacks' time, Modify beyond the plain run's, against the EAM work, Pair, of the same
+run), which the load of a shared machine moves less than two runs' wall times.
 
 ``ranks``: the 878-atom device's updates replayed on 1 and 2 MPI ranks (the venv's
 mpiexec; energy points shared among the ranks as in MD), and on 1 rank with 2 BLAS
@@ -293,9 +296,10 @@ def md(opt):
     header(f"md --ps {opt.ps:g} --repeat {opt.repeat}")
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_md import run
-    print("| deck | atoms (NEGF device) | MD | wall s per 100 steps | ratio to plain EAM "
-          "| update, median (s) | energy points | update / 100 plain EAM steps |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    print("| deck | atoms (NEGF device) | MD | wall s per 100 steps | EAM (Pair) s per 100 "
+          "steps | ratio to plain EAM | update, median (s) | energy points | update / 100 "
+          "plain EAM steps | within the run: recoil / EAM |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as tmp:
         data = {key: deck_data(key, tmp) for key in DECKS}
         best = {}
@@ -310,15 +314,19 @@ def md(opt):
         for key, (label, args, device) in DECKS.items():
             geometry = build_filament(**args)
             atoms = f"{len(geometry.positions)} ({len(geometry.device(device))})"
-            plain = best[key, "no"][0]["loop"] / 10          # s per 100 steps (run: per ps)
+            base = best[key, "no"][0]                    # seconds per ps of the run
+            plain = base["loop"] / 10                     # s per 100 steps
             for recoil in ("no", "yes"):
                 t, update, points = best[key, recoil]
                 loop = t["loop"] / 10
-                extra = ("- | - | -" if update is None else
-                         f"{update[1]:.3f} | {points:.0f} | {update[1] / plain:.2f}")
+                # within the recoil run: the callbacks' time (Modify beyond the plain run's)
+                # against the EAM work (Pair) of the same run
+                extra = ("- | - | - | -" if update is None else
+                         f"{update[1]:.3f} | {points:.0f} | {update[1] / plain:.2f} | "
+                         f"{(t['modify'] - base['modify']) / t['pair']:.2f}")
                 what = "plain EAM" if recoil == "no" else "recoil every 100 steps"
-                print(f"| {label} | {atoms} | {what} | {loop:.3f} | {loop / plain:.2f} | "
-                      f"{extra} |", flush=True)
+                print(f"| {label} | {atoms} | {what} | {loop:.3f} | {t['pair'] / 10:.3f} | "
+                      f"{loop / plain:.2f} | {extra} |", flush=True)
 
 
 # ------------------------------------------------------------------ MPI ranks
