@@ -293,8 +293,10 @@ class Scattering:
         ne = len(G)
         return real_dot((self.gamma[1 - s] @ G @ self.gamma[s]).reshape(ne, -1), G.reshape(ne, -1))
 
-    def channels(self) -> np.ndarray:
-        """Transmission eigenvalues (eigenchannels), largest first; they sum to T(E)."""
+    def channels(self, rows=slice(None)) -> np.ndarray:
+        """Transmission eigenvalues (eigenchannels), largest first, at the energies
+        ``rows`` of the batch (all by default); they sum to T(E)."""
         s = 1 if self.X[1] is not None else 0
-        r = sqrtm_psd(self.gamma[1 - s]) @ self._block(s, 1 - s) @ sqrtm_psd(self.gamma[s])
+        r = (sqrtm_psd(self.gamma[1 - s][rows]) @ self._block(s, 1 - s)[rows]
+             @ sqrtm_psd(self.gamma[s][rows]))
         return np.sort(np.linalg.svd(r, compute_uv=False) ** 2, axis=-1)[..., ::-1]

@@ -59,13 +59,13 @@ def _kronrod_nodes(a, b):
     return c + h * _GK_X
 
 
-def _kronrod(y, a, b):
+def _kronrod(y, a, b, watch=None):
     """K7 estimates of the integrals over the intervals [a, b] (arrays) from the values y
     at their Kronrod nodes (intervals x 7 x columns), and their errors |K7 - G3| (max
-    norm over the columns)."""
+    norm over the first ``watch`` columns, all by default)."""
     h = (0.5 * (b - a))[:, None]
     K, G = h * np.einsum("k,nkc->nc", _GK_WK, y), h * np.einsum("k,nkc->nc", _GK_WG, y)
-    return K, np.abs(K - G).max(axis=1)
+    return K, np.abs(K - G)[:, :watch].max(axis=1)
 
 
 @dataclass(frozen=True)
@@ -107,11 +107,13 @@ class Piece:
         return x
 
 
-def adaptive_integral(f, pieces, tol: float, start=()):
+def adaptive_integral(f, pieces, tol: float, start=(), watch=None):
     """Adaptive Gauss-Kronrod (3, 7) integral of a vector function over the pieces.
 
     ``f(energies)`` returns one row per energy, so that a batch of nodes is evaluated
-    together (and shared among MPI ranks). Each piece is integrated in its variable u
+    together (and shared among MPI ranks). The error is the max norm over its first
+    ``watch`` columns (all by default): further columns are integrated on the same nodes
+    without steering them. Each piece is integrated in its variable u
     (:class:`Piece`), starting from the intervals between the energies ``start`` that lie
     inside it; while the summed error exceeds ``tol`` the intervals of largest error that
     together hold all but tol/2 of it are bisected (in u), in one batch. The choice depends
@@ -134,7 +136,7 @@ def adaptive_integral(f, pieces, tol: float, start=()):
                                                                       )[:, None]
         count += len(intervals)
         _, lo, hi = (np.array(c) for c in zip(*intervals))
-        K, err = _kronrod(y.reshape(len(intervals), 7, -1), lo, hi)
+        K, err = _kronrod(y.reshape(len(intervals), 7, -1), lo, hi, watch)
         done.extend((float(e), p, a, b, k) for e, (p, a, b), k in zip(err, intervals, K))
 
     evaluate(first)
@@ -242,13 +244,14 @@ class Segment:
         return np.concatenate([E for E, _ in rules]), np.concatenate([wu * J for _, J in rules])
 
     def integrate(self, func, n_points: int | None = None, tol: float = DEFAULT_TOL,
-                  kinks=(), start=(), cuts=()):
+                  kinks=(), start=(), cuts=(), watch=None):
         """Integral of the vector function over the segment.
 
         ``func(energies, segment)`` returns one row per energy. Fixed Gauss-Legendre with
         ``n_points`` on each side of a step or cut, else :func:`adaptive_integral` on the
         pieces cut also at the ``kinks``, to absolute accuracy ``tol`` (max norm of the
-        error estimate), starting from the partition ``start``. Returns
+        error estimate over the first ``watch`` columns), starting from the partition
+        ``start``. Returns
         (integral, error estimate or nan, n_evals, partition to start a similar integral
         from (None for fixed rules)).
         """
@@ -256,7 +259,8 @@ class Segment:
             E, w = self.nodes(n_points, cuts)
             return w @ func(E, self), np.nan, len(E), None
         val, err, n, ends, errors = adaptive_integral(lambda e: func(e, self),
-                                                      self.pieces(kinks, cuts), tol, start)
+                                                      self.pieces(kinks, cuts), tol, start,
+                                                      watch)
         return val, err, n, coarsen(ends, errors, tol)
 
 
