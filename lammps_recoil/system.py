@@ -578,6 +578,14 @@ class RecoilSystem:
             self._flat = (np.array([e for _, e in found]), np.array([s for s, _ in found]))
         return self._flat
 
+    def check_bias(self, bias: float, beta: float = 0.5, temperature: float = 0.0) -> None:
+        """Refuse a bias whose energy window (tails at T > 0 included) leaves the lead band
+        or meets a periodic lead's flat band (ValueError naming both), before any solve."""
+        try:
+            self._check_window(quad.bias_window(self.fermi_level, bias, beta, temperature))
+        except ValueError as err:
+            raise ValueError(f"bias V = {bias:g} V (beta = {beta:g}): {err}") from None
+
     def _check_window(self, segments) -> None:
         """The window must lie in the band and avoid the periodic leads' flat bands."""
         if not segments:
