@@ -78,6 +78,16 @@ class Protocol:
             v = np.interp(t, self.times, self.voltages)
         return v if v.ndim else float(v)
 
+    @property
+    def cycle_length(self) -> float | None:
+        """Duration of one cycle (ps) of a periodic protocol (triangle, sine, pulse),
+        else None."""
+        if self.kind == "triangle":
+            return 2 * (self.V_max - self.V_min) / self.rate
+        if self.kind in ("sine", "pulse"):
+            return self.period
+        return None
+
     def extremes(self) -> tuple[float, float]:
         """Lowest and highest bias the protocol applies (V)."""
         if self.kind == "constant":
