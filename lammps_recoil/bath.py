@@ -154,8 +154,8 @@ def extended_spectra(system, E, ik: int = 0) -> ExtendedSpectra:
     except (RuntimeError, np.linalg.LinAlgError) as err:
         raise FloatingPointError(f"device Green's function is singular at an energy in "
                                  f"[{E.min()}, {E.max()}] eV: {err}") from None
-    cs = [c.contacts for c in system.couplings]
-    bs = [c.boundary for c in system.couplings]
+    cs = [c.contacts for c in system.lead_contacts]
+    bs = [c.boundary for c in system.lead_contacts]
     off = [n, n + len(cs[0])]
     G = np.zeros((ne, system.n_ext, system.n_ext), dtype=complex)
     G[:, :n, :n] = GF
@@ -323,9 +323,9 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     n_sym = len(iu[0])
     total, error, n_energies = np.zeros(2 * n_sym + N3 * N3), 0.0, 0
     for seg in segments:
-        val, err, nev, _ = seg.integrate(func, n_points, tol / len(segments),
-                                         system._kinks())
-        total, error, n_energies = total + val, error + err, n_energies + nev
+        res = seg.integrate(func, n_points, tol / len(segments), system._kinks())
+        total, error = total + res.value, error + res.error
+        n_energies += res.n_evals
 
     def sym(vec):
         out = np.zeros((N3, N3))
