@@ -15,10 +15,15 @@ rank count, measured in the same session. "update" is the wall time of one recoi
 (which includes the first updates, before the energy partition settles) and the median
 (the steady state of a long run).
 
+The protocol configurations sweep the bias with a triangle (a 5 ps cycle: the window,
+the energy partition and the leads' Green's functions follow the bias at every update),
+alone and under a current compliance (extra solves at the updates whose current would
+exceed it); the constant-bias configurations run at V = 1 V.
+
 ``--data`` runs the same deck on another data file (``lammps-recoil build-filament``, types
 as in the default one; (001) electrodes unless ``--lattice 111``), for instance wider and
 thicker electrodes around the same filament: the NEGF update does not grow with the
-electrodes, the EAM work does. ``--configs`` picks configurations (plain, 100, 10, mobile).
+electrodes, the EAM work does. ``--configs`` picks configurations (plain, 100, 10, mobile, triangle, compliance).
 
 The host is shared, so the EAM work itself (LAMMPS's "Pair" time, the same in every
 configuration) runs faster or slower from one run to the next. The "within the run"
@@ -47,6 +52,12 @@ CONFIGS = {  # name: (label, deck variables)
     "100": ("recoil every 100 steps", dict(every=100)),
     "10": ("recoil every 10 steps", dict(every=10)),
     "mobile": ("recoil every 100 steps, device mobile", dict(every=100, device="mobile")),
+    "triangle": ("recoil every 100 steps, triangle 0 -> 1 -> -1 -> 0 V at 0.4 V/ps",
+                 dict(every=100, protocol="triangle", V_min=-1, V_max=1, rate=0.4,
+                      cycles=100)),
+    "compliance": ("the same triangle under a 150 uA compliance",
+                   dict(every=100, protocol="triangle", V_min=-1, V_max=1, rate=0.4,
+                        cycles=100, compliance=150)),
 }
 
 

@@ -109,15 +109,18 @@ def _prepare(args) -> int:
 def _check(args) -> int:
     """Check a data file against the deck's contract (docs/geometry.md) before MD."""
     from .check import check_data
-    from .params import DEFAULTS, parse_params
+    from .params import DEFAULT_DT, DEFAULTS, parse_params
+    from .protocols import deck_protocol
     deck = dict(DEFAULTS)                        # the deck's defaults, by name
     for name, value in args.var or ():
         deck[name] = value
     p = parse_params(**{k: v for k, v in deck.items() if k in DEFAULTS})
+    protocol = deck_protocol(p, p["every"] * DEFAULT_DT)
     import os
     potential = deck["potential"] if os.path.isfile(deck["potential"]) else None
     t0 = time.perf_counter()
-    report = check_data(args.data, p["V"], p["beta"], p["lattice"], p["device"], potential,
+    report = check_data(args.data, protocol.extremes(), p["beta"], p["lattice"], p["device"],
+                        potential,
                         p["tol"], p["model"], kpoints=p["kpoints"],
                         lead_eta=p["lead_eta"] or None)
     for line in report.lines:
