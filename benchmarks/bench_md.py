@@ -15,7 +15,7 @@ rank count, measured in the same session. "update" is the wall time of one recoi
 (which includes the first updates, before the energy partition settles) and the median
 (the steady state of a long run).
 
-The protocol configurations sweep the bias with a triangle (a 5 ps cycle: the window,
+The protocol configurations sweep the bias with a triangle (a 10 ps cycle: the window,
 the energy partition and the leads' Green's functions follow the bias at every update),
 alone and under a current compliance (extra solves at the updates whose current would
 exceed it); the constant-bias configurations run at V = 1 V.

@@ -277,7 +277,8 @@ def _iv(args) -> int:
 def _analyze(args) -> int:
     """Fig. 2 panels and tables of a run of inputs/in.filament."""
     from .study import analyze
-    summary = analyze(args.prefix, args.outdir, args.control)
+    summary = analyze(args.prefix, args.outdir, args.control, g_set=args.g_set,
+                      g_reset=args.g_reset, window=args.median)
     for k, v in summary.items():
         print(f"{k}: {v}")
     return 0
@@ -288,12 +289,18 @@ def _ensemble(args) -> int:
     from .study import ensemble
     seeds = [args.first_seed + 7919 * i for i in range(args.seeds)]
     summary = ensemble(args.deck, seeds, args.biases, args.jobs, args.var or (), args.outdir,
-                       args.threshold, args.window, rerun=not args.summarize)
+                       args.threshold, args.window, rerun=not args.summarize,
+                       g_set=args.g_set, g_reset=args.g_reset, median=args.median)
     for V, s in summary.items():
         times = ", ".join(f"{x:.1f}" for x in s["times_ps"]) or "-"
         print(f"V = {V:g} V: {s['switched']}/{s['runs']} runs switched ({s['up']} to higher "
               f"G); switching times (ps): {times}")
-    print(f"table: {args.outdir}/ensemble.csv")
+        for kind in ("SET", "RESET"):
+            if s[f"V_{kind}"]:
+                print(f"  {len(s[f'V_{kind}'])} {kind} events at V (V): " +
+                      ", ".join(f"{x:.3f}" for x in s[f"V_{kind}"]))
+    print(f"tables: {args.outdir}/ensemble.csv, ensemble_events.csv; figure: "
+          f"{args.outdir}/ensemble.png")
     return 0
 
 
@@ -402,6 +409,16 @@ def _render(args) -> int:
     return 0
 
 
+def _add_switching_args(p):
+    from .switching import G_RESET, G_SET, WINDOW
+    p.add_argument("--g-set", type=float, default=G_SET,
+                   help="SET: the smoothed G(E_F) rises to this (G0)")
+    p.add_argument("--g-reset", type=float, default=G_RESET,
+                   help="RESET: the smoothed G(E_F) falls to this (G0)")
+    p.add_argument("--median", type=float, default=WINDOW,
+                   help="running-median window of G(E_F) for SET/RESET (ps)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lammps-recoil",
@@ -501,6 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("prefix", help="output prefix of the run, e.g. runs/filament")
     ana.add_argument("--control", help="prefix of the V = 0 control run")
     ana.add_argument("--outdir", help="default: <prefix>_figures")
+    _add_switching_args(ana)
     ana.set_defaults(func=_analyze)
 
     ens = sub.add_parser("ensemble", help="run a deck over seeds and biases in parallel and "
@@ -519,8 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--summarize", action="store_true",
                      help="only summarize the runs already in --outdir (all of them, "
                      "whatever their seeds and biases)")
+    _add_switching_args(ens)
     ens.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                     help="a deck variable for every run")
+                     help="a deck variable for every run (e.g. -var protocol pulse: then "
+                     "give one bias)")
     ens.set_defaults(func=_ensemble)
 
     ch = sub.add_parser("chain", help="the 1D chain toy model: fig1a, fig1b, instability, "
@@ -573,7 +593,7 @@ EXTRAS = {"matplotlib": "plot", "ase": "ase", "ovito": "ovito"}
 
 def _needs_plot(args) -> bool:
     """Commands that draw figures (matplotlib, the [plot] extra)."""
-    return args.command in ("analyze", "chain", "iv") or bool(getattr(args, "figure", None))
+    return args.command in ("analyze", "chain", "iv", "ensemble") or bool(getattr(args, "figure", None))
 
 
 def main(argv=None) -> int:

@@ -66,3 +66,43 @@ def test_median_window_and_bad_thresholds():
     np.testing.assert_array_equal(smoothed(np.arange(5) * 0.1, G, 0.1), G)
     with pytest.raises(ValueError, match="g_reset < g_set"):
         switching_events(t, np.ones_like(t), t, g_set=1.0, g_reset=2.0)
+
+
+def test_device_analysis_of_a_triangle_run(tmp_path):
+    """A time series in the deck's format (header and columns of a triangle run) whose
+    G(E_F) drops and recovers at known times: events.csv and cycles.csv hold those events
+    at the protocol's voltages, and the I-V loop and V(t)-G(t) figures are drawn."""
+    from lammps_recoil import G0_SIEMENS
+    from lammps_recoil.analysis import read_series
+    from lammps_recoil.coupling import series_header
+    from lammps_recoil.params import parse_params, run_header
+    from lammps_recoil.plots import read_csv
+    from lammps_recoil.study import device_analysis
+
+    params = parse_params(protocol="triangle", V_min="-1.2", V_max="1.2", rate="0.2",
+                          cycles="2", out=str(tmp_path / "tri"))
+    p = make_protocol("triangle", V_min=-1.2, V_max=1.2, rate=0.2, cycles=2)
+    V = p.bias(t)
+    G = noisy([(0, 3.0), (7.0, 1.0), (19.5, 3.0), (31.0, 1.0), (43.5, 3.0)])
+    I = G0_SIEMENS * 1e6 * G * V
+    names = series_header(params).split(",")
+    columns = {"step": np.round(t * 1000), "time_ps": t, "G_EF": G, "G_V": G, "V": V,
+               "V_protocol": V, "I_uA": I, "P_uW": I * V, "in_compliance": 0 * t}
+    rows = np.column_stack([columns.get(n, 0 * t) for n in names])
+    with open(tmp_path / "tri.recoil.csv", "w") as fh:
+        fh.write("".join(f"# {line}\n" for line in run_header(params, 20250722)))
+        fh.write(",".join(names) + "\n")
+        np.savetxt(fh, rows, delimiter=",", fmt="%.10g")
+    series = read_series(tmp_path / "tri.recoil.csv")
+    summary = device_analysis(str(tmp_path / "tri"), str(tmp_path), series, "tri")
+    assert summary["protocol"] == "triangle"
+    assert summary["I_max_uA"] == pytest.approx(np.abs(I).max())
+    events = read_csv(tmp_path / "events.csv")
+    np.testing.assert_array_equal(events["SET"], [0, 1, 0, 1])
+    np.testing.assert_allclose(events["time_ps"], [7.0, 19.5, 31.0, 43.5], atol=0.15)
+    np.testing.assert_allclose(events["V"], p.bias(events["time_ps"]), atol=1e-9)
+    cycles = read_csv(tmp_path / "cycles.csv")
+    np.testing.assert_array_equal(cycles["cycle"], [0, 1])
+    np.testing.assert_allclose(cycles["V_RESET"], p.bias(cycles["t_RESET"]), atol=1e-9)
+    for name in ("iv_loop", "bias"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 5000
