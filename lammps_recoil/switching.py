@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Default thresholds (G0) for the default filament: LRS about 3 G0, HRS about 1 G0.
-G_SET, G_RESET = 2.5, 1.5
+#: Default thresholds (G0) for the default filament at 300 K: LRS 2-3 G0, HRS about 1 G0.
+G_SET, G_RESET = 2.0, 1.5
 #: Default running-median window (ps).
 WINDOW = 1.0
 KINDS = ("SET", "RESET")

@@ -48,14 +48,14 @@ def test_hysteresis_ignores_noise_between_the_thresholds():
     threshold would chatter, the pair (2.5, 1.5) reports nothing."""
     G = noisy([(0, 2.0)], seed=3, sigma=0.3)
     assert np.count_nonzero(np.diff(np.sign(G - 2.0))) > 100
-    assert switching_events(t, G, np.ones_like(t), window=1.0) == []
+    assert switching_events(t, G, np.ones_like(t), 2.5, 1.5, window=1.0) == []
 
 
 def test_undetermined_start_is_fixed_by_the_first_threshold():
     """Starting between the thresholds, the first threshold reached fixes the state; only
     the later change is an event."""
     G = noisy([(0, 2.0), (5.0, 1.0), (20.0, 3.0)], seed=4, sigma=0.05)
-    events = switching_events(t, G, np.zeros_like(t), window=0.5)
+    events = switching_events(t, G, np.zeros_like(t), 2.5, 1.5, window=0.5)
     assert [e.kind for e in events] == ["SET"]
     assert abs(events[0].time - 20.0) <= 0.15
 
