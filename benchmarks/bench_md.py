@@ -34,16 +34,18 @@ host conditions of that run (it leaves out any indirect effect of the callbacks 
 EAM steps, such as evicted caches; the wall-time ratio includes it).
 """
 import argparse
-import csv
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+
+from lammps_recoil.analysis import read_series
 
 ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -79,14 +81,12 @@ def run(outdir, name, ranks, ps, tol, **var):
         cmd = [str(MPIEXEC), "-n", str(ranks)] + cmd
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)
-    series = Path(outdir) / f"{name}.recoil.csv"
     update = points = None
     if var.get("recoil") != "no":
-        with open(series) as fh:
-            rows = list(csv.DictReader(fh))[1:]          # the first update is at setup
-        times = [float(r["negf_s"]) for r in rows]
-        update = (sum(times) / len(times), statistics.median(times))
-        points = sum(float(r["n_energies"]) for r in rows) / len(rows)
+        series = read_series(Path(outdir) / f"{name}.recoil.csv")
+        times = series["negf_s"][1:]                      # the first update is at setup
+        update = (float(times.mean()), float(np.median(times)))
+        points = float(series["n_energies"][1:].mean())
     return {k: v / ps for k, v in production_time(out.stdout).items()}, update, points
 
 

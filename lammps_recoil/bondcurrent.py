@@ -76,14 +76,13 @@ class BondCurrents:
         return float(self.current[up].sum() - self.current[down].sum())
 
     def _per_atom(self, values: np.ndarray) -> np.ndarray:
-        """Sum of per-bond ``values`` (bonds x ...) over the bonds of each device atom, each
-        bond counted at i, and at j with the sign of I_{j->i} (bonds to leads: at i only)."""
+        """Sum of per-bond ``values`` (bonds, or bonds x columns) over the bonds of each
+        device atom, each bond counted at i and at j (bonds to leads: at i only)."""
         dev = self.lead == 0
-        shape = (self.n_atoms,) + values.shape[1:]
-        out = np.zeros(shape)
-        np.add.at(out, self.i, values)
-        np.add.at(out, self.j[dev], values[dev])
-        return out
+        atoms = np.concatenate([self.i, self.j[dev]])
+        rows = np.concatenate([values, values[dev]]).reshape(len(atoms), -1)
+        out = np.stack([np.bincount(atoms, c, self.n_atoms) for c in rows.T], axis=1)
+        return out.reshape((self.n_atoms,) + values.shape[1:])
 
     def atom_vectors(self) -> np.ndarray:
         """J_i = 1/2 sum_j I_{i->j} n_ij (N x 3, uA): the direction in which the current

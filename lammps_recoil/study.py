@@ -416,7 +416,8 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
 def ensemble_figure(path, table, events, threshold, window) -> None:
     """Left: the fraction of runs still in their initial state against time, per bias
     (switching at V != 0, retention at V = 0; a run that never switched counts until its
-    end). Right: histograms of the SET and RESET voltages of all runs."""
+    end). Right: histograms of the SET and RESET voltages of all runs (of their times if
+    all events came at one bias)."""
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     V, ts = np.asarray(table["V"]), np.asarray(table["switching_time_ps"], dtype=float)
@@ -436,15 +437,18 @@ def ensemble_figure(path, table, events, threshold, window) -> None:
     left.legend(fontsize=8)
     kinds = np.asarray(events["SET"], dtype=bool)
     bias = np.asarray(events["bias"], dtype=float)
-    if bias.size:
-        bins = np.linspace(bias.min() - 0.05, bias.max() + 0.05, 21)
-        right.hist([bias[kinds], bias[~kinds]], bins=bins, label=["SET", "RESET"],
+    # voltages under protocols; at one constant bias the events' times instead
+    x, label = ((bias, "bias at the event (V)") if bias.size and np.ptp(bias) > 0 else
+                (np.asarray(events["time_ps"], dtype=float), "time of the event (ps)"))
+    if x.size:
+        bins = np.linspace(x.min() - 0.05, x.max() + 0.05, 21)
+        right.hist([x[kinds], x[~kinds]], bins=bins, label=["SET", "RESET"],
                    color=["tab:green", "tab:purple"])
         right.legend(fontsize=8)
     else:
         right.text(0.5, 0.5, "no SET or RESET events", ha="center", va="center",
                    transform=right.transAxes)
-    right.set_xlabel("bias at the event (V)")
+    right.set_xlabel(label)
     right.set_ylabel("events")
     fig.savefig(path, dpi=130)
     plt.close(fig)
