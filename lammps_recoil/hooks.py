@@ -25,7 +25,7 @@ import sys
 from . import runstate
 from .coupling import RecoilCoupling, series_header
 from .params import (DEFAULT_DT, FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values,
-                     header_params, parse_params, run_header)
+                     header_params, lead_options, parse_params, run_header)
 from .protocols import deck_protocol
 from .parallel import lammps_comm_or_none
 
@@ -78,10 +78,9 @@ def check_inputs(lmp, values: dict) -> dict:
         # every bias the protocol reaches
         from .check import check_data
         report = check_data(params["data"], protocol.extremes(), params["beta"],
-                            params["lattice"],
-                            params["device"], params["potential"], params["tol"],
-                            params["model"], kpoints=params["kpoints"],
-                            lead_eta=params["lead_eta"] or None, time_update=False)
+                            params["lattice"], params["device"], params["potential"],
+                            params["tol"], params["model"], time_update=False,
+                            **lead_options(params))
         if rank0:
             for line in report.lines:
                 print(f"lammps-recoil check: {line.strip()}")

@@ -41,6 +41,10 @@ TAIL_KT = 20.0
 #: Biases below this (volts) are zero bias: linear response, no window (F(V) - F(0) is
 #: of order V there, and 1/V would overflow for denormal numbers).
 TINY_BIAS = 1e-12
+#: A removed pole closer than this (eV) to a channel edge, a step or an end of a segment
+#: is not a separate interval end (the edge, step or end is); nor is an edge this close
+#: to another (the same edge of two leads, to round-off).
+CUT_MERGE = 1e-9
 #: Most subintervals an adaptive integral may use before it gives up.
 MAX_INTERVALS = 400
 
@@ -163,9 +167,12 @@ def adaptive_integral(f, pieces, tol: float, start=(), watch=None) -> AdaptiveIn
     evaluate(first)
     while (total := sum(d[0] for d in done)) > tol:
         if len(done) >= MAX_INTERVALS:
+            _, p, lo, hi, _ = max(done, key=lambda d: d[0])
+            worst = pieces[p].energy(np.array([lo, hi]))[0]
             raise FloatingPointError(
                 f"adaptive energy integral over [{pieces[0].lo:.4f}, {pieces[-1].hi:.4f}] eV "
-                f"did not reach {tol:g} in {MAX_INTERVALS} intervals (error {total:.2e})")
+                f"did not reach {tol:g} in {MAX_INTERVALS} intervals (error {total:.2e}, "
+                f"largest on [{worst[0]:.9f}, {worst[1]:.9f}] eV)")
         done.sort(key=lambda d: (-d[0], d[1], d[2]))
         excess = total - np.cumsum([d[0] for d in done])
         k = int(np.argmax(excess <= 0.5 * tol)) + 1
@@ -248,9 +255,14 @@ class Segment:
         """The segment cut at its steps, at the square-root ``kinks`` (channel edges) and
         at the ``cuts`` (poles removed from the integrand, which no node may hit) inside
         it; kinks and the band-bottom edge are root ends of their pieces."""
-        kinks, cuts = np.asarray(kinks, dtype=float), np.asarray(cuts, dtype=float)
+        kinks, cuts = np.sort(np.asarray(kinks, dtype=float)), np.asarray(cuts, dtype=float)
         kinks = kinks[(kinks > self.a) & (kinks < self.b)]
+        kinks = kinks[np.diff(kinks, prepend=-np.inf) > CUT_MERGE]       # (one edge, once)
         cuts = cuts[(cuts > self.a) & (cuts < self.b)]
+        # a pole on a channel edge (or a step): the edge is its end already, and its root
+        # substitution must not be lost to a piece of round-off length
+        near = np.concatenate([kinks, self.steps, [self.a, self.b]])
+        cuts = cuts[np.abs(cuts[:, None] - near[None, :]).min(axis=1) > CUT_MERGE]
         ends = np.unique(np.concatenate([[self.a, self.b], self.steps, kinks, cuts]))
         roots = set(kinks.tolist()) | ({self.a} if self.edge else set())
         return [Piece(lo, hi, lo in roots, hi in roots) for lo, hi in zip(ends[:-1], ends[1:])]
@@ -277,9 +289,26 @@ class Segment:
         if n_points is not None:
             E, w = self.nodes(n_points, cuts)
             return Integral(w @ func(E, self), np.nan, len(E), None)
-        res = adaptive_integral(lambda e: func(e, self), self.pieces(kinks, cuts), tol, start,
-                                watch)
+        try:
+            res = adaptive_integral(lambda e: func(e, self), self.pieces(kinks, cuts), tol,
+                                    start, watch)
+        except FloatingPointError as fail:
+            raise FloatingPointError(f"{fail}{_near(str(fail), kinks, cuts)}") from None
         return Integral(res.value, res.error, res.n_evals, coarsen(res.ends, res.errors, tol))
+
+
+def _near(message: str, kinks, cuts) -> str:
+    """Why an integral that failed near the energies named last in ``message`` could not
+    converge, if an unbroadened state or a channel edge lies there."""
+    lo, hi = (float(x) for x in message.rsplit("[", 1)[1].split("]")[0].split(", "))
+    pad = max(hi - lo, 1e-9)
+    for name, points in (("an unbroadened state (a real pole: round-off of the Green's "
+                          "function near it limits the accuracy to about 1e-9)", cuts),
+                         ("a lead channel edge", kinks)):
+        at = [e for e in np.atleast_1d(points) if lo - pad <= e <= hi + pad]
+        if at:
+            return f": {name} lies at E = {at[0]:.9f} eV; use a larger tol"
+    return ""
 
 
 def _constant(value):

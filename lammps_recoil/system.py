@@ -20,7 +20,7 @@ import numpy as np
 
 from . import integration as quad
 from .bondcurrent import BondCurrents, window_currents
-from .boundstates import BoundState, PoleTerms, find_bound_states, numerical_eta
+from .boundstates import BoundState, PoleTerms, find_bound_states, looked_for, numerical_eta
 from .device import device_topology, lead_neighbors
 from .forces import BondForces, onsite_weight, require_finite
 from .geometry import check_box, check_positions
@@ -80,6 +80,12 @@ class RecoilResult:
     def current(self) -> float:
         """Landauer current I = G(V) V (microamperes, Eq. 11 times G0 V; the sign of V)."""
         return current_microamperes(self.conductance, self.bias)
+
+    @property
+    def n_unbroadened(self) -> int:
+        """Number of unbroadened states found in and near the window (0 also where none
+        were looked for: see ``unbroadened`` of :meth:`RecoilSystem.forces`)."""
+        return len(self.unbroadened)
 
     @property
     def max_norm(self) -> float:
@@ -337,9 +343,9 @@ class RecoilSystem:
         integrand (eta -> 0 before the energy integral); their energies become ends of the
         integration intervals. ``unbroadened="auto"`` looks
         for them where a lead or the device has a numerical broadening eta > 0 (where
-        they would otherwise enter); with eta = 0 everywhere (periodic and chain leads by
-        default) they carry no weight and are looked for only with ``True``; ``False``
-        never looks.
+        they would otherwise enter) or a lead is a wire (exact leads: each is a real pole,
+        kept from the nodes); with lossless periodic and chain leads they carry no weight
+        and are looked for only with ``True``; ``False`` never looks.
 
         ``bond_currents=True`` also integrates the currents on the device's bonds
         (:mod:`~lammps_recoil.bondcurrent`) on the same energy nodes (they do not steer the
@@ -417,7 +423,8 @@ class RecoilSystem:
         caller's atom order."""
         b, n = self.ext_bonds, self.n_atoms
         to_lead = b.j >= n
-        lead = np.where(to_lead, np.where(b.j - n < len(self.lead_contacts[0].contacts), 1, 2), 0)
+        left = b.j - n < len(self.lead_contacts[0].contacts)
+        lead = np.where(to_lead, np.where(left, 1, 2), 0)
         j = np.where(to_lead, -1, self._order[np.minimum(b.j, n - 1)])
         return BondCurrents(self._order[b.i], j, lead, b.vec.copy(), current,
                             self.positions.copy())
@@ -451,7 +458,7 @@ class RecoilSystem:
         if policy not in ("auto", True, False):
             raise ValueError(f"unbroadened must be 'auto', True or False, got {policy!r}")
         if policy == "auto":
-            policy = numerical_eta(self) > 0.0
+            policy = looked_for(self)
         if not segments or not policy:
             return []
         lo, hi = min(seg.a for seg in segments), max(seg.b for seg in segments)
@@ -464,9 +471,12 @@ class RecoilSystem:
 
     def _pole_terms(self, states) -> list:
         """Per Bloch vector, the eta-Lorentzians of the unbroadened states
-        (:class:`~lammps_recoil.boundstates.PoleTerms`, None where there are none)."""
+        (:class:`~lammps_recoil.boundstates.PoleTerms`, None where there are none, and
+        everywhere when nothing is broadened)."""
         b = self.ext_bonds
         out = [None] * len(self.kpoints)
+        if numerical_eta(self) == 0.0:          # no broadening: a state has no Lorentzian
+            return out
         for ik in range(len(self.kpoints)):
             mine = [s for s in states if s.ik == ik]
             if mine:
@@ -501,8 +511,8 @@ class RecoilSystem:
         return self._edges
 
     def _flat_bands(self) -> tuple:
-        """Energies of the unbroadened periodic leads' flat bands and the lead of each
-        (computed once)."""
+        """Energies of the unbroadened periodic and wire leads' flat bands and the lead of
+        each (computed once)."""
         if self._flat is None:
             found = [(s, e) for s, lead in enumerate(self.leads)
                      if hasattr(lead, "flat_bands") and lead.eta == 0
@@ -520,7 +530,7 @@ class RecoilSystem:
             raise ValueError(f"bias V = {bias:g} V (beta = {beta:g}): {err}") from None
 
     def _check_window(self, segments) -> None:
-        """The window must lie in the band and avoid the periodic leads' flat bands."""
+        """The window must lie in the band and avoid the leads' flat bands."""
         if not segments:
             return
         lo, hi = self.band_edges
@@ -532,11 +542,12 @@ class RecoilSystem:
         inside = np.flatnonzero((flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN))
         if inside.size:
             raise ValueError(
-                f"the periodic {self.leads[lead[inside[0]]].side} lead has a decoupled flat "
+                f"the {self.leads[lead[inside[0]]].side} lead has a decoupled flat "
                 f"band at E = {flat[inside[0]]:.4f} eV, within {FLAT_MARGIN} eV of the energy "
                 f"window [{wlo:.3f}, {whi:.3f}] eV: its delta peak makes the integral "
-                "ill-defined. Choose another transverse cell (for fcc (001) at 1 V: 4x4 cubic "
-                "cells) or k grid, the (111) orientation, or give the lead a broadening eta > 0")
+                "ill-defined. Choose another transverse cell (periodic leads; for fcc (001) at "
+                "1 V: 4x4 cubic cells) or k grid, another cross-section (wire leads), the "
+                "(111) orientation, or give the lead a broadening eta > 0")
 
     def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=(),
                    poles=None, currents: bool = False):
