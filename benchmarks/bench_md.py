@@ -23,7 +23,10 @@ exceed it); the constant-bias configurations run at V = 1 V.
 ``--data`` runs the same deck on another data file (``lammps-recoil build-filament``, types
 as in the default one; (001) electrodes unless ``--lattice 111``), for instance wider and
 thicker electrodes around the same filament: the NEGF update does not grow with the
-electrodes, the EAM work does. ``--configs`` picks configurations (plain, 100, 10, mobile, triangle, compliance).
+electrodes, the EAM work does. ``--leads infinite`` runs every configuration between
+laterally infinite leads (their Green's functions are zone sums, computed once per
+energy: a protocol's moving window computes new ones at every update). ``--configs``
+picks configurations (plain, 100, 10, mobile, triangle, compliance).
 
 The host is shared, so the EAM work itself (LAMMPS's "Pair" time, the same in every
 configuration) runs faster or slower from one run to the next. The "within the run"
@@ -97,14 +100,18 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-2, help="NEGF energy-integral tolerance")
     ap.add_argument("--data", help="LAMMPS data file instead of the default deck's")
     ap.add_argument("--lattice", default="001", choices=("001", "111"))
+    ap.add_argument("--leads", default="periodic", choices=("periodic", "infinite"))
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     args = ap.parse_args()
     if "plain" not in args.configs:
         ap.error("the configurations need plain EAM to compare with")
     extra = {} if args.data is None else dict(data=os.path.abspath(args.data),
                                               lattice=args.lattice)
+    if args.leads != "periodic":
+        extra["leads"] = args.leads
     command = f"--ps {args.ps:g} --repeat {args.repeat} --tol {args.tol:g}" + (
         f" --data {args.data} --lattice {args.lattice}" if args.data else "") + (
+        f" --leads {args.leads}" if args.leads != "periodic" else "") + (
         f" --configs {' '.join(args.configs)}" if args.configs != list(CONFIGS) else "")
     print(f"# python benchmarks/bench_md.py {command}\n# "
           f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
