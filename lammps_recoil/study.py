@@ -141,10 +141,11 @@ def iv_loop_figure(path, V, I, colour, colour_label, title, discrete=False):
 
 
 def bias_figure(path, t, series, events, g_set, g_reset, title):
-    """V(t) (applied; the protocol's where a compliance lowered it) above G(t) (G(E_F) and
-    the Landauer G(V)) with the switching thresholds and the SET/RESET events."""
+    """V(t) (applied; the protocol's where a compliance lowered it), the current and the
+    power, and G(t) (G(E_F) and the Landauer G(V)) with the switching thresholds and the
+    SET/RESET events."""
     plt = pyplot()
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 5.6), sharex=True)
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(8, 7.6), sharex=True)
     top.plot(t, series["V_protocol"], "--", color="0.5", lw=1.0, label="protocol")
     top.plot(t, series["V"], "-", color="tab:red", lw=1.4, label="applied")
     limited = series["in_compliance"] > 0
@@ -154,6 +155,12 @@ def bias_figure(path, t, series, events, g_set, g_reset, title):
     top.set_ylabel("V (V)")
     top.axhline(0.0, color="0.7", lw=0.8)
     top.legend(fontsize=8)
+    middle.plot(t, series["I_uA"], lw=1.0, color="tab:blue")
+    middle.set_ylabel("I (µA)", color="tab:blue")
+    middle.axhline(0.0, color="0.7", lw=0.8)
+    power = middle.twinx()
+    power.plot(t, series["P_uW"], lw=0.8, color="tab:orange", alpha=0.8)
+    power.set_ylabel("P = I V (µW)", color="tab:orange")
     bottom.plot(t, series["G_EF"], lw=1.2, label="G(E_F)")
     bottom.plot(t, series["G_V"], lw=1.0, alpha=0.7, label="G(V) = I/V")
     bottom.axhline(g_set, color="tab:green", ls=":", lw=1.0, label=f"SET at {g_set:g} G0")
@@ -161,7 +168,7 @@ def bias_figure(path, t, series, events, g_set, g_reset, title):
                    label=f"RESET at {g_reset:g} G0")
     for e in events:
         c = "tab:green" if e.kind == "SET" else "tab:purple"
-        for ax in (top, bottom):
+        for ax in (top, middle, bottom):
             ax.axvline(e.time, color=c, lw=0.8, alpha=0.7)
     bottom.set_ylabel("G / G0")
     bottom.set_xlabel("time (ps)")

@@ -73,7 +73,7 @@ def test_device_analysis_of_a_triangle_run(tmp_path):
     G(E_F) drops and recovers at known times: events.csv and cycles.csv hold those events
     at the protocol's voltages, and the I-V loop and V(t)-G(t) figures are drawn."""
     from lammps_recoil import G0_SIEMENS
-    from lammps_recoil.analysis import read_series
+    from lammps_recoil.analysis import read_run_header, read_series, run_label
     from lammps_recoil.coupling import series_header
     from lammps_recoil.params import parse_params, run_header
     from lammps_recoil.plots import read_csv
@@ -94,6 +94,8 @@ def test_device_analysis_of_a_triangle_run(tmp_path):
         fh.write(",".join(names) + "\n")
         np.savetxt(fh, rows, delimiter=",", fmt="%.10g")
     series = read_series(tmp_path / "tri.recoil.csv")
+    assert run_label(read_run_header(tmp_path / "tri.recoil.csv")) == \
+        "tri: triangle -1.2 to 1.2 V, T = 300.0 K"
     summary = device_analysis(str(tmp_path / "tri"), str(tmp_path), series, "tri")
     assert summary["protocol"] == "triangle"
     assert summary["I_max_uA"] == pytest.approx(np.abs(I).max())
