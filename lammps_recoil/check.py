@@ -221,14 +221,16 @@ def check_connected(data: DataFile, electrodes, r_bond: float) -> None:
                          f"left frozen electrode to the right one{where}")
 
 
-def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "auto",
+def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
                device: str = "filament", potential: str | None = None, tol: float = 1e-2,
                model: str = "paper", hopping: HoppingModel = HoppingModel(),
                kpoints=1, lead_eta=None, time_update: bool = True, leads: str = "periodic",
                inf_kmesh: int = DEFAULT_KMESH, inf_eta: float = DEFAULT_ETA) -> CheckReport:
     """Everything about a data file that can be known before MD (module docstring).
 
-    ``leads``: "periodic" or "infinite" (laterally infinite leads on an ``inf_kmesh`` x
+    ``V``: the bias (volts), or the biases a protocol applies (each one checked; the update
+    is timed at the largest |V|). ``leads``: "periodic" or "infinite" (laterally infinite
+    leads on an ``inf_kmesh`` x
     ``inf_kmesh`` zone mesh with broadening ``inf_eta``, eV; no flat bands). With
     ``time_update`` one update is timed twice: the first computes the leads' Green's
     functions on its energies, the second (same atoms) finds them cached, as most MD
@@ -300,8 +302,36 @@ def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "aut
             f"[{lo:.4f}, {hi:.4f}] eV; flat lead bands at "
             f"{np.round(flat, 4).tolist() if flat.size else 'none'}{' eV' if flat.size else ''} (built in {t1 - t0:.2f} s)")
     vmax = {s: largest_bias(EF, beta, (lo, hi), flat, s) for s in (1.0, -1.0)}
-    wlo, whi = bias_window(EF, V, beta)
     accepted = f"accepted: {-vmax[-1.0]:.3f} V < V < {vmax[1.0]:.3f} V at beta = {beta}"
+    biases = np.unique(np.atleast_1d(np.asarray(V, dtype=float)))
+    for v in biases:
+        _check_bias(v, beta, EF, (lo, hi), flat, vmax, accepted, box, el, kpoints)
+    V = biases[np.argmax(np.abs(biases))]
+    wlo, whi = bias_window(EF, V, beta)
+    span = f"V = {V} V" if len(biases) == 1 else f"V from {biases[0]} to {biases[-1]} V"
+    rep.add(f"  {span}, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV"
+            f"{' at the largest |V|' if len(biases) > 1 else ''}; {accepted}")
+    if time_update:
+        seconds, results = [], []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            results.append(system.forces(V, beta, model=model, tol=tol))
+            seconds.append(time.perf_counter() - t0)
+        rep.seconds_per_update, rep.seconds_cached = seconds
+        res = results[0]
+        total = np.round(res.forces[system_mask(data, device)].sum(0), 4).tolist()
+        rep.add(f"  one NEGF update: {seconds[0] * 1e3:.1f} ms, {res.n_energies} energy points "
+                f"(tol {tol:g}); {seconds[1] * 1e3:.1f} ms with the leads' Green's functions "
+                f"cached; G = {res.conductance:.4f} G0, total recoil force on the filament "
+                f"{total} eV/A")
+    return rep
+
+
+def _check_bias(V, beta, EF, band, flat, vmax, accepted, box, el, kpoints) -> None:
+    """Refuse a bias whose window leaves the lead band or meets a flat band, naming the
+    cause and what is accepted (:func:`check_data`)."""
+    lo, hi = band
+    wlo, whi = bias_window(EF, V, beta)
     if V != 0 and abs(V) >= vmax[np.sign(V)]:
         near = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
         if wlo < lo or whi > hi:
@@ -334,21 +364,6 @@ def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "aut
                    "broadening (-var lead_eta 0.05, eV: the periodic leads' flat bands "
                    "become Lorentzians)")
         raise ValueError(f"bias V = {V} V: {cause}; {accepted}; use {fix}")
-    rep.add(f"  V = {V} V, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV; {accepted}")
-    if time_update:
-        seconds, results = [], []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            results.append(system.forces(V, beta, model=model, tol=tol))
-            seconds.append(time.perf_counter() - t0)
-        rep.seconds_per_update, rep.seconds_cached = seconds
-        res = results[0]
-        total = np.round(res.forces[system_mask(data, device)].sum(0), 4).tolist()
-        rep.add(f"  one NEGF update: {seconds[0] * 1e3:.1f} ms, {res.n_energies} energy points "
-                f"(tol {tol:g}); {seconds[1] * 1e3:.1f} ms with the leads' Green's functions "
-                f"cached; G = {res.conductance:.4f} G0, total recoil force on the filament "
-                f"{total} eV/A")
-    return rep
 
 
 def system_mask(data: DataFile, device: str) -> np.ndarray:

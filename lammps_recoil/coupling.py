@@ -44,20 +44,42 @@ from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeS
                        check_device, measure_electrodes, system_from_types)
 from .geometry import minimum_image
 from .parallel import keep_heap, lammps_comm
+from .compliance import comply
 from .params import FIX_ID, check_deck_names, deck_equal, lead_options, run_header
+from .protocols import deck_protocol
+
+#: The deck's fix property/atom holding the per-atom electronic columns of the dump: the
+#: change of the electron count d_dn (always) and, with ``currents yes``, the current
+#: vector d2_jcur (uA) and throughput d_icur (uA) of :mod:`lammps_recoil.bondcurrent`.
+CURRENT_FIX = "electrons"
+CURRENT_NAMES = ("d_dn", "d2_jcur", "3", "d_icur")
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
 #: dX_site is the largest distance of a mobile electrode atom from its lattice site (A; 0 for
-#: the "mobile" device) and n_device the number of NEGF device atoms.
+#: the "mobile" device) and n_device the number of NEGF device atoms. V is the bias applied
+#: (V_protocol where no compliance lowered it), I_uA the Landauer current G_V V
+#: (microamperes), P_uW the electrical power I V (microwatts) and in_compliance 1 where the
+#: compliance lowered the bias. With ``channels`` n > 0, T_1 ... T_n follow: the largest
+#: transmission eigenvalues at E_F.
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
-          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device")
-#: First line of the time-series file.
-SERIES_HEADER = "step,time_ps," + ",".join(VECTOR)
+          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device", "V",
+          "V_protocol", "I_uA", "P_uW", "in_compliance")
 #: Seconds of wall time between progress lines on stderr.
 PROGRESS_EVERY = 15.0
 #: Seconds an erring rank waits for the others before aborting without crash data.
 CRASH_WAIT = 10.0
+
+
+def vector_names(params: dict) -> tuple:
+    """The fix's global vector and the time series' columns of a run: :data:`VECTOR` and
+    the ``channels`` transmission eigenvalues."""
+    return VECTOR + tuple(f"T_{k}" for k in range(1, params["channels"] + 1))
+
+
+def series_header(params: dict) -> str:
+    """First line of the time-series file (after the run header)."""
+    return "step,time_ps," + ",".join(vector_names(params))
 
 
 class RecoilCoupling:
@@ -75,11 +97,16 @@ class RecoilCoupling:
         # a separate communicator for the crash report: an error may stop one rank while
         # the others wait in a collective call on self.comm
         self.crash_comm = None if self.comm is None else self.comm.Dup()
-        lmp.fix_external_set_vector_length(FIX_ID, len(VECTOR))
-        self.vector = np.zeros(len(VECTOR))
+        if params["currents"] == "yes" and not lmp.has_id("fix", CURRENT_FIX):
+            raise ValueError(f"currents yes needs the deck's fix {CURRENT_FIX} (fix "
+                             f"{CURRENT_FIX} all property/atom {' '.join(CURRENT_NAMES)})")
+        n = len(vector_names(params))
+        lmp.fix_external_set_vector_length(FIX_ID, n)
+        self.vector = np.zeros(n)
         self.started, self.series, self.pending = False, None, None
         self.tags = np.zeros(0, dtype=np.int64)
         self.held = np.zeros((0, 3))
+        self.electrons = np.zeros((0, 5))
 
     def start(self) -> None:
         """The production begins (collective call): build the NEGF device from the current
@@ -87,6 +114,7 @@ class RecoilCoupling:
         header) and make the simulation time step * dt (see :func:`set_time`)."""
         lmp, params = self.lmp, self.p
         set_time(lmp)
+        self.protocol = deck_protocol(params, params["every"] * lmp.extract_global("dt"))
         self.started = True
         self.steps = deck_equal(lmp, "prod_steps")
         self.started_at, self.reported = time.time(), time.time()
@@ -107,6 +135,7 @@ class RecoilCoupling:
             self.sites = ElectrodeSites(x, types, self.box, self.electrodes, tags)
         self._build(device, tags, types, x)
         self.held = np.zeros((len(self.tags), 3))
+        self.electrons = np.zeros((len(self.tags), 5))
         self.last_step = None
         self.work = 0.0
         if resume:
@@ -118,7 +147,7 @@ class RecoilCoupling:
             if not resume:
                 for line in run_header(params, lmp.version()):
                     self.series.write(f"# {line}\n")
-                self.series.write(SERIES_HEADER + "\n")
+                self.series.write(series_header(params) + "\n")
             self.series.flush()
 
     def _build(self, device, tags, types, x) -> None:
@@ -160,6 +189,7 @@ class RecoilCoupling:
         self.sites = None
         self._build("mobile", tags, types, x)
         self.held = np.array([held.get(t, np.zeros(3)) for t in self.tags.tolist()])
+        self.electrons = np.zeros((len(self.tags), 5))        # until this update's solve
         if self.rank == 0:
             sys.stderr.write(f"lammps-recoil: step {step}: {reason}; the NEGF device is now "
                              f"all {len(self.tags)} mobile atoms (device mobile)\n")
@@ -184,8 +214,9 @@ class RecoilCoupling:
         return tags[order], types[order], x[order]
 
     def _snapshot(self, step) -> dict:
-        return dict(step=step, tags=self.tags, held=self.held, last_x=self.last_x,
-                    work=self.work, vector=self.vector, device=self.active_device,
+        return dict(step=step, tags=self.tags, held=self.held, electrons=self.electrons,
+                    last_x=self.last_x, work=self.work, vector=self.vector,
+                    device=self.active_device,
                     **self.system.energy_partitions())
 
     def _restore(self, state) -> None:
@@ -201,6 +232,8 @@ class RecoilCoupling:
         rows = [saved.get(t) for t in self.tags.tolist()]
         self.held = np.array([state["held"][r] if r is not None else np.zeros(3)
                               for r in rows])
+        self.electrons = np.array([state["electrons"][r] if r is not None else np.zeros(5)
+                                   for r in rows])
         self.last_x = np.array([state["last_x"][r] if r is not None else x
                                 for r, x in zip(rows, self.last_x)])
         self.work, self.vector = float(state["work"]), state["vector"]
@@ -254,16 +287,32 @@ class RecoilCoupling:
                                      "patches around it\n")
             self.system.update(x, self.tags)
             p = self.p
-            res = self.system.forces(p["V"], p["beta"], model=p["model"], tol=p["tol"])
+            dt = self.lmp.extract_global("dt")
+            wanted = self.protocol.bias(step * dt)
+            currents = p["currents"] == "yes"
+            state = comply(lambda V: self.system.forces(V, p["beta"], model=p["model"],
+                                                        tol=p["tol"], bond_currents=currents),
+                           wanted, p["compliance"])
+            res, V = state.result, state.applied
             self.held = np.where(self.filament[:, None], res.forces, 0.0)
+            self.electrons = np.zeros((len(self.tags), 5))
+            self.electrons[:, 0] = res.density
+            if currents:
+                flow = res.bond_currents
+                self.electrons[:, 1:4] = flow.atom_vectors()
+                self.electrons[:, 4] = flow.atom_throughput()
             fil = self.held[self.filament]
+            channels = np.zeros(p["channels"])
+            top = res.channels[:p["channels"]]
+            channels[:len(top)] = top
             self.vector = np.array([res.fermi_transmission, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
                                     time.perf_counter() - t0, res.n_energies,
-                                    *_eam_force(self.lmp), dx_site, len(self.tags)])
+                                    *_eam_force(self.lmp), dx_site, len(self.tags), V, wanted,
+                                    res.current, res.current * V, float(state.limited),
+                                    *channels])
             self.last_x, self.last_step = x, step
             if self.series is not None:
-                dt = self.lmp.extract_global("dt")
                 self.series.write(f"{step},{step * dt:.6f}," +
                                   ",".join(f"{v:.10g}" for v in self.vector) + "\n")
                 self.series.flush()
@@ -285,9 +334,10 @@ class RecoilCoupling:
             left = (now - self.started_at) / step * max(self.steps - step, 0)
             eta = f"  ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
         total = f"/{self.steps * dt:g}" if self.steps else ""
-        sys.stderr.write(f"lammps-recoil: t = {step * dt:.2f}{total} ps  G = {self.vector[0]:.3f}"
-                         f" G0  Frec_z = {self.vector[4]:+.3f} eV/A  NEGF "
-                         f"{self.vector[7]:.2f} s/update{eta}\n")
+        v = dict(zip(VECTOR, self.vector))
+        sys.stderr.write(f"lammps-recoil: t = {step * dt:.2f}{total} ps  V = {v['V']:.3f} V  "
+                         f"I = {v['I_uA']:.1f} uA  G = {v['G_EF']:.3f} G0  Frec_z = "
+                         f"{v['Frec_z']:+.3f} eV/A  NEGF {v['negf_s']:.2f} s/update{eta}\n")
         sys.stderr.flush()
 
     def write_forces(self, fext) -> None:
@@ -306,6 +356,13 @@ class RecoilCoupling:
         frec = _custom_array(lmp, "d2_frec", n)
         if frec is not None:
             frec[:n] = forces
+        if not lmp.has_id("fix", CURRENT_FIX):
+            return
+        electrons = np.where(ours[:, None], self.electrons[row], 0.0)
+        _custom_array(lmp, "d_dn", n)[:n] = electrons[:, 0]
+        if self.p["currents"] == "yes":
+            _custom_array(lmp, "d2_jcur", n)[:n] = electrons[:, 1:4]
+            _custom_array(lmp, "d_icur", n)[:n] = electrons[:, 4]
 
     def all_ranks_failed(self, wait: float = CRASH_WAIT) -> bool:
         """True once every rank has stopped with an error (within ``wait`` seconds)."""
@@ -379,9 +436,12 @@ def set_time(lmp) -> None:
 
 
 def _custom_array(lmp, name, n):
-    """The per-atom array ``name`` of a fix property/atom (for dumps), if defined."""
+    """The per-atom array ``name`` of a fix property/atom (for dumps: d2_ names of 3
+    columns, d_ names of one), if defined."""
     try:
-        from lammps import LAMMPS_DOUBLE_2D
-        return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE_2D, nelem=n, dim=3)
+        from lammps import LAMMPS_DOUBLE, LAMMPS_DOUBLE_2D
+        if name.startswith("d2_"):
+            return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE_2D, nelem=n, dim=3)
+        return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE, nelem=n)
     except Exception:
         return None

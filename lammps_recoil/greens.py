@@ -94,15 +94,21 @@ def real_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("...k,...k->...", a.view(float), b.view(float))
 
 
-def bond_density(i, j, X: np.ndarray, P: np.ndarray, phase=None) -> np.ndarray:
+def bond_density(i, j, X: np.ndarray, P: np.ndarray, phase=None, imag: bool = False):
     """Re(conj(phase_b) rho_ij) per bond b = (i, j) with rho_ij = sum_c X_ic conj(P_jc)
-    (energies x bonds), from the rows of X and P gathered per bond: for small devices
-    (larger ones: :class:`~lammps_recoil.rgf.SlabBonds`). ``phase``: Bloch phases per
-    bond, or None at Gamma."""
+    (energies x bonds), and with ``imag`` also its imaginary part (a pair), from the rows
+    of X and P gathered per bond: for small devices (larger ones:
+    :class:`~lammps_recoil.rgf.SlabBonds`). ``phase``: Bloch phases per bond, or None at
+    Gamma."""
     Pj = P.take(j, axis=1)
     if phase is not None and np.iscomplexobj(phase):          # off the Gamma point
         Pj *= phase[:, None]
-    return real_dot(X.take(i, axis=1), Pj)
+    Xi = X.take(i, axis=1)
+    re = real_dot(Xi, Pj)
+    if not imag:
+        return re
+    Pj *= 1j                                      # Im z = Re(z conj(i)) = real_dot(., i P)
+    return re, real_dot(Xi, Pj)
 
 
 def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -336,8 +342,10 @@ class Scattering:
         ne = len(G)
         return real_dot((self.gamma[1 - s] @ G @ self.gamma[s]).reshape(ne, -1), G.reshape(ne, -1))
 
-    def channels(self) -> np.ndarray:
-        """Transmission eigenvalues (eigenchannels), largest first; they sum to T(E)."""
+    def channels(self, rows=slice(None)) -> np.ndarray:
+        """Transmission eigenvalues (eigenchannels), largest first, at the energies
+        ``rows`` of the batch (all by default); they sum to T(E)."""
         s = 1 if self.X[1] is not None else 0
-        r = sqrtm_psd(self.gamma[1 - s]) @ self._block(s, 1 - s) @ sqrtm_psd(self.gamma[s])
+        r = (sqrtm_psd(self.gamma[1 - s][rows]) @ self._block(s, 1 - s)[rows]
+             @ sqrtm_psd(self.gamma[s][rows]))
         return np.sort(np.linalg.svd(r, compute_uv=False) ** 2, axis=-1)[..., ::-1]

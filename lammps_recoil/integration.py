@@ -68,13 +68,13 @@ def _kronrod_nodes(a, b):
     return c + h * _GK_X
 
 
-def _kronrod(y, a, b):
+def _kronrod(y, a, b, watch=None):
     """K7 estimates of the integrals over the intervals [a, b] (arrays) from the values y
     at their Kronrod nodes (intervals x 7 x columns), and their errors |K7 - G3| (max
-    norm over the columns)."""
+    norm over the first ``watch`` columns, all by default)."""
     h = (0.5 * (b - a))[:, None]
     K, G = h * np.einsum("k,nkc->nc", _GK_WK, y), h * np.einsum("k,nkc->nc", _GK_WG, y)
-    return K, np.abs(K - G).max(axis=1)
+    return K, np.abs(K - G)[:, :watch].max(axis=1)
 
 
 @dataclass(frozen=True)
@@ -139,11 +139,13 @@ class Integral(NamedTuple):
     partition: np.ndarray | None
 
 
-def adaptive_integral(f, pieces, tol: float, start=()) -> AdaptiveIntegral:
+def adaptive_integral(f, pieces, tol: float, start=(), watch=None) -> AdaptiveIntegral:
     """Adaptive Gauss-Kronrod (3, 7) integral of a vector function over the pieces.
 
     ``f(energies)`` returns one row per energy, so that a batch of nodes is evaluated
-    together (and shared among MPI ranks). Each piece is integrated in its variable u
+    together (and shared among MPI ranks). The error is the max norm over its first
+    ``watch`` columns (all by default): further columns are integrated on the same nodes
+    without steering them. Each piece is integrated in its variable u
     (:class:`Piece`), starting from the intervals between the energies ``start`` that lie
     inside it; while the summed error exceeds ``tol`` the intervals of largest error that
     together hold all but tol/2 of it are bisected (in u), in one batch. The choice depends
@@ -164,7 +166,7 @@ def adaptive_integral(f, pieces, tol: float, start=()) -> AdaptiveIntegral:
                                                                       )[:, None]
         count += len(intervals)
         _, lo, hi = (np.array(c) for c in zip(*intervals))
-        K, err = _kronrod(y.reshape(len(intervals), 7, -1), lo, hi)
+        K, err = _kronrod(y.reshape(len(intervals), 7, -1), lo, hi, watch)
         done.extend((float(e), p, a, b, k) for e, (p, a, b), k in zip(err, intervals, K))
 
     evaluate(first)
@@ -301,20 +303,21 @@ class Segment:
         return np.concatenate([E for E, _ in rules]), np.concatenate([wu * J for _, J in rules])
 
     def integrate(self, func, n_points: int | None = None, tol: float = DEFAULT_TOL,
-                  kinks=(), start=(), cuts=()) -> Integral:
+                  kinks=(), start=(), cuts=(), watch=None) -> Integral:
         """Integral of the vector function over the segment.
 
         ``func(energies, segment)`` returns one row per energy. Fixed Gauss-Legendre with
         ``n_points`` on each side of a step or cut, else :func:`adaptive_integral` on the
         pieces cut also at the ``kinks``, to absolute accuracy ``tol`` (max norm of the
-        error estimate), starting from the partition ``start``.
+        error estimate over the first ``watch`` columns), starting from the partition
+        ``start``.
         """
         if n_points is not None:
             E, w = self.nodes(n_points, cuts)
             return Integral(w @ func(E, self), np.nan, len(E), None)
         try:
             res = adaptive_integral(lambda e: func(e, self), self.pieces(kinks, cuts), tol,
-                                    start)
+                                    start, watch)
         except FloatingPointError as fail:
             raise FloatingPointError(f"{fail}{_near(str(fail), kinks, cuts)}") from None
         return Integral(res.value, res.error, res.n_evals, coarsen(res.ends, res.errors, tol))

@@ -22,6 +22,7 @@ from typing import Callable
 from .builders import DEVICES, LATTICES, LEADS, check_leads
 from .forces import MODELS
 from .leads import DEFAULT_ETA, DEFAULT_KMESH
+from .protocols import KINDS, POLARITIES
 
 
 def integer(text: str) -> int:
@@ -131,6 +132,32 @@ PARAMS = (
           "production steps between restart files, 0: none"),
     Param("resume", "no", _yes_no, "yes or no", "continue a killed run"),
     Param("overwrite", "no", _yes_no, "yes or no", "replace an earlier run's outputs"),
+    # the applied bias V(t) (lammps_recoil.protocols; ``constant`` applies V throughout),
+    # the current compliance and the optional transport diagnostics
+    Param("protocol", "constant", _one_of(KINDS), f"one of {', '.join(KINDS)}",
+          "bias protocol", run=True),
+    Param("V_min", "0.0", _real(math.isfinite), "a finite number of volts",
+          "lower bias of a sweep or sine, base of a pulse train", run=True),
+    Param("V_max", "1.0", _real(math.isfinite), "a finite number of volts",
+          "upper bias of a sweep or sine, height of a pulse", run=True),
+    Param("rate", "0.1", _real(lambda r: math.isfinite(r) and r > 0), "> 0 V/ps",
+          "sweep rate of a ramp or triangle", run=True),
+    Param("cycles", "1", _count(1), "an integer >= 1", "triangle and sine cycles", run=True),
+    Param("period", "10.0", _real(lambda t: math.isfinite(t) and t > 0), "> 0 ps",
+          "sine period, pulse repetition period", run=True),
+    Param("width", "1.0", _real(lambda t: math.isfinite(t) and t > 0), "> 0 ps",
+          "pulse width", run=True),
+    Param("pulses", "1", _count(1), "an integer >= 1", "number of pulses", run=True),
+    Param("polarity", "same", _one_of(POLARITIES), f"one of {', '.join(POLARITIES)}",
+          "pulse signs: same, or alternate (SET and RESET pulses)", run=True),
+    Param("vfile", "none", str, "a file name", "time (ps), voltage (V) file of protocol "
+          "file", run=True),
+    Param("compliance", "0", _real(lambda c: math.isfinite(c) and c >= 0),
+          ">= 0 uA (0: none)", "current compliance", run=True),
+    Param("channels", "0", _count(0), "an integer >= 0",
+          "transmission eigenvalues at E_F in the time series", run=True),
+    Param("currents", "no", _yes_no, "yes or no",
+          "bond currents: per-atom current columns in the dump", run=True),
 )
 #: The parameters by name.
 BY_NAME = {p.name: p for p in PARAMS}
@@ -142,6 +169,9 @@ RUN_PARAMS = tuple(p.name for p in PARAMS if p.run)
 #: Parameters naming input files, checked to exist before any run.
 FILES = tuple(p.name for p in PARAMS if p.file)
 
+#: The time step (ps) of LAMMPS metal units, which the decks keep; a deck that sets another
+#: before ``recoil_check`` has its protocol checked against it.
+DEFAULT_DT = 0.001
 #: The fix external holding the recoil forces.
 FIX_ID = "recoil"
 #: Other names the Python side depends on, defined by the deck (kind, name, role); a deck

@@ -290,22 +290,30 @@ class SlabBonds:
             flat = (row[sel] - rows.start) * (cols.stop - cols.start) + col[sel] - cols.start
             self.blocks.append((rows, cols, sel, flat))
 
-    def __call__(self, X: np.ndarray, P: np.ndarray, phase=None) -> np.ndarray:
+    def __call__(self, X: np.ndarray, P: np.ndarray, phase=None, imag: bool = False):
         """Re(conj(phase_b) rho_ij) per bond b = (i, j), rho_ij = sum_c X_ic conj(P_jc)
         (X: energies x device x c, P: energies x extended x c, both contiguous along c),
-        as energies x bonds; ``phase``: Bloch phases per bond (None, or real ones at
-        Gamma)."""
+        as energies x bonds, and with ``imag`` also the imaginary part (a pair);
+        ``phase``: Bloch phases per bond (None, or real ones at Gamma)."""
         ne = X.shape[0]
-        out = np.empty((ne, self.n_bonds))
+        complex_phase = phase is not None and np.iscomplexobj(phase)
+        re_out = np.empty((ne, self.n_bonds))
+        im_out = np.empty((ne, self.n_bonds)) if imag else None
         Xf, Pf = X.view(float), P.view(float)        # Re(x conj(p)) = real dot of views
-        Pi = None if phase is None or not np.iscomplexobj(phase) else (1j * P).view(float)
+        # Im(x conj(p)) = Re(x conj(i p)): the same product with i P
+        Pi = (1j * P).view(float) if imag or complex_phase else None
         for rows, cols, sel, flat in self.blocks:
             x = Xf[:, rows]
             re = (x @ Pf[:, cols].transpose(0, 2, 1)).reshape(ne, -1)[:, flat]
             if Pi is None:
-                out[:, sel] = re
-            else:                                       # Im rho_ij: Re(x conj(i p))
-                im = (x @ Pi[:, cols].transpose(0, 2, 1)).reshape(ne, -1)[:, flat]
+                re_out[:, sel] = re
+                continue
+            # Im rho_ij: the block's Im, negated for a bond read transposed
+            im = self.flip[sel] * (x @ Pi[:, cols].transpose(0, 2, 1)).reshape(ne, -1)[:, flat]
+            if complex_phase:    # conj(ph) rho = ph.re re + ph.im im + i (ph.re im - ph.im re)
                 ph = phase[sel]
-                out[:, sel] = re * ph.real + self.flip[sel] * im * ph.imag
-        return out
+                re, im = re * ph.real + im * ph.imag, im * ph.real - re * ph.imag
+            re_out[:, sel] = re
+            if imag:
+                im_out[:, sel] = im
+        return (re_out, im_out) if imag else re_out
