@@ -25,9 +25,10 @@ from .boundstates import BoundState, PoleTerms, find_bound_states, looked_for, n
 from .device import device_topology, lead_neighbors
 from .forces import BondForces, onsite_weight, require_finite
 from .geometry import check_box, check_positions
-from .greens import (SCHUR_MAX, DeviceMatrix, Scattering, bond_density, self_energy,
-                     to_dense)
+from .greens import (SCHUR_MAX, DeviceMatrix, Scattering, bond_density, open_columns,
+                     self_energy, spectral_factor, to_dense)
 from .hamiltonian import HoppingModel, hamiltonian
+from .leads import CACHE_BYTES, EnergyCache
 from .rgf import SlabBonds, slab_partition
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -163,6 +164,7 @@ class RecoilSystem:
         self.kpoints, self.kweights = bloch_vectors(self.box, kpoints)
         self._neighbors = lead_neighbors(left, right, self.hopping, self.box)
         self._partitions = {}
+        self._factors = {}             # (lead, Bloch vector) -> (contacts, EnergyCache)
         self.eta = float(eta)
         self.onsite = onsite
         self.comm = comm
@@ -250,14 +252,35 @@ class RecoilSystem:
         k = self.kpoints[ik] if self.box is not None else None
         return self.leads[s].surface_gf(E, k, self.lead_contacts[s].contacts)
 
-    def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None) -> Scattering:
+    def _spectral(self, s: int, E: np.ndarray, ik: int, g: np.ndarray) -> np.ndarray:
+        """Lead s's spectral function on its contacts in factors, a_S = w_S w_S^+
+        (:func:`~lammps_recoil.greens.spectral_factor`, ``g``: its Green's function on E),
+        cut to the open channels; computed once per energy while the contact atoms stay
+        (the leads never move)."""
+        contacts = self.lead_contacts[s].contacts
+        if not len(contacts):              # detached from the lead: no channel reaches it
+            return np.zeros((len(E), 0, 0), dtype=complex)
+        held = self._factors.get((s, ik))
+        if held is None or not np.array_equal(held[0], contacts):
+            held = self._factors[s, ik] = (contacts, EnergyCache(
+                CACHE_BYTES // (2 * len(self.kpoints))))
+        row = {e: m for m, e in enumerate(E)}
+        slot = held[1].slots(E, lambda new: spectral_factor(g[[row[e] for e in new]]))
+        return open_columns(held[1].values.take(slot, axis=0))
+
+    def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None,
+                   states: bool = False) -> Scattering:
         """Solve the device problem on energies E (eV) at Bloch vector index ik (``gs``:
-        the leads' contact Green's functions on E, if already at hand)."""
+        the leads' contact Green's functions on E, if already at hand): for the columns of
+        G_F at the sources' boundary atoms, or with ``states`` for the scattering states
+        of their open channels (:class:`~lammps_recoil.greens.Scattering`)."""
         E = np.atleast_1d(np.asarray(E, dtype=float))
         if gs is None:
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
+        spectral = [self._spectral(s, E, ik, g) if s in sources else None
+                    for s, g in enumerate(gs)] if states else None
         try:
-            return Scattering(E, self._M[ik], self._V[ik], gs, sources)
+            return Scattering(E, self._M[ik], self._V[ik], gs, sources, spectral)
         except (RuntimeError, np.linalg.LinAlgError) as err:   # exactly singular
             raise FloatingPointError(f"device Green's function is singular at an energy in "
                                      f"[{E.min()}, {E.max()}] eV (a bound state of the "
@@ -611,7 +634,7 @@ class RecoilSystem:
             phase = b.phases(self.kpoints[ik] if self.box is not None else None)
             pole = None if poles is None else poles[ik]
             for sel, sources in groups:
-                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
+                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs], True)
                 if np.any(tw[sel] != 0.0):
                     T = sc.transmission()
                     if pole is not None:
