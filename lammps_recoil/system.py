@@ -215,6 +215,9 @@ class RecoilSystem:
         self._M = [DeviceMatrix(H, lead_contacts, self.eta) for H in self._H]
         self._bond_forces = BondForces(self.ext_bonds, n, self.n_ext)
         b, boundary = self.ext_bonds, max(len(c.boundary) for c in lead_contacts)
+        # above SCHUR_MAX atoms the integrand solves for the scattering states (small
+        # devices: G_F's boundary columns, which cost less than the channels' bookkeeping)
+        self._states = n > SCHUR_MAX
         if n <= SCHUR_MAX:           # bond densities from rows gathered per bond
             self._bond_density = partial(bond_density, b.i, b.j)
             gathered = 2 * len(b) * boundary
@@ -634,7 +637,8 @@ class RecoilSystem:
             phase = b.phases(self.kpoints[ik] if self.box is not None else None)
             pole = None if poles is None else poles[ik]
             for sel, sources in groups:
-                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs], True)
+                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs],
+                                     self._states)
                 if np.any(tw[sel] != 0.0):
                     T = sc.transmission()
                     if pole is not None:
