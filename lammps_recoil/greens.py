@@ -111,10 +111,21 @@ def bond_density(i, j, X: np.ndarray, P: np.ndarray, phase=None, imag: bool = Fa
     return re, real_dot(Xi, Pj)
 
 
-def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
+def self_energy(V, g: np.ndarray) -> np.ndarray:
     """Sigma_S = V_S^+ g_S V_S on the device atoms bonded to lead S (Eq. 6); g may be a
-    stack over energies."""
+    stack over energies, V_S a sparse matrix (then g a stack)."""
+    if sp.issparse(V):               # g V = (V^T g^T)^T, then V^+ (g V)
+        gV = np.swapaxes(sparse_product(V.T, np.swapaxes(g, 1, 2)), 1, 2)
+        return sparse_product(V.conj().T, gV)
     return dagger(V) @ g @ V
+
+
+def sparse_product(A, Y: np.ndarray) -> np.ndarray:
+    """A @ Y[e] for a sparse matrix A and every matrix of a stack Y (energies x q x r), as
+    one sparse product (the device-lead hoppings V_S: a few bonds per boundary atom)."""
+    ne, q, r = Y.shape
+    out = A @ np.moveaxis(Y, 0, 1).reshape(q, ne * r)
+    return np.moveaxis(out.reshape(A.shape[0], ne, r), 1, 0)
 
 
 #: Devices of at most this many atoms are solved densely on their boundary atoms, batched
@@ -339,8 +350,8 @@ class Scattering:
 
     def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1), spectral=None):
         self.lead_contacts = matrix.lead_contacts
-        self.g, self.V = gs, Vs
-        sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
+        self.g, self.V = gs, [sp.csr_matrix(V) for V in Vs]
+        sigmas = [self_energy(V, g) for V, g in zip(self.V, gs)]
         self.gamma = [1j * (s - dagger(s)) for s in sigmas]
         bound = [self.lead_contacts[s].boundary for s in sources]
         # the columns with room for the lead contacts' rows below the device's
@@ -368,7 +379,7 @@ class Scattering:
         lead S; keeps w_S Z_S (the incident waves on S's contacts) and, where Z_S drops
         channels, their weight on each contact (``hidden``: rows of w_S Z_perp, which
         reach the device through no bond and add to the contacts' density alone)."""
-        L = dagger(self.V[s]) @ w
+        L = sparse_product(self.V[s].conj().T, w)
         if w.shape[2] > L.shape[1] > 0:
             # more channels than boundary atoms: (V^+ w)^+ = Z R, V^+ w Z = R^+, and
             # V^+ w Z_perp = 0 for the channels' other combinations
@@ -402,7 +413,8 @@ class Scattering:
         """
         X, Q, ends = self.X[s], self.Q[s], self.contact_rows
         for t in (0, 1):                               # Q's contact rows, in place
-            Q[:, ends[t]:ends[t + 1]] = self.g[t] @ (self.V[t] @ self._block(s, t))
+            Q[:, ends[t]:ends[t + 1]] = self.g[t] @ sparse_product(self.V[t],
+                                                                    self._block(s, t))
         rows = slice(ends[s], ends[s + 1])
         if self.states:
             Q[:, rows] += self.incident[s]
@@ -412,7 +424,7 @@ class Scattering:
             return X, Q, diag
         P = Q @ self.gamma[s]
         a = 1j * (self.g[s] - dagger(self.g[s]))
-        aV = a @ self.V[s]
+        aV = np.ascontiguousarray(dagger(sparse_product(self.V[s].conj().T, a)))    # a V
         diag = real_dot(Q, P)
         diag[:, rows] += 2.0 * real_dot(Q[:, rows], aV) + np.diagonal(a, axis1=1, axis2=2).real
         P[:, rows] += aV
