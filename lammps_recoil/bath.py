@@ -55,7 +55,7 @@ import scipy.sparse as sp
 
 from . import integration as quad
 from .forces import onsite_weight
-from .greens import dagger
+from .greens import dagger, sqrtm_psd
 
 #: Reduced Planck constant (eV ps).
 HBAR = 6.582119569e-4
@@ -73,14 +73,22 @@ class ForceOperators:
 
     F_a = sum_e values[a, e] |rows[e]><cols[e]| on the extended region (device atoms in
     the system's internal z order, then the left and the right lead contacts: n_ext
-    sites); coordinate a = 3 m + c for device atom m of the caller's order (as in
-    ``system.positions``) and Cartesian component c. eV/A.
+    sites); coordinate a = 3 m + c for the m-th of the chosen device atoms (``atoms``, in
+    the caller's order as in ``system.positions``) and Cartesian component c. eV/A.
     """
 
     rows: np.ndarray
     cols: np.ndarray
     values: sp.csr_matrix
     n_ext: int
+    atoms: np.ndarray
+
+    def __post_init__(self):
+        v = self.values.tocoo()
+        # F_a stacked over a: rows a * n_ext + p, columns q (for lift)
+        self._stacked = sp.csr_matrix(
+            (v.data, (v.row * self.n_ext + self.rows[v.col], self.cols[v.col])),
+            shape=(self.values.shape[0] * self.n_ext, self.n_ext))
 
     def matrix(self, a: int) -> sp.csr_matrix:
         """F_a as a sparse n_ext x n_ext matrix (eV/A)."""
@@ -89,9 +97,18 @@ class ForceOperators:
         return sp.csr_matrix((v[keep], (self.rows[keep], self.cols[keep])),
                              shape=(self.n_ext, self.n_ext))
 
+    def lift(self, phi: np.ndarray) -> np.ndarray:
+        """F_a applied to the columns of ``phi`` (energies x n_ext x r), for every a:
+        X[e, a, i, :] = F_a phi[e, :, i] (energies x 3 atoms x r x n_ext)."""
+        ne, n, r = phi.shape
+        X = self._stacked @ np.moveaxis(phi, 0, 1).reshape(n, ne * r)
+        return np.ascontiguousarray(X.reshape(-1, n, ne, r).transpose(2, 0, 3, 1))
 
-def force_operators(system, model: str = "paper", ik: int = 0) -> ForceOperators:
-    """The electron-ion coupling of ``model`` (module docstring) at Bloch vector index ik.
+
+def force_operators(system, model: str = "paper", ik: int = 0,
+                    atoms=None) -> ForceOperators:
+    """The electron-ion coupling of ``model`` (module docstring) at Bloch vector index ik,
+    for the device atoms ``atoms`` (indices in the caller's order; default all).
 
     Its expectation value, 2 tr[rho F_a] with the density matrix of Eq. 9, is the force of
     Eq. 4 (``paper``) or the Hellmann-Feynman force (``hellmann-feynman``) that
@@ -99,6 +116,9 @@ def force_operators(system, model: str = "paper", ik: int = 0) -> ForceOperators
     """
     w = onsite_weight(model)
     b, n, n_ext = system.ext_bonds, system.n_atoms, system.n_ext
+    atoms = np.arange(n) if atoms is None else np.asarray(atoms, dtype=int)
+    if atoms.ndim != 1 or np.any((atoms < 0) | (atoms >= n)):
+        raise ValueError(f"atoms must be device atom indices 0..{n - 1}, got {atoms}")
     k = system.kpoints[ik] if system.box is not None else None
     g = b.dtdr[:, None] * b.vec / np.linalg.norm(b.vec, axis=1)[:, None]   # (m, 3)
     phase = b.phases(k)
@@ -114,8 +134,8 @@ def force_operators(system, model: str = "paper", ik: int = 0) -> ForceOperators
     r, c, v = [], [], []
     for comp in range(3):
         gc = g[:, comp]
-        for atoms, sign, sel in ((b.i, 1.0, slice(None)), (b.j[dev], -1.0, dev)):
-            coord = 3 * user[atoms] + comp
+        for ends, sign, sel in ((b.i, 1.0, slice(None)), (b.j[dev], -1.0, dev)):
+            coord = 3 * user[ends] + comp
             r += [coord, coord, coord]
             c += [eij[sel], eji[sel], ed[(b.j if sign > 0 else b.i)[sel]]]
             v += [sign * gc[sel] * phase[sel], sign * gc[sel] * np.conj(phase[sel]),
@@ -123,26 +143,35 @@ def force_operators(system, model: str = "paper", ik: int = 0) -> ForceOperators
     values = sp.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))),
                            shape=(3 * n, 2 * m + n_ext))
     values.sum_duplicates()
-    return ForceOperators(rows, cols, values, n_ext)
+    coords = (3 * atoms[:, None] + np.arange(3)).ravel()
+    return ForceOperators(rows, cols, values[coords], n_ext, atoms)
 
 
 @dataclass
 class ExtendedSpectra:
     """Per energy (first axis) on the extended region: the retarded Green's function
-    ``G`` and the spectral densities ``A[S]`` injected from lead S (1/eV)."""
+    ``G`` and the spectral densities A_S = Phi_S Phi_S^+ injected from lead S, given by
+    their factors ``phi[S]`` (n_ext x contacts of S; 1/sqrt(eV))."""
 
     G: np.ndarray
-    A: list
+    phi: list
+
+    @property
+    def A(self) -> list:
+        """The spectral densities A_S (1/eV)."""
+        return [p @ dagger(p) for p in self.phi]
 
 
-def extended_spectra(system, E, ik: int = 0) -> ExtendedSpectra:
+def extended_spectra(system, E, ik: int = 0, spectra: bool = True) -> ExtendedSpectra:
     """G and A_S on the extended region (device in internal order, then the left and the
-    right contacts) on the energies E, from the device Green's function of Eq. 6.
+    right contacts) on the energies E, from the device Green's function of Eq. 6
+    (``spectra=False``: G alone, phi empty).
 
     With G_F the device block and g_S the leads' contact Green's functions, the scattering
     states from S are Psi_S = [G_F V_S^+ ; delta_tS + g_t V_t G_F V_S^+] (rows: device,
-    contacts of lead t), A_S = Psi_S a_S Psi_S^+ with a_S = i(g_S - g_S^+), and the columns
-    of G on S's contacts are Psi_S g_S; the device columns are [G_F ; g_t V_t G_F].
+    contacts of lead t), A_S = Psi_S a_S Psi_S^+ with a_S = i(g_S - g_S^+) (so
+    phi_S = Psi_S a_S^(1/2)), and the columns of G on S's contacts are Psi_S g_S; the
+    device columns are [G_F ; g_t V_t G_F].
     """
     E = np.atleast_1d(np.asarray(E, dtype=float))
     n, ne = system.n_atoms, len(E)
@@ -162,7 +191,7 @@ def extended_spectra(system, E, ik: int = 0) -> ExtendedSpectra:
     for t in (0, 1):
         rows = slice(off[t], off[t] + len(cs[t]))
         G[:, rows, :n] = gs[t] @ (Vs[t] @ GF[:, bs[t], :])
-    A = []
+    phi = []
     for s in (0, 1):
         cols = slice(off[s], off[s] + len(cs[s]))
         psi = np.zeros((ne, system.n_ext, len(cs[s])), dtype=complex)
@@ -171,10 +200,10 @@ def extended_spectra(system, E, ik: int = 0) -> ExtendedSpectra:
             rows = slice(off[t], off[t] + len(cs[t]))
             psi[:, rows] = gs[t] @ (Vs[t] @ (GF[:, bs[t]][:, :, bs[s]] @ dagger(Vs[s])))
         psi[:, cols] += np.eye(len(cs[s]))
-        a = 1j * (gs[s] - dagger(gs[s]))
         G[:, :, cols] = psi @ gs[s]
-        A.append(psi @ a @ dagger(psi))
-    return ExtendedSpectra(G, A)
+        if spectra:
+            phi.append(psi @ sqrtm_psd(1j * (gs[s] - dagger(gs[s]))))
+    return ExtendedSpectra(G, phi)
 
 
 def energy_derivative(system, E, ik: int = 0, h: float = DERIV_STEP) -> np.ndarray:
@@ -191,40 +220,48 @@ def energy_derivative(system, E, ik: int = 0, h: float = DERIV_STEP) -> np.ndarr
         nearest = gap[hit][np.arange(hit.sum()), np.abs(gap[hit]).argmin(axis=1)]
         side[hit] = np.where(nearest >= 0, 1.0, -1.0)
     offsets = np.where(side[:, None] == 0, [[-h, h]], side[:, None] * [[h, 2 * h]])
-    G = extended_spectra(system, (E[:, None] + offsets).ravel(), ik).G
+    G = extended_spectra(system, (E[:, None] + offsets).ravel(), ik, spectra=False).G
     G = G.reshape(len(E), 2, *G.shape[1:])
     central = (G[:, 1] - G[:, 0]) / (2 * h)
     if not hit.any():
         return central
-    G0 = extended_spectra(system, E[hit], ik).G
+    G0 = extended_spectra(system, E[hit], ik, spectra=False).G
     one = side[hit][:, None, None] * (-3 * G0 + 4 * G[hit, 0] - G[hit, 1]) / (2 * h)
     central[hit] = one
     return central
 
 
-def _traces(ops: ForceOperators, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """tr[X F_a Y F_b] for all coordinates a, b (energies x 3N x 3N); X, Y stacks over
-    the energies of matrices on the extended region."""
-    p, q, phi = ops.rows, ops.cols, ops.values
-    # tr[X |p><q| Y |p'><q'|] = X[q', p] Y[q, p']: M[e, e'] = Y[q_e, p_e'] X[q_e', p_e]
-    M = Y[:, q[:, None], p[None, :]] * np.swapaxes(X[:, q[:, None], p[None, :]], 1, 2)
-    ne, m = M.shape[0], M.shape[1]
-    left = phi @ np.moveaxis(M, 1, 0).reshape(m, ne * m)           # (3N, ne * m)
-    left = left.reshape(-1, ne, m).transpose(1, 0, 2).reshape(-1, m)
-    return (phi @ left.T).T.reshape(ne, phi.shape[0], phi.shape[0])
+def pair_traces(ops: ForceOperators, phi1: np.ndarray, phi2: np.ndarray,
+                x2: np.ndarray | None = None) -> np.ndarray:
+    """tr[A1 F_a A2 F_b] for all coordinates a, b (energies x 3 atoms x 3 atoms), with
+    A1 = phi1 phi1^+, A2 = phi2 phi2^+ (stacks over the energies); Hermitian in (a, b).
+    With B_a = phi1^+ F_a phi2 the trace is sum_ij (B_a)_ij conj((B_b)_ij). ``x2``:
+    ``ops.lift(phi2)`` if already computed."""
+    x2 = ops.lift(phi2) if x2 is None else x2
+    ne, nc = x2.shape[:2]
+    B = (x2.reshape(ne, -1, ops.n_ext) @ phi1.conj()).reshape(ne, nc, -1)
+    return B @ dagger(B)
+
+
+def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """tr[A F_a M F_b] (energies x 3 atoms x 3 atoms) with A = phi phi^+, from
+    x = ``ops.lift(phi)``: sum over the columns i of (F_a phi_i)^+ M (F_b phi_i)."""
+    ne, nc, r, n = x.shape
+    Y = (x.reshape(ne, nc * r, n) @ np.swapaxes(M, 1, 2)).reshape(ne, nc, r * n)
+    return x.reshape(ne, nc, r * n).conj() @ np.swapaxes(Y, 1, 2)
 
 
 @dataclass
 class ElectronicBath:
-    """Adiabatic electronic bath of the device atoms at one bias (module docstring).
+    """Adiabatic electronic bath of device atoms at one bias (module docstring).
 
-    Coordinates a = 3 m + c (device atom m in the caller's order, component c).
-    ``friction``: symmetric part of gamma (eV ps/A^2); ``berry``: antisymmetric part
-    (eV ps/A^2; -berry X' is the Berry, "magnetic" force); ``noise``: D, the covariance
-    of the Langevin force per unit time (eV^2 ps/A^2); ``equilibrium``: the zero-bias
-    friction at the same electron temperature (eV ps/A^2). ``bias`` (V), ``beta``,
-    ``temperature`` (K, electrons), ``model``, ``n_energies`` energy points, ``error``
-    the integrals' estimate (units of friction).
+    Coordinates a = 3 m + c for the m-th atom of ``atoms`` (device atom indices in the
+    caller's order) and component c. ``friction``: symmetric part of gamma (eV ps/A^2);
+    ``berry``: antisymmetric part (eV ps/A^2; -berry X' is the Berry, "magnetic" force);
+    ``noise``: D, the covariance of the Langevin force per unit time (eV^2 ps/A^2);
+    ``equilibrium``: the zero-bias friction at the same electron temperature
+    (eV ps/A^2). ``bias`` (V), ``beta``, ``temperature`` (K, electrons), ``model``,
+    ``n_energies`` energy points, ``error`` the integrals' estimate (units of friction).
     """
 
     friction: np.ndarray
@@ -237,6 +274,7 @@ class ElectronicBath:
     model: str
     n_energies: int
     error: float
+    atoms: np.ndarray
 
     @property
     def gamma(self) -> np.ndarray:
@@ -252,15 +290,16 @@ class ElectronicBath:
 
 def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float = 300.0,
                     model: str = "paper", tol: float = DEFAULT_RTOL,
-                    n_points: int | None = None) -> ElectronicBath:
-    """Friction, Berry tensor and noise of the device atoms at bias V (module docstring).
+                    n_points: int | None = None, atoms=None, start=()) -> ElectronicBath:
+    """Friction, Berry tensor and noise of device atoms at bias V (module docstring).
 
     ``temperature`` is the electron temperature T_e (K). Energies are integrated with the
     bias window of the mean force (its Fermi tails at T_e > 0) adaptively to the accuracy
     ``tol`` relative to the largest zero-bias, T_e = 0 friction element (noise columns
     scaled by 2 k_B T_e + |V|), or with a fixed ``n_points`` rule per segment. At T_e = 0
     the equilibrium friction is the Fermi-surface value (-df/dE = delta(E - E_F)); at
-    V = 0 and T_e = 0 the noise vanishes.
+    V = 0 and T_e = 0 the noise vanishes. ``atoms``: the device atoms (indices in the
+    caller's order) whose coordinates the tensors cover; default all.
     """
     onsite_weight(model)
     quad.check_bias(bias, beta, temperature)
@@ -269,19 +308,20 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     segments = quad.bias_window(system.fermi_level, bias, beta, temperature)
     system._check_window(segments)
     nk = len(system.kweights)
-    ops = [force_operators(system, model, ik) for ik in range(nk)]
-    N3 = 3 * system.n_atoms
+    ops = [force_operators(system, model, ik, atoms) for ik in range(nk)]
+    N3 = ops[0].values.shape[0]
     iu = np.triu_indices(N3)
     EF = system.fermi_level
     mu = quad.chemical_potentials(EF, bias if abs(bias) >= quad.TINY_BIAS else 0.0, beta)
-    per_energy = 16 * (8 * system.n_ext ** 2 + 3 * len(ops[0].rows) ** 2)
+    r = max(len(c.contacts) for c in system.couplings)
+    per_energy = 16 * (8 * system.n_ext ** 2 + 4 * N3 * r * system.n_ext + 4 * N3 ** 2)
     chunk = max(1, BATCH_BYTES // per_energy)
 
     def fermi_surface(E):
         out = np.zeros((len(E), N3, N3))
         for ik, wk in enumerate(system.kweights):
-            A = sum(extended_spectra(system, E, ik).A)
-            out += wk * _traces(ops[ik], A, A).real
+            phi = np.concatenate(extended_spectra(system, E, ik).phi, axis=2)
+            out += wk * pair_traces(ops[ik], phi, phi).real
         return 2.0 * HBAR / (4.0 * np.pi) * out
 
     scale = float(np.abs(np.diagonal(fermi_surface(np.array([EF]))[0])).max())
@@ -291,25 +331,35 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     def rows(E):
         fL, fR = (quad.fermi(E, m, temperature) for m in mu)
         f0 = quad.fermi(E, EF, temperature)
-        wL, wR = fL - f0, fR - f0
+        w = (fL - f0, fR - f0)
         eq, dgam, noise = (np.zeros((len(E), N3, N3)) for _ in range(3))
         for ik, wk in enumerate(system.kweights):
-            sp_ = extended_spectra(system, E, ik)
-            AL, AR = sp_.A
-            LL, RR, LR = (_traces(ops[ik], X, Y).real for X, Y in
-                          ((AL, AL), (AR, AR), (AL, AR)))
-            cross = LR + np.swapaxes(LR, 1, 2)        # tr[A_L F A_R F] + tr[A_R F A_L F]
+            phi = extended_spectra(system, E, ik).phi
+            x = [ops[ik].lift(p) for p in phi]
+            # tr[A_L F A_R F] + tr[A_R F A_L F]; tr[A_S F A_S F] only where weighted (not
+            # inside a T_e = 0 window)
+            cross = 2.0 * pair_traces(ops[ik], phi[0], phi[1], x[1]).real
+            same = [f * (1 - f) for f in (fL, fR)]
             if temperature > 0:
                 d0 = (f0 * (1.0 - f0) / (quad.K_B * temperature))[:, None, None]
-                eq += wk * d0 * (LL + RR + cross)
+                eq += wk * d0 * cross
             c = (fL * (1 - fR) + fR * (1 - fL))[:, None, None]
-            noise += wk * ((fL * (1 - fL))[:, None, None] * LL
-                           + (fR * (1 - fR))[:, None, None] * RR + 0.5 * c * cross)
-            move = (wL != 0) | (wR != 0)
+            noise += wk * 0.5 * c * cross
+            for s in (0, 1):
+                on = (same[s] != 0) | (temperature > 0)
+                if on.any():
+                    SS = pair_traces(ops[ik], phi[s][on], phi[s][on], x[s][on]).real
+                    noise[on] += wk * same[s][on, None, None] * SS
+                    if temperature > 0:
+                        eq += wk * d0 * SS
+            move = (w[0] != 0) | (w[1] != 0)
             if move.any():
-                rho = (wL[move, None, None] * AL[move] + wR[move, None, None] * AR[move])
                 dG = energy_derivative(system, E[move], ik)
-                dgam[move] += wk * _traces(ops[ik], rho, dG).imag
+                for s in (0, 1):
+                    on = w[s][move] != 0
+                    if on.any():
+                        t = window_traces(ops[ik], x[s][move][on], dG[on]).imag
+                        dgam[np.flatnonzero(move)[on]] += wk * w[s][move][on, None, None] * t
         eq *= HBAR / (2.0 * np.pi)
         dgam *= -2.0 * HBAR / np.pi
         noise *= HBAR / np.pi
@@ -324,7 +374,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     total, error, n_energies = np.zeros(2 * n_sym + N3 * N3), 0.0, 0
     for seg in segments:
         val, err, nev, _ = seg.integrate(func, n_points, tol / len(segments),
-                                         system._kinks())
+                                         system._kinks(), start)
         total, error, n_energies = total + val, error + err, n_energies + nev
 
     def sym(vec):
@@ -341,7 +391,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     noise = sym(total[n_sym + N3 * N3:]) * scale * e_scale
     return ElectronicBath(0.5 * (gamma + gamma.T), 0.5 * (gamma - gamma.T), noise,
                           0.5 * (equilibrium + equilibrium.T), float(bias), beta,
-                          temperature, model, n_energies, error * scale)
+                          temperature, model, n_energies, error * scale, ops[0].atoms)
 
 
 @dataclass
