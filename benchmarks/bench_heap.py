@@ -1,5 +1,5 @@
 """Benchmark: page faults and system time of replayed recoil updates, with and without
-``coupling.keep_heap`` (glibc's malloc thresholds fixed, as the LAMMPS coupling does).
+``parallel.keep_heap`` (glibc's malloc thresholds fixed, as the LAMMPS coupling does).
 
     python benchmarks/bench_heap.py [--device mobile] [--updates 25] [--settle 5]
 
@@ -29,7 +29,7 @@ from bench_negf import md_dump, replay  # noqa: E402
 
 def child(dump, device, settle, updates, keep):
     """Replay in this process; print [faults, system s, wall times] of the counted updates."""
-    from lammps_recoil.coupling import keep_heap
+    from lammps_recoil.parallel import keep_heap
     if keep and not keep_heap():
         sys.exit("keep_heap did not apply (not glibc, or MALLOC_* set)")
     system, xyz, ids = replay(dump, n=settle + updates, device=device)

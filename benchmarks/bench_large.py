@@ -55,7 +55,7 @@ ISSUE = ("(111) 14x8, 24 layers, neck 7, base 10",
 
 def use_solver(system, solver):
     """Rebuild the system's device matrices with one solver (cheap: factors are lazy)."""
-    system._M = [greens.DeviceMatrix(H, system.couplings, system.eta, solver)
+    system._M = [greens.DeviceMatrix(H, system.lead_contacts, system.eta, solver)
                  for H in system._H]
 
 

@@ -5,7 +5,7 @@
 Runs the default deck (2 ps warm-up, 10 ps at 1 V, a dump at every recoil update), then
 replays its last 80 updates of the filament NEGF device (or, with ``--device mobile``, of
 all 226 mobile atoms; V = 1 V, the deck's tol = 1e-2) on each rank count through
-mpiexec, with the heap kept between updates as in MD (``coupling.keep_heap``), and prints
+mpiexec, with the heap kept between updates as in MD (``parallel.keep_heap``), and prints
 a Markdown table: the energy points are shared among the ranks, and an update is the wall
 time of ``system.update`` and ``system.forces`` behind a barrier, the
 MD coupling's LAMMPS exchange left out. Each rank count replays the updates ``--repeat``
@@ -56,7 +56,7 @@ def child(dump, repeat, device):
     """Replay on the ranks of COMM_WORLD; rank 0 prints the fastest time of each update
     and the core check before and after the replays."""
     from mpi4py import MPI
-    from lammps_recoil.coupling import keep_heap
+    from lammps_recoil.parallel import keep_heap
     keep_heap()
     comm = MPI.COMM_WORLD
     checks = [core_check(comm)]

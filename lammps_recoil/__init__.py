@@ -12,7 +12,7 @@ Layout, in the order the physics flows: ``geometry`` -> ``hamiltonian`` (tight b
 import os
 
 # The NEGF solves are many small dense and sparse operations: BLAS threads only add
-# overhead (2x measured) and oversubscribe cores next to MPI ranks. Set before numpy
+# overhead and oversubscribe cores next to MPI ranks. Set before numpy
 # loads; an explicit OMP_NUM_THREADS in the environment wins.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

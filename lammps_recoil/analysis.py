@@ -73,7 +73,7 @@ def read_run_header(path: str) -> dict:
     """The run's parameters and versions from the ``# name = value`` lines that start the
     time series (or a log file): V, beta, tol, model, T, seed, device, every, data, ...,
     lammps, lammps_recoil, start, name (all as text)."""
-    from .coupling import header_params
+    from .params import header_params
     lines = []
     with open(path) as fh:
         for line in fh:

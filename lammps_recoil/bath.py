@@ -183,8 +183,8 @@ def extended_spectra(system, E, ik: int = 0, spectra: bool = True) -> ExtendedSp
     except (RuntimeError, np.linalg.LinAlgError) as err:
         raise FloatingPointError(f"device Green's function is singular at an energy in "
                                  f"[{E.min()}, {E.max()}] eV: {err}") from None
-    cs = [c.contacts for c in system.couplings]
-    bs = [c.boundary for c in system.couplings]
+    cs = [c.contacts for c in system.lead_contacts]
+    bs = [c.boundary for c in system.lead_contacts]
     off = [n, n + len(cs[0])]
     G = np.zeros((ne, system.n_ext, system.n_ext), dtype=complex)
     G[:, :n, :n] = GF
@@ -313,7 +313,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     iu = np.triu_indices(N3)
     EF = system.fermi_level
     mu = quad.chemical_potentials(EF, bias if abs(bias) >= quad.TINY_BIAS else 0.0, beta)
-    r = max(len(c.contacts) for c in system.couplings)
+    r = max(len(c.contacts) for c in system.lead_contacts)
     per_energy = 16 * (8 * system.n_ext ** 2 + 4 * N3 * r * system.n_ext + 4 * N3 ** 2)
     chunk = max(1, BATCH_BYTES // per_energy)
 
@@ -373,9 +373,9 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     n_sym = len(iu[0])
     total, error, n_energies = np.zeros(2 * n_sym + N3 * N3), 0.0, 0
     for seg in segments:
-        val, err, nev, _ = seg.integrate(func, n_points, tol / len(segments),
-                                         system._kinks(), start)
-        total, error, n_energies = total + val, error + err, n_energies + nev
+        res = seg.integrate(func, n_points, tol / len(segments), system._kinks(), start)
+        total, error = total + res.value, error + res.error
+        n_energies += res.n_evals
 
     def sym(vec):
         out = np.zeros((N3, N3))

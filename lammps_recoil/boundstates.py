@@ -151,7 +151,7 @@ def effective_hamiltonian(system, E: np.ndarray, ik: int) -> np.ndarray:
     device atoms in internal order, a dense stack over the energies E."""
     H = to_dense(system._H[ik]).astype(complex)
     out = np.broadcast_to(H, (len(E),) + H.shape).copy()
-    for s, c in enumerate(system.couplings):
+    for s, c in enumerate(system.lead_contacts):
         sigma = self_energy(system._V[ik][s], system._lead_gf(s, E, ik))
         out[:, c.boundary[:, None], c.boundary[None, :]] += sigma
     if system.eta:
@@ -253,7 +253,7 @@ def _states_at(system, E: float, ik: int) -> list[BoundState]:
     N = B.conj().T @ B
     W = 2.0 * system.eta * N
     tails, half, amps = [], [], []
-    for s, c in enumerate(system.couplings):
+    for s, c in enumerate(system.lead_contacts):
         g = system._lead_gf(s, energies, ik)
         V = system._V[ik][s]
         sig = self_energy(V, g)

@@ -33,7 +33,7 @@ import numpy as np
 
 from .geometry import (A0_CU, A_NN_CU, STRAIN_TOLERANCE, ElectrodeLattice, LayerLattice,
                        check_box, check_positions, fcc_lattice, lattice_sites,
-                       measure_electrode)
+                       measure_electrode, minimum_image)
 from .hamiltonian import HoppingModel
 from .leads import LayeredLead
 from .system import RecoilSystem
@@ -214,8 +214,7 @@ class ElectrodeSites:
                 for c in ((0, 0), (0, 1), (1, 0), (1, 1)):
                     site = base.copy()
                     site[:, :2] += (f + c) @ a
-                    d = x[on] - site
-                    d[:, :2] -= self.box * np.rint(d[:, :2] / self.box)
+                    d, _ = minimum_image(x[on] - site, self.box)
                     r = np.where(n >= 1, np.linalg.norm(d, axis=1), np.inf)
                     closer = r < dist
                     best[closer], dist[closer] = site[closer], r[closer]
@@ -236,8 +235,7 @@ class ElectrodeSites:
 
     def displacement(self, x) -> np.ndarray:
         """Distance (A) of each electrode atom from its site (minimum image in x, y)."""
-        d = np.asarray(x, dtype=float) - self.sites
-        d[:, :2] -= self.box * np.rint(d[:, :2] / self.box)
+        d, _ = minimum_image(np.asarray(x, dtype=float) - self.sites, self.box)
         return np.linalg.norm(d, axis=1)
 
     def off_site(self, x) -> tuple:

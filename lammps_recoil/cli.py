@@ -109,11 +109,11 @@ def _prepare(args) -> int:
 def _check(args) -> int:
     """Check a data file against the deck's contract (docs/geometry.md) before MD."""
     from .check import check_data
-    from .coupling import PARAMS, parse_params
-    deck = dict(PARAMS)                          # the deck's defaults, by name
+    from .params import DEFAULTS, parse_params
+    deck = dict(DEFAULTS)                        # the deck's defaults, by name
     for name, value in args.var or ():
         deck[name] = value
-    p = parse_params(**{k: v for k, v in deck.items() if k in PARAMS})
+    p = parse_params(**{k: v for k, v in deck.items() if k in DEFAULTS})
     import os
     potential = deck["potential"] if os.path.isfile(deck["potential"]) else None
     t0 = time.perf_counter()

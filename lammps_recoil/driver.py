@@ -3,7 +3,7 @@
 ``lammps-recoil run inputs/in.filament`` executes the same deck as ``lmp -in``, command by
 command, with ``-var route python``: the deck then defines ``fix recoil ... external
 pf/callback N 1`` instead of the ``fix python/invoke`` hook. The deck's ``python NAME
-invoke`` lines for the functions of :mod:`lammps_recoil.coupling` (:data:`STEPS`) are run
+invoke`` lines for the functions of :mod:`lammps_recoil.hooks` (:data:`STEPS`) are run
 by the driver itself, reading the same variables by name; their ``python NAME input ...``
 definitions are skipped. ``recoil_setup`` registers the callback. Loops (``jump`` and
 ``label``) and other ``python`` commands are not supported in this route.
@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 import sys
 
-from .coupling import (FIX_ID, callback, check_inputs, deck_values, setup,
-                       start_run)
+from .hooks import callback, check_inputs, setup, start_run
+from .params import FIX_ID, deck_values
 
 #: The deck's ``python NAME invoke`` steps that this route runs itself.
 STEPS = ("recoil_check", "recoil_setup", "recoil_update", "recoil_start")

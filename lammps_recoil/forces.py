@@ -18,6 +18,8 @@ import scipy.sparse as sp
 from .hamiltonian import dense_sum
 
 MODELS = {"paper": 1.0, "hellmann-feynman": 0.0}
+#: Devices of at most this many atoms keep the force matrix of Eq. 4 dense (else sparse).
+DENSE_FORCE_MAX = 90
 
 
 def onsite_weight(model: str) -> float:
@@ -58,6 +60,32 @@ def force_matrix(i, j, vec, dtdr, n_device: int, n_ext: int, model: str = "paper
     if dense:                       # repeated (row, column) entries add up, as in CSR
         return dense_sum(rows, cols, vals, shape)
     return sp.csr_matrix((vals, (rows, cols)), shape=shape)
+
+
+class BondForces:
+    """Eq. 4 on one configuration's bonds: density matrices -> forces on the device atoms.
+
+    ``bonds`` (:class:`~lammps_recoil.hamiltonian.Bonds`) join device atoms ``i`` to device
+    or lead-contact atoms ``j`` of the extended region (``n_device`` device atoms first,
+    ``n_ext`` in all). The force matrix of each model (:func:`force_matrix`) is built on
+    first use and kept.
+    """
+
+    def __init__(self, bonds, n_device: int, n_ext: int):
+        self.bonds, self.n_device, self.n_ext = bonds, n_device, n_ext
+        self._K = {}
+
+    def __call__(self, rho_bond: np.ndarray, rho_diag: np.ndarray, model: str) -> np.ndarray:
+        """Forces (eV/A), one row of 3 n_device per energy, from the real part of rho_ij on
+        the bonds (Bloch phases included) and the on-site rho_jj (energies x bonds, energies
+        x n_ext; per spin)."""
+        K = self._K.get(model)
+        if K is None:
+            b = self.bonds
+            K = self._K[model] = force_matrix(b.i, b.j, b.vec, b.dtdr, self.n_device,
+                                              self.n_ext, model,
+                                              dense=self.n_device <= DENSE_FORCE_MAX)
+        return (K @ np.hstack([2.0 * rho_bond, rho_diag]).T).T
 
 
 def require_finite(forces: np.ndarray, names=lambda idx: str(idx[:10].tolist())):

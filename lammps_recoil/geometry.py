@@ -6,6 +6,7 @@ axis is z; a periodic box, when given, is periodic in x and y only.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -155,12 +156,22 @@ def _kdtree(pos: np.ndarray, box: np.ndarray | None, zlo: float, lz: float) -> c
     return cKDTree(wrapped, boxsize=np.array([box[0], box[1], lz]))
 
 
-def neighbor_pairs(positions: np.ndarray, cutoff: float, box: np.ndarray | None = None):
+class Pairs(NamedTuple):
+    """Pairs of atoms (i, j) with ``d = X_j + shift*box - X_i``, the vector of the minimum
+    image, and ``shift`` the integer (x, y) image of atom j."""
+
+    i: np.ndarray
+    j: np.ndarray
+    d: np.ndarray
+    shift: np.ndarray
+
+
+def neighbor_pairs(positions: np.ndarray, cutoff: float,
+                   box: np.ndarray | None = None) -> Pairs:
     """All pairs i < j closer than ``cutoff`` (KD-tree; periodic in x, y when ``box``).
 
-    Returns ``(i, j, d, shift)`` where ``d = X_j + shift*box - X_i`` is the bond vector of
-    the minimum image and ``shift`` the integer image of atom j. The box must be wider than
-    twice the cutoff so that the minimum image is the only image within reach.
+    The box must be wider than twice the cutoff so that the minimum image is the only
+    image within reach.
     """
     pos = np.asarray(positions, dtype=float)
     if box is not None and np.any(box < 2.0 * cutoff):
@@ -170,10 +181,10 @@ def neighbor_pairs(positions: np.ndarray, cutoff: float, box: np.ndarray | None 
     tree = _kdtree(pos, box, z.min(), np.ptp(z) + 2.0 * cutoff + 1.0)
     pairs = tree.query_pairs(cutoff, output_type="ndarray")
     if len(pairs) == 0:
-        return (np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3)), np.zeros((0, 2), int))
+        return Pairs(np.zeros(0, int), np.zeros(0, int), np.zeros((0, 3)),
+                     np.zeros((0, 2), int))
     i, j = pairs[:, 0], pairs[:, 1]
-    d, shift = minimum_image(pos[j] - pos[i], box)
-    return i, j, d, shift
+    return Pairs(i, j, *minimum_image(pos[j] - pos[i], box))
 
 
 class NeighborList:
@@ -194,8 +205,8 @@ class NeighborList:
         self.skin = max(0.0, min(skin, room))
         self.ref = self._tree = None
 
-    def pairs(self, moving):
-        """(i, j, d, shift) as in :func:`neighbor_pairs`, with indices into the moving
+    def pairs(self, moving) -> Pairs:
+        """:class:`Pairs` as in :func:`neighbor_pairs`, with indices into the moving
         atoms followed by the fixed atoms ``near`` (the attribute, set at each search)."""
         moving = np.asarray(moving, dtype=float)
         if self._stale(moving):
@@ -203,7 +214,7 @@ class NeighborList:
         both = np.vstack([moving, self.fixed[self.near]])
         d, shift = minimum_image(both[self.j] - both[self.i], self.box)
         keep = np.einsum("ij,ij->i", d, d) < self.cutoff ** 2
-        return self.i[keep], self.j[keep], d[keep], shift[keep]
+        return Pairs(self.i[keep], self.j[keep], d[keep], shift[keep])
 
     def _stale(self, moving) -> bool:
         if self.ref is None or len(moving) != len(self.ref):

@@ -36,6 +36,7 @@ Every array with energy dependence carries the energy as its first axis.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -45,7 +46,7 @@ from .rgf import BlockTridiagonal, add_energy_and_sigmas, matmul
 
 
 @dataclass
-class Coupling:
+class LeadContact:
     """Bonds between device atoms and one lead's block atoms (the matrix V_S of Eq. 5).
 
     ``contacts``: lead block atoms bonded to the device; ``boundary``: device atoms bonded
@@ -113,6 +114,34 @@ SCHUR_MIN_GAP = 1e-5
 SOLVERS = ("auto", "schur", "lu", "rgf")
 
 
+class BoundarySchur(NamedTuple):
+    """What the dense path of :class:`DeviceMatrix` keeps per configuration: the boundary
+    atoms B (sorted), the interior I, H_II = U diag(lam) U^+, ``Wh`` = W^+ (W = H_BI U),
+    -H_BB, the positions of each lead's boundary in B, and -conj(W_ci) W_bi as a (B*B, I)
+    matrix (-W diag(d) W^+ for all energies in one product)."""
+
+    bnd: np.ndarray
+    inner: np.ndarray
+    lam: np.ndarray
+    U: np.ndarray
+    Wh: np.ndarray
+    minus_hbb: np.ndarray
+    pos: list
+    minus_ww: np.ndarray
+
+
+class SparsePattern(NamedTuple):
+    """CSC structure of H + diagonal + boundary blocks (``indices``, ``indptr``), the
+    values of -H in it (``h``), and where the diagonal and each lead's self-energy block
+    go (``diag``, ``sigma``)."""
+
+    indices: np.ndarray
+    indptr: np.ndarray
+    h: np.ndarray
+    diag: np.ndarray
+    sigma: list
+
+
 class DeviceMatrix:
     """G_F(E)^-1 = (E + i eta) - H_F - Sigma_L(E) - Sigma_R(E) (Eq. 6) and its solution.
 
@@ -121,11 +150,11 @@ class DeviceMatrix:
     values change with energy.
     """
 
-    def __init__(self, H, couplings, eta: float = 0.0, solver: str = "auto"):
+    def __init__(self, H, lead_contacts, eta: float = 0.0, solver: str = "auto"):
         if solver not in SOLVERS:
             raise ValueError(f"device solver must be one of {SOLVERS}, got {solver!r}")
         n = H.shape[0]
-        self.couplings, self.shape, self.eta = couplings, (n, n), eta
+        self.lead_contacts, self.shape, self.eta = lead_contacts, (n, n), eta
         self.H = H
         self.solver = solver if solver != "auto" else "schur" if n <= SCHUR_MAX else "rgf"
         self._minus_h = self._pattern = self._schur = self._slabs = None
@@ -140,36 +169,35 @@ class DeviceMatrix:
     def slabs(self) -> BlockTridiagonal:
         """-H cut into slabs along z for the recursive Green's function (built once)."""
         if self._slabs is None:
-            self._slabs = BlockTridiagonal(self.H, [c.boundary for c in self.couplings])
+            self._slabs = BlockTridiagonal(self.H, [c.boundary for c in self.lead_contacts])
         return self._slabs
 
-    def _boundary_schur(self):
-        """Dense path: the boundary atoms B (sorted), the interior I, H_II = U diag(lam)
-        U^+, W^+ (W = H_BI U), -H_BB, the positions of each lead's boundary in B, and
-        -conj(W_ci) W_bi as a (B*B, I) matrix (-W diag(d) W^+ for all energies in one
-        product). At the Gamma point H is real, and so are U and W: the products with
-        them run in real arithmetic (:func:`~lammps_recoil.rgf.matmul`)."""
+    def _boundary_schur(self) -> BoundarySchur:
+        """The dense path's :class:`BoundarySchur` (built once). At the Gamma point H is
+        real, and so are U and W: the products with them run in real arithmetic
+        (:func:`~lammps_recoil.rgf.matmul`)."""
         if self._schur is None:
             H = -self._dense
             if not H.imag.any():
                 H = H.real
             off = np.ones(self.shape[0], dtype=bool)
-            off[np.concatenate([c.boundary for c in self.couplings])] = False
-            bnd, inner = np.flatnonzero(~off), np.flatnonzero(off)   # (setdiff1d: 90 us)
+            off[np.concatenate([c.boundary for c in self.lead_contacts])] = False
+            bnd, inner = np.flatnonzero(~off), np.flatnonzero(off)
             lam, U = np.linalg.eigh(H[np.ix_(inner, inner)])
             W = H[np.ix_(bnd, inner)] @ U
             ww = np.einsum("ci,bi->bci", W.conj(), W).reshape(len(bnd) ** 2, len(inner))
-            self._schur = (bnd, inner, lam, U, dagger(W), self._dense[np.ix_(bnd, bnd)],
-                           [np.searchsorted(bnd, c.boundary) for c in self.couplings], -ww)
+            self._schur = BoundarySchur(
+                bnd, inner, lam, U, dagger(W), self._dense[np.ix_(bnd, bnd)],
+                [np.searchsorted(bnd, c.boundary) for c in self.lead_contacts], -ww)
         return self._schur
 
-    def _sparse_pattern(self):
-        """CSC structure of H + diagonal + boundary blocks, and where each part goes."""
+    def _sparse_pattern(self) -> SparsePattern:
+        """The :class:`SparsePattern` of the sparse LU path (built once)."""
         if self._pattern is None:
             n = self.shape[0]
             H = sp.coo_matrix(self.H)
             blocks = [(np.repeat(c.boundary, len(c.boundary)),
-                       np.tile(c.boundary, len(c.boundary))) for c in self.couplings]
+                       np.tile(c.boundary, len(c.boundary))) for c in self.lead_contacts]
             rows = np.concatenate([H.row, np.arange(n)] + [b[0] for b in blocks])
             cols = np.concatenate([H.col, np.arange(n)] + [b[1] for b in blocks])
             keys, where = np.unique(cols.astype(np.int64) * n + rows, return_inverse=True)
@@ -181,7 +209,7 @@ class DeviceMatrix:
             for b in blocks:
                 sigma.append(where[start:start + len(b[0])])
                 start += len(b[0])
-            self._pattern = (indices, indptr, h, where[H.nnz:H.nnz + n], sigma)
+            self._pattern = SparsePattern(indices, indptr, h, where[H.nnz:H.nnz + n], sigma)
         return self._pattern
 
     def __call__(self, E: float, sigmas) -> sp.csc_matrix:
@@ -216,7 +244,7 @@ class DeviceMatrix:
                 or np.count_nonzero(rhs[bnd]) < len(columns)):   # or a column off B
             M = np.empty((ne, n, n), dtype=complex)
             M[:] = self._dense
-            add_energy_and_sigmas(M, z, [c.boundary for c in self.couplings], sigmas)
+            add_energy_and_sigmas(M, z, [c.boundary for c in self.lead_contacts], sigmas)
             return np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
         d, nb, ni, k = -1.0 / gap, len(bnd), len(inner), len(columns)   # 1 / (z - lam)
         S = matmul(minus_ww, d).T.reshape(ne, nb, nb)
@@ -235,9 +263,9 @@ class DeviceMatrix:
 class Scattering:
     """Solution of the device problem on a batch of energies at one Bloch vector.
 
-    ``matrix`` is the :class:`DeviceMatrix`, ``Vs[S]`` the couplings V_S(k) (contacts x
-    boundary) and ``gs[S]`` the lead Green's functions on the contact atoms (energies x
-    contacts x contacts), S in (0, 1) = (left, right). Attributes: ``gamma[S]`` =
+    ``matrix`` is the :class:`DeviceMatrix`, ``Vs[S]`` the device-lead matrices V_S(k)
+    (contacts x boundary) and ``gs[S]`` the lead Green's functions on the contact atoms
+    (energies x contacts x contacts), S in (0, 1) = (left, right). Attributes: ``gamma[S]`` =
     i(Sigma_S - Sigma_S^+) = V_S^+ a_S V_S on the boundary atoms B_S (the broadening
     Gamma_S of Eq. 7, with a_S = i(g_S - g_S^+) on the contacts) and, for each solved
     source S, ``X[S]`` = G_F[:, B_S] (energies x device x boundary), the only columns of
@@ -245,11 +273,11 @@ class Scattering:
     """
 
     def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1)):
-        self.couplings = matrix.couplings
+        self.lead_contacts = matrix.lead_contacts
         self.g, self.V = gs, Vs
         sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
         self.gamma = [1j * (s - dagger(s)) for s in sigmas]
-        bound = [self.couplings[s].boundary for s in sources]
+        bound = [self.lead_contacts[s].boundary for s in sources]
         X = matrix.solve(E, sigmas, np.concatenate(bound))
         self.X, start = [None, None], 0
         for s, b in zip(sources, bound):
@@ -257,7 +285,7 @@ class Scattering:
 
     def _block(self, s: int, t: int) -> np.ndarray:
         """G_F[B_t, B_S]."""
-        return self.X[s].take(self.couplings[t].boundary, axis=1)
+        return self.X[s].take(self.lead_contacts[t].boundary, axis=1)
 
     def density_factors(self, s: int):
         """Factors of the spectral density injected from lead S (Eq. 9 times 2 pi) on the
@@ -276,8 +304,8 @@ class Scattering:
         Q = np.concatenate(Q, axis=1)
         P = Q @ gamma
         n = X.shape[1]
-        lo = n + (len(self.couplings[0].contacts) if s == 1 else 0)
-        rows = slice(lo, lo + len(self.couplings[s].contacts))
+        lo = n + (len(self.lead_contacts[0].contacts) if s == 1 else 0)
+        rows = slice(lo, lo + len(self.lead_contacts[s].contacts))
         a = 1j * (self.g[s] - dagger(self.g[s]))
         aV = a @ self.V[s]
         diag = real_dot(Q, P)

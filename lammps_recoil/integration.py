@@ -26,7 +26,7 @@ edges). |K7 - G3| is the error of the embedded
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 
 import numpy as np
@@ -107,7 +107,30 @@ class Piece:
         return x
 
 
-def adaptive_integral(f, pieces, tol: float, start=()):
+class AdaptiveIntegral(NamedTuple):
+    """Result of :func:`adaptive_integral`: the integral (one entry per column of the
+    integrand), its summed error estimate, the number of function evaluations, the final
+    intervals' ends (energies, ascending) and the error estimate of each interval."""
+
+    value: np.ndarray
+    error: float
+    n_evals: int
+    ends: np.ndarray
+    errors: np.ndarray
+
+
+class Integral(NamedTuple):
+    """Result of :meth:`Segment.integrate`: the integral, its error estimate (NaN for
+    fixed rules), the number of function evaluations and the partition (interval ends)
+    to start a similar integral from (None for fixed rules)."""
+
+    value: np.ndarray
+    error: float
+    n_evals: int
+    partition: np.ndarray | None
+
+
+def adaptive_integral(f, pieces, tol: float, start=()) -> AdaptiveIntegral:
     """Adaptive Gauss-Kronrod (3, 7) integral of a vector function over the pieces.
 
     ``f(energies)`` returns one row per energy, so that a batch of nodes is evaluated
@@ -116,8 +139,6 @@ def adaptive_integral(f, pieces, tol: float, start=()):
     inside it; while the summed error exceeds ``tol`` the intervals of largest error that
     together hold all but tol/2 of it are bisected (in u), in one batch. The choice depends
     only on the values, so the nodes used do not depend on how a batch is evaluated.
-    Returns (integral, error, n_evals, ends, errors): the final intervals' ends (energies,
-    ascending) and the error estimate of each interval.
     """
     start = np.asarray(start, dtype=float)
     first = []
@@ -153,8 +174,8 @@ def adaptive_integral(f, pieces, tol: float, start=()):
     ends = [pieces[p].lo if lo == 0.0 else float(pieces[p].energy(lo)[0])   # exact piece ends
             for _, p, lo, _, _ in done] + [pieces[-1].hi]
     errors = np.array([d[0] for d in done])
-    return (sum(d[4] for d in done), float(errors.sum()), 7 * count, np.array(ends, dtype=float),
-            errors)
+    return AdaptiveIntegral(sum(d[4] for d in done), float(errors.sum()), 7 * count,
+                            np.array(ends, dtype=float), errors)
 
 
 def coarsen(ends, errors, tol: float) -> np.ndarray:
@@ -242,22 +263,19 @@ class Segment:
         return np.concatenate([E for E, _ in rules]), np.concatenate([wu * J for _, J in rules])
 
     def integrate(self, func, n_points: int | None = None, tol: float = DEFAULT_TOL,
-                  kinks=(), start=(), cuts=()):
+                  kinks=(), start=(), cuts=()) -> Integral:
         """Integral of the vector function over the segment.
 
         ``func(energies, segment)`` returns one row per energy. Fixed Gauss-Legendre with
         ``n_points`` on each side of a step or cut, else :func:`adaptive_integral` on the
         pieces cut also at the ``kinks``, to absolute accuracy ``tol`` (max norm of the
-        error estimate), starting from the partition ``start``. Returns
-        (integral, error estimate or nan, n_evals, partition to start a similar integral
-        from (None for fixed rules)).
+        error estimate), starting from the partition ``start``.
         """
         if n_points is not None:
             E, w = self.nodes(n_points, cuts)
-            return w @ func(E, self), np.nan, len(E), None
-        val, err, n, ends, errors = adaptive_integral(lambda e: func(e, self),
-                                                      self.pieces(kinks, cuts), tol, start)
-        return val, err, n, coarsen(ends, errors, tol)
+            return Integral(w @ func(E, self), np.nan, len(E), None)
+        res = adaptive_integral(lambda e: func(e, self), self.pieces(kinks, cuts), tol, start)
+        return Integral(res.value, res.error, res.n_evals, coarsen(res.ends, res.errors, tol))
 
 
 def _constant(value):

@@ -31,7 +31,7 @@ from scipy.optimize import brentq, minimize_scalar
 from scipy.spatial import cKDTree
 
 from .geometry import (LayerLattice, check_box, check_positions, commensurate_count,
-                       lattice_sites)
+                       lattice_sites, minimum_image)
 from .hamiltonian import HoppingModel
 
 SIDES = ("left", "right")
@@ -352,17 +352,15 @@ class LayeredLead:
         if depth not in self._class_cache:
             block = self._by_layer[:self._depth[depth]]
             layer, xy = self.layer[block], self.positions[block, :2]
-            d = xy[:, None] - xy[None]
-            if self.box is not None:
-                d -= self.box * np.rint(d / self.box)
             n = len(block)
+            d, _ = minimum_image((xy[:, None] - xy[None]).reshape(-1, 2), self.box)
             key = np.stack([np.repeat(layer, n), np.tile(layer, n),
-                            *np.rint(d.reshape(-1, 2).T / 1e-6).astype(np.int64)], axis=1)
+                            *np.rint(d.T / 1e-6).astype(np.int64)], axis=1)
             # (a displacement split by round-off into two classes is harmless: both give
             # the same g)
             _, first, inverse = np.unique(key, axis=0, return_index=True,
                                           return_inverse=True)
-            self._class_cache[depth] = (key[first, :2], d.reshape(-1, 2)[first],
+            self._class_cache[depth] = (key[first, :2], d[first],
                                         inverse.reshape(n, n))
         return self._class_cache[depth]
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 
@@ -178,6 +179,16 @@ def present_runs(outdir: str) -> list:
     return sorted(found)
 
 
+class EnsembleRun(NamedTuple):
+    """One run of an ensemble: bias (V), seed, output name, exit code and wall time (s)."""
+
+    V: float
+    seed: int
+    name: str
+    returncode: int
+    wall_s: float
+
+
 def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str = "runs/ens",
              threshold: float = 1.0, window: float = 5.0, rerun: bool = True) -> dict:
     """Run the deck for every (bias, seed), ``jobs`` processes at a time; summarize.
@@ -198,7 +209,7 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
         with open(f"{outdir}/{name}.stdout", "w") as fh:
             t0 = time.time()
             rc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode
-        return run, name, rc, time.time() - t0
+        return EnsembleRun(V, seed, name, rc, time.time() - t0)
 
     if rerun:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -214,11 +225,11 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
             raise ValueError(f"nothing to summarize: no V<bias>_seed<seed>.recoil.csv in "
                              f"{outdir}")
         biases = sorted({V for V, _ in runs})
-        results = [(run, f"V{run[0]:g}_seed{run[1]}", 0, wall.get(run, np.nan))
-                   for run in runs]
+        results = [EnsembleRun(V, seed, f"V{V:g}_seed{seed}", 0, wall.get((V, seed), np.nan))
+                   for V, seed in runs]
     table = {"V": [], "seed": [], "switched": [], "switching_time_ps": [], "direction": [],
              "G_initial": [], "G_final": [], "wall_s": []}
-    for (V, seed), name, rc, wall in results:
+    for V, seed, name, rc, wall in results:
         if rc != 0:
             raise RuntimeError(f"run {name} failed (exit {rc}); see {outdir}/{name}.stdout")
         s = read_series(f"{outdir}/{name}.recoil.csv")

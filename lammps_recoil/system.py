@@ -6,8 +6,9 @@
     >>> system.update(new_positions)           # same atoms moved: leads are reused
 
 Building validates the geometry (finite coordinates, no overlaps, every device atom
-connected to a lead, nothing reaching past the lead blocks) and sets up the tight-binding
-Hamiltonian and the device-lead couplings. Lead Green's functions are cached per energy,
+connected to a lead, nothing reaching past the lead blocks: :mod:`lammps_recoil.device`)
+and sets up the tight-binding Hamiltonian and the device-lead couplings; the density
+matrix of Eq. 9 becomes forces by Eq. 4 in :mod:`lammps_recoil.forces`. Lead Green's functions are cached per energy,
 so repeated evaluations on the same energy grid (an MD run) only redo the device part.
 """
 from __future__ import annotations
@@ -19,12 +20,11 @@ import numpy as np
 
 from . import integration as quad
 from .boundstates import BoundState, PoleTerms, find_bound_states, numerical_eta
-from .forces import force_matrix, onsite_weight, require_finite
-from .geometry import (NeighborList, bond_components, check_box, check_overlaps,
-                       check_positions, neighbor_pairs)
-from .greens import (SCHUR_MAX, Coupling, DeviceMatrix, Scattering, real_dot, self_energy,
-                     to_dense)
-from .hamiltonian import Bonds, HoppingModel, find_bonds, hamiltonian
+from .device import device_topology, lead_neighbors
+from .forces import BondForces, onsite_weight, require_finite
+from .geometry import check_box, check_positions
+from .greens import SCHUR_MAX, DeviceMatrix, Scattering, real_dot, self_energy, to_dense
+from .hamiltonian import HoppingModel, hamiltonian
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
 G0_SIEMENS = 7.748091729e-5
@@ -32,8 +32,6 @@ G0_SIEMENS = 7.748091729e-5
 FLAT_MARGIN = 0.02
 #: Memory (bytes) for the arrays of one batch of energies solved together.
 BATCH_BYTES = 64 * 2**20
-#: Devices of at most this many atoms keep the force matrix of Eq. 4 dense (else sparse).
-DENSE_FORCE_MAX = 90
 
 
 @dataclass
@@ -147,12 +145,7 @@ class RecoilSystem:
                 raise ValueError(f"the {lead.side} lead's periodic box {lead.box} differs "
                                  f"from the device box {self.box}")
         self.kpoints, self.kweights = bloch_vectors(self.box, kpoints)
-        blocks = np.vstack([left.positions, right.positions])
-        i, j, _, _ = neighbor_pairs(blocks, self.hopping.r_off, self.box)
-        if np.any((i < len(left.positions)) != (j < len(left.positions))):
-            raise ValueError("the left and right leads are bonded to each other: the device "
-                             "region is too short")
-        self._neighbors = NeighborList(blocks, self.hopping.r_off, self.box)
+        self._neighbors = lead_neighbors(left, right, self.hopping, self.box)
         self._partitions = {}
         self.eta = float(eta)
         self.onsite = onsite
@@ -189,72 +182,24 @@ class RecoilSystem:
         self.ids = np.arange(n) if ids is None else np.asarray(ids)
         if len(self.ids) != n:
             raise ValueError(f"{len(self.ids)} atom ids for {n} device atoms")
-        order = np.argsort(user[:, 2], kind="stable")
-        pos = user[order]
-        # pairs among the device atoms and with the lead atoms near them (the leads are
-        # ideal: no pairs among them), renumbered to the z order
-        i, j, d, shift = self._neighbors.pairs(user)
-        near = self._neighbors.near
-        n_left = len(self.leads[0].positions)
-        rank = np.empty(n + len(near), dtype=int)
-        rank[order] = np.arange(n)
-        rank[n:] = np.arange(n, n + len(near))
-        pairs = (rank[i], rank[j], d, shift)
-        allpos = np.vstack([pos, self._neighbors.fixed[near]])
-        kind = np.concatenate([np.zeros(n, dtype=int), np.where(near < n_left, 1, 2)])
-        local = np.concatenate([order, np.where(near < n_left, near, near - n_left)])
-        check_overlaps(allpos, self.box, label=lambda a: (
-            f"device atom {self.ids[local[a]]}" if kind[a] == 0 else
-            f"{('left', 'right')[kind[a] - 1]} lead atom {local[a]}"), pairs=pairs)
-        bonds = find_bonds(allpos, self.hopping, self.box, pairs)
-        i, j, d, shift, t, dtdr = (bonds.i, bonds.j, bonds.vec, bonds.shift, bonds.t,
-                                   bonds.dtdr)
-        ki, kj = kind[i], kind[j]
-        for lead in self.leads:
-            lead.check_reach(user, self.names)
-        # Orient device-lead bonds so that i is the device atom.
-        flip = (ki != 0) & (kj == 0)
-        i, j = np.where(flip, j, i), np.where(flip, i, j)
-        d[flip] *= -1
-        shift[flip] *= -1
-        ki, kj = kind[i], kind[j]
-        dd = (ki == 0) & (kj == 0)
-        self.device_bonds = Bonds(i[dd], j[dd], d[dd], t[dd], dtdr[dd], shift[dd])
-
-        couplings, ext_j = [], j.copy()
-        offset = n
-        for s, lead in enumerate(self.leads):
-            m = (ki == 0) & (kj == s + 1)
-            if not m.any() and self.positions is None:
-                raise ValueError(f"the device has no bond to the {lead.side} lead")
-            # (a device built in contact with both leads may lose one: a ruptured
-            # filament, T = 0, the detached lead injects nothing)
-            contacts, con = np.unique(local[j[m]], return_inverse=True)
-            couplings.append(Coupling(contacts, np.unique(i[m]), i[m], con, d[m], t[m]))
-            ext_j[m] = offset + con
-            offset += len(contacts)
-        self.couplings = couplings
-        bonded = (ki == 0) & (kj <= 2)
-        self.ext_bonds = Bonds(i[bonded], ext_j[bonded], d[bonded], t[bonded], dtdr[bonded],
-                               shift[bonded])
-        self.n_ext = offset
-        self._order = order
-        self._check_connected(n)
-        at_lead = np.zeros(n, dtype=bool)
-        for c in couplings:
-            at_lead[c.boundary] = True
-        self.at_lead = self._to_user(at_lead)
+        topo = device_topology(user, self._neighbors, self.leads, self.hopping, self.box,
+                               self.ids, self.names, need_both=self.positions is None)
+        self._order, self.n_ext = topo.order, topo.n_ext
+        self.device_bonds, self.ext_bonds = topo.device_bonds, topo.ext_bonds
+        self.lead_contacts = lead_contacts = topo.lead_contacts
+        self.at_lead = self._to_user(topo.at_lead)
         self.positions = user
-        onsite = None if self.onsite is None else np.broadcast_to(self.onsite, (n,))[order]
+        onsite = None if self.onsite is None else \
+            np.broadcast_to(self.onsite, (n,))[self._order]
         self._H = [hamiltonian(self.device_bonds, n, k, onsite, dense=n <= SCHUR_MAX)
                    for k in self.kpoints]
-        self._V = [[c.matrix(k) for c in couplings] for k in self.kpoints]
-        self._M = [DeviceMatrix(H, couplings, self.eta) for H in self._H]
-        self._force_ops = {}
+        self._V = [[c.matrix(k) for c in lead_contacts] for k in self.kpoints]
+        self._M = [DeviceMatrix(H, lead_contacts, self.eta) for H in self._H]
+        self._bond_forces = BondForces(self.ext_bonds, n, self.n_ext)
         # energies per batch: dense device matrices and density factors within BATCH_BYTES
         per_energy = 16 * ((n * n if n <= SCHUR_MAX else 0) + sum(
-            3 * len(c.contacts) ** 2 + 4 * self.n_ext * len(c.boundary) for c in couplings)
-            + 2 * len(self.ext_bonds) * max(len(c.boundary) for c in couplings))
+            3 * len(c.contacts) ** 2 + 4 * self.n_ext * len(c.boundary) for c in lead_contacts)
+            + 2 * len(self.ext_bonds) * max(len(c.boundary) for c in lead_contacts))
         self._batch = max(1, BATCH_BYTES // per_energy)
 
     def names(self, idx) -> str:
@@ -268,18 +213,6 @@ class RecoilSystem:
         out[self._order] = values
         return out
 
-    def _check_connected(self, n):
-        """Every device atom must have a bonded path to a lead (else: bound states)."""
-        b = self.device_bonds
-        rows = np.concatenate([b.i, np.concatenate([c.boundary for c in self.couplings])])
-        cols = np.concatenate([b.j, np.concatenate(
-            [np.full(len(c.boundary), n + s) for s, c in enumerate(self.couplings)])])
-        label = bond_components(rows, cols, n + 2)
-        lost = np.sort(self._order[(label[:n] != label[n]) & (label[:n] != label[n + 1])])
-        if lost.size:
-            raise ValueError(f"device atoms {self.names(lost)} are not connected to either "
-                             "lead (isolated cluster or atom that flew off)")
-
     @property
     def n_atoms(self) -> int:
         return len(self.positions)
@@ -288,7 +221,7 @@ class RecoilSystem:
     def _lead_gf(self, s: int, E, ik: int) -> np.ndarray:
         """Lead s Green's function on its contact atoms (one energy or a stack)."""
         k = self.kpoints[ik] if self.box is not None else None
-        return self.leads[s].surface_gf(E, k, self.couplings[s].contacts)
+        return self.leads[s].surface_gf(E, k, self.lead_contacts[s].contacts)
 
     def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None) -> Scattering:
         """Solve the device problem on energies E (eV) at Bloch vector index ik (``gs``:
@@ -363,7 +296,7 @@ class RecoilSystem:
             return (seg.landauer(E) * T)[:, None]
 
         return float(sum(seg.integrate(func, n_points, tol / len(segments), self._kinks(),
-                                       cuts=cuts)[0][0] for seg in segments))
+                                       cuts=cuts).value[0] for seg in segments))
 
     def current(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
                 tol: float = quad.DEFAULT_TOL, n_points: int | None = None) -> float:
@@ -426,12 +359,12 @@ class RecoilSystem:
         func = lambda E, seg: self._map(lambda e: batch(e, seg), E)
         for seg in segments:
             key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
-            val, err, nev, ends = seg.integrate(func, n_points, tol / len(segments),
-                                                self._kinks(), self._partitions.get(key, ()),
-                                                cuts)
-            if ends is not None:
-                self._partitions[key] = ends
-            total, error, n_energies = total + val, error + err, n_energies + nev
+            res = seg.integrate(func, n_points, tol / len(segments), self._kinks(),
+                                self._partitions.get(key, ()), cuts)
+            if res.partition is not None:
+                self._partitions[key] = res.partition
+            total, error = total + res.value, error + res.error
+            n_energies += res.n_evals
         if full:
             total = total + self._bound_density(temperature, model)
         forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
@@ -609,22 +542,16 @@ class RecoilSystem:
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
-        out = self._contract(rho_bond[:ne], rho_diag[:ne], G[:ne], model)
+        out = self._rows(rho_bond[:ne], rho_diag[:ne], G[:ne], model)
         timings["forces"] += time.perf_counter() - t3
         return out, G[ne:]
 
-    def _contract(self, rho_bond, rho_diag, G, model) -> np.ndarray:
+    def _rows(self, rho_bond, rho_diag, G, model) -> np.ndarray:
         """Rows of forces (Eq. 4), conductance and electron counts, one per energy, from
         the bond and site density matrices (energies x bonds or sites; on the bonds the
         real part, Bloch phases included)."""
-        K = self._force_ops.get(model)
-        if K is None:
-            b = self.ext_bonds
-            K = self._force_ops[model] = force_matrix(b.i, b.j, b.vec, b.dtdr, self.n_atoms,
-                                                      self.n_ext, model,
-                                                      dense=self.n_atoms <= DENSE_FORCE_MAX)
-        F = K @ np.hstack([2.0 * rho_bond, rho_diag]).T
-        return np.hstack([F.T, G[:, None], 2.0 * rho_diag[:, :self.n_atoms]])
+        return np.hstack([self._bond_forces(rho_bond, rho_diag, model), G[:, None],
+                          2.0 * rho_diag[:, :self.n_atoms]])
 
     def bound_states(self, ik: int = 0):
         """Bound states below the lead band: energies and normalized extended amplitudes.
@@ -657,7 +584,7 @@ class RecoilSystem:
             dsigma = ((M(E + h) - M(E - h)) / (2 * h) - np.eye(self.n_atoms))   # -dSigma/dE
             norm = float(np.real(psi.conj() @ (np.eye(self.n_atoms) + dsigma) @ psi))
             tails = [self._lead_gf(s, E, ik) @ (self._V[ik][s] @ psi[c.boundary])
-                     for s, c in enumerate(self.couplings)]
+                     for s, c in enumerate(self.lead_contacts)]
             states.append((E, np.concatenate([psi, *tails]) / np.sqrt(norm)))
         return states
 
@@ -672,4 +599,4 @@ class RecoilSystem:
                 occ = wk * float(quad.fermi(E, self.fermi_level, temperature))
                 rho_bond += occ * (phase * psi[b.i] * psi[b.j].conj()).real
                 rho_diag += occ * np.abs(psi) ** 2
-        return self._contract(rho_bond[None], rho_diag[None], np.zeros(1), model)[0]
+        return self._rows(rho_bond[None], rho_diag[None], np.zeros(1), model)[0]

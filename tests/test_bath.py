@@ -47,7 +47,7 @@ def test_hellmann_feynman_operator_is_minus_dH_dX(small_filament):
     s = small_filament.recoil_system()
     x0 = s.positions.copy()
     ops = bath.force_operators(s, "hellmann-feynman")
-    n, off = s.n_atoms, s.n_atoms + len(s.couplings[0].contacts)
+    n, off = s.n_atoms, s.n_atoms + len(s.lead_contacts[0].contacts)
 
     def h_ext(x):
         s.update(x)
@@ -55,7 +55,7 @@ def test_hellmann_feynman_operator_is_minus_dH_dX(small_filament):
         H[:n, :n] = np.real(np.asarray(s._H[0].toarray() if hasattr(s._H[0], "toarray")
                                        else s._H[0]))
         for t, o in enumerate((n, off)):
-            c = s.couplings[t]
+            c = s.lead_contacts[t]
             V = s._V[0][t].real
             H[o:o + len(c.contacts), c.boundary] = V
             H[c.boundary, o:o + len(c.contacts)] = V.T
@@ -134,10 +134,10 @@ def test_bias_correction_formula_against_temperature_change():
         wts.append(w)
     E, w = np.concatenate(nodes), np.concatenate(wts)
     dw = quad.fermi(E, EF, T) - quad.fermi(E, EF, 0.0)
-    sp = bath.extended_spectra(s, E)
-    A = sp.A[0] + sp.A[1]
+    phi = np.concatenate(bath.extended_spectra(s, E).phi, axis=2)     # A = A_L + A_R
     dG = bath.energy_derivative(s, E)
-    change = -2 * HB / np.pi * np.einsum("e,eab->ab", w * dw, bath._traces(ops, A, dG).imag)
+    traces = bath.window_traces(ops, ops.lift(phi), dG).imag
+    change = -2 * HB / np.pi * np.einsum("e,eab->ab", w * dw, traces)
     b0 = bath.electronic_bath(s, 0.0, temperature=0.0)
     bT = bath.electronic_bath(s, 0.0, temperature=T, tol=1e-7)
     diff = bT.friction - b0.friction
@@ -158,7 +158,7 @@ def s_matrix(system, E):
     for t in (0, 1):
         row = []
         for s in (0, 1):
-            Gts = sc.X[s][0][system.couplings[t].boundary]
+            Gts = sc.X[s][0][system.lead_contacts[t].boundary]
             m = 1j * roots[t] @ V[t] @ Gts @ dagger(V[s]) @ roots[s]
             if s == t:
                 m = m - np.eye(len(m))

@@ -6,7 +6,7 @@ from conftest import build_filament, displaced
 
 from lammps_recoil import greens
 from lammps_recoil.builders import SITE_TOLERANCE, ElectrodeSites, system_from_types
-from lammps_recoil.geometry import fcc_lattice
+from lammps_recoil.geometry import fcc_lattice, minimum_image
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,7 @@ def test_electrode_sites_recovered_from_thermal_positions(geometry):
     x[el] += kick
     x[np.flatnonzero(el)[::3], 0] += f.box[0]          # some atoms in the next image
     sites = ElectrodeSites(x, f.types, f.box, fcc_lattice("001"))
-    d = f.positions[el] - sites.sites
-    d[:, :2] -= f.box * np.rint(d[:, :2] / f.box)
+    d, _ = minimum_image(f.positions[el] - sites.sites, f.box)
     assert np.abs(d).max() < 1e-9
     np.testing.assert_allclose(sites.displacement(x[el]), np.linalg.norm(kick, axis=1),
                                atol=1e-9)
@@ -116,7 +115,7 @@ def test_boundary_solve_gives_columns_of_the_inverse(geometry, device):
     M = s._M[0]
     bnd, inner, lam, *_ = M._boundary_schur()
     assert 0 < len(inner) and s.n_atoms <= greens.SCHUR_MAX
-    cols = np.concatenate([c.boundary for c in s.couplings])
+    cols = np.concatenate([c.boundary for c in s.lead_contacts])
     on_level = lam[np.argmin(abs(lam - s.fermi_level))]
     assert abs(on_level - s.fermi_level) < 2.0
     for E, c in ((np.array([0.1, s.fermi_level, 1.1]), cols),
@@ -130,7 +129,7 @@ def test_boundary_solve_gives_columns_of_the_inverse(geometry, device):
             np.testing.assert_allclose(X[m], full, rtol=0, atol=1e-11 * abs(full).max())
     none = np.zeros(0)
     assert M.solve(none, [np.zeros((0, len(c.boundary), len(c.boundary)))
-                          for c in s.couplings], cols).shape == (0, s.n_atoms, len(cols))
+                          for c in s.lead_contacts], cols).shape == (0, s.n_atoms, len(cols))
 
 
 def test_device_detached_from_one_lead():
@@ -147,7 +146,7 @@ def test_device_detached_from_one_lead():
     x = s.positions.copy()
     x[:, 2] += 1.0                        # 3.54 A from the left lead: beyond the cutoff
     s.update(x)
-    assert [len(c.contacts) for c in s.couplings] == [0, 1]
+    assert [len(c.contacts) for c in s.lead_contacts] == [0, 1]
     assert np.all(s.transmission([0.1, 0.5]) == 0.0) and s.conductance(1.0) == 0.0
     half, full, none = s.forces(1.0, beta=0.5), s.forces(0.5, beta=1.0), s.forces(1.0, beta=0)
     assert np.abs(half.forces).max() > 0.1
@@ -163,8 +162,7 @@ def test_fcc111_electrode_sites_and_device_identity():
     x, el = f.positions.copy(), f.types == 2
     x[el] += rng.uniform(-0.3, 0.3, (el.sum(), 3))
     sites = ElectrodeSites(x, f.types, f.box, fcc_lattice("111"))
-    d = f.positions[el] - sites.sites
-    d[:, :2] -= f.box * np.rint(d[:, :2] / f.box)
+    d, _ = minimum_image(f.positions[el] - sites.sites, f.box)
     assert np.abs(d).max() < 1e-9
     a = system_from_types(f.positions, f.types, f.box, "111", device="filament").forces(0.5)
     b = system_from_types(f.positions, f.types, f.box, "111", device="mobile").forces(0.5)

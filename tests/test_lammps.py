@@ -16,7 +16,8 @@ import pytest
 
 from lammps_recoil.analysis import read_dump, read_series
 from lammps_recoil.builders import build_filament
-from lammps_recoil.coupling import MALLOC_ENV, lammps_comm, parse_params
+from lammps_recoil.parallel import MALLOC_ENV, lammps_comm
+from lammps_recoil.params import parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DECK = str(ROOT / "tests" / "in.checks")
@@ -169,10 +170,10 @@ def test_momentum_gained_equals_recoil_impulse(tmp_path):
 
 @wheel
 @pytest.mark.parametrize("var, message", [
-    (dict(beta=1.5), "beta must lie in [0, 1], got 1.5"),
-    (dict(every=0), "'every' must be an integer >= 1"),
+    (dict(beta=1.5), "beta (voltage-drop asymmetry) must be in [0, 1], got '1.5'"),
+    (dict(every=0), "every (NEGF update interval) must be an integer >= 1 step, got '0'"),
     (dict(potential="potentials/missing.eam.alloy"), "missing.eam.alloy"),
-    (dict(lattice="110"), "lattice must be auto (measured from the frozen layers), 001 or 111"),
+    (dict(lattice="110"), "must be auto (measured from the frozen layers), 001 or 111"),
 ])
 def test_bad_deck_parameters(tmp_path, var, message):
     proc = route2(tmp_path, "bad", **var)
@@ -210,12 +211,15 @@ def test_filament_atom_outside_the_negf_region(tmp_path):
 
 
 def test_parameters_are_validated():
-    p = parse_params("1.0", "0.5", "100", "1e-3", "001", "runs/x", "paper")
-    assert p["every"] == 100 and p["V"] == 1.0
-    with pytest.raises(ValueError, match="integer >= 1"):
-        parse_params("1.0", "0.5", "2.5", "1e-3", "001", "x", "paper")
-    with pytest.raises(ValueError, match="force model"):
-        parse_params("1.0", "0.5", "10", "1e-3", "001", "x", "magic")
+    p = parse_params(V="1.0", every="1e2", tol="1e-3", lattice="001", out="runs/x")
+    assert p["every"] == 100 and p["V"] == 1.0 and p["beta"] == 0.5
+    with pytest.raises(ValueError, match="integer >= 1 step, got '2.5'"):
+        parse_params(every="2.5")
+    with pytest.raises(ValueError, match=r"model \(force model\) must be one of "
+                                         r"hellmann-feynman, paper, got 'magic'"):
+        parse_params(model="magic")
+    with pytest.raises(ValueError, match="a multiple of every"):
+        parse_params(every="100", restart_every="150")
 
 
 def test_mismatched_mpi_libraries_are_reported():
@@ -237,7 +241,7 @@ def test_mismatched_mpi_libraries_are_reported():
 HEAP_ROUNDS = """
 import resource, sys
 import numpy as np
-from lammps_recoil.coupling import keep_heap
+from lammps_recoil.parallel import keep_heap
 kept = keep_heap() if sys.argv[1] == "keep" else None
 faults = []
 for _ in range(6):            # an update's arrays: 8 x 4 MB, all pages written, then freed

@@ -9,7 +9,8 @@ from test_lammps import HAVE_LMP, HAVE_WHEEL, PRODUCTION, ok, route1, route2
 
 from lammps_recoil.analysis import (conductance_histogram, read_dump, read_run_header,
                                     read_series)
-from lammps_recoil.coupling import RUN_PARAMS, check_inputs
+from lammps_recoil.hooks import check_inputs
+from lammps_recoil.params import RUN_PARAMS
 
 SHORT = dict(warmup_ps=0.02, production_ps=0.06, every=20, dump_every=20, thermo_every=20,
              deck=PRODUCTION)
@@ -38,7 +39,8 @@ def test_dump_times_are_the_time_series_times(tmp_path, route):
 
 def _series(path, V):
     values = dict(V=str(V), out=str(path), data="inputs/filament.data")
-    from lammps_recoil.coupling import SERIES_HEADER, parse_params, run_header
+    from lammps_recoil.coupling import SERIES_HEADER
+    from lammps_recoil.params import parse_params, run_header
     lines = [f"# {line}" for line in run_header(parse_params(**values), 20250722)]
     (path.parent / (path.name + ".recoil.csv")).write_text(
         "\n".join(lines + [SERIES_HEADER, "0,0.0" + ",1" * 14]) + "\n")

@@ -11,6 +11,7 @@ import pytest
 
 from lammps_recoil.builders import build_filament, measure_electrodes, system_from_types
 from lammps_recoil.check import check_data, read_data
+from lammps_recoil.geometry import minimum_image
 
 A0_SHENG = 3.5957          # potentials/README.md
 A0_EXP = 3.615             # experimental Cu, 300 K
@@ -45,8 +46,7 @@ def structure(orientation="001", a0=A0_SHENG, nx=4, ny=4, frozen=4, electrode=2,
         t = 3 if n < frozen else 2 if n < n_el else 1 if n < n_el + gap else \
             2 if n < n_el + gap + electrode else 4
         if t == 1 and not full:
-            off = xy - np.asarray(centre) * box
-            off -= box * np.rint(off / box)
+            off, _ = minimum_image(xy - np.asarray(centre) * box, box)
             xy = xy[np.linalg.norm(off, axis=1) <= radius((n - n_el) / gap)]
         pos.append(np.column_stack([xy, np.full(len(xy), n * d)]))
         types.append(np.full(len(xy), t))

@@ -14,6 +14,7 @@ from test_lammps import ROOT  # noqa: E402
 
 from lammps_recoil.builders import system_from_types  # noqa: E402
 from lammps_recoil.check import check_data, read_data, system_from_data  # noqa: E402
+from lammps_recoil.geometry import minimum_image  # noqa: E402
 from lammps_recoil.cli import main  # noqa: E402
 from lammps_recoil.prepare import prepare, system_from_atoms  # noqa: E402
 
@@ -38,8 +39,7 @@ def slab_structure(orientation="001", size=(4, 4), gap=4, axis=(0.5, 0.5), tilt=
     k = layer - n_el
     u = (k + 0.5) / gap
     centre = np.asarray(axis) * box + np.outer(k, tilt)
-    off = atoms.positions[:, :2] - centre
-    off -= box * np.rint(off / box)
+    off, _ = minimum_image(atoms.positions[:, :2] - centre, box)
     r = radius[0] + (radius[1] - radius[0]) * u
     gap_layer = (k >= 0) & (k < gap)
     keep = ~gap_layer | (np.linalg.norm(off, axis=1) <= r)

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from lammps_recoil import LayeredLead, RecoilSystem, fcc_lattice
 from lammps_recoil.builders import build_filament, system_from_types
 from lammps_recoil.chain import chain_system
-from lammps_recoil.coupling import parse_params
+from lammps_recoil.params import PARAMS, parse_params
 from lammps_recoil.geometry import NeighborList, bond_components, neighbor_pairs
 from lammps_recoil.hamiltonian import Bonds, hamiltonian
 
@@ -118,10 +118,10 @@ def test_hostile_structures_raise_value_errors(seed, kind):
 @settings(max_examples=100, **SETTINGS)
 @given(values=st.lists(st.one_of(st.text(max_size=8), st.floats().map(str),
                                  st.integers(-10**6, 10**6).map(str)),
-                       min_size=10, max_size=10))
+                       min_size=len(PARAMS), max_size=len(PARAMS)))
 def test_hostile_deck_parameters_raise_value_errors(values):
     try:
-        parse_params(*values)
+        parse_params(**{p.name: v for p, v in zip(PARAMS, values)})
     except ValueError as err:
         assert str(err)
 

@@ -143,7 +143,7 @@ def test_filament_device_widens_when_electrodes_melt(tmp_path, route):
 def test_resume_refuses_a_time_series_of_another_version(tmp_path):
     """Appending rows with other columns would corrupt the time series: a run whose file
     has another header is not resumed (checked before anything runs)."""
-    from lammps_recoil.coupling import check_inputs
+    from lammps_recoil.hooks import check_inputs
     out = tmp_path / "old"
     (tmp_path / "old.recoil.csv").write_text("step,time_ps,G_EF,G_V\n0,0.0,3.0,3.0\n")
     values = dict(out=str(out), resume="yes", data=str(ROOT / "inputs/filament.data"),

@@ -16,7 +16,7 @@ SOLVERS = ("schur", "lu", "rgf")
 
 def use_solver(system, solver):
     """Rebuild the system's device matrices (one per Bloch vector) with one solver."""
-    system._M = [greens.DeviceMatrix(H, system.couplings, system.eta, solver)
+    system._M = [greens.DeviceMatrix(H, system.lead_contacts, system.eta, solver)
                  for H in system._H]
 
 
@@ -65,8 +65,8 @@ def test_slabs_of_a_disordered_device_couple_only_neighbours(disordered):
         H = sp.coo_matrix(M.H)
         slab = np.searchsorted(b, np.arange(s.n_atoms), side="right") - 1
         assert np.abs(slab[H.row] - slab[H.col]).max() == 1
-        assert slab[s.couplings[0].boundary].max() == 0
-        assert slab[s.couplings[1].boundary].min() == len(b) - 2
+        assert slab[s.lead_contacts[0].boundary].max() == 0
+        assert slab[s.lead_contacts[1].boundary].min() == len(b) - 2
 
 
 def energies_to_test(s, ik):
@@ -74,11 +74,11 @@ def energies_to_test(s, ik):
     1e-7, 1e-4 eV off it), on an eigenvalue of a middle slab's H_kk, and on the leads'
     channel edges at this Bloch vector (and 1e-9 eV off them)."""
     H = greens.to_dense(s._H[ik])
-    bnd = np.concatenate([c.boundary for c in s.couplings])
+    bnd = np.concatenate([c.boundary for c in s.lead_contacts])
     inner = np.setdiff1d(np.arange(s.n_atoms), bnd)
     lam = np.linalg.eigvalsh(H[np.ix_(inner, inner)])
     level = lam[np.argmin(abs(lam - s.fermi_level))]
-    slabs = BlockTridiagonal(s._H[ik], [c.boundary for c in s.couplings])
+    slabs = BlockTridiagonal(s._H[ik], [c.boundary for c in s.lead_contacts])
     k = slabs.n_slabs // 2
     mid = np.linalg.eigvalsh(-slabs.minus_h[k])
     slab_level = mid[np.argmin(abs(mid - s.fermi_level))]
@@ -100,14 +100,14 @@ def test_solvers_agree_with_the_inverse(disordered, ik):
     assert (ik == 0) == (not np.iscomplexobj(s._H[ik].toarray()))   # complex off Gamma
     E = energies_to_test(s, ik)
     sigmas = [greens.self_energy(V, s._lead_gf(t, E, ik)) for t, V in enumerate(s._V[ik])]
-    bl, br = (c.boundary for c in s.couplings)
+    bl, br = (c.boundary for c in s.lead_contacts)
     middle = np.array([s.n_atoms // 2, 3, s.n_atoms // 2, s.n_atoms - 2])
     M = s._M[ik]
     for cols in (br, bl, np.concatenate([bl, br]), middle):
         full = np.stack([np.linalg.inv(M(e, [sg[m] for sg in sigmas]).toarray())[:, cols]
                          for m, e in enumerate(E)])
         for solver in SOLVERS:
-            X = greens.DeviceMatrix(s._H[ik], s.couplings, s.eta, solver).solve(E, sigmas, cols)
+            X = greens.DeviceMatrix(s._H[ik], s.lead_contacts, s.eta, solver).solve(E, sigmas, cols)
             for m in range(len(E)):
                 assert relative_gap(X[m], full[m]) < 1e-10, (solver, E[m])
 
@@ -143,14 +143,14 @@ def test_rgf_on_a_device_detached_from_one_lead(monkeypatch):
                      "left"), LayeredLead(lat, xyz(np.array([4 * a])), "right"),
                      fermi_level=0.3)
     s.update(s.positions + [0.0, 0.0, 1.0])      # 3.54 A from the left lead: detached
-    assert len(s.couplings[0].boundary) == 0 < len(s.couplings[1].boundary)
+    assert len(s.lead_contacts[0].boundary) == 0 < len(s.lead_contacts[1].boundary)
     E = np.array([-0.4, 0.3, 0.9])
     sigmas = [greens.self_energy(V, s._lead_gf(t, E, 0)) for t, V in enumerate(s._V[0])]
-    cols = np.concatenate([s.couplings[1].boundary, [0, 2]])
+    cols = np.concatenate([s.lead_contacts[1].boundary, [0, 2]])
     monkeypatch.setattr(rgf, "SLAB_MIN", 1)                   # one atom per slab
-    X = {solver: greens.DeviceMatrix(s._H[0], s.couplings, 0.0, solver).solve(E, sigmas, cols)
+    X = {solver: greens.DeviceMatrix(s._H[0], s.lead_contacts, 0.0, solver).solve(E, sigmas, cols)
          for solver in ("lu", "rgf")}
-    assert greens.DeviceMatrix(s._H[0], s.couplings, 0.0, "rgf").slabs().n_slabs == 7
+    assert greens.DeviceMatrix(s._H[0], s.lead_contacts, 0.0, "rgf").slabs().n_slabs == 7
     assert relative_gap(X["rgf"], X["lu"]) < 1e-10
     use_solver(s, "rgf")
     assert np.all(s.transmission(E) == 0.0)
@@ -160,8 +160,8 @@ def test_solver_choice():
     """auto: the dense Schur complement up to SCHUR_MAX atoms, the recursive Green's
     function above; an unknown solver is refused with the accepted names."""
     n = greens.SCHUR_MAX
-    couplings = []
+    lead_contacts = []
     for size, expect in ((n, "schur"), (n + 1, "rgf")):
-        assert greens.DeviceMatrix(sp.eye(size), couplings).solver == expect
+        assert greens.DeviceMatrix(sp.eye(size), lead_contacts).solver == expect
     with pytest.raises(ValueError, match="'schur', 'lu', 'rgf'.*got 'qr'"):
-        greens.DeviceMatrix(sp.eye(4), couplings, solver="qr")
+        greens.DeviceMatrix(sp.eye(4), lead_contacts, solver="qr")

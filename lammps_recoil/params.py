@@ -1,0 +1,221 @@
+"""The deck's parameters: the variables the Python side reads by name, and the other names.
+
+:data:`PARAMS` is the one list of the deck variables the Python side reads, each a
+:class:`Param` with its default, what it accepts and what it means. A new parameter is one
+``variable NAME index DEFAULT`` line in the deck and one :class:`Param` line appended to
+:data:`PARAMS` (``run=True`` if it defines the run: it then goes into the run header and
+must match on resume). :func:`parse_params` validates them, each by its own entry, before
+anything runs; an error names the parameter, the value found and what is accepted.
+
+The other names the Python side and the deck share (computes, fixes, equal-style variables)
+are :data:`DECK_NAMES`; :func:`check_deck_names` refuses a deck that lacks one.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from .builders import DEVICES, LATTICES
+from .forces import MODELS
+
+
+def integer(text: str) -> int:
+    """An integer written as such or as a float with no fraction ("100", "1e2")."""
+    value = float(text)
+    if value != int(value):
+        raise ValueError(text)
+    return int(value)
+
+
+def _one_of(choices):
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(text)
+        return text
+    return parse
+
+
+_yes_no = _one_of(("yes", "no"))
+
+
+def _real(accept: Callable[[float], bool]):
+    def parse(text: str) -> float:
+        value = float(text)
+        if not accept(value):
+            raise ValueError(text)
+        return value
+    return parse
+
+
+def _count(least: int):
+    def parse(text: str) -> int:
+        value = integer(text)
+        if value < least:
+            raise ValueError(text)
+        return value
+    return parse
+
+
+@dataclass(frozen=True)
+class Param:
+    """One deck variable the Python side reads (an ``index`` or ``string`` variable).
+
+    ``parse`` turns the deck's text into the value (raising ValueError if it is not one of
+    the values ``accepts`` describes); ``run``: the parameter defines the run (run header,
+    compared on resume); ``file``: it names an input file that must exist.
+    """
+
+    name: str
+    default: str
+    parse: Callable[[str], object]
+    accepts: str
+    help: str
+    run: bool = False
+    file: bool = False
+
+    def value(self, text) -> object:
+        """The parsed value of ``text``, or ValueError naming the parameter, the value found
+        and what is accepted."""
+        try:
+            return self.parse(str(text))
+        except (ValueError, OverflowError):
+            raise ValueError(f"{self.name} ({self.help}) must be {self.accepts}, "
+                             f"got {str(text)!r}") from None
+
+
+#: The deck variables the Python side reads, by name, with the default used when a deck
+#: does not define one. A new parameter: one line appended here.
+PARAMS = (
+    Param("V", "1.0", _real(math.isfinite), "a finite number of volts",
+          "bias", run=True),
+    Param("beta", "0.5", _real(lambda b: 0.0 <= b <= 1.0), "in [0, 1]",
+          "voltage-drop asymmetry", run=True),
+    Param("tol", "1e-2", _real(lambda t: t > 0), "> 0 eV/A",
+          "energy-integral tolerance", run=True),
+    Param("model", "paper", _one_of(MODELS), f"one of {', '.join(sorted(MODELS))}",
+          "force model", run=True),
+    Param("T", "300.0", _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 K",
+          "Langevin temperature", run=True),
+    Param("seed", "58213", integer, "an integer", "Langevin and velocity seed", run=True),
+    Param("device", "filament", _one_of(DEVICES), f"one of {', '.join(sorted(DEVICES))}",
+          "NEGF device", run=True),
+    Param("every", "100", _count(1), "an integer >= 1 step",
+          "NEGF update interval", run=True),
+    Param("lattice", "auto", _one_of(LATTICES),
+          "auto (measured from the frozen layers), 001 or 111", "electrode orientation",
+          run=True),
+    Param("kpoints", "1", _count(1), "an integer >= 1 (an n x n grid)",
+          "transverse Bloch vectors of the periodic device", run=True),
+    Param("lead_eta", "0", _real(lambda e: math.isfinite(e) and e >= 0), ">= 0 eV",
+          "broadening of the periodic leads: > 0 turns their flat bands into Lorentzians",
+          run=True),
+    Param("recoil", "yes", _yes_no, "yes or no", "no: plain EAM MD", run=True),
+    Param("data", "inputs/filament.data", str, "a file name", "LAMMPS data file",
+          run=True, file=True),
+    Param("potential", "potentials/Cu_Sheng2011.eam.alloy", str, "a file name",
+          "EAM potential file", run=True, file=True),
+    Param("out", "runs/filament", str, "a path prefix", "prefix of the outputs"),
+    Param("restart_every", "0", _count(0), "an integer >= 0 steps",
+          "production steps between restart files, 0: none"),
+    Param("resume", "no", _yes_no, "yes or no", "continue a killed run"),
+    Param("overwrite", "no", _yes_no, "yes or no", "replace an earlier run's outputs"),
+)
+#: The parameters by name.
+BY_NAME = {p.name: p for p in PARAMS}
+#: Their defaults by name (the deck's defaults).
+DEFAULTS = {p.name: p.default for p in PARAMS}
+#: Parameters that define a run: written to the header of the log and the time series
+#: and compared on resume.
+RUN_PARAMS = tuple(p.name for p in PARAMS if p.run)
+#: Parameters naming input files, checked to exist before any run.
+FILES = tuple(p.name for p in PARAMS if p.file)
+
+#: The fix external holding the recoil forces.
+FIX_ID = "recoil"
+#: Other names the Python side depends on, defined by the deck (kind, name, role); a deck
+#: lacking one is refused by :func:`check_deck_names` with the missing name.
+DECK_NAMES = (("variable", "prod_steps", "production steps (progress and ETA)"),
+              ("compute", "feam", "EAM force on the filament (Feam columns)"),
+              ("fix", "frec", "fix property/atom d2_frec 3: per-atom recoil force for dumps"),
+              ("fix", FIX_ID, "fix external holding the recoil forces"))
+#: Deck variable set before the atoms are read: the step a resumed run continues from (0
+#: for a fresh run), e.g. for the Langevin seed.
+RESUME_STEP = "resume_step"
+
+
+def parse_params(**named) -> dict:
+    """Validate the deck's parameters (strings from LAMMPS variables), by name.
+
+    Parameters not given take their :data:`PARAMS` default. Returns all of them parsed
+    (numbers as numbers, words as text).
+    """
+    unknown = sorted(set(named) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"unknown recoil parameter {unknown[0]}; known: "
+                         f"{', '.join(BY_NAME)}")
+    p = {param.name: param.value(named.get(param.name, param.default)) for param in PARAMS}
+    if p["restart_every"] % p["every"]:
+        raise ValueError(f"restart_every must be 0 or a multiple of every ({p['every']} "
+                         f"steps), got {p['restart_every']}")
+    return p
+
+
+def deck_text(lmp, name):
+    """The text of the deck's ``index`` or ``string`` variable ``name``, or None.
+
+    Read through ``lammps_extract_variable`` as a C string: the 2025 Python module calls it
+    that way with ``LMP_VAR_STRING``, and the 2021-2022 module has no such constant but
+    its library returns the same pointer (equal-style variables: :func:`deck_equal`).
+    """
+    if not lmp.has_id("variable", name):
+        return None
+    lib = lmp.lib
+    lib.lammps_extract_variable.restype = ctypes.c_char_p
+    value = lib.lammps_extract_variable(lmp.lmp, name.encode(), None)
+    return None if value is None else value.decode()
+
+
+def deck_equal(lmp, name):
+    """The value of the deck's equal-style variable ``name`` as an integer, or None."""
+    if not lmp.has_id("variable", name):
+        return None
+    value = lmp.extract_variable(name)
+    return None if value is None else int(value)
+
+
+def deck_values(lmp) -> dict:
+    """The deck's :data:`PARAMS` by name (defaults for the ones it does not define)."""
+    return {name: v if (v := deck_text(lmp, name)) is not None else default
+            for name, default in DEFAULTS.items()}
+
+
+def check_deck_names(lmp) -> None:
+    """Refuse a deck that lacks one of :data:`DECK_NAMES`, naming it."""
+    for kind, name, role in DECK_NAMES:
+        if not lmp.has_id(kind, name):
+            raise ValueError(f"the deck defines no {kind} {name} ({role}); lammps-recoil "
+                             f"needs it (params.DECK_NAMES)")
+
+
+def run_header(params: dict, lammps_version=None) -> list:
+    """``name = value`` lines of the run's parameters and versions (:data:`RUN_PARAMS`)."""
+    from . import __version__
+    lines = [f"{name} = {params[name]}" for name in RUN_PARAMS]
+    lines += [f"lammps = {lammps_version}", f"lammps_recoil = {__version__}",
+              f"start = {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+              f"name = {os.path.basename(params['out'])}"]
+    return lines
+
+
+def header_params(lines) -> dict:
+    """The ``# name = value`` lines of a time series header as a dict."""
+    out = {}
+    for line in lines:
+        if line.startswith("#") and "=" in line:
+            name, value = line[1:].split("=", 1)
+            out[name.strip()] = value.strip()
+    return out
