@@ -56,6 +56,7 @@ import scipy.sparse as sp
 from . import integration as quad
 from .forces import onsite_weight
 from .greens import dagger, sqrtm_psd
+from .system import FLAT_MARGIN
 
 #: Reduced Planck constant (eV ps).
 HBAR = 6.582119569e-4
@@ -261,7 +262,8 @@ class ElectronicBath:
     ``noise``: D, the covariance of the Langevin force per unit time (eV^2 ps/A^2);
     ``equilibrium``: the zero-bias friction at the same electron temperature
     (eV ps/A^2). ``bias`` (V), ``beta``, ``temperature`` (K, electrons), ``model``,
-    ``n_energies`` energy points, ``error`` the integrals' estimate (units of friction).
+    ``n_energies`` energy points, ``error`` the integrals' estimate (units of friction),
+    ``partition`` the energies to start a similar integral from (``start``).
     """
 
     friction: np.ndarray
@@ -275,6 +277,7 @@ class ElectronicBath:
     n_energies: int
     error: float
     atoms: np.ndarray
+    partition: np.ndarray
 
     @property
     def gamma(self) -> np.ndarray:
@@ -299,14 +302,15 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     scaled by 2 k_B T_e + |V|), or with a fixed ``n_points`` rule per segment. At T_e = 0
     the equilibrium friction is the Fermi-surface value (-df/dE = delta(E - E_F)); at
     V = 0 and T_e = 0 the noise vanishes. ``atoms``: the device atoms (indices in the
-    caller's order) whose coordinates the tensors cover; default all.
+    caller's order) whose coordinates the tensors cover; default all. ``start``: energies
+    to start the adaptive rule from (a previous result's ``partition``).
     """
     onsite_weight(model)
     quad.check_bias(bias, beta, temperature)
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
+    check_window(system, bias, beta, temperature)
     segments = quad.bias_window(system.fermi_level, bias, beta, temperature)
-    system._check_window(segments)
     nk = len(system.kweights)
     ops = [force_operators(system, model, ik, atoms) for ik in range(nk)]
     N3 = ops[0].values.shape[0]
@@ -371,11 +375,12 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
                                                 for i in range(0, len(e), chunk)]), E)
 
     n_sym = len(iu[0])
-    total, error, n_energies = np.zeros(2 * n_sym + N3 * N3), 0.0, 0
+    total, error, n_energies, ends = np.zeros(2 * n_sym + N3 * N3), 0.0, 0, []
     for seg in segments:
         res = seg.integrate(func, n_points, tol / len(segments), system._kinks(), start)
         total, error = total + res.value, error + res.error
         n_energies += res.n_evals
+        ends += [] if res.partition is None else list(res.partition)
 
     def sym(vec):
         out = np.zeros((N3, N3))
@@ -391,42 +396,194 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     noise = sym(total[n_sym + N3 * N3:]) * scale * e_scale
     return ElectronicBath(0.5 * (gamma + gamma.T), 0.5 * (gamma - gamma.T), noise,
                           0.5 * (equilibrium + equilibrium.T), float(bias), beta,
-                          temperature, model, n_energies, error * scale, ops[0].atoms)
+                          temperature, model, n_energies, error * scale, ops[0].atoms,
+                          np.array(ends, dtype=float))
+
+
+@dataclass
+class FrequencyKernels:
+    """Symmetric friction and symmetrized noise at the vibration energy hbar omega
+    (:func:`kernels_at_frequency`; eV ps/A^2 and eV^2 ps/A^2), ``energy`` hbar omega (eV),
+    ``atoms`` as in :class:`ElectronicBath`, ``n_energies`` energy points."""
+
+    friction: np.ndarray
+    noise: np.ndarray
+    energy: float
+    atoms: np.ndarray
+    n_energies: int
+
+
+def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
+                         temperature: float = 0.0, model: str = "paper",
+                         tol: float = DEFAULT_RTOL, atoms=None) -> FrequencyKernels:
+    r"""The dissipative friction and the noise felt by a vibration of energy
+    epsilon = hbar omega > 0, from the golden rule (transitions E -> E + epsilon between the
+    scattering states of leads S and S'; only spectral densities, no dG/dE):
+
+    .. math::
+
+        \gamma_{ab}(\omega) = \frac{\hbar}{2\pi\epsilon} \sum_{SS'} \int dE\,
+            [f_S(E) - f_{S'}(E + \epsilon)]\,
+            \mathrm{Re\,tr}[A_S(E) F_a A_{S'}(E + \epsilon) F_b],
+
+        D_{ab}(\omega) = \frac{\hbar}{\pi} \sum_{SS'} \int dE\, \tfrac12 [f_S(E)
+            (1 - f_{S'}(E + \epsilon)) + f_{S'}(E + \epsilon)(1 - f_S(E))]\,
+            \mathrm{Re\,tr}[A_S(E) F_a A_{S'}(E + \epsilon) F_b],
+
+    symmetrized in (a, b), both spins. As epsilon -> 0 they are the adiabatic ``friction``
+    and ``noise`` of :func:`electronic_bath` (its bias term included: an independent
+    route); at zero bias D = epsilon coth(epsilon / 2 k_B T_e) gamma (the quantum
+    fluctuation-dissipation theorem). Where they differ from the adiabatic kernels at the
+    atoms' vibration energies (resonances narrower than hbar omega), the adiabatic limit
+    fails. ``tol`` as in :func:`electronic_bath`.
+    """
+    onsite_weight(model)
+    if not (np.isfinite(energy) and energy > 0):
+        raise ValueError(f"vibration energy hbar omega must be > 0 eV, got {energy}")
+    check_window(system, bias, beta, temperature)
+    nk = len(system.kweights)
+    ops = [force_operators(system, model, ik, atoms) for ik in range(nk)]
+    N3 = ops[0].values.shape[0]
+    iu = np.triu_indices(N3)
+    EF = system.fermi_level
+    mu = quad.chemical_potentials(EF, bias if abs(bias) >= quad.TINY_BIAS else 0.0, beta)
+    tail = quad.TAIL_KT * quad.K_B * temperature
+    lo, hi = min(*mu, EF) - energy - tail, max(*mu, EF) + tail
+    steps = () if temperature > 0 else tuple(sorted({*mu, *(m - energy for m in mu)}))
+    seg = quad.Segment(lo, hi, None, None, steps=tuple(e for e in steps if lo < e < hi))
+    phi0 = np.concatenate(extended_spectra(system, np.array([EF]), 0).phi, axis=2)
+    scale = float(np.abs(np.diagonal(pair_traces(ops[0], phi0, phi0)[0].real)).max())
+    scale = HBAR / (2 * np.pi) * (scale if scale > 0 else 1.0)
+    e_scale = 2.0 * quad.K_B * temperature + abs(bias) + energy
+
+    def rows(E, _seg):
+        f1 = [quad.fermi(E, m, temperature) for m in mu]
+        f2 = [quad.fermi(E + energy, m, temperature) for m in mu]
+        fric, noise = np.zeros((len(E), N3, N3)), np.zeros((len(E), N3, N3))
+        for ik, wk in enumerate(system.kweights):
+            p1 = extended_spectra(system, E, ik).phi
+            p2 = extended_spectra(system, E + energy, ik).phi
+            x2 = [ops[ik].lift(p) for p in p2]
+            for s in (0, 1):
+                for t in (0, 1):
+                    tr = wk * pair_traces(ops[ik], p1[s], p2[t], x2[t]).real
+                    fric += (f1[s] - f2[t])[:, None, None] * tr
+                    noise += (0.5 * (f1[s] * (1 - f2[t]) + f2[t] * (1 - f1[s])))[:, None, None] * tr
+        fric *= HBAR / (2 * np.pi * energy)
+        noise *= HBAR / np.pi
+        return np.hstack([fric[:, iu[0], iu[1]] / scale, noise[:, iu[0], iu[1]] / (scale * e_scale)])
+
+    res = seg.integrate(lambda E, sg: system._map(lambda e: rows(e, sg), E), None, tol,
+                        system._kinks())
+
+    def sym(vec):
+        out = np.zeros((N3, N3))
+        out[iu] = vec
+        return out + np.triu(out, 1).T
+
+    n = len(iu[0])
+    return FrequencyKernels(sym(res.value[:n]) * scale, sym(res.value[n:]) * scale * e_scale,
+                            float(energy), ops[0].atoms, res.n_evals)
 
 
 @dataclass
 class EffectiveTemperature:
     """Effective electronic temperatures of a bath (K).
 
-    ``modes``: T_eff of the friction's eigenmodes with nonzero friction,
-    D v = 2 k_B T gamma_s v (generalized eigenvalues, ascending), ``vectors`` their
-    columns (3N x modes), ``overall``: the kinetic temperature the free atoms (equal
-    masses, no potential) would reach under the full gamma and D, from
-    gamma K + K gamma^T = D, T = tr K / (modes k_B), on the same subspace; NaN if the
-    friction there is not positive definite (negative friction: runaway).
+    ``modes``: T_eff of the modes of the subspace where the friction is positive (its
+    eigenvalues above ``rcond`` times the largest), D v = 2 k_B T gamma_s v there
+    (generalized eigenvalues, ascending), ``vectors`` their columns (3N x modes);
+    ``overall``: the kinetic temperature the free atoms (equal masses, no potential) would
+    reach under the full gamma and D, from gamma K + K gamma^T = D, T = tr K / (modes
+    k_B), on that subspace, NaN unless the friction is positive there and nowhere
+    negative (negative friction: runaway). ``balance``: the temperature at which the bath
+    neither gives energy to nor takes it from atoms of equal masses whose velocities are
+    equipartitioned, tr D / (2 k_B tr gamma_s): what the atoms approach when their
+    potential mixes the modes faster than the bath acts (docs/bath.md); NaN when
+    tr gamma_s <= 0.
     """
 
     modes: np.ndarray
     vectors: np.ndarray
     overall: float
+    balance: float
 
 
 def effective_temperature(bath: ElectronicBath, rcond: float = 1e-8
                           ) -> EffectiveTemperature:
-    """Per-mode and overall effective temperature (noise over twice the friction)."""
+    """Per-mode, overall and power-balance effective temperatures (noise over twice the
+    friction)."""
     from scipy.linalg import eigh, solve_continuous_lyapunov
+    trace = float(np.trace(bath.friction))
+    balance = float(np.trace(bath.noise) / (2.0 * quad.K_B * trace)) if trace > 0 else np.nan
     lam, U = np.linalg.eigh(bath.friction)
-    keep = np.abs(lam) > rcond * np.abs(lam).max(initial=0.0)
+    small = rcond * np.abs(lam).max(initial=0.0)
+    keep = lam > small
     if not keep.any():
-        return EffectiveTemperature(np.zeros(0), np.zeros((len(lam), 0)), float("nan"))
+        return EffectiveTemperature(np.zeros(0), np.zeros((len(lam), 0)), np.nan, balance)
     P = U[:, keep]
     g, D = P.T @ bath.friction @ P, P.T @ bath.noise @ P
-    if np.all(lam[keep] > 0):
-        t, v = eigh(D, 2.0 * quad.K_B * g)
+    t, v = eigh(D, 2.0 * quad.K_B * g)
+    overall = np.nan
+    if np.all(lam >= -small):
         K = solve_continuous_lyapunov(P.T @ bath.gamma @ P, D)
         overall = float(np.trace(K) / (len(g) * quad.K_B))
-    else:
-        t, v = np.linalg.eig(np.linalg.solve(2.0 * quad.K_B * g, D))
-        order = np.argsort(t.real)
-        t, v, overall = t.real[order], v.real[:, order], float("nan")
-    return EffectiveTemperature(t, P @ v, overall)
+    return EffectiveTemperature(t, P @ v, overall, balance)
+
+
+@dataclass
+class Stability:
+    """Eigenvalues of the linearized dynamics M x'' = -K x - gamma x' (see
+    :func:`linear_stability`): ``rate`` the largest real part (1/ps; > 0: a mode grows as
+    exp(rate t), a runaway), ``frequency`` the imaginary part of that eigenvalue (rad/ps)
+    and ``mode`` its displacement pattern (3N, complex)."""
+
+    rate: float
+    frequency: float
+    mode: np.ndarray
+
+
+def linear_stability(gamma: np.ndarray, masses: np.ndarray,
+                     stiffness: np.ndarray | None = None) -> Stability:
+    """The fastest-growing mode of M x'' = -K x - gamma x' (Lu, Brandbyge, Hedegard,
+    Todorov, Dundas, PRB 85, 245444 (2012), Eq. 5 linearized).
+
+    ``gamma`` the full velocity kernel (friction plus Berry, eV ps/A^2), ``masses`` per
+    coordinate (eV ps^2/A^2), ``stiffness`` K = -dF/dX of all conservative and
+    non-conservative forces (eV/A^2; not symmetric out of equilibrium). Without K the atoms
+    are free: the rates are the eigenvalues of -M^-1 gamma (a negative friction
+    eigenvalue is a runaway at rate |lambda| / m for equal masses).
+    """
+    n = len(masses)
+    minv = 1.0 / np.asarray(masses, dtype=float)
+    if stiffness is None:
+        lam, vec = np.linalg.eig(-minv[:, None] * gamma)
+        k = int(np.argmax(lam.real))
+        return Stability(float(lam[k].real), float(abs(lam[k].imag)), vec[:, k])
+    A = np.zeros((2 * n, 2 * n))
+    A[:n, n:] = np.eye(n)
+    A[n:, :n] = -minv[:, None] * stiffness
+    A[n:, n:] = -minv[:, None] * gamma
+    lam, vec = np.linalg.eig(A)
+    k = int(np.argmax(lam.real))
+    return Stability(float(lam[k].real), float(abs(lam[k].imag)), vec[:n, k])
+
+
+def check_window(system, bias: float, beta: float, temperature: float) -> None:
+    """The bath's energy window at electron temperature T_e (the bias window with its
+    Fermi tails) must avoid the periodic leads' flat bands: a clear error naming the
+    largest T_e accepted at this bias, before any long work."""
+    try:
+        system._check_window(quad.bias_window(system.fermi_level, bias, beta, temperature))
+    except ValueError as err:
+        mu = quad.chemical_potentials(system.fermi_level, bias, beta)
+        lo, hi = min(*mu, system.fermi_level), max(*mu, system.fermi_level)
+        flat = system._flat_bands()[0]
+        gap = np.min(np.maximum(lo - flat, flat - hi), initial=np.inf) - FLAT_MARGIN
+        edge = min(lo - system.band_edges[0], system.band_edges[1] - hi)
+        room = min(gap, edge)
+        best = (f"T_e below {room / (quad.TAIL_KT * quad.K_B):.0f} K" if room > 0
+                else "no T_e")
+        raise ValueError(f"electronic bath at T_e = {temperature} K, V = {bias} V: {err}; "
+                         f"at this bias the window's Fermi tails ({quad.TAIL_KT:g} k_B T_e) "
+                         f"allow {best}") from None

@@ -222,8 +222,11 @@ def check_connected(data: DataFile, electrodes, r_bond: float) -> None:
 def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "auto",
                device: str = "filament", potential: str | None = None, tol: float = 1e-2,
                model: str = "paper", hopping: HoppingModel = HoppingModel(),
-               kpoints=1, lead_eta=None, time_update: bool = True) -> CheckReport:
-    """Everything about a data file that can be known before MD (module docstring)."""
+               kpoints=1, lead_eta=None, time_update: bool = True,
+               bath_temperature: float | None = None) -> CheckReport:
+    """Everything about a data file that can be known before MD (module docstring);
+    ``bath_temperature``: the electron temperature T_e (K) of an electronic bath, whose
+    window (with its Fermi tails) is checked too."""
     rep = CheckReport()
     data = read_data(path)
     counts = {t: int(np.sum(data.types == t)) for t in range(1, N_TYPES + 1)}
@@ -308,6 +311,13 @@ def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "aut
             fix = "a smaller |V|"
         raise ValueError(f"bias V = {V} V: {cause}; {accepted}; use {fix}")
     rep.add(f"  V = {V} V, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV; {accepted}")
+    if bath_temperature is not None:
+        from .bath import check_window
+        try:
+            check_window(system, V, beta, bath_temperature)
+        except ValueError as err:
+            raise ValueError(f"{err} (deck: -var Te, or -var lead_eta 0.05)") from None
+        rep.add(f"  electronic bath at T_e = {bath_temperature} K: window clear of flat bands")
     if time_update:
         t0 = time.perf_counter()
         res = system.forces(V, beta, model=model, tol=tol)

@@ -35,9 +35,22 @@ import numpy as np
 from . import runstate
 from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeSites,
                        check_device, measure_electrodes, system_from_types)
+from .bathmd import COLUMNS as BATH_COLUMNS, MASS_UNIT, BathForces
 from .geometry import minimum_image
+from .integration import K_B
 from .parallel import keep_heap, lammps_comm
 from .params import FIX_ID, check_deck_names, deck_equal, run_header
+
+#: The fix external holding the electronic bath's per-step forces (bath on).
+BATH_FIX = "bath"
+
+
+def series_header(params: dict) -> str:
+    """First line of the time series: :data:`SERIES_HEADER`, and with the bath on its
+    columns (:data:`lammps_recoil.bathmd.COLUMNS`)."""
+    if params.get("bath", "none") == "none":
+        return SERIES_HEADER
+    return SERIES_HEADER + "," + ",".join(BATH_COLUMNS)
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
@@ -45,7 +58,7 @@ from .params import FIX_ID, check_deck_names, deck_equal, run_header
 #: the "mobile" device) and n_device the number of NEGF device atoms.
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
           "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device")
-#: First line of the time-series file.
+#: First line of the time-series file (with the bath on, :func:`series_header`).
 SERIES_HEADER = "step,time_ps," + ",".join(VECTOR)
 #: Seconds of wall time between progress lines on stderr.
 PROGRESS_EVERY = 15.0
@@ -68,8 +81,15 @@ class RecoilCoupling:
         # a separate communicator for the crash report: an error may stop one rank while
         # the others wait in a collective call on self.comm
         self.crash_comm = None if self.comm is None else self.comm.Dup()
-        lmp.fix_external_set_vector_length(FIX_ID, len(VECTOR))
-        self.vector = np.zeros(len(VECTOR))
+        self.bath = None
+        if params.get("bath", "none") != "none":
+            if not lmp.has_id("fix", BATH_FIX):
+                raise ValueError(f"bath {params['bath']}: the deck defines no fix {BATH_FIX} "
+                                 "(fix external on the filament for the bath's forces)")
+            self.bath = BathForces(params, self.comm, self.rank)
+        width = len(VECTOR) + (len(BATH_COLUMNS) if self.bath is not None else 0)
+        lmp.fix_external_set_vector_length(FIX_ID, width)
+        self.vector = np.zeros(width)
         self.started, self.series, self.pending = False, None, None
         self.tags = np.zeros(0, dtype=np.int64)
         self.held = np.zeros((0, 3))
@@ -111,7 +131,7 @@ class RecoilCoupling:
             if not resume:
                 for line in run_header(params, lmp.version()):
                     self.series.write(f"# {line}\n")
-                self.series.write(SERIES_HEADER + "\n")
+                self.series.write(series_header(params) + "\n")
             self.series.flush()
 
     def _build(self, device, tags, types, x) -> None:
@@ -129,6 +149,8 @@ class RecoilCoupling:
         self.tags = self.mobile_tags[self.device]
         self.filament = types[mobile][self.device] == FILAMENT_TYPE
         self.last_x = x[mobile][self.device]
+        # filament atoms among the device atoms (the bath's coordinates, tag order)
+        self.bath_atoms = np.flatnonzero(self.filament)
 
     def _widen(self, step, reason: str) -> None:
         """Make all mobile atoms the NEGF device (collective call): the electrodes are no
@@ -164,7 +186,8 @@ class RecoilCoupling:
     def _snapshot(self, step) -> dict:
         return dict(step=step, tags=self.tags, held=self.held, last_x=self.last_x,
                     work=self.work, vector=self.vector, device=self.active_device,
-                    **self.system.energy_partitions())
+                    **self.system.energy_partitions(),
+                    **(self.bath.snapshot() if self.bath is not None else {}))
 
     def _restore(self, state) -> None:
         step = self.lmp.extract_global("ntimestep")
@@ -184,6 +207,8 @@ class RecoilCoupling:
         self.work, self.vector = float(state["work"]), state["vector"]
         self.last_step = step
         self.system.set_energy_partitions(state)
+        if self.bath is not None:
+            self.bath.restore(state)
 
     def update(self, step: int) -> None:
         """Recompute the recoil forces from the current positions (collective call); before
@@ -204,7 +229,8 @@ class RecoilCoupling:
         if step != self.last_step:
             # work of the held forces since the last update: F . dx (minimum image in x, y)
             dx, _ = minimum_image(x - self.last_x, self.box)
-            self.work += float(np.sum(self.held * dx))
+            work = float(np.sum(self.held * dx))
+            self.work += work
             dx_site = 0.0
             if self.sites is not None:
                 dx_site, off = self.sites.off_site(mobile[self.electrode])
@@ -217,10 +243,12 @@ class RecoilCoupling:
             res = self.system.forces(p["V"], p["beta"], model=p["model"], tol=p["tol"])
             self.held = np.where(self.filament[:, None], res.forces, 0.0)
             fil = self.held[self.filament]
+            seconds = time.perf_counter() - t0
+            extra = [] if self.bath is None else self._bath_update(step, work)
             self.vector = np.array([res.fermi_transmission, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
-                                    time.perf_counter() - t0, res.n_energies,
-                                    *_eam_force(self.lmp), dx_site, len(self.tags)])
+                                    seconds, res.n_energies, *_eam_force(self.lmp), dx_site,
+                                    len(self.tags), *extra])
             self.last_x, self.last_step = x, step
             if self.series is not None:
                 dt = self.lmp.extract_global("dt")
@@ -233,6 +261,59 @@ class RecoilCoupling:
                 self.pending = self._snapshot(step)
         for i, v in enumerate(self.vector):
             self.lmp.fix_external_set_vector(FIX_ID, i + 1, float(v))
+
+    def _bath_update(self, step: int, work: float) -> list:
+        """The bath at an NEGF update (collective call): new kernels every ``bath_every``
+        steps (and whenever none are held), and the update's :data:`BATH_COLUMNS`."""
+        bath, dt = self.bath, self.lmp.extract_global("dt")
+        res = None
+        if bath.friction is None or step % self.p["bath_every"] == 0:
+            mass = self.lmp.numpy.extract_atom("mass")
+            res = bath.update_kernels(self.system, self.bath_atoms,
+                                      self.tags[self.bath_atoms],
+                                      np.full(len(self.bath_atoms), float(mass[FILAMENT_TYPE])),
+                                      step)
+        elapsed = (step - self.last_step) * dt if self.last_step is not None else 0.0
+        p_rec = work / elapsed if elapsed > 0 else 0.0
+        return bath.diagnostics(res, self._kinetic_temperature(ELECTRODE_TYPE), p_rec, step)
+
+    def _kinetic_temperature(self, atom_type: int) -> float:
+        """Kinetic temperature (K) of the atoms of one type, sum m v^2 / (3 N k_B)."""
+        lmp = self.lmp
+        n = lmp.extract_setting("nlocal")
+        types = np.asarray(lmp.numpy.extract_atom("type")[:n])
+        v = np.asarray(lmp.numpy.extract_atom("v")[:n])[types == atom_type]
+        mass = float(lmp.numpy.extract_atom("mass")[atom_type]) * MASS_UNIT
+        sums = np.array([mass * float(np.sum(v * v)), 3.0 * len(v)])
+        if self.comm is not None and self.comm.Get_size() > 1:
+            sums = self.comm.allreduce(sums)
+        return float(sums[0] / (sums[1] * K_B)) if sums[1] else 0.0
+
+    def write_bath(self, step: int, fext) -> None:
+        """The bath's forces of this step on this rank's local filament atoms into
+        ``fext`` (nlocal x 3; collective call: the filament's velocities are gathered)."""
+        lmp = self.lmp
+        n = lmp.extract_setting("nlocal")
+        fext[:n] = 0.0
+        bath = self.bath
+        if bath is None or bath.friction is None or not self.started:
+            return
+        tags = np.asarray(lmp.numpy.extract_atom("id")[:n])
+        types = np.asarray(lmp.numpy.extract_atom("type")[:n])
+        mine = np.flatnonzero(types == FILAMENT_TYPE)
+        local = (tags[mine], np.asarray(lmp.numpy.extract_atom("v")[:n])[mine])
+        parts = [local] if self.comm is None or self.comm.Get_size() == 1 \
+            else self.comm.allgather(local)
+        all_tags = np.concatenate([p[0] for p in parts])
+        v = np.concatenate([p[1] for p in parts])
+        order = np.argsort(all_tags)
+        if len(all_tags) != len(bath.tags) or np.any(all_tags[order] != bath.tags):
+            lost = np.setdiff1d(bath.tags, all_tags)
+            raise ValueError(f"filament atoms {lost[:10].tolist()} left the simulation")
+        forces = bath.forces(step, v[order], lmp.extract_global("dt"), self.p["every"])
+        if self.pending is not None and self.pending["step"] == step:
+            self.pending["bath_force"] = forces       # a resumed run applies it again
+        fext[mine] = forces[np.searchsorted(bath.tags, local[0])]
 
     def _progress(self, step, dt) -> None:
         """A line on stderr every PROGRESS_EVERY seconds: time, G, force, ETA."""

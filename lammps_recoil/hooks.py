@@ -23,7 +23,7 @@ import os
 import sys
 
 from . import runstate
-from .coupling import SERIES_HEADER, RecoilCoupling
+from .coupling import BATH_FIX, RecoilCoupling, series_header
 from .params import (FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values, header_params,
                      parse_params, run_header)
 from .parallel import lammps_comm_or_none
@@ -41,10 +41,11 @@ def _check_resumable(params: dict, series: str) -> None:
             if not line.startswith("#"):
                 break
     found = lines[-1] if lines else ""
-    if found != SERIES_HEADER:
-        raise ValueError(f"{series} was written by another version of lammps-recoil "
-                         f"(columns {found}); this one writes {SERIES_HEADER}: it "
-                         "cannot continue that run")
+    expected = series_header(params)
+    if found != expected:
+        raise ValueError(f"{series} was written by another version of lammps-recoil or "
+                         f"with another bath (columns {found}); this run writes {expected}: "
+                         "it cannot continue that run")
     saved = header_params(lines)
     differ = [f"{n} = {saved.get(n, '(not recorded)')} there, {params[n]} here"
               for n in RUN_PARAMS if saved.get(n) != str(params[n])]
@@ -72,7 +73,8 @@ def check_inputs(lmp, values: dict) -> dict:
         report = check_data(params["data"], params["V"], params["beta"], params["lattice"],
                             params["device"], params["potential"], params["tol"],
                             params["model"], kpoints=params["kpoints"],
-                            lead_eta=params["lead_eta"] or None, time_update=False)
+                            lead_eta=params["lead_eta"] or None, time_update=False,
+                            bath_temperature=None if params["bath"] == "none" else params["Te"])
         if rank0:
             for line in report.lines:
                 print(f"lammps-recoil check: {line.strip()}")
@@ -187,6 +189,8 @@ def recoil_setup(lmpptr) -> None:
     try:
         coupling = setup(lmp, _CHECKED[_instance(lmp)])
         coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))   # zero them
+        if coupling.bath is not None:
+            coupling.write_bath(0, lmp.numpy.fix_external_get_force(BATH_FIX))
     except Exception as err:
         fail(err, lammps_comm_or_none(lmp))
 
@@ -203,14 +207,34 @@ def recoil_update(lmpptr, vflag=0) -> None:
     _update(_lammps(lmpptr))
 
 
+def bath_step(lmpptr, vflag=0) -> None:
+    """``fix python/invoke 1 post_force bath_step`` (bath on): the electronic bath's forces
+    of this step (:meth:`~lammps_recoil.coupling.RecoilCoupling.write_bath`)."""
+    lmp = _lammps(lmpptr)
+    coupling = None
+    try:
+        coupling = active(lmp)
+        coupling.write_bath(lmp.extract_global("ntimestep"),
+                            lmp.numpy.fix_external_get_force(BATH_FIX))
+    except Exception as err:
+        if coupling is None:
+            fail(err, lammps_comm_or_none(lmp))
+        fail(err, coupling.comm, coupling)
+
+
 def _update(lmp, start=False) -> None:
     coupling = None
     try:
         coupling = active(lmp)
         if start:
             coupling.start()
-        coupling.update(lmp.extract_global("ntimestep"))
+        step = lmp.extract_global("ntimestep")
+        coupling.update(step)
         coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))
+        if start and coupling.bath is not None:
+            # the bath's forces of the first step (LAMMPS 2021 does not invoke the fix at
+            # setup; the pip route's callback is called there)
+            coupling.write_bath(step, lmp.numpy.fix_external_get_force(BATH_FIX))
     except Exception as err:
         if coupling is None:
             fail(err, lammps_comm_or_none(lmp))
@@ -231,5 +255,13 @@ def callback(coupling: RecoilCoupling, step, nlocal, tag, x, fext) -> None:
     try:
         coupling.update(step)
         coupling.write_forces(fext)
+    except Exception as err:
+        fail(err, coupling.comm, coupling)
+
+
+def bath_callback(coupling: RecoilCoupling, step, nlocal, tag, x, fext) -> None:
+    """``fix bath ... external pf/callback 1 1`` callback (pip route, bath on)."""
+    try:
+        coupling.write_bath(step, fext)
     except Exception as err:
         fail(err, coupling.comm, coupling)

@@ -290,7 +290,81 @@ def test_effective_temperature_equilibrium_and_errors():
     t = bath.effective_temperature(b)
     np.testing.assert_allclose(t.modes, 450.0, rtol=1e-9)
     assert t.overall == pytest.approx(450.0, rel=1e-9)
+    assert t.balance == pytest.approx(450.0, rel=1e-9)
     with pytest.raises(ValueError, match="force model"):
         bath.electronic_bath(s, 0.1, model="ehrenfest")
     with pytest.raises(ValueError, match="electron temperature"):
         bath.electronic_bath(s, 0.1, temperature=-1.0)
+
+
+def test_low_rank_traces_equal_dense_traces(small_filament):
+    """pair_traces and window_traces (through A_S = phi_S phi_S^+) against tr[X F_a Y F_b]
+    of dense matrices, on a few coordinates of a 3D constriction."""
+    s = small_filament.recoil_system()
+    ops = bath.force_operators(s)
+    E = np.array([s.fermi_level - 0.2, s.fermi_level + 0.1])
+    sp = bath.extended_spectra(s, E)
+    dG = bath.energy_derivative(s, E)
+    AL, AR = sp.A
+    F = [ops.matrix(a).toarray() for a in range(ops.values.shape[0])]
+    coords = [0, 4, 8, len(F) - 1]
+    pair = bath.pair_traces(ops, sp.phi[0], sp.phi[1])
+    window = bath.window_traces(ops, ops.lift(sp.phi[1]), dG)
+    for e in range(len(E)):
+        for a in coords:
+            for b in coords:
+                ref = np.trace(AL[e] @ F[a] @ AR[e] @ F[b])
+                assert pair[e, a, b] == pytest.approx(ref, abs=1e-12 * abs(pair[e]).max())
+                ref = np.trace(AR[e] @ F[a] @ dG[e] @ F[b])
+                assert window[e, a, b] == pytest.approx(ref, abs=1e-12 * abs(window[e]).max())
+
+
+@pytest.mark.parametrize("name", ["chain", "constriction"])
+def test_golden_rule_route_gives_the_friction_at_bias(systems, name):
+    """The symmetric friction at bias from the golden rule at hbar omega -> 0, with
+    spectral densities only (kernels_at_frequency), against electronic_bath's
+    equilibrium part plus its bias term -(2 hbar/pi) int w Im tr[A F dG/dE F]: an
+    independent route to the bias term (which is 3-20% of the friction here; the chain
+    has a central site eps = 0.25 eV and bonds shortened by 0.35 A). At
+    hbar omega = 1e-4 eV the golden-rule friction differs from its limit by O(omega^2)
+    and the noise by O(omega / V)."""
+    s = gamma_chain(0.35, eps=0.25, n_side=1) if name == "chain" else systems[name]
+    for bias in (0.4, -0.7):
+        b = bath.electronic_bath(s, bias, temperature=0.0, tol=1e-8)
+        k = bath.kernels_at_frequency(s, bias, 1e-4, temperature=0.0, tol=1e-8)
+        scale = np.abs(b.friction).max()
+        assert np.abs(b.friction - b.equilibrium).max() > 0.03 * scale
+        np.testing.assert_allclose(k.friction, b.friction, atol=1e-7 * scale)
+        np.testing.assert_allclose(k.noise, b.noise, atol=1e-3 * np.abs(b.noise).max())
+
+
+def test_quantum_fluctuation_dissipation_at_frequency():
+    """At zero bias, D(omega) = hbar omega coth(hbar omega / 2 k_B T) gamma(omega)."""
+    s = gamma_chain(0.35, eps=0.25, n_side=1)
+    for T, e in ((300.0, 0.02), (50.0, 0.03)):
+        k = bath.kernels_at_frequency(s, 0.0, e, temperature=T, tol=1e-8)
+        ratio = e / np.tanh(e / (2 * quad.K_B * T))
+        np.testing.assert_allclose(k.noise, ratio * k.friction,
+                                   atol=1e-9 * ratio * np.abs(k.friction).max())
+
+
+def test_linear_stability_closed_forms():
+    """Damped oscillator: rate -gamma/2m, frequency sqrt(k/m - (gamma/2m)^2); negative
+    friction: +|gamma|/2m; free atoms: rate -lambda_min(gamma)/m. Circulating force
+    (waterwheel) on an isotropic 2D oscillator, K = [[k, c], [-c, k]], gamma = g:
+    lambda^2 + (g/m) lambda + (k +- i c)/m = 0."""
+    m, k, g = 2.0, 3.0, 0.4
+    st = bath.linear_stability(np.array([[g]]), np.array([m]), np.array([[k]]))
+    assert st.rate == pytest.approx(-g / (2 * m), rel=1e-12)
+    assert st.frequency == pytest.approx(np.sqrt(k / m - (g / (2 * m)) ** 2), rel=1e-12)
+    assert bath.linear_stability(np.array([[-g]]), np.array([m]),
+                                 np.array([[k]])).rate == pytest.approx(g / (2 * m))
+    gam = np.array([[0.5, 0.1], [0.1, -0.2]])
+    free = bath.linear_stability(gam, np.array([m, m]))
+    assert free.rate == pytest.approx(-np.linalg.eigvalsh(gam).min() / m, rel=1e-12)
+    c, g = 0.3, 0.1
+    K = np.array([[k, c], [-c, k]])
+    roots = np.concatenate([np.roots([1.0, g / m, (k + 1j * s * c) / m]) for s in (1, -1)])
+    st = bath.linear_stability(g * np.eye(2), np.array([m, m]), K)
+    assert st.rate == pytest.approx(roots.real.max(), rel=1e-12)
+    assert st.rate > 0                    # c / 2 sqrt(m k) = 0.061 beats g / 2m = 0.025
