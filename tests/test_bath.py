@@ -325,7 +325,7 @@ def test_golden_rule_route_gives_the_friction_at_bias(systems, name):
     spectral densities only (kernels_at_frequency), against electronic_bath's
     equilibrium part plus its bias term -(2 hbar/pi) int w Im tr[A F dG/dE F]: an
     independent route to the bias term (which is 3-20% of the friction here; the chain
-    has a central site eps = 0.25 eV and bonds shortened by 0.35 A). At
+    has a central site eps = 0.25 eV between bonds v_L,R = (1 +- 0.35) t). At
     hbar omega = 1e-4 eV the golden-rule friction differs from its limit by O(omega^2)
     and the noise by O(omega / V)."""
     s = gamma_chain(0.35, eps=0.25, n_side=1) if name == "chain" else systems[name]

