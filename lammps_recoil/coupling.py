@@ -91,6 +91,7 @@ class RecoilCoupling:
         lmp.fix_external_set_vector_length(FIX_ID, width)
         self.vector = np.zeros(width)
         self.started, self.series, self.pending = False, None, None
+        self._bath_local = None                  # (local IDs, filament rows, bath rows)
         self.tags = np.zeros(0, dtype=np.int64)
         self.held = np.zeros((0, 3))
 
@@ -101,6 +102,7 @@ class RecoilCoupling:
         lmp, params = self.lmp, self.p
         set_time(lmp)
         self.started = True
+        self.dt = lmp.extract_global("dt")
         self.steps = deck_equal(lmp, "prod_steps")
         self.started_at, self.reported = time.time(), time.time()
         self.first_step = lmp.extract_global("ntimestep")
@@ -291,29 +293,45 @@ class RecoilCoupling:
 
     def write_bath(self, step: int, fext) -> None:
         """The bath's forces of this step on this rank's local filament atoms into
-        ``fext`` (nlocal x 3; collective call: the filament's velocities are gathered)."""
+        ``fext`` (nlocal x 3; collective call: the filament's velocities are gathered).
+        Which local atoms are filament atoms, and their rows among the bath's coordinates,
+        is kept while the local atom IDs stay the same (LAMMPS reorders and migrates atoms
+        between neighbour-list builds only)."""
         lmp = self.lmp
         n = lmp.extract_setting("nlocal")
         fext[:n] = 0.0
         bath = self.bath
         if bath is None or bath.friction is None or not self.started:
             return
-        tags = np.asarray(lmp.numpy.extract_atom("id")[:n])
-        types = np.asarray(lmp.numpy.extract_atom("type")[:n])
-        mine = np.flatnonzero(types == FILAMENT_TYPE)
-        local = (tags[mine], np.asarray(lmp.numpy.extract_atom("v")[:n])[mine])
-        parts = [local] if self.comm is None or self.comm.Get_size() == 1 \
-            else self.comm.allgather(local)
-        all_tags = np.concatenate([p[0] for p in parts])
-        v = np.concatenate([p[1] for p in parts])
-        order = np.argsort(all_tags)
-        if len(all_tags) != len(bath.tags) or np.any(all_tags[order] != bath.tags):
-            lost = np.setdiff1d(bath.tags, all_tags)
-            raise ValueError(f"filament atoms {lost[:10].tolist()} left the simulation")
-        forces = bath.forces(step, v[order], lmp.extract_global("dt"), self.p["every"])
+        tags = lmp.numpy.extract_atom("id")[:n]
+        local = self._bath_local
+        if local is None or len(local[0]) != n or not np.array_equal(local[0], tags):
+            types = np.asarray(lmp.numpy.extract_atom("type")[:n])
+            mine = np.flatnonzero(types == FILAMENT_TYPE)
+            rows = np.searchsorted(bath.tags, tags[mine])
+            if np.any(rows >= len(bath.tags)) or np.any(bath.tags[rows % len(bath.tags)]
+                                                        != tags[mine]):
+                raise ValueError(f"filament atoms {tags[mine].tolist()[:10]} are not the "
+                                 "bath's")
+            self._bath_local = local = (np.array(tags), mine, rows)
+        _, mine, rows = local
+        v = lmp.numpy.extract_atom("v")[:n][mine]
+        if self.comm is not None and self.comm.Get_size() > 1:
+            parts = self.comm.allgather((rows, v))
+            rows_all = np.concatenate([p[0] for p in parts])
+            v_all = np.concatenate([p[1] for p in parts])
+        else:
+            rows_all, v_all = rows, v
+        if len(rows_all) != len(bath.tags):
+            lost = np.setdiff1d(np.arange(len(bath.tags)), rows_all)
+            raise ValueError(f"filament atoms {bath.tags[lost][:10].tolist()} left the "
+                             "simulation")
+        ordered = np.empty((len(bath.tags), 3))
+        ordered[rows_all] = v_all
+        forces = bath.forces(step, ordered, self.dt, self.p["every"])
         if self.pending is not None and self.pending["step"] == step:
             self.pending["bath_force"] = forces       # a resumed run applies it again
-        fext[mine] = forces[np.searchsorted(bath.tags, local[0])]
+        fext[mine] = forces[rows]
 
     def _progress(self, step, dt) -> None:
         """A line on stderr every PROGRESS_EVERY seconds: time, G, force, ETA."""
