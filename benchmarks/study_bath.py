@@ -1,8 +1,10 @@
 """Studies of the electronic bath on the default filament (docs/bath.md): tables and figures.
 
-    python benchmarks/study_bath.py kernels [--out docs/figures/bath]
+    python benchmarks/study_bath.py kernels [--out docs/figures/bath]   (and its figures)
+    python benchmarks/study_bath.py figures [--out docs/figures/bath]
     python benchmarks/study_bath.py resonance [--out docs/figures/bath]
     python benchmarks/study_bath.py md --runs runs/bath_md [--biases 0 0.5 1 1.5] [--ps 30]
+        [--filament-thermostat yes|no]
     python benchmarks/study_bath.py switching --runs runs/bath_ens
 
 ``kernels``: the kernels at the EAM-minimized default filament (the production deck's
@@ -12,9 +14,10 @@ band); mean and largest diagonal friction and noise, effective temperatures, low
 friction eigenvalue; and the per-atom friction and noise at 1 V (T_e = 0).
 ``resonance``: the friction of the unrelaxed filament (``build_filament()``) near 0.75 V
 and the same kernels at vibration energies hbar omega = 1-30 meV (golden rule).
-``md``: production runs of inputs/in.filament with the thermostat on the electrodes only,
-with and without the full bath (T_e = 300 K, lead_eta 0.05), and the filament's kinetic
-temperature from the dump's velocities. ``switching``: the 1 V ensembles with and
+``md``: production runs of inputs/in.filament with the Langevin thermostat on the filament
+too (the paper's setup) or on the electrodes only, with and without the full bath
+(T_e = 300 K, lead_eta 0.05), and the filament's kinetic temperature from the dump's
+velocities. ``switching``: the 1 V ensembles with and
 without the bath (run by ``lammps-recoil ensemble``, commands in docs/bath.md).
 """
 import argparse
@@ -81,9 +84,6 @@ def write_table(path, rows, header):
 
 
 def kernels(out, tmp):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     rows = {}
     for label, te, eta, biases in (("Te0", 0.0, None, np.arange(0.0, 1.126, 0.125)),
                                    ("Te300_eta0.05", 300.0, 0.05, np.arange(0.0, 1.51, 0.125))):
@@ -105,24 +105,43 @@ def kernels(out, tmp):
                         T_atom=no[i] / (2 * K_B * fr[i])) for i in np.argsort(z)]
             write_table(out / "per_atom_1V.csv", per, "per-atom friction and noise at 1 V, "
                         "T_e = 0 (trace of the 3x3 block / 3), minimized default filament")
-            fig, ax = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
-            ax[0].semilogy(z, fr, "o")
-            ax[0].set_ylabel("friction (eV ps/A$^2$)")
-            ax[1].semilogy(z, no, "o", color="C1")
-            ax[1].set_ylabel("noise (eV$^2$ ps/A$^2$)")
-            ax[1].set_xlabel("z (A)")
-            ax[0].set_title("default filament at 1 V, T$_e$ = 0: per atom")
-            fig.tight_layout()
-            fig.savefig(out / "per_atom_1V.png", dpi=120)
+    figures(out)
+
+
+def read_table(path):
+    lines = [ln for ln in Path(path).read_text().splitlines() if not ln.startswith("#")]
+    keys = lines[0].split(",")
+    return {k: np.array([float(ln.split(",")[i]) for ln in lines[1:]])
+            for i, k in enumerate(keys)}
+
+
+def figures(out):
+    """The figures of docs/bath.md from the tables of ``kernels``."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    per = read_table(out / "per_atom_1V.csv")
+    fig, ax = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    ax[0].plot(per["z"], per["friction"], "o")
+    ax[0].axhline(0.0, color="0.6", lw=0.8)
+    ax[0].set_ylabel("friction (eV ps/A$^2$)")
+    ax[1].semilogy(per["z"], per["noise"], "o", color="C1")
+    ax[1].set_ylabel("noise (eV$^2$ ps/A$^2$)")
+    ax[1].set_xlabel("z (A); electrons are injected from the right")
+    ax[0].set_title("default filament at 1 V, T$_e$ = 0: per atom (trace / 3)")
+    fig.tight_layout()
+    fig.savefig(out / "per_atom_1V.png", dpi=120)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for label, style in (("Te0", "o-"), ("Te300_eta0.05", "s-")):
-        r = rows[label]
-        ax.semilogy([x["V"] for x in r], [x["T_balance"] for x in r], style,
-                    label=f"{label}: power balance")
-        ax.semilogy([x["V"] for x in r], [x["T_mode_median"] for x in r], style,
-                    alpha=0.4, label=f"{label}: median mode")
+    for label, style, text in (("Te0", "o-", "T$_e$ = 0"),
+                               ("Te300_eta0.05", "s-", "T$_e$ = 300 K, lead_eta 0.05 eV")):
+        r = read_table(out / f"kernels_{label}.csv")
+        keep = r["T_balance"] > 0
+        ax.semilogy(r["V"][keep], r["T_balance"][keep], style, label=f"{text}: power balance")
+        ax.semilogy(r["V"][keep], r["T_mode_median"][keep], style, alpha=0.4,
+                    label=f"{text}: median mode")
     ax.set_xlabel("V (V)")
     ax.set_ylabel("effective temperature (K)")
+    ax.set_title("kernels of the minimized default filament")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "kernel_temperature.png", dpi=120)
@@ -171,17 +190,24 @@ def filament_temperature(dump, start_ps):
     return float(np.mean(values)), float(blocks.std(ddof=1) / np.sqrt(5))
 
 
-def md(out, runs, biases, ps):
+def md(out, runs, biases, ps, thermostat):
     rows = []
     for V in biases:
         row = dict(V=V)
         for label, b in (("none", "none"), ("full", "full")):
             name = f"V{V:g}_{label}"
             if not (Path(runs) / f"{name}.dump").exists():
-                deck(runs, name, V=V, bath=b, Te=300, lead_eta=0.05, filament_thermostat="no",
-                     production_ps=ps, dump_every=100, restart_every=0)
+                try:
+                    deck(runs, name, V=V, bath=b, Te=300, lead_eta=0.05,
+                         filament_thermostat=thermostat, production_ps=ps, dump_every=100,
+                         restart_every=0)
+                except subprocess.CalledProcessError:
+                    pass                      # a filament that breaks up: the dump so far
             row[f"T_fil_{label}"], row[f"err_{label}"] = filament_temperature(
                 Path(runs) / f"{name}.dump", 5.0)
+            series = read_series(Path(runs) / f"{name}.recoil.csv")
+            row[f"G_end_{label}"] = float(series["G_EF"][-1])
+            row[f"t_end_{label}"] = float(series["time_ps"][-1])
         s = read_series(Path(runs) / f"V{V:g}_full.recoil.csv")
         kern = np.asarray(s["bath_s"]) > 0
         row["Te_balance"] = (np.mean(np.asarray(s["D_mean"])[kern])
@@ -191,10 +217,11 @@ def md(out, runs, biases, ps):
         row["P_fric"] = float(np.mean(s["P_fric"][1:]))
         row["P_rec"] = float(np.mean(s["P_rec"][1:]))
         rows.append(row)
-    write_table(out / "md_temperature.csv", rows, f"filament kinetic temperature (K, dump "
-                f"velocities after 5 ps of {ps} ps production), thermostat on the electrodes "
-                "only, without and with the full bath (T_e = 300 K, lead_eta 0.05); kernels' "
-                "power-balance temperature; mean powers (eV/ps)")
+    write_table(out / f"md_temperature_thermostat_{thermostat}.csv", rows,
+                f"filament kinetic temperature (K, dump velocities after 5 ps of {ps} ps "
+                f"production; filament_thermostat {thermostat}), without and with the full "
+                "bath (T_e = 300 K, lead_eta 0.05); kernels' power-balance temperature; mean "
+                "powers (eV/ps)")
 
 
 def switching(out, runs):
@@ -206,11 +233,12 @@ def switching(out, runs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("kernels", "resonance", "md", "switching"))
+    ap.add_argument("what", choices=("kernels", "figures", "resonance", "md", "switching"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "figures" / "bath"))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bath_md"))
     ap.add_argument("--biases", nargs="+", type=float, default=[0.0, 0.5, 1.0, 1.5])
     ap.add_argument("--ps", type=float, default=30.0)
+    ap.add_argument("--filament-thermostat", choices=("yes", "no"), default="yes")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -220,11 +248,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         if args.what == "kernels":
             kernels(out, tmp)
+        elif args.what == "figures":
+            figures(out)
         elif args.what == "resonance":
             resonance(out, tmp)
         elif args.what == "md":
             Path(args.runs).mkdir(parents=True, exist_ok=True)
-            md(out, args.runs, args.biases, args.ps)
+            md(out, args.runs, args.biases, args.ps, args.filament_thermostat)
         else:
             switching(out, args.runs)
 

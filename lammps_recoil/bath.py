@@ -64,6 +64,8 @@ HBAR = 6.582119569e-4
 DERIV_STEP = 1e-5
 #: Default relative accuracy of the energy integrals (of the largest zero-bias friction).
 DEFAULT_RTOL = 1e-3
+#: Scale (eV/A^2) of the force Jacobian's columns in the adaptive rule's error estimate.
+K_SCALE = 1e-2
 #: Memory (bytes) for the per-energy arrays of one batch.
 BATCH_BYTES = 64 * 2**20
 
@@ -244,12 +246,57 @@ def pair_traces(ops: ForceOperators, phi1: np.ndarray, phi2: np.ndarray,
     return B @ dagger(B)
 
 
-def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray) -> np.ndarray:
+def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray,
+                  y: np.ndarray | None = None) -> np.ndarray:
     """tr[A F_a M F_b] (energies x 3 atoms x 3 atoms) with A = phi phi^+, from
-    x = ``ops.lift(phi)``: sum over the columns i of (F_a phi_i)^+ M (F_b phi_i)."""
+    x = ``ops.lift(phi)``: sum over the columns i of (F_a phi_i)^+ M (F_b phi_i); with
+    ``y`` = ``other.lift(phi)``, F_b of the other operators."""
     ne, nc, r, n = x.shape
-    Y = (x.reshape(ne, nc * r, n) @ np.swapaxes(M, 1, 2)).reshape(ne, nc, r * n)
+    y = x if y is None else y
+    Y = (y.reshape(ne, -1, n) @ np.swapaxes(M, 1, 2)).reshape(ne, y.shape[1], r * n)
     return x.reshape(ne, nc, r * n).conj() @ np.swapaxes(Y, 1, 2)
+
+
+def coefficient_gradient(system, model: str, ik: int, atoms, expectation) -> np.ndarray:
+    """sum_e (d values[a, e] / dX_b) expectation[e]: the part of the Jacobian of
+    <F_a> = Re sum_e values[a, e] <|rows_e><cols_e|> that comes from the operator's own
+    dependence on the positions (through g = t'(r) n of each bond, with
+    dg/dX_j = t'' n n^T + (t'/r)(1 - n n^T) = -dg/dX_i), for the coordinates of ``atoms``
+    (rows a and columns b). ``expectation``: <|p><q|> per element of
+    :func:`force_operators` (bonds i-j, bonds j-i, then the diagonal). The hopping is the
+    geometric t(r) of ``system.hopping``."""
+    w = onsite_weight(model)
+    b, n = system.ext_bonds, system.n_atoms
+    k = system.kpoints[ik] if system.box is not None else None
+    m = len(b)
+    r = np.linalg.norm(b.vec, axis=1)
+    nvec = b.vec / r[:, None]
+    h = 1e-6
+    d2 = (system.hopping.hopping(r + h)[1] - system.hopping.hopping(r - h)[1]) / (2 * h)
+    H = (d2 - b.dtdr / r)[:, None, None] * nvec[:, :, None] * nvec[:, None, :] \
+        + (b.dtdr / r)[:, None, None] * np.eye(3)
+    ph = b.phases(k)
+    rho = np.asarray(expectation)
+    hop = ph * rho[:m] + np.conj(ph) * rho[m:2 * m]
+    s_i = np.real(hop + w * rho[2 * m + b.j])            # <operator of F_i> per bond
+    s_j = np.real(hop + w * rho[2 * m + b.i])            # <operator of F_j>
+    user = np.empty(n, dtype=int)
+    user[np.arange(n)] = system._order
+    atoms = np.arange(n) if atoms is None else np.asarray(atoms, dtype=int)
+    where = np.full(n, -1)
+    where[atoms] = np.arange(len(atoms))
+    J = np.zeros((len(atoms), 3, len(atoms), 3))
+    dev = b.j < n
+    ai = where[user[b.i]]
+    aj = np.full(m, -1)
+    aj[dev] = where[user[b.j[dev]]]
+    # (row atom, column atom, sign, weight) for dF_i/dX_j, dF_i/dX_i, dF_j/dX_j, dF_j/dX_i
+    for row, col, sign, weight in ((ai, aj, 1.0, s_i), (ai, ai, -1.0, s_i),
+                                   (aj, aj, -1.0, s_j), (aj, ai, 1.0, s_j)):
+        ok = (row >= 0) & (col >= 0)
+        np.add.at(J, (row[ok], slice(None), col[ok], slice(None)),
+                  sign * weight[ok, None, None] * H[ok])
+    return J.reshape(3 * len(atoms), 3 * len(atoms))
 
 
 @dataclass
@@ -263,7 +310,9 @@ class ElectronicBath:
     ``equilibrium``: the zero-bias friction at the same electron temperature
     (eV ps/A^2). ``bias`` (V), ``beta``, ``temperature`` (K, electrons), ``model``,
     ``n_energies`` energy points, ``error`` the integrals' estimate (units of friction),
-    ``partition`` the energies to start a similar integral from (``start``).
+    ``partition`` the energies to start a similar integral from (``start``);
+    ``force_jacobian`` dF_a/dX_b of the mean (renormalized) recoil force (eV/A^2; only if
+    asked for): its antisymmetric part is the non-conservative (curl) stiffness.
     """
 
     friction: np.ndarray
@@ -278,6 +327,7 @@ class ElectronicBath:
     error: float
     atoms: np.ndarray
     partition: np.ndarray
+    force_jacobian: np.ndarray | None = None
 
     @property
     def gamma(self) -> np.ndarray:
@@ -293,8 +343,9 @@ class ElectronicBath:
 
 def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float = 300.0,
                     model: str = "paper", tol: float = DEFAULT_RTOL,
-                    n_points: int | None = None, atoms=None, start=()) -> ElectronicBath:
-    """Friction, Berry tensor and noise of device atoms at bias V (module docstring).
+                    n_points: int | None = None, atoms=None, start=(),
+                    jacobian: bool = False) -> ElectronicBath:
+    r"""Friction, Berry tensor and noise of device atoms at bias V (module docstring).
 
     ``temperature`` is the electron temperature T_e (K). Energies are integrated with the
     bias window of the mean force (its Fermi tails at T_e > 0) adaptively to the accuracy
@@ -303,7 +354,17 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     the equilibrium friction is the Fermi-surface value (-df/dE = delta(E - E_F)); at
     V = 0 and T_e = 0 the noise vanishes. ``atoms``: the device atoms (indices in the
     caller's order) whose coordinates the tensors cover; default all. ``start``: energies
-    to start the adaptive rule from (a previous result's ``partition``).
+    to start the adaptive rule from (a previous result's ``partition``). ``jacobian``: also
+    the Jacobian of the mean force on the same coordinates, from the same energies: the
+    electrons see the displacement through H(X) (dH/dX_b = -F_b of the Hellmann-Feynman
+    operator, A_S = G Gamma_S G^+ on the extended region, so dA_S = -G F_b A_S - A_S F_b
+    G^+), and the operator F_a itself moves with the atoms (:func:`coefficient_gradient`):
+
+    .. math::
+
+        \frac{\partial F_a}{\partial X_b} = -\frac{2}{\pi} \sum_S \int dE\, w_S\,
+            \mathrm{Re\,tr}[A_S F_a G F^{HF}_b] + \sum_e \frac{\partial (F_a)_e}
+            {\partial X_b} \langle e \rangle.
     """
     onsite_weight(model)
     quad.check_bias(bias, beta, temperature)
@@ -313,7 +374,10 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     segments = quad.bias_window(system.fermi_level, bias, beta, temperature)
     nk = len(system.kweights)
     ops = [force_operators(system, model, ik, atoms) for ik in range(nk)]
+    hf = [force_operators(system, "hellmann-feynman", ik, atoms) for ik in range(nk)] \
+        if jacobian else None
     N3 = ops[0].values.shape[0]
+    n_el = len(ops[0].rows)
     iu = np.triu_indices(N3)
     EF = system.fermi_level
     mu = quad.chemical_potentials(EF, bias if abs(bias) >= quad.TINY_BIAS else 0.0, beta)
@@ -337,8 +401,11 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
         f0 = quad.fermi(E, EF, temperature)
         w = (fL - f0, fR - f0)
         eq, dgam, noise = (np.zeros((len(E), N3, N3)) for _ in range(3))
+        jac = np.zeros((len(E), N3, N3)) if jacobian else None
+        expect = np.zeros((len(E), nk, n_el), dtype=complex) if jacobian else None
         for ik, wk in enumerate(system.kweights):
-            phi = extended_spectra(system, E, ik).phi
+            sp_ = extended_spectra(system, E, ik)
+            phi = sp_.phi
             x = [ops[ik].lift(p) for p in phi]
             # tr[A_L F A_R F] + tr[A_R F A_L F]; tr[A_S F A_S F] only where weighted (not
             # inside a T_e = 0 window)
@@ -364,18 +431,36 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
                     if on.any():
                         t = window_traces(ops[ik], x[s][move][on], dG[on]).imag
                         dgam[np.flatnonzero(move)[on]] += wk * w[s][move][on, None, None] * t
+                        if jacobian:
+                            e = np.flatnonzero(move)[on]
+                            ws = w[s][e][:, None, None]
+                            t = window_traces(ops[ik], x[s][e], sp_.G[e],
+                                              hf[ik].lift(phi[s][e])).real
+                            jac[e] += wk * ws * t
+                            # <|p><q|> = tr[A |p><q|] = A[q, p] per element
+                            pe = phi[s][e]
+                            a = np.einsum("eqr,eqr->eq", pe[:, ops[ik].cols],
+                                          pe[:, ops[ik].rows].conj())
+                            expect[e, ik] += w[s][e][:, None] * a
         eq *= HBAR / (2.0 * np.pi)
         dgam *= -2.0 * HBAR / np.pi
         noise *= HBAR / np.pi
-        return np.hstack([eq[:, iu[0], iu[1]] / scale, dgam.reshape(len(E), -1) / scale,
-                          noise[:, iu[0], iu[1]] / (scale * e_scale)])
+        parts = [eq[:, iu[0], iu[1]] / scale, dgam.reshape(len(E), -1) / scale,
+                 noise[:, iu[0], iu[1]] / (scale * e_scale)]
+        if jacobian:
+            # (2 spins / 2 pi) int w (-2 Re tr[...]); expectations 2 int w A / 2 pi
+            parts += [(-2.0 / np.pi) * jac.reshape(len(E), -1) / K_SCALE,
+                      (expect.real / np.pi).reshape(len(E), -1) / K_SCALE,
+                      (expect.imag / np.pi).reshape(len(E), -1) / K_SCALE]
+        return np.hstack(parts)
 
     def func(E, seg):
         return system._map(lambda e: np.vstack([rows(e[i:i + chunk])
                                                 for i in range(0, len(e), chunk)]), E)
 
     n_sym = len(iu[0])
-    total, error, n_energies, ends = np.zeros(2 * n_sym + N3 * N3), 0.0, 0, []
+    width = 2 * n_sym + N3 * N3 + ((N3 * N3 + 2 * nk * n_el) if jacobian else 0)
+    total, error, n_energies, ends = np.zeros(width), 0.0, 0, []
     for seg in segments:
         res = seg.integrate(func, n_points, tol / len(segments), system._kinks(), start)
         total, error = total + res.value, error + res.error
@@ -393,11 +478,19 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     else:
         equilibrium = sym(total[:n_sym]) * scale
     gamma = equilibrium + total[n_sym:n_sym + N3 * N3].reshape(N3, N3) * scale
-    noise = sym(total[n_sym + N3 * N3:]) * scale * e_scale
+    noise = sym(total[n_sym + N3 * N3:2 * n_sym + N3 * N3]) * scale * e_scale
+    J = None
+    if jacobian:
+        rest = total[2 * n_sym + N3 * N3:] * K_SCALE
+        J = rest[:N3 * N3].reshape(N3, N3)
+        expect = (rest[N3 * N3:N3 * N3 + nk * n_el]
+                  + 1j * rest[N3 * N3 + nk * n_el:]).reshape(nk, n_el)
+        for ik, wk in enumerate(system.kweights):
+            J = J + wk * coefficient_gradient(system, model, ik, atoms, expect[ik])
     return ElectronicBath(0.5 * (gamma + gamma.T), 0.5 * (gamma - gamma.T), noise,
                           0.5 * (equilibrium + equilibrium.T), float(bias), beta,
                           temperature, model, n_energies, error * scale, ops[0].atoms,
-                          np.array(ends, dtype=float))
+                          np.array(ends, dtype=float), J)
 
 
 @dataclass

