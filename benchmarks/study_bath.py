@@ -3,6 +3,7 @@
     python benchmarks/study_bath.py kernels [--out docs/figures/bath]   (and its figures)
     python benchmarks/study_bath.py figures [--out docs/figures/bath]
     python benchmarks/study_bath.py resonance [--out docs/figures/bath]
+    python benchmarks/study_bath.py runaway [--out docs/figures/bath]
     python benchmarks/study_bath.py md --runs runs/bath_md [--biases 0 0.5 1 1.5] [--ps 30]
         [--filament-thermostat yes|no]
     python benchmarks/study_bath.py switching --runs runs/bath_ens
@@ -14,7 +15,8 @@ band); mean and largest diagonal friction and noise, effective temperatures, low
 friction eigenvalue; and the per-atom friction and noise at 1 V (T_e = 0).
 ``resonance``: the friction of the unrelaxed filament (``build_filament()``) near 0.75 V
 and the same kernels at vibration energies hbar omega = 1-30 meV (golden rule).
-``md``: production runs of inputs/in.filament with the Langevin thermostat on the filament
+``runaway``: the linear stability of the minimized filament with the EAM Hessian, the mean
+force's Jacobian and the kernels (T_e = 0, 0 to 1.125 V). ``md``: production runs of inputs/in.filament with the Langevin thermostat on the filament
 too (the paper's setup) or on the electrodes only, with and without the full bath
 (T_e = 300 K, lead_eta 0.05), and the filament's kinetic temperature from the dump's
 velocities. ``switching``: the 1 V ensembles with and
@@ -49,15 +51,19 @@ def deck(outdir, name, **var):
     subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True)
 
 
-def minimized(tmp, lead_eta=None):
-    """The default filament's NEGF system at the production deck's EAM minimum."""
-    deck(tmp, "mini", warmup_ps=0, production_ps=0.001, dump_every=1, V=0.5)
+def minimized(tmp, lead_eta=None, atoms=False):
+    """The default filament's NEGF system at the production deck's EAM minimum (and, with
+    ``atoms``, all atoms' positions, types and the periodic box)."""
+    if not (Path(tmp) / "mini.dump").exists():
+        deck(tmp, "mini", warmup_ps=0, production_ps=0.001, dump_every=1, V=0.5)
     frame = read_dump(Path(tmp) / "mini.dump")[0]
     order = np.argsort(frame["id"])
     x = np.column_stack([frame["x"], frame["y"], frame["z"]])[order]
     types = np.asarray(frame["type"])[order]
     system = system_from_data(str(DATA), lead_eta=lead_eta)
     system.update(x[types == 1])
+    if atoms:
+        return system, x, types, np.diff(frame.box[:2], axis=1).ravel()
     return system
 
 
@@ -176,6 +182,35 @@ def resonance(out, tmp):
                 "adiabatic)")
 
 
+def runaway(out, tmp):
+    """Linear stability of the minimized filament: M x'' = -(H_EAM - dF/dX) x - gamma x'
+    with the EAM Hessian of the filament atoms (electrodes fixed), the mean force's
+    Jacobian and the bath's kernels at T_e = 0, for: the mean force alone (gamma = 0),
+    with the friction, with friction and Berry force."""
+    from lammps_recoil import eam
+    s, x, types, box = minimized(tmp, atoms=True)
+    H = eam.hessian(eam.EAMPotential.read(str(ROOT / "potentials/Cu_Sheng2011.eam.alloy")),
+                    x, np.flatnonzero(types == 1), box)
+    masses = np.full(H.shape[0], MASS)
+    rows = []
+    for V in np.arange(0.0, 1.126, 0.125):
+        b = bath.electronic_bath(s, float(V), temperature=0.0, tol=1e-2, jacobian=True)
+        K = H - b.force_jacobian
+        Ka = 0.5 * (b.force_jacobian - b.force_jacobian.T)
+        row = dict(V=V, curl_max=np.abs(np.linalg.eigvals(Ka)).max(),
+                   min_eig_K_sym=np.linalg.eigvalsh(0.5 * (K + K.T)).min())
+        for label, gamma in (("nc", 0 * b.friction), ("friction", b.friction),
+                             ("full", b.gamma)):
+            st = bath.linear_stability(gamma, masses, K)
+            row[f"rate_{label}"], row[f"omega_{label}"] = st.rate, st.frequency
+        rows.append(row)
+    write_table(out / "runaway.csv", rows, "linear stability of the minimized default "
+                "filament, T_e = 0: largest growth rate (1/ps) and its angular frequency "
+                "(rad/ps) with the mean force alone, with the friction, with friction and "
+                "Berry force; curl: largest |eigenvalue| of the Jacobian's antisymmetric "
+                "part (eV/A^2); lowest eigenvalue of the symmetric stiffness")
+
+
 def filament_temperature(dump, start_ps):
     """Mean kinetic temperature (K) of the type-1 atoms over the dump frames after
     ``start_ps``, and its standard error from 5 blocks."""
@@ -233,7 +268,8 @@ def switching(out, runs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("kernels", "figures", "resonance", "md", "switching"))
+    ap.add_argument("what", choices=("kernels", "figures", "resonance", "runaway", "md",
+                                     "switching"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "figures" / "bath"))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bath_md"))
     ap.add_argument("--biases", nargs="+", type=float, default=[0.0, 0.5, 1.0, 1.5])
@@ -252,6 +288,8 @@ def main():
             figures(out)
         elif args.what == "resonance":
             resonance(out, tmp)
+        elif args.what == "runaway":
+            runaway(out, tmp)
         elif args.what == "md":
             Path(args.runs).mkdir(parents=True, exist_ok=True)
             md(out, args.runs, args.biases, args.ps, args.filament_thermostat)
