@@ -104,8 +104,9 @@ class ForceOperators:
         """F_a applied to the columns of ``phi`` (energies x n_ext x r), for every a:
         X[e, a, i, :] = F_a phi[e, :, i] (energies x 3 atoms x r x n_ext)."""
         ne, n, r = phi.shape
+        nc = self.values.shape[0]
         X = self._stacked @ np.moveaxis(phi, 0, 1).reshape(n, ne * r)
-        return np.ascontiguousarray(X.reshape(-1, n, ne, r).transpose(2, 0, 3, 1))
+        return np.ascontiguousarray(X.reshape(nc, n, ne, r).transpose(2, 0, 3, 1))
 
 
 def force_operators(system, model: str = "paper", ik: int = 0,
@@ -241,8 +242,8 @@ def pair_traces(ops: ForceOperators, phi1: np.ndarray, phi2: np.ndarray,
     With B_a = phi1^+ F_a phi2 the trace is sum_ij (B_a)_ij conj((B_b)_ij). ``x2``:
     ``ops.lift(phi2)`` if already computed."""
     x2 = ops.lift(phi2) if x2 is None else x2
-    ne, nc = x2.shape[:2]
-    B = (x2.reshape(ne, -1, ops.n_ext) @ phi1.conj()).reshape(ne, nc, -1)
+    ne, nc, r2 = x2.shape[:3]
+    B = (x2.reshape(ne, nc * r2, ops.n_ext) @ phi1.conj()).reshape(ne, nc, r2 * phi1.shape[2])
     return B @ dagger(B)
 
 
@@ -253,7 +254,8 @@ def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray,
     ``y`` = ``other.lift(phi)``, F_b of the other operators."""
     ne, nc, r, n = x.shape
     y = x if y is None else y
-    Y = (y.reshape(ne, -1, n) @ np.swapaxes(M, 1, 2)).reshape(ne, y.shape[1], r * n)
+    ny = y.shape[1]
+    Y = (y.reshape(ne, ny * r, n) @ np.swapaxes(M, 1, 2)).reshape(ne, ny, r * n)
     return x.reshape(ne, nc, r * n).conj() @ np.swapaxes(Y, 1, 2)
 
 

@@ -395,3 +395,18 @@ def test_force_jacobian_against_finite_differences(model):
     s.update(x0)
     J = b.force_jacobian
     assert np.abs(J - J.T).max() > 0.1 * np.abs(J).max()        # not conservative at bias
+
+
+def test_a_lead_without_contacts_gives_empty_factors(small_filament):
+    """A filament that broke off one electrode couples to no contact of that lead: its
+    spectral factor has no column, and its traces vanish (the kernels are then those of
+    the other lead's equilibrium)."""
+    s = small_filament.recoil_system()
+    ops = bath.force_operators(s)
+    phi = bath.extended_spectra(s, np.array([0.3, 0.5])).phi[0]
+    empty = phi[:, :, :0]
+    x = ops.lift(empty)
+    assert x.shape == (2, ops.values.shape[0], 0, s.n_ext)
+    assert np.all(bath.pair_traces(ops, phi, empty) == 0)
+    assert np.all(bath.pair_traces(ops, empty, phi) == 0)
+    assert np.all(bath.window_traces(ops, x, np.ones((2, s.n_ext, s.n_ext))) == 0)
