@@ -133,12 +133,12 @@ def test_resume_follows_the_uninterrupted_run(tmp_path, route):
 
 
 def _relaxation(tmp_path, name, **var):
-    """A 16 ps filament-only run (electrodes frozen, no thermostat) started at 100 K, with
+    """A 12 ps filament-only run (electrodes frozen, no thermostat) started at 100 K, with
     the bath (friction and noise) scaled by 50 and the mean recoil force acting on no atom
     (its non-conservative work would heat the filament too); returns its time series."""
     ok(route2(tmp_path, name, moving="filament", thermostat="no", mean_force="no",
               bath="friction", bath_scale=50, every=100, bath_every=500, T=100.0,
-              production_ps=16, thermo_every=1000, dump_every=100000, **var))
+              production_ps=12, thermo_every=1000, dump_every=100000, **var))
     return read_series(tmp_path / f"{name}.recoil.csv")
 
 
@@ -154,9 +154,9 @@ def _late_mean(s, start=4.0, blocks=4):
 def test_relaxes_to_the_electron_temperature_at_zero_bias(tmp_path):
     """V = 0, T_e = 300 K, filament started at 100 K, electrodes frozen, no thermostat:
     with gamma and D scaled by 50 (m/gamma of order 1 ps) the filament's kinetic
-    temperature (full-step velocities) averaged over 4-16 ps equals T_e within 4
+    temperature (full-step velocities) averaged over 4-12 ps equals T_e within 4
     standard errors of block averages (99.99% for a normal mean; measured 2026-12-06:
-    304 +- 13 K), and the error is below 10% of T_e."""
+    318 +- 15 K), and the error is below 10% of T_e."""
     s = _relaxation(tmp_path, "eq", V=0.0, Te=300.0)
     mean, err = _late_mean(s)
     assert err < 30.0
@@ -169,9 +169,9 @@ def test_relaxes_to_the_electron_temperature_at_zero_bias(tmp_path):
 def test_heats_at_bias_to_the_kernels_effective_temperature(tmp_path):
     """V = 0.2 V, T_e = 50 K, electrodes frozen (0 K), no thermostat, bath scaled by 50:
     the filament heats far above the electrodes and T_e, to the kernels' power-balance
-    temperature <tr D> / (2 k_B <tr gamma>) over the kernels of 4-16 ps, within 15%
-    (measured 2026-12-06: 467 +- 23 K against 477 K). Not closer: both sides are
-    averages over 12 ps of a 34-atom filament (5% errors), the kernels follow the
+    temperature <tr D> / (2 k_B <tr gamma>) over the kernels of 4-12 ps, within 15%
+    (measured 2026-12-06: 462 +- 26 K against 475 K). Not closer: both sides are
+    averages over 8 ps of a 34-atom filament (5% errors), the kernels follow the
     geometry (bonds that enter the hopping cutoff zone 3.0-3.4 A multiply a coordinate's
     friction and noise by up to 100), and the filament's modes are not exactly
     equipartitioned."""
