@@ -85,6 +85,10 @@ class ForceOperators:
     values: sp.csr_matrix
     n_ext: int
     atoms: np.ndarray
+    #: The sites of the extended region the indices refer to (None: all of them, in
+    #: order) and, per element, its index in the full list of :func:`force_operators`.
+    sites: np.ndarray | None = None
+    elements: np.ndarray | None = None
 
     def __post_init__(self):
         v = self.values.tocoo()
@@ -99,6 +103,25 @@ class ForceOperators:
         keep = v != 0
         return sp.csr_matrix((v[keep], (self.rows[keep], self.cols[keep])),
                              shape=(self.n_ext, self.n_ext))
+
+    def support(self) -> np.ndarray:
+        """Sites (extended-region indices) that the chosen coordinates' operators touch."""
+        used = np.unique(self.values.nonzero()[1])
+        return np.unique(np.concatenate([self.rows[used], self.cols[used]]))
+
+    def restrict(self, sites: np.ndarray) -> "ForceOperators":
+        """The same operators on the sites ``sites`` only (which must hold their support):
+        the traces of :func:`pair_traces` and :func:`window_traces` need A and M on these
+        sites alone."""
+        where = np.full(self.n_ext, -1)
+        where[sites] = np.arange(len(sites))
+        keep = np.flatnonzero((where[self.rows] >= 0) & (where[self.cols] >= 0))
+        dropped = np.setdiff1d(np.arange(len(self.rows)), keep)
+        if dropped.size and self.values[:, dropped].count_nonzero():
+            raise ValueError("the sites do not hold the operators' support")
+        return ForceOperators(where[self.rows[keep]], where[self.cols[keep]],
+                              self.values[:, keep], len(sites), self.atoms, np.asarray(sites),
+                              keep)
 
     def lift(self, phi: np.ndarray) -> np.ndarray:
         """F_a applied to the columns of ``phi`` (energies x n_ext x r), for every a:
@@ -166,10 +189,13 @@ class ExtendedSpectra:
         return [p @ dagger(p) for p in self.phi]
 
 
-def extended_spectra(system, E, ik: int = 0, spectra: bool = True) -> ExtendedSpectra:
+def extended_spectra(system, E, ik: int = 0, spectra: bool = True,
+                     sites=None) -> ExtendedSpectra:
     """G and A_S on the extended region (device in internal order, then the left and the
     right contacts) on the energies E, from the device Green's function of Eq. 6
-    (``spectra=False``: G alone, phi empty).
+    (``spectra=False``: G alone, phi empty); with ``sites`` (extended-region indices), G
+    on those sites only and the rows of phi_S there, from the columns of G_F that they
+    need (a large device's kernels need the sites next to the filament alone).
 
     With G_F the device block and g_S the leads' contact Green's functions, the scattering
     states from S are Psi_S = [G_F V_S^+ ; delta_tS + g_t V_t G_F V_S^+] (rows: device,
@@ -179,38 +205,51 @@ def extended_spectra(system, E, ik: int = 0, spectra: bool = True) -> ExtendedSp
     """
     E = np.atleast_1d(np.asarray(E, dtype=float))
     n, ne = system.n_atoms, len(E)
+    sites = np.arange(system.n_ext) if sites is None else np.asarray(sites)
+    dev = sites[sites < n]
     gs = [system._lead_gf(s, E, ik) for s in (0, 1)]
     Vs = system._V[ik]
     sigmas = [dagger(V) @ g @ V for V, g in zip(Vs, gs)]
+    cs = [c.contacts for c in system.lead_contacts]
+    bs = [c.boundary for c in system.lead_contacts]
+    # columns of G_F: the device sites kept and the atoms bonded to the leads
+    cols_f = np.unique(np.concatenate([dev, *bs])).astype(int)
+    at = np.full(n, -1)
+    at[cols_f] = np.arange(len(cols_f))
     try:
-        GF = system._M[ik].solve(E, sigmas, np.arange(n))
+        GF = system._M[ik].solve(E, sigmas, cols_f)
     except (RuntimeError, np.linalg.LinAlgError) as err:
         raise FloatingPointError(f"device Green's function is singular at an energy in "
                                  f"[{E.min()}, {E.max()}] eV: {err}") from None
-    cs = [c.contacts for c in system.lead_contacts]
-    bs = [c.boundary for c in system.lead_contacts]
     off = [n, n + len(cs[0])]
-    G = np.zeros((ne, system.n_ext, system.n_ext), dtype=complex)
-    G[:, :n, :n] = GF
+    # sites kept: device rows, and for each lead the rows of its contacts that are kept
+    lead_rows = [np.flatnonzero((sites >= off[t]) & (sites < off[t] + len(cs[t])))
+                 for t in (0, 1)]
+    lead_at = [sites[lead_rows[t]] - off[t] for t in (0, 1)]
+    in_dev = np.flatnonzero(sites < n)
+    G = np.zeros((ne, len(sites), len(sites)), dtype=complex)
+    G[:, in_dev[:, None], in_dev[None, :]] = GF[:, dev][:, :, at[dev]]
     for t in (0, 1):
-        rows = slice(off[t], off[t] + len(cs[t]))
-        G[:, rows, :n] = gs[t] @ (Vs[t] @ GF[:, bs[t], :])
+        part = gs[t] @ (Vs[t] @ GF[:, bs[t]][:, :, at[dev]])           # contacts x dev
+        G[:, lead_rows[t][:, None], in_dev[None, :]] = part[:, lead_at[t]]
     phi = []
     for s in (0, 1):
-        cols = slice(off[s], off[s] + len(cs[s]))
-        psi = np.zeros((ne, system.n_ext, len(cs[s])), dtype=complex)
-        psi[:, :n] = GF[:, :, bs[s]] @ dagger(Vs[s])
+        psi = np.zeros((ne, len(sites), len(cs[s])), dtype=complex)
+        psi[:, in_dev] = GF[:, dev][:, :, at[bs[s]]] @ dagger(Vs[s])
         for t in (0, 1):
-            rows = slice(off[t], off[t] + len(cs[t]))
-            psi[:, rows] = gs[t] @ (Vs[t] @ (GF[:, bs[t]][:, :, bs[s]] @ dagger(Vs[s])))
-        psi[:, cols] += np.eye(len(cs[s]))
-        G[:, :, cols] = psi @ gs[s]
+            block = gs[t] @ (Vs[t] @ (GF[:, bs[t]][:, :, at[bs[s]]] @ dagger(Vs[s])))
+            if t == s:
+                block = block + np.eye(len(cs[s]))
+            psi[:, lead_rows[t]] = block[:, lead_at[t]]
+        kept = lead_rows[s]
+        G[:, :, kept] = (psi @ gs[s])[:, :, lead_at[s]]
         if spectra:
             phi.append(psi @ sqrtm_psd(1j * (gs[s] - dagger(gs[s]))))
     return ExtendedSpectra(G, phi)
 
 
-def energy_derivative(system, E, ik: int = 0, h: float = DERIV_STEP) -> np.ndarray:
+def energy_derivative(system, E, ik: int = 0, h: float = DERIV_STEP,
+                      sites=None) -> np.ndarray:
     """dG/dE on the extended region (1/eV^2) by second-order finite differences: central,
     or one-sided away from a lead channel edge or band edge closer than 2h (there G has a
     square-root branch point)."""
@@ -224,15 +263,23 @@ def energy_derivative(system, E, ik: int = 0, h: float = DERIV_STEP) -> np.ndarr
         nearest = gap[hit][np.arange(hit.sum()), np.abs(gap[hit]).argmin(axis=1)]
         side[hit] = np.where(nearest >= 0, 1.0, -1.0)
     offsets = np.where(side[:, None] == 0, [[-h, h]], side[:, None] * [[h, 2 * h]])
-    G = extended_spectra(system, (E[:, None] + offsets).ravel(), ik, spectra=False).G
+    G = extended_spectra(system, (E[:, None] + offsets).ravel(), ik, False, sites).G
     G = G.reshape(len(E), 2, *G.shape[1:])
     central = (G[:, 1] - G[:, 0]) / (2 * h)
     if not hit.any():
         return central
-    G0 = extended_spectra(system, E[hit], ik, spectra=False).G
+    G0 = extended_spectra(system, E[hit], ik, False, sites).G
     one = side[hit][:, None, None] * (-3 * G0 + 4 * G[hit, 0] - G[hit, 1]) / (2 * h)
     central[hit] = one
     return central
+
+
+def _operators_on_support(system, model, nk, atoms):
+    """The force operators of ``atoms`` at every Bloch vector, restricted to the sites
+    their elements touch (all traces need G and A_S there alone), and those sites."""
+    ops = [force_operators(system, model, ik, atoms) for ik in range(nk)]
+    sites = np.unique(np.concatenate([o.support() for o in ops]))
+    return [o.restrict(sites) for o in ops], sites
 
 
 def pair_traces(ops: ForceOperators, phi1: np.ndarray, phi2: np.ndarray,
@@ -312,7 +359,8 @@ class ElectronicBath:
     ``equilibrium``: the zero-bias friction at the same electron temperature
     (eV ps/A^2). ``bias`` (V), ``beta``, ``temperature`` (K, electrons), ``model``,
     ``n_energies`` energy points, ``error`` the integrals' estimate (units of friction),
-    ``partition`` the energies to start a similar integral from (``start``);
+    ``partition`` the energies to start a similar integral from (``start``), ``reference``
+    the friction that ``tol`` was relative to;
     ``force_jacobian`` dF_a/dX_b of the mean (renormalized) recoil force (eV/A^2; only if
     asked for): its antisymmetric part is the non-conservative (curl) stiffness.
     """
@@ -329,6 +377,7 @@ class ElectronicBath:
     error: float
     atoms: np.ndarray
     partition: np.ndarray
+    reference: float
     force_jacobian: np.ndarray | None = None
 
     @property
@@ -346,7 +395,7 @@ class ElectronicBath:
 def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float = 300.0,
                     model: str = "paper", tol: float = DEFAULT_RTOL,
                     n_points: int | None = None, atoms=None, start=(),
-                    jacobian: bool = False) -> ElectronicBath:
+                    jacobian: bool = False, reference: float | None = None) -> ElectronicBath:
     r"""Friction, Berry tensor and noise of device atoms at bias V (module docstring).
 
     ``temperature`` is the electron temperature T_e (K). Energies are integrated with the
@@ -356,7 +405,11 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     the equilibrium friction is the Fermi-surface value (-df/dE = delta(E - E_F)); at
     V = 0 and T_e = 0 the noise vanishes. ``atoms``: the device atoms (indices in the
     caller's order) whose coordinates the tensors cover; default all. ``start``: energies
-    to start the adaptive rule from (a previous result's ``partition``). ``jacobian``: also
+    to start the adaptive rule from (a previous result's ``partition``). ``reference``:
+    the friction (eV ps/A^2) that ``tol`` is relative to (default: the largest zero-bias,
+    T_e = 0 friction element of this geometry; the result's ``reference``): a run that
+    keeps the first geometry's keeps its absolute accuracy when the filament breaks and
+    its own reference shrinks. ``jacobian``: also
     the Jacobian of the mean force on the same coordinates, from the same energies: the
     electrons see the displacement through H(X) (dH/dX_b = -F_b of the Hellmann-Feynman
     operator, A_S = G Gamma_S G^+ on the extended region, so dA_S = -G F_b A_S - A_S F_b
@@ -375,27 +428,29 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     check_window(system, bias, beta, temperature)
     segments = quad.bias_window(system.fermi_level, bias, beta, temperature)
     nk = len(system.kweights)
-    ops = [force_operators(system, model, ik, atoms) for ik in range(nk)]
-    hf = [force_operators(system, "hellmann-feynman", ik, atoms) for ik in range(nk)] \
-        if jacobian else None
+    ops, sites = _operators_on_support(system, model, nk, atoms)
+    hf = [force_operators(system, "hellmann-feynman", ik, atoms).restrict(sites)
+          for ik in range(nk)] if jacobian else None
     N3 = ops[0].values.shape[0]
     n_el = len(ops[0].rows)
     iu = np.triu_indices(N3)
     EF = system.fermi_level
     mu = quad.chemical_potentials(EF, bias if abs(bias) >= quad.TINY_BIAS else 0.0, beta)
     r = max(len(c.contacts) for c in system.lead_contacts)
-    per_energy = 16 * (8 * system.n_ext ** 2 + 4 * N3 * r * system.n_ext + 4 * N3 ** 2)
+    ns = len(sites)
+    per_energy = 16 * (8 * ns ** 2 + 4 * N3 * r * ns + 4 * N3 ** 2 + 3 * system.n_atoms * ns)
     chunk = max(1, BATCH_BYTES // per_energy)
 
     def fermi_surface(E):
         out = np.zeros((len(E), N3, N3))
         for ik, wk in enumerate(system.kweights):
-            phi = np.concatenate(extended_spectra(system, E, ik).phi, axis=2)
+            phi = np.concatenate(extended_spectra(system, E, ik, sites=sites).phi, axis=2)
             out += wk * pair_traces(ops[ik], phi, phi).real
         return 2.0 * HBAR / (4.0 * np.pi) * out
 
-    scale = float(np.abs(np.diagonal(fermi_surface(np.array([EF]))[0])).max())
-    scale = scale if scale > 0 else 1.0
+    if reference is None:
+        reference = float(np.abs(np.diagonal(fermi_surface(np.array([EF]))[0])).max())
+    scale = reference if reference > 0 else 1.0
     e_scale = 2.0 * quad.K_B * temperature + abs(bias)
 
     def rows(E):
@@ -406,7 +461,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
         jac = np.zeros((len(E), N3, N3)) if jacobian else None
         expect = np.zeros((len(E), nk, n_el), dtype=complex) if jacobian else None
         for ik, wk in enumerate(system.kweights):
-            sp_ = extended_spectra(system, E, ik)
+            sp_ = extended_spectra(system, E, ik, sites=sites)
             phi = sp_.phi
             x = [ops[ik].lift(p) for p in phi]
             # tr[A_L F A_R F] + tr[A_R F A_L F]; tr[A_S F A_S F] only where weighted (not
@@ -427,7 +482,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
                         eq += wk * d0 * SS
             move = (w[0] != 0) | (w[1] != 0)
             if move.any():
-                dG = energy_derivative(system, E[move], ik)
+                dG = energy_derivative(system, E[move], ik, sites=sites)
                 for s in (0, 1):
                     on = w[s][move] != 0
                     if on.any():
@@ -488,11 +543,13 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
         expect = (rest[N3 * N3:N3 * N3 + nk * n_el]
                   + 1j * rest[N3 * N3 + nk * n_el:]).reshape(nk, n_el)
         for ik, wk in enumerate(system.kweights):
-            J = J + wk * coefficient_gradient(system, model, ik, atoms, expect[ik])
+            full = np.zeros(len(force_operators(system, model, ik).rows), dtype=complex)
+            full[ops[ik].elements] = expect[ik]
+            J = J + wk * coefficient_gradient(system, model, ik, atoms, full)
     return ElectronicBath(0.5 * (gamma + gamma.T), 0.5 * (gamma - gamma.T), noise,
                           0.5 * (equilibrium + equilibrium.T), float(bias), beta,
                           temperature, model, n_energies, error * scale, ops[0].atoms,
-                          np.array(ends, dtype=float), J)
+                          np.array(ends, dtype=float), scale, J)
 
 
 @dataclass
@@ -537,7 +594,7 @@ def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
         raise ValueError(f"vibration energy hbar omega must be > 0 eV, got {energy}")
     check_window(system, bias, beta, temperature)
     nk = len(system.kweights)
-    ops = [force_operators(system, model, ik, atoms) for ik in range(nk)]
+    ops, sites = _operators_on_support(system, model, nk, atoms)
     N3 = ops[0].values.shape[0]
     iu = np.triu_indices(N3)
     EF = system.fermi_level
@@ -546,7 +603,8 @@ def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
     lo, hi = min(*mu, EF) - energy - tail, max(*mu, EF) + tail
     steps = () if temperature > 0 else tuple(sorted({*mu, *(m - energy for m in mu)}))
     seg = quad.Segment(lo, hi, None, None, steps=tuple(e for e in steps if lo < e < hi))
-    phi0 = np.concatenate(extended_spectra(system, np.array([EF]), 0).phi, axis=2)
+    phi0 = np.concatenate(extended_spectra(system, np.array([EF]), 0, sites=sites).phi,
+                          axis=2)
     scale = float(np.abs(np.diagonal(pair_traces(ops[0], phi0, phi0)[0].real)).max())
     scale = HBAR / (2 * np.pi) * (scale if scale > 0 else 1.0)
     e_scale = 2.0 * quad.K_B * temperature + abs(bias) + energy
@@ -556,8 +614,8 @@ def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
         f2 = [quad.fermi(E + energy, m, temperature) for m in mu]
         fric, noise = np.zeros((len(E), N3, N3)), np.zeros((len(E), N3, N3))
         for ik, wk in enumerate(system.kweights):
-            p1 = extended_spectra(system, E, ik).phi
-            p2 = extended_spectra(system, E + energy, ik).phi
+            p1 = extended_spectra(system, E, ik, sites=sites).phi
+            p2 = extended_spectra(system, E + energy, ik, sites=sites).phi
             x2 = [ops[ik].lift(p) for p in p2]
             for s in (0, 1):
                 for t in (0, 1):

@@ -45,7 +45,8 @@ from .integration import K_B
 COLUMNS = ("T_fil", "T_el", "gamma_mean", "D_mean", "Te_bal", "Te_mode_min", "Te_mode_max",
            "gamma_min", "runaway", "P_rec", "P_fric", "P_noise", "P_berry", "bath_s")
 #: Accuracy of the kernels' energy integrals in MD, relative to the largest zero-bias
-#: friction element (bath.electronic_bath's ``tol``; the estimate is conservative).
+#: friction element of the first kernels of the run (bath.electronic_bath's ``tol`` and
+#: ``reference``; the error estimate is conservative).
 MD_TOL = 1.0
 #: Largest gamma dt / m accepted: the explicit friction force is exact as gamma dt / m -> 0;
 #: the full-step kinetic temperature stays right (docs/bath.md), the dynamics of modes
@@ -65,6 +66,7 @@ class BathForces:
         self.tags = np.zeros(0, dtype=np.int64)      # filament atoms (tag order)
         self.factor = self.friction = self.berry = None
         self.partition = ()
+        self.reference = None          # the first kernels' friction scale (accuracy)
         self.kernel_step = None
         self.block = (None, None)                    # (first step, normals)
         self.previous = None                         # (step, v, friction, noise, Berry force)
@@ -84,8 +86,9 @@ class BathForces:
         p = self.p
         t0 = time.perf_counter()
         res = kernels.electronic_bath(system, p["V"], p["beta"], p["Te"], p["model"],
-                                      tol=MD_TOL, atoms=atoms, start=self.partition)
-        self.partition = res.partition
+                                      tol=MD_TOL, atoms=atoms, start=self.partition,
+                                      reference=self.reference)
+        self.partition, self.reference = res.partition, res.reference
         self.set_kernels(res.friction, res.berry, res.noise, tags, masses)
         self.kernel_step, self.seconds = step, time.perf_counter() - t0
         return res
@@ -191,7 +194,8 @@ class BathForces:
         return dict(bath_tags=self.tags, bath_friction=self.friction, bath_berry=self.berry,
                     bath_noise=self.noise, bath_masses=self.atom_masses,
                     bath_step=self.kernel_step, bath_summary=np.asarray(self.summary),
-                    bath_partition=np.asarray(self.partition, dtype=float))
+                    bath_partition=np.asarray(self.partition, dtype=float),
+                    bath_reference=self.reference)
 
     def restore(self, state: dict) -> None:
         if "bath_friction" not in state:
@@ -201,6 +205,7 @@ class BathForces:
         self.kernel_step = int(state["bath_step"])
         self.summary = list(state["bath_summary"])
         self.partition = state["bath_partition"]
+        self.reference = float(state["bath_reference"])
         if "bath_force" in state:
             self.replay = (int(state["step"]), state["bath_force"])
 

@@ -410,3 +410,20 @@ def test_a_lead_without_contacts_gives_empty_factors(small_filament):
     assert np.all(bath.pair_traces(ops, phi, empty) == 0)
     assert np.all(bath.pair_traces(ops, empty, phi) == 0)
     assert np.all(bath.window_traces(ops, x, np.ones((2, s.n_ext, s.n_ext))) == 0)
+
+
+def test_mobile_device_gives_the_filament_kernels():
+    """With ideal electrodes the mobile NEGF device (226 atoms) is the filament device with
+    the electrodes' atoms at their sites, so the kernels of its 34 filament atoms (computed
+    on the sites next to them: G_F columns of those sites only) equal the filament
+    device's."""
+    from lammps_recoil.builders import build_filament
+    fil = build_filament()
+    small = fil.recoil_system()
+    big = fil.recoil_system(device="mobile")
+    atoms = np.flatnonzero(fil.types[np.isin(fil.types, (1, 2))] == 1)
+    a = bath.electronic_bath(small, 0.5, temperature=0.0, n_points=4)
+    b = bath.electronic_bath(big, 0.5, temperature=0.0, n_points=4, atoms=atoms)
+    for name in ("friction", "berry", "noise"):
+        x, y = getattr(a, name), getattr(b, name)
+        np.testing.assert_allclose(y, x, atol=1e-9 * np.abs(x).max())
