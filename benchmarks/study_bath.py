@@ -151,6 +151,23 @@ def figures(out):
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "kernel_temperature.png", dpi=120)
+    md_tables = sorted(out.glob("md_temperature_thermostat_*.csv"))
+    if md_tables:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for n, path in enumerate(md_tables):
+            r = read_table(path)
+            which = path.stem.split("_")[-1]
+            for label, marker in (("none", "o"), ("full", "s")):
+                ax.errorbar(r["V"], r[f"T_fil_{label}"], r[f"err_{label}"], fmt=marker + "-",
+                            color=f"C{2 * n + (label == 'full')}",
+                            label=f"filament thermostat {which}, bath {label}")
+        ax.axhline(300.0, color="0.6", lw=0.8)
+        ax.set_xlabel("V (V)")
+        ax.set_ylabel("filament kinetic temperature (K)")
+        ax.set_title("default filament, 20 ps MD (T = T$_e$ = 300 K, lead_eta 0.05 eV)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "md_temperature.png", dpi=120)
 
 
 def resonance(out, tmp):
