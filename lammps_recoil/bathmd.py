@@ -79,13 +79,14 @@ class BathForces:
         self.sums = np.zeros(5)
 
     # ---------------------------------------------------------------- kernels
-    def update_kernels(self, system, atoms, tags, masses, step) -> kernels.ElectronicBath:
-        """New kernels from the NEGF ``system`` at its current positions (collective
-        call): ``atoms`` the filament atoms among the device atoms, ``tags`` their LAMMPS
-        IDs, ``masses`` their masses (g/mol)."""
+    def update_kernels(self, system, bias, atoms, tags, masses,
+                       step) -> kernels.ElectronicBath:
+        """New kernels from the NEGF ``system`` at its current positions and the applied
+        ``bias`` (V; collective call): ``atoms`` the filament atoms among the device atoms,
+        ``tags`` their LAMMPS IDs, ``masses`` their masses (g/mol)."""
         p = self.p
         t0 = time.perf_counter()
-        res = kernels.electronic_bath(system, p["V"], p["beta"], p["Te"], p["model"],
+        res = kernels.electronic_bath(system, bias, p["beta"], p["Te"], p["model"],
                                       tol=MD_TOL, atoms=atoms, start=self.partition,
                                       reference=self.reference)
         self.partition, self.reference = res.partition, res.reference

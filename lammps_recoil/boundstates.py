@@ -46,6 +46,7 @@ import numpy as np
 from scipy.linalg import eigh
 
 from .greens import self_energy, sqrtm_psd, to_dense
+from .leads import WireLead
 
 #: Spacing (eV) of the scan energies at which H_F + Sigma(E) is diagonalized.
 SCAN_STEP = 0.05
@@ -61,7 +62,7 @@ CANDIDATE_WIDTH = 0.02
 BOUND_WIDTH_FACTOR = 4.0
 BOUND_WIDTH_FLOOR = 1e-10
 #: Leads with a broadening above this (eV) are lossy models (the laterally infinite lead's
-#: k-mesh smoothing, 0.02 eV by default): every state has a width of at least their eta,
+#: k-mesh smoothing, 0.01 eV by default): every state has a width of at least their eta,
 #: so no state is unbroadened and none is looked for.
 MAX_NUMERICAL_ETA = 1e-6
 #: A refined eigenvalue is dropped as a broadened resonance once |Im lambda| exceeds
@@ -132,9 +133,10 @@ class PoleTerms:
 
     def densities(self, E, lead: int):
         """The Lorentzians in the bond and site densities from lead S (energies x bonds,
-        energies x extended sites; real)."""
+        complex: the real part enters the forces, the imaginary one the bond currents;
+        energies x extended sites, real)."""
         c = self.lead[lead] * self._poles(E)
-        return (c @ self.bond).real, (c @ self.site).real
+        return c @ self.bond, (c @ self.site).real
 
     def transmission(self, E) -> np.ndarray:
         """The Lorentzians in T(E)."""
@@ -144,6 +146,17 @@ class PoleTerms:
 def numerical_eta(system) -> float:
     """Largest numerical broadening (eV) of the system's leads and device."""
     return max([system.eta] + [float(getattr(lead, "eta", 0.0)) for lead in system.leads])
+
+
+def looked_for(system) -> bool:
+    """Whether ``unbroadened="auto"`` looks for the states: where a lead or the device has a
+    broadening eta > 0 (their Lorentzians are removed), and where a lead is a wire (few
+    channels and subband gaps make such states common; an exact lead leaves each a real
+    pole, which must be an end of the integration intervals). Not for lossless periodic
+    and chain leads, where a state carries no weight and the search would cost more than
+    the forces (34-atom default filament: 30-60 ms against 3-8 ms)."""
+    return numerical_eta(system) > 0.0 or any(isinstance(lead, WireLead)
+                                              for lead in system.leads)
 
 
 def effective_hamiltonian(system, E: np.ndarray, ik: int) -> np.ndarray:

@@ -14,6 +14,13 @@ SITE_TOLERANCE of their lattice sites; once one does not, the electrodes are no 
 ideal crystals and the device widens to "mobile" for the rest of the run (reported on
 stderr and in the n_device column; restart files remember it).
 
+With ``leads infinite`` the electrons see the filament alone between laterally infinite
+ideal half-crystals (:func:`~lammps_recoil.builders.infinite_leads`): the filament's
+positions are followed across the periodic box from one update to the next (the lead
+patches need one continuous filament), the patches are built again around it once an atom
+comes within reach of a lead site they do not hold, and a mobile electrode atom that
+leaves its site stops the run (the device cannot widen between infinite leads).
+
 The deck route (``fix python/invoke`` with ``fix external pf/array``) and the pip route
 (``fix external pf/callback``) drive the same :class:`RecoilCoupling` through the entry
 points of :mod:`lammps_recoil.hooks`; the deck's parameters are :mod:`lammps_recoil.params`.
@@ -33,37 +40,52 @@ import time
 import numpy as np
 
 from . import runstate
+from .bathmd import COLUMNS as BATH_COLUMNS, MASS_UNIT, BathForces
 from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeSites,
                        check_device, measure_electrodes, system_from_types)
-from .bathmd import COLUMNS as BATH_COLUMNS, MASS_UNIT, BathForces
 from .geometry import minimum_image
 from .integration import K_B
 from .parallel import keep_heap, lammps_comm
-from .params import FIX_ID, check_deck_names, deck_equal, run_header
+from .compliance import comply
+from .params import FIX_ID, check_deck_names, deck_equal, lead_options, run_header
+from .protocols import deck_protocol
 
-#: The fix external holding the electronic bath's per-step forces (bath on).
-BATH_FIX = "bath"
-
-
-def series_header(params: dict) -> str:
-    """First line of the time series: :data:`SERIES_HEADER`, and with the bath on its
-    columns (:data:`lammps_recoil.bathmd.COLUMNS`)."""
-    if params.get("bath", "none") == "none":
-        return SERIES_HEADER
-    return SERIES_HEADER + "," + ",".join(BATH_COLUMNS)
+#: The deck's fix property/atom holding the per-atom electronic columns of the dump: the
+#: change of the electron count d_dn (always) and, with ``currents yes``, the current
+#: vector d2_jcur (uA) and throughput d_icur (uA) of :mod:`lammps_recoil.bondcurrent`.
+CURRENT_FIX = "electrons"
+CURRENT_NAMES = ("d_dn", "d2_jcur", "3", "d_icur")
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
 #: dX_site is the largest distance of a mobile electrode atom from its lattice site (A; 0 for
-#: the "mobile" device) and n_device the number of NEGF device atoms.
+#: the "mobile" device) and n_device the number of NEGF device atoms. V is the bias applied
+#: (V_protocol where no compliance lowered it), I_uA the Landauer current G_V V
+#: (microamperes), P_uW the electrical power I V (microwatts) and in_compliance 1 where the
+#: compliance lowered the bias. With ``channels`` n > 0, T_1 ... T_n follow: the largest
+#: transmission eigenvalues at E_F.
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
-          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device")
-#: First line of the time-series file (with the bath on, :func:`series_header`).
-SERIES_HEADER = "step,time_ps," + ",".join(VECTOR)
+          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device", "V",
+          "V_protocol", "I_uA", "P_uW", "in_compliance")
+#: The fix external holding the electronic bath's per-step forces (bath on).
+BATH_FIX = "bath"
 #: Seconds of wall time between progress lines on stderr.
 PROGRESS_EVERY = 15.0
 #: Seconds an erring rank waits for the others before aborting without crash data.
 CRASH_WAIT = 10.0
+
+
+def vector_names(params: dict) -> tuple:
+    """The fix's global vector and the time series' columns of a run: :data:`VECTOR`, the
+    ``channels`` transmission eigenvalues and, with the bath on, its columns
+    (:data:`lammps_recoil.bathmd.COLUMNS`)."""
+    bath = BATH_COLUMNS if params.get("bath", "none") != "none" else ()
+    return VECTOR + tuple(f"T_{k}" for k in range(1, params["channels"] + 1)) + bath
+
+
+def series_header(params: dict) -> str:
+    """First line of the time-series file (after the run header)."""
+    return "step,time_ps," + ",".join(vector_names(params))
 
 
 class RecoilCoupling:
@@ -81,19 +103,23 @@ class RecoilCoupling:
         # a separate communicator for the crash report: an error may stop one rank while
         # the others wait in a collective call on self.comm
         self.crash_comm = None if self.comm is None else self.comm.Dup()
+        if params["currents"] == "yes" and not lmp.has_id("fix", CURRENT_FIX):
+            raise ValueError(f"currents yes needs the deck's fix {CURRENT_FIX} (fix "
+                             f"{CURRENT_FIX} all property/atom {' '.join(CURRENT_NAMES)})")
         self.bath = None
         if params.get("bath", "none") != "none":
             if not lmp.has_id("fix", BATH_FIX):
                 raise ValueError(f"bath {params['bath']}: the deck defines no fix {BATH_FIX} "
                                  "(fix external on the filament for the bath's forces)")
             self.bath = BathForces(params, self.comm, self.rank)
-        width = len(VECTOR) + (len(BATH_COLUMNS) if self.bath is not None else 0)
-        lmp.fix_external_set_vector_length(FIX_ID, width)
-        self.vector = np.zeros(width)
+        n = len(vector_names(params))
+        lmp.fix_external_set_vector_length(FIX_ID, n)
+        self.vector = np.zeros(n)
         self.started, self.series, self.pending = False, None, None
         self._bath_local = None                  # (local IDs, filament rows, bath rows)
         self.tags = np.zeros(0, dtype=np.int64)
         self.held = np.zeros((0, 3))
+        self.electrons = np.zeros((0, 5))
 
     def start(self) -> None:
         """The production begins (collective call): build the NEGF device from the current
@@ -101,6 +127,7 @@ class RecoilCoupling:
         header) and make the simulation time step * dt (see :func:`set_time`)."""
         lmp, params = self.lmp, self.p
         set_time(lmp)
+        self.protocol = deck_protocol(params, params["every"] * lmp.extract_global("dt"))
         self.started = True
         self.dt = lmp.extract_global("dt")
         self.steps = deck_equal(lmp, "prod_steps")
@@ -122,6 +149,7 @@ class RecoilCoupling:
             self.sites = ElectrodeSites(x, types, self.box, self.electrodes, tags)
         self._build(device, tags, types, x)
         self.held = np.zeros((len(self.tags), 3))
+        self.electrons = np.zeros((len(self.tags), 5))
         self.last_step = None
         self.work = 0.0
         if resume:
@@ -141,18 +169,33 @@ class RecoilCoupling:
         self.active_device = device
         self.system = system_from_types(x, types, self.box, ids=tags, device=device,
                                         sites=self.sites, electrodes=self.electrodes,
-                                        kpoints=self.p["kpoints"],
-                                        lead_eta=self.p["lead_eta"] or None, comm=self.comm)
+                                        comm=self.comm, **lead_options(self.p))
         mobile = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
-        self.mobile_tags = tags[mobile]
+        self.mobile_tags, self.mobile_types = tags[mobile], types[mobile]
         # device atoms and electrode atoms among the gathered mobile atoms (tag order)
         self.device = np.isin(types[mobile], check_device(device))
         self.electrode = types[mobile] == ELECTRODE_TYPE
         self.tags = self.mobile_tags[self.device]
         self.filament = types[mobile][self.device] == FILAMENT_TYPE
-        self.last_x = x[mobile][self.device]
+        self.last_x = self.system.positions.copy()      # (infinite leads: unwrapped)
         # filament atoms among the device atoms (the bath's coordinates, tag order)
         self.bath_atoms = np.flatnonzero(self.filament)
+
+    def _repatch(self, mobile, x) -> np.ndarray:
+        """New surface patches of the laterally infinite leads around the filament at
+        ``x`` (unwrapped; ``mobile``: all mobile atoms as gathered), once the old ones no
+        longer hold every lead site within its reach (collective call). The adaptive
+        energy partitions are kept; the leads' Green's functions are computed again.
+        Returns the filament's positions in the new system."""
+        mobile = mobile.copy()
+        mobile[self.device] = x
+        partitions = self.system.energy_partitions()
+        self.system = system_from_types(mobile, self.mobile_types, self.box,
+                                        ids=self.mobile_tags, sites=self.sites,
+                                        electrodes=self.electrodes, comm=self.comm,
+                                        **lead_options(self.p))
+        self.system.set_energy_partitions(partitions)
+        return self.system.positions.copy()
 
     def _widen(self, step, reason: str) -> None:
         """Make all mobile atoms the NEGF device (collective call): the electrodes are no
@@ -162,6 +205,7 @@ class RecoilCoupling:
         self.sites = None
         self._build("mobile", tags, types, x)
         self.held = np.array([held.get(t, np.zeros(3)) for t in self.tags.tolist()])
+        self.electrons = np.zeros((len(self.tags), 5))        # until this update's solve
         if self.rank == 0:
             sys.stderr.write(f"lammps-recoil: step {step}: {reason}; the NEGF device is now "
                              f"all {len(self.tags)} mobile atoms (device mobile)\n")
@@ -186,8 +230,9 @@ class RecoilCoupling:
         return tags[order], types[order], x[order]
 
     def _snapshot(self, step) -> dict:
-        return dict(step=step, tags=self.tags, held=self.held, last_x=self.last_x,
-                    work=self.work, vector=self.vector, device=self.active_device,
+        return dict(step=step, tags=self.tags, held=self.held, electrons=self.electrons,
+                    last_x=self.last_x, work=self.work, vector=self.vector,
+                    device=self.active_device,
                     **self.system.energy_partitions(),
                     **(self.bath.snapshot() if self.bath is not None else {}))
 
@@ -204,6 +249,8 @@ class RecoilCoupling:
         rows = [saved.get(t) for t in self.tags.tolist()]
         self.held = np.array([state["held"][r] if r is not None else np.zeros(3)
                               for r in rows])
+        self.electrons = np.array([state["electrons"][r] if r is not None else np.zeros(5)
+                                   for r in rows])
         self.last_x = np.array([state["last_x"][r] if r is not None else x
                                 for r, x in zip(rows, self.last_x)])
         self.work, self.vector = float(state["work"]), state["vector"]
@@ -233,27 +280,60 @@ class RecoilCoupling:
             dx, _ = minimum_image(x - self.last_x, self.box)
             work = float(np.sum(self.held * dx))
             self.work += work
+            infinite = self.p["leads"] == "infinite"
+            if infinite:                  # the filament followed across the periodic box
+                x = self.last_x + dx
             dx_site = 0.0
             if self.sites is not None:
                 dx_site, off = self.sites.off_site(mobile[self.electrode])
+                reason = (f"mobile electrode atom {off[0]} is {dx_site:.2f} A from its "
+                          f"lattice site (> {SITE_TOLERANCE:.2f} A)" if off.size else "")
+                if off.size and infinite:
+                    raise ValueError(
+                        f"step {step}: {reason}: the laterally infinite leads continue ideal "
+                        "electrodes, and the NEGF device cannot widen to the mobile atoms "
+                        "between them; the run stops here (its outputs so far are kept). "
+                        "With -var leads periodic the device widens to all mobile atoms "
+                        "and the run goes on")
                 if off.size:
-                    self._widen(step, f"mobile electrode atom {off[0]} is {dx_site:.2f} A "
-                                f"from its lattice site (> {SITE_TOLERANCE:.2f} A)")
+                    self._widen(step, reason)
                     x = mobile[self.device]
+            if infinite and any(np.concatenate(lead.reach(x)).size
+                                for lead in self.system.leads):
+                x = self._repatch(mobile, x)
+                if self.rank == 0:
+                    sys.stderr.write(f"lammps-recoil: step {step}: the filament reached "
+                                     "beyond the infinite leads' surface patches; new "
+                                     "patches around it\n")
             self.system.update(x, self.tags)
             p = self.p
-            res = self.system.forces(p["V"], p["beta"], model=p["model"], tol=p["tol"])
+            dt = self.lmp.extract_global("dt")
+            wanted = self.protocol.bias(step * dt)
+            currents = p["currents"] == "yes"
+            state = comply(lambda V: self.system.forces(V, p["beta"], model=p["model"],
+                                                        tol=p["tol"], bond_currents=currents),
+                           wanted, p["compliance"])
+            res, V = state.result, state.applied
             self.held = np.where(self.filament[:, None], res.forces, 0.0)
+            self.electrons = np.zeros((len(self.tags), 5))
+            self.electrons[:, 0] = res.density
+            if currents:
+                flow = res.bond_currents
+                self.electrons[:, 1:4] = flow.atom_vectors()
+                self.electrons[:, 4] = flow.atom_throughput()
             fil = self.held[self.filament]
+            channels = np.zeros(p["channels"])
+            top = res.channels[:p["channels"]]
+            channels[:len(top)] = top
             seconds = time.perf_counter() - t0
-            extra = [] if self.bath is None else self._bath_update(step, work)
+            bath = [] if self.bath is None else self._bath_update(step, work, V)
             self.vector = np.array([res.fermi_transmission, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
                                     seconds, res.n_energies, *_eam_force(self.lmp), dx_site,
-                                    len(self.tags), *extra])
+                                    len(self.tags), V, wanted, res.current, res.current * V,
+                                    float(state.limited), *channels, *bath])
             self.last_x, self.last_step = x, step
             if self.series is not None:
-                dt = self.lmp.extract_global("dt")
                 self.series.write(f"{step},{step * dt:.6f}," +
                                   ",".join(f"{v:.10g}" for v in self.vector) + "\n")
                 self.series.flush()
@@ -264,14 +344,15 @@ class RecoilCoupling:
         for i, v in enumerate(self.vector):
             self.lmp.fix_external_set_vector(FIX_ID, i + 1, float(v))
 
-    def _bath_update(self, step: int, work: float) -> list:
-        """The bath at an NEGF update (collective call): new kernels every ``bath_every``
-        steps (and whenever none are held), and the update's :data:`BATH_COLUMNS`."""
+    def _bath_update(self, step: int, work: float, bias: float) -> list:
+        """The bath at an NEGF update (collective call): new kernels at the applied bias
+        every ``bath_every`` steps (and whenever none are held), and the update's
+        :data:`BATH_COLUMNS`."""
         bath, dt = self.bath, self.lmp.extract_global("dt")
         res = None
         if bath.friction is None or step % self.p["bath_every"] == 0:
             mass = self.lmp.numpy.extract_atom("mass")
-            res = bath.update_kernels(self.system, self.bath_atoms,
+            res = bath.update_kernels(self.system, bias, self.bath_atoms,
                                       self.tags[self.bath_atoms],
                                       np.full(len(self.bath_atoms), float(mass[FILAMENT_TYPE])),
                                       step)
@@ -344,9 +425,10 @@ class RecoilCoupling:
             left = (now - self.started_at) / step * max(self.steps - step, 0)
             eta = f"  ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
         total = f"/{self.steps * dt:g}" if self.steps else ""
-        sys.stderr.write(f"lammps-recoil: t = {step * dt:.2f}{total} ps  G = {self.vector[0]:.3f}"
-                         f" G0  Frec_z = {self.vector[4]:+.3f} eV/A  NEGF "
-                         f"{self.vector[7]:.2f} s/update{eta}\n")
+        v = dict(zip(VECTOR, self.vector))
+        sys.stderr.write(f"lammps-recoil: t = {step * dt:.2f}{total} ps  V = {v['V']:.3f} V  "
+                         f"I = {v['I_uA']:.1f} uA  G = {v['G_EF']:.3f} G0  Frec_z = "
+                         f"{v['Frec_z']:+.3f} eV/A  NEGF {v['negf_s']:.2f} s/update{eta}\n")
         sys.stderr.flush()
 
     def write_forces(self, fext) -> None:
@@ -365,6 +447,13 @@ class RecoilCoupling:
         frec = _custom_array(lmp, "d2_frec", n)
         if frec is not None:
             frec[:n] = forces
+        if not lmp.has_id("fix", CURRENT_FIX):
+            return
+        electrons = np.where(ours[:, None], self.electrons[row], 0.0)
+        _custom_array(lmp, "d_dn", n)[:n] = electrons[:, 0]
+        if self.p["currents"] == "yes":
+            _custom_array(lmp, "d2_jcur", n)[:n] = electrons[:, 1:4]
+            _custom_array(lmp, "d_icur", n)[:n] = electrons[:, 4]
 
     def all_ranks_failed(self, wait: float = CRASH_WAIT) -> bool:
         """True once every rank has stopped with an error (within ``wait`` seconds)."""
@@ -438,9 +527,12 @@ def set_time(lmp) -> None:
 
 
 def _custom_array(lmp, name, n):
-    """The per-atom array ``name`` of a fix property/atom (for dumps), if defined."""
+    """The per-atom array ``name`` of a fix property/atom (for dumps: d2_ names of 3
+    columns, d_ names of one), if defined."""
     try:
-        from lammps import LAMMPS_DOUBLE_2D
-        return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE_2D, nelem=n, dim=3)
+        from lammps import LAMMPS_DOUBLE, LAMMPS_DOUBLE_2D
+        if name.startswith("d2_"):
+            return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE_2D, nelem=n, dim=3)
+        return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE, nelem=n)
     except Exception:
         return None

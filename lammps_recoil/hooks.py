@@ -24,8 +24,9 @@ import sys
 
 from . import runstate
 from .coupling import BATH_FIX, RecoilCoupling, series_header
-from .params import (FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values, header_params,
-                     parse_params, run_header)
+from .params import (DEFAULT_DT, FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values,
+                     header_params, lead_options, parse_params, run_header)
+from .protocols import deck_protocol
 from .parallel import lammps_comm_or_none
 
 _ACTIVE: dict = {}
@@ -41,14 +42,15 @@ def _check_resumable(params: dict, series: str) -> None:
             if not line.startswith("#"):
                 break
     found = lines[-1] if lines else ""
-    expected = series_header(params)
-    if found != expected:
-        raise ValueError(f"{series} was written by another version of lammps-recoil or "
-                         f"with another bath (columns {found}); this run writes {expected}: "
-                         "it cannot continue that run")
     saved = header_params(lines)
+    header = series_header(params)
     differ = [f"{n} = {saved.get(n, '(not recorded)')} there, {params[n]} here"
               for n in RUN_PARAMS if saved.get(n) != str(params[n])]
+    # other columns: another version, unless a recorded parameter (channels) explains them
+    if found != header and not (differ and all(n in saved for n in RUN_PARAMS)):
+        raise ValueError(f"{series} was written by another version of lammps-recoil "
+                         f"(columns {found}); this one writes {header}: it "
+                         "cannot continue that run")
     if differ:
         raise ValueError(f"cannot resume {series} with other parameters: "
                          + "; ".join(differ))
@@ -66,15 +68,20 @@ def check_inputs(lmp, values: dict) -> dict:
         if not os.path.isfile(params[label]):
             raise ValueError(f"missing {label} file: {params[label]} (paths are relative to "
                              f"the working directory {os.getcwd()})")
+    # the bias protocol, for NEGF updates every ``every`` steps of the time step set so far
+    # (metal units: 1 fs unless the deck sets another before; checked again at the start)
+    dt = DEFAULT_DT if lmp is None else lmp.extract_global("dt")
+    protocol = deck_protocol(params, params["every"] * dt)
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
     if params["resume"] == "no":
-        # the data file, checked before anything is written (lammps-recoil check)
+        # the data file, checked before anything is written (lammps-recoil check), at
+        # every bias the protocol reaches
         from .check import check_data
-        report = check_data(params["data"], params["V"], params["beta"], params["lattice"],
-                            params["device"], params["potential"], params["tol"],
-                            params["model"], kpoints=params["kpoints"],
-                            lead_eta=params["lead_eta"] or None, time_update=False,
-                            bath_temperature=None if params["bath"] == "none" else params["Te"])
+        report = check_data(params["data"], protocol.extremes(), params["beta"],
+                            params["lattice"], params["device"], params["potential"],
+                            params["tol"], params["model"], time_update=False,
+                            bath_temperature=None if params["bath"] == "none" else params["Te"],
+                            **lead_options(params))
         if rank0:
             for line in report.lines:
                 print(f"lammps-recoil check: {line.strip()}")

@@ -19,8 +19,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .builders import DEVICES, LATTICES
+from .builders import DEVICES, LATTICES, LEADS, check_leads
 from .forces import MODELS
+from .leads import DEFAULT_ETA, DEFAULT_KMESH
+from .protocols import KINDS, POLARITIES
 
 #: Values of the ``bath`` parameter (lammps_recoil.bathmd).
 BATHS = ("none", "friction", "full")
@@ -116,6 +118,13 @@ PARAMS = (
     Param("lead_eta", "0", _real(lambda e: math.isfinite(e) and e >= 0), ">= 0 eV",
           "broadening of the periodic leads: > 0 turns their flat bands into Lorentzians",
           run=True),
+    Param("leads", "periodic", _one_of(LEADS), " or ".join(LEADS),
+          "the electrons' leads: the box's periodic electrodes, or laterally infinite "
+          "ideal half-crystals around the filament alone", run=True),
+    Param("inf_kmesh", str(DEFAULT_KMESH), _count(1), "an integer >= 1 (an n x n mesh)",
+          "zone mesh of the laterally infinite leads", run=True),
+    Param("inf_eta", str(DEFAULT_ETA), _real(lambda e: math.isfinite(e) and e > 0),
+          "> 0 eV", "broadening of the laterally infinite leads", run=True),
     Param("recoil", "yes", _yes_no, "yes or no", "no: plain EAM MD", run=True),
     Param("data", "inputs/filament.data", str, "a file name", "LAMMPS data file",
           run=True, file=True),
@@ -126,6 +135,32 @@ PARAMS = (
           "production steps between restart files, 0: none"),
     Param("resume", "no", _yes_no, "yes or no", "continue a killed run"),
     Param("overwrite", "no", _yes_no, "yes or no", "replace an earlier run's outputs"),
+    # the applied bias V(t) (lammps_recoil.protocols; ``constant`` applies V throughout),
+    # the current compliance and the optional transport diagnostics
+    Param("protocol", "constant", _one_of(KINDS), f"one of {', '.join(KINDS)}",
+          "bias protocol", run=True),
+    Param("V_min", "0.0", _real(math.isfinite), "a finite number of volts",
+          "lower bias of a sweep or sine, base of a pulse train", run=True),
+    Param("V_max", "1.0", _real(math.isfinite), "a finite number of volts",
+          "upper bias of a sweep or sine, height of a pulse", run=True),
+    Param("rate", "0.1", _real(lambda r: math.isfinite(r) and r > 0), "> 0 V/ps",
+          "sweep rate of a ramp or triangle", run=True),
+    Param("cycles", "1", _count(1), "an integer >= 1", "triangle and sine cycles", run=True),
+    Param("period", "10.0", _real(lambda t: math.isfinite(t) and t > 0), "> 0 ps",
+          "sine period, pulse repetition period", run=True),
+    Param("width", "1.0", _real(lambda t: math.isfinite(t) and t > 0), "> 0 ps",
+          "pulse width", run=True),
+    Param("pulses", "1", _count(1), "an integer >= 1", "number of pulses", run=True),
+    Param("polarity", "same", _one_of(POLARITIES), f"one of {', '.join(POLARITIES)}",
+          "pulse signs: same, or alternate (SET and RESET pulses)", run=True),
+    Param("vfile", "none", str, "a file name", "time (ps), voltage (V) file of protocol "
+          "file", run=True),
+    Param("compliance", "0", _real(lambda c: math.isfinite(c) and c >= 0),
+          ">= 0 uA (0: none)", "current compliance", run=True),
+    Param("channels", "0", _count(0), "an integer >= 0",
+          "transmission eigenvalues at E_F in the time series", run=True),
+    Param("currents", "no", _yes_no, "yes or no",
+          "bond currents: per-atom current columns in the dump", run=True),
     Param("bath", "none", _one_of(BATHS), f"one of {', '.join(BATHS)}",
           "electronic bath on the filament: friction, friction and Berry force (full), "
           "with the current-induced noise", run=True),
@@ -148,6 +183,9 @@ RUN_PARAMS = tuple(p.name for p in PARAMS if p.run)
 #: Parameters naming input files, checked to exist before any run.
 FILES = tuple(p.name for p in PARAMS if p.file)
 
+#: The time step (ps) of LAMMPS metal units, which the decks keep; a deck that sets another
+#: before ``recoil_check`` has its protocol checked against it.
+DEFAULT_DT = 0.001
 #: The fix external holding the recoil forces.
 FIX_ID = "recoil"
 #: Other names the Python side depends on, defined by the deck (kind, name, role); a deck
@@ -180,7 +218,16 @@ def parse_params(**named) -> dict:
     if p["restart_every"] % p["every"]:
         raise ValueError(f"restart_every must be 0 or a multiple of every ({p['every']} "
                          f"steps), got {p['restart_every']}")
+    check_leads(p["leads"], p["device"], p["lead_eta"], p["kpoints"])
     return p
+
+
+def lead_options(p: dict) -> dict:
+    """The keywords of :func:`~lammps_recoil.builders.system_from_types` (and of
+    :func:`~lammps_recoil.check.check_data`) that the parsed parameters ``p`` choose: the
+    leads and their k points and broadenings."""
+    return dict(leads=p["leads"], kpoints=p["kpoints"], lead_eta=p["lead_eta"] or None,
+                inf_kmesh=p["inf_kmesh"], inf_eta=p["inf_eta"])
 
 
 def deck_text(lmp, name):

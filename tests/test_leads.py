@@ -34,7 +34,7 @@ def test_chain_gf_is_the_papers_closed_form():
 
 def test_decimation_wire_equals_closed_form_chain():
     hop = HoppingModel(t0=-1.8 * np.exp(1.0), zeta=1 / 2.5, r_on=3.5, r_off=3.5)
-    wire = WireLead([[0, 0, -2.5]], [0, 0, -2.5], "left", hop)
+    wire = WireLead([[0, 0, -2.5]], [0, 0, -2.5], "left", hop, eta=1e-9)
     chain = LayeredLead(chain_lattice(2.5), [[0, 0, -2.5]], "left", hop)
     # (exactly E = 0, the centre of the bipartite chain's band, decimation stalls)
     for E in (-3.3, -1.0, 0.013, 2.2, 3.9):
@@ -49,17 +49,34 @@ def test_batched_decimation_equals_one_energy_at_a_time():
     cell = lattice_sites(lat, ORIGIN, [0, 1], center_xy=ORIGIN[:2], radius=2.6)
     step = np.array([0.0, 0.0, -lat.spacing * 2])
     E = np.array([-9.0, -3.3, -0.4, 0.61, 2.2, 7.5])
-    batch = WireLead(cell, step, "left").surface_gf(E)
-    alone = np.array([WireLead(cell, step, "left").surface_gf(e) for e in E])
+    batch = WireLead(cell, step, "left", eta=1e-9).surface_gf(E)
+    alone = np.array([WireLead(cell, step, "left", eta=1e-9).surface_gf(e) for e in E])
     np.testing.assert_allclose(batch, alone, rtol=0, atol=1e-13)
     np.testing.assert_allclose(batch, np.swapaxes(batch, 1, 2), atol=1e-12)
     assert np.all(np.abs(batch[[0, -1]].imag) < 1e-8)        # outside the band: real
 
 
-def fcc_wire(orientation, layers, radius):
+def test_exact_wire_equals_closed_form_chain():
+    """The exact (mode-matching) wire lead of a 1D chain is the chain's closed form at real
+    energies, in and outside the band, at its centre and on and next to its edges."""
+    hop = HoppingModel(t0=-1.8 * np.exp(1.0), zeta=1 / 2.5, r_on=3.5, r_off=3.5)
+    wire = WireLead([[0, 0, -2.5]], [0, 0, -2.5], "left", hop)
+    chain = LayeredLead(chain_lattice(2.5), [[0, 0, -2.5]], "left", hop)
+    edge = 2 * 1.8
+    E = np.array([-9.0, -edge - 1e-9, -edge + 1e-9, -1.0, 0.0, 0.013, 2.2, edge - 1e-9,
+                  edge + 1e-9, 9.0])
+    np.testing.assert_allclose(wire.surface_gf(E)[:, 0, 0], chain.surface_gf(E)[:, 0, 0],
+                               rtol=1e-10)
+    # on an edge itself (group velocity zero, a double mode) g is the limit from either side
+    g = wire.surface_gf(np.array([-edge, edge]))[:, 0, 0]
+    np.testing.assert_allclose(g, [-1 / 1.8, 1 / 1.8], rtol=1e-7)
+
+
+def fcc_wire(orientation, layers, radius, eta=1e-9):
+    """An fcc wire lead (by default broadened: decimated at E + 1e-9 i)."""
     lat = fcc_lattice(orientation)
     cell = lattice_sites(lat, ORIGIN, list(range(layers)), center_xy=ORIGIN[:2], radius=radius)
-    return WireLead(cell, [0.0, 0.0, -lat.spacing * layers], "left")
+    return WireLead(cell, [0.0, 0.0, -lat.spacing * layers], "left", eta=eta)
 
 
 def relative_gaps(a, b):
@@ -90,10 +107,99 @@ def test_reduced_chain_equals_decimating_the_whole_cell(orientation, layers):
         mp.setattr(leads, "WIRE_RESIDUAL", np.inf)
         on_whole = wire._cell_gf(on + 1j * wire.eta, reduced=False)
         assert relative_gaps(wire.surface_gf(on), on_whole).max() < 1e-14
-    apart = WireLead(wire.positions, [0.0, 0.0, -12.0], "left")
+    apart = WireLead(wire.positions, [0.0, 0.0, -12.0], "left", eta=wire.eta)
     assert not np.any(apart.H1)
     alone = np.linalg.inv(z[:, None, None] * np.eye(len(wire.positions)) - apart.H0)
     np.testing.assert_allclose(apart.surface_gf(E), alone, rtol=1e-12)
+
+
+def channel_counter(wire):
+    """A function giving the right-moving channels of a wire at energy E from its subbands
+    eps_n(q), 0 < q < pi: each crossing of a band (on a fine q grid) is one channel,
+    counted in the middle of the interval between channel edges that holds E (the count
+    is constant there)."""
+    edges = np.concatenate([[-np.inf], wire.channel_edges(), [np.inf]])
+    eps = np.linalg.eigvalsh(wire._bloch(np.linspace(0.0, np.pi, 4001)))
+
+    def count(E):
+        i = np.searchsorted(edges, E)
+        mid = 0.5 * (edges[i - 1] + edges[i]) if np.isfinite(edges[i - 1:i + 1]).all() else E
+        return int(np.sum(np.abs(np.diff(np.sign(eps - mid), axis=0)) > 0))
+
+    return count
+
+
+@pytest.mark.parametrize("orientation, layers", [("001", 2), ("111", 3)])
+def test_exact_wire_is_the_limit_of_decimation(orientation, layers):
+    """The exact wire lead is the eta -> 0 limit of decimation at E + i eta (Richardson
+    extrapolation 2 g(eta) - g(2 eta) from eta = 1e-8 eV), on a grid over the band and
+    1e-4 eV either side of every channel edge; g = g^T, its spectral function
+    i (g - g^+) is positive semi-definite (retarded), and its outgoing propagating modes are
+    the subbands' crossings of E, each carrying current away from the device. (The (001)
+    wire's flat band at E = 0 is tested below.)"""
+    exact = fcc_wire(orientation, layers, 3.0, eta=0.0)
+    edges = np.setdiff1d(exact.channel_edges(), exact.flat_bands())
+    E = np.concatenate([np.linspace(edges[0] - 0.5, edges[-1] + 0.5, 41) + 1.23e-3,
+                        edges + 1e-4, edges - 1e-4])
+    g = exact.surface_gf(E)
+    ref = [fcc_wire(orientation, layers, 3.0, eta=eta).surface_gf(E) for eta in (1e-8, 2e-8)]
+    assert relative_gaps(g, 2 * ref[0] - ref[1]).max() < 5e-8
+    np.testing.assert_allclose(g, np.swapaxes(g, 1, 2), atol=1e-10)
+    a = 1j * (g - np.conj(np.swapaxes(g, 1, 2)))
+    assert np.linalg.eigvalsh(a).min() > -1e-10 * np.abs(g).max()
+    n, open_channels = len(exact.positions), channel_counter(exact)
+    far = np.abs(E[:, None] - exact.channel_edges()).min(axis=1) > 1e-3   # (q grid resolves)
+    for e in E[far][::5]:
+        m = exact.modes(e)
+        assert m.propagating[:n].sum() == m.propagating[n:].sum() == open_channels(e)
+        assert np.all(m.current[:n][m.propagating[:n]] > 0)
+        assert np.all(np.abs(m.lam[:n][~m.propagating[:n]]) < 1)
+
+
+def test_exact_wire_across_its_channel_edges():
+    """1e-9 eV either side of each channel edge (group velocity near zero, two modes nearly
+    merged) the exact lead still counts its open channels right, each outgoing one carrying
+    current away from the device, and g stays retarded and symmetric to 1e-6 (round-off of
+    the nearly merged modes, ~1e-16 / q^2 with q ~ 3e-5 their splitting). (Its value can
+    grow as |E - E_c|^-1/2: some edges of the (111) wire are van Hove points of the surface
+    block. Its flat band at 1.3244 eV, an edge too, is left out: there g ~ 1/(E - E_f) is
+    10^8 eV^-1 at 1e-9 eV and its round-off depends on the BLAS; integrals keep away from
+    it, see test_exact_wire_on_a_flat_band.)"""
+    wire = fcc_wire("111", 3, 3.0, eta=0.0)
+    n, open_channels = len(wire.positions), channel_counter(wire)
+    edges = wire.channel_edges()
+    apart = np.diff(edges, prepend=-np.inf, append=np.inf)
+    flat = np.abs(edges[:, None] - wire.flat_bands()).min(axis=1, initial=np.inf) < 1e-3
+    for Ec in edges[(apart[:-1] > 1e-3) & (apart[1:] > 1e-3) & ~flat]:     # (q grid resolves)
+        for e in (Ec - 1e-9, Ec + 1e-9):
+            m = wire.modes(e)
+            assert m.propagating[:n].sum() == open_channels(e)
+            assert np.all(m.current[:n][m.propagating[:n]] > 0)
+            g = wire.surface_gf(e)
+            a = 1j * (g - g.conj().T)
+            assert np.linalg.eigvalsh(a).min() > -1e-6 * np.abs(g).max()
+            assert np.abs(g - g.T).max() < 1e-6 * np.abs(g).max()
+
+
+def test_exact_wire_on_a_flat_band():
+    """The symmetric (001) wire has flat bands at E = 0 and 1.324 eV (levels of H(q) at
+    every Bloch vector q): at E = 0 g has a pole, (E - E_f) g tends to a finite residue
+    (within 10 |E - E_f| relative), and on the band itself the lead refuses the energy by
+    name; the window check keeps integrals away from it."""
+    wire = fcc_wire("001", 2, 3.0, eta=0.0)
+    flat = wire.flat_bands()
+    assert flat[0] == pytest.approx(0.0, abs=1e-12) and len(flat) == 2
+    q = np.random.default_rng(3).uniform(0.0, np.pi, 5)
+    levels = np.linalg.eigvalsh(wire._bloch(q))
+    assert np.abs(levels[:, :, None] - flat).min(axis=1).max() < 1e-9
+    d = np.array([1e-3, 1e-4, 1e-5, -1e-5, -1e-4, -1e-3])
+    residue = d[:, None, None] * wire.surface_gf(d)
+    limit = (4 * residue[2] - residue[1]) / 3        # (one Richardson step from 1e-5, 1e-4)
+    gap = np.abs(residue - limit).max(axis=(1, 2)) / np.abs(limit).max()
+    assert np.all(gap <= 10.0 * np.abs(d))                          # tends to the residue
+    assert np.abs(residue[2] - residue[3]).max() < 1e-4 * np.abs(limit).max()
+    with pytest.raises(ValueError, match="E = 0.0 eV lies on a flat band of the left wire"):
+        wire.surface_gf(0.0)
 
 
 class MatrixWire(WireLead):
@@ -187,10 +293,10 @@ def test_block_gf_is_the_per_atom_fourier_sum(box):
         lead, k = LayeredLead(lat, patch, "right", kmesh=12, eta=0.05), None
     E = np.array([-3.1, 0.6, 2.4])
     kappa = lead.kappa + (0.0 if k is None else k)
-    G = lead._block_gf(E, kappa, 3)                     # (E, kappa, layer, layer)
+    G = lead._block_gf(E, kappa, 3)                     # (layer, layer, E, kappa)
     x, n = lead.positions[:, :2], lead.layer
     phase = np.exp(1j * (x[:, None] - x[None]) @ lead.kappa.T) * lead.weights
-    ref = np.einsum("abq,eqab->eab", phase, G[:, :, n[:, None], n[None, :]])
+    ref = np.einsum("abq,abeq->eab", phase, G[n[:, None], n[None, :]])
     surface = np.flatnonzero(n == 0)[::-1]
     first = lead.surface_gf(E, k, surface)
     np.testing.assert_allclose(first, ref[:, surface[:, None], surface], atol=1e-13)
@@ -198,6 +304,32 @@ def test_block_gf_is_the_per_atom_fourier_sum(box):
     again = lead.surface_gf(E[::-1], k, surface)
     np.testing.assert_allclose(again, first[::-1], atol=1e-13)
     assert len(lead._caches) == 1
+
+
+@pytest.mark.parametrize("orientation", ["001", "111"])
+def test_layer_green_functions_invert_the_truncated_half_chain(orientation):
+    """The closed form of G_nm(E, kappa) on the first four layers is the inverse of the
+    4 x 4 block E + i eta - H of the per-kappa chain closed by the surface Green's
+    function of the rest (independent: a dense inversion), on a zone mesh that holds
+    kappa where the layers decouple (h1 = 0: flat bands of (001))."""
+    lat = fcc_lattice(orientation)
+    patch = lattice_sites(lat, ORIGIN, [0, 1, 2, 3], center_xy=ORIGIN[:2], radius=3.0)
+    lead = LayeredLead(lat, patch, "right", kmesh=8, eta=0.03)
+    kappa = np.vstack([lead.kappa, 0.5 * lat.reciprocal()[0]])
+    E = np.array([-6.2, -1.0, 0.6, 2.2])
+    z = E[:, None] + 1j * lead.eta
+    h0, h1 = lead.h0(kappa), lead.h1(kappa)
+    gs = chain_surface_gf(z, h0, np.abs(h1) ** 2)
+    M = np.zeros(gs.shape + (4, 4), dtype=complex)
+    i = np.arange(4)
+    M[..., i, i] = (z - h0)[..., None]
+    M[..., i[:-1], i[1:]] = -h1[:, None]
+    M[..., i[1:], i[:-1]] = -np.conj(h1)[:, None]
+    M[..., 3, 3] -= np.abs(h1) ** 2 * gs
+    G = np.moveaxis(lead._block_gf(E, kappa, 4), (0, 1), (2, 3))
+    np.testing.assert_allclose(G, np.linalg.inv(M), atol=1e-12)
+    if orientation == "001":
+        assert np.min(np.abs(h1)) < 1e-12
 
 
 def test_lead_caches_share_one_memory_bound(monkeypatch):
