@@ -16,7 +16,8 @@ friction eigenvalue; and the per-atom friction and noise at 1 V (T_e = 0).
 ``resonance``: the friction of the unrelaxed filament (``build_filament()``) near 0.75 V
 and the same kernels at vibration energies hbar omega = 1-30 meV (golden rule).
 ``runaway``: the linear stability of the minimized filament with the EAM Hessian, the mean
-force's Jacobian and the kernels (T_e = 0, 0 to 1.125 V). ``md``: production runs of inputs/in.filament with the Langevin thermostat on the filament
+force's Jacobian and the kernels (T_e = 0, 0 to 1.125 V). ``md``: production runs of
+inputs/in.filament with the Langevin thermostat on the filament
 too (the paper's setup) or on the electrodes only, with and without the full bath
 (T_e = 300 K, lead_eta 0.05), and the filament's kinetic temperature from the dump's
 velocities. ``switching``: the 1 V ensembles with and
@@ -145,12 +146,8 @@ def figures(out):
         ax.semilogy(r["V"][keep], r["T_balance"][keep], style, label=f"{text}: power balance")
         ax.semilogy(r["V"][keep], r["T_mode_median"][keep], style, alpha=0.4,
                     label=f"{text}: median mode")
-    ax.set_xlabel("V (V)")
-    ax.set_ylabel("effective temperature (K)")
-    ax.set_title("kernels of the minimized default filament")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "kernel_temperature.png", dpi=120)
+    finish(fig, ax, "effective temperature (K)", "kernels of the minimized default filament",
+           out / "kernel_temperature.png")
     md_tables = sorted(out.glob("md_temperature_thermostat_*.csv"))
     if md_tables:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -162,12 +159,19 @@ def figures(out):
                             color=f"C{2 * n + (label == 'full')}",
                             label=f"filament thermostat {which}, bath {label}")
         ax.axhline(300.0, color="0.6", lw=0.8)
-        ax.set_xlabel("V (V)")
-        ax.set_ylabel("filament kinetic temperature (K)")
-        ax.set_title("default filament, 20 ps MD (T = T$_e$ = 300 K, lead_eta 0.05 eV)")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "md_temperature.png", dpi=120)
+        finish(fig, ax, "filament kinetic temperature (K)",
+               "default filament, 20 ps MD (T = T$_e$ = 300 K, lead_eta 0.05 eV)",
+               out / "md_temperature.png")
+
+
+def finish(fig, ax, ylabel, title, path):
+    """Axis labels against V, legend, and the figure written to ``path``."""
+    ax.set_xlabel("V (V)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
 
 
 def resonance(out, tmp):

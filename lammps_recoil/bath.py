@@ -624,7 +624,8 @@ def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
                     noise += (0.5 * (f1[s] * (1 - f2[t]) + f2[t] * (1 - f1[s])))[:, None, None] * tr
         fric *= HBAR / (2 * np.pi * energy)
         noise *= HBAR / np.pi
-        return np.hstack([fric[:, iu[0], iu[1]] / scale, noise[:, iu[0], iu[1]] / (scale * e_scale)])
+        return np.hstack([fric[:, iu[0], iu[1]] / scale,
+                          noise[:, iu[0], iu[1]] / (scale * e_scale)])
 
     res = seg.integrate(lambda E, sg: system._map(lambda e: rows(e, sg), E), None, tol,
                         system._kinks())
