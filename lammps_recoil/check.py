@@ -358,7 +358,7 @@ def _compare_infinite(rep, data, el, hopping, V, beta, model, tol, inf_kmesh, in
                                    electrodes=el, hopping=hopping, leads="infinite",
                                    inf_kmesh=inf_kmesh, inf_eta=inf_eta)
         res = system.forces(V, beta, model=model, tol=tol)
-    except ValueError as err:
+    except (ValueError, FloatingPointError) as err:
         rep.add(f"  laterally infinite leads: not comparable here ({err})")
         return
     inf_total = res.forces[system_mask(data, "filament")].sum(0)
