@@ -40,9 +40,11 @@ import time
 import numpy as np
 
 from . import runstate
+from .bathmd import COLUMNS as BATH_COLUMNS, MASS_UNIT, BathForces
 from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeSites,
                        check_device, measure_electrodes, system_from_types)
 from .geometry import minimum_image
+from .integration import K_B
 from .parallel import keep_heap, lammps_comm
 from .compliance import comply
 from .params import FIX_ID, check_deck_names, deck_equal, lead_options, run_header
@@ -65,6 +67,8 @@ CURRENT_NAMES = ("d_dn", "d2_jcur", "3", "d_icur")
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
           "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device", "V",
           "V_protocol", "I_uA", "P_uW", "in_compliance")
+#: The fix external holding the electronic bath's per-step forces (bath on).
+BATH_FIX = "bath"
 #: Seconds of wall time between progress lines on stderr.
 PROGRESS_EVERY = 15.0
 #: Seconds an erring rank waits for the others before aborting without crash data.
@@ -72,9 +76,11 @@ CRASH_WAIT = 10.0
 
 
 def vector_names(params: dict) -> tuple:
-    """The fix's global vector and the time series' columns of a run: :data:`VECTOR` and
-    the ``channels`` transmission eigenvalues."""
-    return VECTOR + tuple(f"T_{k}" for k in range(1, params["channels"] + 1))
+    """The fix's global vector and the time series' columns of a run: :data:`VECTOR`, the
+    ``channels`` transmission eigenvalues and, with the bath on, its columns
+    (:data:`lammps_recoil.bathmd.COLUMNS`)."""
+    bath = BATH_COLUMNS if params.get("bath", "none") != "none" else ()
+    return VECTOR + tuple(f"T_{k}" for k in range(1, params["channels"] + 1)) + bath
 
 
 def series_header(params: dict) -> str:
@@ -100,10 +106,17 @@ class RecoilCoupling:
         if params["currents"] == "yes" and not lmp.has_id("fix", CURRENT_FIX):
             raise ValueError(f"currents yes needs the deck's fix {CURRENT_FIX} (fix "
                              f"{CURRENT_FIX} all property/atom {' '.join(CURRENT_NAMES)})")
+        self.bath = None
+        if params.get("bath", "none") != "none":
+            if not lmp.has_id("fix", BATH_FIX):
+                raise ValueError(f"bath {params['bath']}: the deck defines no fix {BATH_FIX} "
+                                 "(fix external on the filament for the bath's forces)")
+            self.bath = BathForces(params, self.comm, self.rank)
         n = len(vector_names(params))
         lmp.fix_external_set_vector_length(FIX_ID, n)
         self.vector = np.zeros(n)
         self.started, self.series, self.pending = False, None, None
+        self._bath_local = None                  # (local IDs, filament rows, bath rows)
         self.tags = np.zeros(0, dtype=np.int64)
         self.held = np.zeros((0, 3))
         self.electrons = np.zeros((0, 5))
@@ -116,6 +129,7 @@ class RecoilCoupling:
         set_time(lmp)
         self.protocol = deck_protocol(params, params["every"] * lmp.extract_global("dt"))
         self.started = True
+        self.dt = lmp.extract_global("dt")
         self.steps = deck_equal(lmp, "prod_steps")
         self.started_at, self.reported = time.time(), time.time()
         self.first_step = lmp.extract_global("ntimestep")
@@ -164,6 +178,8 @@ class RecoilCoupling:
         self.tags = self.mobile_tags[self.device]
         self.filament = types[mobile][self.device] == FILAMENT_TYPE
         self.last_x = self.system.positions.copy()      # (infinite leads: unwrapped)
+        # filament atoms among the device atoms (the bath's coordinates, tag order)
+        self.bath_atoms = np.flatnonzero(self.filament)
 
     def _repatch(self, mobile, x) -> np.ndarray:
         """New surface patches of the laterally infinite leads around the filament at
@@ -217,7 +233,8 @@ class RecoilCoupling:
         return dict(step=step, tags=self.tags, held=self.held, electrons=self.electrons,
                     last_x=self.last_x, work=self.work, vector=self.vector,
                     device=self.active_device,
-                    **self.system.energy_partitions())
+                    **self.system.energy_partitions(),
+                    **(self.bath.snapshot() if self.bath is not None else {}))
 
     def _restore(self, state) -> None:
         step = self.lmp.extract_global("ntimestep")
@@ -239,6 +256,8 @@ class RecoilCoupling:
         self.work, self.vector = float(state["work"]), state["vector"]
         self.last_step = step
         self.system.set_energy_partitions(state)
+        if self.bath is not None:
+            self.bath.restore(state)
 
     def update(self, step: int) -> None:
         """Recompute the recoil forces from the current positions (collective call); before
@@ -259,7 +278,8 @@ class RecoilCoupling:
         if step != self.last_step:
             # work of the held forces since the last update: F . dx (minimum image in x, y)
             dx, _ = minimum_image(x - self.last_x, self.box)
-            self.work += float(np.sum(self.held * dx))
+            work = float(np.sum(self.held * dx))
+            self.work += work
             infinite = self.p["leads"] == "infinite"
             if infinite:                  # the filament followed across the periodic box
                 x = self.last_x + dx
@@ -305,12 +325,13 @@ class RecoilCoupling:
             channels = np.zeros(p["channels"])
             top = res.channels[:p["channels"]]
             channels[:len(top)] = top
+            seconds = time.perf_counter() - t0
+            bath = [] if self.bath is None else self._bath_update(step, work, V)
             self.vector = np.array([res.fermi_transmission, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
-                                    time.perf_counter() - t0, res.n_energies,
-                                    *_eam_force(self.lmp), dx_site, len(self.tags), V, wanted,
-                                    res.current, res.current * V, float(state.limited),
-                                    *channels])
+                                    seconds, res.n_energies, *_eam_force(self.lmp), dx_site,
+                                    len(self.tags), V, wanted, res.current, res.current * V,
+                                    float(state.limited), *channels, *bath])
             self.last_x, self.last_step = x, step
             if self.series is not None:
                 self.series.write(f"{step},{step * dt:.6f}," +
@@ -322,6 +343,76 @@ class RecoilCoupling:
                 self.pending = self._snapshot(step)
         for i, v in enumerate(self.vector):
             self.lmp.fix_external_set_vector(FIX_ID, i + 1, float(v))
+
+    def _bath_update(self, step: int, work: float, bias: float) -> list:
+        """The bath at an NEGF update (collective call): new kernels at the applied bias
+        every ``bath_every`` steps (and whenever none are held), and the update's
+        :data:`BATH_COLUMNS`."""
+        bath, dt = self.bath, self.lmp.extract_global("dt")
+        res = None
+        if bath.friction is None or step % self.p["bath_every"] == 0:
+            mass = self.lmp.numpy.extract_atom("mass")
+            res = bath.update_kernels(self.system, bias, self.bath_atoms,
+                                      self.tags[self.bath_atoms],
+                                      np.full(len(self.bath_atoms), float(mass[FILAMENT_TYPE])),
+                                      step)
+        elapsed = (step - self.last_step) * dt if self.last_step is not None else 0.0
+        p_rec = work / elapsed if elapsed > 0 else 0.0
+        return bath.diagnostics(res, self._kinetic_temperature(ELECTRODE_TYPE), p_rec, step)
+
+    def _kinetic_temperature(self, atom_type: int) -> float:
+        """Kinetic temperature (K) of the atoms of one type, sum m v^2 / (3 N k_B)."""
+        lmp = self.lmp
+        n = lmp.extract_setting("nlocal")
+        types = np.asarray(lmp.numpy.extract_atom("type")[:n])
+        v = np.asarray(lmp.numpy.extract_atom("v")[:n])[types == atom_type]
+        mass = float(lmp.numpy.extract_atom("mass")[atom_type]) * MASS_UNIT
+        sums = np.array([mass * float(np.sum(v * v)), 3.0 * len(v)])
+        if self.comm is not None and self.comm.Get_size() > 1:
+            sums = self.comm.allreduce(sums)
+        return float(sums[0] / (sums[1] * K_B)) if sums[1] else 0.0
+
+    def write_bath(self, step: int, fext) -> None:
+        """The bath's forces of this step on this rank's local filament atoms into
+        ``fext`` (nlocal x 3; collective call: the filament's velocities are gathered).
+        Which local atoms are filament atoms, and their rows among the bath's coordinates,
+        is kept while the local atom IDs stay the same (LAMMPS reorders and migrates atoms
+        between neighbour-list builds only)."""
+        lmp = self.lmp
+        n = lmp.extract_setting("nlocal")
+        fext[:n] = 0.0
+        bath = self.bath
+        if bath is None or bath.friction is None or not self.started:
+            return
+        tags = lmp.numpy.extract_atom("id")[:n]
+        local = self._bath_local
+        if local is None or len(local[0]) != n or not np.array_equal(local[0], tags):
+            types = np.asarray(lmp.numpy.extract_atom("type")[:n])
+            mine = np.flatnonzero(types == FILAMENT_TYPE)
+            rows = np.searchsorted(bath.tags, tags[mine])
+            if np.any(rows >= len(bath.tags)) or np.any(bath.tags[rows % len(bath.tags)]
+                                                        != tags[mine]):
+                raise ValueError(f"filament atoms {tags[mine].tolist()[:10]} are not the "
+                                 "bath's")
+            self._bath_local = local = (np.array(tags), mine, rows)
+        _, mine, rows = local
+        v = lmp.numpy.extract_atom("v")[:n][mine]
+        if self.comm is not None and self.comm.Get_size() > 1:
+            parts = self.comm.allgather((rows, v))
+            rows_all = np.concatenate([p[0] for p in parts])
+            v_all = np.concatenate([p[1] for p in parts])
+        else:
+            rows_all, v_all = rows, v
+        if len(rows_all) != len(bath.tags):
+            lost = np.setdiff1d(np.arange(len(bath.tags)), rows_all)
+            raise ValueError(f"filament atoms {bath.tags[lost][:10].tolist()} left the "
+                             "simulation")
+        ordered = np.empty((len(bath.tags), 3))
+        ordered[rows_all] = v_all
+        forces = bath.forces(step, ordered, self.dt, self.p["every"])
+        if self.pending is not None and self.pending["step"] == step:
+            self.pending["bath_force"] = forces       # a resumed run applies it again
+        fext[mine] = forces[rows]
 
     def _progress(self, step, dt) -> None:
         """A line on stderr every PROGRESS_EVERY seconds: time, G, force, ETA."""

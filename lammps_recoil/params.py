@@ -24,6 +24,9 @@ from .forces import MODELS
 from .leads import DEFAULT_ETA, DEFAULT_KMESH
 from .protocols import KINDS, POLARITIES
 
+#: Values of the ``bath`` parameter (lammps_recoil.bathmd).
+BATHS = ("none", "friction", "full")
+
 
 def integer(text: str) -> int:
     """An integer written as such or as a float with no fraction ("100", "1e2")."""
@@ -158,6 +161,17 @@ PARAMS = (
           "transmission eigenvalues at E_F in the time series", run=True),
     Param("currents", "no", _yes_no, "yes or no",
           "bond currents: per-atom current columns in the dump", run=True),
+    Param("bath", "none", _one_of(BATHS), f"one of {', '.join(BATHS)}",
+          "electronic bath on the filament: friction, friction and Berry force (full), "
+          "with the current-induced noise", run=True),
+    Param("Te", "300.0", _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 K",
+          "electron temperature of the bath", run=True),
+    Param("bath_every", "1000", _count(1), "an integer >= 1 step, a multiple of every",
+          "steps between computations of the bath's kernels", run=True),
+    Param("bath_scale", "1", _real(lambda f: math.isfinite(f) and f > 0), "> 0",
+          "factor on the bath's friction and noise (1: physical)", run=True),
+    Param("filament_thermostat", "yes", _yes_no, "yes or no",
+          "the Langevin thermostat of the production acts on the filament too", run=True),
 )
 #: The parameters by name.
 BY_NAME = {p.name: p for p in PARAMS}
@@ -196,6 +210,11 @@ def parse_params(**named) -> dict:
         raise ValueError(f"unknown recoil parameter {unknown[0]}; known: "
                          f"{', '.join(BY_NAME)}")
     p = {param.name: param.value(named.get(param.name, param.default)) for param in PARAMS}
+    if p["bath_every"] % p["every"]:
+        raise ValueError(f"bath_every must be a multiple of every ({p['every']} steps), got "
+                         f"{p['bath_every']}")
+    if p["bath"] != "none" and p["recoil"] == "no":
+        raise ValueError(f"bath {p['bath']} needs the NEGF (recoil yes); got recoil no")
     if p["restart_every"] % p["every"]:
         raise ValueError(f"restart_every must be 0 or a multiple of every ({p['every']} "
                          f"steps), got {p['restart_every']}")
