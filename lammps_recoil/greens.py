@@ -114,10 +114,22 @@ def bond_density(i, j, X: np.ndarray, P: np.ndarray, phase=None, imag: bool = Fa
 def self_energy(V, g: np.ndarray) -> np.ndarray:
     """Sigma_S = V_S^+ g_S V_S on the device atoms bonded to lead S (Eq. 6); g may be a
     stack over energies, V_S a sparse matrix (then g a stack)."""
-    if sp.issparse(V):               # g V = (V^T g^T)^T, then V^+ (g V)
-        gV = np.swapaxes(sparse_product(V.T, np.swapaxes(g, 1, 2)), 1, 2)
-        return sparse_product(V.conj().T, gV)
-    return dagger(V) @ g @ V
+    return hopping(V, hopped(g, V), adjoint=True)
+
+
+def hopping(V, Y: np.ndarray, adjoint: bool = False) -> np.ndarray:
+    """V @ Y (V^+ @ Y with ``adjoint``) for the device-lead hoppings V, dense or sparse
+    (then Y a stack over energies)."""
+    A = V.conj().T if adjoint else V
+    return sparse_product(A, Y) if sp.issparse(A) else A @ Y
+
+
+def hopped(Y: np.ndarray, V) -> np.ndarray:
+    """Y @ V for the device-lead hoppings V, dense or sparse (then Y a stack:
+    Y V = (V^T Y^T)^T)."""
+    if sp.issparse(V):
+        return np.swapaxes(sparse_product(V.T, np.swapaxes(Y, 1, 2)), 1, 2)
+    return Y @ V
 
 
 def sparse_product(A, Y: np.ndarray) -> np.ndarray:
@@ -271,32 +283,35 @@ class DeviceMatrix:
             weights = summed
         if self.solver == "rgf":
             return self.slabs().solve(z, sigmas, columns, out, weights)
-        if weights is None:
+        if weights is None:              # unit columns, the same at every energy
             rhs = np.zeros((n, q), dtype=complex)
             rhs[columns, np.arange(q)] = 1.0
-            rhs = np.broadcast_to(rhs, (ne, n, q))
+            stack = lambda r: np.broadcast_to(r, (ne,) + r.shape)
         else:
             rhs = np.zeros((ne, n, q), dtype=complex)
             rhs[:, columns] = weights
+            stack = lambda r: r
         if self.solver == "lu":
             for m, e in enumerate(E):
                 out[m, :n] = splu(self(e, [s[m] for s in sigmas]),
-                                  permc_spec="NATURAL").solve(rhs[m])
+                                  permc_spec="NATURAL").solve(stack(rhs)[m])
             return out
         bnd, inner, lam, U, Wh, minus_hbb, pos, minus_ww = self._boundary_schur()
         gap = lam[:, None] - z                        # interior x energies
         if (gap.size and np.abs(gap).min() < SCHUR_MIN_GAP
-                or not np.isin(columns, bnd).all()):     # or a column off B
+                or not len(bnd)
+                or np.any(bnd[np.minimum(np.searchsorted(bnd, columns), len(bnd) - 1)]
+                          != columns)):                 # or a column off B (bnd sorted)
             M = np.empty((ne, n, n), dtype=complex)
             M[:] = self._dense
             add_energy_and_sigmas(M, z, [c.boundary for c in self.lead_contacts], sigmas)
-            out[:, :n] = np.linalg.solve(M, rhs)
+            out[:, :n] = np.linalg.solve(M, stack(rhs))
             return out
         d, nb, ni = -1.0 / gap, len(bnd), len(inner)   # 1 / (z - lam)
         S = matmul(minus_ww, d).T.reshape(ne, nb, nb)
         S += minus_hbb
         add_energy_and_sigmas(S, z, pos, sigmas)
-        GB = np.linalg.solve(S, rhs[:, bnd])
+        GB = np.linalg.solve(S, stack(rhs[..., bnd, :]))
         out[:, bnd] = GB
         # interior rows, all energies in two products: (I, B) x (B, energies * columns)
         Y = matmul(Wh, GB.transpose(1, 0, 2).reshape(nb, ne * q)).reshape(ni, ne, q)
@@ -333,7 +348,7 @@ class Scattering:
     """Solution of the device problem on a batch of energies at one Bloch vector.
 
     ``matrix`` is the :class:`DeviceMatrix`, ``Vs[S]`` the device-lead matrices V_S(k)
-    (contacts x boundary) and ``gs[S]`` the lead Green's functions on the contact atoms
+    (contacts x boundary; dense, or sparse for large devices) and ``gs[S]`` the lead Green's functions on the contact atoms
     (energies x contacts x contacts), S in (0, 1) = (left, right). Attributes: ``gamma[S]`` =
     i(Sigma_S - Sigma_S^+) = V_S^+ a_S V_S on the boundary atoms B_S (the broadening
     Gamma_S of Eq. 7, with a_S = i(g_S - g_S^+) on the contacts) and, for each solved
@@ -350,8 +365,8 @@ class Scattering:
 
     def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1), spectral=None):
         self.lead_contacts = matrix.lead_contacts
-        self.g, self.V = gs, [sp.csr_matrix(V) for V in Vs]
-        sigmas = [self_energy(V, g) for V, g in zip(self.V, gs)]
+        self.g, self.V = gs, Vs
+        sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
         self.gamma = [1j * (s - dagger(s)) for s in sigmas]
         bound = [self.lead_contacts[s].boundary for s in sources]
         # the columns with room for the lead contacts' rows below the device's
@@ -379,7 +394,7 @@ class Scattering:
         lead S; keeps w_S Z_S (the incident waves on S's contacts) and, where Z_S drops
         channels, their weight on each contact (``hidden``: rows of w_S Z_perp, which
         reach the device through no bond and add to the contacts' density alone)."""
-        L = sparse_product(self.V[s].conj().T, w)
+        L = hopping(self.V[s], w, adjoint=True)
         if w.shape[2] > L.shape[1] > 0:
             # more channels than boundary atoms: (V^+ w)^+ = Z R, V^+ w Z = R^+, and
             # V^+ w Z_perp = 0 for the channels' other combinations
@@ -413,8 +428,7 @@ class Scattering:
         """
         X, Q, ends = self.X[s], self.Q[s], self.contact_rows
         for t in (0, 1):                               # Q's contact rows, in place
-            Q[:, ends[t]:ends[t + 1]] = self.g[t] @ sparse_product(self.V[t],
-                                                                    self._block(s, t))
+            Q[:, ends[t]:ends[t + 1]] = self.g[t] @ hopping(self.V[t], self._block(s, t))
         rows = slice(ends[s], ends[s + 1])
         if self.states:
             Q[:, rows] += self.incident[s]
@@ -424,7 +438,7 @@ class Scattering:
             return X, Q, diag
         P = Q @ self.gamma[s]
         a = 1j * (self.g[s] - dagger(self.g[s]))
-        aV = np.ascontiguousarray(dagger(sparse_product(self.V[s].conj().T, a)))    # a V
+        aV = np.ascontiguousarray(hopped(a, self.V[s]))
         diag = real_dot(Q, P)
         diag[:, rows] += 2.0 * real_dot(Q[:, rows], aV) + np.diagonal(a, axis1=1, axis2=2).real
         P[:, rows] += aV

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import integration as quad
 from .bondcurrent import BondCurrents, window_currents
@@ -212,6 +213,9 @@ class RecoilSystem:
         self._H = [hamiltonian(self.device_bonds, n, k, onsite, dense=n <= SCHUR_MAX)
                    for k in self.kpoints]
         self._V = [[c.matrix(k) for c in lead_contacts] for k in self.kpoints]
+        # large devices: V_S (a few bonds per boundary atom) as sparse matrices in the solve
+        self._V_solve = [[sp.csr_matrix(V) for V in Vk] if n > SCHUR_MAX else Vk
+                         for Vk in self._V]
         self._M = [DeviceMatrix(H, lead_contacts, self.eta) for H in self._H]
         self._bond_forces = BondForces(self.ext_bonds, n, self.n_ext)
         b, boundary = self.ext_bonds, max(len(c.boundary) for c in lead_contacts)
@@ -283,7 +287,7 @@ class RecoilSystem:
         spectral = [self._spectral(s, E, ik, g) if s in sources else None
                     for s, g in enumerate(gs)] if states else None
         try:
-            return Scattering(E, self._M[ik], self._V[ik], gs, sources, spectral)
+            return Scattering(E, self._M[ik], self._V_solve[ik], gs, sources, spectral)
         except (RuntimeError, np.linalg.LinAlgError) as err:   # exactly singular
             raise FloatingPointError(f"device Green's function is singular at an energy in "
                                      f"[{E.min()}, {E.max()}] eV (a bound state of the "
