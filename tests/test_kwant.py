@@ -1,9 +1,10 @@
 """Independent code: Kwant's transmission for 3D Cu constrictions between fcc wire leads.
 
 Both codes get the same sites and the same hopping law t(r); Kwant solves the leads by
-its mode solver, lammps_recoil by Lopez-Sancho decimation (WireLead) and a sparse device
-solve. As Kwant needs, the scattering region holds an explicit copy of one lead cell at
-each end, and the lead cell is long enough that no hopping reaches two cells away.
+its mode solver, lammps_recoil by its own (``WireLead``: mode matching at real energy) and
+a sparse device solve. As Kwant needs, the scattering region holds an explicit copy of one
+lead cell at each end, and the lead cell is long enough that no hopping reaches two cells
+away.
 """
 import numpy as np
 import pytest
