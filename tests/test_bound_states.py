@@ -22,6 +22,7 @@ width ~eta, which are removed.
 """
 import numpy as np
 import pytest
+from conftest import wire_constriction
 
 from lammps_recoil import HoppingModel, RecoilSystem, WireLead
 from lammps_recoil.boundstates import BOUND_WIDTH_FACTOR
@@ -153,6 +154,31 @@ def test_error_estimate_holds_with_channel_edges_in_the_window(beta):
         r = s.forces(0.3, beta=beta, tol=tol)
         assert np.abs(r.forces - ref.forces).max() <= tol
         assert abs(r.conductance - ref.conductance) <= tol
+    assert ref.n_energies >= 10 * r.n_energies
+
+
+@pytest.fixture(scope="module")
+def constriction():
+    return wire_constriction("001", (2.2, 2.2, 1.9, 1.9, 2.2, 2.2), fermi_level=-0.2)
+
+
+@pytest.mark.parametrize("model", ["paper", "hellmann-feynman"])
+def test_error_estimate_holds_on_a_wire_constriction_at_beta_zero(constriction, model):
+    """A 30-atom fcc(001) constriction between exact wire leads of six atoms per cell,
+    V = 1 V at beta = 0 (window [-1.2, -0.2] eV): three channel edges of the wire and a
+    state no channel broadens lie inside. The true error of forces, conductance and
+    charges against an integral with ten times the points is below the tolerance."""
+    s = constriction
+    edges = np.unique(np.round(s._kinks(), 9))
+    assert np.count_nonzero((edges > -1.2) & (edges < -0.2)) == 3
+    ref = s.forces(1.0, beta=0.0, tol=1e-13, model=model)
+    assert any(-1.2 < b.energy < -0.2 and b.width < 1e-15 for b in ref.unbroadened)
+    for tol in (1e-4, 1e-6):
+        r = s.forces(1.0, beta=0.0, tol=tol, model=model)
+        assert r.error <= tol
+        assert np.abs(r.forces - ref.forces).max() <= tol
+        assert abs(r.conductance - ref.conductance) <= tol
+        assert np.abs(r.density - ref.density).max() <= tol
     assert ref.n_energies >= 10 * r.n_energies
 
 
