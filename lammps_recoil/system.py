@@ -32,6 +32,22 @@ G0_SIEMENS = 7.748091729e-5
 FLAT_MARGIN = 0.02
 #: Memory (bytes) for the arrays of one batch of energies solved together.
 BATCH_BYTES = 64 * 2**20
+#: A device Green's function with an element above this (1/eV) is singular: a node within
+#: about 1e-10 eV of a real pole, where the LU's round-off has taken over.
+G_SINGULAR = 1e10
+#: T(E_F) on a real pole exactly at E_F is the mean of T at E_F +- this (eV).
+POLE_STEP = 1e-7
+#: Most energies at which one energy integral may find G_F singular and be redone.
+MAX_SINGULAR = 8
+
+
+class SingularEnergy(FloatingPointError):
+    """G_F(E)^-1 is singular at ``energy`` (eV), exactly or to round-off: a real pole of the
+    device Green's function, a state that no lead channel broadens between exact leads."""
+
+    def __init__(self, message: str, energy: float):
+        super().__init__(message)
+        self.energy = energy
 
 
 @dataclass
@@ -84,6 +100,11 @@ class RecoilResult:
     def max_norm(self) -> float:
         """Largest per-atom force magnitude (eV/A)."""
         return float(np.linalg.norm(self.forces, axis=1).max(initial=0.0))
+
+
+def _singular(E: float, why) -> str:
+    return (f"device Green's function is singular at E = {float(E)!r} eV (a real pole: a "
+            f"state of the device that no lead channel broadens): {why}")
 
 
 def current_microamperes(conductance: float, bias: float) -> float:
@@ -236,11 +257,22 @@ class RecoilSystem:
         if gs is None:
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
         try:
-            return Scattering(E, self._M[ik], self._V[ik], gs, sources)
+            sc = Scattering(E, self._M[ik], self._V[ik], gs, sources)
         except (RuntimeError, np.linalg.LinAlgError) as err:   # exactly singular
+            for m, e in enumerate(E):                        # at which energy?
+                try:
+                    Scattering(E[m:m + 1], self._M[ik], self._V[ik], [g[m:m + 1] for g in gs],
+                               sources)
+                except (RuntimeError, np.linalg.LinAlgError):
+                    raise SingularEnergy(_singular(e, err), float(e)) from None
             raise FloatingPointError(f"device Green's function is singular at an energy in "
-                                     f"[{E.min()}, {E.max()}] eV (a bound state of the "
-                                     f"device): {err}") from None
+                                     f"[{E.min()}, {E.max()}] eV: {err}") from None
+        # a real pole within round-off: an LU that met no exact zero returns garbage
+        size = np.max([np.abs(sc.X[s]).max(axis=(1, 2)) for s in sources], axis=0)
+        if np.any(~(size <= G_SINGULAR)):
+            m = int(np.argmax(~(size <= G_SINGULAR)))
+            raise SingularEnergy(_singular(E[m], f"|G_F| = {size[m]:.1e} /eV"), float(E[m]))
+        return sc
 
     def inverse_green(self, E: float, ik: int = 0):
         """The sparse matrix G_F(E)^-1 = E - H_F - Sigma_L - Sigma_R (Eq. 6)."""
@@ -273,11 +305,20 @@ class RecoilSystem:
         rank = 0 if size == 1 else self.comm.Get_rank()
         mine = np.array_split(np.arange(len(energies)), size)[rank]
         batches = np.array_split(mine, max(1, -(-len(mine) // self._batch)))
-        parts = [fn(energies[b]) for b in batches if len(b)]
-        rows = np.concatenate(parts) if parts else None
+        try:
+            parts = [fn(energies[b]) for b in batches if len(b)]
+            rows, singular = (np.concatenate(parts) if parts else None), None
+        except SingularEnergy as err:          # every rank learns of it and raises it too
+            if size == 1:
+                raise
+            rows, singular = None, (str(err), err.energy)
         if size == 1:
             return rows
-        return np.concatenate([p for p in self.comm.allgather(rows) if p is not None])
+        gathered = self.comm.allgather((rows, singular))
+        for _, singular in gathered:
+            if singular is not None:
+                raise SingularEnergy(*singular)
+        return np.concatenate([p for p, _ in gathered if p is not None])
 
     def channels(self, energy: float | None = None, ik: int = 0) -> np.ndarray:
         """Transmission eigenvalues at one energy (default E_F) and Bloch vector."""
@@ -291,7 +332,7 @@ class RecoilSystem:
         ``unbroadened`` as in :meth:`forces`."""
         segments = quad.bias_window(self.fermi_level, bias, beta, temperature)
         if not segments:
-            return float(self.transmission(self.fermi_level)[0])
+            return self._fermi_transmission()
         self._check_window(segments)
         states = self._unbroadened(segments, unbroadened)
         cuts = [b.energy for b in states]
@@ -301,8 +342,8 @@ class RecoilSystem:
             T = self._map(lambda e: self._transmission(e, poles), E)
             return (seg.landauer(E) * T)[:, None]
 
-        return float(sum(seg.integrate(func, n_points, tol / len(segments), self._kinks(),
-                                       cuts=cuts).value[0] for seg in segments))
+        return float(sum(self._integrate(seg, func, n_points, tol / len(segments), (), cuts,
+                                         []).value[0] for seg in segments))
 
     def current(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
                 tol: float = quad.DEFAULT_TOL, n_points: int | None = None) -> float:
@@ -357,16 +398,23 @@ class RecoilSystem:
         fermi_t = []                   # T(E_F), solved along with this rank's first batch
 
         def batch(E, seg):
-            rows, t = self._integrand(E, seg, model, timings, () if fermi_t else (EF,),
-                                      poles)
+            probes = () if fermi_t else (EF,)
+            try:
+                rows, t = self._integrand(E, seg, model, timings, probes, poles)
+            except SingularEnergy as err:
+                if not probes or err.energy != EF:
+                    raise
+                rows, _ = self._integrand(E, seg, model, timings, (), poles)
+                t = [self._fermi_transmission()]
             fermi_t.extend(t)
             return rows
 
         func = lambda E, seg: self._map(lambda e: batch(e, seg), E)
+        found = []                     # states located where a node hit them
         for seg in segments:
             key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
-            res = seg.integrate(func, n_points, tol / len(segments), self._kinks(),
-                                self._partitions.get(key, ()), cuts)
+            res = self._integrate(seg, func, n_points, tol / len(segments),
+                                  self._partitions.get(key, ()), cuts, found)
             if res.partition is not None:
                 self._partitions[key] = res.partition
             total, error = total + res.value, error + res.error
@@ -375,7 +423,7 @@ class RecoilSystem:
             total = total + self._bound_density(temperature, model)
         forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
         if not fermi_t:                # no segment, or no energy on this rank
-            fermi_t = self._transmission(np.array([EF]))
+            fermi_t = [self._fermi_transmission()]
         if full:
             conductance = self.conductance(bias, beta, temperature, tol)
         elif segments:
@@ -385,13 +433,41 @@ class RecoilSystem:
         return RecoilResult(forces, conductance, float(fermi_t[0]),
                             self._to_user(total[3 * n + 1:]), bias, beta, temperature,
                             n_energies, error, self.at_lead.copy(), timings,
-                            tuple(self._user_state(b) for b in states))
+                            tuple(self._user_state(b) for b in states + found))
 
     def electronic_bath(self, bias: float, **kw):
         """Electronic friction, Berry tensor and current-induced noise of the device atoms
         (:func:`lammps_recoil.bath.electronic_bath`, keywords as there)."""
         from .bath import electronic_bath
         return electronic_bath(self, bias, **kw)
+
+    def _integrate(self, seg, func, n_points, tol, start, cuts, found) -> quad.Integral:
+        """``seg.integrate`` cut at the channel edges and the ``cuts``. Where a node lands on
+        a real pole that was not looked for (exact leads: G_F(E)^-1 singular there to
+        round-off, :class:`SingularEnergy`), that energy becomes an interval end as well, the
+        state there is located (appended to ``found``) and the segment integrated again
+        (the energy is appended to ``cuts`` too, for the segments that follow)."""
+        for redo in range(MAX_SINGULAR + 1):
+            try:
+                return seg.integrate(func, n_points, tol, self._kinks(), start, cuts)
+            except SingularEnergy as err:
+                E = err.energy
+                ends = np.array(cuts + list(seg.steps) + [seg.a, seg.b])
+                if redo == MAX_SINGULAR or np.abs(ends - E).min() <= quad.CUT_MERGE:
+                    raise
+                cuts.append(E)
+                found.extend(b for ik in range(len(self.kpoints))
+                             for b in find_bound_states(self, E, E, ik)
+                             if abs(b.energy - E) <= POLE_STEP)
+
+    def _fermi_transmission(self) -> float:
+        """T(E_F) on this rank; on a real pole exactly at E_F, where G_F does not exist,
+        the mean of T at E_F +- POLE_STEP (T is analytic through a pole of zero width)."""
+        EF = self.fermi_level
+        try:
+            return float(self._transmission(np.array([EF]))[0])
+        except SingularEnergy:
+            return float(self._transmission(EF + np.array([-POLE_STEP, POLE_STEP])).mean())
 
     def unbroadened_states(self, lo: float, hi: float) -> list[BoundState]:
         """States with energies in [lo, hi] (eV, widened by ``boundstates.MARGIN``) that no
