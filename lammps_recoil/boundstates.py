@@ -62,7 +62,7 @@ CANDIDATE_WIDTH = 0.02
 BOUND_WIDTH_FACTOR = 4.0
 BOUND_WIDTH_FLOOR = 1e-10
 #: Leads with a broadening above this (eV) are lossy models (the laterally infinite lead's
-#: k-mesh smoothing, 0.02 eV by default): every state has a width of at least their eta,
+#: k-mesh smoothing, 0.01 eV by default): every state has a width of at least their eta,
 #: so no state is unbroadened and none is looked for.
 MAX_NUMERICAL_ETA = 1e-6
 #: A refined eigenvalue is dropped as a broadened resonance once |Im lambda| exceeds

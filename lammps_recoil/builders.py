@@ -30,12 +30,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from .geometry import (A0_CU, A_NN_CU, STRAIN_TOLERANCE, ElectrodeLattice, LayerLattice,
                        check_box, check_positions, fcc_lattice, lattice_sites,
-                       measure_electrode, minimum_image)
+                       measure_electrode, minimum_image, unwrap_bonded)
 from .hamiltonian import HoppingModel
-from .leads import LayeredLead
+from .leads import DEFAULT_ETA, DEFAULT_KMESH, LayeredLead
 from .system import RecoilSystem
 
 #: Region codes of :class:`Filament` atoms.
@@ -52,11 +53,24 @@ CU_MASS = 63.55          # as in the Sheng EAM file (pair eam/alloy sets it anyw
 
 #: NEGF device choices and the atom types they hold (see the module docstring).
 DEVICES = {"filament": (FILAMENT_TYPE,), "mobile": (FILAMENT_TYPE, ELECTRODE_TYPE)}
+#: The way out for electrodes that are not ideal crystals (end of messages).
+NOT_IDEAL = ("Electrodes that are not crystalline run with the 'mobile' NEGF device (-var "
+             "device mobile: all mobile atoms at their positions) and periodic leads")
 #: Largest distance (A) of a mobile electrode atom from its lattice site for which the
 #: "filament" device still counts it as a site of the ideal lead: half the nearest-neighbour
 #: distance (farther, the atom no longer belongs to its site). Thermal vibrations at 300 K
 #: are about 0.15 A rms; atoms at the filament's foot reached 1.28 A in 150 ps runs.
 SITE_TOLERANCE = 0.5 * A_NN_CU
+
+
+#: The leads the electrons see: "periodic", the electrodes of the periodic box (an array
+#: of filaments), or "infinite", laterally infinite ideal half-crystals continuing them
+#: (one filament: the paper's semi-infinite leads; :func:`infinite_leads`).
+LEADS = ("periodic", "infinite")
+#: In-plane room (A) of a laterally infinite lead's surface patch beyond the hopping
+#: cutoff of the device atoms, and room along z before the first layer left out of it:
+#: how far device atoms may move before the patch no longer holds their lead neighbours.
+PATCH_MARGIN = 1.5
 
 
 def check_device(device: str) -> tuple:
@@ -229,8 +243,9 @@ class ElectrodeSites:
                 f"nearest to {np.round(self.sites[k[0]], 3).tolist()}) of the {('left', 'right')[self.side[k[0]]]}"
                 f" electrode's lattice continued from its frozen layers "
                 f"({self.electrodes.of(('left', 'right')[self.side[k[0]]]).lattice.name}): "
-                "the mobile electrode layers (type 2) do not continue the frozen lattice; "
-                "check that they are on the frozen slab's lattice and stacking")
+                "the mobile electrode layers (type 2) do not continue the frozen lattice, "
+                "as the 'filament' NEGF device needs; check that they are on the frozen "
+                f"slab's lattice and stacking, or make them filament (type 1). {NOT_IDEAL}")
         self.check(x)
 
     def displacement(self, x) -> np.ndarray:
@@ -252,9 +267,8 @@ class ElectrodeSites:
             raise ValueError(
                 f"mobile electrode atoms {ids[:10].tolist()} are up to {far:.2f} A from their "
                 f"lattice sites (> {SITE_TOLERANCE:.2f} A), the frozen layers' lattice "
-                "continued: the 'filament' NEGF device treats the electrodes "
-                "as ideal crystals; use the 'mobile' device (all mobile atoms at their "
-                "positions) for this structure")
+                "continued: the 'filament' NEGF device treats the electrodes as ideal "
+                f"crystals. {NOT_IDEAL}")
         return far
 
     def leads(self, hopping, lead_eta):
@@ -269,10 +283,70 @@ class ElectrodeSites:
         return leads
 
 
+def check_leads(leads: str, device: str = "filament", lead_eta=None, kpoints=1) -> None:
+    """The lead choice (:data:`LEADS`) and what goes with it: laterally infinite leads
+    hold the filament device alone, at the Gamma point, with their own broadening."""
+    if leads not in LEADS:
+        raise ValueError(f"leads must be one of {', '.join(LEADS)}, got {leads!r}")
+    if leads == "periodic":
+        return
+    if device != "filament":
+        raise ValueError(
+            f"the NEGF device {device!r} (all mobile atoms at their positions) is not "
+            "supported between laterally infinite leads: those continue the ideal "
+            "electrodes from their surface layer, and a disordered electrode cell would "
+            "have to be cut out of an infinite crystal (the whole contact surface "
+            "becomes the device: far too expensive for MD updates). Use device filament "
+            "with leads infinite (the paper's partition), or device mobile with leads "
+            "periodic")
+    if np.any(np.asarray(kpoints) != 1):
+        raise ValueError(f"kpoints = {kpoints}: transverse Bloch vectors belong to a periodic "
+                         "device; with laterally infinite leads the filament is alone (their "
+                         "zone mesh is inf_kmesh). Use kpoints 1 with leads infinite")
+    if lead_eta:
+        raise ValueError(f"lead_eta = {lead_eta} eV broadens the periodic leads; laterally "
+                         "infinite leads have their own broadening, inf_eta")
+
+
+def infinite_leads(sites: "ElectrodeSites", device, hopping: HoppingModel = HoppingModel(),
+                   kmesh: int = DEFAULT_KMESH, eta: float = DEFAULT_ETA,
+                   margin: float | None = None) -> tuple:
+    """The two laterally infinite ideal half-crystals that continue the electrodes of
+    ``sites`` (frozen layers and mobile electrode layers at their sites) from the layer
+    facing the filament outward: the paper's semi-infinite leads for one filament at
+    ``device`` (unwrapped positions, A).
+
+    Each is a :class:`~lammps_recoil.leads.LayeredLead` without a box (Green's functions
+    on a ``kmesh`` x ``kmesh`` zone mesh with broadening ``eta``, eV) whose block holds the
+    sites of its first layers within r_off + ``margin`` in plane of a device atom, as many
+    layers as keep every device atom r_off + ``margin`` from the first layer left out
+    (``margin`` in A, default :data:`PATCH_MARGIN`). The electrode layers of the periodic
+    box must be complete (checked as for periodic leads).
+    """
+    device = check_positions(device, "device")
+    reach = hopping.r_off + (PATCH_MARGIN if margin is None else margin)
+    tree = cKDTree(device[:, :2])
+    centre = device[:, :2].mean(axis=0)
+    radius = float(np.linalg.norm(device[:, :2] - centre, axis=1).max()) + reach
+    out = []
+    for periodic in sites.leads(hopping, None):
+        lat, origin, step = periodic.lattice, periodic.origin, periodic.outward
+        gap = lambda n: np.min((device[:, 2] - origin[2] - n * step[2]) * -np.sign(step[2]))
+        n_layers = next(n for n in range(1, 100) if gap(n) >= reach)
+        block = []
+        for n in range(n_layers):
+            layer = lattice_sites(lat, origin + n * step, [0], center_xy=centre, radius=radius)
+            block.append(layer[tree.query(layer[:, :2])[0] <= reach])
+        out.append(LayeredLead(lat, np.vstack(block), periodic.side, hopping, kmesh=kmesh,
+                               eta=eta))
+    return tuple(out)
+
+
 def system_from_types(positions, types, box, orientation="auto", a0: float | None = None,
                       hopping: HoppingModel = HoppingModel(), lead_eta=None, ids=None,
                       device: str = "filament", sites=None, electrodes=None,
-                      **kw) -> RecoilSystem:
+                      leads: str = "periodic", inf_kmesh: int = DEFAULT_KMESH,
+                      inf_eta: float = DEFAULT_ETA, **kw) -> RecoilSystem:
     """NEGF system of a typed structure (types 1 filament, 2 mobile electrode, 3 and 4
     frozen electrodes; the one at lower z is the left) with the given ``device`` (module
     docstring).
@@ -283,24 +357,41 @@ def system_from_types(positions, types, box, orientation="auto", a0: float | Non
     order in ``positions``; ``kw`` goes to RecoilSystem. The "filament" device places the
     electrode atoms on ``sites`` (an :class:`ElectrodeSites` of these positions, made here
     if not given; an MD driver keeps it to check the electrodes as they move).
+
+    ``leads``: "periodic" (the box's electrodes, broadened by ``lead_eta``) or "infinite"
+    (:func:`infinite_leads` on an ``inf_kmesh`` x ``inf_kmesh`` mesh with broadening
+    ``inf_eta``, eV): the filament alone, without a box, its atoms unwrapped across the
+    periodic box (:func:`~lammps_recoil.geometry.unwrap_bonded`; the system's positions
+    are the unwrapped ones).
     """
     positions, types = check_positions(positions, "structure"), np.asarray(types)
     members = check_device(device)
+    check_leads(leads, device, lead_eta, kw.get("kpoints", 1))
     check_types(types, ids)
     electrodes = electrodes or (sites.electrodes if sites is not None else None)
     if electrodes is None:
         electrodes = measure_electrodes(positions, types, box, ids, orientation, a0)
     box = check_box(np.asarray(box, dtype=float).reshape(-1)[:2])
+    inside = np.isin(types, members)
+    x, labels = positions[inside], None if ids is None else np.asarray(ids)[inside]
     if device == "filament":
         sites = sites or ElectrodeSites(positions, types, box, electrodes, ids)
-        leads = sites.leads(hopping, lead_eta)
+    if leads == "infinite":
+        try:
+            x = unwrap_bonded(x, box, hopping.r_off,
+                              None if labels is None else (lambda n: f"atom {labels[n]}"))
+        except ValueError as err:
+            raise ValueError(f"the filament cannot stand alone between laterally infinite "
+                             f"leads: {err}; use leads periodic for it") from None
+        pair, box = infinite_leads(sites, x, hopping, inf_kmesh, inf_eta), None
+    elif device == "filament":
+        pair = sites.leads(hopping, lead_eta)
     else:
-        leads = [LayeredLead(electrodes.of(side).lattice, electrodes.of(side).sites, side,
-                             hopping, box=box, eta=lead_eta) for side in ("left", "right")]
-    inside = np.isin(types, members)
-    system = RecoilSystem(positions[inside], *leads, hopping, box=box, **kw)
-    if ids is not None:
-        system.update(positions[inside], np.asarray(ids)[inside])
+        pair = [LayeredLead(electrodes.of(side).lattice, electrodes.of(side).sites, side,
+                            hopping, box=box, eta=lead_eta) for side in ("left", "right")]
+    system = RecoilSystem(x, *pair, hopping, box=box, **kw)
+    if labels is not None:
+        system.update(x, labels)
     return system
 
 
@@ -359,34 +450,16 @@ class Filament:
         return system_from_types(self.positions, self.types, self.box, self.orientation,
                                  self.a0, hopping, lead_eta, device=device, **kw)
 
-    def isolated_system(self, hopping: HoppingModel = HoppingModel(), kmesh: int = 64,
-                        eta: float = 0.02, radius: float | None = None,
+    def isolated_system(self, hopping: HoppingModel = HoppingModel(),
+                        kmesh: int = DEFAULT_KMESH, eta: float = DEFAULT_ETA,
                         **kw) -> RecoilSystem:
-        """The filament alone between two laterally infinite ideal fcc half-spaces.
-
-        The half-spaces continue the electrodes' lattice (every electrode layer is ideal);
-        their surface patches hold the sites of the two layers next to the filament
-        within ``radius`` of its axis (default: widest filament layer + 2 r_off). Lead
-        Green's functions are k sums over a ``kmesh`` x ``kmesh`` zone mesh with
-        broadening ``eta`` (eV).
-        """
-        lat = fcc_lattice(self.orientation, self.a0)
-        fil = self.mask("filament")
-        centre = 0.5 * self.box
-        if radius is None:
-            radius = (np.linalg.norm(self.positions[fil, :2] - centre, axis=1).max()
-                      + 2.0 * hopping.r_off)
-        leads = []
-        for side in ("left", "right"):
-            layers = self.layer[self.mask(f"electrode_{side}", f"frozen_{side}")]
-            surface = layers.max() if side == "left" else layers.min()
-            pick = self.mask(f"electrode_{side}", f"frozen_{side}") & (self.layer == surface)
-            origin = self.positions[np.flatnonzero(pick)[0]]
-            step = -lat.step if side == "left" else lat.step
-            sites = np.vstack([lattice_sites(lat, origin + n * step, [0], center_xy=centre,
-                                             radius=radius) for n in range(2)])
-            leads.append(LayeredLead(lat, sites, side, hopping, kmesh=kmesh, eta=eta))
-        return RecoilSystem(self.positions[fil], *leads, hopping, **kw)
+        """The filament alone between two laterally infinite ideal fcc half-crystals that
+        continue the electrodes (:func:`infinite_leads`: every electrode layer ideal; lead
+        Green's functions on a ``kmesh`` x ``kmesh`` zone mesh with broadening ``eta``,
+        eV)."""
+        return system_from_types(self.positions, self.types, self.box, self.orientation,
+                                 self.a0, hopping, leads="infinite", inf_kmesh=kmesh,
+                                 inf_eta=eta, **kw)
 
     def write_data(self, path) -> None:
         """Write a LAMMPS data file (atom_style atomic, metal units, types 1-4)."""

@@ -14,6 +14,13 @@ SITE_TOLERANCE of their lattice sites; once one does not, the electrodes are no 
 ideal crystals and the device widens to "mobile" for the rest of the run (reported on
 stderr and in the n_device column; restart files remember it).
 
+With ``leads infinite`` the electrons see the filament alone between laterally infinite
+ideal half-crystals (:func:`~lammps_recoil.builders.infinite_leads`): the filament's
+positions are followed across the periodic box from one update to the next (the lead
+patches need one continuous filament), the patches are built again around it once an atom
+comes within reach of a lead site they do not hold, and a mobile electrode atom that
+leaves its site stops the run (the device cannot widen between infinite leads).
+
 The deck route (``fix python/invoke`` with ``fix external pf/array``) and the pip route
 (``fix external pf/callback``) drive the same :class:`RecoilCoupling` through the entry
 points of :mod:`lammps_recoil.hooks`; the deck's parameters are :mod:`lammps_recoil.params`.
@@ -37,7 +44,7 @@ from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeS
                        check_device, measure_electrodes, system_from_types)
 from .geometry import minimum_image
 from .parallel import keep_heap, lammps_comm
-from .params import FIX_ID, check_deck_names, deck_equal, run_header
+from .params import FIX_ID, check_deck_names, deck_equal, lead_options, run_header
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
@@ -119,16 +126,31 @@ class RecoilCoupling:
         self.active_device = device
         self.system = system_from_types(x, types, self.box, ids=tags, device=device,
                                         sites=self.sites, electrodes=self.electrodes,
-                                        kpoints=self.p["kpoints"],
-                                        lead_eta=self.p["lead_eta"] or None, comm=self.comm)
+                                        comm=self.comm, **lead_options(self.p))
         mobile = np.isin(types, (FILAMENT_TYPE, ELECTRODE_TYPE))
-        self.mobile_tags = tags[mobile]
+        self.mobile_tags, self.mobile_types = tags[mobile], types[mobile]
         # device atoms and electrode atoms among the gathered mobile atoms (tag order)
         self.device = np.isin(types[mobile], check_device(device))
         self.electrode = types[mobile] == ELECTRODE_TYPE
         self.tags = self.mobile_tags[self.device]
         self.filament = types[mobile][self.device] == FILAMENT_TYPE
-        self.last_x = x[mobile][self.device]
+        self.last_x = self.system.positions.copy()      # (infinite leads: unwrapped)
+
+    def _repatch(self, mobile, x) -> np.ndarray:
+        """New surface patches of the laterally infinite leads around the filament at
+        ``x`` (unwrapped; ``mobile``: all mobile atoms as gathered), once the old ones no
+        longer hold every lead site within its reach (collective call). The adaptive
+        energy partitions are kept; the leads' Green's functions are computed again.
+        Returns the filament's positions in the new system."""
+        mobile = mobile.copy()
+        mobile[self.device] = x
+        partitions = self.system.energy_partitions()
+        self.system = system_from_types(mobile, self.mobile_types, self.box,
+                                        ids=self.mobile_tags, sites=self.sites,
+                                        electrodes=self.electrodes, comm=self.comm,
+                                        **lead_options(self.p))
+        self.system.set_energy_partitions(partitions)
+        return self.system.positions.copy()
 
     def _widen(self, step, reason: str) -> None:
         """Make all mobile atoms the NEGF device (collective call): the electrodes are no
@@ -205,13 +227,31 @@ class RecoilCoupling:
             # work of the held forces since the last update: F . dx (minimum image in x, y)
             dx, _ = minimum_image(x - self.last_x, self.box)
             self.work += float(np.sum(self.held * dx))
+            infinite = self.p["leads"] == "infinite"
+            if infinite:                  # the filament followed across the periodic box
+                x = self.last_x + dx
             dx_site = 0.0
             if self.sites is not None:
                 dx_site, off = self.sites.off_site(mobile[self.electrode])
+                reason = (f"mobile electrode atom {off[0]} is {dx_site:.2f} A from its "
+                          f"lattice site (> {SITE_TOLERANCE:.2f} A)" if off.size else "")
+                if off.size and infinite:
+                    raise ValueError(
+                        f"step {step}: {reason}: the laterally infinite leads continue ideal "
+                        "electrodes, and the NEGF device cannot widen to the mobile atoms "
+                        "between them; the run stops here (its outputs so far are kept). "
+                        "With -var leads periodic the device widens to all mobile atoms "
+                        "and the run goes on")
                 if off.size:
-                    self._widen(step, f"mobile electrode atom {off[0]} is {dx_site:.2f} A "
-                                f"from its lattice site (> {SITE_TOLERANCE:.2f} A)")
+                    self._widen(step, reason)
                     x = mobile[self.device]
+            if infinite and any(np.concatenate(lead.reach(x)).size
+                                for lead in self.system.leads):
+                x = self._repatch(mobile, x)
+                if self.rank == 0:
+                    sys.stderr.write(f"lammps-recoil: step {step}: the filament reached "
+                                     "beyond the infinite leads' surface patches; new "
+                                     "patches around it\n")
             self.system.update(x, self.tags)
             p = self.p
             res = self.system.forces(p["V"], p["beta"], model=p["model"], tol=p["tol"])

@@ -241,6 +241,49 @@ class NeighborList:
         self.ref = moving.copy()
 
 
+def unwrap_bonded(positions, box, cutoff: float, label=None) -> np.ndarray:
+    """Positions of atoms periodic in x, y made continuous: each bonded cluster (bonds
+    shorter than ``cutoff``, minimum image) unwrapped along its bonds, each further cluster
+    moved to the image of its centroid nearest the first cluster's.
+
+    Raises ValueError if a cluster is bonded to its own periodic image (a layer or a
+    chain that spans the box: it has no finite unwrapped form); ``label(n)`` names atom n
+    in the message.
+    """
+    from scipy.sparse.csgraph import breadth_first_order
+    x = check_positions(positions, "atoms")
+    if box is None or len(x) == 0:
+        return x.copy()
+    i, j, d, _ = neighbor_pairs(x, cutoff, box)
+    n = len(x)
+    graph = sp.coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)).tocsr()
+    bond = {**{(a, b): v for a, b, v in zip(i, j, d)},
+            **{(b, a): -v for a, b, v in zip(i, j, d)}}
+    out, done, first = x.copy(), np.zeros(n, dtype=bool), None
+    for start in range(n):
+        if done[start]:
+            continue
+        order, pred = breadth_first_order(graph, start, directed=False,
+                                          return_predecessors=True)
+        for a in order[1:]:
+            out[a] = out[pred[a]] + bond[(pred[a], a)]
+        if first is None:
+            first = out[order].mean(axis=0)
+        else:
+            v = first - out[order].mean(axis=0)
+            out[order] += v - minimum_image(v[None], box)[0][0]
+        done[order] = True
+    wound = np.flatnonzero(np.linalg.norm(out[j] - out[i] - d, axis=1) > 1e-6)
+    if wound.size:
+        label = label or (lambda m: f"atom {m}")
+        k = wound[0]
+        raise ValueError(f"paths of bonds join {label(i[k])} to {label(j[k])} both within "
+                         f"the periodic box ({box[0]:.4f} x {box[1]:.4f} A) and across it: "
+                         "the structure is bonded to its own periodic image (complete layers "
+                         "or a chain around the box) and has no finite extent")
+    return out
+
+
 def check_overlaps(positions: np.ndarray, box: np.ndarray | None, label=None,
                    min_distance: float = MIN_DISTANCE, pairs=None) -> None:
     """Raise ValueError naming the closest pair if two atoms are closer than min_distance.

@@ -25,7 +25,7 @@ import sys
 from . import runstate
 from .coupling import SERIES_HEADER, RecoilCoupling
 from .params import (FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values, header_params,
-                     parse_params, run_header)
+                     lead_options, parse_params, run_header)
 from .parallel import lammps_comm_or_none
 
 _ACTIVE: dict = {}
@@ -71,8 +71,7 @@ def check_inputs(lmp, values: dict) -> dict:
         from .check import check_data
         report = check_data(params["data"], params["V"], params["beta"], params["lattice"],
                             params["device"], params["potential"], params["tol"],
-                            params["model"], kpoints=params["kpoints"],
-                            lead_eta=params["lead_eta"] or None, time_update=False)
+                            params["model"], time_update=False, **lead_options(params))
         if rank0:
             for line in report.lines:
                 print(f"lammps-recoil check: {line.strip()}")

@@ -30,19 +30,22 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import scipy.fft
 from scipy.linalg import eig
 from scipy.optimize import brentq, minimize_scalar
 from scipy.spatial import cKDTree
 
 from .geometry import (LayerLattice, check_box, check_positions, commensurate_count,
-                       lattice_sites, minimum_image)
+                       minimum_image)
 from .hamiltonian import HoppingModel
 
 SIDES = ("left", "right")
-#: Default Monkhorst-Pack mesh (n x n) for the laterally infinite lead.
+#: Default Monkhorst-Pack mesh (n x n) for the laterally infinite lead (its convergence:
+#: docs/geometry.md).
 DEFAULT_KMESH = 64
-#: Default broadening (eV) of the laterally infinite lead's k sum.
-DEFAULT_ETA = 0.02
+#: Default broadening (eV) of the laterally infinite lead's k sum (the forces' dependence
+#: on it: docs/geometry.md).
+DEFAULT_ETA = 0.01
 #: k mesh for the bulk Fermi level (n x n); converged to < 1e-4 eV (tests).
 FERMI_KMESH = 240
 #: Memory bound (bytes) of each lead's caches of surface Green's functions.
@@ -205,6 +208,7 @@ class LayeredLead:
         self.outward = -lattice.step if side == "left" else lattice.step
         self._assign_layers()
         self._build_chain()
+        self.kmesh = None               # mesh leads: n of the n x n zone mesh
         if lattice.is_chain:
             self.kappa, self.weights = np.zeros((1, 2)), np.ones(1)
             self.eta = 0.0 if eta is None else float(eta)
@@ -213,12 +217,20 @@ class LayeredLead:
             self.weights = np.full(len(self.kappa), 1.0 / len(self.kappa))
             self.eta = 0.0 if eta is None else float(eta)
         else:
-            self.kappa, self.weights = self.mesh(kmesh)
+            if int(kmesh) != kmesh or kmesh < 1:
+                raise ValueError(f"the k mesh of a laterally infinite lead must be a "
+                                 f"positive integer (n x n points), got {kmesh}")
+            self.kmesh = int(kmesh)
+            self.kappa, self.weights = self.mesh(self.kmesh)
             self.eta = DEFAULT_ETA if eta is None else float(eta)
+            if not (np.isfinite(self.eta) and self.eta > 0):
+                raise ValueError(f"a laterally infinite lead needs a broadening eta > 0 eV "
+                                 f"(its k sum is a continuum), got {eta}")
         self._caches = {}               # k -> (layers, EnergyCache of g on their classes)
         self._class_cache = {}
         self._chain_cache = {}
         self._tree = cKDTree(self.positions)
+        self._reach_vectors = None
 
     # ------------------------------------------------------------------ geometry
     def _assign_layers(self):
@@ -312,31 +324,52 @@ class LayeredLead:
 
     # ------------------------------------------------------------------ physics
     def _chains(self, kappa) -> tuple:
-        """h0, h1 and |h1|^2 of the per-kappa chains at the wave vectors ``kappa``."""
+        """h0, h1 and |h1|^2 of the per-kappa chains at the wave vectors ``kappa``, and the
+        distinct (h0, |h1|^2) pairs among them with the index of each kappa's pair (the
+        zone's point-group images repeat a pair: the surface Green's function is solved
+        once per pair)."""
         key = kappa.tobytes()
         if key not in self._chain_cache:
-            h1 = self.h1(kappa)
-            self._chain_cache[key] = (self.h0(kappa), h1, np.abs(h1) ** 2)
+            h0, h1 = self.h0(kappa), self.h1(kappa)
+            h1abs2 = np.abs(h1) ** 2
+            pair = np.round(np.stack([h0, h1abs2], axis=1), 12)
+            _, first, inverse = np.unique(pair, axis=0, return_index=True,
+                                          return_inverse=True)
+            self._chain_cache[key] = (h0, h1, h1abs2, first, inverse.reshape(-1))
         return self._chain_cache[key]
 
     def _block_gf(self, E, kappa, nl: int) -> np.ndarray:
-        """Layer-resolved Green's functions G_{nm}(E, kappa) of the first ``nl`` layers,
-        (len(E), len(kappa), nl, nl).
+        r"""Layer-resolved Green's functions G_{nm}(E, kappa) of the first ``nl`` layers,
+        (nl, nl, len(E), len(kappa)), in closed form.
 
-        The half-space beyond layer nl - 1 is again an ideal half-space, whose surface
-        Green's function gs closes the nl x nl block."""
+        Layer n + 1 sees the half-chain beyond it, itself a half-chain with surface
+        Green's function g_s, so G_{n+1,m} = g_s h1* G_{nm} (n >= m) and the diagonal
+        obeys G_{nn} = g_s (1 + x^2 + ... + x^(2n)) with x^2 = |h1|^2 g_s^2 (the image
+        solution of a chain with its end at layer 0):
+
+        .. math:: G_{nm} = g_s\,(h_1^* g_s)^{n-m} \sum_{j=0}^{m} (|h_1| g_s)^{2j}
+                  \quad (n \ge m), \qquad G_{mn}: h_1^* \to h_1.
+
+        A polynomial in g_s: no inversion, and finite where the layers decouple (h1 = 0).
+        g_s and the diagonal depend on kappa only through (h0, |h1|^2): they are computed
+        once per distinct pair (:meth:`_chains`).
+        """
         z = np.asarray(E, dtype=float)[:, None] + 1j * self.eta
-        h0, h1, h1abs2 = self._chains(kappa)
-        gs = chain_surface_gf(z, h0, h1abs2)
-        if nl == 1:
-            return gs[:, :, None, None]
-        M = np.zeros(gs.shape + (nl, nl), dtype=complex)
-        idx = np.arange(nl)
-        M[..., idx, idx] = (z - h0)[..., None]
-        M[..., idx[:-1], idx[1:]] = -h1[:, None]
-        M[..., idx[1:], idx[:-1]] = -np.conj(h1)[:, None]
-        M[..., nl - 1, nl - 1] -= h1abs2 * gs
-        return np.linalg.inv(M)
+        h0, h1, h1abs2, first, inverse = self._chains(kappa)
+        gs = chain_surface_gf(z, h0[first], h1abs2[first])          # distinct pairs
+        G = np.empty((nl, nl, len(z), len(kappa)), dtype=complex)
+        x2, S = h1abs2[first] * gs * gs, np.ones_like(gs)           # S_m = sum_j<=m x^2j
+        for m in range(nl):
+            G[m, m] = (gs * S).take(inverse, axis=1)
+            S = 1.0 + x2 * S
+        if nl > 1:
+            g_full = G[0, 0]
+            down, up = np.conj(h1) * g_full, h1 * g_full            # a layer outward, inward
+            for m in range(nl):
+                for n in range(m + 1, nl):
+                    np.multiply(down, G[n - 1, m], out=G[n, m])
+                    np.multiply(up, G[m, n - 1], out=G[m, n])
+        return G
 
     def surface_gf(self, E, k=None, atoms=None) -> np.ndarray:
         """Retarded Green's function g(E) of the isolated lead on its block atoms.
@@ -354,7 +387,10 @@ class LayeredLead:
         if atoms.size == 0 or energies.size == 0:   # no atoms: a device detached from it
             return np.zeros(np.shape(E) + (len(atoms),) * 2, dtype=complex)
         kk = np.zeros(2) if k is None else np.round(np.asarray(k, dtype=float), 12)
-        need = int(self.layer[atoms].max()) + 1
+        # a mesh lead's patch is only as deep as the device reaches: all of it at once
+        # (the FFT costs the same for every class), so a contact one layer deeper in a
+        # later update does not start a new cache
+        need = self.n_layers if self.kmesh else int(self.layer[atoms].max()) + 1
         depth, cache = self._caches.get(kk.tobytes(), (0, None))
         if depth < need:
             # one cache per Bloch vector, for the deepest layers asked for so far (it
@@ -393,17 +429,49 @@ class LayeredLead:
     def _class_gf(self, E, kk, depth: int) -> np.ndarray:
         """g(E) on the displacement classes of the first ``depth`` layers by the Fourier
         sum over kappa, sum_kappa G_nm(E, kappa + k) e^{i kappa.d} / N_kappa, for a batch
-        of energies (len(E), C)."""
+        of energies (len(E), C).
+
+        A periodic lead's kappa set is small: one matrix product per layer pair. On the
+        n x n zone mesh of a laterally infinite lead the sum is a 2D FFT per layer pair
+        (:meth:`_mesh_classes`), which gives every in-plane displacement at once: O(n^2
+        log n) per energy instead of n^2 per class."""
         pairs, d, _ = self._classes(depth)
         G = self._block_gf(E, self.kappa + kk, depth)
-        phase = self.weights * np.exp(1j * d @ self.kappa.T)                # (C, kappa)
         g = np.empty((len(E), len(d)), dtype=complex)
-        # classes are sorted by layer pair: one matrix product per pair
+        # classes are sorted by layer pair: one product (or FFT) per pair
         cut = np.flatnonzero(np.any(np.diff(pairs, axis=0), axis=1)) + 1
+        if self.kmesh is None:
+            phase = self.weights * np.exp(1j * d @ self.kappa.T)            # (C, kappa)
+            for part in np.split(np.arange(len(d)), cut):
+                n, m = pairs[part[0]]
+                g[:, part] = G[n, m] @ phase[part].T
+            return g
+        nk = self.kmesh
+        index, shift = self._mesh_classes(depth)
         for part in np.split(np.arange(len(d)), cut):
             n, m = pairs[part[0]]
-            g[:, part] = G[:, :, n, m] @ phase[part].T
+            # e^{i kappa.d} = e^{i kappa.(n - m) s} e^{i kappa.R}, s the in-plane offset of
+            # consecutive layers and R = r1 a1 + r2 a2 a lattice vector
+            X = G[n, m] * np.exp(1j * (n - m) * self.kappa @ self.outward[:2])
+            F = scipy.fft.ifft2(X.reshape(len(E), nk, nk), overwrite_x=True).reshape(
+                len(E), nk * nk)
+            g[:, part] = F[:, index[part]] * shift[part]
         return g
+
+    def _mesh_classes(self, depth: int) -> tuple:
+        """For the zone mesh kappa = (m1 + 1/2)/n b1 + (m2 + 1/2)/n b2: each class's lattice
+        vector R = r1 a1 + r2 a2 as the flat FFT index (r1 mod n) n + (r2 mod n), and the
+        factor e^{i pi (r1 + r2) / n} of the mesh's half-step shift, so that
+        sum_m X(m) e^{i kappa_m.R} / n^2 = shift x ifft2(X)[index]."""
+        key = ("mesh", depth)
+        if key not in self._class_cache:
+            pairs, d, _ = self._classes(depth)
+            R = d - (pairs[:, 0] - pairs[:, 1])[:, None] * self.outward[:2]
+            r = np.rint(self.lattice.fractional(R)).astype(np.int64)
+            nk = self.kmesh
+            self._class_cache[key] = (np.mod(r[:, 0], nk) * nk + np.mod(r[:, 1], nk),
+                                      np.exp(1j * np.pi * (r[:, 0] + r[:, 1]) / nk))
+        return self._class_cache[key]
 
     def layer_dos(self, energies) -> np.ndarray:
         """Local density of states per atom and spin of each block layer, (nE, n_layers).
@@ -411,7 +479,7 @@ class LayeredLead:
         -(1/pi) Im G_nn(E), the kappa average of the per-chain layer Green's functions
         (the diagonal of the real-space surface Green's function, 1/eV).
         """
-        out = np.einsum("k,ekll->el", self.weights,
+        out = np.einsum("k,llek->el", self.weights,
                         self._block_gf(np.atleast_1d(energies), self.kappa, self.n_layers))
         return -np.imag(out) / np.pi
 
@@ -481,33 +549,43 @@ class LayeredLead:
 
         ``names(indices)`` turns device indices into the labels used in the message.
         """
-        r_off = self.hopping.r_off
-        zs = self.origin[2] + self.n_layers * self.outward[2]   # first layer not in block
-        gap = (device[:, 2] - zs) * np.sign(-self.outward[2])
-        bad = np.flatnonzero(gap < r_off)
-        if bad.size:
-            raise ValueError(f"device atoms {names(bad)} come within the hopping cutoff "
+        deep, lateral = self.reach(device)
+        if deep.size:
+            raise ValueError(f"device atoms {names(deep)} come within the hopping cutoff "
                              f"of the {self.side} lead beyond its {self.n_layers} surface "
                              "layer(s): make the lead block thicker or keep the device away")
-        if self.box is None and not self.lattice.is_chain:
-            self._check_patch(device, names)
+        if lateral.size:
+            raise ValueError(f"device atoms {names(lateral)} reach {self.side} lead sites "
+                             "outside its surface patch: build the lead with a larger patch")
 
-    def _check_patch(self, device, names):
-        """Laterally infinite lead: every lattice site within reach must be in the patch."""
+    def reach(self, device: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Device atoms (indices) within the hopping cutoff of a lead site outside the
+        block: beyond its last layer, and (laterally infinite lead) beside its surface
+        patch, whose layers must hold every lattice site within reach of the device."""
         r_off = self.hopping.r_off
-        zblock = self.origin[2] + np.arange(self.n_layers) * self.outward[2]
-        near = np.flatnonzero(np.min(np.abs(device[:, 2, None] - zblock), axis=1) < r_off)
-        if near.size == 0:
-            return
-        for a in near:
-            for n in range(self.n_layers):
-                s = lattice_sites(self.lattice, self.origin + n * self.outward, [0],
-                                  center_xy=device[a, :2], radius=r_off)
-                s = s[np.linalg.norm(s - device[a], axis=1) < r_off]
-                if len(s) and np.any(self._tree.query(s)[0] > 1e-6):
-                    raise ValueError(f"device atom {names(np.array([a]))} reaches {self.side} "
-                                     "lead sites outside its surface patch: build the lead "
-                                     "with a larger radius")
+        device = np.asarray(device, dtype=float)
+        zs = self.origin[2] + self.n_layers * self.outward[2]   # first layer not in block
+        deep = np.flatnonzero((device[:, 2] - zs) * np.sign(-self.outward[2]) < r_off)
+        lateral = np.zeros(0, dtype=int)
+        if self.box is not None or self.lattice.is_chain:
+            return deep, lateral
+        lat = self.lattice
+        if self._reach_vectors is None:        # in-plane lattice vectors around a site
+            self._reach_vectors = lat.in_plane_vectors(
+                r_off + np.linalg.norm(lat.a1) + np.linalg.norm(lat.a2))
+        layers = self.origin + np.arange(self.n_layers)[:, None] * self.outward
+        a, n = np.nonzero(np.abs(device[:, None, 2] - layers[None, :, 2]) < r_off)
+        if a.size == 0:
+            return deep, lateral
+        # the sites of each near layer around each near atom's nearest site of that layer
+        o = layers[n]
+        base = o.copy()
+        base[:, :2] += np.rint(lat.fractional(device[a, :2] - o[:, :2])) @ np.array(
+            [lat.a1[:2], lat.a2[:2]])
+        sites = base[:, None, :] + self._reach_vectors[None, :, :]
+        i, v = np.nonzero(np.sum((sites - device[a, None, :]) ** 2, axis=2) < r_off ** 2)
+        missing = np.isinf(self._tree.query(sites[i, v], distance_upper_bound=1e-6)[0])
+        return deep, np.unique(a[i[missing]])
 
 
 class WireLead:

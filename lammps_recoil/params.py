@@ -19,8 +19,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from .builders import DEVICES, LATTICES
+from .builders import DEVICES, LATTICES, LEADS, check_leads
 from .forces import MODELS
+from .leads import DEFAULT_ETA, DEFAULT_KMESH
 
 
 def integer(text: str) -> int:
@@ -113,6 +114,13 @@ PARAMS = (
     Param("lead_eta", "0", _real(lambda e: math.isfinite(e) and e >= 0), ">= 0 eV",
           "broadening of the periodic leads: > 0 turns their flat bands into Lorentzians",
           run=True),
+    Param("leads", "periodic", _one_of(LEADS), " or ".join(LEADS),
+          "the electrons' leads: the box's periodic electrodes, or laterally infinite "
+          "ideal half-crystals around the filament alone", run=True),
+    Param("inf_kmesh", str(DEFAULT_KMESH), _count(1), "an integer >= 1 (an n x n mesh)",
+          "zone mesh of the laterally infinite leads", run=True),
+    Param("inf_eta", str(DEFAULT_ETA), _real(lambda e: math.isfinite(e) and e > 0),
+          "> 0 eV", "broadening of the laterally infinite leads", run=True),
     Param("recoil", "yes", _yes_no, "yes or no", "no: plain EAM MD", run=True),
     Param("data", "inputs/filament.data", str, "a file name", "LAMMPS data file",
           run=True, file=True),
@@ -161,7 +169,16 @@ def parse_params(**named) -> dict:
     if p["restart_every"] % p["every"]:
         raise ValueError(f"restart_every must be 0 or a multiple of every ({p['every']} "
                          f"steps), got {p['restart_every']}")
+    check_leads(p["leads"], p["device"], p["lead_eta"], p["kpoints"])
     return p
+
+
+def lead_options(p: dict) -> dict:
+    """The keywords of :func:`~lammps_recoil.builders.system_from_types` (and of
+    :func:`~lammps_recoil.check.check_data`) that the parsed parameters ``p`` choose: the
+    leads and their k points and broadenings."""
+    return dict(leads=p["leads"], kpoints=p["kpoints"], lead_eta=p["lead_eta"] or None,
+                inf_kmesh=p["inf_kmesh"], inf_eta=p["inf_eta"])
 
 
 def deck_text(lmp, name):

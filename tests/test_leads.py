@@ -290,10 +290,10 @@ def test_block_gf_is_the_per_atom_fourier_sum(box):
         lead, k = LayeredLead(lat, patch, "right", kmesh=12, eta=0.05), None
     E = np.array([-3.1, 0.6, 2.4])
     kappa = lead.kappa + (0.0 if k is None else k)
-    G = lead._block_gf(E, kappa, 3)                     # (E, kappa, layer, layer)
+    G = lead._block_gf(E, kappa, 3)                     # (layer, layer, E, kappa)
     x, n = lead.positions[:, :2], lead.layer
     phase = np.exp(1j * (x[:, None] - x[None]) @ lead.kappa.T) * lead.weights
-    ref = np.einsum("abq,eqab->eab", phase, G[:, :, n[:, None], n[None, :]])
+    ref = np.einsum("abq,abeq->eab", phase, G[n[:, None], n[None, :]])
     surface = np.flatnonzero(n == 0)[::-1]
     first = lead.surface_gf(E, k, surface)
     np.testing.assert_allclose(first, ref[:, surface[:, None], surface], atol=1e-13)
@@ -301,6 +301,32 @@ def test_block_gf_is_the_per_atom_fourier_sum(box):
     again = lead.surface_gf(E[::-1], k, surface)
     np.testing.assert_allclose(again, first[::-1], atol=1e-13)
     assert len(lead._caches) == 1
+
+
+@pytest.mark.parametrize("orientation", ["001", "111"])
+def test_layer_green_functions_invert_the_truncated_half_chain(orientation):
+    """The closed form of G_nm(E, kappa) on the first four layers is the inverse of the
+    4 x 4 block E + i eta - H of the per-kappa chain closed by the surface Green's
+    function of the rest (independent: a dense inversion), on a zone mesh that holds
+    kappa where the layers decouple (h1 = 0: flat bands of (001))."""
+    lat = fcc_lattice(orientation)
+    patch = lattice_sites(lat, ORIGIN, [0, 1, 2, 3], center_xy=ORIGIN[:2], radius=3.0)
+    lead = LayeredLead(lat, patch, "right", kmesh=8, eta=0.03)
+    kappa = np.vstack([lead.kappa, 0.5 * lat.reciprocal()[0]])
+    E = np.array([-6.2, -1.0, 0.6, 2.2])
+    z = E[:, None] + 1j * lead.eta
+    h0, h1 = lead.h0(kappa), lead.h1(kappa)
+    gs = chain_surface_gf(z, h0, np.abs(h1) ** 2)
+    M = np.zeros(gs.shape + (4, 4), dtype=complex)
+    i = np.arange(4)
+    M[..., i, i] = (z - h0)[..., None]
+    M[..., i[:-1], i[1:]] = -h1[:, None]
+    M[..., i[1:], i[:-1]] = -np.conj(h1)[:, None]
+    M[..., 3, 3] -= np.abs(h1) ** 2 * gs
+    G = np.moveaxis(lead._block_gf(E, kappa, 4), (0, 1), (2, 3))
+    np.testing.assert_allclose(G, np.linalg.inv(M), atol=1e-12)
+    if orientation == "001":
+        assert np.min(np.abs(h1)) < 1e-12
 
 
 def test_lead_caches_share_one_memory_bound(monkeypatch):

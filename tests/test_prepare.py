@@ -245,3 +245,40 @@ def test_disordered_electrode_layers_need_the_mobile_device():
     want = system_from_types(atoms.positions, types, box, device="mobile").forces(0.5).forces
     got = prep.recoil_system("mobile").forces(0.5).forces
     assert np.max(np.abs(got - want)) < 1e-12
+
+
+def test_ase_built_file_gives_the_builders_forces(tmp_path):
+    """The shipped geometry (build_filament's defaults: 4x4 cubic cells, 4 frozen and 3
+    mobile layers per side, 6 filament layers in an hourglass of radius 3.7 A at its ends
+    and 2.9 A at its neck) built again from ASE's cubic fcc cell: the same atoms, and the
+    same recoil forces to 1e-10 eV/A."""
+    from ase.build import bulk
+    from lammps_recoil.builders import build_filament
+    f = build_filament()
+    f.write_data(tmp_path / "builder.data")
+    a0 = f.a0
+    atoms = bulk("Cu", "fcc", a=a0, cubic=True).repeat((4, 4, 10))      # 20 layers
+    box = np.array([4 * a0, 4 * a0])
+    x = atoms.positions + [0.225 * a0, 0.25 * a0, -9.5 * a0 / 2]
+    x[:, :2] = np.mod(x[:, :2] + 1e-9, box) - 1e-9
+    layer = np.rint(x[:, 2] / (a0 / 2) + 9.5).astype(int)
+    types = np.select([layer < 4, layer < 7, layer < 13, layer < 16], [3, 2, 1, 2], 4)
+    u = (layer - 7 + 0.5) / 6
+    radius = 2.9 + (3.7 - 2.9) * (2 * np.abs(u - 0.5)) ** 2
+    keep = (types != 1) | (np.linalg.norm(x[:, :2] - box / 2, axis=1) <= radius + 1e-6)
+    write_data(tmp_path / "ase.data", x[keep], types[keep], box)
+    files = [read_data(str(tmp_path / f"{n}.data")) for n in ("builder", "ase")]
+    order = [np.lexsort(np.round(d.positions, 6).T) for d in files]
+    np.testing.assert_allclose(files[1].positions[order[1]], files[0].positions[order[0]],
+                               atol=1e-9)
+    np.testing.assert_array_equal(files[1].types[order[1]], files[0].types[order[0]])
+    res = []
+    for name in ("builder", "ase"):
+        s = system_from_data(str(tmp_path / f"{name}.data"))
+        r = s.forces(1.0, tol=1e-6)
+        key = np.lexsort(np.round(s.positions, 6).T)
+        res.append((s.positions[key], r.forces[key]))
+    assert res[0][0].shape == (34, 3)
+    np.testing.assert_allclose(res[1][0], res[0][0], atol=1e-9)
+    np.testing.assert_allclose(res[1][1], res[0][1], atol=1e-10)
+    assert np.abs(res[0][1]).max() > 0.05
