@@ -49,9 +49,13 @@ from .params import FIX_ID, check_deck_names, deck_equal, lead_options, run_head
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
 #: dX_site is the largest distance of a mobile electrode atom from its lattice site (A; 0 for
-#: the "mobile" device) and n_device the number of NEGF device atoms.
+#: the "mobile" device) and n_device the number of NEGF device atoms. n_unbroadened counts
+#: the device states in and near the window that no open lead channel broadens, found at
+#: the update (``RecoilResult.n_unbroadened``; with periodic leads they are not looked for,
+#: and 0 unless a node of the energy rule hit one: docs/bound_states.md).
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
-          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device")
+          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device",
+          "n_unbroadened")
 #: First line of the time-series file.
 SERIES_HEADER = "step,time_ps," + ",".join(VECTOR)
 #: Seconds of wall time between progress lines on stderr.
@@ -260,7 +264,8 @@ class RecoilCoupling:
             self.vector = np.array([res.fermi_transmission, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
                                     time.perf_counter() - t0, res.n_energies,
-                                    *_eam_force(self.lmp), dx_site, len(self.tags)])
+                                    *_eam_force(self.lmp), dx_site, len(self.tags),
+                                    res.n_unbroadened])
             self.last_x, self.last_step = x, step
             if self.series is not None:
                 dt = self.lmp.extract_global("dt")
