@@ -53,7 +53,8 @@ def main():
             t_kwant, theirs = timed(lambda: kwant_transmission(fsys, energies))
             a = min(a, 1e3 * t_ours / len(energies))
             b = min(b, 1e3 * t_kwant / len(energies))
-        print(f"| {radii[0]} | {len(sites)} | {len(system.leads[0].positions)} | {a:.1f} | {b:.1f} | "
+        cell = len(system.leads[0].positions)
+        print(f"| {radii[0]} | {len(sites)} | {cell} | {a:.1f} | {b:.1f} | "
               f"{b / a:.1f} | {np.abs(ours - theirs).max():.1e} |", flush=True)
     print("\nBoth exclude building the system; both solve the leads afresh at each energy "
           "(mode matching at real energy in both).")

@@ -9,8 +9,11 @@ it is a real pole E_b of the retarded Green's function with a norm-one eigenvect
 
     [E_b - H_F - \\Lambda(E_b)]\\,\\psi = 0,\\qquad \\Gamma(E_b)\\,\\psi = 0,
 
-where Sigma = Lambda - i Gamma / 2. A numerical broadening eta of the leads (decimation's
-E + i eta) or of the device moves the pole to E_b - i gamma / 2 with gamma ~ eta, and the
+where Sigma = Lambda - i Gamma / 2. Between exact leads (every lead type at eta = 0, the
+default) the pole stays real and of zero width: G Gamma_S G^+ stays bounded through it
+(psi^+ Gamma_S(E) psi vanishes as (E - E_b)^2), the state adds nothing to Eq. 9, and E_b
+need only be an end of the integration intervals, so that no node falls on the pole.
+A numerical broadening eta of the leads (decimation's E + i eta) or of the device moves the pole to E_b - i gamma / 2 with gamma ~ eta, and the
 injected densities G Gamma_S G^+ then carry a Lorentzian of full weight,
 
 .. math::
@@ -22,8 +25,7 @@ injected densities G Gamma_S G^+ then carry a Lorentzian of full weight,
 split between the leads as gamma_S / gamma (gamma_S = psi^+ Gamma_S psi / N) -- a number set
 by how eta enters each lead, not by physics. The package takes eta -> 0 before the energy
 integral: the Lorentzian (and with it its tails) is subtracted from the integrand
-(:class:`PoleTerms`), and E_b becomes an end of the integration intervals, so that no node
-falls on the pole. ``N`` includes the tails in the leads, and psi extends over the lead
+(:class:`PoleTerms`), and E_b is an interval end as well. ``N`` includes the tails in the leads, and psi extends over the lead
 contact atoms (psi_t = g_t V_t psi on lead t's contacts), as the densities of Eq. 9 do.
 What is left of the state is of order eta: an odd term ~ eta / (E - E_b) (the energy
 dependence of gamma_S and the state's cross terms with the rest of the density), which
@@ -33,9 +35,10 @@ States are found as fixed points E = Re lambda(E) of the eigenvalues lambda(E) o
 effective Hamiltonian H_F + Sigma(E) (dense): on a scan over the window each nearly real
 eigenvalue predicts its fixed point by one Newton step with lambda'(E) = l^T Sigma'(E) r
 (left and right eigenvectors; lambda' is large and negative for a state with long tails
-in the leads), is refined by secant steps from the scan energy it belongs to, and a converged state is unbroadened when its width gamma is at most
-``BOUND_WIDTH_FACTOR`` times the largest numerical eta (plus ``BOUND_WIDTH_FLOOR``): an
-open channel broadens a state by far more, an eta by at most 2 eta.
+in the leads), is refined by secant steps from the scan energy it belongs to, and a
+converged state is unbroadened when its width gamma is at most ``BOUND_WIDTH_FACTOR``
+times the largest numerical eta (plus ``BOUND_WIDTH_FLOOR``): an open channel broadens a
+state by far more, an eta by at most 2 eta.
 """
 from __future__ import annotations
 
