@@ -54,7 +54,7 @@ from .leads import WireLead
 #: Spacing (eV) of the scan energies at which H_F + Sigma(E) is diagonalized.
 SCAN_STEP = 0.05
 #: The scan also samples each lead channel edge at these distances (eV) on both sides.
-EDGE_OFFSETS = np.array([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2.5e-2])
+EDGE_OFFSETS = np.array([1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2.5e-2])
 #: States this far (eV) outside the integration window are found too (their tails reach in).
 MARGIN = 0.05
 #: Eigenvalues with |Im lambda| up to this (eV) at a scan energy are refined.
@@ -69,14 +69,18 @@ BOUND_WIDTH_FLOOR = 1e-10
 #: so no state is unbroadened and none is looked for.
 MAX_NUMERICAL_ETA = 1e-6
 #: A refined eigenvalue is dropped as a broadened resonance once |Im lambda| exceeds
-#: REJECT_CURVATURE * (Re lambda - E)^2 + REJECT_WIDTH (1/eV, eV): the width of an
-#: unbroadened state vanishes quadratically at its energy.
+#: REJECT_CURVATURE * (Re lambda - E)^2 + REJECT_WIDTH * (1 - lambda') (1/eV, eV): the
+#: width of an unbroadened state vanishes quadratically at its energy (its width in
+#: energy is |Im lambda| / (1 - lambda'), and lambda' is large and negative for a state
+#: with long tails in the leads).
 REJECT_CURVATURE = 1e3
 REJECT_WIDTH = 1e-6
-#: Secant refinement: converged when |E - Re lambda(E)| is below this (eV).
+#: Secant refinement: converged when |E - Re lambda(E)| or the secant step is below this
+#: (eV; the step, where the tails are long and Re lambda(E) - E is steep and noisy).
 ENERGY_TOL = 1e-12
 MAX_STEPS = 40
-#: Finite-difference step (eV) for Lambda'(E_b) in the norm N.
+#: Finite-difference step (eV) for lambda'(E) and Lambda'(E_b) in the norm N; at most a
+#: tenth of the distance to the nearest channel edge (Sigma is not smooth across one).
 DERIVATIVE_STEP = 1e-5
 
 
@@ -197,12 +201,12 @@ def find_bound_states(system, lo: float, hi: float, ik: int = 0) -> list[BoundSt
     mid = 0.5 * (scan[1:] + scan[:-1])
     cell_lo = np.concatenate([[lo], mid])
     cell_hi = np.concatenate([mid, [hi]])
-    h = DERIVATIVE_STEP
+    h = _derivative_step(system, scan)
     M = effective_hamiltonian(system, np.concatenate([scan, scan - h, scan + h]), ik)
     n = len(scan)
     lam, R = np.linalg.eig(M[:n])
     # lambda'(E) = (R^-1 Sigma' R)_kk: first-order change of each eigenvalue
-    slope = np.einsum("eki,eij,ejk->ek", np.linalg.inv(R), (M[2 * n:] - M[n:2 * n]) / (2 * h),
+    slope = np.einsum("eki,eij,ejk->ek", np.linalg.inv(R), (M[2 * n:] - M[n:2 * n]) / (2 * h[:, None, None]),
                       R).real
     found = []
     for E0, a, b, vals, dl in zip(scan, cell_lo, cell_hi, lam, slope):
@@ -219,6 +223,16 @@ def find_bound_states(system, lo: float, hi: float, ik: int = 0) -> list[BoundSt
     for E in sorted(found):
         states += [s for s in _states_at(system, E, ik) if s.width <= threshold]
     return states
+
+
+def _derivative_step(system, E: np.ndarray) -> np.ndarray:
+    """DERIVATIVE_STEP, or a tenth of the distance of each energy to the nearest channel
+    edge (at least 1e-12 eV)."""
+    edges = system._kinks()
+    if not edges.size:
+        return np.full(len(E), DERIVATIVE_STEP)
+    d = np.abs(E[:, None] - edges[None, :]).min(axis=1)
+    return np.clip(0.1 * d, 1e-12, DERIVATIVE_STEP)
 
 
 def _nearest_eigenvalue(system, E: float, target: complex, ik: int) -> complex:
@@ -238,13 +252,17 @@ def _refine(system, E: float, ik: int, slope: float = 0.0) -> float | None:
         f1 = lam.real - x1
         if abs(f1) < ENERGY_TOL:
             return x1
-        # an unbroadened state's width closes quadratically in the distance to E_b, a
-        # resonance's stays: give up on it once that is plain
-        if abs(lam.imag) > REJECT_CURVATURE * f1 ** 2 + REJECT_WIDTH:
-            return None
         if f1 == f0:
             return None
-        x0, x1, f0 = x1, x1 - f1 * (x1 - x0) / (f1 - f0), f1
+        stretch = (f0 - f1) / (x1 - x0)                      # 1 - lambda'
+        # an unbroadened state's width closes quadratically in the distance to E_b, a
+        # resonance's stays: give up on it once that is plain
+        if abs(lam.imag) > REJECT_CURVATURE * f1 ** 2 + REJECT_WIDTH * max(1.0, stretch):
+            return None
+        step = f1 / stretch
+        if abs(step) < ENERGY_TOL:
+            return x1
+        x0, x1, f0 = x1, x1 + step, f1
         if not np.isfinite(x1):
             return None
     return None
@@ -263,7 +281,7 @@ def _states_at(system, E: float, ik: int) -> list[BoundState]:
     if not pick.size:
         return []
     B = np.linalg.qr(vecs[:, pick])[0]          # orthonormal, if (nearly) degenerate
-    h = DERIVATIVE_STEP
+    h = float(_derivative_step(system, np.array([E]))[0])
     energies = np.array([E - h, E, E + h])
     N = B.conj().T @ B
     W = 2.0 * system.eta * N

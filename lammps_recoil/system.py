@@ -525,13 +525,15 @@ class RecoilSystem:
             self._partitions[(key[0], key[1], bool(key[2]), model, key[4])] = e
 
     def _kinks(self) -> np.ndarray:
-        """Channel edges of the periodic leads at every Bloch vector (integration breaks;
-        computed once, the leads never change)."""
+        """Channel edges of the leads at every Bloch vector (integration breaks; computed
+        once, the leads never change); the same edge of two leads, equal to round-off
+        (1e-12 eV), is one."""
         if self._edges is None:
             edges = [lead.channel_edges(k if self.box is not None else None)
                      for lead in self.leads if hasattr(lead, "channel_edges")
                      for k in self.kpoints]
-            self._edges = np.unique(np.concatenate(edges)) if edges else np.zeros(0)
+            edges = np.unique(np.concatenate(edges)) if edges else np.zeros(0)
+            self._edges = edges[np.diff(edges, prepend=-np.inf) > 1e-12]
         return self._edges
 
     def _flat_bands(self) -> tuple:

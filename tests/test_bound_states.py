@@ -108,6 +108,22 @@ def test_bound_state_in_a_subband_gap_found_in_closed_form():
             f[0].forces).max()
 
 
+def test_a_state_a_micro_ev_from_a_channel_edge_is_found():
+    """An impurity Delta = -1.6 meV binds the odd chain's state 1e-6 eV below its subband
+    bottom (inside the even band), with 99% of its weight in the lead tails: found at the
+    closed-form energy between exact leads, and between broadened ones with a width of
+    2 eta times that weight (its norm's Lambda' taken on the state's side of the edge)."""
+    t = abs(T_LEG)
+    delta = -np.sqrt((1e-6 + 2 * t) ** 2 - 4 * t * t)
+    E = impurity_state(-T_RUNG, T_LEG, delta)
+    assert -T_RUNG - 2 * t - E == pytest.approx(1e-6, rel=1e-6)
+    for eta in (0.0, 1e-9):
+        (b,) = ladder(eta, E + 0.05, delta=delta).unbroadened_states(E - 1e-3, E + 1e-3)
+        assert b.energy == pytest.approx(E, abs=1e-10)
+        assert sum(b.lead_weights) > 0.99
+        assert b.width == pytest.approx(2 * eta * sum(b.lead_weights), rel=1e-2, abs=1e-15)
+
+
 def test_exact_leads_are_the_limit_of_broadened_ones():
     """Exact leads have no eta: their forces and conductance are the eta -> 0 limit of
     broadened leads with the bound state's Lorentzian removed. What is left of a lead
