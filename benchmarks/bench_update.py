@@ -56,7 +56,9 @@ if "unbroadened" in inspect.signature(system.forces).parameters:
         system.update(x)
         system.forces(1.0, tol=1e-2, unbroadened=True)
         search.append(time.perf_counter() - t0)
-print(json.dumps(dict(times=times, points=points, forces=forces, search=search)))
+import lammps_recoil
+print(json.dumps(dict(times=times, points=points, forces=forces, search=search,
+                      package=lammps_recoil.__file__)))
 """
 
 
@@ -73,7 +75,8 @@ def export(commit: str, into: Path) -> Path:
 
 def run(path: Path, updates: int) -> dict:
     env = dict(os.environ, PYTHONPATH=str(path), OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", CHILD, str(updates)], env=env,
+    # (run in the export: ``python -c`` puts the working directory first on sys.path)
+    out = subprocess.run([sys.executable, "-c", CHILD, str(updates)], env=env, cwd=path,
                          capture_output=True, text=True, check=True).stdout
     return json.loads(out)
 
@@ -96,6 +99,7 @@ def main():
             medians = {}
             for c, path in zip(names, paths):
                 r = run(path, args.updates)
+                assert r["package"].startswith(str(path)), r["package"]
                 results[c].append(r)
                 medians[c] = statistics.median(r["times"])
             for c in names:
