@@ -1,56 +1,119 @@
-"""Benchmark: recoil-force update time of large devices, sparse LU against the recursive
-Green's function (RGF), versus device length and cross-section.
+"""Benchmark: large NEGF devices - update time, energy points and memory versus size, the
+solvers' crossover, where an update goes, recoil MD against plain EAM MD, MPI ranks and
+BLAS threads, and the true force error along MD.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_large.py          # a few minutes
-    OMP_NUM_THREADS=1 python benchmarks/bench_large.py --quick  # smaller cases only
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py sizes [--quick] [--reps 3]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py crossover [--reps 3]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py stages [--reps 5]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py md [--ps 2] [--repeat 2]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py ranks [--repeat 2]
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py accuracy
 
-An update is system.update(displaced positions) + system.forces(bias=1.0, tol=1e-2) (the
-deck's tolerance), after one warm-up evaluation (lead Green's functions cached, as in an MD
-run). Each repetition displaces the device atoms by 0.05 A rms (new seed) and times both
-solvers on the same positions, side by side; the table gives the median over the
-repetitions. Length: the default (001) 4x4 hourglass filament, then (001) 4x4 cylinders
-(2.9 A) of growing length. Cross-section: (111) n x m electrodes with a 12-layer hourglass
-whose radii grow with the cell. Exponents: least-squares slopes against log(atoms) over each
-series of log(energy points), log(update) and log(update / energy points). Last row: the (111) 14x8 device, 24 layers, neck 7 A, base
-10 A. Single process.
+Each prints Markdown tables headed by its command. An update is ``system.update``
+(positions displaced 0.05 A rms, a new seed each repetition) plus ``system.forces(1.0,
+tol=1e-2)`` (the deck's tolerance) after a warm-up evaluation, as in MD: lead Green's
+functions cached, energy partitions reused. Single process unless stated. The machine may
+be shared: besides wall times the tables give CPU (process) times, which another process
+on the machine changes less.
+
+``sizes``: two series of (111) hourglass filaments (the default filament device): in
+length, the 10x6 cell with neck 5 A and base 8 A from 12 to 96 filament layers, after the
+default (001) 4x4 filament; in cross-section, 12 layers in cells from 6x4 to 36x20 with
+the radii grown with the cell. Columns: slabs of the recursive Green's function and the
+largest, the boundary atoms (B_L, B_R), energy points, the median update (wall and CPU)
+and its CPU cost per point, and the peak memory traced during one update (tracemalloc,
+numpy arrays included; a separate untimed pass). Then least-squares exponents against
+log(atoms) (the length series without the default filament).
+
+``crossover``: the dense Schur solver and the RGF on the same devices of 120-434 atoms,
+thin and fat, each with its own system, side by side (CPU time of an update).
+
+``stages``: where a batch of energies goes, for the two devices of ``md`` and the default
+filament (ideal positions, one batch of the system's size in the upper half of the
+window, the right lead injecting): CPU time per energy of the self-energies and the solve
+for G_F's columns at B_R (``Scattering``), the density factors of Eq. 9, the bond
+densities as the system forms them and T(E), and the bond densities gathered per bond
+(``greens.bond_density``) for comparison; median of ``--reps``.
+
+``md``: the decks of the 878-atom (111) 14x8 filament (24 layers, neck 7 A, base 10 A;
+4014 atoms) and of the 963-atom mobile device of the (111) 10x6 filament (12 layers, neck
+5 A, base 8 A; 1923 atoms) run as plain EAM MD and with recoil forces every 100 steps,
+side by side in one session (tests/in.checks through `lammps-recoil run`: Langevin at
+300 K, 1 V, no minimization or warm-up, only the timed production; ``--repeat`` runs per
+configuration, interleaved, the fastest counts). The recoil update is the median of the
+run's time series (``negf_s``, the first update at setup left out). The last column
+compares the two within the recoil run alone (LAMMPS's timing breakdown: the recoil
+callbacks' time, Modify beyond the plain run's, against the EAM work, Pair, of the same
+run), which the load of a shared machine moves less than two runs' wall times.
+
+``ranks``: the 878-atom device's updates replayed on 1 and 2 MPI ranks (the venv's
+mpiexec; energy points shared among the ranks as in MD), and on 1 rank with 2 BLAS
+threads, from the frames of a 300 K plain EAM run of its deck (1 ps, a frame every 100
+steps); each configuration replays the frames ``--repeat`` times from a fresh system, the
+fastest time of each frame counts, the first two frames (partitions settling) are left
+out. Besides the wall time, the CPU time of the busiest rank (the division of the work).
+The replicated fraction f is the part of one rank's update that every rank repeats, from
+t_2 / t_1 = f + (1 - f) / 2; the model t_n / t_1 = f + (1 - f) / n extends it to more
+ranks.
+
+``accuracy``: frames of a 300 K plain EAM run of each deck (3 ps, every third frame) at
+tol 3e-2, 1e-2 (the deck's), 3e-3 and 1e-3, and at 1e-2 with a cut at every channel edge,
+against tol 1e-5, each replaying the frames on its own with its partitions reused: energy
+points, the true force error (largest component, eV/A), the error estimate and the update
+(wall), for the 878-atom filament device and the 963-atom mobile device.
 """
 import argparse
 import datetime
+import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
+import tracemalloc
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
 from lammps_recoil import greens  # noqa: E402
-from lammps_recoil.builders import build_filament  # noqa: E402
+from lammps_recoil.analysis import read_dump  # noqa: E402
+from lammps_recoil.builders import build_filament, check_device, system_from_types  # noqa: E402
+from lammps_recoil.parallel import keep_heap  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
 TOL, BIAS, AMPLITUDE = 1e-2, 1.0, 0.05
-SOLVERS = ("lu", "rgf")
-#: Devices up to this many atoms are timed with the dense Schur solver too (the crossover).
-SCHUR_UP_TO = 300
-LENGTH = [  # (label, build_filament arguments)
-    ("(001) 4x4 hourglass (default)", dict()),
-    ("(001) 4x4 cylinder, 24 layers", dict(gap_layers=24, shape="cylinder")),
-    ("(001) 4x4 cylinder, 96 layers", dict(gap_layers=96, shape="cylinder")),
-    ("(001) 4x4 cylinder, 192 layers", dict(gap_layers=192, shape="cylinder")),
-]
-SECTION = [
-    ("(111) 6x4, 12 layers, neck 3, base 4.5",
-     dict(orientation="111", nx=6, ny=4, gap_layers=12, neck_radius=3.0, base_radius=4.5)),
-    ("(111) 10x6, 12 layers, neck 5, base 8",
-     dict(orientation="111", nx=10, ny=6, gap_layers=12, neck_radius=5.0, base_radius=8.0)),
-    ("(111) 14x8, 12 layers, neck 7, base 10",
-     dict(orientation="111", nx=14, ny=8, gap_layers=12, neck_radius=7.0, base_radius=10.0)),
-    ("(111) 18x10, 12 layers, neck 9, base 13",
-     dict(orientation="111", nx=18, ny=10, gap_layers=12, neck_radius=9.0, base_radius=13.0)),
-]
-ISSUE = ("(111) 14x8, 24 layers, neck 7, base 10",
-         dict(orientation="111", nx=14, ny=8, gap_layers=24, neck_radius=7.0,
-              base_radius=10.0))
+hourglass = lambda nx, ny, layers, neck, base: dict(orientation="111", nx=nx, ny=ny,
+                                                    gap_layers=layers, neck_radius=neck,
+                                                    base_radius=base)
+DEFAULT = ("(001) 4x4, 6 layers (default)", dict())
+LENGTH = [(f"(111) 10x6, {n} layers, neck 5, base 8", hourglass(10, 6, n, 5.0, 8.0))
+          for n in (12, 24, 48, 96)]
+SECTION = [(f"(111) {nx}x{ny}, 12 layers, neck {r:g}, base {b:g}",
+            hourglass(nx, ny, 12, r, b))
+           for nx, ny, r, b in ((6, 4, 3.0, 4.5), (10, 6, 5.0, 8.0), (14, 8, 7.0, 10.0),
+                                (18, 10, 9.0, 13.0), (26, 15, 13.0, 19.0),
+                                (36, 20, 19.0, 26.0))]
+#: The decks of the md, ranks and accuracy sections: (label, build_filament arguments,
+#: NEGF device).
+DECKS = {"878": ("(111) 14x8, 24 layers, neck 7, base 10; filament device",
+                 hourglass(14, 8, 24, 7.0, 10.0), "filament"),
+         "963": ("(111) 10x6, 12 layers, neck 5, base 8; mobile device",
+                 hourglass(10, 6, 12, 5.0, 8.0), "mobile")}
+
+
+def header(command):
+    print(f"`OMP_NUM_THREADS=1 python benchmarks/bench_large.py {command}` "
+          f"({datetime.date.today()}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {sys.version.split()[0]}, numpy {np.__version__}; "
+          f"V = {BIAS} V, tol {TOL})\n", flush=True)
+
+
+def displaced(x0, seed):
+    return x0 + AMPLITUDE * np.random.default_rng(seed).standard_normal(x0.shape)
 
 
 def use_solver(system, solver):
@@ -59,79 +122,324 @@ def use_solver(system, solver):
                  for H in system._H]
 
 
-def measure(args, reps):
-    """Median update time and energy points per solver, and the slab sizes. Each solver
-    has its own system (its own cache of lead Green's functions and energy partitions, as
-    in an MD run)."""
+def measure(args, reps, solvers=("auto",)):
+    """Atoms, slab sizes, boundary sizes, energy points and, per solver, the median wall
+    and CPU time of an update; each solver has its own system (its own lead caches and
+    partitions, as in MD), all timed side by side on the same positions."""
     geometry = build_filament(**args)
-    system = geometry.recoil_system()
-    solvers = SOLVERS + (("schur",) if system.n_atoms <= SCHUR_UP_TO else ())
-    systems = {s: geometry.recoil_system() for s in solvers}
-    x0 = system.positions.copy()
-    times = {s: [] for s in solvers}
-    points = {s: [] for s in solvers}
-    for solver in solvers:                    # warm-up: lead Green's functions cached
-        use_solver(systems[solver], solver)
-        systems[solver].forces(BIAS, tol=TOL)
+    systems = {name: geometry.recoil_system() for name in solvers}
+    x0 = systems[solvers[0]].positions.copy()
+    wall, cpu = ({name: [] for name in solvers} for _ in range(2))
+    points = []
+    for name, system in systems.items():                  # warm-up
+        use_solver(system, name)
+        system.forces(BIAS, tol=TOL)
     for rep in range(reps):
-        x = x0 + AMPLITUDE * np.random.default_rng(rep).standard_normal(x0.shape)
-        for solver in solvers:
-            t0 = time.perf_counter()
-            systems[solver].update(x)
-            use_solver(systems[solver], solver)
-            r = systems[solver].forces(BIAS, tol=TOL)
-            times[solver].append(time.perf_counter() - t0)
-            points[solver].append(r.n_energies)
-    slabs = np.diff(systems["rgf"]._M[0].slabs().bounds)
-    return (system.n_atoms, {s: float(np.median(times[s])) for s in solvers},
-            {s: int(np.median(points[s])) for s in solvers}, slabs)
+        x = displaced(x0, rep)
+        for name, system in systems.items():
+            t0, c0 = time.perf_counter(), time.process_time()
+            system.update(x)
+            use_solver(system, name)
+            r = system.forces(BIAS, tol=TOL)
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+            if name == solvers[0]:
+                points.append(r.n_energies)
+    system = systems[solvers[0]]
+    slabs = np.diff(greens.DeviceMatrix(system._H[0], system.lead_contacts, 0.0,
+                                        "rgf").slabs().bounds)
+    return (system, slabs, [len(c.boundary) for c in system.lead_contacts],
+            int(np.median(points)), {k: float(np.median(v)) for k, v in wall.items()},
+            {k: float(np.median(v)) for k, v in cpu.items()})
+
+
+def peak_memory(system, x0, seed) -> int:
+    """The largest memory traced (bytes) during one update of the system."""
+    tracemalloc.start()
+    system.update(displaced(x0, seed))
+    system.forces(BIAS, tol=TOL)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak
 
 
 def exponent(n, t):
     return float(np.polyfit(np.log(n), np.log(t), 1)[0])
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="the smaller cases only")
-    ap.add_argument("--reps", type=int, default=3)
-    opt = ap.parse_args()
-    series = [("length", LENGTH[:3] if opt.quick else LENGTH),
+def sizes(opt):
+    header(f"sizes{' --quick' if opt.quick else ''} --reps {opt.reps}")
+    series = [("length", [DEFAULT] + (LENGTH[:2] if opt.quick else LENGTH)),
               ("cross-section", SECTION[:3] if opt.quick else SECTION)]
-    if not opt.quick:
-        series.append(("large", [ISSUE]))
-    print(f"`OMP_NUM_THREADS=1 python benchmarks/bench_large.py{' --quick' if opt.quick else ''}`"
-          f" ({datetime.date.today()}, {platform.processor() or platform.machine()}, "
-          f"Python {sys.version.split()[0]}, numpy {np.__version__}; V = {BIAS} V, "
-          f"tol {TOL}, median of {opt.reps})\n")
-    print("| series | device | atoms | slabs (largest) | energy points | update LU (s) "
-          "| update RGF (s) | update Schur (s) | LU / RGF | ms per point LU | ms per point RGF |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| series | device | atoms | slabs (largest) | B_L, B_R | energy points | update, "
+          "wall (s) | update, CPU (s) | CPU ms per point | peak memory (MB) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     fits = []
     for name, cases in series:
-        n_atoms, tt, pp = [], {s: [] for s in SOLVERS}, []
+        rows = []
         for label, args in cases:
-            n, t, p, slabs = measure(args, opt.reps)
-            n_atoms.append(n)
-            pp.append(p["rgf"])
-            for s in SOLVERS:
-                tt[s].append(t[s])
-            schur = f"{t['schur']:.3f}" if "schur" in t else "-"
-            print(f"| {name} | {label} | {n} | {len(slabs)} ({slabs.max()}) | "
-                  f"{p['lu']} / {p['rgf']} | {t['lu']:.3f} | {t['rgf']:.3f} | {schur} | "
-                  f"{t['lu'] / t['rgf']:.2f} | {1e3 * t['lu'] / p['lu']:.2f} | "
-                  f"{1e3 * t['rgf'] / p['rgf']:.2f} |", flush=True)
-        if len(n_atoms) > 1:
-            per = {s: np.array(tt[s]) / np.array(pp) for s in SOLVERS}
-            fits.append((name, n_atoms, exponent(n_atoms, pp),
-                         {s: exponent(n_atoms, tt[s]) for s in SOLVERS},
-                         {s: exponent(n_atoms, per[s]) for s in SOLVERS}))
-    print("\n| series | atoms | exponent of: energy points | update LU | update RGF "
-          "| per point LU | per point RGF |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    for name, n, ep, e, q in fits:
-        print(f"| {name} | {n[0]}-{n[-1]} | {ep:.2f} | {e['lu']:.2f} | {e['rgf']:.2f} | "
-              f"{q['lu']:.2f} | {q['rgf']:.2f} |")
+            system, slabs, bnd, p, wall, cpu = measure(args, opt.reps)
+            peak = peak_memory(system, system.positions.copy(), opt.reps)
+            n, t, c = system.n_atoms, wall["auto"], cpu["auto"]
+            rows.append((n, c, p, peak))
+            print(f"| {name} | {label} | {n} | {len(slabs)} ({slabs.max()}) | {bnd[0]}, {bnd[1]} "
+                  f"| {p} | {t:.3f} | {c:.3f} | {1e3 * c / p:.2f} | {peak / 2**20:.0f} |",
+                  flush=True)
+        n, c, p, peak = (np.array(v) for v in zip(*rows[1:] if name == "length" else rows))
+        fits.append((name, n, exponent(n, p), exponent(n, c), exponent(n, c / p),
+                     exponent(n, peak)))
+    print("\n| series | atoms | exponent of: energy points | update (CPU) | update per point "
+          "| peak memory |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name, n, ep, et, eq, em in fits:
+        print(f"| {name} | {n[0]}-{n[-1]} | {ep:.2f} | {et:.2f} | {eq:.2f} | {em:.2f} |")
+
+
+CROSSOVER = [("(001) 4x4 cylinder, 24 layers", dict(gap_layers=24, shape="cylinder")),
+             ("(001) 4x4 cylinder, 48 layers", dict(gap_layers=48, shape="cylinder")),
+             ("(111) 8x5, 12 layers, neck 4, base 6.5", hourglass(8, 5, 12, 4.0, 6.5)),
+             ("(111) 8x5, 18 layers, neck 4, base 6.5", hourglass(8, 5, 18, 4.0, 6.5)),
+             ("(111) 10x6, 12 layers, neck 5, base 8", hourglass(10, 6, 12, 5.0, 8.0)),
+             ("(111) 14x8, 12 layers, neck 7, base 10", hourglass(14, 8, 12, 7.0, 10.0))]
+
+
+def crossover(opt):
+    """The dense Schur solver against the RGF around SCHUR_MAX atoms."""
+    header(f"crossover --reps {opt.reps}")
+    print(f"(`\"auto\"`: Schur up to SCHUR_MAX = {greens.SCHUR_MAX} atoms.)\n")
+    print("| device | atoms | slabs (largest) | B_L, B_R | energy points | update Schur, CPU (s) "
+          "| update RGF, CPU (s) | Schur / RGF |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, args in CROSSOVER:
+        system, slabs, bnd, p, _, cpu = measure(args, opt.reps, ("schur", "rgf"))
+        print(f"| {label} | {system.n_atoms} | {len(slabs)} ({slabs.max()}) | {bnd[0]}, "
+              f"{bnd[1]} | {p} | {cpu['schur']:.3f} | {cpu['rgf']:.3f} | "
+              f"{cpu['schur'] / cpu['rgf']:.2f} |", flush=True)
+
+
+def stages(opt):
+    """CPU time per energy point of the stages of a batch of energies (one Bloch vector,
+    the right lead injecting: energies in (E_F, mu_R]), for the two deck devices."""
+    header(f"stages --reps {opt.reps}")
+    print("| device | atoms | B_L, B_R | energies per batch | self-energies and solve "
+          "(Scattering) | density factors | bond densities | transmission | all (ms per "
+          "energy) | bond densities gathered per bond |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for label, args, device in [DECKS[k] for k in DECKS] + [("(001) 4x4, 6 layers (default); "
+                                                            "filament device", {}, "filament")]:
+        system = build_filament(**args).recoil_system(device=device)
+        ne = system._batch
+        E = system.fermi_level + np.linspace(0.02, 0.48, ne)
+        gs = [system._lead_gf(s, E, 0) for s in (0, 1)]
+        phase = system.ext_bonds.phases(None)
+        b = system.ext_bonds
+        parts = {k: [] for k in ("solve", "factors", "bonds", "T", "gathered")}
+        for _ in range(opt.reps):
+            c0 = time.process_time()
+            sc = system.scattering(E, 0, (1,), gs)
+            c1 = time.process_time()
+            X, P, _ = sc.density_factors(1)
+            c2 = time.process_time()
+            system._bond_density(X, P, phase)
+            c3 = time.process_time()
+            sc.transmission()
+            c4 = time.process_time()
+            greens.bond_density(b.i, b.j, X, P, phase)
+            c5 = time.process_time()
+            for key, dt in zip(parts, (c1 - c0, c2 - c1, c3 - c2, c4 - c3, c5 - c4)):
+                parts[key].append(1e3 * dt / ne)
+        med = {k: float(np.median(v)) for k, v in parts.items()}
+        bnd = ", ".join(str(len(c.boundary)) for c in system.lead_contacts)
+        total = med["solve"] + med["factors"] + med["bonds"] + med["T"]
+        print(f"| {label} | {system.n_atoms} | {bnd} | {ne} | {med['solve']:.3f} | "
+              f"{med['factors']:.3f} | {med['bonds']:.3f} | {med['T']:.3f} | {total:.3f} | "
+              f"{med['gathered']:.3f} |", flush=True)
+
+
+# ------------------------------------------------------------------ decks and frames
+def deck_data(key, outdir) -> str:
+    """Write the deck's data file (build_filament); returns its path."""
+    _, args, _ = DECKS[key]
+    path = f"{outdir}/deck{key}.data"
+    build_filament(**args).write_data(path)
+    return path
+
+
+def frames_run(key, outdir, ps) -> str:
+    """A 300 K plain EAM run of the deck (tests/in.checks, no bias), a frame every 100
+    steps; returns the dump's path."""
+    name = f"frames{key}"
+    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "tests/in.checks"]
+    for k, v in dict(data=deck_data(key, outdir), production_ps=ps, recoil="no",
+                     outdir=outdir, name=name, dump_every=100, thermo_every=1000,
+                     overwrite="yes").items():
+        cmd += ["-var", k, str(v)]
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, check=True,
+                   env=dict(os.environ, OMP_NUM_THREADS="1"))
+    return f"{outdir}/{name}.dump"
+
+
+def replay(dump, device, comm=None, every=1):
+    """The NEGF system of the dump's first frame (``device`` atoms) and the device atoms'
+    positions and ids in every ``every``-th frame."""
+    frames = read_dump(dump)[::every]
+    order = np.argsort(frames[0]["id"])
+    types, ids = frames[0]["type"][order], frames[0]["id"][order]
+    box = frames[0].box[:2, 1] - frames[0].box[:2, 0]
+    xyz = [np.column_stack([f["x"], f["y"], f["z"]])[np.argsort(f["id"])] for f in frames]
+    system = system_from_types(xyz[0], types, box, ids=ids, device=device, comm=comm)
+    inside = np.isin(types, check_device(device))
+    return system, [x[inside] for x in xyz], ids[inside]
+
+
+def md(opt):
+    header(f"md --ps {opt.ps:g} --repeat {opt.repeat}")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_md import run
+    print("| deck | atoms (NEGF device) | MD | wall s per 100 steps | EAM (Pair) s per 100 "
+          "steps | ratio to plain EAM | update, median (s) | energy points | update / 100 "
+          "plain EAM steps | within the run: recoil / EAM |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        data = {key: deck_data(key, tmp) for key in DECKS}
+        best = {}
+        for _ in range(opt.repeat):
+            for key, (_, _, device) in DECKS.items():
+                for recoil in ("no", "yes"):
+                    res = run(tmp, f"md{key}{recoil}", 1, opt.ps, TOL, data=data[key],
+                              device=device, recoil=recoil, every=100)
+                    if (key, recoil) not in best or (res[0]["loop"]
+                                                     < best[key, recoil][0]["loop"]):
+                        best[key, recoil] = res
+        for key, (label, args, device) in DECKS.items():
+            geometry = build_filament(**args)
+            atoms = f"{len(geometry.positions)} ({len(geometry.device(device))})"
+            base = best[key, "no"][0]                    # seconds per ps of the run
+            plain = base["loop"] / 10                     # s per 100 steps
+            for recoil in ("no", "yes"):
+                t, update, points = best[key, recoil]
+                loop = t["loop"] / 10
+                # within the recoil run: the callbacks' time (Modify beyond the plain run's)
+                # against the EAM work (Pair) of the same run
+                extra = ("- | - | - | -" if update is None else
+                         f"{update[1]:.3f} | {points:.0f} | {update[1] / plain:.2f} | "
+                         f"{(t['modify'] - base['modify']) / t['pair']:.2f}")
+                what = "plain EAM" if recoil == "no" else "recoil every 100 steps"
+                print(f"| {label} | {atoms} | {what} | {loop:.3f} | {t['pair'] / 10:.3f} | "
+                      f"{loop / plain:.2f} | {extra} |", flush=True)
+
+
+# ------------------------------------------------------------------ MPI ranks
+def ranks_child(dump, repeat):
+    from mpi4py import MPI
+    keep_heap()
+    comm = MPI.COMM_WORLD
+    _, xyz, ids = replay(dump, DECKS["878"][2])
+    best = np.full(len(xyz), np.inf)
+    cpu = np.full(len(xyz), np.inf)
+    points = []
+    for _ in range(repeat):
+        system, _, _ = replay(dump, DECKS["878"][2],
+                              comm=comm if comm.Get_size() > 1 else None)
+        for k, x in enumerate(xyz):
+            comm.Barrier()
+            t0, c0 = MPI.Wtime(), time.process_time()
+            system.update(x, ids)
+            r = system.forces(BIAS, tol=TOL)
+            c1 = time.process_time()
+            comm.Barrier()
+            best[k] = min(best[k], MPI.Wtime() - t0)
+            cpu[k] = min(cpu[k], comm.allreduce(c1 - c0, op=MPI.MAX))
+            points.append(r.n_energies)
+    if comm.Get_rank() == 0:
+        print(json.dumps([best.tolist(), cpu.tolist(), float(np.mean(points))]))
+
+
+def ranks(opt):
+    header(f"ranks --repeat {opt.repeat}")
+    print("| ranks | update, median (s) | energy points, mean | median / 1 rank | CPU time "
+          "of the busiest rank, median (s) | CPU / 1 rank |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = frames_run("878", tmp, 1.0)
+        t, c = {}, {}
+        for n, threads in ((1, 1), (2, 1), (1, 2)):
+            cmd = [sys.executable, __file__, "ranks", "--child", dump, "--repeat",
+                   str(opt.repeat)]
+            if n > 1:
+                cmd = [str(MPIEXEC), "-n", str(n)] + cmd
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                 env=dict(os.environ, OMP_NUM_THREADS=str(threads)))
+            times, cpu, points = json.loads(out.stdout.strip().splitlines()[-1])
+            wall, busy = float(np.median(times[2:])), float(np.median(cpu[2:]))
+            if threads == 1:
+                t[n], c[n] = wall, busy
+            print(f"| {n}{', 2 BLAS threads' if threads > 1 else ''} | {wall:.3f} | "
+                  f"{points:.0f} | {wall / t[1]:.2f} | {busy:.3f} | {busy / c[1]:.2f} |",
+                  flush=True)
+    for what, x in (("wall", t), ("CPU", c)):
+        f = 2.0 * x[2] / x[1] - 1.0
+        model = ", ".join(f"{n}: {f + (1 - f) / n:.2f}" for n in (4, 8, 16, 32))
+        print(f"\nReplicated fraction by {what} time f = 2 t_2 / t_1 - 1 = {f:.3f}; modelled "
+              f"t_n / t_1 = f + (1 - f) / n for n = {model}.")
+
+
+# ------------------------------------------------------------------ accuracy
+def accuracy(opt):
+    header("accuracy")
+    tols = (3e-2, 1e-2, 3e-3, 1e-3)
+    print("| device | tol | energy points, mean (max) | true force error, median / max (eV/A) "
+          "| error estimate, median | update, median (s) |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, (label, _, device) in DECKS.items():
+            dump = frames_run(key, tmp, 3.0)
+            system, xyz, ids = replay(dump, device, every=3)
+            xyz = xyz[1:]
+            refs = []
+            for x in xyz:
+                system.update(x, ids)
+                refs.append(system.forces(BIAS, tol=1e-5).forces)
+            window = system.fermi_level + np.array([-0.5, 0.5]) * BIAS
+            edges = system._kinks()
+            inside = edges[(edges > window[0]) & (edges < window[1])]
+            print(f"| {label} | (channel edges in the window: {len(inside)}, cut at tol "
+                  f"{TOL:g}: {len(np.intersect1d(inside, system._cuts(TOL)))}) | | | | |")
+            for tol in tols + ("every edge cut",):
+                system, _, _ = replay(dump, device)
+                if tol == "every edge cut":
+                    system._cuts = lambda _, s=system: s._kinks()
+                rows = []
+                for x, ref in zip(xyz, refs):
+                    t0 = time.perf_counter()
+                    system.update(x, ids)
+                    r = system.forces(BIAS, tol=TOL if isinstance(tol, str) else tol)
+                    rows.append((r.n_energies, np.abs(r.forces - ref).max(), r.error,
+                                 time.perf_counter() - t0))
+                n, err, est, t = (np.array(c) for c in zip(*rows))
+                what = (f"{TOL:g}, {tol}" if isinstance(tol, str) else
+                        f"{tol:g}{' (deck)' if tol == TOL else ''}")
+                print(f"| {label} | {what} | {n.mean():.0f} "
+                      f"({n.max()}) | {np.median(err):.1e} / {err.max():.1e} | "
+                      f"{np.median(est):.1e} | {np.median(t):.3f} |", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("sizes", "crossover", "stages", "md", "ranks",
+                                     "accuracy"))
+    ap.add_argument("--quick", action="store_true", help="sizes: the smaller cases only")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="sizes: updates per device; stages: repetitions")
+    ap.add_argument("--ps", type=float, default=2.0, help="md: timed production (ps)")
+    ap.add_argument("--repeat", type=int, default=2, help="md, ranks: runs per case")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    opt = ap.parse_args()
+    keep_heap()
+    if opt.child:
+        return ranks_child(opt.child, opt.repeat)
+    dict(sizes=sizes, crossover=crossover, stages=stages, md=md, ranks=ranks,
+         accuracy=accuracy)[opt.what](opt)
 
 
 if __name__ == "__main__":

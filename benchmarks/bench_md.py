@@ -15,10 +15,18 @@ rank count, measured in the same session. "update" is the wall time of one recoi
 (which includes the first updates, before the energy partition settles) and the median
 (the steady state of a long run).
 
+The protocol configurations sweep the bias with a triangle (a 10 ps cycle: the window,
+the energy partition and the leads' Green's functions follow the bias at every update),
+alone and under a current compliance (extra solves at the updates whose current would
+exceed it); the constant-bias configurations run at V = 1 V.
+
 ``--data`` runs the same deck on another data file (``lammps-recoil build-filament``, types
 as in the default one; (001) electrodes unless ``--lattice 111``), for instance wider and
 thicker electrodes around the same filament: the NEGF update does not grow with the
-electrodes, the EAM work does. ``--configs`` picks configurations (plain, 100, 10, mobile).
+electrodes, the EAM work does. ``--leads infinite`` runs every configuration between
+laterally infinite leads (their Green's functions are zone sums, computed once per
+energy: a protocol's moving window computes new ones at every update). ``--configs``
+picks configurations (plain, 100, 10, mobile, triangle, compliance).
 
 The host is shared, so the EAM work itself (LAMMPS's "Pair" time, the same in every
 configuration) runs faster or slower from one run to the next. The "within the run"
@@ -29,16 +37,18 @@ host conditions of that run (it leaves out any indirect effect of the callbacks 
 EAM steps, such as evicted caches; the wall-time ratio includes it).
 """
 import argparse
-import csv
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
+
+from lammps_recoil.analysis import read_series
 
 ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
@@ -47,6 +57,12 @@ CONFIGS = {  # name: (label, deck variables)
     "100": ("recoil every 100 steps", dict(every=100)),
     "10": ("recoil every 10 steps", dict(every=10)),
     "mobile": ("recoil every 100 steps, device mobile", dict(every=100, device="mobile")),
+    "triangle": ("recoil every 100 steps, triangle 0 -> 1 -> -1 -> 0 V at 0.4 V/ps",
+                 dict(every=100, protocol="triangle", V_min=-1, V_max=1, rate=0.4,
+                      cycles=100)),
+    "compliance": ("the same triangle under a 150 uA compliance",
+                   dict(every=100, protocol="triangle", V_min=-1, V_max=1, rate=0.4,
+                        cycles=100, compliance=150)),
 }
 
 
@@ -68,14 +84,12 @@ def run(outdir, name, ranks, ps, tol, **var):
         cmd = [str(MPIEXEC), "-n", str(ranks)] + cmd
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)
-    series = Path(outdir) / f"{name}.recoil.csv"
     update = points = None
     if var.get("recoil") != "no":
-        with open(series) as fh:
-            rows = list(csv.DictReader(fh))[1:]          # the first update is at setup
-        times = [float(r["negf_s"]) for r in rows]
-        update = (sum(times) / len(times), statistics.median(times))
-        points = sum(float(r["n_energies"]) for r in rows) / len(rows)
+        series = read_series(Path(outdir) / f"{name}.recoil.csv")
+        times = series["negf_s"][1:]                      # the first update is at setup
+        update = (float(times.mean()), float(np.median(times)))
+        points = float(series["n_energies"][1:].mean())
     return {k: v / ps for k, v in production_time(out.stdout).items()}, update, points
 
 
@@ -86,14 +100,18 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-2, help="NEGF energy-integral tolerance")
     ap.add_argument("--data", help="LAMMPS data file instead of the default deck's")
     ap.add_argument("--lattice", default="001", choices=("001", "111"))
+    ap.add_argument("--leads", default="periodic", choices=("periodic", "infinite"))
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     args = ap.parse_args()
     if "plain" not in args.configs:
         ap.error("the configurations need plain EAM to compare with")
     extra = {} if args.data is None else dict(data=os.path.abspath(args.data),
                                               lattice=args.lattice)
+    if args.leads != "periodic":
+        extra["leads"] = args.leads
     command = f"--ps {args.ps:g} --repeat {args.repeat} --tol {args.tol:g}" + (
         f" --data {args.data} --lattice {args.lattice}" if args.data else "") + (
+        f" --leads {args.leads}" if args.leads != "periodic" else "") + (
         f" --configs {' '.join(args.configs)}" if args.configs != list(CONFIGS) else "")
     print(f"# python benchmarks/bench_md.py {command}\n# "
           f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "

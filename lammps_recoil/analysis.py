@@ -117,11 +117,18 @@ def conductance_histogram(G, width: float = 0.05):
 
 
 def run_label(header: dict) -> str:
-    """"name: V = ... V, T = ... K" from a run header (:func:`read_run_header`)."""
+    """"name: V = ... V, T = ... K" from a run header (:func:`read_run_header`); under a
+    bias protocol its kind and range instead of V, and the compliance if there was one."""
     if not header:
         return ""
-    return (f"{header.get('name', '?')}: V = {header.get('V', '?')} V, "
-            f"T = {header.get('T', '?')} K")
+    bias = f"V = {header.get('V', '?')} V"
+    if header.get("protocol", "constant") not in ("constant", "file"):
+        bias = f"{header['protocol']} {header['V_min']} to {header['V_max']} V"
+    elif header.get("protocol") == "file":
+        bias = f"V(t) from {header['vfile']}"
+    if float(header.get("compliance", 0)):
+        bias += f" under {header['compliance']} uA"
+    return f"{header.get('name', '?')}: {bias}, T = {header.get('T', '?')} K"
 
 
 def running_median(y: np.ndarray, n: int) -> np.ndarray:

@@ -55,7 +55,8 @@ import scipy.sparse as sp
 
 from . import integration as quad
 from .forces import onsite_weight
-from .greens import dagger
+from .greens import dagger, sqrtm_psd
+from .system import FLAT_MARGIN
 
 #: Reduced Planck constant (eV ps).
 HBAR = 6.582119569e-4
@@ -63,6 +64,8 @@ HBAR = 6.582119569e-4
 DERIV_STEP = 1e-5
 #: Default relative accuracy of the energy integrals (of the largest zero-bias friction).
 DEFAULT_RTOL = 1e-3
+#: Scale (eV/A^2) of the force Jacobian's columns in the adaptive rule's error estimate.
+K_SCALE = 1e-2
 #: Memory (bytes) for the per-energy arrays of one batch.
 BATCH_BYTES = 64 * 2**20
 
@@ -73,14 +76,26 @@ class ForceOperators:
 
     F_a = sum_e values[a, e] |rows[e]><cols[e]| on the extended region (device atoms in
     the system's internal z order, then the left and the right lead contacts: n_ext
-    sites); coordinate a = 3 m + c for device atom m of the caller's order (as in
-    ``system.positions``) and Cartesian component c. eV/A.
+    sites); coordinate a = 3 m + c for the m-th of the chosen device atoms (``atoms``, in
+    the caller's order as in ``system.positions``) and Cartesian component c. eV/A.
     """
 
     rows: np.ndarray
     cols: np.ndarray
     values: sp.csr_matrix
     n_ext: int
+    atoms: np.ndarray
+    #: The sites of the extended region the indices refer to (None: all of them, in
+    #: order) and, per element, its index in the full list of :func:`force_operators`.
+    sites: np.ndarray | None = None
+    elements: np.ndarray | None = None
+
+    def __post_init__(self):
+        v = self.values.tocoo()
+        # F_a stacked over a: rows a * n_ext + p, columns q (for lift)
+        self._stacked = sp.csr_matrix(
+            (v.data, (v.row * self.n_ext + self.rows[v.col], self.cols[v.col])),
+            shape=(self.values.shape[0] * self.n_ext, self.n_ext))
 
     def matrix(self, a: int) -> sp.csr_matrix:
         """F_a as a sparse n_ext x n_ext matrix (eV/A)."""
@@ -89,9 +104,38 @@ class ForceOperators:
         return sp.csr_matrix((v[keep], (self.rows[keep], self.cols[keep])),
                              shape=(self.n_ext, self.n_ext))
 
+    def support(self) -> np.ndarray:
+        """Sites (extended-region indices) that the chosen coordinates' operators touch."""
+        used = np.unique(self.values.nonzero()[1])
+        return np.unique(np.concatenate([self.rows[used], self.cols[used]]))
 
-def force_operators(system, model: str = "paper", ik: int = 0) -> ForceOperators:
-    """The electron-ion coupling of ``model`` (module docstring) at Bloch vector index ik.
+    def restrict(self, sites: np.ndarray) -> "ForceOperators":
+        """The same operators on the sites ``sites`` only (which must hold their support):
+        the traces of :func:`pair_traces` and :func:`window_traces` need A and M on these
+        sites alone."""
+        where = np.full(self.n_ext, -1)
+        where[sites] = np.arange(len(sites))
+        keep = np.flatnonzero((where[self.rows] >= 0) & (where[self.cols] >= 0))
+        dropped = np.setdiff1d(np.arange(len(self.rows)), keep)
+        if dropped.size and self.values[:, dropped].count_nonzero():
+            raise ValueError("the sites do not hold the operators' support")
+        return ForceOperators(where[self.rows[keep]], where[self.cols[keep]],
+                              self.values[:, keep], len(sites), self.atoms, np.asarray(sites),
+                              keep)
+
+    def lift(self, phi: np.ndarray) -> np.ndarray:
+        """F_a applied to the columns of ``phi`` (energies x n_ext x r), for every a:
+        X[e, a, i, :] = F_a phi[e, :, i] (energies x 3 atoms x r x n_ext)."""
+        ne, n, r = phi.shape
+        nc = self.values.shape[0]
+        X = self._stacked @ np.moveaxis(phi, 0, 1).reshape(n, ne * r)
+        return np.ascontiguousarray(X.reshape(nc, n, ne, r).transpose(2, 0, 3, 1))
+
+
+def force_operators(system, model: str = "paper", ik: int = 0,
+                    atoms=None) -> ForceOperators:
+    """The electron-ion coupling of ``model`` (module docstring) at Bloch vector index ik,
+    for the device atoms ``atoms`` (indices in the caller's order; default all).
 
     Its expectation value, 2 tr[rho F_a] with the density matrix of Eq. 9, is the force of
     Eq. 4 (``paper``) or the Hellmann-Feynman force (``hellmann-feynman``) that
@@ -99,6 +143,9 @@ def force_operators(system, model: str = "paper", ik: int = 0) -> ForceOperators
     """
     w = onsite_weight(model)
     b, n, n_ext = system.ext_bonds, system.n_atoms, system.n_ext
+    atoms = np.arange(n) if atoms is None else np.asarray(atoms, dtype=int)
+    if atoms.ndim != 1 or np.any((atoms < 0) | (atoms >= n)):
+        raise ValueError(f"atoms must be device atom indices 0..{n - 1}, got {atoms}")
     k = system.kpoints[ik] if system.box is not None else None
     g = b.dtdr[:, None] * b.vec / np.linalg.norm(b.vec, axis=1)[:, None]   # (m, 3)
     phase = b.phases(k)
@@ -114,8 +161,8 @@ def force_operators(system, model: str = "paper", ik: int = 0) -> ForceOperators
     r, c, v = [], [], []
     for comp in range(3):
         gc = g[:, comp]
-        for atoms, sign, sel in ((b.i, 1.0, slice(None)), (b.j[dev], -1.0, dev)):
-            coord = 3 * user[atoms] + comp
+        for ends, sign, sel in ((b.i, 1.0, slice(None)), (b.j[dev], -1.0, dev)):
+            coord = 3 * user[ends] + comp
             r += [coord, coord, coord]
             c += [eij[sel], eji[sel], ed[(b.j if sign > 0 else b.i)[sel]]]
             v += [sign * gc[sel] * phase[sel], sign * gc[sel] * np.conj(phase[sel]),
@@ -123,61 +170,86 @@ def force_operators(system, model: str = "paper", ik: int = 0) -> ForceOperators
     values = sp.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))),
                            shape=(3 * n, 2 * m + n_ext))
     values.sum_duplicates()
-    return ForceOperators(rows, cols, values, n_ext)
+    coords = (3 * atoms[:, None] + np.arange(3)).ravel()
+    return ForceOperators(rows, cols, values[coords], n_ext, atoms)
 
 
 @dataclass
 class ExtendedSpectra:
     """Per energy (first axis) on the extended region: the retarded Green's function
-    ``G`` and the spectral densities ``A[S]`` injected from lead S (1/eV)."""
+    ``G`` and the spectral densities A_S = Phi_S Phi_S^+ injected from lead S, given by
+    their factors ``phi[S]`` (n_ext x contacts of S; 1/sqrt(eV))."""
 
     G: np.ndarray
-    A: list
+    phi: list
+
+    @property
+    def A(self) -> list:
+        """The spectral densities A_S (1/eV)."""
+        return [p @ dagger(p) for p in self.phi]
 
 
-def extended_spectra(system, E, ik: int = 0) -> ExtendedSpectra:
+def extended_spectra(system, E, ik: int = 0, spectra: bool = True,
+                     sites=None) -> ExtendedSpectra:
     """G and A_S on the extended region (device in internal order, then the left and the
-    right contacts) on the energies E, from the device Green's function of Eq. 6.
+    right contacts) on the energies E, from the device Green's function of Eq. 6
+    (``spectra=False``: G alone, phi empty); with ``sites`` (extended-region indices), G
+    on those sites only and the rows of phi_S there, from the columns of G_F that they
+    need (a large device's kernels need the sites next to the filament alone).
 
     With G_F the device block and g_S the leads' contact Green's functions, the scattering
     states from S are Psi_S = [G_F V_S^+ ; delta_tS + g_t V_t G_F V_S^+] (rows: device,
-    contacts of lead t), A_S = Psi_S a_S Psi_S^+ with a_S = i(g_S - g_S^+), and the columns
-    of G on S's contacts are Psi_S g_S; the device columns are [G_F ; g_t V_t G_F].
+    contacts of lead t), A_S = Psi_S a_S Psi_S^+ with a_S = i(g_S - g_S^+) (so
+    phi_S = Psi_S a_S^(1/2)), and the columns of G on S's contacts are Psi_S g_S; the
+    device columns are [G_F ; g_t V_t G_F].
     """
     E = np.atleast_1d(np.asarray(E, dtype=float))
     n, ne = system.n_atoms, len(E)
+    sites = np.arange(system.n_ext) if sites is None else np.asarray(sites)
+    dev = sites[sites < n]
     gs = [system._lead_gf(s, E, ik) for s in (0, 1)]
     Vs = system._V[ik]
     sigmas = [dagger(V) @ g @ V for V, g in zip(Vs, gs)]
+    cs = [c.contacts for c in system.lead_contacts]
+    bs = [c.boundary for c in system.lead_contacts]
+    # columns of G_F: the device sites kept and the atoms bonded to the leads
+    cols_f = np.unique(np.concatenate([dev, *bs])).astype(int)
+    at = np.full(n, -1)
+    at[cols_f] = np.arange(len(cols_f))
     try:
-        GF = system._M[ik].solve(E, sigmas, np.arange(n))
+        GF = system._M[ik].solve(E, sigmas, cols_f)
     except (RuntimeError, np.linalg.LinAlgError) as err:
         raise FloatingPointError(f"device Green's function is singular at an energy in "
                                  f"[{E.min()}, {E.max()}] eV: {err}") from None
-    cs = [c.contacts for c in system.lead_contacts]
-    bs = [c.boundary for c in system.lead_contacts]
     off = [n, n + len(cs[0])]
-    G = np.zeros((ne, system.n_ext, system.n_ext), dtype=complex)
-    G[:, :n, :n] = GF
+    # sites kept: device rows, and for each lead the rows of its contacts that are kept
+    lead_rows = [np.flatnonzero((sites >= off[t]) & (sites < off[t] + len(cs[t])))
+                 for t in (0, 1)]
+    lead_at = [sites[lead_rows[t]] - off[t] for t in (0, 1)]
+    in_dev = np.flatnonzero(sites < n)
+    G = np.zeros((ne, len(sites), len(sites)), dtype=complex)
+    G[:, in_dev[:, None], in_dev[None, :]] = GF[:, dev][:, :, at[dev]]
     for t in (0, 1):
-        rows = slice(off[t], off[t] + len(cs[t]))
-        G[:, rows, :n] = gs[t] @ (Vs[t] @ GF[:, bs[t], :])
-    A = []
+        part = gs[t] @ (Vs[t] @ GF[:, bs[t]][:, :, at[dev]])           # contacts x dev
+        G[:, lead_rows[t][:, None], in_dev[None, :]] = part[:, lead_at[t]]
+    phi = []
     for s in (0, 1):
-        cols = slice(off[s], off[s] + len(cs[s]))
-        psi = np.zeros((ne, system.n_ext, len(cs[s])), dtype=complex)
-        psi[:, :n] = GF[:, :, bs[s]] @ dagger(Vs[s])
+        psi = np.zeros((ne, len(sites), len(cs[s])), dtype=complex)
+        psi[:, in_dev] = GF[:, dev][:, :, at[bs[s]]] @ dagger(Vs[s])
         for t in (0, 1):
-            rows = slice(off[t], off[t] + len(cs[t]))
-            psi[:, rows] = gs[t] @ (Vs[t] @ (GF[:, bs[t]][:, :, bs[s]] @ dagger(Vs[s])))
-        psi[:, cols] += np.eye(len(cs[s]))
-        a = 1j * (gs[s] - dagger(gs[s]))
-        G[:, :, cols] = psi @ gs[s]
-        A.append(psi @ a @ dagger(psi))
-    return ExtendedSpectra(G, A)
+            block = gs[t] @ (Vs[t] @ (GF[:, bs[t]][:, :, at[bs[s]]] @ dagger(Vs[s])))
+            if t == s:
+                block = block + np.eye(len(cs[s]))
+            psi[:, lead_rows[t]] = block[:, lead_at[t]]
+        kept = lead_rows[s]
+        G[:, :, kept] = (psi @ gs[s])[:, :, lead_at[s]]
+        if spectra:
+            phi.append(psi @ sqrtm_psd(1j * (gs[s] - dagger(gs[s]))))
+    return ExtendedSpectra(G, phi)
 
 
-def energy_derivative(system, E, ik: int = 0, h: float = DERIV_STEP) -> np.ndarray:
+def energy_derivative(system, E, ik: int = 0, h: float = DERIV_STEP,
+                      sites=None) -> np.ndarray:
     """dG/dE on the extended region (1/eV^2) by second-order finite differences: central,
     or one-sided away from a lead channel edge or band edge closer than 2h (there G has a
     square-root branch point)."""
@@ -191,40 +263,106 @@ def energy_derivative(system, E, ik: int = 0, h: float = DERIV_STEP) -> np.ndarr
         nearest = gap[hit][np.arange(hit.sum()), np.abs(gap[hit]).argmin(axis=1)]
         side[hit] = np.where(nearest >= 0, 1.0, -1.0)
     offsets = np.where(side[:, None] == 0, [[-h, h]], side[:, None] * [[h, 2 * h]])
-    G = extended_spectra(system, (E[:, None] + offsets).ravel(), ik).G
+    G = extended_spectra(system, (E[:, None] + offsets).ravel(), ik, False, sites).G
     G = G.reshape(len(E), 2, *G.shape[1:])
     central = (G[:, 1] - G[:, 0]) / (2 * h)
     if not hit.any():
         return central
-    G0 = extended_spectra(system, E[hit], ik).G
+    G0 = extended_spectra(system, E[hit], ik, False, sites).G
     one = side[hit][:, None, None] * (-3 * G0 + 4 * G[hit, 0] - G[hit, 1]) / (2 * h)
     central[hit] = one
     return central
 
 
-def _traces(ops: ForceOperators, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """tr[X F_a Y F_b] for all coordinates a, b (energies x 3N x 3N); X, Y stacks over
-    the energies of matrices on the extended region."""
-    p, q, phi = ops.rows, ops.cols, ops.values
-    # tr[X |p><q| Y |p'><q'|] = X[q', p] Y[q, p']: M[e, e'] = Y[q_e, p_e'] X[q_e', p_e]
-    M = Y[:, q[:, None], p[None, :]] * np.swapaxes(X[:, q[:, None], p[None, :]], 1, 2)
-    ne, m = M.shape[0], M.shape[1]
-    left = phi @ np.moveaxis(M, 1, 0).reshape(m, ne * m)           # (3N, ne * m)
-    left = left.reshape(-1, ne, m).transpose(1, 0, 2).reshape(-1, m)
-    return (phi @ left.T).T.reshape(ne, phi.shape[0], phi.shape[0])
+def _operators_on_support(system, model, nk, atoms):
+    """The force operators of ``atoms`` at every Bloch vector, restricted to the sites
+    their elements touch (all traces need G and A_S there alone), and those sites."""
+    ops = [force_operators(system, model, ik, atoms) for ik in range(nk)]
+    sites = np.unique(np.concatenate([o.support() for o in ops]))
+    return [o.restrict(sites) for o in ops], sites
+
+
+def pair_traces(ops: ForceOperators, phi1: np.ndarray, phi2: np.ndarray,
+                x2: np.ndarray | None = None) -> np.ndarray:
+    """tr[A1 F_a A2 F_b] for all coordinates a, b (energies x 3 atoms x 3 atoms), with
+    A1 = phi1 phi1^+, A2 = phi2 phi2^+ (stacks over the energies); Hermitian in (a, b).
+    With B_a = phi1^+ F_a phi2 the trace is sum_ij (B_a)_ij conj((B_b)_ij). ``x2``:
+    ``ops.lift(phi2)`` if already computed."""
+    x2 = ops.lift(phi2) if x2 is None else x2
+    ne, nc, r2 = x2.shape[:3]
+    B = (x2.reshape(ne, nc * r2, ops.n_ext) @ phi1.conj()).reshape(ne, nc, r2 * phi1.shape[2])
+    return B @ dagger(B)
+
+
+def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray,
+                  y: np.ndarray | None = None) -> np.ndarray:
+    """tr[A F_a M F_b] (energies x 3 atoms x 3 atoms) with A = phi phi^+, from
+    x = ``ops.lift(phi)``: sum over the columns i of (F_a phi_i)^+ M (F_b phi_i); with
+    ``y`` = ``other.lift(phi)``, F_b of the other operators."""
+    ne, nc, r, n = x.shape
+    y = x if y is None else y
+    ny = y.shape[1]
+    Y = (y.reshape(ne, ny * r, n) @ np.swapaxes(M, 1, 2)).reshape(ne, ny, r * n)
+    return x.reshape(ne, nc, r * n).conj() @ np.swapaxes(Y, 1, 2)
+
+
+def coefficient_gradient(system, model: str, ik: int, atoms, expectation) -> np.ndarray:
+    """sum_e (d values[a, e] / dX_b) expectation[e]: the part of the Jacobian of
+    <F_a> = Re sum_e values[a, e] <|rows_e><cols_e|> that comes from the operator's own
+    dependence on the positions (through g = t'(r) n of each bond, with
+    dg/dX_j = t'' n n^T + (t'/r)(1 - n n^T) = -dg/dX_i), for the coordinates of ``atoms``
+    (rows a and columns b). ``expectation``: <|p><q|> per element of
+    :func:`force_operators` (bonds i-j, bonds j-i, then the diagonal). The hopping is the
+    geometric t(r) of ``system.hopping``."""
+    w = onsite_weight(model)
+    b, n = system.ext_bonds, system.n_atoms
+    k = system.kpoints[ik] if system.box is not None else None
+    m = len(b)
+    r = np.linalg.norm(b.vec, axis=1)
+    nvec = b.vec / r[:, None]
+    h = 1e-6
+    d2 = (system.hopping.hopping(r + h)[1] - system.hopping.hopping(r - h)[1]) / (2 * h)
+    H = (d2 - b.dtdr / r)[:, None, None] * nvec[:, :, None] * nvec[:, None, :] \
+        + (b.dtdr / r)[:, None, None] * np.eye(3)
+    ph = b.phases(k)
+    rho = np.asarray(expectation)
+    hop = ph * rho[:m] + np.conj(ph) * rho[m:2 * m]
+    s_i = np.real(hop + w * rho[2 * m + b.j])            # <operator of F_i> per bond
+    s_j = np.real(hop + w * rho[2 * m + b.i])            # <operator of F_j>
+    user = np.empty(n, dtype=int)
+    user[np.arange(n)] = system._order
+    atoms = np.arange(n) if atoms is None else np.asarray(atoms, dtype=int)
+    where = np.full(n, -1)
+    where[atoms] = np.arange(len(atoms))
+    J = np.zeros((len(atoms), 3, len(atoms), 3))
+    dev = b.j < n
+    ai = where[user[b.i]]
+    aj = np.full(m, -1)
+    aj[dev] = where[user[b.j[dev]]]
+    # (row atom, column atom, sign, weight) for dF_i/dX_j, dF_i/dX_i, dF_j/dX_j, dF_j/dX_i
+    for row, col, sign, weight in ((ai, aj, 1.0, s_i), (ai, ai, -1.0, s_i),
+                                   (aj, aj, -1.0, s_j), (aj, ai, 1.0, s_j)):
+        ok = (row >= 0) & (col >= 0)
+        np.add.at(J, (row[ok], slice(None), col[ok], slice(None)),
+                  sign * weight[ok, None, None] * H[ok])
+    return J.reshape(3 * len(atoms), 3 * len(atoms))
 
 
 @dataclass
 class ElectronicBath:
-    """Adiabatic electronic bath of the device atoms at one bias (module docstring).
+    """Adiabatic electronic bath of device atoms at one bias (module docstring).
 
-    Coordinates a = 3 m + c (device atom m in the caller's order, component c).
-    ``friction``: symmetric part of gamma (eV ps/A^2); ``berry``: antisymmetric part
-    (eV ps/A^2; -berry X' is the Berry, "magnetic" force); ``noise``: D, the covariance
-    of the Langevin force per unit time (eV^2 ps/A^2); ``equilibrium``: the zero-bias
-    friction at the same electron temperature (eV ps/A^2). ``bias`` (V), ``beta``,
-    ``temperature`` (K, electrons), ``model``, ``n_energies`` energy points, ``error``
-    the integrals' estimate (units of friction).
+    Coordinates a = 3 m + c for the m-th atom of ``atoms`` (device atom indices in the
+    caller's order) and component c. ``friction``: symmetric part of gamma (eV ps/A^2);
+    ``berry``: antisymmetric part (eV ps/A^2; -berry X' is the Berry, "magnetic" force);
+    ``noise``: D, the covariance of the Langevin force per unit time (eV^2 ps/A^2);
+    ``equilibrium``: the zero-bias friction at the same electron temperature
+    (eV ps/A^2). ``bias`` (V), ``beta``, ``temperature`` (K, electrons), ``model``,
+    ``n_energies`` energy points, ``error`` the integrals' estimate (units of friction),
+    ``partition`` the energies to start a similar integral from (``start``), ``reference``
+    the friction that ``tol`` was relative to;
+    ``force_jacobian`` dF_a/dX_b of the mean (renormalized) recoil force (eV/A^2; only if
+    asked for): its antisymmetric part is the non-conservative (curl) stiffness.
     """
 
     friction: np.ndarray
@@ -237,6 +375,10 @@ class ElectronicBath:
     model: str
     n_energies: int
     error: float
+    atoms: np.ndarray
+    partition: np.ndarray
+    reference: float
+    force_jacobian: np.ndarray | None = None
 
     @property
     def gamma(self) -> np.ndarray:
@@ -252,80 +394,135 @@ class ElectronicBath:
 
 def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float = 300.0,
                     model: str = "paper", tol: float = DEFAULT_RTOL,
-                    n_points: int | None = None) -> ElectronicBath:
-    """Friction, Berry tensor and noise of the device atoms at bias V (module docstring).
+                    n_points: int | None = None, atoms=None, start=(),
+                    jacobian: bool = False, reference: float | None = None) -> ElectronicBath:
+    r"""Friction, Berry tensor and noise of device atoms at bias V (module docstring).
 
     ``temperature`` is the electron temperature T_e (K). Energies are integrated with the
     bias window of the mean force (its Fermi tails at T_e > 0) adaptively to the accuracy
     ``tol`` relative to the largest zero-bias, T_e = 0 friction element (noise columns
     scaled by 2 k_B T_e + |V|), or with a fixed ``n_points`` rule per segment. At T_e = 0
     the equilibrium friction is the Fermi-surface value (-df/dE = delta(E - E_F)); at
-    V = 0 and T_e = 0 the noise vanishes.
+    V = 0 and T_e = 0 the noise vanishes. ``atoms``: the device atoms (indices in the
+    caller's order) whose coordinates the tensors cover; default all. ``start``: energies
+    to start the adaptive rule from (a previous result's ``partition``). ``reference``:
+    the friction (eV ps/A^2) that ``tol`` is relative to (default: the largest zero-bias,
+    T_e = 0 friction element of this geometry; the result's ``reference``): a run that
+    keeps the first geometry's keeps its absolute accuracy when the filament breaks and
+    its own reference shrinks. ``jacobian``: also
+    the Jacobian of the mean force on the same coordinates, from the same energies: the
+    electrons see the displacement through H(X) (dH/dX_b = -F_b of the Hellmann-Feynman
+    operator, A_S = G Gamma_S G^+ on the extended region, so dA_S = -G F_b A_S - A_S F_b
+    G^+), and the operator F_a itself moves with the atoms (:func:`coefficient_gradient`):
+
+    .. math::
+
+        \frac{\partial F_a}{\partial X_b} = -\frac{2}{\pi} \sum_S \int dE\, w_S\,
+            \mathrm{Re\,tr}[A_S F_a G F^{HF}_b] + \sum_e \frac{\partial (F_a)_e}
+            {\partial X_b} \langle e \rangle.
     """
     onsite_weight(model)
     quad.check_bias(bias, beta, temperature)
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}")
+    check_window(system, bias, beta, temperature)
     segments = quad.bias_window(system.fermi_level, bias, beta, temperature)
-    system._check_window(segments)
     nk = len(system.kweights)
-    ops = [force_operators(system, model, ik) for ik in range(nk)]
-    N3 = 3 * system.n_atoms
+    ops, sites = _operators_on_support(system, model, nk, atoms)
+    hf = [force_operators(system, "hellmann-feynman", ik, atoms).restrict(sites)
+          for ik in range(nk)] if jacobian else None
+    N3 = ops[0].values.shape[0]
+    n_el = len(ops[0].rows)
     iu = np.triu_indices(N3)
     EF = system.fermi_level
     mu = quad.chemical_potentials(EF, bias if abs(bias) >= quad.TINY_BIAS else 0.0, beta)
-    per_energy = 16 * (8 * system.n_ext ** 2 + 3 * len(ops[0].rows) ** 2)
+    r = max(len(c.contacts) for c in system.lead_contacts)
+    ns = len(sites)
+    per_energy = 16 * (8 * ns ** 2 + 4 * N3 * r * ns + 4 * N3 ** 2 + 3 * system.n_atoms * ns)
     chunk = max(1, BATCH_BYTES // per_energy)
 
     def fermi_surface(E):
         out = np.zeros((len(E), N3, N3))
         for ik, wk in enumerate(system.kweights):
-            A = sum(extended_spectra(system, E, ik).A)
-            out += wk * _traces(ops[ik], A, A).real
+            phi = np.concatenate(extended_spectra(system, E, ik, sites=sites).phi, axis=2)
+            out += wk * pair_traces(ops[ik], phi, phi).real
         return 2.0 * HBAR / (4.0 * np.pi) * out
 
-    scale = float(np.abs(np.diagonal(fermi_surface(np.array([EF]))[0])).max())
-    scale = scale if scale > 0 else 1.0
+    if reference is None:
+        reference = float(np.abs(np.diagonal(fermi_surface(np.array([EF]))[0])).max())
+    scale = reference if reference > 0 else 1.0
     e_scale = 2.0 * quad.K_B * temperature + abs(bias)
 
     def rows(E):
         fL, fR = (quad.fermi(E, m, temperature) for m in mu)
         f0 = quad.fermi(E, EF, temperature)
-        wL, wR = fL - f0, fR - f0
+        w = (fL - f0, fR - f0)
         eq, dgam, noise = (np.zeros((len(E), N3, N3)) for _ in range(3))
+        jac = np.zeros((len(E), N3, N3)) if jacobian else None
+        expect = np.zeros((len(E), nk, n_el), dtype=complex) if jacobian else None
         for ik, wk in enumerate(system.kweights):
-            sp_ = extended_spectra(system, E, ik)
-            AL, AR = sp_.A
-            LL, RR, LR = (_traces(ops[ik], X, Y).real for X, Y in
-                          ((AL, AL), (AR, AR), (AL, AR)))
-            cross = LR + np.swapaxes(LR, 1, 2)        # tr[A_L F A_R F] + tr[A_R F A_L F]
+            sp_ = extended_spectra(system, E, ik, sites=sites)
+            phi = sp_.phi
+            x = [ops[ik].lift(p) for p in phi]
+            # tr[A_L F A_R F] + tr[A_R F A_L F]; tr[A_S F A_S F] only where weighted (not
+            # inside a T_e = 0 window)
+            cross = 2.0 * pair_traces(ops[ik], phi[0], phi[1], x[1]).real
+            same = [f * (1 - f) for f in (fL, fR)]
             if temperature > 0:
                 d0 = (f0 * (1.0 - f0) / (quad.K_B * temperature))[:, None, None]
-                eq += wk * d0 * (LL + RR + cross)
+                eq += wk * d0 * cross
             c = (fL * (1 - fR) + fR * (1 - fL))[:, None, None]
-            noise += wk * ((fL * (1 - fL))[:, None, None] * LL
-                           + (fR * (1 - fR))[:, None, None] * RR + 0.5 * c * cross)
-            move = (wL != 0) | (wR != 0)
+            noise += wk * 0.5 * c * cross
+            for s in (0, 1):
+                on = (same[s] != 0) | (temperature > 0)
+                if on.any():
+                    SS = pair_traces(ops[ik], phi[s][on], phi[s][on], x[s][on]).real
+                    noise[on] += wk * same[s][on, None, None] * SS
+                    if temperature > 0:
+                        eq += wk * d0 * SS
+            move = (w[0] != 0) | (w[1] != 0)
             if move.any():
-                rho = (wL[move, None, None] * AL[move] + wR[move, None, None] * AR[move])
-                dG = energy_derivative(system, E[move], ik)
-                dgam[move] += wk * _traces(ops[ik], rho, dG).imag
+                dG = energy_derivative(system, E[move], ik, sites=sites)
+                for s in (0, 1):
+                    on = w[s][move] != 0
+                    if on.any():
+                        t = window_traces(ops[ik], x[s][move][on], dG[on]).imag
+                        dgam[np.flatnonzero(move)[on]] += wk * w[s][move][on, None, None] * t
+                        if jacobian:
+                            e = np.flatnonzero(move)[on]
+                            ws = w[s][e][:, None, None]
+                            t = window_traces(ops[ik], x[s][e], sp_.G[e],
+                                              hf[ik].lift(phi[s][e])).real
+                            jac[e] += wk * ws * t
+                            # <|p><q|> = tr[A |p><q|] = A[q, p] per element
+                            pe = phi[s][e]
+                            a = np.einsum("eqr,eqr->eq", pe[:, ops[ik].cols],
+                                          pe[:, ops[ik].rows].conj())
+                            expect[e, ik] += w[s][e][:, None] * a
         eq *= HBAR / (2.0 * np.pi)
         dgam *= -2.0 * HBAR / np.pi
         noise *= HBAR / np.pi
-        return np.hstack([eq[:, iu[0], iu[1]] / scale, dgam.reshape(len(E), -1) / scale,
-                          noise[:, iu[0], iu[1]] / (scale * e_scale)])
+        parts = [eq[:, iu[0], iu[1]] / scale, dgam.reshape(len(E), -1) / scale,
+                 noise[:, iu[0], iu[1]] / (scale * e_scale)]
+        if jacobian:
+            # (2 spins / 2 pi) int w (-2 Re tr[...]); expectations 2 int w A / 2 pi
+            parts += [(-2.0 / np.pi) * jac.reshape(len(E), -1) / K_SCALE,
+                      (expect.real / np.pi).reshape(len(E), -1) / K_SCALE,
+                      (expect.imag / np.pi).reshape(len(E), -1) / K_SCALE]
+        return np.hstack(parts)
 
     def func(E, seg):
         return system._map(lambda e: np.vstack([rows(e[i:i + chunk])
                                                 for i in range(0, len(e), chunk)]), E)
 
     n_sym = len(iu[0])
-    total, error, n_energies = np.zeros(2 * n_sym + N3 * N3), 0.0, 0
+    width = 2 * n_sym + N3 * N3 + ((N3 * N3 + 2 * nk * n_el) if jacobian else 0)
+    total, error, n_energies, ends = np.zeros(width), 0.0, 0, []
     for seg in segments:
-        res = seg.integrate(func, n_points, tol / len(segments), system._kinks())
+        res = seg.integrate(func, n_points, tol / len(segments), system._kinks(), start)
         total, error = total + res.value, error + res.error
         n_energies += res.n_evals
+        ends += [] if res.partition is None else list(res.partition)
 
     def sym(vec):
         out = np.zeros((N3, N3))
@@ -338,45 +535,209 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     else:
         equilibrium = sym(total[:n_sym]) * scale
     gamma = equilibrium + total[n_sym:n_sym + N3 * N3].reshape(N3, N3) * scale
-    noise = sym(total[n_sym + N3 * N3:]) * scale * e_scale
+    noise = sym(total[n_sym + N3 * N3:2 * n_sym + N3 * N3]) * scale * e_scale
+    J = None
+    if jacobian:
+        rest = total[2 * n_sym + N3 * N3:] * K_SCALE
+        J = rest[:N3 * N3].reshape(N3, N3)
+        expect = (rest[N3 * N3:N3 * N3 + nk * n_el]
+                  + 1j * rest[N3 * N3 + nk * n_el:]).reshape(nk, n_el)
+        for ik, wk in enumerate(system.kweights):
+            full = np.zeros(len(force_operators(system, model, ik).rows), dtype=complex)
+            full[ops[ik].elements] = expect[ik]
+            J = J + wk * coefficient_gradient(system, model, ik, atoms, full)
     return ElectronicBath(0.5 * (gamma + gamma.T), 0.5 * (gamma - gamma.T), noise,
                           0.5 * (equilibrium + equilibrium.T), float(bias), beta,
-                          temperature, model, n_energies, error * scale)
+                          temperature, model, n_energies, error * scale, ops[0].atoms,
+                          np.array(ends, dtype=float), scale, J)
+
+
+@dataclass
+class FrequencyKernels:
+    """Symmetric friction and symmetrized noise at the vibration energy hbar omega
+    (:func:`kernels_at_frequency`; eV ps/A^2 and eV^2 ps/A^2), ``energy`` hbar omega (eV),
+    ``atoms`` as in :class:`ElectronicBath`, ``n_energies`` energy points."""
+
+    friction: np.ndarray
+    noise: np.ndarray
+    energy: float
+    atoms: np.ndarray
+    n_energies: int
+
+
+def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
+                         temperature: float = 0.0, model: str = "paper",
+                         tol: float = DEFAULT_RTOL, atoms=None) -> FrequencyKernels:
+    r"""The dissipative friction and the noise felt by a vibration of energy
+    epsilon = hbar omega > 0, from the golden rule (transitions E -> E + epsilon between the
+    scattering states of leads S and S'; only spectral densities, no dG/dE):
+
+    .. math::
+
+        \gamma_{ab}(\omega) = \frac{\hbar}{2\pi\epsilon} \sum_{SS'} \int dE\,
+            [f_S(E) - f_{S'}(E + \epsilon)]\,
+            \mathrm{Re\,tr}[A_S(E) F_a A_{S'}(E + \epsilon) F_b],
+
+        D_{ab}(\omega) = \frac{\hbar}{\pi} \sum_{SS'} \int dE\, \tfrac12 [f_S(E)
+            (1 - f_{S'}(E + \epsilon)) + f_{S'}(E + \epsilon)(1 - f_S(E))]\,
+            \mathrm{Re\,tr}[A_S(E) F_a A_{S'}(E + \epsilon) F_b],
+
+    symmetrized in (a, b), both spins. As epsilon -> 0 they are the adiabatic ``friction``
+    and ``noise`` of :func:`electronic_bath` (its bias term included: an independent
+    route); at zero bias D = epsilon coth(epsilon / 2 k_B T_e) gamma (the quantum
+    fluctuation-dissipation theorem). Where they differ from the adiabatic kernels at the
+    atoms' vibration energies (resonances narrower than hbar omega), the adiabatic limit
+    fails. ``tol`` as in :func:`electronic_bath`.
+    """
+    onsite_weight(model)
+    if not (np.isfinite(energy) and energy > 0):
+        raise ValueError(f"vibration energy hbar omega must be > 0 eV, got {energy}")
+    check_window(system, bias, beta, temperature)
+    nk = len(system.kweights)
+    ops, sites = _operators_on_support(system, model, nk, atoms)
+    N3 = ops[0].values.shape[0]
+    iu = np.triu_indices(N3)
+    EF = system.fermi_level
+    mu = quad.chemical_potentials(EF, bias if abs(bias) >= quad.TINY_BIAS else 0.0, beta)
+    tail = quad.TAIL_KT * quad.K_B * temperature
+    lo, hi = min(*mu, EF) - energy - tail, max(*mu, EF) + tail
+    steps = () if temperature > 0 else tuple(sorted({*mu, *(m - energy for m in mu)}))
+    seg = quad.Segment(lo, hi, None, None, steps=tuple(e for e in steps if lo < e < hi))
+    phi0 = np.concatenate(extended_spectra(system, np.array([EF]), 0, sites=sites).phi,
+                          axis=2)
+    scale = float(np.abs(np.diagonal(pair_traces(ops[0], phi0, phi0)[0].real)).max())
+    scale = HBAR / (2 * np.pi) * (scale if scale > 0 else 1.0)
+    e_scale = 2.0 * quad.K_B * temperature + abs(bias) + energy
+
+    def rows(E, _seg):
+        f1 = [quad.fermi(E, m, temperature) for m in mu]
+        f2 = [quad.fermi(E + energy, m, temperature) for m in mu]
+        fric, noise = np.zeros((len(E), N3, N3)), np.zeros((len(E), N3, N3))
+        for ik, wk in enumerate(system.kweights):
+            p1 = extended_spectra(system, E, ik, sites=sites).phi
+            p2 = extended_spectra(system, E + energy, ik, sites=sites).phi
+            x2 = [ops[ik].lift(p) for p in p2]
+            for s in (0, 1):
+                for t in (0, 1):
+                    tr = wk * pair_traces(ops[ik], p1[s], p2[t], x2[t]).real
+                    fric += (f1[s] - f2[t])[:, None, None] * tr
+                    noise += (0.5 * (f1[s] * (1 - f2[t]) + f2[t] * (1 - f1[s])))[:, None, None] * tr
+        fric *= HBAR / (2 * np.pi * energy)
+        noise *= HBAR / np.pi
+        return np.hstack([fric[:, iu[0], iu[1]] / scale,
+                          noise[:, iu[0], iu[1]] / (scale * e_scale)])
+
+    res = seg.integrate(lambda E, sg: system._map(lambda e: rows(e, sg), E), None, tol,
+                        system._kinks())
+
+    def sym(vec):
+        out = np.zeros((N3, N3))
+        out[iu] = vec
+        return out + np.triu(out, 1).T
+
+    n = len(iu[0])
+    return FrequencyKernels(sym(res.value[:n]) * scale, sym(res.value[n:]) * scale * e_scale,
+                            float(energy), ops[0].atoms, res.n_evals)
 
 
 @dataclass
 class EffectiveTemperature:
     """Effective electronic temperatures of a bath (K).
 
-    ``modes``: T_eff of the friction's eigenmodes with nonzero friction,
-    D v = 2 k_B T gamma_s v (generalized eigenvalues, ascending), ``vectors`` their
-    columns (3N x modes), ``overall``: the kinetic temperature the free atoms (equal
-    masses, no potential) would reach under the full gamma and D, from
-    gamma K + K gamma^T = D, T = tr K / (modes k_B), on the same subspace; NaN if the
-    friction there is not positive definite (negative friction: runaway).
+    ``modes``: T_eff of the modes of the subspace where the friction is positive (its
+    eigenvalues above ``rcond`` times the largest), D v = 2 k_B T gamma_s v there
+    (generalized eigenvalues, ascending), ``vectors`` their columns (3N x modes);
+    ``overall``: the kinetic temperature the free atoms (equal masses, no potential) would
+    reach under the full gamma and D, from gamma K + K gamma^T = D, T = tr K / (modes
+    k_B), on that subspace, NaN unless the friction is positive there and nowhere
+    negative (negative friction: runaway). ``balance``: the temperature at which the bath
+    neither gives energy to nor takes it from atoms of equal masses whose velocities are
+    equipartitioned, tr D / (2 k_B tr gamma_s): what the atoms approach when their
+    potential mixes the modes faster than the bath acts (docs/bath.md); NaN when
+    tr gamma_s <= 0.
     """
 
     modes: np.ndarray
     vectors: np.ndarray
     overall: float
+    balance: float
 
 
 def effective_temperature(bath: ElectronicBath, rcond: float = 1e-8
                           ) -> EffectiveTemperature:
-    """Per-mode and overall effective temperature (noise over twice the friction)."""
+    """Per-mode, overall and power-balance effective temperatures (noise over twice the
+    friction)."""
     from scipy.linalg import eigh, solve_continuous_lyapunov
+    trace = float(np.trace(bath.friction))
+    balance = float(np.trace(bath.noise) / (2.0 * quad.K_B * trace)) if trace > 0 else np.nan
     lam, U = np.linalg.eigh(bath.friction)
-    keep = np.abs(lam) > rcond * np.abs(lam).max(initial=0.0)
+    small = rcond * np.abs(lam).max(initial=0.0)
+    keep = lam > small
     if not keep.any():
-        return EffectiveTemperature(np.zeros(0), np.zeros((len(lam), 0)), float("nan"))
+        return EffectiveTemperature(np.zeros(0), np.zeros((len(lam), 0)), np.nan, balance)
     P = U[:, keep]
     g, D = P.T @ bath.friction @ P, P.T @ bath.noise @ P
-    if np.all(lam[keep] > 0):
-        t, v = eigh(D, 2.0 * quad.K_B * g)
+    t, v = eigh(D, 2.0 * quad.K_B * g)
+    overall = np.nan
+    if np.all(lam >= -small):
         K = solve_continuous_lyapunov(P.T @ bath.gamma @ P, D)
         overall = float(np.trace(K) / (len(g) * quad.K_B))
-    else:
-        t, v = np.linalg.eig(np.linalg.solve(2.0 * quad.K_B * g, D))
-        order = np.argsort(t.real)
-        t, v, overall = t.real[order], v.real[:, order], float("nan")
-    return EffectiveTemperature(t, P @ v, overall)
+    return EffectiveTemperature(t, P @ v, overall, balance)
+
+
+@dataclass
+class Stability:
+    """Eigenvalues of the linearized dynamics M x'' = -K x - gamma x' (see
+    :func:`linear_stability`): ``rate`` the largest real part (1/ps; > 0: a mode grows as
+    exp(rate t), a runaway), ``frequency`` the imaginary part of that eigenvalue (rad/ps)
+    and ``mode`` its displacement pattern (3N, complex)."""
+
+    rate: float
+    frequency: float
+    mode: np.ndarray
+
+
+def linear_stability(gamma: np.ndarray, masses: np.ndarray,
+                     stiffness: np.ndarray | None = None) -> Stability:
+    """The fastest-growing mode of M x'' = -K x - gamma x' (Lu, Brandbyge, Hedegard,
+    Todorov, Dundas, PRB 85, 245444 (2012), Eq. 5 linearized).
+
+    ``gamma`` the full velocity kernel (friction plus Berry, eV ps/A^2), ``masses`` per
+    coordinate (eV ps^2/A^2), ``stiffness`` K = -dF/dX of all conservative and
+    non-conservative forces (eV/A^2; not symmetric out of equilibrium). Without K the atoms
+    are free: the rates are the eigenvalues of -M^-1 gamma (a negative friction
+    eigenvalue is a runaway at rate |lambda| / m for equal masses).
+    """
+    n = len(masses)
+    minv = 1.0 / np.asarray(masses, dtype=float)
+    if stiffness is None:
+        lam, vec = np.linalg.eig(-minv[:, None] * gamma)
+        k = int(np.argmax(lam.real))
+        return Stability(float(lam[k].real), float(abs(lam[k].imag)), vec[:, k])
+    A = np.zeros((2 * n, 2 * n))
+    A[:n, n:] = np.eye(n)
+    A[n:, :n] = -minv[:, None] * stiffness
+    A[n:, n:] = -minv[:, None] * gamma
+    lam, vec = np.linalg.eig(A)
+    k = int(np.argmax(lam.real))
+    return Stability(float(lam[k].real), float(abs(lam[k].imag)), vec[:n, k])
+
+
+def check_window(system, bias: float, beta: float, temperature: float) -> None:
+    """The bath's energy window at electron temperature T_e (the bias window with its
+    Fermi tails) must avoid the periodic leads' flat bands: a clear error naming the
+    largest T_e accepted at this bias, before any long work."""
+    try:
+        system._check_window(quad.bias_window(system.fermi_level, bias, beta, temperature))
+    except ValueError as err:
+        mu = quad.chemical_potentials(system.fermi_level, bias, beta)
+        lo, hi = min(*mu, system.fermi_level), max(*mu, system.fermi_level)
+        flat = system._flat_bands()[0]
+        gap = np.min(np.maximum(lo - flat, flat - hi), initial=np.inf) - FLAT_MARGIN
+        edge = min(lo - system.band_edges[0], system.band_edges[1] - hi)
+        room = min(gap, edge)
+        best = (f"T_e below {room / (quad.TAIL_KT * quad.K_B):.0f} K" if room > 0
+                else "no T_e")
+        raise ValueError(f"electronic bath at T_e = {temperature} K, V = {bias} V: {err}; "
+                         f"at this bias the window's Fermi tails ({quad.TAIL_KT:g} k_B T_e) "
+                         f"allow {best}") from None

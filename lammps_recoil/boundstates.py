@@ -140,9 +140,10 @@ class PoleTerms:
 
     def densities(self, E, lead: int):
         """The Lorentzians in the bond and site densities from lead S (energies x bonds,
-        energies x extended sites; real)."""
+        complex: the real part enters the forces, the imaginary one the bond currents;
+        energies x extended sites, real)."""
         c = self.lead[lead] * self._poles(E)
-        return (c @ self.bond).real, (c @ self.site).real
+        return c @ self.bond, (c @ self.site).real
 
     def transmission(self, E) -> np.ndarray:
         """The Lorentzians in T(E)."""

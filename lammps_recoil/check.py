@@ -221,18 +221,22 @@ def check_connected(data: DataFile, electrodes, r_bond: float) -> None:
                          f"left frozen electrode to the right one{where}")
 
 
-def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "auto",
+def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
                device: str = "filament", potential: str | None = None, tol: float = 1e-2,
                model: str = "paper", hopping: HoppingModel = HoppingModel(),
                kpoints=1, lead_eta=None, time_update: bool = True, leads: str = "periodic",
-               inf_kmesh: int = DEFAULT_KMESH, inf_eta: float = DEFAULT_ETA) -> CheckReport:
+               inf_kmesh: int = DEFAULT_KMESH, inf_eta: float = DEFAULT_ETA,
+               bath_temperature: float | None = None) -> CheckReport:
     """Everything about a data file that can be known before MD (module docstring).
 
-    ``leads``: "periodic" or "infinite" (laterally infinite leads on an ``inf_kmesh`` x
+    ``V``: the bias (volts), or the biases a protocol applies (each one checked; the update
+    is timed at the largest |V|). ``leads``: "periodic" or "infinite" (laterally infinite
+    leads on an ``inf_kmesh`` x
     ``inf_kmesh`` zone mesh with broadening ``inf_eta``, eV; no flat bands). With
     ``time_update`` one update is timed twice: the first computes the leads' Green's
     functions on its energies, the second (same atoms) finds them cached, as most MD
-    updates do.
+    updates do. ``bath_temperature``: the electron temperature T_e (K) of an electronic
+    bath, whose windows (with their Fermi tails) are checked too.
     """
     rep = CheckReport()
     data = read_data(path)
@@ -300,8 +304,85 @@ def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "aut
             f"[{lo:.4f}, {hi:.4f}] eV; flat lead bands at "
             f"{np.round(flat, 4).tolist() if flat.size else 'none'}{' eV' if flat.size else ''} (built in {t1 - t0:.2f} s)")
     vmax = {s: largest_bias(EF, beta, (lo, hi), flat, s) for s in (1.0, -1.0)}
-    wlo, whi = bias_window(EF, V, beta)
     accepted = f"accepted: {-vmax[-1.0]:.3f} V < V < {vmax[1.0]:.3f} V at beta = {beta}"
+    biases = np.unique(np.atleast_1d(np.asarray(V, dtype=float)))
+    for v in biases:
+        _check_bias(v, beta, EF, (lo, hi), flat, vmax, accepted, box, el, kpoints)
+    V = biases[np.argmax(np.abs(biases))]
+    wlo, whi = bias_window(EF, V, beta)
+    span = f"V = {V} V" if len(biases) == 1 else f"V from {biases[0]} to {biases[-1]} V"
+    rep.add(f"  {span}, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV"
+            f"{' at the largest |V|' if len(biases) > 1 else ''}; {accepted}")
+    if bath_temperature is not None:
+        from .bath import check_window
+        for v in biases:
+            try:
+                check_window(system, v, beta, bath_temperature)
+            except ValueError as err:
+                raise ValueError(f"{err} (deck: -var Te, or -var lead_eta 0.05)") from None
+        rep.add(f"  electronic bath at T_e = {bath_temperature} K: windows clear of flat bands")
+    if time_update:
+        seconds, results = [], []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            results.append(system.forces(V, beta, model=model, tol=tol))
+            seconds.append(time.perf_counter() - t0)
+        rep.seconds_per_update, rep.seconds_cached = seconds
+        res = results[0]
+        total = np.round(res.forces[system_mask(data, device)].sum(0), 4).tolist()
+        rep.add(f"  one NEGF update: {seconds[0] * 1e3:.1f} ms, {res.n_energies} energy points "
+                f"(tol {tol:g}); {seconds[1] * 1e3:.1f} ms with the leads' Green's functions "
+                f"cached; G = {res.conductance:.4f} G0, total recoil force on the filament "
+                f"{total} eV/A")
+        if leads == "periodic" and device == "filament":
+            _compare_infinite(rep, data, el, hopping, V, beta, model, tol, inf_kmesh,
+                              inf_eta, res.forces[system_mask(data, device)].sum(0), kpoints,
+                              lead_eta)
+    return rep
+
+
+#: Relative difference of the filament's total recoil force between the periodic and the
+#: laterally infinite leads above which ``check`` notes that the cell's transverse
+#: sampling is not converged.
+SAMPLING_NOTE = 0.1
+
+
+def _compare_infinite(rep, data, el, hopping, V, beta, model, tol, inf_kmesh, inf_eta,
+                      total, kpoints, lead_eta) -> None:
+    """The same update between laterally infinite leads: the periodic leads hold only the
+    cell's own transverse wave vectors (one per site of a layer, times the k grid), the
+    infinite ones sum over the whole zone; a total force differing by more than
+    SAMPLING_NOTE is noted (not refused: both are the model, one of them unconverged)."""
+    try:
+        system = system_from_types(data.positions, data.types, data.box, ids=data.ids,
+                                   electrodes=el, hopping=hopping, leads="infinite",
+                                   inf_kmesh=inf_kmesh, inf_eta=inf_eta)
+        res = system.forces(V, beta, model=model, tol=tol)
+    except (ValueError, FloatingPointError) as err:
+        rep.add(f"  laterally infinite leads: not comparable here ({err})")
+        return
+    inf_total = res.forces[system_mask(data, "filament")].sum(0)
+    rep.add(f"  between laterally infinite leads (-var leads infinite): total recoil force "
+            f"{np.round(inf_total, 4).tolist()} eV/A, G = {res.conductance:.4f} G0")
+    big = np.linalg.norm(inf_total)
+    if big > 0 and np.linalg.norm(total - inf_total) > SAMPLING_NOTE * big:
+        waves = round(data.box[0] * data.box[1] / el.left.lattice.cell_area)
+        grid = np.broadcast_to(np.asarray(kpoints), (2,))
+        rep.notes.append(
+            f"the periodic leads sample {waves * int(np.prod(grid))} transverse wave vectors "
+            f"per layer ({waves} sites per layer x a {grid[0]}x{grid[1]} k grid"
+            f"{f', lead_eta {lead_eta} eV' if lead_eta else ''}): the total recoil force "
+            f"on the filament, {np.round(total, 3).tolist()} eV/A, is "
+            f"{np.linalg.norm(total) / big:.2f} of its size between laterally infinite "
+            f"leads, {np.round(inf_total, 3).tolist()} eV/A; converged transverse sampling: "
+            "-var leads infinite (or -var kpoints 8 -var lead_eta 0.01)")
+
+
+def _check_bias(V, beta, EF, band, flat, vmax, accepted, box, el, kpoints) -> None:
+    """Refuse a bias whose window leaves the lead band or meets a flat band, naming the
+    cause and what is accepted (:func:`check_data`)."""
+    lo, hi = band
+    wlo, whi = bias_window(EF, V, beta)
     if V != 0 and abs(V) >= vmax[np.sign(V)]:
         near = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
         if wlo < lo or whi > hi:
@@ -334,21 +415,6 @@ def check_data(path: str, V: float = 1.0, beta: float = 0.5, lattice: str = "aut
                    "broadening (-var lead_eta 0.05, eV: the periodic leads' flat bands "
                    "become Lorentzians)")
         raise ValueError(f"bias V = {V} V: {cause}; {accepted}; use {fix}")
-    rep.add(f"  V = {V} V, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV; {accepted}")
-    if time_update:
-        seconds, results = [], []
-        for _ in range(2):
-            t0 = time.perf_counter()
-            results.append(system.forces(V, beta, model=model, tol=tol))
-            seconds.append(time.perf_counter() - t0)
-        rep.seconds_per_update, rep.seconds_cached = seconds
-        res = results[0]
-        total = np.round(res.forces[system_mask(data, device)].sum(0), 4).tolist()
-        rep.add(f"  one NEGF update: {seconds[0] * 1e3:.1f} ms, {res.n_energies} energy points "
-                f"(tol {tol:g}); {seconds[1] * 1e3:.1f} ms with the leads' Green's functions "
-                f"cached; G = {res.conductance:.4f} G0, total recoil force on the filament "
-                f"{total} eV/A")
-    return rep
 
 
 def system_mask(data: DataFile, device: str) -> np.ndarray:

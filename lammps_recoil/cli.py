@@ -112,16 +112,18 @@ def _prepare(args) -> int:
 def _check(args) -> int:
     """Check a data file against the deck's contract (docs/geometry.md) before MD."""
     from .check import check_data
-    from .params import DEFAULTS, lead_options, parse_params
+    from .params import DEFAULT_DT, DEFAULTS, lead_options, parse_params
+    from .protocols import deck_protocol
     deck = dict(DEFAULTS)                        # the deck's defaults, by name
     for name, value in args.var or ():
         deck[name] = value
     p = parse_params(**{k: v for k, v in deck.items() if k in DEFAULTS})
+    protocol = deck_protocol(p, p["every"] * DEFAULT_DT)
     import os
     potential = deck["potential"] if os.path.isfile(deck["potential"]) else None
     t0 = time.perf_counter()
-    report = check_data(args.data, p["V"], p["beta"], p["lattice"], p["device"], potential,
-                        p["tol"], p["model"], **lead_options(p))
+    report = check_data(args.data, protocol.extremes(), p["beta"], p["lattice"], p["device"],
+                        potential, p["tol"], p["model"], **lead_options(p))
     for line in report.lines:
         print(line)
     if potential is None:
@@ -222,10 +224,69 @@ def _report_data(args, t0) -> int:
     return 0
 
 
+def parse_biases(tokens) -> np.ndarray:
+    """Biases (V) from tokens that are numbers or inclusive ranges START:STOP:STEP."""
+    out = []
+    for token in tokens:
+        for part in str(token).split(","):
+            if not part:
+                continue
+            try:
+                values = [float(v) for v in part.split(":")]
+            except ValueError:
+                raise ValueError(f"bias {part!r} is not a number of volts or a range "
+                                 "START:STOP:STEP") from None
+            if len(values) == 1:
+                out.append(values[0])
+            elif len(values) == 3 and values[2] != 0 and (values[1] - values[0]) * values[2] >= 0:
+                n = int(np.floor((values[1] - values[0]) / values[2] + 1e-9)) + 1
+                out.extend(values[0] + values[2] * np.arange(n))
+            else:
+                raise ValueError(f"bias range {part!r}: expected START:STOP:STEP with a "
+                                 "nonzero STEP that leads from START to STOP")
+    return np.array(out)
+
+
+def _iv(args) -> int:
+    """Static I(V), G(V) and recoil forces of a data file's geometry."""
+    import os
+    from .builders import system_from_types
+    from .check import read_data, system_mask
+    from .iv import iv_curve, iv_figure
+    from .plots import write_csv
+    biases = parse_biases(args.biases)
+    prefix = args.output or os.path.join("runs", os.path.splitext(
+        os.path.basename(args.data))[0] + "_iv")
+    for path in (prefix + ".csv", prefix + ".png"):
+        if os.path.exists(path) and not args.overwrite:
+            raise ValueError(f"{path} exists: pass --overwrite to replace it")
+    data = read_data(args.data)
+    system = system_from_types(data.positions, data.types, data.box, ids=data.ids,
+                               device=args.device, kpoints=args.kpoints,
+                               lead_eta=args.lead_eta or None)
+    t0 = time.perf_counter()
+    curve = iv_curve(system, biases, args.beta, model=args.model, tol=args.tol,
+                     atoms=system_mask(data, args.device))
+    print(f"{args.data}: {system.n_atoms} NEGF device atoms (device {args.device}), beta = "
+          f"{args.beta}, model {args.model}, tol {args.tol:g}; forces summed over the "
+          f"filament ({time.perf_counter() - t0:.2f} s)")
+    for line in curve.table():
+        print("  " + line)
+    write_csv(prefix + ".csv", curve.columns(), f"lammps-recoil iv {args.data}: beta = "
+              f"{args.beta}, model = {args.model}, tol = {args.tol}, device = {args.device}, "
+              f"kpoints = {args.kpoints}, lead_eta = {args.lead_eta}; I in uA, G in G0, "
+              "forces in eV/A on the filament atoms")
+    iv_figure(prefix + ".png", curve, f"{os.path.basename(args.data)}: static I-V, beta = "
+              f"{args.beta}")
+    print(f"wrote {prefix}.csv and {prefix}.png")
+    return 0
+
+
 def _analyze(args) -> int:
     """Fig. 2 panels and tables of a run of inputs/in.filament."""
     from .study import analyze
-    summary = analyze(args.prefix, args.outdir, args.control)
+    summary = analyze(args.prefix, args.outdir, args.control, g_set=args.g_set,
+                      g_reset=args.g_reset, window=args.median)
     for k, v in summary.items():
         print(f"{k}: {v}")
     return 0
@@ -236,12 +297,18 @@ def _ensemble(args) -> int:
     from .study import ensemble
     seeds = [args.first_seed + 7919 * i for i in range(args.seeds)]
     summary = ensemble(args.deck, seeds, args.biases, args.jobs, args.var or (), args.outdir,
-                       args.threshold, args.window, rerun=not args.summarize)
+                       args.threshold, args.window, rerun=not args.summarize,
+                       g_set=args.g_set, g_reset=args.g_reset, median=args.median)
     for V, s in summary.items():
         times = ", ".join(f"{x:.1f}" for x in s["times_ps"]) or "-"
         print(f"V = {V:g} V: {s['switched']}/{s['runs']} runs switched ({s['up']} to higher "
               f"G); switching times (ps): {times}")
-    print(f"table: {args.outdir}/ensemble.csv")
+        for kind in ("SET", "RESET"):
+            if s[f"V_{kind}"]:
+                print(f"  {len(s[f'V_{kind}'])} {kind} events at V (V): " +
+                      ", ".join(f"{x:.3f}" for x in s[f"V_{kind}"]))
+    print(f"tables: {args.outdir}/ensemble.csv, ensemble_events.csv; figure: "
+          f"{args.outdir}/ensemble.png")
     return 0
 
 
@@ -350,6 +417,16 @@ def _render(args) -> int:
     return 0
 
 
+def _add_switching_args(p):
+    from .switching import G_RESET, G_SET, WINDOW
+    p.add_argument("--g-set", type=float, default=G_SET,
+                   help="SET: the smoothed G(E_F) rises to this (G0)")
+    p.add_argument("--g-reset", type=float, default=G_RESET,
+                   help="RESET: the smoothed G(E_F) falls to this (G0)")
+    p.add_argument("--median", type=float, default=WINDOW,
+                   help="running-median window of G(E_F) for SET/RESET (ps)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lammps-recoil",
@@ -427,11 +504,36 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--figure", help="PNG of the geometry with force arrows (Fig. 2a)")
     rep.set_defaults(func=_report)
 
+    iv = sub.add_parser("iv", help="static I(V), G(V) and recoil forces of a data file's "
+                        "geometry (table, CSV and PNG)")
+    iv.add_argument("data", help="LAMMPS data file (types 1-4, docs/geometry.md)")
+    iv.add_argument("--biases", nargs="+", default=["0:1:0.1"],
+                    help="volts: numbers and inclusive ranges START:STOP:STEP, separated "
+                    "by spaces or commas (a list that starts with a minus sign: "
+                    "--biases=-1:1:0.25)")
+    iv.add_argument("--beta", type=float, default=0.5, help="voltage-drop asymmetry")
+    iv.add_argument("--tol", type=float, default=1e-3,
+                    help="accuracy of the energy integral (eV/A, G0)")
+    iv.add_argument("--model", choices=("paper", "hellmann-feynman"), default="paper",
+                    help="force model (Eq. 4 or bond terms only)")
+    iv.add_argument("--device", choices=("filament", "mobile"), default="filament",
+                    help="NEGF device: the filament between ideal electrodes or all "
+                    "mobile atoms")
+    iv.add_argument("--kpoints", type=int, nargs=2, default=(1, 1),
+                    help="transverse Bloch-vector grid of the periodic device")
+    iv.add_argument("--lead-eta", type=float, default=0.0,
+                    help="broadening of the periodic leads (eV)")
+    iv.add_argument("-o", "--output", help="prefix of the CSV and PNG; default "
+                    "runs/<data name>_iv")
+    iv.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    iv.set_defaults(func=_iv)
+
     ana = sub.add_parser("analyze", help="Fig. 2 panels and tables of a run (prefix of "
                                          "<prefix>.recoil.csv and .dump)")
     ana.add_argument("prefix", help="output prefix of the run, e.g. runs/filament")
     ana.add_argument("--control", help="prefix of the V = 0 control run")
     ana.add_argument("--outdir", help="default: <prefix>_figures")
+    _add_switching_args(ana)
     ana.set_defaults(func=_analyze)
 
     ens = sub.add_parser("ensemble", help="run a deck over seeds and biases in parallel and "
@@ -450,8 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--summarize", action="store_true",
                      help="only summarize the runs already in --outdir (all of them, "
                      "whatever their seeds and biases)")
+    _add_switching_args(ens)
     ens.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                     help="a deck variable for every run")
+                     help="a deck variable for every run (e.g. -var protocol pulse: then "
+                     "give one bias)")
     ens.set_defaults(func=_ensemble)
 
     ch = sub.add_parser("chain", help="the 1D chain toy model: fig1a, fig1b, instability, "
@@ -504,7 +608,7 @@ EXTRAS = {"matplotlib": "plot", "ase": "ase", "ovito": "ovito"}
 
 def _needs_plot(args) -> bool:
     """Commands that draw figures (matplotlib, the [plot] extra)."""
-    return args.command in ("analyze", "chain") or bool(getattr(args, "figure", None))
+    return args.command in ("analyze", "chain", "iv", "ensemble") or bool(getattr(args, "figure", None))
 
 
 def main(argv=None) -> int:

@@ -40,28 +40,55 @@ import time
 import numpy as np
 
 from . import runstate
+from .bathmd import COLUMNS as BATH_COLUMNS, MASS_UNIT, BathForces
 from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeSites,
                        check_device, measure_electrodes, system_from_types)
 from .geometry import minimum_image
+from .integration import K_B
 from .parallel import keep_heap, lammps_comm
+from .compliance import comply
 from .params import FIX_ID, check_deck_names, deck_equal, lead_options, run_header
+from .protocols import deck_protocol
+
+#: The deck's fix property/atom holding the per-atom electronic columns of the dump: the
+#: change of the electron count d_dn (always) and, with ``currents yes``, the current
+#: vector d2_jcur (uA) and throughput d_icur (uA) of :mod:`lammps_recoil.bondcurrent`.
+CURRENT_FIX = "electrons"
+CURRENT_NAMES = ("d_dn", "d2_jcur", "3", "d_icur")
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
 #: dX_site is the largest distance of a mobile electrode atom from its lattice site (A; 0 for
-#: the "mobile" device) and n_device the number of NEGF device atoms. n_unbroadened counts
-#: the device states in and near the window that no open lead channel broadens, found at
-#: the update (``RecoilResult.n_unbroadened``; with periodic leads they are not looked for,
-#: and 0 unless a node of the energy rule hit one: docs/bound_states.md).
+#: the "mobile" device) and n_device the number of NEGF device atoms. V is the bias applied
+#: (V_protocol where no compliance lowered it), I_uA the Landauer current G_V V
+#: (microamperes), P_uW the electrical power I V (microwatts) and in_compliance 1 where the
+#: compliance lowered the bias. n_unbroadened counts the device states in and near the
+#: window that no open lead channel broadens, found at the update
+#: (``RecoilResult.n_unbroadened``; with periodic leads they are not looked for, and it is
+#: 0 unless a node of the energy rule hit one: docs/bound_states.md). With ``channels``
+#: n > 0, T_1 ... T_n follow: the largest transmission eigenvalues at E_F.
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
-          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device",
-          "n_unbroadened")
-#: First line of the time-series file.
-SERIES_HEADER = "step,time_ps," + ",".join(VECTOR)
+          "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device", "V",
+          "V_protocol", "I_uA", "P_uW", "in_compliance", "n_unbroadened")
+#: The fix external holding the electronic bath's per-step forces (bath on).
+BATH_FIX = "bath"
 #: Seconds of wall time between progress lines on stderr.
 PROGRESS_EVERY = 15.0
 #: Seconds an erring rank waits for the others before aborting without crash data.
 CRASH_WAIT = 10.0
+
+
+def vector_names(params: dict) -> tuple:
+    """The fix's global vector and the time series' columns of a run: :data:`VECTOR`, the
+    ``channels`` transmission eigenvalues and, with the bath on, its columns
+    (:data:`lammps_recoil.bathmd.COLUMNS`)."""
+    bath = BATH_COLUMNS if params.get("bath", "none") != "none" else ()
+    return VECTOR + tuple(f"T_{k}" for k in range(1, params["channels"] + 1)) + bath
+
+
+def series_header(params: dict) -> str:
+    """First line of the time-series file (after the run header)."""
+    return "step,time_ps," + ",".join(vector_names(params))
 
 
 class RecoilCoupling:
@@ -79,11 +106,23 @@ class RecoilCoupling:
         # a separate communicator for the crash report: an error may stop one rank while
         # the others wait in a collective call on self.comm
         self.crash_comm = None if self.comm is None else self.comm.Dup()
-        lmp.fix_external_set_vector_length(FIX_ID, len(VECTOR))
-        self.vector = np.zeros(len(VECTOR))
+        if params["currents"] == "yes" and not lmp.has_id("fix", CURRENT_FIX):
+            raise ValueError(f"currents yes needs the deck's fix {CURRENT_FIX} (fix "
+                             f"{CURRENT_FIX} all property/atom {' '.join(CURRENT_NAMES)})")
+        self.bath = None
+        if params.get("bath", "none") != "none":
+            if not lmp.has_id("fix", BATH_FIX):
+                raise ValueError(f"bath {params['bath']}: the deck defines no fix {BATH_FIX} "
+                                 "(fix external on the filament for the bath's forces)")
+            self.bath = BathForces(params, self.comm, self.rank)
+        n = len(vector_names(params))
+        lmp.fix_external_set_vector_length(FIX_ID, n)
+        self.vector = np.zeros(n)
         self.started, self.series, self.pending = False, None, None
+        self._bath_local = None                  # (local IDs, filament rows, bath rows)
         self.tags = np.zeros(0, dtype=np.int64)
         self.held = np.zeros((0, 3))
+        self.electrons = np.zeros((0, 5))
 
     def start(self) -> None:
         """The production begins (collective call): build the NEGF device from the current
@@ -91,7 +130,9 @@ class RecoilCoupling:
         header) and make the simulation time step * dt (see :func:`set_time`)."""
         lmp, params = self.lmp, self.p
         set_time(lmp)
+        self.protocol = deck_protocol(params, params["every"] * lmp.extract_global("dt"))
         self.started = True
+        self.dt = lmp.extract_global("dt")
         self.steps = deck_equal(lmp, "prod_steps")
         self.started_at, self.reported = time.time(), time.time()
         self.first_step = lmp.extract_global("ntimestep")
@@ -111,6 +152,7 @@ class RecoilCoupling:
             self.sites = ElectrodeSites(x, types, self.box, self.electrodes, tags)
         self._build(device, tags, types, x)
         self.held = np.zeros((len(self.tags), 3))
+        self.electrons = np.zeros((len(self.tags), 5))
         self.last_step = None
         self.work = 0.0
         if resume:
@@ -122,7 +164,7 @@ class RecoilCoupling:
             if not resume:
                 for line in run_header(params, lmp.version()):
                     self.series.write(f"# {line}\n")
-                self.series.write(SERIES_HEADER + "\n")
+                self.series.write(series_header(params) + "\n")
             self.series.flush()
 
     def _build(self, device, tags, types, x) -> None:
@@ -139,6 +181,8 @@ class RecoilCoupling:
         self.tags = self.mobile_tags[self.device]
         self.filament = types[mobile][self.device] == FILAMENT_TYPE
         self.last_x = self.system.positions.copy()      # (infinite leads: unwrapped)
+        # filament atoms among the device atoms (the bath's coordinates, tag order)
+        self.bath_atoms = np.flatnonzero(self.filament)
 
     def _repatch(self, mobile, x) -> np.ndarray:
         """New surface patches of the laterally infinite leads around the filament at
@@ -164,6 +208,7 @@ class RecoilCoupling:
         self.sites = None
         self._build("mobile", tags, types, x)
         self.held = np.array([held.get(t, np.zeros(3)) for t in self.tags.tolist()])
+        self.electrons = np.zeros((len(self.tags), 5))        # until this update's solve
         if self.rank == 0:
             sys.stderr.write(f"lammps-recoil: step {step}: {reason}; the NEGF device is now "
                              f"all {len(self.tags)} mobile atoms (device mobile)\n")
@@ -188,9 +233,11 @@ class RecoilCoupling:
         return tags[order], types[order], x[order]
 
     def _snapshot(self, step) -> dict:
-        return dict(step=step, tags=self.tags, held=self.held, last_x=self.last_x,
-                    work=self.work, vector=self.vector, device=self.active_device,
-                    **self.system.energy_partitions())
+        return dict(step=step, tags=self.tags, held=self.held, electrons=self.electrons,
+                    last_x=self.last_x, work=self.work, vector=self.vector,
+                    device=self.active_device,
+                    **self.system.energy_partitions(),
+                    **(self.bath.snapshot() if self.bath is not None else {}))
 
     def _restore(self, state) -> None:
         step = self.lmp.extract_global("ntimestep")
@@ -205,11 +252,15 @@ class RecoilCoupling:
         rows = [saved.get(t) for t in self.tags.tolist()]
         self.held = np.array([state["held"][r] if r is not None else np.zeros(3)
                               for r in rows])
+        self.electrons = np.array([state["electrons"][r] if r is not None else np.zeros(5)
+                                   for r in rows])
         self.last_x = np.array([state["last_x"][r] if r is not None else x
                                 for r, x in zip(rows, self.last_x)])
         self.work, self.vector = float(state["work"]), state["vector"]
         self.last_step = step
         self.system.set_energy_partitions(state)
+        if self.bath is not None:
+            self.bath.restore(state)
 
     def update(self, step: int) -> None:
         """Recompute the recoil forces from the current positions (collective call); before
@@ -230,7 +281,8 @@ class RecoilCoupling:
         if step != self.last_step:
             # work of the held forces since the last update: F . dx (minimum image in x, y)
             dx, _ = minimum_image(x - self.last_x, self.box)
-            self.work += float(np.sum(self.held * dx))
+            work = float(np.sum(self.held * dx))
+            self.work += work
             infinite = self.p["leads"] == "infinite"
             if infinite:                  # the filament followed across the periodic box
                 x = self.last_x + dx
@@ -258,17 +310,34 @@ class RecoilCoupling:
                                      "patches around it\n")
             self.system.update(x, self.tags)
             p = self.p
-            res = self.system.forces(p["V"], p["beta"], model=p["model"], tol=p["tol"])
+            dt = self.lmp.extract_global("dt")
+            wanted = self.protocol.bias(step * dt)
+            currents = p["currents"] == "yes"
+            state = comply(lambda V: self.system.forces(V, p["beta"], model=p["model"],
+                                                        tol=p["tol"], bond_currents=currents),
+                           wanted, p["compliance"])
+            res, V = state.result, state.applied
             self.held = np.where(self.filament[:, None], res.forces, 0.0)
+            self.electrons = np.zeros((len(self.tags), 5))
+            self.electrons[:, 0] = res.density
+            if currents:
+                flow = res.bond_currents
+                self.electrons[:, 1:4] = flow.atom_vectors()
+                self.electrons[:, 4] = flow.atom_throughput()
             fil = self.held[self.filament]
+            channels = np.zeros(p["channels"])
+            top = res.channels[:p["channels"]]
+            channels[:len(top)] = top
+            seconds = time.perf_counter() - t0
+            bath = [] if self.bath is None else self._bath_update(step, work, V)
             self.vector = np.array([res.fermi_transmission, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
-                                    time.perf_counter() - t0, res.n_energies,
-                                    *_eam_force(self.lmp), dx_site, len(self.tags),
-                                    res.n_unbroadened])
+                                    seconds, res.n_energies, *_eam_force(self.lmp), dx_site,
+                                    len(self.tags), V, wanted, res.current, res.current * V,
+                                    float(state.limited), res.n_unbroadened, *channels,
+                                    *bath])
             self.last_x, self.last_step = x, step
             if self.series is not None:
-                dt = self.lmp.extract_global("dt")
                 self.series.write(f"{step},{step * dt:.6f}," +
                                   ",".join(f"{v:.10g}" for v in self.vector) + "\n")
                 self.series.flush()
@@ -278,6 +347,76 @@ class RecoilCoupling:
                 self.pending = self._snapshot(step)
         for i, v in enumerate(self.vector):
             self.lmp.fix_external_set_vector(FIX_ID, i + 1, float(v))
+
+    def _bath_update(self, step: int, work: float, bias: float) -> list:
+        """The bath at an NEGF update (collective call): new kernels at the applied bias
+        every ``bath_every`` steps (and whenever none are held), and the update's
+        :data:`BATH_COLUMNS`."""
+        bath, dt = self.bath, self.lmp.extract_global("dt")
+        res = None
+        if bath.friction is None or step % self.p["bath_every"] == 0:
+            mass = self.lmp.numpy.extract_atom("mass")
+            res = bath.update_kernels(self.system, bias, self.bath_atoms,
+                                      self.tags[self.bath_atoms],
+                                      np.full(len(self.bath_atoms), float(mass[FILAMENT_TYPE])),
+                                      step)
+        elapsed = (step - self.last_step) * dt if self.last_step is not None else 0.0
+        p_rec = work / elapsed if elapsed > 0 else 0.0
+        return bath.diagnostics(res, self._kinetic_temperature(ELECTRODE_TYPE), p_rec, step)
+
+    def _kinetic_temperature(self, atom_type: int) -> float:
+        """Kinetic temperature (K) of the atoms of one type, sum m v^2 / (3 N k_B)."""
+        lmp = self.lmp
+        n = lmp.extract_setting("nlocal")
+        types = np.asarray(lmp.numpy.extract_atom("type")[:n])
+        v = np.asarray(lmp.numpy.extract_atom("v")[:n])[types == atom_type]
+        mass = float(lmp.numpy.extract_atom("mass")[atom_type]) * MASS_UNIT
+        sums = np.array([mass * float(np.sum(v * v)), 3.0 * len(v)])
+        if self.comm is not None and self.comm.Get_size() > 1:
+            sums = self.comm.allreduce(sums)
+        return float(sums[0] / (sums[1] * K_B)) if sums[1] else 0.0
+
+    def write_bath(self, step: int, fext) -> None:
+        """The bath's forces of this step on this rank's local filament atoms into
+        ``fext`` (nlocal x 3; collective call: the filament's velocities are gathered).
+        Which local atoms are filament atoms, and their rows among the bath's coordinates,
+        is kept while the local atom IDs stay the same (LAMMPS reorders and migrates atoms
+        between neighbour-list builds only)."""
+        lmp = self.lmp
+        n = lmp.extract_setting("nlocal")
+        fext[:n] = 0.0
+        bath = self.bath
+        if bath is None or bath.friction is None or not self.started:
+            return
+        tags = lmp.numpy.extract_atom("id")[:n]
+        local = self._bath_local
+        if local is None or len(local[0]) != n or not np.array_equal(local[0], tags):
+            types = np.asarray(lmp.numpy.extract_atom("type")[:n])
+            mine = np.flatnonzero(types == FILAMENT_TYPE)
+            rows = np.searchsorted(bath.tags, tags[mine])
+            if np.any(rows >= len(bath.tags)) or np.any(bath.tags[rows % len(bath.tags)]
+                                                        != tags[mine]):
+                raise ValueError(f"filament atoms {tags[mine].tolist()[:10]} are not the "
+                                 "bath's")
+            self._bath_local = local = (np.array(tags), mine, rows)
+        _, mine, rows = local
+        v = lmp.numpy.extract_atom("v")[:n][mine]
+        if self.comm is not None and self.comm.Get_size() > 1:
+            parts = self.comm.allgather((rows, v))
+            rows_all = np.concatenate([p[0] for p in parts])
+            v_all = np.concatenate([p[1] for p in parts])
+        else:
+            rows_all, v_all = rows, v
+        if len(rows_all) != len(bath.tags):
+            lost = np.setdiff1d(np.arange(len(bath.tags)), rows_all)
+            raise ValueError(f"filament atoms {bath.tags[lost][:10].tolist()} left the "
+                             "simulation")
+        ordered = np.empty((len(bath.tags), 3))
+        ordered[rows_all] = v_all
+        forces = bath.forces(step, ordered, self.dt, self.p["every"])
+        if self.pending is not None and self.pending["step"] == step:
+            self.pending["bath_force"] = forces       # a resumed run applies it again
+        fext[mine] = forces[rows]
 
     def _progress(self, step, dt) -> None:
         """A line on stderr every PROGRESS_EVERY seconds: time, G, force, ETA."""
@@ -290,9 +429,10 @@ class RecoilCoupling:
             left = (now - self.started_at) / step * max(self.steps - step, 0)
             eta = f"  ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
         total = f"/{self.steps * dt:g}" if self.steps else ""
-        sys.stderr.write(f"lammps-recoil: t = {step * dt:.2f}{total} ps  G = {self.vector[0]:.3f}"
-                         f" G0  Frec_z = {self.vector[4]:+.3f} eV/A  NEGF "
-                         f"{self.vector[7]:.2f} s/update{eta}\n")
+        v = dict(zip(VECTOR, self.vector))
+        sys.stderr.write(f"lammps-recoil: t = {step * dt:.2f}{total} ps  V = {v['V']:.3f} V  "
+                         f"I = {v['I_uA']:.1f} uA  G = {v['G_EF']:.3f} G0  Frec_z = "
+                         f"{v['Frec_z']:+.3f} eV/A  NEGF {v['negf_s']:.2f} s/update{eta}\n")
         sys.stderr.flush()
 
     def write_forces(self, fext) -> None:
@@ -311,6 +451,13 @@ class RecoilCoupling:
         frec = _custom_array(lmp, "d2_frec", n)
         if frec is not None:
             frec[:n] = forces
+        if not lmp.has_id("fix", CURRENT_FIX):
+            return
+        electrons = np.where(ours[:, None], self.electrons[row], 0.0)
+        _custom_array(lmp, "d_dn", n)[:n] = electrons[:, 0]
+        if self.p["currents"] == "yes":
+            _custom_array(lmp, "d2_jcur", n)[:n] = electrons[:, 1:4]
+            _custom_array(lmp, "d_icur", n)[:n] = electrons[:, 4]
 
     def all_ranks_failed(self, wait: float = CRASH_WAIT) -> bool:
         """True once every rank has stopped with an error (within ``wait`` seconds)."""
@@ -384,9 +531,12 @@ def set_time(lmp) -> None:
 
 
 def _custom_array(lmp, name, n):
-    """The per-atom array ``name`` of a fix property/atom (for dumps), if defined."""
+    """The per-atom array ``name`` of a fix property/atom (for dumps: d2_ names of 3
+    columns, d_ names of one), if defined."""
     try:
-        from lammps import LAMMPS_DOUBLE_2D
-        return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE_2D, nelem=n, dim=3)
+        from lammps import LAMMPS_DOUBLE, LAMMPS_DOUBLE_2D
+        if name.startswith("d2_"):
+            return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE_2D, nelem=n, dim=3)
+        return lmp.numpy.extract_atom(name, LAMMPS_DOUBLE, nelem=n)
     except Exception:
         return None

@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import sys
 
-from .hooks import callback, check_inputs, setup, start_run
+from .coupling import BATH_FIX
+from .hooks import bath_callback, callback, check_inputs, setup, start_run
 from .params import FIX_ID, deck_values
 
-#: The deck's ``python NAME invoke`` steps that this route runs itself.
-STEPS = ("recoil_check", "recoil_setup", "recoil_update", "recoil_start")
+#: The deck's ``python NAME invoke`` steps that this route runs itself (``bath_step``:
+#: the bath's fix calls :func:`~lammps_recoil.hooks.bath_callback` instead).
+STEPS = ("recoil_check", "recoil_setup", "recoil_update", "recoil_start", "bath_step")
 
 
 def deck_commands(text: str):
@@ -103,6 +105,8 @@ def run_deck(path: str, variables=()) -> int:
             elif words[1] == "recoil_setup":
                 coupling = setup(lmp, params)
                 lmp.set_fix_external_callback(FIX_ID, callback, coupling)
+                if coupling.bath is not None:
+                    lmp.set_fix_external_callback(BATH_FIX, bath_callback, coupling)
             else:                            # recoil_start: the production begins
                 if words[1] == "recoil_start":
                     coupling.start()

@@ -94,6 +94,23 @@ def real_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("...k,...k->...", a.view(float), b.view(float))
 
 
+def bond_density(i, j, X: np.ndarray, P: np.ndarray, phase=None, imag: bool = False):
+    """Re(conj(phase_b) rho_ij) per bond b = (i, j) with rho_ij = sum_c X_ic conj(P_jc)
+    (energies x bonds), and with ``imag`` also its imaginary part (a pair), from the rows
+    of X and P gathered per bond: for small devices (larger ones:
+    :class:`~lammps_recoil.rgf.SlabBonds`). ``phase``: Bloch phases per bond, or None at
+    Gamma."""
+    Pj = P.take(j, axis=1)
+    if phase is not None and np.iscomplexobj(phase):          # off the Gamma point
+        Pj *= phase[:, None]
+    Xi = X.take(i, axis=1)
+    re = real_dot(Xi, Pj)
+    if not imag:
+        return re
+    Pj *= 1j                                      # Im z = Re(z conj(i)) = real_dot(., i P)
+    return re, real_dot(Xi, Pj)
+
+
 def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Sigma_S = V_S^+ g_S V_S on the device atoms bonded to lead S (Eq. 6); g may be a
     stack over energies."""
@@ -222,22 +239,24 @@ class DeviceMatrix:
             np.add.at(data, pos, -sigma.ravel())
         return sp.csc_matrix((data, indices, indptr), shape=self.shape)
 
-    def solve(self, E: np.ndarray, sigmas, columns: np.ndarray) -> np.ndarray:
+    def solve(self, E: np.ndarray, sigmas, columns: np.ndarray, rows: int = 0) -> np.ndarray:
         """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed);
         ``sigmas`` are the leads' self-energies stacked over the energies E. The solver is
         ``self.solver``; the dense one solves on the boundary atoms (columns off it take the
-        full LU)."""
+        full LU). With ``rows`` larger than the device, the array returned has that many
+        rows, the device's first: the rows after them are not set (the caller's to fill)."""
         n, ne = self.shape[0], len(E)
         z = np.asarray(E) + 1j * self.eta
+        out = np.empty((ne, max(rows, n), len(columns)), dtype=complex)
         if self.solver == "rgf":
-            return self.slabs().solve(z, sigmas, columns)
+            return self.slabs().solve(z, sigmas, columns, out)
         rhs = np.zeros((n, len(columns)), dtype=complex)
         rhs[columns, np.arange(len(columns))] = 1.0
         if self.solver == "lu":
-            X = np.empty((ne, n, len(columns)), dtype=complex)
             for m, e in enumerate(E):
-                X[m] = splu(self(e, [s[m] for s in sigmas]), permc_spec="NATURAL").solve(rhs)
-            return X
+                out[m, :n] = splu(self(e, [s[m] for s in sigmas]),
+                                  permc_spec="NATURAL").solve(rhs)
+            return out
         bnd, inner, lam, U, Wh, minus_hbb, pos, minus_ww = self._boundary_schur()
         gap = lam[:, None] - z                        # interior x energies
         if (gap.size and np.abs(gap).min() < SCHUR_MIN_GAP
@@ -245,19 +264,19 @@ class DeviceMatrix:
             M = np.empty((ne, n, n), dtype=complex)
             M[:] = self._dense
             add_energy_and_sigmas(M, z, [c.boundary for c in self.lead_contacts], sigmas)
-            return np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
+            out[:, :n] = np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
+            return out
         d, nb, ni, k = -1.0 / gap, len(bnd), len(inner), len(columns)   # 1 / (z - lam)
         S = matmul(minus_ww, d).T.reshape(ne, nb, nb)
         S += minus_hbb
         add_energy_and_sigmas(S, z, pos, sigmas)
         GB = np.linalg.solve(S, np.broadcast_to(rhs[bnd], (ne, nb, k)))
-        X = np.empty((ne, n, k), dtype=complex)
-        X[:, bnd] = GB
+        out[:, bnd] = GB
         # interior rows, all energies in two products: (I, B) x (B, energies * columns)
         Y = matmul(Wh, GB.transpose(1, 0, 2).reshape(nb, ne * k)).reshape(ni, ne, k)
         Y *= d[:, :, None]
-        X[:, inner] = matmul(U, Y.reshape(ni, ne * k)).reshape(ni, ne, k).transpose(1, 0, 2)
-        return X
+        out[:, inner] = matmul(U, Y.reshape(ni, ne * k)).reshape(ni, ne, k).transpose(1, 0, 2)
+        return out
 
 
 class Scattering:
@@ -278,10 +297,14 @@ class Scattering:
         sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
         self.gamma = [1j * (s - dagger(s)) for s in sigmas]
         bound = [self.lead_contacts[s].boundary for s in sources]
-        X = matrix.solve(E, sigmas, np.concatenate(bound))
-        self.X, start = [None, None], 0
+        # the columns with room for the lead contacts' rows below the device's
+        n = matrix.shape[0]
+        self.contact_rows = np.cumsum([n] + [len(c.contacts) for c in self.lead_contacts])
+        Q = matrix.solve(E, sigmas, np.concatenate(bound), self.contact_rows[-1])
+        self.Q, self.X, start = [None, None], [None, None], 0
         for s, b in zip(sources, bound):
-            self.X[s], start = X[..., start:start + len(b)], start + len(b)
+            self.Q[s] = Q[..., start:start + len(b)]
+            self.X[s], start = self.Q[s][:, :n], start + len(b)
 
     def _block(self, s: int, t: int) -> np.ndarray:
         """G_F[B_t, B_S]."""
@@ -299,13 +322,11 @@ class Scattering:
         Q Gamma_S + [0; a_S V_S on S's contacts] (energies x extended x B_S) and the real
         diagonal (energies x extended).
         """
-        X, gamma = self.X[s], self.gamma[s]
-        Q = [X] + [self.g[t] @ (self.V[t] @ self._block(s, t)) for t in (0, 1)]
-        Q = np.concatenate(Q, axis=1)
+        X, Q, gamma, ends = self.X[s], self.Q[s], self.gamma[s], self.contact_rows
+        for t in (0, 1):                               # Q's contact rows, in place
+            Q[:, ends[t]:ends[t + 1]] = self.g[t] @ (self.V[t] @ self._block(s, t))
         P = Q @ gamma
-        n = X.shape[1]
-        lo = n + (len(self.lead_contacts[0].contacts) if s == 1 else 0)
-        rows = slice(lo, lo + len(self.lead_contacts[s].contacts))
+        rows = slice(ends[s], ends[s + 1])
         a = 1j * (self.g[s] - dagger(self.g[s]))
         aV = a @ self.V[s]
         diag = real_dot(Q, P)
@@ -321,8 +342,10 @@ class Scattering:
         ne = len(G)
         return real_dot((self.gamma[1 - s] @ G @ self.gamma[s]).reshape(ne, -1), G.reshape(ne, -1))
 
-    def channels(self) -> np.ndarray:
-        """Transmission eigenvalues (eigenchannels), largest first; they sum to T(E)."""
+    def channels(self, rows=slice(None)) -> np.ndarray:
+        """Transmission eigenvalues (eigenchannels), largest first, at the energies
+        ``rows`` of the batch (all by default); they sum to T(E)."""
         s = 1 if self.X[1] is not None else 0
-        r = sqrtm_psd(self.gamma[1 - s]) @ self._block(s, 1 - s) @ sqrtm_psd(self.gamma[s])
+        r = (sqrtm_psd(self.gamma[1 - s][rows]) @ self._block(s, 1 - s)[rows]
+             @ sqrtm_psd(self.gamma[s][rows]))
         return np.sort(np.linalg.svd(r, compute_uv=False) ** 2, axis=-1)[..., ::-1]

@@ -23,9 +23,10 @@ import os
 import sys
 
 from . import runstate
-from .coupling import SERIES_HEADER, RecoilCoupling
-from .params import (FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values, header_params,
-                     lead_options, parse_params, run_header)
+from .coupling import BATH_FIX, RecoilCoupling, series_header
+from .params import (DEFAULT_DT, FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values,
+                     header_params, lead_options, parse_params, run_header)
+from .protocols import deck_protocol
 from .parallel import lammps_comm_or_none
 
 _ACTIVE: dict = {}
@@ -41,13 +42,15 @@ def _check_resumable(params: dict, series: str) -> None:
             if not line.startswith("#"):
                 break
     found = lines[-1] if lines else ""
-    if found != SERIES_HEADER:
-        raise ValueError(f"{series} was written by another version of lammps-recoil "
-                         f"(columns {found}); this one writes {SERIES_HEADER}: it "
-                         "cannot continue that run")
     saved = header_params(lines)
+    header = series_header(params)
     differ = [f"{n} = {saved.get(n, '(not recorded)')} there, {params[n]} here"
               for n in RUN_PARAMS if saved.get(n) != str(params[n])]
+    # other columns: another version, unless a recorded parameter (channels) explains them
+    if found != header and not (differ and all(n in saved for n in RUN_PARAMS)):
+        raise ValueError(f"{series} was written by another version of lammps-recoil "
+                         f"(columns {found}); this one writes {header}: it "
+                         "cannot continue that run")
     if differ:
         raise ValueError(f"cannot resume {series} with other parameters: "
                          + "; ".join(differ))
@@ -65,13 +68,20 @@ def check_inputs(lmp, values: dict) -> dict:
         if not os.path.isfile(params[label]):
             raise ValueError(f"missing {label} file: {params[label]} (paths are relative to "
                              f"the working directory {os.getcwd()})")
+    # the bias protocol, for NEGF updates every ``every`` steps of the time step set so far
+    # (metal units: 1 fs unless the deck sets another before; checked again at the start)
+    dt = DEFAULT_DT if lmp is None else lmp.extract_global("dt")
+    protocol = deck_protocol(params, params["every"] * dt)
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
     if params["resume"] == "no":
-        # the data file, checked before anything is written (lammps-recoil check)
+        # the data file, checked before anything is written (lammps-recoil check), at
+        # every bias the protocol reaches
         from .check import check_data
-        report = check_data(params["data"], params["V"], params["beta"], params["lattice"],
-                            params["device"], params["potential"], params["tol"],
-                            params["model"], time_update=False, **lead_options(params))
+        report = check_data(params["data"], protocol.extremes(), params["beta"],
+                            params["lattice"], params["device"], params["potential"],
+                            params["tol"], params["model"], time_update=False,
+                            bath_temperature=None if params["bath"] == "none" else params["Te"],
+                            **lead_options(params))
         if rank0:
             for line in report.lines:
                 print(f"lammps-recoil check: {line.strip()}")
@@ -186,6 +196,8 @@ def recoil_setup(lmpptr) -> None:
     try:
         coupling = setup(lmp, _CHECKED[_instance(lmp)])
         coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))   # zero them
+        if coupling.bath is not None:
+            coupling.write_bath(0, lmp.numpy.fix_external_get_force(BATH_FIX))
     except Exception as err:
         fail(err, lammps_comm_or_none(lmp))
 
@@ -202,14 +214,34 @@ def recoil_update(lmpptr, vflag=0) -> None:
     _update(_lammps(lmpptr))
 
 
+def bath_step(lmpptr, vflag=0) -> None:
+    """``fix python/invoke 1 post_force bath_step`` (bath on): the electronic bath's forces
+    of this step (:meth:`~lammps_recoil.coupling.RecoilCoupling.write_bath`)."""
+    lmp = _lammps(lmpptr)
+    coupling = None
+    try:
+        coupling = active(lmp)
+        coupling.write_bath(lmp.extract_global("ntimestep"),
+                            lmp.numpy.fix_external_get_force(BATH_FIX))
+    except Exception as err:
+        if coupling is None:
+            fail(err, lammps_comm_or_none(lmp))
+        fail(err, coupling.comm, coupling)
+
+
 def _update(lmp, start=False) -> None:
     coupling = None
     try:
         coupling = active(lmp)
         if start:
             coupling.start()
-        coupling.update(lmp.extract_global("ntimestep"))
+        step = lmp.extract_global("ntimestep")
+        coupling.update(step)
         coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))
+        if start and coupling.bath is not None:
+            # the bath's forces of the first step (LAMMPS 2021 does not invoke the fix at
+            # setup; the pip route's callback is called there)
+            coupling.write_bath(step, lmp.numpy.fix_external_get_force(BATH_FIX))
     except Exception as err:
         if coupling is None:
             fail(err, lammps_comm_or_none(lmp))
@@ -230,5 +262,13 @@ def callback(coupling: RecoilCoupling, step, nlocal, tag, x, fext) -> None:
     try:
         coupling.update(step)
         coupling.write_forces(fext)
+    except Exception as err:
+        fail(err, coupling.comm, coupling)
+
+
+def bath_callback(coupling: RecoilCoupling, step, nlocal, tag, x, fext) -> None:
+    """``fix bath ... external pf/callback 1 1`` callback (pip route, bath on)."""
+    try:
+        coupling.write_bath(step, fext)
     except Exception as err:
         fail(err, coupling.comm, coupling)

@@ -12,16 +12,18 @@ where the weights jump, is a fixed interval end (a ``step``); at T > 0 the segme
 the window plus 20 kT tails.
 
 A segment is cut into pieces at its steps and at the periodic leads' channel edges, where
-the integrand has square-root branch points (a + b sqrt|E - E_c|: a lead subband opens).
-Each piece is integrated in a variable u in [0, 1] that approaches such an end
-quadratically (E - E_c ~ u^2), which makes the integrand smooth in u (:class:`Piece`); the
-band bottom's 1/sqrt(E - E_0) of full-band integrals is absorbed the same way. Pieces are
-integrated adaptively (default: Gauss-Kronrod (3, 7) with bisection of the intervals of
-largest error until the summed estimate |K7 - G3| of forces, conductance and charges is
-below ``tol``; filament resonances a few meV wide are found by the bisection) or with a
-fixed n-point Gauss-Legendre rule on each part between the steps (not cut at the channel
-edges). |K7 - G3| is the error of the embedded
-3-point rule: the K7 values returned are far more accurate (measured in docs/engine.md).
+the integrand has square-root branch points (a + b sqrt|E - E_c|: a lead subband opens);
+edges that crowd closer than EDGE_GAP x tol to another are left to the adaptive rule
+(:func:`isolated`). Each piece is integrated in a variable u in [0, 1] that approaches
+such an end quadratically (E - E_c ~ u^2), which makes the integrand smooth in u
+(:class:`Piece`); the band bottom's 1/sqrt(E - E_0) of full-band integrals is absorbed
+the same way. Pieces are integrated adaptively (default: Gauss-Kronrod (3, 7) with
+bisection of the intervals of largest error until the summed estimate |K7 - G3| of
+forces, conductance and charges is below ``tol``; filament resonances a few meV wide are
+found by the bisection) or with a fixed n-point Gauss-Legendre rule on each part between
+the steps (not cut at the channel edges). |K7 - G3| is the error of the embedded 3-point
+rule: the K7 values returned are far more accurate (measured in docs/engine.md and
+docs/large.md).
 """
 from __future__ import annotations
 
@@ -47,6 +49,9 @@ TINY_BIAS = 1e-12
 CUT_MERGE = 1e-9
 #: Most subintervals an adaptive integral may use before it gives up.
 MAX_INTERVALS = 400
+#: Channel edges closer than EDGE_GAP x tol (eV, tol in the integrand's units) to another
+#: edge are not cut (:func:`isolated`): 0.03 eV at the deck's tol = 1e-2 eV/A.
+EDGE_GAP = 3.0
 
 # Gauss-Kronrod (3, 7) rule on [-1, 1]: Kronrod nodes, Kronrod weights and the weights of
 # the embedded 3-point Gauss rule (zero on the nodes it does not use).
@@ -63,13 +68,13 @@ def _kronrod_nodes(a, b):
     return c + h * _GK_X
 
 
-def _kronrod(y, a, b):
+def _kronrod(y, a, b, watch=None):
     """K7 estimates of the integrals over the intervals [a, b] (arrays) from the values y
     at their Kronrod nodes (intervals x 7 x columns), and their errors |K7 - G3| (max
-    norm over the columns)."""
+    norm over the first ``watch`` columns, all by default)."""
     h = (0.5 * (b - a))[:, None]
     K, G = h * np.einsum("k,nkc->nc", _GK_WK, y), h * np.einsum("k,nkc->nc", _GK_WG, y)
-    return K, np.abs(K - G).max(axis=1)
+    return K, np.abs(K - G)[:, :watch].max(axis=1)
 
 
 @dataclass(frozen=True)
@@ -143,11 +148,13 @@ class Integral(NamedTuple):
     partition: np.ndarray | None
 
 
-def adaptive_integral(f, pieces, tol: float, start=()) -> AdaptiveIntegral:
+def adaptive_integral(f, pieces, tol: float, start=(), watch=None) -> AdaptiveIntegral:
     """Adaptive Gauss-Kronrod (3, 7) integral of a vector function over the pieces.
 
     ``f(energies)`` returns one row per energy, so that a batch of nodes is evaluated
-    together (and shared among MPI ranks). Each piece is integrated in its variable u
+    together (and shared among MPI ranks). The error is the max norm over its first
+    ``watch`` columns (all by default): further columns are integrated on the same nodes
+    without steering them. Each piece is integrated in its variable u
     (:class:`Piece`), starting from the intervals between the energies ``start`` that lie
     inside it; while the summed error exceeds ``tol`` the intervals of largest error that
     together hold all but tol/2 of it are bisected (in u), in one batch. The choice depends
@@ -168,7 +175,7 @@ def adaptive_integral(f, pieces, tol: float, start=()) -> AdaptiveIntegral:
                                                                       )[:, None]
         count += len(intervals)
         _, lo, hi = (np.array(c) for c in zip(*intervals))
-        K, err = _kronrod(y.reshape(len(intervals), 7, -1), lo, hi)
+        K, err = _kronrod(y.reshape(len(intervals), 7, -1), lo, hi, watch)
         done.extend((float(e), p, a, b, k) for e, (p, a, b), k in zip(err, intervals, K))
 
     evaluate(first)
@@ -209,6 +216,27 @@ def coarsen(ends, errors, tol: float) -> np.ndarray:
         else:
             n += 1
     return np.asarray(ends)[keep]
+
+
+def isolated(edges, tol: float) -> np.ndarray:
+    """The channel edges (sorted) worth cutting an integral to absolute accuracy ``tol``
+    at: those at least EDGE_GAP x tol eV from every other edge.
+
+    A cut removes one square-root branch point a + b sqrt|E - E_c| from the integrand but
+    costs a piece of its own (7 points at the least). Wide periodic leads have many
+    channels, each opening with a weak branch point (one transverse mode of many in the
+    lead's Green's function), and their edges crowd: a cut at each makes pieces of a few
+    meV that cost more points than the adaptive rule spends on the branch points it steps
+    over. The rule error across an uncut branch point falls only as h^1.5 with the
+    interval h, so the spacing below which edges are left uncut shrinks with the
+    tolerance: at tight tolerances every edge is cut."""
+    edges = np.asarray(edges, dtype=float)
+    if len(edges) < 2:
+        return edges
+    gaps = np.diff(edges)
+    below, above = np.concatenate([[np.inf], gaps]), np.concatenate([gaps, [np.inf]])
+    gap = EDGE_GAP * tol
+    return edges[(below >= gap) & (above >= gap)]
 
 
 def fermi(E, mu, temperature):
@@ -284,20 +312,21 @@ class Segment:
         return np.concatenate([E for E, _ in rules]), np.concatenate([wu * J for _, J in rules])
 
     def integrate(self, func, n_points: int | None = None, tol: float = DEFAULT_TOL,
-                  kinks=(), start=(), cuts=()) -> Integral:
+                  kinks=(), start=(), cuts=(), watch=None) -> Integral:
         """Integral of the vector function over the segment.
 
         ``func(energies, segment)`` returns one row per energy. Fixed Gauss-Legendre with
         ``n_points`` on each side of a step or cut, else :func:`adaptive_integral` on the
         pieces cut also at the ``kinks``, to absolute accuracy ``tol`` (max norm of the
-        error estimate), starting from the partition ``start``.
+        error estimate over the first ``watch`` columns), starting from the partition
+        ``start``.
         """
         if n_points is not None:
             E, w = self.nodes(n_points, cuts)
             return Integral(w @ func(E, self), np.nan, len(E), None)
         try:
             res = adaptive_integral(lambda e: func(e, self), self.pieces(kinks, cuts), tol,
-                                    start)
+                                    start, watch)
         except NotConverged as fail:
             raise NotConverged(f"{fail}{_near(fail.worst, kinks, cuts)}", fail.worst) from None
         return Integral(res.value, res.error, res.n_evals, coarsen(res.ends, res.errors, tol))

@@ -41,8 +41,43 @@ def keep_heap() -> bool:
                 and mallopt(m_trim_threshold, TRIM_THRESHOLD))
 
 
+#: Environment variables that set the BLAS threads of each process, in the order OpenBLAS
+#: reads them (the package sets OMP_NUM_THREADS=1 unless one is given).
+THREAD_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def blas_threads() -> tuple[str, int]:
+    """The variable that sets the BLAS threads of this process and its value (1 if none is
+    set or it is not a positive integer: OpenBLAS then falls back to its own default)."""
+    for name in THREAD_ENV:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return name, int(value) if value.isdigit() and int(value) > 0 else 1
+    return "OMP_NUM_THREADS", 1
+
+
+def check_threads(local_ranks: int = 1, cores: int | None = None) -> None:
+    """Refuse BLAS threads that oversubscribe the cores: ``local_ranks`` processes on this
+    node (MPI ranks) times the BLAS threads of each above the node's ``cores`` (default
+    os.cpu_count()) or above the cores this process may run on. An NEGF update is many
+    small matrix products and LU factorizations, which threads do not speed up and which
+    slow down many times when threads wait for a busy core (docs/large.md: ranks against
+    threads)."""
+    name, threads = blas_threads()
+    cores = cores or os.cpu_count() or 1
+    mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
+    if threads > 1 and (local_ranks * threads > cores or threads > mine):
+        raise RuntimeError(
+            f"{name}={threads} BLAS threads in each of {local_ranks} process(es) on this "
+            f"node oversubscribe its {cores} cores ({mine} for this process): set {name} "
+            f"to at most {max(1, min(cores // local_ranks, mine))}; 1 (the default) with "
+            "one MPI rank per core is the fastest for NEGF updates")
+
+
 def lammps_comm(lmp):
-    """LAMMPS's MPI communicator as mpi4py, checking that both use the same MPI library."""
+    """LAMMPS's MPI communicator as mpi4py, checking that both use the same MPI library
+    and that the BLAS threads of the ranks on each node fit its cores
+    (:func:`check_threads`)."""
     nprocs = lmp.extract_setting("world_size")
     try:
         comm = lmp.get_mpi_comm()
@@ -52,12 +87,17 @@ def lammps_comm(lmp):
         if nprocs > 1:
             raise RuntimeError(f"LAMMPS runs on {nprocs} MPI ranks but mpi4py is not usable "
                                "with it: install mpi4py built for LAMMPS's MPI library")
+        check_threads()
         return None
+    from mpi4py import MPI
     if comm.Get_size() != nprocs:
-        from mpi4py import MPI
         raise RuntimeError(
             f"mpi4py and LAMMPS use different MPI libraries: LAMMPS sees {nprocs} ranks, "
             f"mpi4py {comm.Get_size()} ({MPI.Get_library_version().splitlines()[0]})")
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    local = node.Get_size()
+    node.Free()
+    check_threads(local)
     return comm
 
 

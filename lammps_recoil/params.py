@@ -22,6 +22,10 @@ from typing import Callable
 from .builders import DEVICES, LATTICES, LEADS, check_leads
 from .forces import MODELS
 from .leads import DEFAULT_ETA, DEFAULT_KMESH
+from .protocols import KINDS, POLARITIES
+
+#: Values of the ``bath`` parameter (lammps_recoil.bathmd).
+BATHS = ("none", "friction", "full")
 
 
 def integer(text: str) -> int:
@@ -131,6 +135,43 @@ PARAMS = (
           "production steps between restart files, 0: none"),
     Param("resume", "no", _yes_no, "yes or no", "continue a killed run"),
     Param("overwrite", "no", _yes_no, "yes or no", "replace an earlier run's outputs"),
+    # the applied bias V(t) (lammps_recoil.protocols; ``constant`` applies V throughout),
+    # the current compliance and the optional transport diagnostics
+    Param("protocol", "constant", _one_of(KINDS), f"one of {', '.join(KINDS)}",
+          "bias protocol", run=True),
+    Param("V_min", "0.0", _real(math.isfinite), "a finite number of volts",
+          "lower bias of a sweep or sine, base of a pulse train", run=True),
+    Param("V_max", "1.0", _real(math.isfinite), "a finite number of volts",
+          "upper bias of a sweep or sine, height of a pulse", run=True),
+    Param("rate", "0.1", _real(lambda r: math.isfinite(r) and r > 0), "> 0 V/ps",
+          "sweep rate of a ramp or triangle", run=True),
+    Param("cycles", "1", _count(1), "an integer >= 1", "triangle and sine cycles", run=True),
+    Param("period", "10.0", _real(lambda t: math.isfinite(t) and t > 0), "> 0 ps",
+          "sine period, pulse repetition period", run=True),
+    Param("width", "1.0", _real(lambda t: math.isfinite(t) and t > 0), "> 0 ps",
+          "pulse width", run=True),
+    Param("pulses", "1", _count(1), "an integer >= 1", "number of pulses", run=True),
+    Param("polarity", "same", _one_of(POLARITIES), f"one of {', '.join(POLARITIES)}",
+          "pulse signs: same, or alternate (SET and RESET pulses)", run=True),
+    Param("vfile", "none", str, "a file name", "time (ps), voltage (V) file of protocol "
+          "file", run=True),
+    Param("compliance", "0", _real(lambda c: math.isfinite(c) and c >= 0),
+          ">= 0 uA (0: none)", "current compliance", run=True),
+    Param("channels", "0", _count(0), "an integer >= 0",
+          "transmission eigenvalues at E_F in the time series", run=True),
+    Param("currents", "no", _yes_no, "yes or no",
+          "bond currents: per-atom current columns in the dump", run=True),
+    Param("bath", "none", _one_of(BATHS), f"one of {', '.join(BATHS)}",
+          "electronic bath on the filament: friction, friction and Berry force (full), "
+          "with the current-induced noise", run=True),
+    Param("Te", "300.0", _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 K",
+          "electron temperature of the bath", run=True),
+    Param("bath_every", "1000", _count(1), "an integer >= 1 step, a multiple of every",
+          "steps between computations of the bath's kernels", run=True),
+    Param("bath_scale", "1", _real(lambda f: math.isfinite(f) and f > 0), "> 0",
+          "factor on the bath's friction and noise (1: physical)", run=True),
+    Param("filament_thermostat", "yes", _yes_no, "yes or no",
+          "the Langevin thermostat of the production acts on the filament too", run=True),
 )
 #: The parameters by name.
 BY_NAME = {p.name: p for p in PARAMS}
@@ -142,6 +183,9 @@ RUN_PARAMS = tuple(p.name for p in PARAMS if p.run)
 #: Parameters naming input files, checked to exist before any run.
 FILES = tuple(p.name for p in PARAMS if p.file)
 
+#: The time step (ps) of LAMMPS metal units, which the decks keep; a deck that sets another
+#: before ``recoil_check`` has its protocol checked against it.
+DEFAULT_DT = 0.001
 #: The fix external holding the recoil forces.
 FIX_ID = "recoil"
 #: Other names the Python side depends on, defined by the deck (kind, name, role); a deck
@@ -166,6 +210,11 @@ def parse_params(**named) -> dict:
         raise ValueError(f"unknown recoil parameter {unknown[0]}; known: "
                          f"{', '.join(BY_NAME)}")
     p = {param.name: param.value(named.get(param.name, param.default)) for param in PARAMS}
+    if p["bath_every"] % p["every"]:
+        raise ValueError(f"bath_every must be a multiple of every ({p['every']} steps), got "
+                         f"{p['bath_every']}")
+    if p["bath"] != "none" and p["recoil"] == "no":
+        raise ValueError(f"bath {p['bath']} needs the NEGF (recoil yes); got recoil no")
     if p["restart_every"] % p["every"]:
         raise ValueError(f"restart_every must be 0 or a multiple of every ({p['every']} "
                          f"steps), got {p['restart_every']}")

@@ -78,6 +78,16 @@ class Protocol:
             v = np.interp(t, self.times, self.voltages)
         return v if v.ndim else float(v)
 
+    @property
+    def cycle_length(self) -> float | None:
+        """Duration of one cycle (ps) of a periodic protocol (triangle, sine, pulse),
+        else None."""
+        if self.kind == "triangle":
+            return 2 * (self.V_max - self.V_min) / self.rate
+        if self.kind in ("sine", "pulse"):
+            return self.period
+        return None
+
     def extremes(self) -> tuple[float, float]:
         """Lowest and highest bias the protocol applies (V)."""
         if self.kind == "constant":
@@ -162,20 +172,10 @@ def make_protocol(kind="constant", V=1.0, V_min=0.0, V_max=1.0, rate=0.1, cycles
                     f["width"], int(cnt), str(polarity), times, volts)
 
 
-def window_in_band(protocol: Protocol, fermi_level: float, beta: float,
-                   band: tuple[float, float]) -> None:
-    """Refuse a protocol whose energy window [E_F - (1-beta) V, E_F + beta V] leaves the
-    lead band (``band`` = RecoilSystem.band_edges) at any bias it applies."""
-    lo, hi = band
-    EF = fermi_level
-    # V > 0: E_F - (1-beta) V >= lo and E_F + beta V <= hi; V < 0 mirrored
-    top = min((hi - EF) / beta if beta else np.inf, (EF - lo) / (1 - beta) if beta < 1 else np.inf)
-    bottom = max((lo - EF) / beta if beta else -np.inf,
-                 (EF - hi) / (1 - beta) if beta < 1 else -np.inf)
-    for V in protocol.extremes():
-        a, b = sorted((EF - (1 - beta) * V, EF + beta * V))
-        if a < lo or b > hi:
-            raise ValueError(
-                f"protocol {protocol.kind} applies V = {V} V, whose window [{a:.3f}, {b:.3f}] "
-                f"eV leaves the lead band [{lo:.3f}, {hi:.3f}] eV (beta = {beta}); accepted: "
-                f"{bottom:.3f} V <= V <= {top:.3f} V")
+def deck_protocol(params: dict, update_ps: float | None = None) -> Protocol:
+    """The protocol of the deck's parameters (:func:`lammps_recoil.params.parse_params`:
+    ``protocol``, ``V``, ``V_min``, ``V_max``, ``rate``, ``cycles``, ``period``, ``width``,
+    ``pulses``, ``polarity``, ``vfile``), validated for NEGF updates every ``update_ps``."""
+    return make_protocol(params["protocol"], params["V"], params["V_min"], params["V_max"],
+                         params["rate"], params["cycles"], params["period"], params["width"],
+                         params["pulses"], params["polarity"], params["vfile"], update_ps)

@@ -29,7 +29,7 @@ STANDARD = {"id": "Particle Identifier", "type": "Particle Type", "mass": "Mass"
             "vx": "Velocity.X", "vy": "Velocity.Y", "vz": "Velocity.Z",
             "fx": "Force.X", "fy": "Force.Y", "fz": "Force.Z"}
 #: Per-atom arrays the deck defines (``fix property/atom d2_NAME 3``) -> OVITO property.
-PER_ATOM = {"d2_frec": "Recoil Force"}
+PER_ATOM = {"d2_frec": "Recoil Force", "d2_jcur": "Current"}
 #: The property drawn as arrows.
 RECOIL = "Recoil Force"
 #: Colours (RGB, 0..1) of the atom types of the data-file contract (docs/geometry.md):

@@ -24,10 +24,11 @@ give the columns of G_F in any slab j:
 
 For the columns at B_R (in slab m-1) one left-connected sweep suffices, for B_L one
 right-connected sweep; columns in other slabs take both sweeps up to their slab. Of each
-g^L_k only the columns at the atoms bonded to slab k+1 are formed (an LU solve with that
-many right-hand sides), and every step runs on all energies of a batch at once (stacked
-LAPACK solves and matrix products). Cost per energy: about sum_k s_k^3 for slab sizes s_k,
-linear in the device length; memory: energies x sum_k s_k x (atoms at the interface).
+g^L_k only the columns at the atoms bonded to slab k+1 are kept (from LAPACK's LU of the
+block, :func:`inverse_columns`), and every step runs on all energies of a batch (one LU
+per energy, matrix products over the whole stack). Cost per energy: about sum_k s_k^3 for
+slab sizes s_k, linear in the device length; memory: energies x sum_k s_k x (atoms at the
+interface).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import get_lapack_funcs
 
 
 def matmul(m: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -47,20 +49,62 @@ def matmul(m: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 def add_energy_and_sigmas(M, z, blocks, sigmas) -> None:
     """M (a stack over the energies z of -H on some atoms) += z - Sigma_S, each Sigma_S on
-    the positions ``blocks[S]`` of its lead's boundary atoms among them."""
+    the positions ``blocks[S]`` of its lead's boundary atoms among them (a slice where they
+    are consecutive)."""
     m = M.shape[1]
     flat = M.reshape(len(z), m * m)                  # a view: M is contiguous
     flat[:, ::m + 1] += z[:, None]
     for p, sigma in zip(blocks, sigmas):
-        flat[:, (p[:, None] * m + p).ravel()] -= sigma.reshape(len(z), len(p) ** 2)
+        p = as_slice(p)
+        if isinstance(p, slice):
+            M[:, p, p] -= sigma
+        else:
+            flat[:, (p[:, None] * m + p).ravel()] -= sigma.reshape(len(z), len(p) ** 2)
+
+
+def as_slice(p):
+    """Positions ``p`` as a slice if they are consecutive and ascending (else unchanged)."""
+    p = np.asarray(p)
+    if len(p) and p[-1] - p[0] == len(p) - 1 and np.all(np.diff(p) == 1):
+        return slice(int(p[0]), int(p[-1]) + 1)
+    return p
+
+
+def inverse_columns(M: np.ndarray, cols) -> np.ndarray:
+    """Columns ``cols`` of M[e]^-1 for every matrix of a contiguous complex stack M (which
+    is overwritten): LAPACK's LU (getrf) of each matrix, then the whole inverse (getri,
+    2/3 s^3 operations) when more than 2/3 of the s columns are wanted, else triangular
+    solves for those columns (getrs, s^2 per column). C-ordered M[e] is the Fortran matrix
+    M[e]^T: its LU is done in place, and M^T's inverse seen in C order is M's."""
+    ne, s = M.shape[:2]
+    rows = np.arange(s)[cols]
+    cols, k = as_slice(rows), len(rows)
+    whole = 3 * k > 2 * s
+    if not whole:
+        rhs = np.zeros((s, k), dtype=complex, order="F")
+        rhs[rows, np.arange(k)] = 1.0
+        out = np.empty((ne, s, k), dtype=complex)
+    for e in range(ne):
+        lu, piv, info = _getrf(M[e].T, overwrite_a=True)
+        if info > 0:
+            raise np.linalg.LinAlgError("Singular matrix")
+        if whole:
+            _, info = _getri(lu, piv, overwrite_lu=True)
+        else:
+            out[e], info = _getrs(lu, piv, rhs, trans=1)
+    return M[:, :, cols] if whole else out
+
+
+_getrf, _getri, _getrs = get_lapack_funcs(("getrf", "getri", "getrs"), (np.zeros(1, complex),))
 
 
 def left_multiply(m: np.ndarray, a: np.ndarray) -> np.ndarray:
-    """m @ a[e] for every energy e of a stack a (energies x q x r), as one product
-    (q, energies * r); a real m runs in real arithmetic (:func:`matmul`)."""
-    ne, q, r = a.shape
-    flat = a.transpose(1, 0, 2).reshape(q, ne * r)
-    return matmul(m, flat).reshape(len(m), ne, r).transpose(1, 0, 2)
+    """m @ a[e] for every energy e of a complex stack a (energies x q x r). A real m
+    multiplies the float view of a, whose rows hold the real and imaginary parts side by
+    side: one real product per energy (half the flops of the complex one) and no copy."""
+    if np.iscomplexobj(m):
+        return m @ a
+    return np.matmul(m, np.ascontiguousarray(a).view(float)).view(complex)
 
 
 def sandwich(m: np.ndarray, a: np.ndarray, mh: np.ndarray) -> np.ndarray:
@@ -71,7 +115,7 @@ def sandwich(m: np.ndarray, a: np.ndarray, mh: np.ndarray) -> np.ndarray:
 
 #: Consecutive slabs are merged up to at least this many atoms: below it the numpy calls
 #: per slab, not the flops, set the cost (thin filaments have 2-9 atoms per slab).
-SLAB_MIN = 32
+SLAB_MIN = 16
 
 
 def slab_partition(n: int, rows, cols, first, last, min_size: int | None = None) -> np.ndarray:
@@ -173,20 +217,18 @@ class BlockTridiagonal:
             out, into, hop, back = ((f.exit, f.entry, f.up, f.down) if step > 0 else
                                     (f.entry, f.exit, f.down, f.up))
             extra = [sigma[k]] if k in sigma else []
-            M = self._block(z, sigmas, k, extra)
-            rhs = np.zeros((M.shape[1], len(out)))
-            rhs[out, np.arange(len(out))] = 1.0
-            g[k] = np.linalg.solve(M, np.broadcast_to(rhs, (len(z),) + rhs.shape))
+            g[k] = inverse_columns(self._block(z, sigmas, k, extra), out)
             sigma[k + step] = (into, sandwich(back, g[k][:, out], hop))
         return g, sigma
 
-    def solve(self, z: np.ndarray, sigmas, columns: np.ndarray) -> np.ndarray:
+    def solve(self, z: np.ndarray, sigmas, columns: np.ndarray, out=None) -> np.ndarray:
         """Columns ``columns`` of G_F at the complex energies z (energies x atoms x
         columns, repeats allowed); ``sigmas``: the leads' self-energies on their boundary
-        atoms, stacked over z."""
+        atoms, stacked over z. ``out``: an array (energies x at least the atoms x columns)
+        whose first rows receive them (returned)."""
         b, m, ne = self.bounds, self.n_slabs, len(z)
         columns = np.asarray(columns, dtype=int)
-        X = np.zeros((ne, b[-1], len(columns)), dtype=complex)
+        X = np.empty((ne, b[-1], len(columns)), dtype=complex) if out is None else out
         slab = np.searchsorted(b, columns, side="right") - 1
         if not len(columns) or not ne:
             return X
@@ -198,11 +240,7 @@ class BlockTridiagonal:
             if np.all(np.diff(which) == 1):            # consecutive columns: a slice
                 which = slice(which[0], which[-1] + 1)
             extra = [s[j] for s in (sl, sr) if j in s]
-            M = self._block(z, sigmas, j, extra)
-            local = columns[which] - b[j]
-            rhs = np.zeros((M.shape[1], len(local)))
-            rhs[local, np.arange(len(local))] = 1.0
-            Gj = np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
+            Gj = inverse_columns(self._block(z, sigmas, j, extra), columns[which] - b[j])
             X[:, b[j]:b[j + 1], which] = Gj
             G = Gj
             for k in range(j - 1, -1, -1):               # G_kj = gL_k H_{k,k+1} G_{k+1,j}
@@ -215,3 +253,67 @@ class BlockTridiagonal:
                 G = gr[k] @ left_multiply(f.down, G[:, f.exit])
                 X[:, b[k]:b[k + 1], which] = G
         return X
+
+
+class SlabBonds:
+    """Re rho_ij on bonds from factors rho = X P^+ (Eq. 9), as products of slab blocks.
+
+    ``bounds``: slabs of the device atoms (:func:`slab_partition`: bonds join only the
+    same or neighbouring slabs); ``i`` device atoms, ``j`` device atoms or lead contacts in
+    the extended numbering (``n`` device atoms, then the contact rows of each lead). The
+    bonds are grouped by the slab of i and the slab of j (the same, the next, or a lead's
+    contacts), and each group is read from one block X[rows] P[columns]^+ (the rows and
+    columns spanned by its bonds), formed as one matrix product per energy instead of
+    gathering a row of X and of P per bond. A bond from slab k+1 back to slab k is read,
+    transposed, from the block of slab k: rho_ij = conj(rho_ji) between device atoms
+    (X P^+ is Hermitian there).
+    """
+
+    def __init__(self, bounds, i, j, n: int):
+        b = np.asarray(bounds)
+        m = len(b) - 1
+        i, j = np.asarray(i, dtype=int), np.asarray(j, dtype=int)
+        dev = j < n
+        ki = np.searchsorted(b, i, side="right") - 1
+        kj = np.where(dev, np.searchsorted(b, np.minimum(j, n - 1), side="right") - 1, m)
+        if np.any(dev & (np.abs(kj - ki) > 1)):
+            raise ValueError("a bond joins slabs that are not neighbours")
+        flip = dev & (kj < ki)
+        row, col = np.where(flip, j, i), np.where(flip, i, j)
+        group = np.minimum(ki, kj) * 3 + np.where(dev, np.abs(kj - ki), 2)
+        self.n_bonds, self.flip = len(i), np.where(flip, -1.0, 1.0)
+        self.blocks = []      # (rows, columns, bond positions, flat entries of the block)
+        for q in np.unique(group):
+            sel = np.flatnonzero(group == q)
+            rows = slice(row[sel].min(), row[sel].max() + 1)
+            cols = slice(col[sel].min(), col[sel].max() + 1)
+            flat = (row[sel] - rows.start) * (cols.stop - cols.start) + col[sel] - cols.start
+            self.blocks.append((rows, cols, sel, flat))
+
+    def __call__(self, X: np.ndarray, P: np.ndarray, phase=None, imag: bool = False):
+        """Re(conj(phase_b) rho_ij) per bond b = (i, j), rho_ij = sum_c X_ic conj(P_jc)
+        (X: energies x device x c, P: energies x extended x c, both contiguous along c),
+        as energies x bonds, and with ``imag`` also the imaginary part (a pair);
+        ``phase``: Bloch phases per bond (None, or real ones at Gamma)."""
+        ne = X.shape[0]
+        complex_phase = phase is not None and np.iscomplexobj(phase)
+        re_out = np.empty((ne, self.n_bonds))
+        im_out = np.empty((ne, self.n_bonds)) if imag else None
+        Xf, Pf = X.view(float), P.view(float)        # Re(x conj(p)) = real dot of views
+        # Im(x conj(p)) = Re(x conj(i p)): the same product with i P
+        Pi = (1j * P).view(float) if imag or complex_phase else None
+        for rows, cols, sel, flat in self.blocks:
+            x = Xf[:, rows]
+            re = (x @ Pf[:, cols].transpose(0, 2, 1)).reshape(ne, -1)[:, flat]
+            if Pi is None:
+                re_out[:, sel] = re
+                continue
+            # Im rho_ij: the block's Im, negated for a bond read transposed
+            im = self.flip[sel] * (x @ Pi[:, cols].transpose(0, 2, 1)).reshape(ne, -1)[:, flat]
+            if complex_phase:    # conj(ph) rho = ph.re re + ph.im im + i (ph.re im - ph.im re)
+                ph = phase[sel]
+                re, im = re * ph.real + im * ph.imag, im * ph.real - re * ph.imag
+            re_out[:, sel] = re
+            if imag:
+                im_out[:, sel] = im
+        return (re_out, im_out) if imag else re_out

@@ -7,9 +7,15 @@ conductance vs time (Fig. 2b lower), recoil and recoil + EAM force on the filame
 initial and final states, atoms per layer along z (where atoms migrated from and to) and a
 conductance histogram.
 
+A run under a bias protocol (``-var protocol``) adds the device's view: the I-V loop
+(linear and log |I|, coloured by cycle or time), V(t) with G(t), and its SET and RESET
+events (:mod:`~lammps_recoil.switching`) per cycle.
+
 ``ensemble(...)`` runs the deck for K seeds and a list of biases as independent LAMMPS
 processes, ``jobs`` at a time, and reports per bias the fraction of runs that switched and
-their switching times (:func:`~lammps_recoil.analysis.switching_time`).
+their switching times (:func:`~lammps_recoil.analysis.switching_time`; at V = 0 the
+retention time of the initial state), and under a protocol the distributions of the SET
+and RESET voltages.
 """
 from __future__ import annotations
 
@@ -27,6 +33,8 @@ from .analysis import (conductance_histogram, layer_counts, read_dump, read_run_
                        read_series, run_label, switching_time)
 from .geometry import A0_CU
 from .plots import panels, pyplot, read_csv, write_csv
+from .protocols import make_protocol
+from .switching import G_RESET, G_SET, WINDOW, per_cycle, switching_events
 
 TYPE_COLORS = {1: "tab:orange", 2: "tab:blue", 3: "0.55", 4: "0.55"}
 #: Legend labels of the atom types (types 3 and 4 share one entry).
@@ -83,9 +91,139 @@ def histogram_figure(path, counts, edges, title):
     plt.close(fig)
 
 
+def header_protocol(header: dict):
+    """The bias protocol of a run from its header (:func:`~lammps_recoil.analysis.
+    read_run_header`), or None for a constant bias or a header without one."""
+    if header.get("protocol", "constant") == "constant":
+        return None
+    return make_protocol(header["protocol"], header["V"], header["V_min"], header["V_max"],
+                         header["rate"], header["cycles"], header["period"], header["width"],
+                         header["pulses"], header["polarity"], header["vfile"])
+
+
+def iv_loop_figure(path, V, I, colour, colour_label, title, discrete=False):
+    """The I-V loop: I against V and log10 |I| against V, each segment coloured by
+    ``colour`` (time or cycle, with a colour bar; ``discrete``: one colour per integer)."""
+    from matplotlib.collections import LineCollection
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    colour = np.asarray(colour, dtype=float)
+    lo, hi = colour.min(), max(colour.max(), colour.min() + 1e-12)
+    if discrete:
+        n = int(hi - lo) + 1
+        cmap = plt.get_cmap("viridis", n)
+        norm = plt.Normalize(lo - 0.5, lo + n - 0.5)
+    else:
+        cmap, norm = plt.get_cmap("viridis"), plt.Normalize(lo, hi)
+    absI = np.abs(I)
+    floor = max(absI[absI > 0].min(initial=1.0) / 10, 1e-6)
+    for ax, y, label in ((axes[0], I, "I (µA)"),
+                         (axes[1], np.log10(np.maximum(absI, floor)), "log10 |I / µA|")):
+        points = np.column_stack([V, y])
+        lines = LineCollection(np.stack([points[:-1], points[1:]], axis=1), cmap=cmap,
+                               norm=norm, linewidths=1.6)
+        lines.set_array(colour[:-1])
+        ax.add_collection(lines)
+        ax.scatter(V, y, c=colour, cmap=cmap, norm=norm, s=8, zorder=3)
+        ax.autoscale()
+        ax.set_xlabel("V (V)")
+        ax.set_ylabel(label)
+        ax.grid(color="0.85", lw=0.6)
+    bar = fig.colorbar(lines, ax=axes, shrink=0.9)
+    bar.set_label(colour_label)
+    if discrete:
+        bar.set_ticks(np.arange(lo, lo + n))
+    axes[0].axhline(0.0, color="0.6", lw=0.8)
+    axes[0].axvline(0.0, color="0.6", lw=0.8)
+    fig.suptitle(title, fontsize=10)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def bias_figure(path, t, series, events, g_set, g_reset, title):
+    """V(t) (applied; the protocol's where a compliance lowered it), the current and the
+    power, and G(t) (G(E_F) and the Landauer G(V)) with the switching thresholds and the
+    SET/RESET events."""
+    plt = pyplot()
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(8, 7.6), sharex=True)
+    top.plot(t, series["V_protocol"], "--", color="0.5", lw=1.0, label="protocol")
+    top.plot(t, series["V"], "-", color="tab:red", lw=1.4, label="applied")
+    limited = series["in_compliance"] > 0
+    if limited.any():
+        top.plot(t[limited], series["V"][limited], "o", ms=3, color="k",
+                 label="in compliance")
+    top.set_ylabel("V (V)")
+    top.axhline(0.0, color="0.7", lw=0.8)
+    top.legend(fontsize=8)
+    middle.plot(t, series["I_uA"], lw=1.0, color="tab:blue")
+    middle.set_ylabel("I (µA)", color="tab:blue")
+    middle.axhline(0.0, color="0.7", lw=0.8)
+    power = middle.twinx()
+    power.plot(t, series["P_uW"], lw=0.8, color="tab:orange", alpha=0.8)
+    power.set_ylabel("P = I V (µW)", color="tab:orange")
+    bottom.plot(t, series["G_EF"], lw=1.2, label="G(E_F)")
+    bottom.plot(t, series["G_V"], lw=1.0, alpha=0.7, label="G(V) = I/V")
+    bottom.axhline(g_set, color="tab:green", ls=":", lw=1.0, label=f"SET at {g_set:g} G0")
+    bottom.axhline(g_reset, color="tab:purple", ls=":", lw=1.0,
+                   label=f"RESET at {g_reset:g} G0")
+    for e in events:
+        c = "tab:green" if e.kind == "SET" else "tab:purple"
+        for ax in (top, middle, bottom):
+            ax.axvline(e.time, color=c, lw=0.8, alpha=0.7)
+    bottom.set_ylabel("G / G0")
+    bottom.set_xlabel("time (ps)")
+    bottom.legend(fontsize=8, ncol=2)
+    top.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def device_analysis(prefix: str, outdir: str, series: dict, label: str,
+                    g_set: float = G_SET, g_reset: float = G_RESET,
+                    window: float = WINDOW) -> dict:
+    """The device's view of a run with the bias columns (V, I_uA, ...): SET/RESET events
+    (``events.csv``, and per cycle ``cycles.csv``), V(t) with G(t) (``bias.png``) and,
+    under a protocol, the I-V loop (``iv_loop.png``). Returns the summary entries."""
+    t = series["time_ps"]
+    protocol = header_protocol(read_run_header(prefix + ".recoil.csv"))
+    cycle = None if protocol is None else protocol.cycle_length
+    events = switching_events(t, series["G_EF"], series["V"], g_set, g_reset, window, cycle)
+    write_csv(f"{outdir}/events.csv", {
+        "time_ps": [e.time for e in events], "V": [e.bias for e in events],
+        "G": [e.conductance for e in events], "cycle": [e.cycle for e in events],
+        "SET": [e.kind == "SET" for e in events]},
+        f"switching events of {prefix}: SET 1 (G rose to {g_set} G0), 0 RESET (fell to "
+        f"{g_reset} G0); G(E_F) median over {window} ps")
+    rows = per_cycle(events)
+    if rows:
+        write_csv(f"{outdir}/cycles.csv", {k: [r[k] for r in rows] for k in rows[0]},
+                  f"first SET and RESET per protocol cycle, {prefix}")
+    bias_figure(f"{outdir}/bias.png", t, series, events, g_set, g_reset,
+                f"bias and conductance; {label}")
+    if protocol is not None:
+        if cycle:
+            colour = np.floor((t - t[0]) / cycle + 1e-9)      # after the last: the hold
+            iv_loop_figure(f"{outdir}/iv_loop.png", series["V"], series["I_uA"], colour,
+                           "cycle", f"I-V loop ({protocol.kind}); {label}", discrete=True)
+        else:
+            iv_loop_figure(f"{outdir}/iv_loop.png", series["V"], series["I_uA"], t,
+                           "time (ps)", f"I-V loop ({protocol.kind}); {label}")
+    limited = series["in_compliance"] > 0
+    return {"protocol": "constant" if protocol is None else protocol.kind,
+            "I_max_uA": float(np.abs(series["I_uA"]).max()),
+            "P_max_uW": float(np.abs(series["P_uW"]).max()),
+            "in_compliance_fraction": float(limited.mean()),
+            "events": [(e.kind, round(e.time, 3), round(e.bias, 4)) for e in events],
+            "cycles": rows}
+
+
 def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
-            spacing: float = A0_CU / 2) -> dict:
-    """Figures and tables of one run (and of a control run at V = 0, if given)."""
+            spacing: float = A0_CU / 2, g_set: float = G_SET, g_reset: float = G_RESET,
+            window: float = WINDOW) -> dict:
+    """Figures and tables of one run (and of a control run at V = 0, if given); with the
+    bias columns also :func:`device_analysis` (thresholds ``g_set``, ``g_reset`` in G0,
+    median ``window`` in ps)."""
     outdir = outdir or prefix + "_figures"
     os.makedirs(outdir, exist_ok=True)
     series = read_series(prefix + ".recoil.csv")
@@ -160,6 +298,8 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
         "moved_layers": {float(z): int(b - a) for z, a, b in
                          zip(grid, layers["initial"], layers["final"]) if a != b},
     }
+    if "V" in series:
+        summary.update(device_analysis(prefix, outdir, series, label, g_set, g_reset, window))
     with open(f"{outdir}/summary.txt", "w") as fh:
         for k, v in summary.items():
             fh.write(f"{k}: {v}\n")
@@ -190,11 +330,19 @@ class EnsembleRun(NamedTuple):
 
 
 def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str = "runs/ens",
-             threshold: float = 1.0, window: float = 5.0, rerun: bool = True) -> dict:
+             threshold: float = 1.0, window: float = 5.0, rerun: bool = True,
+             g_set: float = G_SET, g_reset: float = G_RESET,
+             median: float = WINDOW) -> dict:
     """Run the deck for every (bias, seed), ``jobs`` processes at a time; summarize.
 
-    ``rerun=False`` only summarizes the outputs already in ``outdir``: every run found
-    there (:func:`present_runs`), whatever ``seeds`` and ``biases`` say.
+    Per run: the switching time (G leaves its first-ps level by ``threshold`` G0, median
+    over ``window`` ps; at V = 0 the retention time; censored at the run's end if it never
+    does) and the SET/RESET events (thresholds ``g_set``, ``g_reset``, median over
+    ``median`` ps) with their voltages, all events in ``ensemble_events.csv``; the
+    distributions in ``ensemble.png``. Under a protocol (``-var protocol`` in
+    ``variables``) the biases only name the runs: give one. ``rerun=False`` only
+    summarizes the outputs already in ``outdir``: every run found there
+    (:func:`present_runs`), whatever ``seeds`` and ``biases`` say.
     """
     os.makedirs(outdir, exist_ok=True)
     runs = [(V, s) for V in biases for s in seeds]
@@ -228,26 +376,86 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
         results = [EnsembleRun(V, seed, f"V{V:g}_seed{seed}", 0, wall.get((V, seed), np.nan))
                    for V, seed in runs]
     table = {"V": [], "seed": [], "switched": [], "switching_time_ps": [], "direction": [],
-             "G_initial": [], "G_final": [], "wall_s": []}
+             "G_initial": [], "G_final": [], "duration_ps": [], "n_SET": [], "n_RESET": [],
+             "wall_s": []}
+    events = {"V": [], "seed": [], "SET": [], "time_ps": [], "bias": [], "cycle": []}
     for V, seed, name, rc, wall in results:
         if rc != 0:
             raise RuntimeError(f"run {name} failed (exit {rc}); see {outdir}/{name}.stdout")
-        s = read_series(f"{outdir}/{name}.recoil.csv")
-        G = s["G_EF"]
-        ts = switching_time(s["time_ps"], G, threshold, window)
+        prefix = f"{outdir}/{name}"
+        s = read_series(prefix + ".recoil.csv")
+        t, G = s["time_ps"], s["G_EF"]
+        ts = switching_time(t, G, threshold, window)
         final = np.median(G[-max(1, len(G) // 20):])
+        found = []
+        if "V" in s:                       # a series with the bias columns
+            protocol = header_protocol(read_run_header(prefix + ".recoil.csv"))
+            found = switching_events(t, G, s["V"], g_set, g_reset, median,
+                                     None if protocol is None else protocol.cycle_length)
+        for e in found:
+            for k, v in zip(events, (V, seed, e.kind == "SET", e.time, e.bias, e.cycle)):
+                events[k].append(v)
+        n_set = sum(e.kind == "SET" for e in found)
         for k, v in zip(table, (V, seed, ts is not None, np.nan if ts is None else ts,
                                 0 if ts is None else np.sign(final - G[0]), G[0], final,
-                                wall)):
+                                t[-1] - t[0], n_set, len(found) - n_set, wall)):
             table[k].append(v)
     write_csv(f"{outdir}/ensemble.csv", table, f"deck {deck}, switching: median G over "
               f"{window} ps moved by more than {threshold} G0 from the first ps; direction "
-              "+1: G rose, -1: G fell")
+              f"+1: G rose, -1: G fell; SET/RESET: median G(E_F) over {median} ps reached "
+              f"{g_set} / {g_reset} G0")
+    write_csv(f"{outdir}/ensemble_events.csv", events, "SET (1) and RESET (0) events of "
+              "the runs in ensemble.csv: time (ps), applied bias (V), protocol cycle")
     summary = {}
     for V in biases:
         rows = [i for i, v in enumerate(table["V"]) if v == V]
         times = [table["switching_time_ps"][i] for i in rows if table["switched"][i]]
         up = sum(1 for i in rows if table["switched"][i] and table["direction"][i] > 0)
+        mine = [i for i, v in enumerate(events["V"]) if v == V]
         summary[V] = {"runs": len(rows), "switched": len(times), "times_ps": times,
-                      "up": up}
+                      "up": up,
+                      "V_SET": [events["bias"][i] for i in mine if events["SET"][i]],
+                      "V_RESET": [events["bias"][i] for i in mine if not events["SET"][i]]}
+    ensemble_figure(f"{outdir}/ensemble.png", table, events, threshold, window)
     return summary
+
+
+def ensemble_figure(path, table, events, threshold, window) -> None:
+    """Left: the fraction of runs still in their initial state against time, per bias
+    (switching at V != 0, retention at V = 0; a run that never switched counts until its
+    end). Right: histograms of the SET and RESET voltages of all runs (of their times if
+    all events came at one bias)."""
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
+    V, ts = np.asarray(table["V"]), np.asarray(table["switching_time_ps"], dtype=float)
+    end = float(np.max(table["duration_ps"]))
+    for v in np.unique(V):
+        times = np.sort(ts[(V == v) & np.isfinite(ts)])
+        n = int(np.sum(V == v))
+        x = np.concatenate([[0.0], np.repeat(times, 2), [end]])
+        y = np.repeat(1.0 - np.arange(len(times) + 1) / n, 2)
+        left.plot(x, y, lw=1.5, label=f"V = {v:g} V ({'retention' if v == 0 else 'switching'},"
+                  f" {n} runs)")
+    left.set_xlabel("time (ps)")
+    left.set_ylabel("fraction in the initial state")
+    left.set_ylim(-0.03, 1.03)
+    left.set_title(f"G within {threshold:g} G0 of its first ps (median over {window:g} ps)",
+                   fontsize=9)
+    left.legend(fontsize=8)
+    kinds = np.asarray(events["SET"], dtype=bool)
+    bias = np.asarray(events["bias"], dtype=float)
+    # voltages under protocols; at one constant bias the events' times instead
+    x, label = ((bias, "bias at the event (V)") if bias.size and np.ptp(bias) > 0 else
+                (np.asarray(events["time_ps"], dtype=float), "time of the event (ps)"))
+    if x.size:
+        bins = np.linspace(x.min() - 0.05, x.max() + 0.05, 21)
+        right.hist([x[kinds], x[~kinds]], bins=bins, label=["SET", "RESET"],
+                   color=["tab:green", "tab:purple"])
+        right.legend(fontsize=8)
+    else:
+        right.text(0.5, 0.5, "no SET or RESET events", ha="center", va="center",
+                   transform=right.transAxes)
+    right.set_xlabel(label)
+    right.set_ylabel("events")
+    fig.savefig(path, dpi=130)
+    plt.close(fig)

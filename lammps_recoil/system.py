@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 
 from . import integration as quad
+from .bondcurrent import BondCurrents, window_currents
 from .boundstates import BoundState, PoleTerms, find_bound_states, looked_for, numerical_eta
 from .device import device_topology, lead_neighbors
 from .forces import BondForces, onsite_weight, require_finite
 from .geometry import check_box, check_positions
-from .greens import SCHUR_MAX, DeviceMatrix, Scattering, real_dot, self_energy, to_dense
+from .greens import (SCHUR_MAX, DeviceMatrix, Scattering, bond_density, self_energy,
+                     to_dense)
 from .hamiltonian import HoppingModel, hamiltonian
+from .rgf import SlabBonds, slab_partition
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
 G0_SIEMENS = 7.748091729e-5
@@ -64,7 +68,11 @@ class RecoilResult:
     lead); ``timings``: seconds spent in lead Green's functions, device solves (including
     the density matrix) and force contraction; ``unbroadened``: the states in and near
     the window that no open lead channel broadens (:class:`~lammps_recoil.boundstates.
-    BoundState`, device atoms in the caller's order), removed from the integrals.
+    BoundState`, device atoms in the caller's order), removed from the integrals;
+    ``channels``: the transmission eigenvalues at E_F, largest first (solved with
+    T(E_F); for an n x n grid of Bloch vectors those of the n x n supercell, which add up
+    to n^2 T(E_F)); ``bond_currents``: the currents on the device's bonds
+    (:class:`~lammps_recoil.bondcurrent.BondCurrents`) when asked for, else None.
     """
 
     forces: np.ndarray
@@ -79,6 +87,8 @@ class RecoilResult:
     at_lead: np.ndarray
     timings: dict = field(default_factory=dict)
     unbroadened: tuple = ()
+    channels: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    bond_currents: BondCurrents | None = None
 
     @property
     def total(self) -> np.ndarray:
@@ -223,10 +233,21 @@ class RecoilSystem:
         self._V = [[c.matrix(k) for c in lead_contacts] for k in self.kpoints]
         self._M = [DeviceMatrix(H, lead_contacts, self.eta) for H in self._H]
         self._bond_forces = BondForces(self.ext_bonds, n, self.n_ext)
+        b, boundary = self.ext_bonds, max(len(c.boundary) for c in lead_contacts)
+        if n <= SCHUR_MAX:           # bond densities from rows gathered per bond
+            self._bond_density = partial(bond_density, b.i, b.j)
+            gathered = 2 * len(b) * boundary
+        else:                        # from products of slab blocks
+            dev = b.j < n
+            rows = np.concatenate([b.i[dev], b.j[dev]])
+            cols = np.concatenate([b.j[dev], b.i[dev]])
+            bounds = slab_partition(n, rows, cols, *(c.boundary for c in lead_contacts))
+            self._bond_density = SlabBonds(bounds, b.i, b.j, n)
+            gathered = 0
         # energies per batch: dense device matrices and density factors within BATCH_BYTES
         per_energy = 16 * ((n * n if n <= SCHUR_MAX else 0) + sum(
             3 * len(c.contacts) ** 2 + 4 * self.n_ext * len(c.boundary) for c in lead_contacts)
-            + 2 * len(self.ext_bonds) * max(len(c.boundary) for c in lead_contacts))
+            + gathered)
         self._batch = max(1, BATCH_BYTES // per_energy)
 
     def names(self, idx) -> str:
@@ -334,7 +355,7 @@ class RecoilSystem:
         ``unbroadened`` as in :meth:`forces`."""
         segments = quad.bias_window(self.fermi_level, bias, beta, temperature)
         if not segments:
-            return self._fermi_transmission()
+            return self._fermi_probe()[0]
         self._check_window(segments)
         states = self._unbroadened(segments, unbroadened)
         cuts = [b.energy for b in states]
@@ -344,8 +365,9 @@ class RecoilSystem:
             T = self._map(lambda e: self._transmission(e, poles), E)
             return (seg.landauer(E) * T)[:, None]
 
-        return float(sum(self._integrate(seg, func, n_points, tol / len(segments), (), cuts,
-                                         []).value[0] for seg in segments))
+        return float(sum(self._integrate(seg, func, n_points, tol / len(segments),
+                                         self._cuts(tol), (), cuts, []).value[0]
+                         for seg in segments))
 
     def current(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
                 tol: float = quad.DEFAULT_TOL, n_points: int | None = None) -> float:
@@ -359,7 +381,8 @@ class RecoilSystem:
     def forces(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
                model: str = "paper", tol: float = quad.DEFAULT_TOL,
                n_points: int | None = None, full: bool = False,
-               full_points: int = 96, unbroadened="auto") -> RecoilResult:
+               full_points: int = 96, unbroadened="auto",
+               bond_currents: bool = False) -> RecoilResult:
         """Recoil forces at bias V (volts) on the device atoms (Eq. 10 with Eq. 4).
 
         By default the renormalized force F(V) - F(0) from the bias window only (what MD
@@ -381,8 +404,19 @@ class RecoilSystem:
         they would otherwise enter) or a lead is a wire (exact leads: each is a real pole,
         kept from the nodes); with lossless periodic and chain leads they carry no weight
         and are looked for only with ``True``; ``False`` never looks.
+
+        ``bond_currents=True`` also integrates the currents on the device's bonds
+        (:mod:`~lammps_recoil.bondcurrent`) on the same energy nodes (they do not steer the
+        adaptive rule, so forces and conductance are those of a call without them).
+
+        The adaptive partition of each segment is kept and starts the next call's integral
+        (an MD run's next update, or a nearby bias: its ends inside the new window are
+        reused, and so are the leads' Green's functions at the nodes that did not move).
         """
         onsite_weight(model)
+        if bond_currents and full:
+            raise ValueError("bond currents come from the bias window (the equilibrium "
+                             "density carries none): call forces with full=False")
         if full:
             segments = quad.full_band(self.band_edges[0], self.fermi_level, bias, beta,
                                       temperature)
@@ -395,28 +429,31 @@ class RecoilSystem:
         cuts = [b.energy for b in states]
         timings = {"leads": 0.0, "solve": 0.0, "forces": 0.0}
         n = self.n_atoms
-        total, error, n_energies = np.zeros(4 * n + 1), 0.0, 0
+        watch = 4 * n + 1              # forces, conductance, charges steer the integral
+        total = np.zeros(watch + (len(self.ext_bonds) if bond_currents else 0))
+        error, n_energies = 0.0, 0
         EF = self.fermi_level
-        fermi_t = []                   # T(E_F), solved along with this rank's first batch
+        fermi = []                     # T(E_F) and channels, solved with the first batch
 
         def batch(E, seg):
-            probes = () if fermi_t else (EF,)
+            probes = () if fermi else (EF,)
             try:
-                rows, t = self._integrand(E, seg, model, timings, probes, poles)
+                rows, probe = self._integrand(E, seg, model, timings, probes, poles,
+                                              bond_currents)
             except SingularEnergy as err:
                 if not probes or err.energy != EF:
                     raise
-                rows, _ = self._integrand(E, seg, model, timings, (), poles)
-                t = [self._fermi_transmission()]
-            fermi_t.extend(t)
+                rows, _ = self._integrand(E, seg, model, timings, (), poles, bond_currents)
+                probe = [self._fermi_probe()]
+            fermi.extend(probe)
             return rows
 
         func = lambda E, seg: self._map(lambda e: batch(e, seg), E)
         found = []                     # states located where a node hit them
-        for seg in segments:
-            key = (round(seg.a, 12), round(seg.b, 12), full, model, tol)
-            res = self._integrate(seg, func, n_points, tol / len(segments),
-                                  self._partitions.get(key, ()), cuts, found)
+        for s, seg in enumerate(segments):
+            key = (s, full, model, tol)
+            res = self._integrate(seg, func, n_points, tol / len(segments), self._cuts(tol),
+                                  self._partitions.get(key, ()), cuts, found, watch)
             if res.partition is not None:
                 self._partitions[key] = res.partition
             total, error = total + res.value, error + res.error
@@ -424,18 +461,49 @@ class RecoilSystem:
         if full:
             total = total + self._bound_density(temperature, model)
         forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
-        if not fermi_t:                # no segment, or no energy on this rank
-            fermi_t = [self._fermi_transmission()]
+        if not fermi:                  # no segment, or no energy on this rank
+            fermi = [self._fermi_probe()]
+        fermi_t, channels = fermi[0]
         if full:
             conductance = self.conductance(bias, beta, temperature, tol)
         elif segments:
             conductance = float(total[3 * n])
         else:
-            conductance = float(fermi_t[0])
-        return RecoilResult(forces, conductance, float(fermi_t[0]),
-                            self._to_user(total[3 * n + 1:]), bias, beta, temperature,
+            conductance = fermi_t
+        return RecoilResult(forces, conductance, fermi_t,
+                            self._to_user(total[3 * n + 1:watch]), bias, beta, temperature,
                             n_energies, error, self.at_lead.copy(), timings,
-                            tuple(self._user_state(b) for b in states + found))
+                            tuple(self._user_state(b) for b in states + found), channels,
+                            self._bond_currents(total[watch:]) if bond_currents else None)
+
+    def bond_currents(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
+                      tol: float = quad.DEFAULT_TOL, n_points: int | None = None,
+                      unbroadened="auto") -> BondCurrents:
+        """Currents on the device's bonds at bias V (microamperes; :mod:`~lammps_recoil.
+        bondcurrent`), integrated with the forces of :meth:`forces` (same keywords)."""
+        return self.forces(bias, beta, temperature, tol=tol, n_points=n_points,
+                           unbroadened=unbroadened, bond_currents=True).bond_currents
+
+    def _bond_currents(self, current: np.ndarray) -> BondCurrents:
+        """The integrated currents on :attr:`ext_bonds` as :class:`BondCurrents` in the
+        caller's atom order."""
+        b, n = self.ext_bonds, self.n_atoms
+        to_lead = b.j >= n
+        left = b.j - n < len(self.lead_contacts[0].contacts)
+        lead = np.where(to_lead, np.where(left, 1, 2), 0)
+        j = np.where(to_lead, -1, self._order[np.minimum(b.j, n - 1)])
+        return BondCurrents(self._order[b.i], j, lead, b.vec.copy(), current,
+                            self.positions.copy())
+
+    def _probe(self, E: float) -> tuple[float, np.ndarray]:
+        """T(E) (averaged over the Bloch vectors) and the transmission eigenvalues at E
+        (of all Bloch vectors, largest first), on this rank alone."""
+        T, channels = 0.0, []
+        for ik, wk in enumerate(self.kweights):
+            sc = self.scattering(np.array([E]), ik, (1,))
+            T += wk * float(sc.transmission()[0])
+            channels.append(sc.channels()[0])
+        return T, np.sort(np.concatenate(channels))[::-1]
 
     def electronic_bath(self, bias: float, **kw):
         """Electronic friction, Berry tensor and current-induced noise of the device atoms
@@ -443,15 +511,16 @@ class RecoilSystem:
         from .bath import electronic_bath
         return electronic_bath(self, bias, **kw)
 
-    def _integrate(self, seg, func, n_points, tol, start, cuts, found) -> quad.Integral:
-        """``seg.integrate`` cut at the channel edges and the ``cuts``. Where a node lands on
+    def _integrate(self, seg, func, n_points, tol, kinks, start, cuts, found,
+                   watch=None) -> quad.Integral:
+        """``seg.integrate`` cut at the channel edges ``kinks`` and the ``cuts``. Where a node lands on
         a real pole that was not looked for (exact leads: G_F(E)^-1 singular there to
         round-off, :class:`SingularEnergy`), that energy becomes an interval end as well, the
         state there is located (appended to ``found``) and the segment integrated again
         (the energy is appended to ``cuts`` too, for the segments that follow)."""
         for redo in range(MAX_SINGULAR + 1):
             try:
-                return seg.integrate(func, n_points, tol, self._kinks(), start, cuts)
+                return seg.integrate(func, n_points, tol, kinks, start, cuts, watch)
             except SingularEnergy as err:
                 E = err.energy
                 ends = np.array(cuts + list(seg.steps) + [seg.a, seg.b])
@@ -462,14 +531,16 @@ class RecoilSystem:
                              for b in find_bound_states(self, E, E, ik)
                              if abs(b.energy - E) <= POLE_STEP)
 
-    def _fermi_transmission(self) -> float:
-        """T(E_F) on this rank; on a real pole exactly at E_F, where G_F does not exist,
-        the mean of T at E_F +- POLE_STEP (T is analytic through a pole of zero width)."""
+    def _fermi_probe(self) -> tuple[float, np.ndarray]:
+        """T(E_F) and the transmission eigenvalues at E_F on this rank (:meth:`_probe`); on a
+        real pole exactly at E_F, where G_F does not exist, their means at E_F +- POLE_STEP
+        (both are analytic through a pole of zero width)."""
         EF = self.fermi_level
         try:
-            return float(self._transmission(np.array([EF]))[0])
+            return self._probe(EF)
         except SingularEnergy:
-            return float(self._transmission(EF + np.array([-POLE_STEP, POLE_STEP])).mean())
+            (a, ca), (b, cb) = self._probe(EF - POLE_STEP), self._probe(EF + POLE_STEP)
+            return 0.5 * (a + b), 0.5 * (ca + cb)
 
     def unbroadened_states(self, lo: float, hi: float) -> list[BoundState]:
         """States with energies in [lo, hi] (eV, widened by ``boundstates.MARGIN``) that no
@@ -514,8 +585,8 @@ class RecoilSystem:
         """The adaptive energy partitions kept for reuse, as arrays (for restart files)."""
         keys = list(self._partitions)
         return dict(
-            part_keys=np.array([[k[0], k[1], k[2], k[3] == "paper", k[4]] for k in keys],
-                               dtype=float).reshape(-1, 5),
+            part_keys=np.array([[k[0], k[1], k[2] == "paper", k[3]] for k in keys],
+                               dtype=float).reshape(-1, 4),
             part_ends=np.concatenate([self._partitions[k] for k in keys] or [np.zeros(0)]),
             part_sizes=np.array([len(self._partitions[k]) for k in keys], dtype=int))
 
@@ -523,8 +594,8 @@ class RecoilSystem:
         """Restore partitions saved by :meth:`energy_partitions`."""
         ends = np.split(state["part_ends"], np.cumsum(state["part_sizes"])[:-1])
         for key, e in zip(state["part_keys"], ends):
-            model = "paper" if key[3] else "hellmann-feynman"
-            self._partitions[(key[0], key[1], bool(key[2]), model, key[4])] = e
+            model = "paper" if key[2] else "hellmann-feynman"
+            self._partitions[(int(key[0]), bool(key[1]), model, key[3])] = e
 
     def _kinks(self) -> np.ndarray:
         """Channel edges of the leads at every Bloch vector (integration breaks; computed
@@ -538,6 +609,11 @@ class RecoilSystem:
             self._edges = edges[np.diff(edges, prepend=-np.inf) > 1e-12]
         return self._edges
 
+    def _cuts(self, tol: float) -> np.ndarray:
+        """The channel edges an energy integral to accuracy ``tol`` is cut at
+        (:func:`~lammps_recoil.integration.isolated`)."""
+        return quad.isolated(self._kinks(), tol)
+
     def _flat_bands(self) -> tuple:
         """Energies of the unbroadened periodic and wire leads' flat bands and the lead of
         each (computed once)."""
@@ -548,6 +624,14 @@ class RecoilSystem:
                      for e in lead.flat_bands(k if self.box is not None else None)]
             self._flat = (np.array([e for _, e in found]), np.array([s for s, _ in found]))
         return self._flat
+
+    def check_bias(self, bias: float, beta: float = 0.5, temperature: float = 0.0) -> None:
+        """Refuse a bias whose energy window (tails at T > 0 included) leaves the lead band
+        or meets a periodic lead's flat band (ValueError naming both), before any solve."""
+        try:
+            self._check_window(quad.bias_window(self.fermi_level, bias, beta, temperature))
+        except ValueError as err:
+            raise ValueError(f"bias V = {bias:g} V (beta = {beta:g}): {err}") from None
 
     def _check_window(self, segments) -> None:
         """The window must lie in the band and avoid the leads' flat bands."""
@@ -570,10 +654,11 @@ class RecoilSystem:
                 "(111) orientation, or give the lead a broadening eta > 0")
 
     def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=(),
-                   poles=None):
+                   poles=None, currents: bool = False):
         """Rows of forces (3N), conductance weight x T (1) and density (N) per unit energy,
-        one row per energy of the batch E, and T(E) at the energies ``probes`` (solved in
-        the same batch).
+        and with ``currents`` the bond currents (one per extended bond, uA per eV), one row
+        per energy of the batch E; and (T(E), transmission eigenvalues) at the energies
+        ``probes`` (solved in the same batch).
 
         The density matrix of Eq. 9 from each lead S with occupation weight w_S(E) is
         accumulated on the bonds and sites of the extended region (summed over Bloch
@@ -599,13 +684,15 @@ class RecoilSystem:
                   ((1, (0,)), (2, (1,)), (3, (0, 1))) if count[code]]
         b = self.ext_bonds
         rho_bond = np.zeros((len(E), len(b)))          # Re of the Bloch-phased rho_ij
+        rho_imag = np.zeros((len(E), len(b))) if currents else None      # and its Im
         rho_diag = np.zeros((len(E), self.n_ext))
         G = np.zeros(len(E))
+        channels = [[] for _ in probes]
         for ik, wk in enumerate(self.kweights):
             t0 = time.perf_counter()
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
             t1 = time.perf_counter()
-            # Re(exp(-ik.d) sum_b X_ib conj(P_jb)) = real_dot(X_i, exp(ik.d) P_j)
+            # Re(exp(-ik.d) sum_b X_ib conj(P_jb)) on the bonds
             phase = b.phases(self.kpoints[ik] if self.box is not None else None)
             pole = None if poles is None else poles[ik]
             for sel, sources in groups:
@@ -615,26 +702,38 @@ class RecoilSystem:
                     if pole is not None:
                         T -= pole.transmission(E[sel])
                     G[sel] += wk * tw[sel] * T
+                at = np.flatnonzero(sel >= ne)              # the probes in this group
+                if at.size:
+                    for m, ch in zip(sel[at] - ne, sc.channels(at)):
+                        channels[m].append(ch)
                 for s in sources:
                     if not np.any(w[s][sel] != 0.0):
                         continue
                     X, P, diag = sc.density_factors(s)
                     ws = (wk * w[s][sel])[:, None]
-                    Pj = P.take(b.j, axis=1)
-                    if np.iscomplexobj(phase):                # off the Gamma point
-                        Pj *= phase[:, None]
-                    rho_bond[sel] += ws * real_dot(X.take(b.i, axis=1), Pj)
+                    if currents:                  # and Im(conj(phase) rho_ij)
+                        re, im = self._bond_density(X, P, phase, imag=True)
+                        rho_imag[sel] += ws * im
+                    else:
+                        re = self._bond_density(X, P, phase)
+                    rho_bond[sel] += ws * re
                     rho_diag[sel] += ws * diag
                     if pole is not None:
                         bond, site = pole.densities(E[sel], s)
-                        rho_bond[sel] -= ws * bond
+                        rho_bond[sel] -= ws * bond.real
                         rho_diag[sel] -= ws * site
+                        if currents:
+                            rho_imag[sel] -= ws * bond.imag
             timings["leads"] += t1 - t0
             timings["solve"] += time.perf_counter() - t1
         t3 = time.perf_counter()
         out = self._rows(rho_bond[:ne], rho_diag[:ne], G[:ne], model)
+        if currents:
+            out = np.hstack([out, window_currents(b.t, rho_imag[:ne])])
         timings["forces"] += time.perf_counter() - t3
-        return out, G[ne:]
+        probed = [(float(T), np.sort(np.concatenate(ch))[::-1])
+                  for T, ch in zip(G[ne:], channels)]
+        return out, probed
 
     def _rows(self, rho_bond, rho_diag, G, model) -> np.ndarray:
         """Rows of forces (Eq. 4), conductance and electron counts, one per energy, from

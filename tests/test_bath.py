@@ -134,10 +134,10 @@ def test_bias_correction_formula_against_temperature_change():
         wts.append(w)
     E, w = np.concatenate(nodes), np.concatenate(wts)
     dw = quad.fermi(E, EF, T) - quad.fermi(E, EF, 0.0)
-    sp = bath.extended_spectra(s, E)
-    A = sp.A[0] + sp.A[1]
+    phi = np.concatenate(bath.extended_spectra(s, E).phi, axis=2)     # A = A_L + A_R
     dG = bath.energy_derivative(s, E)
-    change = -2 * HB / np.pi * np.einsum("e,eab->ab", w * dw, bath._traces(ops, A, dG).imag)
+    traces = bath.window_traces(ops, ops.lift(phi), dG).imag
+    change = -2 * HB / np.pi * np.einsum("e,eab->ab", w * dw, traces)
     b0 = bath.electronic_bath(s, 0.0, temperature=0.0)
     bT = bath.electronic_bath(s, 0.0, temperature=T, tol=1e-7)
     diff = bT.friction - b0.friction
@@ -290,7 +290,140 @@ def test_effective_temperature_equilibrium_and_errors():
     t = bath.effective_temperature(b)
     np.testing.assert_allclose(t.modes, 450.0, rtol=1e-9)
     assert t.overall == pytest.approx(450.0, rel=1e-9)
+    assert t.balance == pytest.approx(450.0, rel=1e-9)
     with pytest.raises(ValueError, match="force model"):
         bath.electronic_bath(s, 0.1, model="ehrenfest")
     with pytest.raises(ValueError, match="electron temperature"):
         bath.electronic_bath(s, 0.1, temperature=-1.0)
+
+
+def test_low_rank_traces_equal_dense_traces(small_filament):
+    """pair_traces and window_traces (through A_S = phi_S phi_S^+) against tr[X F_a Y F_b]
+    of dense matrices, on a few coordinates of a 3D constriction."""
+    s = small_filament.recoil_system()
+    ops = bath.force_operators(s)
+    E = np.array([s.fermi_level - 0.2, s.fermi_level + 0.1])
+    sp = bath.extended_spectra(s, E)
+    dG = bath.energy_derivative(s, E)
+    AL, AR = sp.A
+    F = [ops.matrix(a).toarray() for a in range(ops.values.shape[0])]
+    coords = [0, 4, 8, len(F) - 1]
+    pair = bath.pair_traces(ops, sp.phi[0], sp.phi[1])
+    window = bath.window_traces(ops, ops.lift(sp.phi[1]), dG)
+    for e in range(len(E)):
+        for a in coords:
+            for b in coords:
+                ref = np.trace(AL[e] @ F[a] @ AR[e] @ F[b])
+                assert pair[e, a, b] == pytest.approx(ref, abs=1e-12 * abs(pair[e]).max())
+                ref = np.trace(AR[e] @ F[a] @ dG[e] @ F[b])
+                assert window[e, a, b] == pytest.approx(ref, abs=1e-12 * abs(window[e]).max())
+
+
+@pytest.mark.parametrize("name", ["chain", "constriction"])
+def test_golden_rule_route_gives_the_friction_at_bias(systems, name):
+    """The symmetric friction at bias from the golden rule at hbar omega -> 0, with
+    spectral densities only (kernels_at_frequency), against electronic_bath's
+    equilibrium part plus its bias term -(2 hbar/pi) int w Im tr[A F dG/dE F]: an
+    independent route to the bias term (which is 3-20% of the friction here; the chain
+    has a central site eps = 0.25 eV between bonds v_L,R = (1 +- 0.35) t). At
+    hbar omega = 1e-4 eV the golden-rule friction differs from its limit by O(omega^2)
+    and the noise by O(omega / V)."""
+    s = gamma_chain(0.35, eps=0.25, n_side=1) if name == "chain" else systems[name]
+    for bias in (0.4, -0.7):
+        b = bath.electronic_bath(s, bias, temperature=0.0, tol=1e-8)
+        k = bath.kernels_at_frequency(s, bias, 1e-4, temperature=0.0, tol=1e-8)
+        scale = np.abs(b.friction).max()
+        assert np.abs(b.friction - b.equilibrium).max() > 0.03 * scale
+        np.testing.assert_allclose(k.friction, b.friction, atol=1e-7 * scale)
+        np.testing.assert_allclose(k.noise, b.noise, atol=1e-3 * np.abs(b.noise).max())
+
+
+def test_quantum_fluctuation_dissipation_at_frequency():
+    """At zero bias, D(omega) = hbar omega coth(hbar omega / 2 k_B T) gamma(omega)."""
+    s = gamma_chain(0.35, eps=0.25, n_side=1)
+    for T, e in ((300.0, 0.02), (50.0, 0.03)):
+        k = bath.kernels_at_frequency(s, 0.0, e, temperature=T, tol=1e-8)
+        ratio = e / np.tanh(e / (2 * quad.K_B * T))
+        np.testing.assert_allclose(k.noise, ratio * k.friction,
+                                   atol=1e-9 * ratio * np.abs(k.friction).max())
+
+
+def test_linear_stability_closed_forms():
+    """Damped oscillator: rate -gamma/2m, frequency sqrt(k/m - (gamma/2m)^2); negative
+    friction: +|gamma|/2m; free atoms: rate -lambda_min(gamma)/m. Circulating force
+    (waterwheel) on an isotropic 2D oscillator, K = [[k, c], [-c, k]], gamma = g:
+    lambda^2 + (g/m) lambda + (k +- i c)/m = 0."""
+    m, k, g = 2.0, 3.0, 0.4
+    st = bath.linear_stability(np.array([[g]]), np.array([m]), np.array([[k]]))
+    assert st.rate == pytest.approx(-g / (2 * m), rel=1e-12)
+    assert st.frequency == pytest.approx(np.sqrt(k / m - (g / (2 * m)) ** 2), rel=1e-12)
+    assert bath.linear_stability(np.array([[-g]]), np.array([m]),
+                                 np.array([[k]])).rate == pytest.approx(g / (2 * m))
+    gam = np.array([[0.5, 0.1], [0.1, -0.2]])
+    free = bath.linear_stability(gam, np.array([m, m]))
+    assert free.rate == pytest.approx(-np.linalg.eigvalsh(gam).min() / m, rel=1e-12)
+    c, g = 0.3, 0.1
+    K = np.array([[k, c], [-c, k]])
+    roots = np.concatenate([np.roots([1.0, g / m, (k + 1j * s * c) / m]) for s in (1, -1)])
+    st = bath.linear_stability(g * np.eye(2), np.array([m, m]), K)
+    assert st.rate == pytest.approx(roots.real.max(), rel=1e-12)
+    assert st.rate > 0                    # c / 2 sqrt(m k) = 0.061 beats g / 2m = 0.025
+
+
+@pytest.mark.parametrize("model", ["paper", "hellmann-feynman"])
+def test_force_jacobian_against_finite_differences(model):
+    """dF_a/dX_b of the mean force from the kernels' energies (response of A_S to H(X) plus
+    the operator's own gradient) against central differences of system.forces, on a
+    17-atom filament displaced off its lattice sites, at 0.4 V."""
+    from lammps_recoil.builders import build_filament
+    s = build_filament(gap_layers=3).recoil_system()
+    x0 = s.positions + 0.05 * np.random.default_rng(2).standard_normal(s.positions.shape)
+    s.update(x0)
+    b = bath.electronic_bath(s, 0.4, temperature=0.0, model=model, tol=1e-5, jacobian=True)
+    d = 1e-4
+    for c in (0, 25, 3 * s.n_atoms - 1):
+        xp, xm = x0.copy(), x0.copy()
+        xp.flat[c] += d
+        xm.flat[c] -= d
+        s.update(xp)
+        fp = s.forces(0.4, model=model, tol=1e-8).forces.ravel()
+        s.update(xm)
+        fm = s.forces(0.4, model=model, tol=1e-8).forces.ravel()
+        fd = (fp - fm) / (2 * d)
+        assert np.abs(fd).max() > 1e-3
+        np.testing.assert_allclose(b.force_jacobian[:, c], fd, atol=1e-8)
+    s.update(x0)
+    J = b.force_jacobian
+    assert np.abs(J - J.T).max() > 0.1 * np.abs(J).max()        # not conservative at bias
+
+
+def test_a_lead_without_contacts_gives_empty_factors(small_filament):
+    """A filament that broke off one electrode couples to no contact of that lead: its
+    spectral factor has no column, and its traces vanish (the kernels are then those of
+    the other lead's equilibrium)."""
+    s = small_filament.recoil_system()
+    ops = bath.force_operators(s)
+    phi = bath.extended_spectra(s, np.array([0.3, 0.5])).phi[0]
+    empty = phi[:, :, :0]
+    x = ops.lift(empty)
+    assert x.shape == (2, ops.values.shape[0], 0, s.n_ext)
+    assert np.all(bath.pair_traces(ops, phi, empty) == 0)
+    assert np.all(bath.pair_traces(ops, empty, phi) == 0)
+    assert np.all(bath.window_traces(ops, x, np.ones((2, s.n_ext, s.n_ext))) == 0)
+
+
+def test_mobile_device_gives_the_filament_kernels():
+    """With ideal electrodes the mobile NEGF device (226 atoms) is the filament device with
+    the electrodes' atoms at their sites, so the kernels of its 34 filament atoms (computed
+    on the sites next to them: G_F columns of those sites only) equal the filament
+    device's."""
+    from lammps_recoil.builders import build_filament
+    fil = build_filament()
+    small = fil.recoil_system()
+    big = fil.recoil_system(device="mobile")
+    atoms = np.flatnonzero(fil.types[np.isin(fil.types, (1, 2))] == 1)
+    a = bath.electronic_bath(small, 0.5, temperature=0.0, n_points=4)
+    b = bath.electronic_bath(big, 0.5, temperature=0.0, n_points=4, atoms=atoms)
+    for name in ("friction", "berry", "noise"):
+        x, y = getattr(a, name), getattr(b, name)
+        np.testing.assert_allclose(y, x, atol=1e-9 * np.abs(x).max())

@@ -16,7 +16,7 @@ import pytest
 
 from lammps_recoil.analysis import read_dump, read_series
 from lammps_recoil.builders import build_filament
-from lammps_recoil.parallel import MALLOC_ENV, lammps_comm
+from lammps_recoil.parallel import MALLOC_ENV, THREAD_ENV, check_threads, lammps_comm
 from lammps_recoil.params import parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ def test_forces_are_held_between_updates_and_only_on_the_filament(serial):
     assert 2.5 < series["G_EF"][0] < 3.5
     # the default filament's window holds no state the leads cannot broaden
     # (test_bound_states.py), and none hit a node of the energy rule
-    assert list(series)[-1] == "n_unbroadened" and np.all(series["n_unbroadened"] == 0)
+    assert np.all(series["n_unbroadened"] == 0)
 
 
 @wheel
@@ -239,6 +239,26 @@ def test_mismatched_mpi_libraries_are_reported():
 
     with pytest.raises(RuntimeError, match="different MPI libraries: LAMMPS sees 2 ranks"):
         lammps_comm(FakeLammps())
+
+
+def test_blas_threads_that_oversubscribe_the_cores_are_refused(monkeypatch):
+    """Ranks on the node x BLAS threads above its cores (or threads above the cores this
+    process may use) stop with the variable, its value and the largest accepted; within
+    the cores, or one thread, nothing is said. OPENBLAS_NUM_THREADS wins over
+    OMP_NUM_THREADS, as in OpenBLAS."""
+    for name in THREAD_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    check_threads(local_ranks=2, cores=4)
+    with pytest.raises(RuntimeError, match=r"OMP_NUM_THREADS=2 BLAS threads in each of 3 "
+                                           r"process\(es\).* its 4 cores.*at most 1;"):
+        check_threads(local_ranks=3, cores=4)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "8")
+    with pytest.raises(RuntimeError, match="OPENBLAS_NUM_THREADS=8 .* at most 4;"):
+        check_threads(local_ranks=1, cores=16)           # this process: 4 cores
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    check_threads(local_ranks=64, cores=4)
 
 
 HEAP_ROUNDS = """

@@ -162,12 +162,15 @@ def test_exact_wire_across_its_channel_edges():
     current away from the device, and g stays retarded and symmetric to 1e-6 (round-off of
     the nearly merged modes, ~1e-16 / q^2 with q ~ 3e-5 their splitting). (Its value can
     grow as |E - E_c|^-1/2: some edges of the (111) wire are van Hove points of the surface
-    block.)"""
+    block. Its flat band at 1.3244 eV, an edge too, is left out: there g ~ 1/(E - E_f) is
+    10^8 eV^-1 at 1e-9 eV and its round-off depends on the BLAS; integrals keep away from
+    it, see test_exact_wire_on_a_flat_band.)"""
     wire = fcc_wire("111", 3, 3.0, eta=0.0)
     n, open_channels = len(wire.positions), channel_counter(wire)
     edges = wire.channel_edges()
     apart = np.diff(edges, prepend=-np.inf, append=np.inf)
-    for Ec in edges[(apart[:-1] > 1e-3) & (apart[1:] > 1e-3)]:     # (q grid resolves)
+    flat = np.abs(edges[:, None] - wire.flat_bands()).min(axis=1, initial=np.inf) < 1e-3
+    for Ec in edges[(apart[:-1] > 1e-3) & (apart[1:] > 1e-3) & ~flat]:     # (q grid resolves)
         for e in (Ec - 1e-9, Ec + 1e-9):
             m = wire.modes(e)
             assert m.propagating[:n].sum() == open_channels(e)

@@ -39,11 +39,12 @@ def test_dump_times_are_the_time_series_times(tmp_path, route):
 
 def _series(path, V):
     values = dict(V=str(V), out=str(path), data="inputs/filament.data")
-    from lammps_recoil.coupling import SERIES_HEADER, VECTOR
+    from lammps_recoil.coupling import series_header, vector_names
     from lammps_recoil.params import parse_params, run_header
-    lines = [f"# {line}" for line in run_header(parse_params(**values), 20250722)]
-    (path.parent / (path.name + ".recoil.csv")).write_text(
-        "\n".join(lines + [SERIES_HEADER, "0,0.0" + ",1" * len(VECTOR)]) + "\n")
+    params = parse_params(**values)
+    lines = [f"# {line}" for line in run_header(params, 20250722)]
+    (path.parent / (path.name + ".recoil.csv")).write_text("\n".join(
+        lines + [series_header(params), "0,0.0" + ",1" * len(vector_names(params))]) + "\n")
     return values
 
 

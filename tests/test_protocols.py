@@ -1,8 +1,10 @@
 """Bias protocols V(t) against their closed forms, and refused parameters."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from lammps_recoil.protocols import make_protocol, window_in_band
+from lammps_recoil.protocols import make_protocol
 
 T = np.arange(0, 60.0001, 0.1)          # update times (ps): every 100 steps of 1 fs
 
@@ -80,11 +82,31 @@ def test_bad_parameters_are_refused(args, words):
     assert words in str(err.value)
 
 
-def test_window_leaving_the_band_is_refused():
-    """E_F = 0, band [-2, 3] eV, beta = 0.5: the band bottom limits both signs,
-    V <= 2/(1-beta) = 4 V and V >= -2/beta = -4 V."""
-    ok = make_protocol("triangle", V_min=-3.9, V_max=3.9, rate=1)
-    window_in_band(ok, 0.0, 0.5, (-2.0, 3.0))
-    bad = make_protocol("triangle", V_min=-1.0, V_max=4.2, rate=1)
-    with pytest.raises(ValueError, match=r"applies V = 4.2 V.*accepted: -4.000 V <= V <= 4.000 V"):
-        window_in_band(bad, 0.0, 0.5, (-2.0, 3.0))
+ROOT = Path(__file__).resolve().parents[1]
+DECK = dict(data=str(ROOT / "inputs/filament.data"),
+            potential=str(ROOT / "potentials/Cu_Sheng2011.eam.alloy"))
+
+
+@pytest.mark.parametrize("values, words", [
+    # the default 4x4 cell's leads have a flat band at E = 0: |V| < 2 (E_F - 0.02 eV)
+    (dict(protocol="triangle", V_min="-1.5", V_max="1.5", rate="0.1"),
+     r"bias V = -1.5 V: the periodic leads have a decoupled flat band at E = 0.0000 eV.*"
+     r"accepted: -1.175 V < V < 1.175 V"),
+    (dict(protocol="pulse", V_min="0", V_max="1.0", width="0.05", period="2"),
+     r"pulse width 0.05 ps and gap 1.95 ps must each be at least the NEGF update interval "
+     r"0.1 ps"),
+    (dict(protocol="triangle", V_min="0", V_max="1", rate="20", every="100"),
+     r"lasts 0.05 ps, less than two NEGF updates \(0.2 ps\): accepted rate <= 5 V/ps"),
+    (dict(protocol="file", vfile="no/such/file"), "protocol file 'no/such/file'"),
+    (dict(protocol="zigzag"), "protocol .* must be one of constant, ramp, triangle"),
+    (dict(compliance="-5"), r"compliance .* must be >= 0 uA \(0: none\), got '-5'"),
+])
+def test_deck_refuses_bad_protocols_before_writing(tmp_path, values, words):
+    """check_inputs (both deck routes, before any output): a sweep beyond the accepted
+    bias range of the leads, a pulse or sweep leg shorter than the NEGF updates, a missing
+    voltage file, unknown names and a negative compliance; nothing is written."""
+    from lammps_recoil.hooks import check_inputs
+    out = tmp_path / "runs" / "p"
+    with pytest.raises(ValueError, match=words):
+        check_inputs(None, dict(out=str(out), **DECK, **values))
+    assert not (tmp_path / "runs").exists()

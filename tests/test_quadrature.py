@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lammps_recoil.integration import Piece, Segment, adaptive_integral, coarsen
+from lammps_recoil.integration import (Piece, Segment, adaptive_integral, coarsen,
+                                       isolated)
 from lammps_recoil.leads import EnergyCache
 
 
@@ -46,6 +47,33 @@ def test_square_root_kinks_integrate_to_closed_forms():
     both, err, n, _, _ = adaptive_integral(_vector(lambda E: np.sqrt(E * (1.0 - E))),
                                            [Piece(0.0, 1.0, True, True)], 1e-4)
     assert both[0] == pytest.approx(np.pi / 8.0, abs=1e-10) and n == 21 and err > 1e-5
+
+
+def test_crowded_weak_edges_are_cut_at_tight_tolerances_only():
+    """Edges closer than EDGE_GAP x tol to another are not cut. Ten pairs of weak branch
+    points 5 meV apart (each sqrt|E - c| / 20, as the many channels of a wide lead) on a
+    smooth background: at tol 1e-2 none is cut, and 7 points reach the closed form
+    sum_c (2/3) (|c - a|^1.5 + |b - c|^1.5) / 20 + (cos 8a - cos 8b) / 8 within tol, where
+    a cut at each edge costs 147; at tol 1e-4 every edge is cut, and the result is within
+    1e-8 (stepping over them there misses by 2.7e-4, more than tol)."""
+    np.testing.assert_array_equal(isolated([0.0, 0.01, 0.1, 0.5, 0.52, 0.9], 0.01),
+                                  [0.1, 0.9])
+    np.testing.assert_array_equal(isolated([0.0, 0.01, 0.1], 0.001), [0.0, 0.01, 0.1])
+    a, b = -0.5, 0.5
+    edges = np.linspace(-0.45, 0.4, 10)
+    edges = np.sort(np.concatenate([edges, edges + 0.005]))
+    exact = (sum((2.0 / 3.0) * (abs(c - a) ** 1.5 + abs(b - c) ** 1.5) for c in edges) / 20
+             + (np.cos(8 * a) - np.cos(8 * b)) / 8)
+    f = lambda E, s: np.column_stack([np.sqrt(np.abs(E[:, None] - edges)).sum(axis=1) / 20
+                                      + np.sin(8 * E), np.ones_like(E)])
+    seg = Segment(a, b, occupation=None, landauer=None)
+    loose = seg.integrate(f, tol=1e-2, kinks=isolated(edges, 1e-2))
+    assert len(isolated(edges, 1e-2)) == 0 and loose.n_evals == 7
+    assert abs(loose.value[0] - exact) < 1e-4
+    assert seg.integrate(f, tol=1e-2, kinks=edges).n_evals == 147
+    tight = seg.integrate(f, tol=1e-4, kinks=isolated(edges, 1e-4))
+    assert len(isolated(edges, 1e-4)) == 20 and abs(tight.value[0] - exact) < 1e-8
+    assert abs(seg.integrate(f, tol=1e-4).value[0] - exact) > 1e-4
 
 
 def test_band_edge_singularity_and_steps():

@@ -17,10 +17,11 @@ import pytest
 from test_lammps import HAVE_LMP, HAVE_WHEEL
 
 from lammps_recoil.analysis import read_dump, read_series
+from lammps_recoil.protocols import make_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = dict(production_ps=0.6, every=20, restart_every=100, thermo_every=100, dump_every=50)
-NVE = dict(deck="tests/in.checks", thermostat="no")
+NVE_DECK = dict(deck="tests/in.checks", thermostat="no")
 
 
 def command(route, outdir, name, deck="inputs/in.filament", **extra):
@@ -44,15 +45,26 @@ def last_step(csv):
         return -1
 
 
+#: A 0 -> 1 -> -1 -> 0 V triangle of 0.4 ps (legs of 5 updates) under a 150 uA compliance,
+#: with bond currents in the dump and two transmission eigenvalues in the series.
+TRIANGLE = dict(protocol="triangle", V_min=-1, V_max=1, rate=10, cycles=2, compliance=150,
+                currents="yes", channels=2)
+
+
+@pytest.mark.parametrize("protocol", [{}, TRIANGLE], ids=["constant", "triangle"])
 @pytest.mark.parametrize("route", [
     pytest.param("python", marks=pytest.mark.skipif(not HAVE_WHEEL, reason="no wheel")),
     pytest.param("deck", marks=pytest.mark.skipif(not HAVE_LMP, reason="no Debian lmp"))])
-def test_kill_and_resume(tmp_path, route):
-    ref = subprocess.run(command(route, tmp_path, "ref", **NVE), cwd=ROOT, env=env(),
+def test_kill_and_resume(tmp_path, route, protocol):
+    """Killed at step 340 or later and resumed, a run equals the uninterrupted one; under
+    a triangle protocol the bias at each update is the protocol's V(t) (lowered where the
+    current would exceed the compliance, and then |I| = I_cc), in both."""
+    deck = dict(NVE_DECK, **protocol)
+    ref = subprocess.run(command(route, tmp_path, "ref", **deck), cwd=ROOT, env=env(),
                          capture_output=True, text=True, timeout=600)
     assert ref.returncode == 0, ref.stderr[-2000:]
 
-    proc = subprocess.Popen(command(route, tmp_path, "run", **NVE), cwd=ROOT, env=env(),
+    proc = subprocess.Popen(command(route, tmp_path, "run", **deck), cwd=ROOT, env=env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     csv = tmp_path / "run.recoil.csv"
@@ -64,23 +76,39 @@ def test_kill_and_resume(tmp_path, route):
     killed_at = last_step(csv)
     assert 340 <= killed_at < 600, f"kill came too late or too early (step {killed_at})"
 
-    again = subprocess.run(command(route, tmp_path, "run", **NVE), cwd=ROOT, env=env(),
+    again = subprocess.run(command(route, tmp_path, "run", **deck), cwd=ROOT, env=env(),
                            capture_output=True, text=True, timeout=600)
     assert again.returncode != 0 and "outputs of an earlier run exist" in again.stderr
-    resumed = subprocess.run(command(route, tmp_path, "run", resume="yes", **NVE), cwd=ROOT,
+    resumed = subprocess.run(command(route, tmp_path, "run", resume="yes", **deck), cwd=ROOT,
                              env=env(), capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
 
     a, b = read_series(tmp_path / "ref.recoil.csv"), read_series(csv)
     assert list(b["step"]) == list(range(0, 601, 20))             # every update once
-    for col in ("G_EF", "G_V", "Frec_z", "work"):
+    for col in ("G_EF", "G_V", "Frec_z", "work", "V", "I_uA", "in_compliance"):
         np.testing.assert_allclose(b[col], a[col], rtol=1e-7, atol=1e-9)
+    p = make_protocol(**{k: v for k, v in TRIANGLE.items() if k in ("V_min", "V_max",
+                                                                    "rate", "cycles")},
+                      kind=protocol.get("protocol", "constant"), V=1.0)
+    for s in (a, b):
+        np.testing.assert_allclose(s["V_protocol"], p.bias(s["time_ps"]), atol=1e-12)
+        limited = s["in_compliance"] == 1
+        assert np.all(np.abs(s["V"]) <= np.abs(s["V_protocol"]))
+        np.testing.assert_array_equal(s["V"][~limited], s["V_protocol"][~limited])
+        if protocol:
+            assert 4 <= limited.sum() <= 20
+            np.testing.assert_allclose(np.abs(s["I_uA"][limited]), 150.0, rtol=1e-3)
+            assert np.all(np.abs(s["I_uA"]) <= 150.0 * (1 + 1e-3))
+            assert np.all(s["T_1"] >= s["T_2"])
     fa, fb = read_dump(tmp_path / "ref.dump"), read_dump(tmp_path / "run.dump")
     assert [f.step for f in fb] == list(range(0, 601, 50))         # every frame once
+    columns = ["d_dn"] + (["d2_jcur[3]", "d_icur"] if protocol else [])
     for x, y in zip(fa, fb):
         pos = lambda f: np.column_stack([f["x"], f["y"], f["z"]])
         assert np.abs(pos(x) - pos(y)).max() < 1e-7
         np.testing.assert_allclose(y.recoil, x.recoil, rtol=1e-6, atol=1e-9)
+        for col in columns:
+            np.testing.assert_allclose(y[col], x[col], rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.skipif(not HAVE_WHEEL, reason="no wheel")

@@ -9,7 +9,7 @@ from conftest import build_filament, displaced
 
 from lammps_recoil import greens, rgf
 from lammps_recoil.builders import system_from_types
-from lammps_recoil.rgf import BlockTridiagonal, slab_partition
+from lammps_recoil.rgf import BlockTridiagonal, SlabBonds, slab_partition
 
 SOLVERS = ("schur", "lu", "rgf")
 
@@ -165,3 +165,44 @@ def test_solver_choice():
         assert greens.DeviceMatrix(sp.eye(size), lead_contacts).solver == expect
     with pytest.raises(ValueError, match="'schur', 'lu', 'rgf'.*got 'qr'"):
         greens.DeviceMatrix(sp.eye(4), lead_contacts, solver="qr")
+
+
+@pytest.mark.parametrize("cols", [[4, 5], [5, 2, 0], slice(1, 6), np.arange(6)])
+def test_inverse_columns_equal_the_inverse(cols):
+    """LAPACK LU columns of a stack of complex matrices (few columns: triangular solves;
+    most: the whole inverse) equal numpy's inverse; a singular matrix is refused."""
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((3, 6, 6)) + 1j * rng.standard_normal((3, 6, 6))
+    X = rgf.inverse_columns(A.copy(), cols)
+    assert relative_gap(X, np.linalg.inv(A)[:, :, cols]) < 1e-13
+    A[1, 3] = 0.0
+    with pytest.raises(np.linalg.LinAlgError):
+        rgf.inverse_columns(A, cols)
+
+
+@pytest.mark.parametrize("ik", [0, 3])
+@pytest.mark.parametrize("min_size", [1, 16, 1000])
+def test_slab_bonds_equal_rows_gathered_per_bond(disordered, ik, min_size):
+    """Re and Im of conj(phase) rho_ij on every bond of the extended region (device-device
+    across and within slabs, device-contact) from slab-block products equal the per-bond
+    gather to 1e-12 relative: both leads injecting (columns of one solve), at Gamma and at
+    k = (1/2, 1/2) (complex phases), for one-atom slabs, merged slabs and a single slab."""
+    s = disordered
+    n, b = s.n_atoms, s.ext_bonds
+    dev = b.j < n
+    bounds = slab_partition(n, np.concatenate([b.i[dev], b.j[dev]]),
+                            np.concatenate([b.j[dev], b.i[dev]]),
+                            *(c.boundary for c in s.lead_contacts), min_size)
+    assert (len(bounds) > 8) == (min_size == 1) and (len(bounds) == 2) == (min_size == 1000)
+    slab_bonds = SlabBonds(bounds, b.i, b.j, n)
+    phase = b.phases(s.kpoints[ik])
+    E = s.fermi_level + np.array([-0.45, -0.1, 0.2, 0.4])
+    sc = s.scattering(E, ik, (0, 1))
+    for source in (0, 1):
+        X, P, _ = sc.density_factors(source)
+        ref = greens.bond_density(b.i, b.j, X, P, phase, imag=True)
+        got = slab_bonds(X, P, phase, imag=True)
+        for part in (0, 1):                               # Re and Im
+            assert np.abs(ref[part]).max() > 1e-3
+            assert relative_gap(got[part], ref[part]) < 1e-12
+        assert np.array_equal(slab_bonds(X, P, phase), got[0])

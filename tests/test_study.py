@@ -127,6 +127,10 @@ def test_ensemble_command(tmp_path):
     for V in (0, 1):
         n = int(table["switched"][table["V"] == V].sum())
         assert f"V = {V} V: {n}/2 runs switched" in out.stdout
+    np.testing.assert_allclose(table["duration_ps"], 0.6, atol=1e-9)
+    events = read_csv(tmp_path / "ensemble_events.csv")
+    assert len(events["SET"]) == table["n_SET"].sum() + table["n_RESET"].sum()
+    assert (tmp_path / "ensemble.png").stat().st_size > 5000
     a = read_series(tmp_path / "V1_seed58213.recoil.csv")
     b = read_series(tmp_path / "V1_seed66132.recoil.csv")
     assert a["G_EF"][-1] != b["G_EF"][-1]

@@ -1,0 +1,90 @@
+"""Benchmark: MD with the electronic bath against the mean-force-only run of the same deck.
+
+    python benchmarks/bench_bath.py [--ps 5] [--repeat 3] [--V 1.0] [--Te 0]
+
+Runs the test deck tests/in.checks (482 atoms, Langevin at 300 K, recoil forces every 100
+steps on the 34-atom filament device) through the pip route, ``lammps-recoil run``, without
+the bath and with the full bath (friction, Berry force and noise every step) whose kernels
+are recomputed every ``bath_every`` steps (100: at every NEGF update; 1000; 5000).
+Configurations run ``--repeat`` times, interleaved, and the fastest run counts (the host
+is shared). Times are LAMMPS's "Loop time" of the production per simulated ps; "ratio" is
+against the mean-force-only run; "per step" is the bath's cost per MD step outside the
+kernels ((Modify - Modify of the mean-force run - kernel seconds) / steps); "kernels" the
+mean seconds of one computation of the kernels (the time series' bath_s).
+"""
+import argparse
+import csv
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = {"mean": ("mean force only", dict(bath="none")),
+           "100": ("full bath, kernels every 100 steps", dict(bath="full", bath_every=100)),
+           "1000": ("full bath, kernels every 1000 steps", dict(bath="full", bath_every=1000)),
+           "5000": ("full bath, kernels every 5000 steps", dict(bath="full", bath_every=5000))}
+
+
+def times(log: str) -> dict:
+    loop = re.findall(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps", log)[-1]
+    modify = re.findall(r"^Modify\s+\|\s+[0-9.eE+-]+\s+\|\s+([0-9.eE+-]+)", log, re.M)[-1]
+    return dict(loop=float(loop[0]), steps=int(loop[1]), modify=float(modify))
+
+
+def run(outdir, name, ps, V, Te, **var):
+    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "tests/in.checks"]
+    for k, v in dict(production_ps=ps, outdir=outdir, name=name, V=V, Te=Te, every=100,
+                     thermo_every=1000, dump_every=100000, overwrite="yes", **var).items():
+        cmd += ["-var", k, str(v)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)
+    t = times(out.stdout)
+    with open(Path(outdir) / f"{name}.recoil.csv") as fh:
+        rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
+    kernels = [float(r["bath_s"]) for r in rows[1:] if float(r.get("bath_s", 0) or 0) > 0]
+    t["kernels"] = kernels
+    return t
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ps", type=float, default=5.0)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--V", type=float, default=1.0)
+    ap.add_argument("--Te", type=float, default=0.0)
+    ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    args = ap.parse_args()
+    best = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.repeat):
+            for key in args.configs:
+                t = run(tmp, key, args.ps, args.V, args.Te, **CONFIGS[key][1])
+                if key not in best or t["loop"] < best[key]["loop"]:
+                    best[key] = t
+    print(f"Command: python benchmarks/bench_bath.py --ps {args.ps:g} --repeat {args.repeat} "
+          f"--V {args.V:g} --Te {args.Te:g}")
+    print(f"Date {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python "
+          f"{platform.python_version()}, OMP_NUM_THREADS=1, 1 rank, V = {args.V:g} V, "
+          f"T_e = {args.Te:g} K\n")
+    base = best.get("mean")
+    print("| configuration | s per simulated ps | ratio | per step (ms) | kernels (s) |")
+    print("| --- | --- | --- | --- | --- |")
+    for key in args.configs:
+        t = best[key]
+        ratio = t["loop"] / base["loop"] if base else float("nan")
+        step = kern = "-"
+        if key != "mean" and base:
+            k = sum(t["kernels"])
+            step = f"{1e3 * (t['modify'] - base['modify'] - k) / t['steps']:.3f}"
+            kern = f"{k / max(len(t['kernels']), 1):.2f}"
+        print(f"| {CONFIGS[key][0]} | {t['loop'] / args.ps:.3f} | {ratio:.2f} | {step} | "
+              f"{kern} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The electronic bath in MD: friction, Berry and noise forces on the filament every step.
+
+With the deck's ``bath`` set to ``friction`` or ``full``, every MD step the filament atoms
+(type 1) receive, besides the held mean recoil force, the Langevin forces of the
+electronic bath (:mod:`lammps_recoil.bath`; Lu, Brandbyge, Hedegard, Todorov, Dundas, PRB
+85, 245444 (2012)):
+
+.. math::
+
+    F_a = -\\sum_b \\gamma_{ab} v_b + \\xi_a,\\qquad
+    \\langle \\xi_a(t) \\xi_b(t') \\rangle = D_{ab} \\delta(t - t'),
+
+gamma the symmetric friction (``friction``) or friction plus Berry tensor (``full``), D
+the noise covariance, both for the filament's coordinates in tag order. The kernels are
+computed every ``bath_every`` steps (a multiple of the NEGF interval ``every``) from the
+NEGF system of the mean force at the same positions, at bias V and electron temperature
+``Te``, and held in between; the velocities are taken every step (those LAMMPS holds when
+``fix external`` adds its forces, as ``fix langevin`` does). On one step of length dt the
+noise is xi = L z / sqrt(dt) with L L^T = D and z standard normal: its covariance D/dt is
+the discrete delta function. z comes from a generator keyed on (seed, first step of the
+NEGF interval): every rank draws the same numbers for all filament coordinates, so the
+forces depend neither on the number of ranks nor on where a resumed run restarts.
+``bath_scale`` multiplies gamma and D together (1: the physical bath; a larger factor
+speeds up the relaxation to the same effective temperature, for tests and studies).
+
+Per NEGF update the time series gets :data:`COLUMNS` (docs/bath.md): the filament's and
+the mobile electrode atoms' kinetic temperatures (the filament's averaged over the steps
+since the previous update), the mean diagonal friction and noise (per coordinate), the
+kernels' effective temperatures (power balance, lowest and highest mode), the lowest
+friction eigenvalue, the largest growth rate of the linearized dynamics, the mean power of
+the recoil force, of the friction, of the noise and of the Berry force over the steps
+since the previous update, and the seconds spent on the kernels (0 when held).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from . import bath as kernels
+from .integration import K_B
+
+#: Time-series columns appended with the bath on (after the mean force's).
+COLUMNS = ("T_fil", "T_el", "gamma_mean", "D_mean", "Te_bal", "Te_mode_min", "Te_mode_max",
+           "gamma_min", "runaway", "P_rec", "P_fric", "P_noise", "P_berry", "bath_s")
+#: Accuracy of the kernels' energy integrals in MD, relative to the largest zero-bias
+#: friction element of the first kernels of the run (bath.electronic_bath's ``tol`` and
+#: ``reference``; the error estimate is conservative).
+MD_TOL = 1.0
+#: Largest gamma dt / m accepted: the explicit friction force is exact as gamma dt / m -> 0;
+#: the full-step kinetic temperature stays right (docs/bath.md), the dynamics of modes
+#: damped within a few steps do not.
+MAX_DAMPING_STEP = 0.5
+#: g/mol -> eV ps^2 / A^2 (LAMMPS metal units).
+MASS_UNIT = 1.0364269e-4
+
+
+class BathForces:
+    """The bath's kernels, held between updates, and the per-step forces (module
+    docstring). One per LAMMPS instance, next to the mean force's coupling."""
+
+    def __init__(self, params: dict, comm, rank: int):
+        self.p, self.comm, self.rank = params, comm, rank
+        self.mode, self.scale = params["bath"], params["bath_scale"]
+        self.tags = np.zeros(0, dtype=np.int64)      # filament atoms (tag order)
+        self.factor = self.friction = self.berry = None
+        self.partition = ()
+        self.reference = None          # the first kernels' friction scale (accuracy)
+        self.kernel_step = None
+        self.block = (None, None)                    # (first step, normals)
+        self.previous = None                         # (step, v, friction, noise, Berry force)
+        self.replay = None                           # (step, forces) on resuming
+        self._reset()
+        self.warned = False
+
+    def _reset(self) -> None:
+        # steps, sum of m v^2, work of friction, noise and Berry force (per step)
+        self.sums = np.zeros(5)
+
+    # ---------------------------------------------------------------- kernels
+    def update_kernels(self, system, bias, atoms, tags, masses,
+                       step) -> kernels.ElectronicBath:
+        """New kernels from the NEGF ``system`` at its current positions and the applied
+        ``bias`` (V; collective call): ``atoms`` the filament atoms among the device atoms,
+        ``tags`` their LAMMPS IDs, ``masses`` their masses (g/mol)."""
+        p = self.p
+        t0 = time.perf_counter()
+        res = kernels.electronic_bath(system, bias, p["beta"], p["Te"], p["model"],
+                                      tol=MD_TOL, atoms=atoms, start=self.partition,
+                                      reference=self.reference)
+        self.partition, self.reference = res.partition, res.reference
+        self.set_kernels(res.friction, res.berry, res.noise, tags, masses)
+        self.kernel_step, self.seconds = step, time.perf_counter() - t0
+        return res
+
+    def set_kernels(self, friction, berry, noise, tags, masses) -> None:
+        """Hold these kernels (unscaled, eV ps/A^2 and eV^2 ps/A^2) for the atoms ``tags``."""
+        self.tags = np.asarray(tags, dtype=np.int64)
+        self.atom_masses = np.asarray(masses, dtype=float)
+        self.masses = np.repeat(self.atom_masses * MASS_UNIT, 3)
+        self.friction, self.berry, self.noise = friction, berry, noise
+        self.drag = -self.scale * friction
+        self.twist = -self.scale * berry if self.mode == "full" else None
+        lam, U = np.linalg.eigh(noise)
+        if lam.min(initial=0.0) < -1e-8 * abs(lam).max(initial=0.0):
+            raise FloatingPointError(f"the noise covariance has a negative eigenvalue "
+                                     f"{lam.min():.3g} eV^2 ps/A^2 (largest {lam.max():.3g})")
+        self.factor = np.sqrt(self.scale) * U * np.sqrt(np.clip(lam, 0.0, None))
+        damping = np.abs(np.linalg.eigvalsh(self.scale * friction)).max(initial=0.0)
+        self.dt_limit = MAX_DAMPING_STEP * self.masses.min(initial=np.inf) / max(damping, 1e-300)
+
+    # ---------------------------------------------------------------- every step
+    def normals(self, step: int, every: int) -> np.ndarray:
+        """Standard normals of this step for all filament coordinates (module docstring)."""
+        first = step - step % every
+        if self.block[0] != first:
+            rng = np.random.default_rng([int(self.p["seed"]), first, 0x6261])
+            self.block = (first, rng.standard_normal((every, 3 * len(self.tags))))
+        return self.block[1][step - first]
+
+    def forces(self, step: int, v: np.ndarray, dt: float, every: int) -> np.ndarray:
+        """Bath forces on the filament (N x 3, eV/A) for velocities v (N x 3, A/ps, tag
+        order), and the step's contributions to the diagnostics."""
+        if self.replay is not None and self.replay[0] == step:
+            # a resumed run's first step: the force the interrupted run applied there
+            # (taken with the velocities of that step, not the restart's end-of-step ones)
+            self.previous, forces = None, self.replay[1]
+            self.replay = None
+            return forces
+        if dt > self.dt_limit:
+            raise ValueError(f"time step {dt} ps too long for the bath's friction (gamma dt/m "
+                             f"must stay below {MAX_DAMPING_STEP}: dt < {self.dt_limit:.3g} ps); "
+                             f"reduce bath_scale ({self.scale}) or the time step")
+        u = v.ravel()
+        fric = self.drag @ u
+        berry = self.twist @ u if self.twist is not None else None
+        noise = self.factor @ self.normals(step, every) * dt ** -0.5
+        prev = self.previous
+        if prev is not None and prev[0] == step - 1:
+            # LAMMPS adds these forces with the half-step velocities v(t - dt/2) of
+            # velocity Verlet; (v_prev + v) / 2 is the velocity at the previous full step:
+            # its kinetic temperature (the half-step one is biased by a factor
+            # 1 / (1 - gamma dt / 2m)) and the power of that step's forces along the path
+            mid = 0.5 * (prev[1] + u)
+            s = self.sums
+            s[0] += 1
+            s[1] += self.masses @ (mid * mid)
+            s[2] += prev[2] @ mid
+            s[3] += prev[3] @ mid
+            if prev[4] is not None:
+                s[4] += prev[4] @ mid
+        self.previous = (step, u, fric, noise, berry)
+        total = fric + noise if berry is None else fric + berry + noise
+        return total.reshape(-1, 3)
+
+    # ---------------------------------------------------------------- per update
+    def diagnostics(self, res, t_el: float, p_rec: float, step: int) -> list:
+        """The :data:`COLUMNS` of this update (``res`` the new kernels or None when held;
+        ``t_el`` the electrode atoms' kinetic temperature, ``p_rec`` the mean power of the
+        recoil force since the previous update)."""
+        steps, ke, fric, noise, berry = self.sums
+        n = max(steps, 1)
+        t_fil = ke / n / (len(self.masses) * K_B) if steps else np.nan
+        held = res is None
+        if not held:
+            self.summary = self._summary(res, step)
+        out = [t_fil, t_el, *self.summary, p_rec, fric / n, noise / n, berry / n,
+               0.0 if held else self.seconds]
+        self._reset()
+        return out
+
+    def _summary(self, res, step) -> list:
+        """Effective temperatures, lowest friction eigenvalue and runaway rate of new
+        kernels (the bath_scale factor cancels in the temperatures)."""
+        teff = kernels.effective_temperature(res)
+        modes = teff.modes if len(teff.modes) else np.array([np.nan])
+        lo = float(np.linalg.eigvalsh(res.friction).min(initial=0.0))
+        gamma = res.friction + (res.berry if self.mode == "full" else 0.0)
+        run = kernels.linear_stability(self.scale * gamma, self.masses).rate
+        if run > 0 and self.rank == 0 and not self.warned:
+            sys.stderr.write(f"lammps-recoil: warning: step {step}: the electronic friction "
+                             f"has a negative eigenvalue ({lo:.3g} eV ps/A^2): a free mode "
+                             f"grows at {run:.3g} /ps (e-folding time {1 / run:.3g} ps); "
+                             "further such updates are in the runaway column\n")
+            sys.stderr.flush()
+            self.warned = True
+        return [float(np.mean(np.diagonal(res.friction))), float(np.mean(np.diagonal(res.noise))),
+                teff.balance, modes.min(), modes.max(), lo, run]
+
+    # ---------------------------------------------------------------- restart
+    def snapshot(self) -> dict:
+        if self.friction is None:
+            return {}
+        return dict(bath_tags=self.tags, bath_friction=self.friction, bath_berry=self.berry,
+                    bath_noise=self.noise, bath_masses=self.atom_masses,
+                    bath_step=self.kernel_step, bath_summary=np.asarray(self.summary),
+                    bath_partition=np.asarray(self.partition, dtype=float),
+                    bath_reference=self.reference)
+
+    def restore(self, state: dict) -> None:
+        if "bath_friction" not in state:
+            return
+        self.set_kernels(state["bath_friction"], state["bath_berry"], state["bath_noise"],
+                         state["bath_tags"], state["bath_masses"])
+        self.kernel_step = int(state["bath_step"])
+        self.summary = list(state["bath_summary"])
+        self.partition = state["bath_partition"]
+        self.reference = float(state["bath_reference"])
+        if "bath_force" in state:
+            self.replay = (int(state["step"]), state["bath_force"])
+

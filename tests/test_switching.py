@@ -1,0 +1,110 @@
+"""SET/RESET detection with hysteresis on conductance traces whose switching times are
+known by construction."""
+import numpy as np
+import pytest
+
+from lammps_recoil.protocols import make_protocol
+from lammps_recoil.switching import per_cycle, smoothed, switching_events
+
+t = np.round(np.arange(0.0, 48.0, 0.1), 10)            # updates every 0.1 ps
+
+
+def noisy(levels, seed=0, sigma=0.15):
+    """A piecewise-constant G(t) (levels: (start time, G)) with Gaussian noise and a few
+    one-update spikes across both thresholds."""
+    rng = np.random.default_rng(seed)
+    G = np.zeros_like(t)
+    for start, g in levels:
+        G[t >= start - 1e-9] = g
+    G = G + sigma * rng.standard_normal(len(t))
+    G[[37, 152, 301]] = [0.9, 3.1, 0.8]                    # spikes: no events
+    return G
+
+
+def test_events_of_a_triangle_cycle():
+    """Two cycles of a 0 -> 1.2 -> -1.2 -> 0 V triangle (24 ps each at 0.2 V/ps); the
+    conductance drops at 7.0 and 31.0 ps and recovers at 19.5 and 43.5 ps: RESETs and SETs
+    at those times (within the median's half window), at the protocol's bias there, one of
+    each per cycle."""
+    p = make_protocol("triangle", V_min=-1.2, V_max=1.2, rate=0.2, cycles=2, update_ps=0.1)
+    V = p.bias(t)
+    G = noisy([(0, 3.0), (7.0, 1.0), (19.5, 3.0), (31.0, 1.0), (43.5, 3.0)])
+    events = switching_events(t, G, V, window=1.0, cycle_length=p.cycle_length)
+    assert [e.kind for e in events] == ["RESET", "SET", "RESET", "SET"]
+    for e, when in zip(events, (7.0, 19.5, 31.0, 43.5)):
+        assert abs(e.time - when) <= 0.15
+        assert e.bias == pytest.approx(p.bias(e.time), abs=1e-12)
+    assert [e.cycle for e in events] == [0, 0, 1, 1]
+    rows = per_cycle(events)
+    assert [r["cycle"] for r in rows] == [0, 1]
+    for r, (reset, set_) in zip(rows, ((7.0, 19.5), (31.0, 43.5))):
+        assert r["n_SET"] == r["n_RESET"] == 1
+        assert r["V_RESET"] == pytest.approx(p.bias(r["t_RESET"]))
+        assert abs(r["t_SET"] - set_) <= 0.15
+
+
+def test_hysteresis_ignores_noise_between_the_thresholds():
+    """G wandering around 2 G0 with 0.3 G0 noise crosses 2 G0 hundreds of times: a single
+    threshold would chatter, the pair (2.5, 1.5) reports nothing."""
+    G = noisy([(0, 2.0)], seed=3, sigma=0.3)
+    assert np.count_nonzero(np.diff(np.sign(G - 2.0))) > 100
+    assert switching_events(t, G, np.ones_like(t), 2.5, 1.5, window=1.0) == []
+
+
+def test_undetermined_start_is_fixed_by_the_first_threshold():
+    """Starting between the thresholds, the first threshold reached fixes the state; only
+    the later change is an event."""
+    G = noisy([(0, 2.0), (5.0, 1.0), (20.0, 3.0)], seed=4, sigma=0.05)
+    events = switching_events(t, G, np.zeros_like(t), 2.5, 1.5, window=0.5)
+    assert [e.kind for e in events] == ["SET"]
+    assert abs(events[0].time - 20.0) <= 0.15
+
+
+def test_median_window_and_bad_thresholds():
+    G = np.array([1.0, 1.0, 5.0, 1.0, 1.0])
+    np.testing.assert_array_equal(smoothed(np.arange(5) * 0.1, G, 0.3), np.ones(5))
+    np.testing.assert_array_equal(smoothed(np.arange(5) * 0.1, G, 0.1), G)
+    with pytest.raises(ValueError, match="g_reset < g_set"):
+        switching_events(t, np.ones_like(t), t, g_set=1.0, g_reset=2.0)
+
+
+def test_device_analysis_of_a_triangle_run(tmp_path):
+    """A time series in the deck's format (header and columns of a triangle run) whose
+    G(E_F) drops and recovers at known times: events.csv and cycles.csv hold those events
+    at the protocol's voltages, and the I-V loop and V(t)-G(t) figures are drawn."""
+    from lammps_recoil import G0_SIEMENS
+    from lammps_recoil.analysis import read_run_header, read_series, run_label
+    from lammps_recoil.coupling import series_header
+    from lammps_recoil.params import parse_params, run_header
+    from lammps_recoil.plots import read_csv
+    from lammps_recoil.study import device_analysis
+
+    params = parse_params(protocol="triangle", V_min="-1.2", V_max="1.2", rate="0.2",
+                          cycles="2", out=str(tmp_path / "tri"))
+    p = make_protocol("triangle", V_min=-1.2, V_max=1.2, rate=0.2, cycles=2)
+    V = p.bias(t)
+    G = noisy([(0, 3.0), (7.0, 1.0), (19.5, 3.0), (31.0, 1.0), (43.5, 3.0)])
+    I = G0_SIEMENS * 1e6 * G * V
+    names = series_header(params).split(",")
+    columns = {"step": np.round(t * 1000), "time_ps": t, "G_EF": G, "G_V": G, "V": V,
+               "V_protocol": V, "I_uA": I, "P_uW": I * V, "in_compliance": 0 * t}
+    rows = np.column_stack([columns.get(n, 0 * t) for n in names])
+    with open(tmp_path / "tri.recoil.csv", "w") as fh:
+        fh.write("".join(f"# {line}\n" for line in run_header(params, 20250722)))
+        fh.write(",".join(names) + "\n")
+        np.savetxt(fh, rows, delimiter=",", fmt="%.10g")
+    series = read_series(tmp_path / "tri.recoil.csv")
+    assert run_label(read_run_header(tmp_path / "tri.recoil.csv")) == \
+        "tri: triangle -1.2 to 1.2 V, T = 300.0 K"
+    summary = device_analysis(str(tmp_path / "tri"), str(tmp_path), series, "tri")
+    assert summary["protocol"] == "triangle"
+    assert summary["I_max_uA"] == pytest.approx(np.abs(I).max())
+    events = read_csv(tmp_path / "events.csv")
+    np.testing.assert_array_equal(events["SET"], [0, 1, 0, 1])
+    np.testing.assert_allclose(events["time_ps"], [7.0, 19.5, 31.0, 43.5], atol=0.15)
+    np.testing.assert_allclose(events["V"], p.bias(events["time_ps"]), atol=1e-9)
+    cycles = read_csv(tmp_path / "cycles.csv")
+    np.testing.assert_array_equal(cycles["cycle"], [0, 1])
+    np.testing.assert_allclose(cycles["V_RESET"], p.bias(cycles["t_RESET"]), atol=1e-9)
+    for name in ("iv_loop", "bias"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 5000
