@@ -160,8 +160,9 @@ def looked_for(system) -> bool:
     broadening eta > 0 (their Lorentzians are removed), and where a lead is a wire (few
     channels and subband gaps make such states common; an exact lead leaves each a real
     pole, which must be an end of the integration intervals). Not for lossless periodic
-    and chain leads, where a state carries no weight and the search would cost more than
-    the forces (34-atom default filament: 30-60 ms against 3-8 ms)."""
+    and chain leads, where a state carries no weight and the search costs ten times the
+    forces (docs/performance.md); a node that hits one is cut there
+    (:meth:`~lammps_recoil.system.RecoilSystem.forces`)."""
     return numerical_eta(system) > 0.0 or any(isinstance(lead, WireLead)
                                               for lead in system.leads)
 

@@ -394,16 +394,17 @@ class RecoilSystem:
         which Eq. 10's integral leaves out. ``model`` selects Eq. 4 (``"paper"``) or
         ``"hellmann-feynman"``. ``temperature`` is the electron temperature (K).
 
-        Eq. 9 counts scattering states only: states in or near the window that no open
-        lead channel broadens (bound states in the continuum, states in a lead's subband
-        gap) are found (:mod:`~lammps_recoil.boundstates`), reported in the result's
-        ``unbroadened``, and their eta-dependent Lorentzians are subtracted from the
-        integrand (eta -> 0 before the energy integral); their energies become ends of the
-        integration intervals. ``unbroadened="auto"`` looks
-        for them where a lead or the device has a numerical broadening eta > 0 (where
-        they would otherwise enter) or a lead is a wire (exact leads: each is a real pole,
-        kept from the nodes); with lossless periodic and chain leads they carry no weight
-        and are looked for only with ``True``; ``False`` never looks.
+        Eq. 9 counts scattering states only: a state in or near the window that no open
+        lead channel broadens (a bound state in the continuum, a state in a lead's subband
+        gap) is, between exact leads, a real pole of zero width that adds nothing; found
+        (:mod:`~lammps_recoil.boundstates`), it is reported in the result's
+        ``unbroadened`` and its energy becomes an end of the integration intervals, and
+        between broadened leads its eta-dependent Lorentzian is subtracted from the
+        integrand (eta -> 0 before the energy integral). ``unbroadened="auto"`` looks for
+        them where a lead or the device has a numerical broadening eta > 0 or a lead is a
+        wire; with lossless periodic and chain leads they are looked for only with
+        ``True`` (``False`` never looks), and a node that lands on one, where G_F is
+        singular, is made an interval end and the integral redone (:meth:`_integrate`).
 
         ``bond_currents=True`` also integrates the currents on the device's bonds
         (:mod:`~lammps_recoil.bondcurrent`) on the same energy nodes (they do not steer the
