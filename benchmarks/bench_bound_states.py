@@ -15,19 +15,19 @@ For each: the unbroadened states the package finds in and near the window, its a
 integral at tol 1e-4 and 1e-6 (fresh partitions: points, error estimate, seconds), and two
 brute-force composite Gauss-Legendre rules written here. Their panels end at the window
 ends, E_F, every channel edge, every unbroadened state and every resonance narrower than
-0.02 eV (found here as fixed points E = Re lambda(E) of the eigenvalues of
-H + Sigma_L(E) + Sigma_R(E), predicted from a 2 meV scan that closes in on the channel
-edges and refined by secant steps); panels shrink geometrically toward a channel edge
-(down to 1e-10 eV; the innermost panel in u with E - E_c = 1e-10 u^2, which takes the
-inverse square root of a lead's van Hove singularity exactly) and a resonance (to a
-hundredth of its width, at least 1e-10 eV; the smaller of the two where a resonance sits
-within 1e-9 eV of an edge). An unbroadened state is a panel end
-where the panels do not shrink: the scattering states' density is analytic through a real
-pole of zero width, and no node falls on it (the rule steps over the state). Rule A: 12
-points per panel, ratio 0.25, panels of at most 0.02 eV; rule B: 20 points, ratio 0.15,
-0.01 eV. Reported: the largest |A - B| and |adaptive - B| ("true error") of the forces
-(eV/A) and the conductance (G0), and max |F|. A second table: the same constrictions between broadened wire leads (lead eta
-1e-9 and 3e-9 eV, decimation), against rule B with the exact leads.
+0.02 eV (found here as fixed points E = Re lambda(E) of the eigenvalues of H + Sigma_L(E)
++ Sigma_R(E), predicted from a 2 meV scan that closes in on the channel edges and refined
+by secant steps); panels shrink geometrically toward a channel edge (down to 1e-10 eV; the
+innermost panel in u with E - E_c = 1e-10 u^2, which takes the inverse square root of a
+lead's van Hove singularity exactly) and a resonance (to a hundredth of its width, at
+least 1e-10 eV; the smaller of the two where a resonance sits within 1e-9 eV of an edge).
+An unbroadened state is a panel end where the panels do not shrink: the scattering states'
+density is analytic through a real pole of zero width, and no node falls on it (the rule
+steps over the state). Rule A: 12 points per panel, ratio 0.25, panels of at most 0.02 eV;
+rule B: 20 points, ratio 0.15, 0.01 eV. Reported: the largest |A - B| and |adaptive - B|
+("true error") of the forces (eV/A) and the conductance (G0), and max |F|. A second table:
+the same constrictions between broadened wire leads (lead eta 1e-9 and 3e-9 eV,
+decimation), against rule B with the exact leads.
 """
 import argparse
 import os

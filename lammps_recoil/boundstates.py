@@ -12,9 +12,10 @@ it is a real pole E_b of the retarded Green's function with a norm-one eigenvect
 where Sigma = Lambda - i Gamma / 2. Between exact leads (every lead type at eta = 0, the
 default) the pole stays real and of zero width: G Gamma_S G^+ stays bounded through it
 (psi^+ Gamma_S(E) psi vanishes as (E - E_b)^2), the state adds nothing to Eq. 9, and E_b
-need only be an end of the integration intervals, so that no node falls on the pole.
-A numerical broadening eta of the leads (decimation's E + i eta) or of the device moves the pole to E_b - i gamma / 2 with gamma ~ eta, and the
-injected densities G Gamma_S G^+ then carry a Lorentzian of full weight,
+need only be an end of the integration intervals, so that no node falls on the pole. A
+numerical broadening eta of the leads (decimation's E + i eta) or of the device moves the
+pole to E_b - i gamma / 2 with gamma ~ eta, and the injected densities G Gamma_S G^+ then
+carry a Lorentzian of full weight,
 
 .. math::
 
@@ -22,14 +23,14 @@ injected densities G Gamma_S G^+ then carry a Lorentzian of full weight,
     \\qquad \\hat P = \\frac{\\psi\\psi^\\dagger}{N},\\quad
     N = \\psi^\\dagger [1 - \\Lambda'(E_b)]\\,\\psi,
 
-split between the leads as gamma_S / gamma (gamma_S = psi^+ Gamma_S psi / N) -- a number set
-by how eta enters each lead, not by physics. The package takes eta -> 0 before the energy
-integral: the Lorentzian (and with it its tails) is subtracted from the integrand
-(:class:`PoleTerms`), and E_b is an interval end as well. ``N`` includes the tails in the leads, and psi extends over the lead
-contact atoms (psi_t = g_t V_t psi on lead t's contacts), as the densities of Eq. 9 do.
-What is left of the state is of order eta: an odd term ~ eta / (E - E_b) (the energy
-dependence of gamma_S and the state's cross terms with the rest of the density), which
-integrates to order eta.
+split between the leads as gamma_S / gamma (gamma_S = psi^+ Gamma_S psi / N) -- a number
+set by how eta enters each lead, not by physics. The package takes eta -> 0 before the
+energy integral: the Lorentzian (and with it its tails) is subtracted from the integrand
+(:class:`PoleTerms`), and E_b is an interval end as well. ``N`` includes the tails in the
+leads, and psi extends over the lead contact atoms (psi_t = g_t V_t psi on lead t's
+contacts), as the densities of Eq. 9 do. What is left of the state is of order eta: an odd
+term ~ eta / (E - E_b) (the energy dependence of gamma_S and the state's cross terms with
+the rest of the density), which integrates to order eta.
 
 States are found as fixed points E = Re lambda(E) of the eigenvalues lambda(E) of the
 effective Hamiltonian H_F + Sigma(E) (dense): on a scan over the window each nearly real
@@ -208,8 +209,8 @@ def find_bound_states(system, lo: float, hi: float, ik: int = 0) -> list[BoundSt
     n = len(scan)
     lam, R = np.linalg.eig(M[:n])
     # lambda'(E) = (R^-1 Sigma' R)_kk: first-order change of each eigenvalue
-    slope = np.einsum("eki,eij,ejk->ek", np.linalg.inv(R), (M[2 * n:] - M[n:2 * n]) / (2 * h[:, None, None]),
-                      R).real
+    dM = (M[2 * n:] - M[n:2 * n]) / (2 * h[:, None, None])
+    slope = np.einsum("eki,eij,ejk->ek", np.linalg.inv(R), dM, R).real
     found = []
     for E0, a, b, vals, dl in zip(scan, cell_lo, cell_hi, lam, slope):
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -514,8 +514,8 @@ class RecoilSystem:
 
     def _integrate(self, seg, func, n_points, tol, kinks, start, cuts, found,
                    watch=None) -> quad.Integral:
-        """``seg.integrate`` cut at the channel edges ``kinks`` and the ``cuts``. Where a node lands on
-        a real pole that was not looked for (exact leads: G_F(E)^-1 singular there to
+        """``seg.integrate`` cut at the channel edges ``kinks`` and the ``cuts``. Where a node
+        lands on a real pole that was not looked for (exact leads: G_F(E)^-1 singular there to
         round-off, :class:`SingularEnergy`), that energy becomes an interval end as well, the
         state there is located (appended to ``found``) and the segment integrated again
         (the energy is appended to ``cuts`` too, for the segments that follow)."""
