@@ -55,6 +55,10 @@ from .protocols import deck_protocol
 #: vector d2_jcur (uA) and throughput d_icur (uA) of :mod:`lammps_recoil.bondcurrent`.
 CURRENT_FIX = "electrons"
 CURRENT_NAMES = ("d_dn", "d2_jcur", "3", "d_icur")
+#: The deck variable that the dump command appends to its columns, and what it holds with
+#: ``currents yes`` (empty otherwise; set by the check step before the dump is defined).
+CURRENT_COLUMNS_VARIABLE = "jcols"
+CURRENT_COLUMNS = "d2_jcur[1] d2_jcur[2] d2_jcur[3] d_icur"
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
