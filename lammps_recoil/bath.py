@@ -723,21 +723,28 @@ def linear_stability(gamma: np.ndarray, masses: np.ndarray,
     return Stability(float(lam[k].real), float(abs(lam[k].imag)), vec[:n, k])
 
 
+def largest_temperature(system, bias: float, beta: float) -> float:
+    """The largest electron temperature T_e (K) whose bath window at this bias (the bias
+    window with Fermi tails of ``TAIL_KT`` k_B T_e) stays inside the lead band and farther
+    than FLAT_MARGIN from the periodic leads' flat bands; 0 if none."""
+    mu = quad.chemical_potentials(system.fermi_level, bias, beta)
+    lo, hi = min(*mu, system.fermi_level), max(*mu, system.fermi_level)
+    flat = system._flat_bands()[0]
+    gap = np.min(np.maximum(lo - flat, flat - hi), initial=np.inf) - FLAT_MARGIN
+    edge = min(lo - system.band_edges[0], system.band_edges[1] - hi)
+    return max(min(gap, edge), 0.0) / (quad.TAIL_KT * quad.K_B)
+
+
 def check_window(system, bias: float, beta: float, temperature: float) -> None:
     """The bath's energy window at electron temperature T_e (the bias window with its
     Fermi tails) must avoid the periodic leads' flat bands: a clear error naming the
-    largest T_e accepted at this bias, before any long work."""
+    largest T_e accepted at this bias (:func:`largest_temperature`), before any long
+    work."""
     try:
         system._check_window(quad.bias_window(system.fermi_level, bias, beta, temperature))
     except ValueError as err:
-        mu = quad.chemical_potentials(system.fermi_level, bias, beta)
-        lo, hi = min(*mu, system.fermi_level), max(*mu, system.fermi_level)
-        flat = system._flat_bands()[0]
-        gap = np.min(np.maximum(lo - flat, flat - hi), initial=np.inf) - FLAT_MARGIN
-        edge = min(lo - system.band_edges[0], system.band_edges[1] - hi)
-        room = min(gap, edge)
-        best = (f"T_e below {room / (quad.TAIL_KT * quad.K_B):.0f} K" if room > 0
-                else "no T_e")
+        room = largest_temperature(system, bias, beta)
+        best = f"T_e below {room:.0f} K" if room > 0 else "no T_e"
         raise ValueError(f"electronic bath at T_e = {temperature} K, V = {bias} V: {err}; "
                          f"at this bias the window's Fermi tails ({quad.TAIL_KT:g} k_B T_e) "
                          f"allow {best}") from None

@@ -46,7 +46,8 @@ def test_outputs_are_complete_and_sane(protocol):
         for f in frames:
             assert np.all(f.recoil[f["type"] != 1] == 0.0)
         thermo = read_thermo(f"{prefix}.log")
-        warm = thermo["Temp"][: len(thermo["Temp"]) // 2]   # the warm-up run comes first
+        temp = thermo["c_tmobile"]              # the thermostatted (mobile) atoms
+        warm = temp[: len(temp) // 2]           # the warm-up run comes first
         assert 200 < np.mean(warm[len(warm) // 2:]) < 400
     on = read_series(f"{protocol}/V1.recoil.csv")
     off = read_series(f"{protocol}/V0.recoil.csv")
