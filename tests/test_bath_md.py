@@ -194,7 +194,7 @@ def test_kernels_refused_where_the_window_meets_a_flat_band():
 
 @wheel
 def test_bad_bath_parameters_are_refused_before_the_run(tmp_path):
-    for var, message in ((dict(bath="full", Te=300, V=1.0), "allow T_e below"),
+    for var, message in ((dict(bath="full", Te=300, V=1.0), "-var Te below 51 (K)"),
                          (dict(bath="friction", Te=0, bath_every=75), "bath_every must be"),
                          (dict(bath="full", recoil="no"), "needs the NEGF"),
                          (dict(bath="hot"), "must be one of none, friction, full")):
