@@ -400,23 +400,30 @@ def _check_bias(V, beta, EF, band, flat, vmax, accepted, box, el, kpoints) -> No
             cause = (f"the periodic leads have a decoupled flat band at E = {near[0]:.4f} eV, "
                      f"within {FLAT_MARGIN} eV of the window [{wlo:.3f}, {whi:.3f}] eV (a "
                      "delta peak: the integral is ill-defined)")
-            cells = _builder_cells(box, el)
-            other = ""
-            if cells is not None:
-                e = el.left
-                ok = cells_accepting(e.orientation, e.a0, V, beta, EF, (lo, hi), cells,
-                                     kpoints=kpoints)
-                unit = "cubic cells" if e.orientation == "001" else "a_nn x sqrt(3) a_nn cells"
-                named = (f"the nearest that accept V = {V} V: "
-                         f"{', '.join(f'{a}x{b}' for a, b in ok)}" if ok else
-                         f"none up to 12x12 accepts V = {V} V")
-                other = f" (this box is {cells[0]}x{cells[1]} {unit}; {named})"
+            cells = _other_cells(box, el, V, beta, EF, (lo, hi), kpoints)
+            other = f" ({cells})" if cells else ""
             fix = (f"laterally infinite leads (-var leads infinite: the filament alone "
                    f"between ideal half-crystals, the paper's leads, which have no flat "
                    f"bands), a smaller |V|, another transverse cell{other}, or a lead "
                    "broadening (-var lead_eta 0.05, eV: the periodic leads' flat bands "
                    "become Lorentzians)")
         raise ValueError(f"bias V = {V} V: {cause}; {accepted}; use {fix}")
+
+
+def _other_cells(box, el, V, beta, EF, band, kpoints, tail: float = 0.0) -> str:
+    """"this box is nx x ny cells; the nearest that accept V: ..." for a box of the
+    builder's cells (:func:`cells_accepting`, window widened by ``tail``), else ""."""
+    cells = _builder_cells(box, el)
+    if cells is None:
+        return ""
+    e = el.left
+    ok = cells_accepting(e.orientation, e.a0, V, beta, EF, band, cells, kpoints=kpoints,
+                         tail=tail)
+    unit = "cubic cells" if e.orientation == "001" else "a_nn x sqrt(3) a_nn cells"
+    what = f"V = {V} V" + (f" with Fermi tails of {tail:.3f} eV" if tail else "")
+    named = (f"the nearest that accept {what}: {', '.join(f'{a}x{b}' for a, b in ok)}"
+             if ok else f"none up to 12x12 accepts {what}")
+    return f"this box is {cells[0]}x{cells[1]} {unit}; {named}"
 
 
 def _check_bath(system, V, beta, temperature, box, el, kpoints) -> None:
@@ -445,16 +452,8 @@ def _check_bath(system, V, beta, temperature, box, el, kpoints) -> None:
         raise ValueError(f"electronic bath at T_e = {temperature} K, V = {V} V: {window} "
                          f"leaves the lead band [{lo:.3f}, {hi:.3f}] eV; use {te} or a "
                          "smaller |V|")
-    cells = _builder_cells(box, el)
-    other = ""
-    if cells is not None:
-        e = el.left
-        ok = cells_accepting(e.orientation, e.a0, V, beta, EF, (lo, hi), cells,
-                             kpoints=kpoints, tail=tail)
-        unit = "cubic cells" if e.orientation == "001" else "a_nn x sqrt(3) a_nn cells"
-        named = (f"the nearest that accept it: {', '.join(f'{a}x{b}' for a, b in ok)}" if ok
-                 else f"no cell up to 12x12 accepts V = {V} V at T_e = {temperature} K")
-        other = f"; this box is {cells[0]}x{cells[1]} {unit}, {named}"
+    cells = _other_cells(box, el, V, beta, EF, (lo, hi), kpoints, tail)
+    other = f"; {cells}" if cells else ""
     raise ValueError(
         f"electronic bath at T_e = {temperature} K, V = {V} V: the periodic leads have a "
         f"decoupled flat band at E = {near[0]:.4f} eV, within {FLAT_MARGIN} eV of {window}"
