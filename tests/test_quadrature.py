@@ -76,6 +76,32 @@ def test_crowded_weak_edges_are_cut_at_tight_tolerances_only():
     assert abs(seg.integrate(f, tol=1e-4).value[0] - exact) > 1e-4
 
 
+def test_error_is_the_largest_column_sum():
+    """Six Lorentzians 5 meV wide at different energies (as the forces on atoms whose
+    resonances lie apart), integrated together: each column is within the error estimate
+    of its closed form (arctan), and the estimate is the largest over the columns of the
+    intervals' |K7 - G3| summed (recomputed here from the returned partition with the
+    Gauss-Kronrod (3, 7) weights): below tol, where the sum over the intervals of their
+    largest column, which bounds the error no better, is above it."""
+    w, centres = 0.005, np.linspace(-0.8, 0.8, 6)
+    f = lambda E: w / ((E[:, None] - centres) ** 2 + w**2)
+    exact = np.arctan((1.0 - centres) / w) + np.arctan((1.0 + centres) / w)
+    res = adaptive_integral(f, [Piece(-1.0, 1.0)], 1e-6)
+    assert np.abs(res.value - exact).max() <= res.error <= 1e-6
+    x = np.array([-0.9604912687080202, -0.7745966692414834, -0.4342437493468026, 0.0,
+                  0.4342437493468026, 0.7745966692414834, 0.9604912687080202])
+    wk = np.array([0.1046562260264672, 0.2684880898683334, 0.4013974147759622,
+                   0.4509165386584741, 0.4013974147759622, 0.2684880898683334,
+                   0.1046562260264672])
+    wg = np.array([0.0, 5.0 / 9.0, 0.0, 8.0 / 9.0, 0.0, 5.0 / 9.0, 0.0])
+    a, b = res.ends[:-1], res.ends[1:]
+    y = f((0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * x).ravel()).reshape(len(a), 7, 6)
+    err = np.abs(np.einsum("k,nkc->nc", wk - wg, y)) * 0.5 * (b - a)[:, None]
+    assert res.error == pytest.approx(err.sum(axis=0).max(), rel=1e-9)
+    np.testing.assert_allclose(res.errors, err.max(axis=1), rtol=1e-9, atol=1e-14)
+    assert err.max(axis=1).sum() > 1e-6
+
+
 def test_band_edge_singularity_and_steps():
     """The band-bottom edge 1/sqrt(E - E0) (integral 2 sqrt(b - E0)) and a jump at a step,
     through Segment.integrate, adaptive and fixed."""
