@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lammps_recoil.integration import (Piece, Segment, adaptive_integral, coarsen,
-                                       isolated)
+from lammps_recoil.integration import (_GK_WG, _GK_WK, _GK_X, Piece, Segment,
+                                       adaptive_integral, coarsen, isolated)
 from lammps_recoil.leads import EnergyCache
 
 
@@ -88,12 +88,7 @@ def test_error_is_the_largest_column_sum():
     exact = np.arctan((1.0 - centres) / w) + np.arctan((1.0 + centres) / w)
     res = adaptive_integral(f, [Piece(-1.0, 1.0)], 1e-6)
     assert np.abs(res.value - exact).max() <= res.error <= 1e-6
-    x = np.array([-0.9604912687080202, -0.7745966692414834, -0.4342437493468026, 0.0,
-                  0.4342437493468026, 0.7745966692414834, 0.9604912687080202])
-    wk = np.array([0.1046562260264672, 0.2684880898683334, 0.4013974147759622,
-                   0.4509165386584741, 0.4013974147759622, 0.2684880898683334,
-                   0.1046562260264672])
-    wg = np.array([0.0, 5.0 / 9.0, 0.0, 8.0 / 9.0, 0.0, 5.0 / 9.0, 0.0])
+    x, wk, wg = _GK_X, _GK_WK, _GK_WG
     a, b = res.ends[:-1], res.ends[1:]
     y = f((0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * x).ravel()).reshape(len(a), 7, 6)
     err = np.abs(np.einsum("k,nkc->nc", wk - wg, y)) * 0.5 * (b - a)[:, None]
