@@ -449,11 +449,13 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     the equilibrium friction is the Fermi-surface value (-df/dE = delta(E - E_F)); at
     V = 0 and T_e = 0 the noise vanishes. ``atoms``: the device atoms (indices in the
     caller's order) whose coordinates the tensors cover; default all. ``start``: energies
-    to start the adaptive rule from (a previous result's ``partition``). ``reference``:
-    the friction (eV ps/A^2) that ``tol`` is relative to (default: the largest zero-bias,
-    T_e = 0 friction element of this geometry; the result's ``reference``): a run that
-    keeps the first geometry's keeps its absolute accuracy when the filament breaks and
-    its own reference shrinks. ``jacobian``: also
+    to start the adaptive rule from (a previous result's ``partition``, or the mean force's
+    partition at this geometry). ``kinks``: the channel edges the pieces are cut at
+    (default all of them; the mean force's are ``system._cuts(tol)``). ``tol`` is relative
+    to the largest zero-bias, T_e = 0 friction element of this geometry or to
+    ``reference`` (eV ps/A^2), whichever is larger (the result's ``reference``): a run
+    that passes its first kernels' keeps their absolute accuracy when the filament breaks
+    and its own friction shrinks. ``jacobian``: also
     the Jacobian of the mean force on the same coordinates, from the same energies: the
     electrons see the displacement through H(X) (dH/dX_b = -F_b of the Hellmann-Feynman
     operator, A_S = G Gamma_S G^+ on the extended region, so dA_S = -G F_b A_S - A_S F_b
@@ -492,8 +494,8 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
             out += wk * pair_traces(ops[ik], phi, phi).real
         return 2.0 * HBAR / (4.0 * np.pi) * out
 
-    if reference is None:
-        reference = float(np.abs(np.diagonal(fermi_surface(np.array([EF]))[0])).max())
+    surface = fermi_surface(np.array([EF]))[0]
+    reference = max(float(np.abs(np.diagonal(surface)).max()), reference or 0.0)
     scale = reference if reference > 0 else 1.0
     e_scale = 2.0 * quad.K_B * temperature + abs(bias)
 
@@ -575,7 +577,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
         return out + np.triu(out, 1).T
 
     if temperature == 0.0:
-        equilibrium = fermi_surface(np.array([EF]))[0]
+        equilibrium = surface
         n_energies += 1
     else:
         equilibrium = sym(total[:n_sym]) * scale

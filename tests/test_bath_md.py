@@ -184,6 +184,28 @@ def test_heats_at_bias_to_the_kernels_effective_temperature(tmp_path):
     assert abs(mean - target) < 0.15 * target, (mean, err, target)
 
 
+@wheel
+def test_kernels_at_the_bias_applied_under_compliance(tmp_path):
+    """A 20 uA compliance lowers 1 V to about 0.085 V: the kernels of the first update
+    (the data file's positions) are those of the applied bias in the series' V (mean
+    diagonal noise and friction against electronic_bath there, 2%: the run integrates on
+    the mean force's partition), not those of the requested 1 V (ten times the noise)."""
+    from lammps_recoil.check import system_from_data
+    proc = route2(tmp_path, "comp", deck="tests/in.checks", production_ps=0.01, every=10,
+                  bath="full", Te=0, V=1.0, compliance=20, bath_every=10, thermostat="no")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    s = read_series(tmp_path / "comp.recoil.csv")
+    applied = s["V"][0]
+    assert 0.05 < applied < 0.2 and s["in_compliance"][0] == 1
+    system = system_from_data(str(ROOT / "inputs" / "filament.data"))
+    at = bath.electronic_bath(system, applied, temperature=0.0, tol=1e-2)
+    req = bath.electronic_bath(system, 1.0, temperature=0.0, tol=1.0)
+    for col, name in (("D_mean", "noise"), ("gamma_mean", "friction")):
+        ref = np.mean(np.diagonal(getattr(at, name)))
+        assert s[col][0] == pytest.approx(ref, rel=2e-2), (col, s[col][0], ref)
+    assert np.mean(np.diagonal(req.noise)) > 10 * s["D_mean"][0]
+
+
 def test_kernels_refused_where_the_window_meets_a_flat_band():
     from lammps_recoil.builders import build_filament
     s = build_filament().recoil_system()
