@@ -49,7 +49,7 @@ COLUMNS = ("T_fil", "T_el", "gamma_mean", "D_mean", "Te_bal", "Te_mode_min", "Te
 #: is larger (bath.electronic_bath's ``tol`` and ``reference``). The estimate |K7 - G3| is
 #: the embedded 3-point rule's, conservative by orders of magnitude for the K7 values: at
 #: 1 V along a 300 K run the mean force's partition meets it unrefined, and the kernels
-#: there are within 1.2% of a tight integral (docs/bath.md).
+#: there are within 4% of a tight integral (docs/bath.md).
 MD_TOL = 30.0
 #: Largest gamma dt / m accepted: the explicit friction force is exact as gamma dt / m -> 0;
 #: the full-step kinetic temperature stays right (docs/bath.md), the dynamics of modes
