@@ -564,6 +564,11 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     n_sym = len(iu[0])
     width = 2 * n_sym + N3 * N3 + ((N3 * N3 + 2 * nk * n_el) if jacobian else 0)
     total, error, n_energies, ends = np.zeros(width), 0.0, 0, []
+    if temperature > 0:
+        # the Fermi functions' shape: intervals split at mu +- (0, 3, 8) k_B T_e
+        marks = np.array([0.0, 3.0, 8.0]) * quad.K_B * temperature
+        start = np.concatenate([np.asarray(start, dtype=float),
+                                *[m + sign * marks for m in (*mu, EF) for sign in (-1, 1)]])
     for seg in segments:
         res = seg.integrate(func, n_points, tol / len(segments),
                             system._kinks() if kinks is None else kinks, start)

@@ -46,11 +46,10 @@ COLUMNS = ("T_fil", "T_el", "gamma_mean", "D_mean", "Te_bal", "Te_mode_min", "Te
            "gamma_min", "runaway", "P_rec", "P_fric", "P_noise", "P_berry", "bath_s")
 #: Accuracy of the kernels' energy integrals in MD, relative to the largest zero-bias
 #: friction element of the current geometry or of the first kernels of the run, whichever
-#: is larger (bath.electronic_bath's ``tol`` and ``reference``). The estimate |K7 - G3| is
-#: the embedded 3-point rule's, conservative by orders of magnitude for the K7 values: at
-#: 1 V along a 300 K run the mean force's partition meets it unrefined, and the kernels
-#: there are within 4% of a tight integral (docs/bath.md).
-MD_TOL = 30.0
+#: is larger (bath.electronic_bath's ``tol`` and ``reference``): at 1 V along a 300 K run
+#: the mean force's partition mostly meets it unrefined, and the kernels are within 1% of
+#: a tight integral (docs/bath.md).
+MD_TOL = 1.0
 #: Largest gamma dt / m accepted: the explicit friction force is exact as gamma dt / m -> 0;
 #: the full-step kinetic temperature stays right (docs/bath.md), the dynamics of modes
 #: damped within a few steps do not.
@@ -69,6 +68,7 @@ class BathForces:
         self.tags = np.zeros(0, dtype=np.int64)      # filament atoms (tag order)
         self.factor = self.friction = self.berry = None
         self.reference = None          # the first kernels' friction scale (accuracy floor)
+        self.partition = ()            # the last kernels' energy partition
         self.kernel_step = None
         self.block = (None, None)         # ((first step, kernels, dt), noise forces)
         self.version = 0                  # kernels held so far (the noise block's key)
@@ -85,20 +85,23 @@ class BathForces:
     def update_kernels(self, system, bias, atoms, tags, masses,
                        step) -> kernels.ElectronicBath:
         """New kernels from the NEGF ``system`` at its current positions and the applied
-        ``bias`` (V; collective call), on the energy partition of the mean force just
-        computed there (its intervals and channel-edge cuts: the same nodes, refined only
-        where the kernels' own error estimate exceeds :data:`MD_TOL`): ``atoms`` the
+        ``bias`` (V; collective call), starting from the energy partition of the mean
+        force just computed there (its intervals and channel-edge cuts: the same nodes,
+        refined where the kernels' own error estimate exceeds :data:`MD_TOL`; at V = 0 from
+        the previous kernels' partition): ``atoms`` the
         filament atoms among the device atoms, ``tags`` their LAMMPS IDs, ``masses`` their
         masses (g/mol)."""
         p = self.p
         t0 = time.perf_counter()
-        # the bias window's one segment, as system.forces keys its partition
-        start = system._partitions.get((0, False, p["model"], p["tol"]), ())
+        # the bias window's one segment, as system.forces keys its partition (none at
+        # V = 0: then the previous kernels' partition)
+        start = system._partitions.get((0, False, p["model"], p["tol"]), self.partition)
         res = kernels.electronic_bath(system, bias, p["beta"], p["Te"], p["model"],
                                       tol=MD_TOL, atoms=atoms, start=start,
                                       reference=self.reference, kinks=system._cuts(p["tol"]))
         if self.reference is None:
             self.reference = res.reference
+        self.partition = res.partition
         self.set_kernels(res.friction, res.berry, res.noise, tags, masses)
         self.kernel_step, self.seconds = step, time.perf_counter() - t0
         return res
@@ -207,6 +210,7 @@ class BathForces:
         return dict(bath_tags=self.tags, bath_friction=self.friction, bath_berry=self.berry,
                     bath_noise=self.noise, bath_masses=self.atom_masses,
                     bath_step=self.kernel_step, bath_summary=np.asarray(self.summary),
+                    bath_partition=np.asarray(self.partition, dtype=float),
                     bath_reference=self.reference)
 
     def restore(self, state: dict) -> None:
@@ -216,6 +220,7 @@ class BathForces:
                          state["bath_tags"], state["bath_masses"])
         self.kernel_step = int(state["bath_step"])
         self.summary = list(state["bath_summary"])
+        self.partition = state["bath_partition"]
         self.reference = float(state["bath_reference"])
         if "bath_force" in state:
             self.replay = (int(state["step"]), state["bath_force"])
