@@ -31,7 +31,8 @@ thin and fat, each with its own system, side by side (CPU time of an update).
 ``stages``: where a batch of energies goes, for the two devices of ``md`` and the default
 filament (ideal positions, one batch of the system's size in the upper half of the
 window, the right lead injecting): CPU time per energy of the self-energies and the solve
-for G_F's columns at B_R (``Scattering``), the density factors of Eq. 9, the bond
+for the scattering states of the right lead's open channels (above SCHUR_MAX atoms; else
+for G_F's columns at B_R) (``Scattering``), the number of those columns, the density factors of Eq. 9, the bond
 densities as the system forms them and T(E), and the bond densities gathered per bond
 (``greens.bond_density``) for comparison; median of ``--reps``.
 
@@ -221,10 +222,10 @@ def stages(opt):
     """CPU time per energy point of the stages of a batch of energies (one Bloch vector,
     the right lead injecting: energies in (E_F, mu_R]), for the two deck devices."""
     header(f"stages --reps {opt.reps}")
-    print("| device | atoms | B_L, B_R | energies per batch | self-energies and solve "
-          "(Scattering) | density factors | bond densities | transmission | all (ms per "
-          "energy) | bond densities gathered per bond |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| device | atoms | B_L, B_R | energies per batch | columns solved | self-energies "
+          "and solve (Scattering) | density factors | bond densities | transmission | all "
+          "(ms per energy) | bond densities gathered per bond |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for label, args, device in [DECKS[k] for k in DECKS] + [("(001) 4x4, 6 layers (default); "
                                                             "filament device", {}, "filament")]:
         system = build_filament(**args).recoil_system(device=device)
@@ -236,7 +237,7 @@ def stages(opt):
         parts = {k: [] for k in ("solve", "factors", "bonds", "T", "gathered")}
         for _ in range(opt.reps):
             c0 = time.process_time()
-            sc = system.scattering(E, 0, (1,), gs)
+            sc = system.scattering(E, 0, (1,), gs, system._states)
             c1 = time.process_time()
             X, P, _ = sc.density_factors(1)
             c2 = time.process_time()
@@ -251,7 +252,8 @@ def stages(opt):
         med = {k: float(np.median(v)) for k, v in parts.items()}
         bnd = ", ".join(str(len(c.boundary)) for c in system.lead_contacts)
         total = med["solve"] + med["factors"] + med["bonds"] + med["T"]
-        print(f"| {label} | {system.n_atoms} | {bnd} | {ne} | {med['solve']:.3f} | "
+        print(f"| {label} | {system.n_atoms} | {bnd} | {ne} | {X.shape[2]} | "
+              f"{med['solve']:.3f} | "
               f"{med['factors']:.3f} | {med['bonds']:.3f} | {med['T']:.3f} | {total:.3f} | "
               f"{med['gathered']:.3f} |", flush=True)
 

@@ -9,9 +9,13 @@ it is a real pole E_b of the retarded Green's function with a norm-one eigenvect
 
     [E_b - H_F - \\Lambda(E_b)]\\,\\psi = 0,\\qquad \\Gamma(E_b)\\,\\psi = 0,
 
-where Sigma = Lambda - i Gamma / 2. A numerical broadening eta of the leads (decimation's
-E + i eta) or of the device moves the pole to E_b - i gamma / 2 with gamma ~ eta, and the
-injected densities G Gamma_S G^+ then carry a Lorentzian of full weight,
+where Sigma = Lambda - i Gamma / 2. Between exact leads (every lead type at eta = 0, the
+default) the pole stays real and of zero width: G Gamma_S G^+ stays bounded through it
+(psi^+ Gamma_S(E) psi vanishes as (E - E_b)^2), the state adds nothing to Eq. 9, and E_b
+need only be an end of the integration intervals, so that no node falls on the pole. A
+numerical broadening eta of the leads (decimation's E + i eta) or of the device moves the
+pole to E_b - i gamma / 2 with gamma ~ eta, and the injected densities G Gamma_S G^+ then
+carry a Lorentzian of full weight,
 
 .. math::
 
@@ -19,23 +23,23 @@ injected densities G Gamma_S G^+ then carry a Lorentzian of full weight,
     \\qquad \\hat P = \\frac{\\psi\\psi^\\dagger}{N},\\quad
     N = \\psi^\\dagger [1 - \\Lambda'(E_b)]\\,\\psi,
 
-split between the leads as gamma_S / gamma (gamma_S = psi^+ Gamma_S psi / N) -- a number set
-by how eta enters each lead, not by physics. The package takes eta -> 0 before the energy
-integral: the Lorentzian (and with it its tails) is subtracted from the integrand
-(:class:`PoleTerms`), and E_b becomes an end of the integration intervals, so that no node
-falls on the pole. ``N`` includes the tails in the leads, and psi extends over the lead
-contact atoms (psi_t = g_t V_t psi on lead t's contacts), as the densities of Eq. 9 do.
-What is left of the state is of order eta: an odd term ~ eta / (E - E_b) (the energy
-dependence of gamma_S and the state's cross terms with the rest of the density), which
-integrates to order eta.
+split between the leads as gamma_S / gamma (gamma_S = psi^+ Gamma_S psi / N) -- a number
+set by how eta enters each lead, not by physics. The package takes eta -> 0 before the
+energy integral: the Lorentzian (and with it its tails) is subtracted from the integrand
+(:class:`PoleTerms`), and E_b is an interval end as well. ``N`` includes the tails in the
+leads, and psi extends over the lead contact atoms (psi_t = g_t V_t psi on lead t's
+contacts), as the densities of Eq. 9 do. What is left of the state is of order eta: an odd
+term ~ eta / (E - E_b) (the energy dependence of gamma_S and the state's cross terms with
+the rest of the density), which integrates to order eta.
 
 States are found as fixed points E = Re lambda(E) of the eigenvalues lambda(E) of the
 effective Hamiltonian H_F + Sigma(E) (dense): on a scan over the window each nearly real
 eigenvalue predicts its fixed point by one Newton step with lambda'(E) = l^T Sigma'(E) r
 (left and right eigenvectors; lambda' is large and negative for a state with long tails
-in the leads), is refined by secant steps from the scan energy it belongs to, and a converged state is unbroadened when its width gamma is at most
-``BOUND_WIDTH_FACTOR`` times the largest numerical eta (plus ``BOUND_WIDTH_FLOOR``): an
-open channel broadens a state by far more, an eta by at most 2 eta.
+in the leads), is refined by secant steps from the scan energy it belongs to, and a
+converged state is unbroadened when its width gamma is at most ``BOUND_WIDTH_FACTOR``
+times the largest numerical eta (plus ``BOUND_WIDTH_FLOOR``): an open channel broadens a
+state by far more, an eta by at most 2 eta.
 """
 from __future__ import annotations
 
@@ -51,7 +55,7 @@ from .leads import WireLead
 #: Spacing (eV) of the scan energies at which H_F + Sigma(E) is diagonalized.
 SCAN_STEP = 0.05
 #: The scan also samples each lead channel edge at these distances (eV) on both sides.
-EDGE_OFFSETS = np.array([1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2.5e-2])
+EDGE_OFFSETS = np.array([1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 2.5e-2])
 #: States this far (eV) outside the integration window are found too (their tails reach in).
 MARGIN = 0.05
 #: Eigenvalues with |Im lambda| up to this (eV) at a scan energy are refined.
@@ -66,14 +70,18 @@ BOUND_WIDTH_FLOOR = 1e-10
 #: so no state is unbroadened and none is looked for.
 MAX_NUMERICAL_ETA = 1e-6
 #: A refined eigenvalue is dropped as a broadened resonance once |Im lambda| exceeds
-#: REJECT_CURVATURE * (Re lambda - E)^2 + REJECT_WIDTH (1/eV, eV): the width of an
-#: unbroadened state vanishes quadratically at its energy.
+#: REJECT_CURVATURE * (Re lambda - E)^2 + REJECT_WIDTH * (1 - lambda') (1/eV, eV): the
+#: width of an unbroadened state vanishes quadratically at its energy (its width in
+#: energy is |Im lambda| / (1 - lambda'), and lambda' is large and negative for a state
+#: with long tails in the leads).
 REJECT_CURVATURE = 1e3
 REJECT_WIDTH = 1e-6
-#: Secant refinement: converged when |E - Re lambda(E)| is below this (eV).
+#: Secant refinement: converged when |E - Re lambda(E)| or the secant step is below this
+#: (eV; the step, where the tails are long and Re lambda(E) - E is steep and noisy).
 ENERGY_TOL = 1e-12
 MAX_STEPS = 40
-#: Finite-difference step (eV) for Lambda'(E_b) in the norm N.
+#: Finite-difference step (eV) for lambda'(E) and Lambda'(E_b) in the norm N; at most a
+#: tenth of the distance to the nearest channel edge (Sigma is not smooth across one).
 DERIVATIVE_STEP = 1e-5
 
 
@@ -153,8 +161,9 @@ def looked_for(system) -> bool:
     broadening eta > 0 (their Lorentzians are removed), and where a lead is a wire (few
     channels and subband gaps make such states common; an exact lead leaves each a real
     pole, which must be an end of the integration intervals). Not for lossless periodic
-    and chain leads, where a state carries no weight and the search would cost more than
-    the forces (34-atom default filament: 30-60 ms against 3-8 ms)."""
+    and chain leads, where a state carries no weight and the search costs ten times the
+    forces (docs/performance.md); a node that hits one is cut there
+    (:meth:`~lammps_recoil.system.RecoilSystem.forces`)."""
     return numerical_eta(system) > 0.0 or any(isinstance(lead, WireLead)
                                               for lead in system.leads)
 
@@ -195,13 +204,13 @@ def find_bound_states(system, lo: float, hi: float, ik: int = 0) -> list[BoundSt
     mid = 0.5 * (scan[1:] + scan[:-1])
     cell_lo = np.concatenate([[lo], mid])
     cell_hi = np.concatenate([mid, [hi]])
-    h = DERIVATIVE_STEP
+    h = _derivative_step(system, scan)
     M = effective_hamiltonian(system, np.concatenate([scan, scan - h, scan + h]), ik)
     n = len(scan)
     lam, R = np.linalg.eig(M[:n])
     # lambda'(E) = (R^-1 Sigma' R)_kk: first-order change of each eigenvalue
-    slope = np.einsum("eki,eij,ejk->ek", np.linalg.inv(R), (M[2 * n:] - M[n:2 * n]) / (2 * h),
-                      R).real
+    dM = (M[2 * n:] - M[n:2 * n]) / (2 * h[:, None, None])
+    slope = np.einsum("eki,eij,ejk->ek", np.linalg.inv(R), dM, R).real
     found = []
     for E0, a, b, vals, dl in zip(scan, cell_lo, cell_hi, lam, slope):
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -217,6 +226,16 @@ def find_bound_states(system, lo: float, hi: float, ik: int = 0) -> list[BoundSt
     for E in sorted(found):
         states += [s for s in _states_at(system, E, ik) if s.width <= threshold]
     return states
+
+
+def _derivative_step(system, E: np.ndarray) -> np.ndarray:
+    """DERIVATIVE_STEP, or a tenth of the distance of each energy to the nearest channel
+    edge (at least 1e-12 eV)."""
+    edges = system._kinks()
+    if not edges.size:
+        return np.full(len(E), DERIVATIVE_STEP)
+    d = np.abs(E[:, None] - edges[None, :]).min(axis=1)
+    return np.clip(0.1 * d, 1e-12, DERIVATIVE_STEP)
 
 
 def _nearest_eigenvalue(system, E: float, target: complex, ik: int) -> complex:
@@ -236,13 +255,17 @@ def _refine(system, E: float, ik: int, slope: float = 0.0) -> float | None:
         f1 = lam.real - x1
         if abs(f1) < ENERGY_TOL:
             return x1
-        # an unbroadened state's width closes quadratically in the distance to E_b, a
-        # resonance's stays: give up on it once that is plain
-        if abs(lam.imag) > REJECT_CURVATURE * f1 ** 2 + REJECT_WIDTH:
-            return None
         if f1 == f0:
             return None
-        x0, x1, f0 = x1, x1 - f1 * (x1 - x0) / (f1 - f0), f1
+        stretch = (f0 - f1) / (x1 - x0)                      # 1 - lambda'
+        # an unbroadened state's width closes quadratically in the distance to E_b, a
+        # resonance's stays: give up on it once that is plain
+        if abs(lam.imag) > REJECT_CURVATURE * f1 ** 2 + REJECT_WIDTH * max(1.0, stretch):
+            return None
+        step = f1 / stretch
+        if abs(step) < ENERGY_TOL:
+            return x1
+        x0, x1, f0 = x1, x1 + step, f1
         if not np.isfinite(x1):
             return None
     return None
@@ -261,7 +284,7 @@ def _states_at(system, E: float, ik: int) -> list[BoundState]:
     if not pick.size:
         return []
     B = np.linalg.qr(vecs[:, pick])[0]          # orthonormal, if (nearly) degenerate
-    h = DERIVATIVE_STEP
+    h = float(_derivative_step(system, np.array([E]))[0])
     energies = np.array([E - h, E, E + h])
     N = B.conj().T @ B
     W = 2.0 * system.eta * N

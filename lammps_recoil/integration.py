@@ -116,6 +116,15 @@ class Piece:
         return x
 
 
+class NotConverged(FloatingPointError):
+    """An adaptive integral did not reach its tolerance; ``worst`` is the interval (eV) of
+    largest error."""
+
+    def __init__(self, message: str, worst: tuple):
+        super().__init__(message)
+        self.worst = worst
+
+
 class AdaptiveIntegral(NamedTuple):
     """Result of :func:`adaptive_integral`: the integral (one entry per column of the
     integrand), its summed error estimate, the number of function evaluations, the final
@@ -173,11 +182,11 @@ def adaptive_integral(f, pieces, tol: float, start=(), watch=None) -> AdaptiveIn
     while (total := sum(d[0] for d in done)) > tol:
         if len(done) >= MAX_INTERVALS:
             _, p, lo, hi, _ = max(done, key=lambda d: d[0])
-            worst = pieces[p].energy(np.array([lo, hi]))[0]
-            raise FloatingPointError(
+            worst = tuple(float(e) for e in pieces[p].energy(np.array([lo, hi]))[0])
+            raise NotConverged(
                 f"adaptive energy integral over [{pieces[0].lo:.4f}, {pieces[-1].hi:.4f}] eV "
                 f"did not reach {tol:g} in {MAX_INTERVALS} intervals (error {total:.2e}, "
-                f"largest on [{worst[0]:.9f}, {worst[1]:.9f}] eV)")
+                f"largest on [{worst[0]:.9f}, {worst[1]:.9f}] eV)", worst)
         done.sort(key=lambda d: (-d[0], d[1], d[2]))
         excess = total - np.cumsum([d[0] for d in done])
         k = int(np.argmax(excess <= 0.5 * tol)) + 1
@@ -318,15 +327,15 @@ class Segment:
         try:
             res = adaptive_integral(lambda e: func(e, self), self.pieces(kinks, cuts), tol,
                                     start, watch)
-        except FloatingPointError as fail:
-            raise FloatingPointError(f"{fail}{_near(str(fail), kinks, cuts)}") from None
+        except NotConverged as fail:
+            raise NotConverged(f"{fail}{_near(fail.worst, kinks, cuts)}", fail.worst) from None
         return Integral(res.value, res.error, res.n_evals, coarsen(res.ends, res.errors, tol))
 
 
-def _near(message: str, kinks, cuts) -> str:
-    """Why an integral that failed near the energies named last in ``message`` could not
+def _near(worst, kinks, cuts) -> str:
+    """Why an integral whose largest error is on the interval ``worst`` (eV) could not
     converge, if an unbroadened state or a channel edge lies there."""
-    lo, hi = (float(x) for x in message.rsplit("[", 1)[1].split("]")[0].split(", "))
+    lo, hi = worst
     pad = max(hi - lo, 1e-9)
     for name, points in (("an unbroadened state (a real pole: round-off of the Green's "
                           "function near it limits the accuracy to about 1e-9)", cuts),

@@ -221,38 +221,67 @@ class BlockTridiagonal:
             sigma[k + step] = (into, sandwich(back, g[k][:, out], hop))
         return g, sigma
 
-    def solve(self, z: np.ndarray, sigmas, columns: np.ndarray, out=None) -> np.ndarray:
+    def solve(self, z: np.ndarray, sigmas, columns: np.ndarray, out=None,
+              weights=None) -> np.ndarray:
         """Columns ``columns`` of G_F at the complex energies z (energies x atoms x
-        columns, repeats allowed); ``sigmas``: the leads' self-energies on their boundary
-        atoms, stacked over z. ``out``: an array (energies x at least the atoms x columns)
-        whose first rows receive them (returned)."""
+        columns, repeats allowed), or with ``weights`` (energies x columns x q; distinct
+        columns) the products G_F[:, columns] weights (energies x atoms x q: the scattering
+        states G_F V_S^+ w when the weights are V_S^+ w); ``sigmas``: the leads'
+        self-energies on their boundary atoms, stacked over z. ``out``: an array (energies
+        x at least the atoms x columns or q) whose first rows receive them (returned)."""
         b, m, ne = self.bounds, self.n_slabs, len(z)
         columns = np.asarray(columns, dtype=int)
-        X = np.empty((ne, b[-1], len(columns)), dtype=complex) if out is None else out
+        q = len(columns) if weights is None else weights.shape[2]
+        X = np.empty((ne, b[-1], q), dtype=complex) if out is None else out
         slab = np.searchsorted(b, columns, side="right") - 1
-        if not len(columns) or not ne:
+        if not len(columns) or not ne or not q:
+            X[:, :b[-1]] = 0.0
             return X
+        if weights is not None and len(np.unique(columns)) < len(columns):
+            raise ValueError("columns with weights must be distinct")
         targets = np.unique(slab)
         gl, sl = self._sweep(z, sigmas, 0, targets.max(), 1)
         gr, sr = self._sweep(z, sigmas, m - 1, targets.min(), -1)
+        filled = np.zeros(q, dtype=bool)
         for j in targets:
             which = np.flatnonzero(slab == j)
-            if np.all(np.diff(which) == 1):            # consecutive columns: a slice
-                which = slice(which[0], which[-1] + 1)
             extra = [s[j] for s in (sl, sr) if j in s]
-            Gj = inverse_columns(self._block(z, sigmas, j, extra), columns[which] - b[j])
-            X[:, b[j]:b[j + 1], which] = Gj
-            G = Gj
-            for k in range(j - 1, -1, -1):               # G_kj = gL_k H_{k,k+1} G_{k+1,j}
-                f = self.interfaces[k]
-                G = gl[k] @ left_multiply(f.up, G[:, f.entry])
-                X[:, b[k]:b[k + 1], which] = G
-            G = Gj
-            for k in range(j + 1, m):                    # G_kj = gR_k H_{k,k-1} G_{k-1,j}
-                f = self.interfaces[k - 1]
-                G = gr[k] @ left_multiply(f.down, G[:, f.exit])
-                X[:, b[k]:b[k + 1], which] = G
+            A = self._block(z, sigmas, j, extra)
+            if weights is None:          # unit columns: G_jj's columns from A_jj's LU
+                oc = as_slice(which)
+                Gj = inverse_columns(A, columns[which] - b[j])
+            else:                        # the products with this slab's rows of the weights
+                w = weights[:, which]
+                oc = np.flatnonzero(np.any(w != 0.0, axis=(0, 1)))
+                R = np.zeros((ne, b[j + 1] - b[j], len(oc)), dtype=complex)
+                R[:, columns[which] - b[j]] = w[:, :, oc]
+                oc = as_slice(oc)
+                Gj = np.linalg.solve(A, R)
+            add = bool(filled[oc].any())     # weights mixing columns of several slabs
+            filled[oc] = True
+            for k, G in self._columns(j, Gj, gl, gr):
+                if add:
+                    X[:, b[k]:b[k + 1], oc] += G
+                else:
+                    X[:, b[k]:b[k + 1], oc] = G
+        if not filled.all():
+            X[:, :b[-1], ~filled] = 0.0
         return X
+
+    def _columns(self, j, Gj, gl, gr):
+        """(k, G_kj Y) for every slab k, from G_jj Y (``Gj``) and the connected Green's
+        functions of the sweeps (module docstring)."""
+        yield j, Gj
+        G = Gj
+        for k in range(j - 1, -1, -1):                   # G_kj = gL_k H_{k,k+1} G_{k+1,j}
+            f = self.interfaces[k]
+            G = gl[k] @ left_multiply(f.up, G[:, f.entry])
+            yield k, G
+        G = Gj
+        for k in range(j + 1, self.n_slabs):             # G_kj = gR_k H_{k,k-1} G_{k-1,j}
+            f = self.interfaces[k - 1]
+            G = gr[k] @ left_multiply(f.down, G[:, f.exit])
+            yield k, G
 
 
 class SlabBonds:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import integration as quad
 from .bondcurrent import BondCurrents, window_currents
@@ -25,9 +26,10 @@ from .boundstates import BoundState, PoleTerms, find_bound_states, looked_for, n
 from .device import device_topology, lead_neighbors
 from .forces import BondForces, onsite_weight, require_finite
 from .geometry import check_box, check_positions
-from .greens import (SCHUR_MAX, DeviceMatrix, Scattering, bond_density, self_energy,
-                     to_dense)
+from .greens import (SCHUR_MAX, DeviceMatrix, Scattering, bond_density, open_columns,
+                     self_energy, spectral_factor, to_dense)
 from .hamiltonian import HoppingModel, hamiltonian
+from .leads import CACHE_BYTES, EnergyCache
 from .rgf import SlabBonds, slab_partition
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -36,6 +38,22 @@ G0_SIEMENS = 7.748091729e-5
 FLAT_MARGIN = 0.02
 #: Memory (bytes) for the arrays of one batch of energies solved together.
 BATCH_BYTES = 64 * 2**20
+#: A device Green's function with an element above this (1/eV) is singular: a node within
+#: about 1e-10 eV of a real pole, where the LU's round-off has taken over.
+G_SINGULAR = 1e10
+#: T(E_F) on a real pole exactly at E_F is the mean of T at E_F +- this (eV).
+POLE_STEP = 1e-7
+#: Most energies at which one energy integral may find G_F singular and be redone.
+MAX_SINGULAR = 8
+
+
+class SingularEnergy(FloatingPointError):
+    """G_F(E)^-1 is singular at ``energy`` (eV), exactly or to round-off: a real pole of the
+    device Green's function, a state that no lead channel broadens between exact leads."""
+
+    def __init__(self, message: str, energy: float):
+        super().__init__(message)
+        self.energy = energy
 
 
 @dataclass
@@ -94,6 +112,11 @@ class RecoilResult:
     def max_norm(self) -> float:
         """Largest per-atom force magnitude (eV/A)."""
         return float(np.linalg.norm(self.forces, axis=1).max(initial=0.0))
+
+
+def _singular(E: float, why) -> str:
+    return (f"device Green's function is singular at E = {float(E)!r} eV (a real pole: a "
+            f"state of the device that no lead channel broadens): {why}")
 
 
 def current_microamperes(conductance: float, bias: float) -> float:
@@ -163,6 +186,7 @@ class RecoilSystem:
         self.kpoints, self.kweights = bloch_vectors(self.box, kpoints)
         self._neighbors = lead_neighbors(left, right, self.hopping, self.box)
         self._partitions = {}
+        self._factors = {}             # (lead, Bloch vector) -> (contacts, EnergyCache)
         self.eta = float(eta)
         self.onsite = onsite
         self.comm = comm
@@ -210,9 +234,15 @@ class RecoilSystem:
         self._H = [hamiltonian(self.device_bonds, n, k, onsite, dense=n <= SCHUR_MAX)
                    for k in self.kpoints]
         self._V = [[c.matrix(k) for c in lead_contacts] for k in self.kpoints]
+        # large devices: V_S (a few bonds per boundary atom) as sparse matrices in the solve
+        self._V_solve = [[sp.csr_matrix(V) for V in Vk] if n > SCHUR_MAX else Vk
+                         for Vk in self._V]
         self._M = [DeviceMatrix(H, lead_contacts, self.eta) for H in self._H]
         self._bond_forces = BondForces(self.ext_bonds, n, self.n_ext)
         b, boundary = self.ext_bonds, max(len(c.boundary) for c in lead_contacts)
+        # above SCHUR_MAX atoms the integrand solves for the scattering states (small
+        # devices: G_F's boundary columns, which cost less than the channels' bookkeeping)
+        self._states = n > SCHUR_MAX
         if n <= SCHUR_MAX:           # bond densities from rows gathered per bond
             self._bond_density = partial(bond_density, b.i, b.j)
             gathered = 2 * len(b) * boundary
@@ -250,18 +280,52 @@ class RecoilSystem:
         k = self.kpoints[ik] if self.box is not None else None
         return self.leads[s].surface_gf(E, k, self.lead_contacts[s].contacts)
 
-    def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None) -> Scattering:
+    def _spectral(self, s: int, E: np.ndarray, ik: int, g: np.ndarray) -> np.ndarray:
+        """Lead s's spectral function on its contacts in factors, a_S = w_S w_S^+
+        (:func:`~lammps_recoil.greens.spectral_factor`, ``g``: its Green's function on E),
+        cut to the open channels; computed once per energy while the contact atoms stay
+        (the leads never move)."""
+        contacts = self.lead_contacts[s].contacts
+        if not len(contacts):              # detached from the lead: no channel reaches it
+            return np.zeros((len(E), 0, 0), dtype=complex)
+        held = self._factors.get((s, ik))
+        if held is None or not np.array_equal(held[0], contacts):
+            held = self._factors[s, ik] = (contacts, EnergyCache(
+                CACHE_BYTES // (2 * len(self.kpoints))))
+        row = {e: m for m, e in enumerate(E)}
+        slot = held[1].slots(E, lambda new: spectral_factor(g[[row[e] for e in new]]))
+        return open_columns(held[1].values.take(slot, axis=0))
+
+    def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None,
+                   states: bool = False) -> Scattering:
         """Solve the device problem on energies E (eV) at Bloch vector index ik (``gs``:
-        the leads' contact Green's functions on E, if already at hand)."""
+        the leads' contact Green's functions on E, if already at hand): for the columns of
+        G_F at the sources' boundary atoms, or with ``states`` for the scattering states
+        of their open channels (:class:`~lammps_recoil.greens.Scattering`)."""
         E = np.atleast_1d(np.asarray(E, dtype=float))
         if gs is None:
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
+        spectral = [self._spectral(s, E, ik, g) if s in sources else None
+                    for s, g in enumerate(gs)] if states else None
         try:
-            return Scattering(E, self._M[ik], self._V[ik], gs, sources)
+            sc = Scattering(E, self._M[ik], self._V_solve[ik], gs, sources, spectral)
         except (RuntimeError, np.linalg.LinAlgError) as err:   # exactly singular
+            for m, e in enumerate(E):                        # at which energy?
+                try:
+                    Scattering(E[m:m + 1], self._M[ik], self._V_solve[ik],
+                               [g[m:m + 1] for g in gs], sources)
+                except (RuntimeError, np.linalg.LinAlgError):
+                    raise SingularEnergy(_singular(e, err), float(e)) from None
             raise FloatingPointError(f"device Green's function is singular at an energy in "
-                                     f"[{E.min()}, {E.max()}] eV (a bound state of the "
-                                     f"device): {err}") from None
+                                     f"[{E.min()}, {E.max()}] eV: {err}") from None
+        # a real pole within round-off: an LU that met no exact zero returns garbage (one
+        # pass over the real and imaginary parts; NaN fails the test too)
+        if not all(np.abs(sc.X[s].view(float)).max(initial=0.0) <= G_SINGULAR
+                   for s in sources):
+            size = np.max([np.abs(sc.X[s]).max(axis=(1, 2)) for s in sources], axis=0)
+            m = int(np.argmax(~(size <= G_SINGULAR)))
+            raise SingularEnergy(_singular(E[m], f"|G_F| = {size[m]:.1e} /eV"), float(E[m]))
+        return sc
 
     def inverse_green(self, E: float, ik: int = 0):
         """The sparse matrix G_F(E)^-1 = E - H_F - Sigma_L - Sigma_R (Eq. 6)."""
@@ -294,11 +358,20 @@ class RecoilSystem:
         rank = 0 if size == 1 else self.comm.Get_rank()
         mine = np.array_split(np.arange(len(energies)), size)[rank]
         batches = np.array_split(mine, max(1, -(-len(mine) // self._batch)))
-        parts = [fn(energies[b]) for b in batches if len(b)]
-        rows = np.concatenate(parts) if parts else None
+        try:
+            parts = [fn(energies[b]) for b in batches if len(b)]
+            rows, singular = (np.concatenate(parts) if parts else None), None
+        except SingularEnergy as err:          # every rank learns of it and raises it too
+            if size == 1:
+                raise
+            rows, singular = None, (str(err), err.energy)
         if size == 1:
             return rows
-        return np.concatenate([p for p in self.comm.allgather(rows) if p is not None])
+        gathered = self.comm.allgather((rows, singular))
+        for _, singular in gathered:
+            if singular is not None:
+                raise SingularEnergy(*singular)
+        return np.concatenate([p for p, _ in gathered if p is not None])
 
     def channels(self, energy: float | None = None, ik: int = 0) -> np.ndarray:
         """Transmission eigenvalues at one energy (default E_F) and Bloch vector."""
@@ -312,7 +385,7 @@ class RecoilSystem:
         ``unbroadened`` as in :meth:`forces`."""
         segments = quad.bias_window(self.fermi_level, bias, beta, temperature)
         if not segments:
-            return float(self.transmission(self.fermi_level)[0])
+            return self._fermi_probe()[0]
         self._check_window(segments)
         states = self._unbroadened(segments, unbroadened)
         cuts = [b.energy for b in states]
@@ -322,8 +395,9 @@ class RecoilSystem:
             T = self._map(lambda e: self._transmission(e, poles), E)
             return (seg.landauer(E) * T)[:, None]
 
-        return float(sum(seg.integrate(func, n_points, tol / len(segments), self._cuts(tol),
-                                       cuts=cuts).value[0] for seg in segments))
+        return float(sum(self._integrate(seg, func, n_points, tol / len(segments),
+                                         self._cuts(tol), (), cuts, []).value[0]
+                         for seg in segments))
 
     def current(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
                 tol: float = quad.DEFAULT_TOL, n_points: int | None = None) -> float:
@@ -350,16 +424,17 @@ class RecoilSystem:
         which Eq. 10's integral leaves out. ``model`` selects Eq. 4 (``"paper"``) or
         ``"hellmann-feynman"``. ``temperature`` is the electron temperature (K).
 
-        Eq. 9 counts scattering states only: states in or near the window that no open
-        lead channel broadens (bound states in the continuum, states in a lead's subband
-        gap) are found (:mod:`~lammps_recoil.boundstates`), reported in the result's
-        ``unbroadened``, and their eta-dependent Lorentzians are subtracted from the
-        integrand (eta -> 0 before the energy integral); their energies become ends of the
-        integration intervals. ``unbroadened="auto"`` looks
-        for them where a lead or the device has a numerical broadening eta > 0 (where
-        they would otherwise enter) or a lead is a wire (exact leads: each is a real pole,
-        kept from the nodes); with lossless periodic and chain leads they carry no weight
-        and are looked for only with ``True``; ``False`` never looks.
+        Eq. 9 counts scattering states only: a state in or near the window that no open
+        lead channel broadens (a bound state in the continuum, a state in a lead's subband
+        gap) is, between exact leads, a real pole of zero width that adds nothing; found
+        (:mod:`~lammps_recoil.boundstates`), it is reported in the result's
+        ``unbroadened`` and its energy becomes an end of the integration intervals, and
+        between broadened leads its eta-dependent Lorentzian is subtracted from the
+        integrand (eta -> 0 before the energy integral). ``unbroadened="auto"`` looks for
+        them where a lead or the device has a numerical broadening eta > 0 or a lead is a
+        wire; with lossless periodic and chain leads they are looked for only with
+        ``True`` (``False`` never looks), and a node that lands on one, where G_F is
+        singular, is made an interval end and the integral redone (:meth:`_integrate`).
 
         ``bond_currents=True`` also integrates the currents on the device's bonds
         (:mod:`~lammps_recoil.bondcurrent`) on the same energy nodes (they do not steer the
@@ -392,16 +467,24 @@ class RecoilSystem:
         fermi = []                     # T(E_F) and channels, solved with the first batch
 
         def batch(E, seg):
-            rows, probe = self._integrand(E, seg, model, timings, () if fermi else (EF,),
-                                          poles, bond_currents)
+            probes = () if fermi else (EF,)
+            try:
+                rows, probe = self._integrand(E, seg, model, timings, probes, poles,
+                                              bond_currents)
+            except SingularEnergy as err:
+                if not probes or err.energy != EF:
+                    raise
+                rows, _ = self._integrand(E, seg, model, timings, (), poles, bond_currents)
+                probe = [self._fermi_probe()]
             fermi.extend(probe)
             return rows
 
         func = lambda E, seg: self._map(lambda e: batch(e, seg), E)
+        found = []                     # states located where a node hit them
         for s, seg in enumerate(segments):
             key = (s, full, model, tol)
-            res = seg.integrate(func, n_points, tol / len(segments), self._cuts(tol),
-                                self._partitions.get(key, ()), cuts, watch)
+            res = self._integrate(seg, func, n_points, tol / len(segments), self._cuts(tol),
+                                  self._partitions.get(key, ()), cuts, found, watch)
             if res.partition is not None:
                 self._partitions[key] = res.partition
             total, error = total + res.value, error + res.error
@@ -410,7 +493,7 @@ class RecoilSystem:
             total = total + self._bound_density(temperature, model)
         forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
         if not fermi:                  # no segment, or no energy on this rank
-            fermi = [self._probe(EF)]
+            fermi = [self._fermi_probe()]
         fermi_t, channels = fermi[0]
         if full:
             conductance = self.conductance(bias, beta, temperature, tol)
@@ -421,7 +504,7 @@ class RecoilSystem:
         return RecoilResult(forces, conductance, fermi_t,
                             self._to_user(total[3 * n + 1:watch]), bias, beta, temperature,
                             n_energies, error, self.at_lead.copy(), timings,
-                            tuple(self._user_state(b) for b in states), channels,
+                            tuple(self._user_state(b) for b in states + found), channels,
                             self._bond_currents(total[watch:]) if bond_currents else None)
 
     def bond_currents(self, bias: float, beta: float = 0.5, temperature: float = 0.0,
@@ -458,6 +541,37 @@ class RecoilSystem:
         (:func:`lammps_recoil.bath.electronic_bath`, keywords as there)."""
         from .bath import electronic_bath
         return electronic_bath(self, bias, **kw)
+
+    def _integrate(self, seg, func, n_points, tol, kinks, start, cuts, found,
+                   watch=None) -> quad.Integral:
+        """``seg.integrate`` cut at the channel edges ``kinks`` and the ``cuts``. Where a node
+        lands on a real pole that was not looked for (exact leads: G_F(E)^-1 singular there to
+        round-off, :class:`SingularEnergy`), that energy becomes an interval end as well, the
+        state there is located (appended to ``found``) and the segment integrated again
+        (the energy is appended to ``cuts`` too, for the segments that follow)."""
+        for redo in range(MAX_SINGULAR + 1):
+            try:
+                return seg.integrate(func, n_points, tol, kinks, start, cuts, watch)
+            except SingularEnergy as err:
+                E = err.energy
+                ends = np.array(cuts + list(seg.steps) + [seg.a, seg.b])
+                if redo == MAX_SINGULAR or np.abs(ends - E).min() <= quad.CUT_MERGE:
+                    raise
+                cuts.append(E)
+                found.extend(b for ik in range(len(self.kpoints))
+                             for b in find_bound_states(self, E, E, ik)
+                             if abs(b.energy - E) <= POLE_STEP)
+
+    def _fermi_probe(self) -> tuple[float, np.ndarray]:
+        """T(E_F) and the transmission eigenvalues at E_F on this rank (:meth:`_probe`); on a
+        real pole exactly at E_F, where G_F does not exist, their means at E_F +- POLE_STEP
+        (both are analytic through a pole of zero width)."""
+        EF = self.fermi_level
+        try:
+            return self._probe(EF)
+        except SingularEnergy:
+            (a, ca), (b, cb) = self._probe(EF - POLE_STEP), self._probe(EF + POLE_STEP)
+            return 0.5 * (a + b), 0.5 * (ca + cb)
 
     def unbroadened_states(self, lo: float, hi: float) -> list[BoundState]:
         """States with energies in [lo, hi] (eV, widened by ``boundstates.MARGIN``) that no
@@ -515,13 +629,15 @@ class RecoilSystem:
             self._partitions[(int(key[0]), bool(key[1]), model, key[3])] = e
 
     def _kinks(self) -> np.ndarray:
-        """Channel edges of the periodic leads at every Bloch vector (integration breaks;
-        computed once, the leads never change)."""
+        """Channel edges of the leads at every Bloch vector (integration breaks; computed
+        once, the leads never change); the same edge of two leads, equal to round-off
+        (1e-12 eV), is one."""
         if self._edges is None:
             edges = [lead.channel_edges(k if self.box is not None else None)
                      for lead in self.leads if hasattr(lead, "channel_edges")
                      for k in self.kpoints]
-            self._edges = np.unique(np.concatenate(edges)) if edges else np.zeros(0)
+            edges = np.unique(np.concatenate(edges)) if edges else np.zeros(0)
+            self._edges = edges[np.diff(edges, prepend=-np.inf) > 1e-12]
         return self._edges
 
     def _cuts(self, tol: float) -> np.ndarray:
@@ -611,7 +727,8 @@ class RecoilSystem:
             phase = b.phases(self.kpoints[ik] if self.box is not None else None)
             pole = None if poles is None else poles[ik]
             for sel, sources in groups:
-                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs])
+                sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs],
+                                     self._states)
                 if np.any(tw[sel] != 0.0):
                     T = sc.transmission()
                     if pole is not None:

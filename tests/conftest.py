@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from lammps_recoil import A0_CU, A_NN_CU, LayeredLead, RecoilSystem, fcc_lattice
+from lammps_recoil import (A0_CU, A_NN_CU, HoppingModel, LayeredLead, RecoilSystem, WireLead,
+                           fcc_lattice)
 from lammps_recoil.builders import build_filament
 from lammps_recoil.geometry import lattice_sites
 
@@ -23,6 +24,42 @@ def perfect_system(orientation="001", nx=2, ny=2, layers=4, lead_layers=2, **kw)
     left = LayeredLead(lat, sites(range(-1, -lead_layers - 1, -1)), "left", box=box)
     right = LayeredLead(lat, sites(range(layers, layers + lead_layers)), "right", box=box)
     return RecoilSystem(sites(range(layers)), left, right, box=box, **kw)
+
+
+COLUMN_OFFSET = np.array([0.3, 0.2, 0.0])
+PRIMITIVE = A0_CU / 2 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]], float)
+ROT111 = np.array([[1, -1, 0] / np.sqrt(2), [1, 1, -2] / np.sqrt(6), [1, 1, 1] / np.sqrt(3)])
+# primitive vectors in the lab frame and the wire period as integer lattice coordinates
+FRAMES = {"001": (PRIMITIVE, np.array([1, 1, -1])),
+          "111": (PRIMITIVE @ ROT111.T, np.array([1, 1, 1]))}
+
+
+def column(orientation, radii):
+    """Integer coordinates and positions of an fcc column along z ((001) or (111)) and its
+    period P (A): cell c (c P <= z < (c + 1) P) holds the sites within radii[c] of the
+    axis."""
+    prim, period = FRAMES[orientation]
+    P = (period @ prim)[2]
+    m = np.arange(-14, 15)
+    ijk = np.array(np.meshgrid(m, m, m, indexing="ij")).reshape(3, -1).T
+    pos = ijk @ prim + COLUMN_OFFSET
+    keep = np.zeros(len(pos), bool)
+    for c, r in enumerate(radii):
+        keep |= ((pos[:, 2] > c * P - 1e-6) & (pos[:, 2] < (c + 1) * P - 1e-6)
+                 & (np.hypot(pos[:, 0], pos[:, 1]) <= r))
+    return ijk[keep], pos[keep], P
+
+
+def wire_constriction(orientation, radii, fermi_level, eta=0.0, hopping=HoppingModel()):
+    """The column's sites as the device, between wire leads that continue its first and
+    last cells (the device holds a copy of one lead cell at each end)."""
+    _, sites, P = column(orientation, radii)
+    T = np.array([0.0, 0.0, P])
+    first = sites[sites[:, 2] < P - 1e-6]
+    last = sites[sites[:, 2] > sites[:, 2].max() - P + 1e-6]
+    left = WireLead(first - T, -T, "left", hopping, eta=eta)
+    right = WireLead(last + T, T, "right", hopping, eta=eta)
+    return RecoilSystem(sites, left, right, hopping, fermi_level=fermi_level)
 
 
 def displaced(positions, amplitude, seed):

@@ -20,12 +20,18 @@ The leads are exact (``WireLead`` at eta = 0: modes at real energy), so the stat
 poles of zero width; broadened leads (decimation at E + i eta) give them Lorentzians of
 width ~eta, which are removed.
 """
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+from conftest import wire_constriction
 
-from lammps_recoil import HoppingModel, RecoilSystem, WireLead
+from lammps_recoil import (HoppingModel, LayeredLead, RecoilSystem, WireLead,
+                           chain_lattice)
 from lammps_recoil.boundstates import BOUND_WIDTH_FACTOR
-from lammps_recoil.integration import bias_window
+from lammps_recoil.integration import adaptive_integral, bias_window
 
 HOP = HoppingModel()
 
@@ -102,6 +108,22 @@ def test_bound_state_in_a_subband_gap_found_in_closed_form():
             f[0].forces).max()
 
 
+def test_a_state_a_micro_ev_from_a_channel_edge_is_found():
+    """An impurity Delta = -1.6 meV binds the odd chain's state 1e-6 eV below its subband
+    bottom (inside the even band), with 99% of its weight in the lead tails: found at the
+    closed-form energy between exact leads, and between broadened ones with a width of
+    2 eta times that weight (its norm's Lambda' taken on the state's side of the edge)."""
+    t = abs(T_LEG)
+    delta = -np.sqrt((1e-6 + 2 * t) ** 2 - 4 * t * t)
+    E = impurity_state(-T_RUNG, T_LEG, delta)
+    assert -T_RUNG - 2 * t - E == pytest.approx(1e-6, rel=1e-6)
+    for eta in (0.0, 1e-9):
+        (b,) = ladder(eta, E + 0.05, delta=delta).unbroadened_states(E - 1e-3, E + 1e-3)
+        assert b.energy == pytest.approx(E, abs=1e-10)
+        assert sum(b.lead_weights) > 0.99
+        assert b.width == pytest.approx(2 * eta * sum(b.lead_weights), rel=1e-2, abs=1e-15)
+
+
 def test_exact_leads_are_the_limit_of_broadened_ones():
     """Exact leads have no eta: their forces and conductance are the eta -> 0 limit of
     broadened leads with the bound state's Lorentzian removed. What is left of a lead
@@ -156,6 +178,31 @@ def test_error_estimate_holds_with_channel_edges_in_the_window(beta):
     assert ref.n_energies >= 10 * r.n_energies
 
 
+@pytest.fixture(scope="module")
+def constriction():
+    return wire_constriction("001", (2.2, 2.2, 1.9, 1.9, 2.2, 2.2), fermi_level=-0.2)
+
+
+@pytest.mark.parametrize("model", ["paper", "hellmann-feynman"])
+def test_error_estimate_holds_on_a_wire_constriction_at_beta_zero(constriction, model):
+    """A 30-atom fcc(001) constriction between exact wire leads of six atoms per cell,
+    V = 1 V at beta = 0 (window [-1.2, -0.2] eV): three channel edges of the wire and a
+    state no channel broadens lie inside. The true error of forces, conductance and
+    charges against an integral with ten times the points is below the tolerance."""
+    s = constriction
+    edges = np.unique(np.round(s._kinks(), 9))
+    assert np.count_nonzero((edges > -1.2) & (edges < -0.2)) == 3
+    ref = s.forces(1.0, beta=0.0, tol=1e-13, model=model)
+    assert any(-1.2 < b.energy < -0.2 and b.width < 1e-15 for b in ref.unbroadened)
+    for tol in (1e-4, 1e-6):
+        r = s.forces(1.0, beta=0.0, tol=tol, model=model)
+        assert r.error <= tol
+        assert np.abs(r.forces - ref.forces).max() <= tol
+        assert abs(r.conductance - ref.conductance) <= tol
+        assert np.abs(r.density - ref.density).max() <= tol
+    assert ref.n_energies >= 10 * r.n_energies
+
+
 def test_unbroadened_states_of_lossless_leads_carry_no_weight():
     """With eta = 0 in the leads and the device a bound state has no Lorentzian: looking
     for it ('auto' does not) changes nothing but the integration's interval ends."""
@@ -178,3 +225,100 @@ def test_width_threshold_separates_eta_from_open_channels():
     s.update(x)
     assert s.unbroadened_states(-0.85, -0.55) == []
     assert BOUND_WIDTH_FACTOR * 1e-9 < 1e-6
+
+
+def two_path_loop(onsite, fermi_level=0.0):
+    """A site on the axis of the left chain lead, two sites A, B at x = +-1.8 A (3.6 A
+    apart: no A-B bond), a site on the axis of the right chain lead. Each of A, B bonds to
+    both axis sites by mirror images, so the odd combination (A - B)/sqrt 2 couples to
+    nothing: a bound state in the continuum at exactly the on-site energy of A and B."""
+    lat = chain_lattice(2.5)
+    device = np.array([[0.0, 0.0, 0.0], [1.8, 0.0, 1.6], [-1.8, 0.0, 1.6], [0.0, 0.0, 3.2]])
+    left = LayeredLead(lat, [[0.0, 0.0, -2.5]], "left", HOP)
+    right = LayeredLead(lat, [[0.0, 0.0, 5.7]], "right", HOP)
+    return RecoilSystem(device, left, right, HOP, onsite=[0.0, onsite, onsite, 0.0],
+                        fermi_level=fermi_level)
+
+
+def first_round_nodes(system, bias):
+    """The energies of the adaptive rule's first round on the bias window."""
+    seen = []
+
+    def record(E):
+        seen.append(E)
+        return np.zeros((len(E), 1))
+
+    adaptive_integral(record, bias_window(system.fermi_level, bias)[0].pieces(system._kinks()),
+                      tol=np.inf)
+    return seen[0]
+
+
+def test_a_node_on_an_undetected_state_is_cut_and_the_integral_redone():
+    """Chain leads are exact and not searched: a node of the rule exactly on the loop's
+    state, where G_F(E)^-1 is singular, becomes an interval end, the state is reported,
+    and the forces are those of the same rule cut there beforehand (``unbroadened=True``)
+    and continuous in the state's energy."""
+    node = first_round_nodes(two_path_loop(0.1), 0.5)[9]
+    s = two_path_loop(node)
+    (b,) = s.unbroadened_states(node, node)
+    assert b.energy == pytest.approx(node, abs=1e-12) and b.width < 1e-15
+    with pytest.raises(FloatingPointError, match=f"singular at E = {node!r} eV"):
+        s.transmission([node])
+    r = s.forces(0.5, tol=1e-8)
+    assert r.n_unbroadened == 1 and r.unbroadened[0].energy == pytest.approx(node, abs=1e-12)
+    cut = s.forces(0.5, tol=1e-8, unbroadened=True)
+    assert np.abs(r.forces - cut.forces).max() <= 1e-12
+    near = two_path_loop(node + 1e-9).forces(0.5, tol=1e-8)
+    assert near.n_unbroadened == 0
+    assert np.abs(r.forces - near.forces).max() <= 1e-8
+    assert s.conductance(0.5, tol=1e-8) == pytest.approx(near.conductance, abs=1e-8)
+    # a node of a fixed rule
+    nodes, _ = bias_window(0.0, 0.5)[0].nodes(16)
+    s = two_path_loop(nodes[5])
+    fixed = s.forces(0.5, n_points=16)
+    assert fixed.n_unbroadened == 1
+    assert np.abs(fixed.forces - s.forces(0.5, n_points=16, unbroadened=True).forces).max() \
+        <= 1e-12
+
+
+def test_a_state_exactly_at_the_fermi_level_leaves_t_of_ef_finite():
+    """The state at E_F, where T(E_F) is probed: T is analytic through a pole of zero
+    width, so T(E_F) is the limit of its values on both sides."""
+    s = two_path_loop(0.0)
+    T = s.transmission([-1e-4, 1e-4]).mean()
+    assert s.forces(0.5, tol=1e-6).fermi_transmission == pytest.approx(T, abs=1e-8)
+    assert s.conductance(0.0) == pytest.approx(T, abs=1e-8)
+
+
+MPI_RUN = """
+import sys
+import numpy as np
+from mpi4py import MPI
+sys.path.insert(0, "tests")
+from test_bound_states import first_round_nodes, two_path_loop
+s = two_path_loop(first_round_nodes(two_path_loop(0.1), 0.5)[9])
+s.comm = MPI.COMM_WORLD
+r = s.forces(0.5, tol=1e-8)
+if s.comm.Get_rank() == 0:
+    np.save(sys.argv[1], np.append(r.forces.ravel(), r.n_unbroadened))
+"""
+
+
+def test_a_node_on_a_state_of_one_rank_is_redone_by_all(tmp_path):
+    """On two ranks the node on the state is the second rank's: both redo the integral
+    and get the serial forces."""
+    pytest.importorskip("mpi4py")
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec next to the Python interpreter")
+    out = tmp_path / "forces.npy"
+    proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, "-c", MPI_RUN, str(out)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    node = first_round_nodes(two_path_loop(0.1), 0.5)
+    assert 9 >= len(node) // 2                                 # on the second rank
+    serial = two_path_loop(node[9]).forces(0.5, tol=1e-8)
+    got = np.load(out)
+    assert got[-1] == 1
+    assert np.abs(got[:-1] - serial.forces.ravel()).max() <= 1e-12

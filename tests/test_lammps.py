@@ -95,6 +95,9 @@ def test_forces_are_held_between_updates_and_only_on_the_filament(serial):
     # the time series sums the same held forces
     np.testing.assert_allclose(series["Frec_z"][0], first[:, 2].sum(), rtol=1e-9)
     assert 2.5 < series["G_EF"][0] < 3.5
+    # the default filament's window holds no state the leads cannot broaden
+    # (test_bound_states.py), and none hit a node of the energy rule
+    assert np.all(series["n_unbroadened"] == 0)
 
 
 @wheel

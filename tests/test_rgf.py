@@ -124,12 +124,71 @@ def test_forces_and_transmission_agree_across_solvers(disordered):
         results[solver] = s.forces(0.6, beta=0.4, n_points=12), s.transmission(E)
     ref, tref = results["schur"]
     assert np.abs(ref.forces).max() > 0.01 and tref.min() > 0.1
-    for solver in ("lu", "rgf"):
+    # the integrand solves for the scattering states; G_F's boundary columns give the same
+    solve = type(s).scattering
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(type(s), "scattering", lambda self, E, ik=0, sources=(0, 1), gs=None,
+                   states=False: solve(self, E, ik, sources, gs, False))
+        results["columns"] = s.forces(0.6, beta=0.4, n_points=12), tref
+    for solver in ("lu", "rgf", "columns"):
         r, t = results[solver]
         assert relative_gap(r.forces, ref.forces) < 1e-10
         assert relative_gap(r.density, ref.density) < 1e-10
         assert r.conductance == pytest.approx(ref.conductance, rel=1e-10)
         assert relative_gap(t, tref) < 1e-10
+
+
+@pytest.fixture(scope="module")
+def thin():
+    """The same electrodes with the 23-atom filament as the device, displaced 0.12 A rms:
+    more open channels on each lead's contact atoms (12) than boundary atoms (7)."""
+    f = build_filament(orientation="111", nx=6, ny=4, frozen_layers=2, electrode_layers=3,
+                       gap_layers=4, neck_radius=3.0, base_radius=4.0)
+    x = f.positions.copy()
+    dev = f.device("filament")
+    x[dev] = displaced(x[dev], 0.12, 5)
+    return system_from_types(x, f.types, f.box, orientation="111", device="filament",
+                             kpoints=(2, 2))
+
+
+@pytest.mark.parametrize("ik", [0, 3])
+@pytest.mark.parametrize("name", ["disordered", "thin"])
+def test_scattering_states_equal_boundary_columns(request, name, ik):
+    """Solving for the scattering states of the open channels, G_F V_S^+ w_S (a_S =
+    w_S w_S^+), instead of G_F's columns at B_S: through each solver, the bond densities
+    (Re and Im, device-device and device-contact bonds), the site densities of the
+    extended region, T(E) and the transmission eigenvalues equal the columns' to 1e-10,
+    at the energies of the solver test (channel edges included). The mobile device's
+    boundary is a whole lead layer (fewer open channels than boundary atoms: fewer
+    columns); the thin filament's contacts carry more channels than its boundary atoms
+    (the channels are combined to |B_S| columns, the rest added to the contacts)."""
+    s = request.getfixturevalue(name)
+    E = energies_to_test(s, ik)
+    gs = [s._lead_gf(t, E, ik) for t in (0, 1)]
+    spectral = [greens.open_columns(greens.spectral_factor(g)) for g in gs]
+    b = s.ext_bonds
+    phase = b.phases(s.kpoints[ik])
+    for t, c in enumerate(s.lead_contacts):
+        channels, atoms = spectral[t].shape[2], len(c.boundary)
+        assert (channels < atoms) if name == "disordered" else (channels > atoms)
+    for solver in SOLVERS:
+        M = greens.DeviceMatrix(s._H[ik], s.lead_contacts, s.eta, solver)
+        cols = greens.Scattering(E, M, s._V[ik], gs)
+        states = greens.Scattering(E, M, s._V[ik], gs, spectral=spectral)
+        for source in (0, 1):
+            assert states.X[source].shape[2] == min(spectral[source].shape[2],
+                                                    len(s.lead_contacts[source].boundary))
+            (X, P, diag), (Y, R, dy) = cols.density_factors(source), states.density_factors(source)
+            ref = greens.bond_density(b.i, b.j, X, P, phase, imag=True)
+            got = greens.bond_density(b.i, b.j, Y, R, phase, imag=True)
+            for m in range(len(E)):
+                for part in (0, 1):
+                    assert relative_gap(got[part][m], ref[part][m]) < 1e-10, (solver, E[m])
+                assert relative_gap(dy[m], diag[m]) < 1e-10, (solver, E[m])
+        for st in (cols, states):
+            st.X[0] = None                           # T from the right lead's solution
+        assert relative_gap(states.transmission(), cols.transmission()) < 1e-10
+        assert relative_gap(states.channels(), cols.channels()) < 1e-10
 
 
 def test_rgf_on_a_device_detached_from_one_lead(monkeypatch):
