@@ -72,7 +72,7 @@ class BathForces:
         self.kernel_step = None
         self.block = (None, None)         # ((first step, kernels, dt), noise forces)
         self.version = 0                  # kernels held so far (the noise block's key)
-        self.previous = None                         # (step, v, forces: noise, friction, Berry)
+        self.previous = None                         # (step, v, noise, friction and Berry)
         self.replay = None                           # (step, forces) on resuming
         self._reset()
         self.warned = False
@@ -151,10 +151,8 @@ class BathForces:
                              f"must stay below {MAX_DAMPING_STEP}: dt < {self.dt_limit:.3g} ps); "
                              f"reduce bath_scale ({self.scale}) or the time step")
         u = v.ravel()
-        # rows: friction, noise (and Berry force) of this step
-        parts = np.empty((len(self.velocity_kernel) // len(u) + 1, len(u)))
-        parts[0] = self.noises(step, every, dt)[step % every]
-        parts[1:] = (self.velocity_kernel @ u).reshape(-1, len(u))
+        noise = self.noises(step, every, dt)[step % every]
+        drag = (self.velocity_kernel @ u).reshape(-1, len(u))    # friction (and Berry)
         prev = self.previous
         if prev is not None and prev[0] == step - 1:
             # LAMMPS adds these forces with the half-step velocities v(t - dt/2) of
@@ -164,10 +162,12 @@ class BathForces:
             mid = 0.5 * (prev[1] + u)
             s = self.sums
             s[0] += 1
-            s[1] += self.masses @ (mid * mid)
-            s[2:2 + len(parts)] += prev[2] @ mid
-        self.previous = (step, u, parts)
-        return parts.sum(axis=0).reshape(-1, 3)
+            s[1] += (self.masses * mid) @ mid
+            s[2] += prev[2] @ mid
+            s[3:3 + len(drag)] += prev[3] @ mid
+        self.previous = (step, u, noise, drag)
+        total = noise + drag[0] if len(drag) == 1 else noise + drag[0] + drag[1]
+        return total.reshape(-1, 3)
 
     # ---------------------------------------------------------------- per update
     def diagnostics(self, res, t_el: float, p_rec: float, step: int) -> list:
