@@ -621,11 +621,13 @@ def main(argv=None) -> int:
         print(f"lammps-recoil: error: {err}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:
-        extra = EXTRAS.get((err.name or "").split(".")[0])
+        module = (err.name or "").split(".")[0]
+        extra = EXTRAS.get(module)
         if extra is None:
             raise
         print(f"lammps-recoil: error: '{args.command}' needs {err.name}, which is not "
-              f"installed: pip install \"lammps-recoil[{extra}]\"", file=sys.stderr)
+              f"installed: pip install {module} (or, in the repository, pip install -e "
+              f"\".[{extra}]\")", file=sys.stderr)
         return 2
 
 

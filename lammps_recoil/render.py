@@ -12,7 +12,8 @@ draws one frame (atoms coloured by role, recoil forces as arrows, the time as a 
 with OVITO's software ray tracer (Tachyon), which needs no screen; OVITO's Python module
 itself needs a Vulkan loader on the machine (Debian: ``libvulkan1 mesa-vulkan-drivers``).
 
-OVITO is an optional extra (``pip install "lammps-recoil[ovito]"``).
+OVITO is an optional extra (``pip install ovito``, or ``pip install -e ".[ovito]"`` in
+the repository).
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def _ovito():
         import ovito.vis
     except ModuleNotFoundError as err:
         raise ModuleNotFoundError(f"rendering needs OVITO's Python module ({err}): pip "
-                                  "install 'lammps-recoil[ovito]'; on Debian also apt-get "
+                                  "install ovito; on Debian also apt-get "
                                   "install libvulkan1 mesa-vulkan-drivers",
                                   name="ovito") from None
     return ovito.io, ovito.vis

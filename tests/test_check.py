@@ -190,7 +190,8 @@ def test_cli_check_and_missing_extra(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)     # as if not installed
     assert main(["chain", "fig1a", "--points", "2", "--outdir", str(tmp_path / "c")]) == 2
     assert ("'chain' needs matplotlib, which is not installed: "
-            'pip install "lammps-recoil[plot]"') in capsys.readouterr().err
+            'pip install matplotlib (or, in the repository, pip install -e ".[plot]")'
+            ) in capsys.readouterr().err
     assert not (tmp_path / "c").exists()                    # refused before any output
 
 

@@ -201,9 +201,9 @@ def write_dump(path, frames, types, box, zb=(-5.0, 40.0)):
     order = np.arange(len(types))[::-1]
     for step, x in enumerate(frames):
         lines += ["ITEM: TIMESTEP", str(1000 * step), "ITEM: NUMBER OF ATOMS", str(len(x)),
-                  "ITEM: BOX BOUNDS pp pp ff", f"0 {box[0]!r}", f"0 {box[1]!r}",
+                  "ITEM: BOX BOUNDS pp pp ff", f"0 {float(box[0])!r}", f"0 {float(box[1])!r}",
                   f"{zb[0]} {zb[1]}", "ITEM: ATOMS id type x y z"]
-        lines += [f"{k + 1} {types[k]} {x[k, 0]!r} {x[k, 1]!r} {x[k, 2]!r}" for k in order]
+        lines += [f"{k + 1} {types[k]} {float(x[k, 0])!r} {float(x[k, 1])!r} {float(x[k, 2])!r}" for k in order]
     path.write_text("\n".join(lines) + "\n")
 
 
