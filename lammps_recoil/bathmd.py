@@ -47,7 +47,7 @@ COLUMNS = ("T_fil", "T_el", "gamma_mean", "D_mean", "Te_bal", "Te_mode_min", "Te
 #: Accuracy of the kernels' energy integrals in MD, relative to the largest zero-bias
 #: friction element of the current geometry or of the first kernels of the run, whichever
 #: is larger (bath.electronic_bath's ``tol`` and ``reference``): at 1 V along a 300 K run
-#: the mean force's partition mostly meets it unrefined, and the kernels are within 1% of
+#: the mean force's partition mostly meets it unrefined, and the kernels are within 2% of
 #: a tight integral (docs/bath.md).
 MD_TOL = 1.0
 #: Largest gamma dt / m accepted: the explicit friction force is exact as gamma dt / m -> 0;
