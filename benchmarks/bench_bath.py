@@ -1,6 +1,7 @@
 """Benchmark: MD with the electronic bath against the mean-force-only run of the same deck.
 
     python benchmarks/bench_bath.py [--ps 5] [--repeat 3] [--V 1.0] [--Te 0]
+    python benchmarks/bench_bath.py --accuracy [--ps 2] [--V 1.0]
 
 Runs the test deck tests/in.checks (482 atoms, Langevin at 300 K, recoil forces every 100
 steps on the 34-atom filament device) through the pip route, ``lammps-recoil run``, without
@@ -11,6 +12,12 @@ is shared). Times are LAMMPS's "Loop time" of the production per simulated ps; "
 against the mean-force-only run; "per step" is the bath's cost per MD step outside the
 kernels ((Modify - Modify of the mean-force run - kernel seconds) / steps); "kernels" the
 mean seconds of one computation of the kernels (the time series' bath_s).
+
+``--accuracy``: the kernels as the MD computes them (on the mean force's partition of the
+same update, bathmd.MD_TOL) against a tight integral (tol 1e-3 of this geometry's
+zero-bias friction), on the frames of a mean-force-only run of the same deck (300 K, every
+200 steps): energies used and the largest deviation of friction, Berry tensor and noise,
+relative to the largest element of each.
 """
 import argparse
 import csv
@@ -38,8 +45,9 @@ def times(log: str) -> dict:
 
 def run(outdir, name, ps, V, Te, **var):
     cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "tests/in.checks"]
+    var = dict(dict(dump_every=100000), **var)
     for k, v in dict(production_ps=ps, outdir=outdir, name=name, V=V, Te=Te, every=100,
-                     thermo_every=1000, dump_every=100000, overwrite="yes", **var).items():
+                     thermo_every=1000, overwrite="yes", **var).items():
         cmd += ["-var", k, str(v)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)
@@ -51,6 +59,40 @@ def run(outdir, name, ps, V, Te, **var):
     return t
 
 
+def accuracy(ps, V):
+    import numpy as np
+    sys.path.insert(0, str(ROOT))
+    from lammps_recoil import bath
+    from lammps_recoil.analysis import read_dump
+    from lammps_recoil.bathmd import MD_TOL
+    from lammps_recoil.check import system_from_data
+    with tempfile.TemporaryDirectory() as tmp:
+        run(tmp, "traj", ps, V, 0.0, bath="none", dump_every=200)
+        frames = read_dump(Path(tmp) / "traj.dump")
+    system = system_from_data(str(ROOT / "inputs" / "filament.data"))
+    floor = None
+    print(f"Command: python benchmarks/bench_bath.py --accuracy --ps {ps:g} --V {V:g}")
+    print(f"Date {time.strftime('%Y-%m-%d')}: kernels at T_e = 0, tol {MD_TOL:g} on the mean "
+          "force's partition (tol 1e-2) against tol 1e-3\n")
+    print("| t (ps) | mean force energies | kernel energies | tight energies | friction | "
+          "Berry | noise |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for n, fr in enumerate(frames):
+        order = np.argsort(fr["id"])
+        x = np.column_stack([fr["x"], fr["y"], fr["z"]])[order]
+        system.update(x[np.asarray(fr["type"])[order] == 1])
+        force = system.forces(V, 0.5, tol=1e-2)
+        md = bath.electronic_bath(system, V, 0.5, 0.0, tol=MD_TOL, reference=floor,
+                                  start=system._partitions.get((0, False, "paper", 1e-2), ()),
+                                  kinks=system._cuts(1e-2))
+        floor = md.reference if floor is None else floor
+        tight = bath.electronic_bath(system, V, 0.5, 0.0, tol=1e-3)
+        dev = [np.abs(getattr(md, k) - getattr(tight, k)).max()
+               / np.abs(getattr(tight, k)).max() for k in ("friction", "berry", "noise")]
+        print(f"| {0.2 * n:.1f} | {force.n_energies} | {md.n_energies} | {tight.n_energies} | "
+              + " | ".join(f"{d:.1e}" for d in dev) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ps", type=float, default=5.0)
@@ -58,7 +100,10 @@ def main():
     ap.add_argument("--V", type=float, default=1.0)
     ap.add_argument("--Te", type=float, default=0.0)
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
+    ap.add_argument("--accuracy", action="store_true")
     args = ap.parse_args()
+    if args.accuracy:
+        return accuracy(args.ps, args.V)
     best = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):

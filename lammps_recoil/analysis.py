@@ -136,8 +136,14 @@ def running_median(y: np.ndarray, n: int) -> np.ndarray:
     return np.array([np.median(y[i:i + n]) for i in range(len(y))])
 
 
-def switching_time(t: np.ndarray, G: np.ndarray, threshold: float = 1.0,
-                   window: float = 5.0, reference: float = 1.0):
+#: The switching-time criterion of :func:`switching_time` by default: a change of G (G0)
+#: from its median over the first SWITCH_REFERENCE ps, sustained by the median over the
+#: next SWITCH_WINDOW ps.
+SWITCH_THRESHOLD, SWITCH_WINDOW, SWITCH_REFERENCE = 1.0, 5.0, 1.0
+
+
+def switching_time(t: np.ndarray, G: np.ndarray, threshold: float = SWITCH_THRESHOLD,
+                   window: float = SWITCH_WINDOW, reference: float = SWITCH_REFERENCE):
     """First time at which the conductance has switched, or None.
 
     Reference: the median of G over the first ``reference`` ps. Switched at the first time

@@ -91,11 +91,35 @@ class ForceOperators:
     elements: np.ndarray | None = None
 
     def __post_init__(self):
+        # per atom m of ``atoms``: the sites its operators touch, padded to a common
+        # length R with slots that hold zeros (``sites`` (M, R), ``filled`` (M, R)), and
+        # F_{3m+c} on them as a dense block, rows (slot, c) (``blocks`` (M, 3R, R))
         v = self.values.tocoo()
-        # F_a stacked over a: rows a * n_ext + p, columns q (for lift)
-        self._stacked = sp.csr_matrix(
-            (v.data, (v.row * self.n_ext + self.rows[v.col], self.cols[v.col])),
-            shape=(self.values.shape[0] * self.n_ext, self.n_ext))
+        v = sp.coo_matrix((v.data[v.data != 0], (v.row[v.data != 0], v.col[v.data != 0])),
+                          shape=v.shape)
+        atom, nm = v.row // 3, self.values.shape[0] // 3
+        pairs = np.unique(np.concatenate([atom * self.n_ext + self.rows[v.col],
+                                          atom * self.n_ext + self.cols[v.col]]))
+        owner, site = pairs // self.n_ext, pairs % self.n_ext
+        count = np.bincount(owner, minlength=nm)
+        first = np.concatenate([[0], np.cumsum(count)[:-1]])
+        slot = np.arange(len(pairs)) - first[owner]
+        R = int(count.max(initial=0))
+        self.sites_of = np.zeros((nm, R), dtype=int)
+        self.sites_of[owner, slot] = site
+        self.filled = np.zeros((nm, R), dtype=bool)
+        self.filled[owner, slot] = True
+        local = lambda a, p: slot[np.searchsorted(pairs, a * self.n_ext + p)]
+        self.blocks = np.zeros((nm, R, 3, R), dtype=complex)
+        np.add.at(self.blocks, (atom, local(atom, self.rows[v.col]), v.row % 3,
+                                local(atom, self.cols[v.col])), v.data)
+        self.blocks = self.blocks.reshape(nm, 3 * R, R)
+        # per site: the (atom, slot) pairs that hold it (the sum over sites of traces)
+        order = np.argsort(site, kind="stable")
+        cuts = np.searchsorted(site[order], np.arange(self.n_ext + 1))
+        self.holders = [(owner[order[a:b]], slot[order[a:b]])
+                        for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+        self.held_sites = np.unique(site)
 
     def matrix(self, a: int) -> sp.csr_matrix:
         """F_a as a sparse n_ext x n_ext matrix (eV/A)."""
@@ -124,12 +148,13 @@ class ForceOperators:
                               keep)
 
     def lift(self, phi: np.ndarray) -> np.ndarray:
-        """F_a applied to the columns of ``phi`` (energies x n_ext x r), for every a:
-        X[e, a, i, :] = F_a phi[e, :, i] (energies x 3 atoms x r x n_ext)."""
-        ne, n, r = phi.shape
-        nc = self.values.shape[0]
-        X = self._stacked @ np.moveaxis(phi, 0, 1).reshape(n, ne * r)
-        return np.ascontiguousarray(X.reshape(nc, n, ne, r).transpose(2, 0, 3, 1))
+        """F_a applied to the columns of ``phi`` (energies x n_ext x r) on the sites of
+        atom m's block (``sites_of[m]``), for every coordinate a = 3 m + c:
+        X[e, m, k, c, :] = (F_{3m+c} phi[e])[sites_of[m, k], :] (energies x atoms x R x 3
+        x r; zero on the empty slots)."""
+        ne, _, r = phi.shape
+        nm, R = self.sites_of.shape
+        return (self.blocks @ phi[:, self.sites_of]).reshape(ne, nm, R, 3, r)
 
 
 def force_operators(system, model: str = "paper", ik: int = 0,
@@ -283,27 +308,45 @@ def _operators_on_support(system, model, nk, atoms):
 
 
 def pair_traces(ops: ForceOperators, phi1: np.ndarray, phi2: np.ndarray,
-                x2: np.ndarray | None = None) -> np.ndarray:
+                x2: np.ndarray | None = None, real: bool = False) -> np.ndarray:
     """tr[A1 F_a A2 F_b] for all coordinates a, b (energies x 3 atoms x 3 atoms), with
     A1 = phi1 phi1^+, A2 = phi2 phi2^+ (stacks over the energies); Hermitian in (a, b).
-    With B_a = phi1^+ F_a phi2 the trace is sum_ij (B_a)_ij conj((B_b)_ij). ``x2``:
-    ``ops.lift(phi2)`` if already computed."""
+    With B_a = phi1^+ F_a phi2 (r1 x r2, from the rows of atom a's block) the trace is
+    sum_ij (B_a)_ij conj((B_b)_ij). ``x2``: ``ops.lift(phi2)`` if already computed;
+    ``real``: the real part alone (one real product)."""
     x2 = ops.lift(phi2) if x2 is None else x2
-    ne, nc, r2 = x2.shape[:3]
-    B = (x2.reshape(ne, nc * r2, ops.n_ext) @ phi1.conj()).reshape(ne, nc, r2 * phi1.shape[2])
+    ne, nm, R, _, r2 = x2.shape
+    g1 = phi1[:, ops.sites_of].conj()                       # (ne, atoms, R, r1)
+    B = np.swapaxes(g1, 2, 3) @ x2.reshape(ne, nm, R, 3 * r2)      # (ne, atoms, r1, 3 r2)
+    r1 = phi1.shape[2]
+    B = np.swapaxes(B.reshape(ne, nm, r1, 3, r2), 2, 3).reshape(ne, 3 * nm, r1 * r2)
+    if real:
+        B = np.concatenate([B.real, B.imag], axis=2)
+        return B @ np.swapaxes(B, 1, 2)
     return B @ dagger(B)
 
 
 def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray,
-                  y: np.ndarray | None = None) -> np.ndarray:
+                  y: np.ndarray | None = None, other: ForceOperators | None = None
+                  ) -> np.ndarray:
     """tr[A F_a M F_b] (energies x 3 atoms x 3 atoms) with A = phi phi^+, from
     x = ``ops.lift(phi)``: sum over the columns i of (F_a phi_i)^+ M (F_b phi_i); with
-    ``y`` = ``other.lift(phi)``, F_b of the other operators."""
-    ne, nc, r, n = x.shape
+    ``y`` = ``other.lift(phi)``, F_b of the operators ``other``. Z_b = M F_b phi on all
+    sites (from the rows of b's block), then, site by site, the conjugate rows of the
+    F_a phi whose block holds that site times that row of Z."""
+    other = ops if other is None else other
     y = x if y is None else y
-    ny = y.shape[1]
-    Y = (y.reshape(ne, ny * r, n) @ np.swapaxes(M, 1, 2)).reshape(ne, ny, r * n)
-    return x.reshape(ne, nc, r * n).conj() @ np.swapaxes(Y, 1, 2)
+    ne, nb, Rb, _, r = y.shape
+    cols = M[:, :, other.sites_of]                          # (ne, n, atoms b, Rb)
+    Z = np.moveaxis(cols, 2, 1) @ y.reshape(ne, nb, Rb, 3 * r)     # (ne, atoms b, n, 3 r)
+    Z = Z.reshape(ne, nb, M.shape[1], 3, r)
+    out = np.zeros((ne, x.shape[1] * 3, 3 * nb), dtype=complex)
+    for p, (atoms, slots) in zip(ops.held_sites, ops.holders):
+        left = x[:, atoms, slots].conj().reshape(ne, 3 * len(atoms), r)     # rows (atom, c)
+        right = Z[:, :, p].reshape(ne, 3 * nb, r)
+        rows = (3 * atoms[:, None] + np.arange(3)).ravel()
+        out[:, rows] += left @ np.swapaxes(right, 1, 2)
+    return out
 
 
 def coefficient_gradient(system, model: str, ik: int, atoms, expectation) -> np.ndarray:
@@ -395,7 +438,8 @@ class ElectronicBath:
 def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float = 300.0,
                     model: str = "paper", tol: float = DEFAULT_RTOL,
                     n_points: int | None = None, atoms=None, start=(),
-                    jacobian: bool = False, reference: float | None = None) -> ElectronicBath:
+                    jacobian: bool = False, reference: float | None = None,
+                    kinks=None) -> ElectronicBath:
     r"""Friction, Berry tensor and noise of device atoms at bias V (module docstring).
 
     ``temperature`` is the electron temperature T_e (K). Energies are integrated with the
@@ -405,11 +449,13 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     the equilibrium friction is the Fermi-surface value (-df/dE = delta(E - E_F)); at
     V = 0 and T_e = 0 the noise vanishes. ``atoms``: the device atoms (indices in the
     caller's order) whose coordinates the tensors cover; default all. ``start``: energies
-    to start the adaptive rule from (a previous result's ``partition``). ``reference``:
-    the friction (eV ps/A^2) that ``tol`` is relative to (default: the largest zero-bias,
-    T_e = 0 friction element of this geometry; the result's ``reference``): a run that
-    keeps the first geometry's keeps its absolute accuracy when the filament breaks and
-    its own reference shrinks. ``jacobian``: also
+    to start the adaptive rule from (a previous result's ``partition``, or the mean force's
+    partition at this geometry). ``kinks``: the channel edges the pieces are cut at
+    (default all of them; the mean force's are ``system._cuts(tol)``). ``tol`` is relative
+    to the largest zero-bias, T_e = 0 friction element of this geometry or to
+    ``reference`` (eV ps/A^2), whichever is larger (the result's ``reference``): a run
+    that passes its first kernels' keeps their absolute accuracy when the filament breaks
+    and its own friction shrinks. ``jacobian``: also
     the Jacobian of the mean force on the same coordinates, from the same energies: the
     electrons see the displacement through H(X) (dH/dX_b = -F_b of the Hellmann-Feynman
     operator, A_S = G Gamma_S G^+ on the extended region, so dA_S = -G F_b A_S - A_S F_b
@@ -448,8 +494,8 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
             out += wk * pair_traces(ops[ik], phi, phi).real
         return 2.0 * HBAR / (4.0 * np.pi) * out
 
-    if reference is None:
-        reference = float(np.abs(np.diagonal(fermi_surface(np.array([EF]))[0])).max())
+    surface = fermi_surface(np.array([EF]))[0]
+    reference = max(float(np.abs(np.diagonal(surface)).max()), reference or 0.0)
     scale = reference if reference > 0 else 1.0
     e_scale = 2.0 * quad.K_B * temperature + abs(bias)
 
@@ -518,8 +564,14 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     n_sym = len(iu[0])
     width = 2 * n_sym + N3 * N3 + ((N3 * N3 + 2 * nk * n_el) if jacobian else 0)
     total, error, n_energies, ends = np.zeros(width), 0.0, 0, []
+    if temperature > 0:
+        # the Fermi functions' shape: intervals split at mu +- (0, 3, 8) k_B T_e
+        marks = np.array([0.0, 3.0, 8.0]) * quad.K_B * temperature
+        start = np.concatenate([np.asarray(start, dtype=float),
+                                *[m + sign * marks for m in (*mu, EF) for sign in (-1, 1)]])
     for seg in segments:
-        res = seg.integrate(func, n_points, tol / len(segments), system._kinks(), start)
+        res = seg.integrate(func, n_points, tol / len(segments),
+                            system._kinks() if kinks is None else kinks, start)
         total, error = total + res.value, error + res.error
         n_energies += res.n_evals
         ends += [] if res.partition is None else list(res.partition)
@@ -530,7 +582,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
         return out + np.triu(out, 1).T
 
     if temperature == 0.0:
-        equilibrium = fermi_surface(np.array([EF]))[0]
+        equilibrium = surface
         n_energies += 1
     else:
         equilibrium = sym(total[:n_sym]) * scale
@@ -723,21 +775,28 @@ def linear_stability(gamma: np.ndarray, masses: np.ndarray,
     return Stability(float(lam[k].real), float(abs(lam[k].imag)), vec[:n, k])
 
 
+def largest_temperature(system, bias: float, beta: float) -> float:
+    """The largest electron temperature T_e (K) whose bath window at this bias (the bias
+    window with Fermi tails of ``TAIL_KT`` k_B T_e) stays inside the lead band and farther
+    than FLAT_MARGIN from the periodic leads' flat bands; 0 if none."""
+    mu = quad.chemical_potentials(system.fermi_level, bias, beta)
+    lo, hi = min(*mu, system.fermi_level), max(*mu, system.fermi_level)
+    flat = system._flat_bands()[0]
+    gap = np.min(np.maximum(lo - flat, flat - hi), initial=np.inf) - FLAT_MARGIN
+    edge = min(lo - system.band_edges[0], system.band_edges[1] - hi)
+    return max(min(gap, edge), 0.0) / (quad.TAIL_KT * quad.K_B)
+
+
 def check_window(system, bias: float, beta: float, temperature: float) -> None:
     """The bath's energy window at electron temperature T_e (the bias window with its
     Fermi tails) must avoid the periodic leads' flat bands: a clear error naming the
-    largest T_e accepted at this bias, before any long work."""
+    largest T_e accepted at this bias (:func:`largest_temperature`), before any long
+    work."""
     try:
         system._check_window(quad.bias_window(system.fermi_level, bias, beta, temperature))
     except ValueError as err:
-        mu = quad.chemical_potentials(system.fermi_level, bias, beta)
-        lo, hi = min(*mu, system.fermi_level), max(*mu, system.fermi_level)
-        flat = system._flat_bands()[0]
-        gap = np.min(np.maximum(lo - flat, flat - hi), initial=np.inf) - FLAT_MARGIN
-        edge = min(lo - system.band_edges[0], system.band_edges[1] - hi)
-        room = min(gap, edge)
-        best = (f"T_e below {room / (quad.TAIL_KT * quad.K_B):.0f} K" if room > 0
-                else "no T_e")
+        room = largest_temperature(system, bias, beta)
+        best = f"T_e below {room:.0f} K" if room > 0 else "no T_e"
         raise ValueError(f"electronic bath at T_e = {temperature} K, V = {bias} V: {err}; "
                          f"at this bias the window's Fermi tails ({quad.TAIL_KT:g} k_B T_e) "
                          f"allow {best}") from None

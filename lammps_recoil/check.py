@@ -125,17 +125,19 @@ def bias_window(fermi: float, V: float, beta: float) -> tuple[float, float]:
     return min(mu), max(mu)
 
 
-def largest_bias(fermi: float, beta: float, band, flat, sign: float) -> float:
-    """Largest |V| of the given sign whose window stays inside the band and farther than
-    FLAT_MARGIN from every flat band (0 if none)."""
+def largest_bias(fermi: float, beta: float, band, flat, sign: float,
+                 tail: float = 0.0) -> float:
+    """Largest |V| of the given sign whose window, widened by ``tail`` (eV) on each side
+    (an electronic bath's Fermi tails), stays inside the band and farther than FLAT_MARGIN
+    from every flat band (0 if none)."""
     up, down = (beta, 1 - beta) if sign > 0 else (1 - beta, beta)
     limits = []
     for e in flat:
-        gap = abs(e - fermi) - FLAT_MARGIN
+        gap = abs(e - fermi) - FLAT_MARGIN - tail
         w = up if e > fermi else down
-        limits.append(max(gap, 0.0) / w if w > 0 else np.inf)
-    limits += [(band[1] - fermi) / up if up > 0 else np.inf,
-               (fermi - band[0]) / down if down > 0 else np.inf]
+        limits.append(max(gap, 0.0) / w if w > 0 else (np.inf if gap > 0 else 0.0))
+    limits += [max(band[1] - fermi - tail, 0.0) / up if up > 0 else np.inf,
+               max(fermi - band[0] - tail, 0.0) / down if down > 0 else np.inf]
     return float(min(limits))
 
 
@@ -161,14 +163,16 @@ def flat_bands_of_cell(orientation: str, a0: float, nx: int, ny: int, kpoints=1,
 
 
 def cells_accepting(orientation: str, a0: float, V: float, beta: float, fermi: float,
-                    band, near=(4, 4), count: int = 4, kpoints=1, largest: int = 12) -> list:
+                    band, near=(4, 4), count: int = 4, kpoints=1, largest: int = 12,
+                    tail: float = 0.0) -> list:
     """The ``count`` cell sizes (nx, ny) nearest to ``near`` whose periodic leads accept
-    bias V (no flat band within FLAT_MARGIN of the window)."""
+    bias V (no flat band within FLAT_MARGIN of the window widened by ``tail``, eV)."""
     found = []
     for nx in range(1, largest + 1):
         for ny in range(1, largest + 1):
             flat = flat_bands_of_cell(orientation, a0, nx, ny, kpoints)
-            if abs(V) < largest_bias(fermi, beta, band, flat, np.sign(V) or 1.0):
+            vmax = largest_bias(fermi, beta, band, flat, np.sign(V) or 1.0, tail)
+            if abs(V) < vmax:
                 found.append((abs(nx - near[0]) + abs(ny - near[1]), nx * ny, nx, ny))
     return [(nx, ny) for _, _, nx, ny in sorted(found)[:count]]
 
@@ -300,9 +304,9 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
         blocks = " + ".join(str(len(lead.positions)) for lead in system.leads)
         rep.add(f"  leads: laterally infinite ideal half-crystals (zone mesh {inf_kmesh} x "
                 f"{inf_kmesh}, broadening {inf_eta} eV; surface patches of {blocks} sites)")
+    flats = f"flat lead bands at {rounded(flat)} eV" if flat.size else "no flat lead bands"
     rep.add(f"  NEGF device '{device}': {system.n_atoms} atoms; E_F = {EF:.4f} eV, lead band "
-            f"[{lo:.4f}, {hi:.4f}] eV; flat lead bands at "
-            f"{np.round(flat, 4).tolist() if flat.size else 'none'}{' eV' if flat.size else ''} (built in {t1 - t0:.2f} s)")
+            f"[{lo:.4f}, {hi:.4f}] eV; {flats} (built in {t1 - t0:.2f} s)")
     vmax = {s: largest_bias(EF, beta, (lo, hi), flat, s) for s in (1.0, -1.0)}
     accepted = f"accepted: {-vmax[-1.0]:.3f} V < V < {vmax[1.0]:.3f} V at beta = {beta}"
     biases = np.unique(np.atleast_1d(np.asarray(V, dtype=float)))
@@ -314,12 +318,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
     rep.add(f"  {span}, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV"
             f"{' at the largest |V|' if len(biases) > 1 else ''}; {accepted}")
     if bath_temperature is not None:
-        from .bath import check_window
         for v in biases:
-            try:
-                check_window(system, v, beta, bath_temperature)
-            except ValueError as err:
-                raise ValueError(f"{err} (deck: -var Te, or -var lead_eta 0.05)") from None
+            _check_bath(system, v, beta, bath_temperature, box, el, kpoints)
         rep.add(f"  electronic bath at T_e = {bath_temperature} K: windows clear of flat bands")
     if time_update:
         seconds, results = [], []
@@ -329,10 +329,11 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
             seconds.append(time.perf_counter() - t0)
         rep.seconds_per_update, rep.seconds_cached = seconds
         res = results[0]
-        total = np.round(res.forces[system_mask(data, device)].sum(0), 4).tolist()
+        total = rounded(res.forces[system_mask(data, device)].sum(0))
         rep.add(f"  one NEGF update: {seconds[0] * 1e3:.1f} ms, {res.n_energies} energy points "
                 f"(tol {tol:g}); {seconds[1] * 1e3:.1f} ms with the leads' Green's functions "
-                f"cached; G = {res.conductance:.4f} G0, total recoil force on the filament "
+                f"cached; Landauer G(V) = {res.conductance:.4f} G0 (G(E_F) = "
+                f"{res.fermi_transmission:.4f} G0), total recoil force on the filament "
                 f"{total} eV/A")
         if leads == "periodic" and device == "filament":
             _compare_infinite(rep, data, el, hopping, V, beta, model, tol, inf_kmesh,
@@ -363,7 +364,8 @@ def _compare_infinite(rep, data, el, hopping, V, beta, model, tol, inf_kmesh, in
         return
     inf_total = res.forces[system_mask(data, "filament")].sum(0)
     rep.add(f"  between laterally infinite leads (-var leads infinite): total recoil force "
-            f"{np.round(inf_total, 4).tolist()} eV/A, G = {res.conductance:.4f} G0")
+            f"{rounded(inf_total)} eV/A, G(V) = {res.conductance:.4f} G0 (G(E_F) = "
+            f"{res.fermi_transmission:.4f} G0)")
     big = np.linalg.norm(inf_total)
     if big > 0 and np.linalg.norm(total - inf_total) > SAMPLING_NOTE * big:
         waves = round(data.box[0] * data.box[1] / el.left.lattice.cell_area)
@@ -372,9 +374,9 @@ def _compare_infinite(rep, data, el, hopping, V, beta, model, tol, inf_kmesh, in
             f"the periodic leads sample {waves * int(np.prod(grid))} transverse wave vectors "
             f"per layer ({waves} sites per layer x a {grid[0]}x{grid[1]} k grid"
             f"{f', lead_eta {lead_eta} eV' if lead_eta else ''}): the total recoil force "
-            f"on the filament, {np.round(total, 3).tolist()} eV/A, is "
+            f"on the filament, {rounded(total, 3)} eV/A, is "
             f"{np.linalg.norm(total) / big:.2f} of its size between laterally infinite "
-            f"leads, {np.round(inf_total, 3).tolist()} eV/A; converged transverse sampling: "
+            f"leads, {rounded(inf_total, 3)} eV/A; converged transverse sampling: "
             "-var leads infinite (or -var kpoints 8 -var lead_eta 0.01)")
 
 
@@ -398,23 +400,71 @@ def _check_bias(V, beta, EF, band, flat, vmax, accepted, box, el, kpoints) -> No
             cause = (f"the periodic leads have a decoupled flat band at E = {near[0]:.4f} eV, "
                      f"within {FLAT_MARGIN} eV of the window [{wlo:.3f}, {whi:.3f}] eV (a "
                      "delta peak: the integral is ill-defined)")
-            cells = _builder_cells(box, el)
-            other = ""
-            if cells is not None:
-                e = el.left
-                ok = cells_accepting(e.orientation, e.a0, V, beta, EF, (lo, hi), cells,
-                                     kpoints=kpoints)
-                unit = "cubic cells" if e.orientation == "001" else "a_nn x sqrt(3) a_nn cells"
-                named = (f"the nearest that accept V = {V} V: "
-                         f"{', '.join(f'{a}x{b}' for a, b in ok)}" if ok else
-                         f"none up to 12x12 accepts V = {V} V")
-                other = f" (this box is {cells[0]}x{cells[1]} {unit}; {named})"
+            cells = _other_cells(box, el, V, beta, EF, (lo, hi), kpoints)
+            other = f" ({cells})" if cells else ""
             fix = (f"laterally infinite leads (-var leads infinite: the filament alone "
                    f"between ideal half-crystals, the paper's leads, which have no flat "
                    f"bands), a smaller |V|, another transverse cell{other}, or a lead "
                    "broadening (-var lead_eta 0.05, eV: the periodic leads' flat bands "
                    "become Lorentzians)")
         raise ValueError(f"bias V = {V} V: {cause}; {accepted}; use {fix}")
+
+
+def _other_cells(box, el, V, beta, EF, band, kpoints, tail: float = 0.0) -> str:
+    """"this box is nx x ny cells; the nearest that accept V: ..." for a box of the
+    builder's cells (:func:`cells_accepting`, window widened by ``tail``), else ""."""
+    cells = _builder_cells(box, el)
+    if cells is None:
+        return ""
+    e = el.left
+    ok = cells_accepting(e.orientation, e.a0, V, beta, EF, band, cells, kpoints=kpoints,
+                         tail=tail)
+    unit = "cubic cells" if e.orientation == "001" else "a_nn x sqrt(3) a_nn cells"
+    what = f"V = {V} V" + (f" with Fermi tails of {tail:.3f} eV" if tail else "")
+    named = (f"the nearest that accept {what}: {', '.join(f'{a}x{b}' for a, b in ok)}"
+             if ok else f"none up to 12x12 accepts {what}")
+    return f"this box is {cells[0]}x{cells[1]} {unit}; {named}"
+
+
+def _check_bath(system, V, beta, temperature, box, el, kpoints) -> None:
+    """Refuse an electronic bath at electron temperature ``temperature`` (K) whose energy
+    window (the bias window with its Fermi tails, :func:`lammps_recoil.bath.check_window`)
+    meets a flat band of the periodic leads or leaves their band, naming the cell and the
+    choices that are accepted (:func:`check_data`)."""
+    from .bath import check_window, largest_temperature
+    from .integration import K_B, TAIL_KT
+    try:
+        check_window(system, V, beta, temperature)
+        return
+    except ValueError:
+        pass
+    EF, (lo, hi) = system.fermi_level, system.band_edges
+    tail = TAIL_KT * K_B * temperature
+    wlo, whi = bias_window(EF, V, beta)
+    wlo, whi = min(wlo, EF) - tail, max(whi, EF) + tail
+    flat = np.unique(np.round(system._flat_bands()[0], 4))
+    near = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
+    window = (f"the bath's energy window [{wlo:.3f}, {whi:.3f}] eV (the bias window and its "
+              f"Fermi tails, {TAIL_KT:g} k_B T_e = {tail:.3f} eV on each side)")
+    t_max = largest_temperature(system, V, beta)
+    te = f"-var Te below {t_max:.0f} (K)" if t_max >= 1 else "-var Te 0"
+    if not near.size:
+        raise ValueError(f"electronic bath at T_e = {temperature} K, V = {V} V: {window} "
+                         f"leaves the lead band [{lo:.3f}, {hi:.3f}] eV; use {te} or a "
+                         "smaller |V|")
+    cells = _other_cells(box, el, V, beta, EF, (lo, hi), kpoints, tail)
+    other = f"; {cells}" if cells else ""
+    raise ValueError(
+        f"electronic bath at T_e = {temperature} K, V = {V} V: the periodic leads have a "
+        f"decoupled flat band at E = {near[0]:.4f} eV, within {FLAT_MARGIN} eV of {window}"
+        f"{other}; use laterally infinite leads (-var leads infinite: the paper's leads, no "
+        f"flat bands), {te}, or a lead broadening (-var lead_eta 0.05, eV: the flat bands "
+        "become Lorentzians)")
+
+
+def rounded(x, digits: int = 4) -> list:
+    """``x`` rounded to ``digits`` decimals as a list, with -0.0 printed as 0.0."""
+    return (np.round(np.asarray(x, dtype=float), digits) + 0.0).tolist()
 
 
 def system_mask(data: DataFile, device: str) -> np.ndarray:

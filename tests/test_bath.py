@@ -406,10 +406,33 @@ def test_a_lead_without_contacts_gives_empty_factors(small_filament):
     phi = bath.extended_spectra(s, np.array([0.3, 0.5])).phi[0]
     empty = phi[:, :, :0]
     x = ops.lift(empty)
-    assert x.shape == (2, ops.values.shape[0], 0, s.n_ext)
+    assert x.shape[0] == 2 and x.shape[-1] == 0
     assert np.all(bath.pair_traces(ops, phi, empty) == 0)
     assert np.all(bath.pair_traces(ops, empty, phi) == 0)
     assert np.all(bath.window_traces(ops, x, np.ones((2, s.n_ext, s.n_ext))) == 0)
+
+
+def test_kernels_between_laterally_infinite_leads():
+    """Between laterally infinite leads (the shipped filament, leads="infinite": surface
+    Green's functions integrated over the lateral zone, broadening inf_eta) the kernels
+    keep fluctuation-dissipation at V = 0 (100 and 300 K, 1e-9), time reversal (Berry
+    part zero), a symmetric PSD friction, and a PSD noise at 0.5 V; the friction differs
+    from the periodic leads' (the leads are not the same)."""
+    from lammps_recoil.check import system_from_data
+    from test_lammps import ROOT
+    path = str(ROOT / "inputs" / "filament.data")
+    s = system_from_data(path, leads="infinite")
+    for T in (100.0, 300.0):
+        b = bath.electronic_bath(s, 0.0, temperature=T, tol=1e-3)
+        np.testing.assert_allclose(b.noise, 2 * quad.K_B * T * b.friction,
+                                   atol=1e-9 * np.abs(b.noise).max())
+        assert np.abs(b.berry).max() <= 1e-12 * np.abs(b.friction).max()
+        assert np.linalg.eigvalsh(b.friction).min() > -1e-9 * np.abs(b.friction).max()
+    hot = bath.electronic_bath(s, 0.5, temperature=0.0, tol=1e-2)
+    assert np.linalg.eigvalsh(hot.noise).min() > -1e-9 * np.abs(hot.noise).max()
+    assert np.abs(hot.berry).max() > 1e-3 * np.abs(hot.friction).max()
+    periodic = bath.electronic_bath(system_from_data(path), 0.0, temperature=300.0, tol=1e-3)
+    assert np.abs(periodic.friction - b.friction).max() > 1e-3 * np.abs(b.friction).max()
 
 
 def test_mobile_device_gives_the_filament_kernels():

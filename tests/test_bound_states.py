@@ -141,8 +141,8 @@ def test_exact_leads_are_the_limit_of_broadened_ones():
         assert change[eta] <= 4 * eta + 1e-9
         assert abs(r.conductance - ref.conductance) <= 4 * eta + 1e-9
     assert change[1e-6] / change[1e-8] == pytest.approx(100, rel=0.05)      # linear
-    broad = [ladder(eta, -0.7).forces(0.3, tol=1e-8).forces for eta in (1e-8, 2e-8)]
-    exact = ladder(0.0, -0.7).forces(0.3, tol=1e-8).forces
+    broad = [ladder(eta, -0.7).forces(0.3, tol=1e-9).forces for eta in (1e-8, 2e-8)]
+    exact = ladder(0.0, -0.7).forces(0.3, tol=1e-9).forces
     assert np.abs(2 * broad[0] - broad[1] - exact).max() <= 1e-8 * scale
     fixed = [ladder(eta, -0.7).forces(0.3, n_points=3000, unbroadened=False).forces
              for eta in (1e-10, 1e-8)]

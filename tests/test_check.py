@@ -227,7 +227,8 @@ def test_pip_route_refuses_before_minimization_and_writes_nothing(tmp_path, deck
     assert f"overlapping atoms: atom {ids[0]} and atom {ids[1]} are 0.500 A apart" \
         in proc.stderr
     assert not out.exists()                     # no log, dump, CSV or crash file
-    proc = route2(out, "r", data=good, deck=deck, production_ps=0.05, warmup_ps=0.01)
+    warm = dict(warmup_ps=0.01) if deck == PRODUCTION else {}   # tests/in.checks has none
+    proc = route2(out, "r", data=good, deck=deck, production_ps=0.05, **warm)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len((out / "r.recoil.csv").read_text().splitlines()) >= 2
 
@@ -372,3 +373,130 @@ def test_check_compares_the_periodic_leads_with_infinite_ones():
     assert "32 transverse wave vectors per layer" in note and " is 0.52 of its size" in note
     converged = check_data(data, V=1.0, kpoints=8, lead_eta=0.01)
     assert not any("transverse wave vectors" in n for n in converged.notes)
+
+
+DEFAULT_DATA = str(ROOT / "inputs" / "filament.data")
+
+
+def test_check_applies_the_bath_window_of_the_run(capsys, monkeypatch):
+    """`check -var bath friction` refuses what the run refuses: at V = 1 V the default 4x4
+    cell's flat band at E = 0 lies mu_L - E = 0.1077 eV below the window, so the Fermi tails
+    (20 k_B T_e) allow T_e < (0.1077 - FLAT_MARGIN) / (20 k_B) = 51 K; the message names the
+    cell and the fixes, each of which check then accepts."""
+    from lammps_recoil.hooks import check_inputs
+    from lammps_recoil.integration import K_B, TAIL_KT
+    from lammps_recoil.system import FLAT_MARGIN
+    monkeypatch.chdir(ROOT)
+    assert main(["check", DEFAULT_DATA, "-var", "bath", "friction"]) == 2
+    err = capsys.readouterr().err
+    limit = (0.6077 - 0.5 - FLAT_MARGIN) / (TAIL_KT * K_B)
+    assert round(limit) == 51
+    for text in ("electronic bath at T_e = 300.0 K, V = 1.0 V", "flat band at E = 0.0000 eV",
+                 "this box is 4x4 cubic cells", "-var leads infinite",
+                 f"-var Te below {limit:.0f} (K)", "-var lead_eta 0.05"):
+        assert text in err, err
+    assert "Choose another transverse cell" not in err
+    with pytest.raises(ValueError) as run:          # the run's own check: the same message
+        check_inputs(None, dict(bath="friction", data=DEFAULT_DATA))
+    assert f"lammps-recoil: error: {run.value}" == err.strip()
+    for fix in (["-var", "Te", f"{np.floor(limit):g}"], ["-var", "lead_eta", "0.05"],
+                ["-var", "leads", "infinite"]):
+        assert main(["check", DEFAULT_DATA, "-var", "bath", "friction"] + fix) == 0, fix
+        assert "windows clear of flat bands" in capsys.readouterr().out
+    assert main(["check", DEFAULT_DATA, "-var", "bath", "friction", "-var", "Te",
+                 f"{np.ceil(limit):g}"]) == 2
+
+
+def test_bath_message_names_cells_that_accept_the_bath():
+    """The cells the bath's message names accept the window with its tails (check_window
+    passes on them), and the largest T_e of the default cell is the closed form above."""
+    from lammps_recoil import bath
+    from lammps_recoil.builders import build_filament
+    from lammps_recoil.check import cells_accepting
+    from lammps_recoil.integration import K_B, TAIL_KT
+    s = build_filament().recoil_system()
+    tail = TAIL_KT * K_B * 300.0
+    ok = cells_accepting("001", 3.5956, 1.0, 0.5, s.fermi_level, s.band_edges, (4, 4),
+                         count=2, tail=tail)
+    assert (4, 4) not in ok and len(ok) == 2
+    for nx, ny in ok:
+        thin = build_filament(nx=nx, ny=ny, neck_radius=1.5, base_radius=2.0)
+        bath.check_window(thin.recoil_system(), 1.0, 0.5, 300.0)     # no error
+    assert bath.largest_temperature(s, 1.0, 0.5) == pytest.approx(
+        (s.fermi_level - 0.5 - 0.02) / (TAIL_KT * K_B))
+
+
+def test_check_refuses_a_missing_potential_as_the_run_does(tmp_path, capsys, monkeypatch):
+    """From another directory the deck's relative potential path is not found: check
+    refuses with the run's message (path and working directory) and prints no OK; an
+    explicit potential that exists is checked (its cutoff against the frozen slabs)."""
+    from lammps_recoil.hooks import check_inputs
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", DEFAULT_DATA]) == 2
+    out = capsys.readouterr()
+    message = (f"missing potential file: potentials/Cu_Sheng2011.eam.alloy (paths are "
+               f"relative to the working directory {tmp_path})")
+    assert out.err.strip() == f"lammps-recoil: error: {message}" and "OK" not in out.out
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        check_inputs(None, dict(data=DEFAULT_DATA, out=str(tmp_path / "r")))
+    assert list(tmp_path.iterdir()) == []                    # nothing written
+    assert main(["check", DEFAULT_DATA, "-var", "potential", str(ROOT / POTENTIAL)]) == 0
+    assert ">= EAM cutoff 6.5 A" in capsys.readouterr().out
+    assert main(["check", str(tmp_path / "none.data")]) == 2
+    assert f"missing data file: {tmp_path / 'none.data'}" in capsys.readouterr().err
+
+
+def test_misspelled_variables_are_refused_naming_the_closest(tmp_path, capsys, monkeypatch):
+    """A -var the deck neither defines nor uses is refused by check and by the pip route
+    before LAMMPS starts (nothing written), naming the closest defined names; deck
+    variables that the Python side does not read (warmup_ps) are accepted by check."""
+    from lammps_recoil.driver import run_deck
+    monkeypatch.chdir(ROOT)
+    assert main(["check", DEFAULT_DATA, "-var", "producton_ps", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "inputs/in.filament defines no variable producton_ps" in err
+    assert "(-var producton_ps (closest: production_ps" in err
+    assert main(["check", DEFAULT_DATA, "-var", "warmup_ps", "1", "-var", "leads",
+                 "infinite"]) == 0
+    capsys.readouterr()
+    pytest.importorskip("mpi4py")
+    pytest.importorskip("lammps")
+    out = tmp_path / "runs"
+    assert run_deck("inputs/in.filament", [("producton_ps", "5"), ("outdir", str(out)),
+                                           ("Vmax", "1")]) == 2
+    err = capsys.readouterr().err
+    assert "defines no variable producton_ps, Vmax" in err
+    assert "-var Vmax (closest: V_max" in err
+    assert not out.exists()
+
+
+@pytest.mark.skipif(not HAVE_LMP, reason="Debian lmp with PYTHON not installed")
+def test_deck_route_refuses_a_misspelled_variable(tmp_path):
+    proc = route1(tmp_path / "runs", "typo", deck=PRODUCTION, producton_ps=5)
+    assert proc.returncode != 0
+    assert "defines no variable producton_ps (-var producton_ps (closest: production_ps" \
+        in proc.stderr, proc.stderr[-2000:]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_input_file_is_read_from_the_command_line(tmp_path):
+    from lammps_recoil.hooks import input_file
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(b"lmp\0-var\0V\0" + b"1\0-in\0" + str(PRODUCTION).encode() + b"\0")
+    assert input_file(str(cmdline)) == str(PRODUCTION)
+    cmdline.write_bytes(b"lmp\0-var\0V\0" + b"1\0")              # input from stdin
+    assert input_file(str(cmdline)) is None
+
+
+def test_check_labels_both_conductances_and_prints_no_negative_zero(capsys, monkeypatch):
+    """check prints G(V) and G(E_F) = T(E_F) (Eq. 7, the system's own conductance at the
+    file's geometry), and vectors without -0.0."""
+    from lammps_recoil.check import rounded, system_from_data
+    monkeypatch.chdir(ROOT)
+    assert main(["check", DEFAULT_DATA]) == 0
+    out = capsys.readouterr().out
+    G_EF = system_from_data(DEFAULT_DATA).conductance()
+    assert f"(G(E_F) = {G_EF:.4f} G0)" in out and "Landauer G(V) = " in out
+    assert "-0.0," not in out and "-0.0]" not in out
+    assert rounded([-1e-7, 0.123449, -0.5]) == [0.0, 0.1234, -0.5]
+    assert str(rounded([-1e-7])) == "[0.0]"

@@ -21,3 +21,23 @@ def test_info_reports_the_fermi_level():
     out = subprocess.run([sys.executable, "-m", "lammps_recoil.cli", "info"], check=True,
                          capture_output=True, text=True, cwd=ROOT).stdout
     assert re.search(r"fcc\(001\) lead: E_0 = -7\.9462 eV.*E_F \(1 e/atom\) = 0\.6077 eV", out)
+
+
+def test_decks_read_like_lammps_examples():
+    """The production deck keeps at most 4 `if` lines; both decks no line over 120
+    characters and a thermo line of named columns without `thermo_modify temp` (whose
+    group-temperature warning every run printed); the test deck's thermo line is the
+    production deck's without the bias columns."""
+    thermo = {}
+    production = (ROOT / "inputs/in.filament").read_text().splitlines()
+    assert sum(line.startswith("if ") for line in production) <= 4
+    for deck in ("inputs/in.filament", "tests/in.checks"):
+        lines = (ROOT / deck).read_text().splitlines()
+        assert max(len(line) for line in lines) <= 120, deck
+        text = "\n".join(lines)
+        assert "thermo_modify   temp" not in text and "f_recoil[" not in text.split(
+            "thermo_style")[1], deck
+        thermo[deck] = text.split("thermo_style    custom ")[1].split("\n")[0].split()
+        for name in ("G_EF", "G_V", "Frec_x", "Frec_z"):
+            assert f"variable {name}" in text and f"v_{name}" in thermo[deck], (deck, name)
+    assert thermo["tests/in.checks"] == thermo["inputs/in.filament"][:8]

@@ -110,3 +110,44 @@ def test_deck_refuses_bad_protocols_before_writing(tmp_path, values, words):
     with pytest.raises(ValueError, match=words):
         check_inputs(None, dict(out=str(out), **DECK, **values))
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("kind, kw, duration", [
+    ("ramp", dict(V_min=0.0, V_max=1.0, rate=0.25), 4.0),
+    ("triangle", dict(V_min=-1.0, V_max=1.1, rate=0.5, cycles=2), 2 * 2 * 2.1 / 0.5),
+    ("sine", dict(V_min=0.0, V_max=1.0, period=3.0, cycles=3), 9.0),
+    ("pulse", dict(V_min=0.0, V_max=1.0, period=5.0, width=1.0, count=3), 11.0),
+    ("constant", dict(V=1.0), None)])
+def test_protocol_duration_closed_form(kind, kw, duration):
+    p = make_protocol(kind, **kw)
+    assert p.duration == (None if duration is None else pytest.approx(duration))
+    if duration is not None:           # V is held from there on
+        assert p.bias(duration + 1.0) == pytest.approx(p.bias(duration + 7.3))
+        assert p.coverage(duration) is None
+
+
+def test_truncated_protocol_is_noted_before_the_run(tmp_path, capsys, monkeypatch):
+    """Triangle 0 -> 1.1 V at 0.5 V/ps lasts 2 x 1.1 / 0.5 = 4.4 ps; 2 ps of production
+    cover 2 / 4.4 = 45% and reach V = 0.5 x 2 = 1.0 V: check and the run's own check
+    (both routes' check_inputs) say so on stderr before anything runs."""
+    from lammps_recoil.cli import main
+    from lammps_recoil.hooks import check_inputs
+    p = make_protocol("triangle", V_min=0.0, V_max=1.1, rate=0.5, cycles=1)
+    cover = p.coverage(2.0)
+    assert cover.fraction == pytest.approx(2 / 4.4) and cover.V_high == pytest.approx(1.0)
+    assert cover.V_low == 0.0 and cover.duration == pytest.approx(4.4)
+    note = ("the triangle protocol lasts 4.4 ps but the production (production_ps) is 2 ps: "
+            "it covers 45% of the protocol and applies V from 0 to 1 V of the protocol's 0 "
+            "to 1.1 V; the whole protocol needs -var production_ps 4.4")
+    assert cover.note("triangle", 2.0) == note
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    deck = dict(protocol="triangle", rate="0.5", V_max="1.1", production_ps="2")
+    check_inputs(None, dict(deck, out=str(tmp_path / "r")))
+    assert f"lammps-recoil: note: {note}" in capsys.readouterr().err
+    args = ["check", "inputs/filament.data"] + [w for k, v in deck.items()
+                                                for w in ("-var", k, v)]
+    assert main(args) == 0
+    assert f"note: {note}" in capsys.readouterr().out
+    check_inputs(None, dict(deck, production_ps="4.4", out=str(tmp_path / "s")))
+    assert "note" not in capsys.readouterr().err

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lammps_recoil.integration import (Piece, Segment, adaptive_integral, coarsen,
-                                       isolated)
+from lammps_recoil.integration import (_GK_WG, _GK_WK, _GK_X, Piece, Segment,
+                                       adaptive_integral, coarsen, isolated)
 from lammps_recoil.leads import EnergyCache
 
 
@@ -74,6 +74,27 @@ def test_crowded_weak_edges_are_cut_at_tight_tolerances_only():
     tight = seg.integrate(f, tol=1e-4, kinks=isolated(edges, 1e-4))
     assert len(isolated(edges, 1e-4)) == 20 and abs(tight.value[0] - exact) < 1e-8
     assert abs(seg.integrate(f, tol=1e-4).value[0] - exact) > 1e-4
+
+
+def test_error_is_the_largest_column_sum():
+    """Six Lorentzians 5 meV wide at different energies (as the forces on atoms whose
+    resonances lie apart), integrated together: each column is within the error estimate
+    of its closed form (arctan), and the estimate is the largest over the columns of the
+    intervals' |K7 - G3| summed (recomputed here from the returned partition with the
+    Gauss-Kronrod (3, 7) weights): below tol, where the sum over the intervals of their
+    largest column, which bounds the error no better, is above it."""
+    w, centres = 0.005, np.linspace(-0.8, 0.8, 6)
+    f = lambda E: w / ((E[:, None] - centres) ** 2 + w**2)
+    exact = np.arctan((1.0 - centres) / w) + np.arctan((1.0 + centres) / w)
+    res = adaptive_integral(f, [Piece(-1.0, 1.0)], 1e-6)
+    assert np.abs(res.value - exact).max() <= res.error <= 1e-6
+    x, wk, wg = _GK_X, _GK_WK, _GK_WG
+    a, b = res.ends[:-1], res.ends[1:]
+    y = f((0.5 * (a + b)[:, None] + 0.5 * (b - a)[:, None] * x).ravel()).reshape(len(a), 7, 6)
+    err = np.abs(np.einsum("k,nkc->nc", wk - wg, y)) * 0.5 * (b - a)[:, None]
+    assert res.error == pytest.approx(err.sum(axis=0).max(), rel=1e-9)
+    np.testing.assert_allclose(res.errors, err.max(axis=1), rtol=1e-9, atol=1e-14)
+    assert err.max(axis=1).sum() > 1e-6
 
 
 def test_band_edge_singularity_and_steps():

@@ -46,7 +46,8 @@ def test_outputs_are_complete_and_sane(protocol):
         for f in frames:
             assert np.all(f.recoil[f["type"] != 1] == 0.0)
         thermo = read_thermo(f"{prefix}.log")
-        warm = thermo["Temp"][: len(thermo["Temp"]) // 2]   # the warm-up run comes first
+        temp = thermo["c_tmobile"]              # the thermostatted (mobile) atoms
+        warm = temp[: len(temp) // 2]           # the warm-up run comes first
         assert 200 < np.mean(warm[len(warm) // 2:]) < 400
     on = read_series(f"{protocol}/V1.recoil.csv")
     off = read_series(f"{protocol}/V0.recoil.csv")
@@ -143,3 +144,45 @@ def test_ensemble_command(tmp_path):
     summary = read_csv(tmp_path / "ensemble.csv")
     for key in ("V", "seed", "switched", "G_initial", "G_final", "wall_s"):
         np.testing.assert_array_equal(summary[key], table[key])
+
+
+def test_printed_summary_has_units_and_rounded_values(protocol, tmp_path, capsys):
+    """`analyze` prints where it wrote, each number rounded with its unit, the two
+    switching criteria by name and the control run's line; summary.txt holds the same."""
+    import re
+    from lammps_recoil.cli import main
+    out = tmp_path / "fig"
+    assert main(["analyze", str(protocol / "V1"), "--control", str(protocol / "V0"),
+                 "--outdir", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text == (out / "summary.txt").read_text()
+    assert not re.search(r"\d\.\d{5,}", text), text          # no long floats
+    assert "{" not in text and "(" + "'" not in text          # no dicts or tuples
+    G = read_series(protocol / "V1.recoil.csv")["G_EF"]
+    G0 = read_series(protocol / "V0.recoil.csv")["G_EF"]
+    assert f"G(E_F): initial {G[0]:.3f} G0, mean {G.mean():.3f} +- {G.std():.3f} G0" in text
+    assert f"duration: 1.0 ps, {len(G)} NEGF updates" in text
+    assert "switching time (analysis.switching_time: the first time from which the 5 ps " \
+        "running median of G(E_F) differs by more than 1 G0" in text
+    assert "SET/RESET events (switching.switching_events, another criterion" in text
+    assert (f"control run {protocol / 'V0'}: 1.0 ps, G(E_F) initial {G0[0]:.3f} G0, mean "
+            f"{G0.mean():.3f} G0") in text
+    written = text.splitlines()[-1]
+    assert written.startswith(f"wrote {out}/: ")
+    names = written.split(": ", 1)[1].split(", ")
+    assert sorted(names) == sorted(p.name for p in out.iterdir())
+
+
+def test_thermo_shows_the_named_columns_without_warnings(protocol):
+    """The deck's thermo columns v_G_EF, v_G_V, v_Frec_z, v_V_applied, v_I_uA are the time
+    series' numbers at the same steps, and LAMMPS prints no warning about the thermo
+    temperature (the mobile atoms' c_tmobile is a column of its own)."""
+    log = (protocol / "V1.log").read_text()
+    assert "WARNING: Temperature for thermo pressure" not in log
+    thermo = read_thermo(protocol / "V1.log")
+    series = read_series(protocol / "V1.recoil.csv")
+    n = len(series["step"])                      # the production: the last n thermo rows
+    assert list(thermo["Step"][-n:]) == list(series["step"])
+    for column, name in (("v_G_EF", "G_EF"), ("v_G_V", "G_V"), ("v_Frec_z", "Frec_z"),
+                         ("v_V_applied", "V"), ("v_I_uA", "I_uA")):
+        np.testing.assert_allclose(thermo[column][-n:], series[name], rtol=1e-6, atol=1e-8)

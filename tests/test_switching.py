@@ -108,3 +108,35 @@ def test_device_analysis_of_a_triangle_run(tmp_path):
     np.testing.assert_allclose(cycles["V_RESET"], p.bias(cycles["t_RESET"]), atol=1e-9)
     for name in ("iv_loop", "bias"):
         assert (tmp_path / f"{name}.png").stat().st_size > 5000
+
+
+def test_events_and_cycles_tables_without_events(tmp_path, capsys):
+    """A run whose G(E_F) stays at 3 G0 has no events: events.csv and cycles.csv are written
+    with their headers and no rows, and the events header says what SET = 1 and 0 mean."""
+    from lammps_recoil.analysis import read_series
+    from lammps_recoil.coupling import series_header
+    from lammps_recoil.params import parse_params, run_header
+    from lammps_recoil.plots import read_csv
+    from lammps_recoil.study import device_analysis
+    from lammps_recoil.switching import CYCLE_COLUMNS
+    params = parse_params(out=str(tmp_path / "flat"))
+    names = series_header(params).split(",")
+    columns = {"step": np.round(t * 1000), "time_ps": t, "G_EF": 3.0 + 0 * t,
+               "G_V": 3.0 + 0 * t, "V": 1.0 + 0 * t, "V_protocol": 1.0 + 0 * t,
+               "I_uA": 232.4 + 0 * t, "P_uW": 232.4 + 0 * t, "in_compliance": 0 * t}
+    with open(tmp_path / "flat.recoil.csv", "w") as fh:
+        fh.write("".join(f"# {line}\n" for line in run_header(params, 20250722)))
+        fh.write(",".join(names) + "\n")
+        np.savetxt(fh, np.column_stack([columns.get(n, 0 * t) for n in names]),
+                   delimiter=",", fmt="%.10g")
+    series = read_series(tmp_path / "flat.recoil.csv")
+    summary = device_analysis(str(tmp_path / "flat"), str(tmp_path), series, "flat")
+    assert summary["events"] == [] and summary["cycles"] == []
+    cycles = read_csv(tmp_path / "cycles.csv")
+    assert tuple(cycles) == CYCLE_COLUMNS and all(len(v) == 0 for v in cycles.values())
+    head = (tmp_path / "events.csv").read_text().splitlines()
+    assert head[0] == (f"# switching events of {tmp_path / 'flat'}, one row each: column SET "
+                       "is 1 for a SET (the 1.0 ps running median of G(E_F) rose to 2.0 G0) "
+                       "and 0 for a RESET (it fell to 1.5 G0); G is that median (G0), V the "
+                       "applied bias (V)")
+    assert head[1:] == ["time_ps,V,G,cycle,SET"]
