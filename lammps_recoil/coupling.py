@@ -202,7 +202,7 @@ class RecoilCoupling:
         self.system = system_from_types(mobile, self.mobile_types, self.box,
                                         ids=self.mobile_tags, sites=self.sites,
                                         electrodes=self.electrodes, comm=self.comm,
-                                        **lead_options(self.p))
+                                        require_contact=False, **lead_options(self.p))
         self.system.set_energy_partitions(partitions)
         return self.system.positions.copy()
 

@@ -168,11 +168,15 @@ class RecoilSystem:
     comm : mpi4py communicator, optional
         Energy points are shared among its ranks (all ranks must make the same calls);
         results do not depend on the number of ranks.
+    require_contact : bool
+        True (default): the device must be bonded to both leads when the system is built.
+        False: a device already detached from a lead (a filament ruptured during MD, whose
+        system is rebuilt) is accepted: T = 0, and the lead it touches alone injects.
     """
 
     def __init__(self, positions, left, right, hopping: HoppingModel | None = None,
                  box=None, kpoints=1, fermi_level: float | None = None, eta: float = 0.0,
-                 onsite=None, comm=None):
+                 onsite=None, comm=None, require_contact: bool = True):
         if left.side != "left" or right.side != "right":
             raise ValueError("pass the left lead first and the right lead second")
         self.leads = (left, right)
@@ -195,6 +199,7 @@ class RecoilSystem:
         self.fermi_level = float(fermi_level)
         self._band = self._edges = self._flat = None
         self.positions = None
+        self._require_contact = bool(require_contact)
         self.update(positions)
 
     # ----------------------------------------------------------------- building
@@ -223,7 +228,8 @@ class RecoilSystem:
         if len(self.ids) != n:
             raise ValueError(f"{len(self.ids)} atom ids for {n} device atoms")
         topo = device_topology(user, self._neighbors, self.leads, self.hopping, self.box,
-                               self.ids, self.names, need_both=self.positions is None)
+                               self.ids, self.names, need_both=self.positions is None
+                               and self._require_contact)
         self._order, self.n_ext = topo.order, topo.n_ext
         self.device_bonds, self.ext_bonds = topo.device_bonds, topo.ext_bonds
         self.lead_contacts = lead_contacts = topo.lead_contacts

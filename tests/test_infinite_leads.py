@@ -341,3 +341,24 @@ def test_a_resumed_infinite_lead_run_follows_the_uninterrupted_one(tmp_path):
     assert list(b["step"]) == list(range(0, 201, 20))
     for col in ("G_V", "Frec_x", "Frec_y", "Frec_z", "work"):
         np.testing.assert_allclose(b[col], a[col], rtol=1e-9, atol=1e-12)
+
+
+def test_a_ruptured_filament_between_infinite_leads():
+    """When the surface patches are rebuilt around a filament that has ruptured during MD
+    (``require_contact=False``, as the coupling does), the system is built: T = 0, and
+    the renormalized force comes from the left lead alone, a function of its mu_L - E_F
+    = (1 - beta) V: the same for (V, beta) = (1, 1/2) and (1/2, 0), zero for beta = 1.
+    Built from scratch (the default), the gap is refused."""
+    pos, types, box = structure("001", radius=lambda u: 3.3 - 1.2 * u, centre=site_axis())
+    z_fil = np.unique(pos[types == 1, 2])
+    keep = ~((types == 1) & (pos[:, 2] == z_fil[-1]))     # the layer below the right
+    pos, types = pos[keep], types[keep]                   # electrode: a 3.6 A gap
+    with pytest.raises(ValueError, match="no bond to the right lead"):
+        system_from_types(pos, types, box, leads="infinite")
+    s = system_from_types(pos, types, box, leads="infinite", require_contact=False)
+    assert [len(c.contacts) > 0 for c in s.lead_contacts] == [True, False]
+    assert s.conductance(1.0) == 0.0
+    half, full = s.forces(1.0, beta=0.5, tol=1e-6), s.forces(0.5, beta=0.0, tol=1e-6)
+    assert np.abs(half.forces).max() > 1e-2
+    np.testing.assert_allclose(full.forces, half.forces, atol=1e-9)
+    assert np.abs(s.forces(1.0, beta=1.0).forces).max() == 0.0
