@@ -27,6 +27,8 @@ from .protocols import KINDS, POLARITIES
 
 #: Values of the ``bath`` parameter (lammps_recoil.bathmd).
 BATHS = ("none", "friction", "full")
+#: The default of ``Te``, as the deck writes it: the phonon temperature T.
+TE_DEFAULT = "${T}"
 
 
 def integer(text: str) -> int:
@@ -132,7 +134,7 @@ PARAMS = (
     Param("potential", "potentials/Cu_Sheng2011.eam.alloy", str, "a file name",
           "EAM potential file", run=True, file=True),
     Param("out", "runs/filament", str, "a path prefix", "prefix of the outputs"),
-    Param("restart_every", "0", _count(0), "an integer >= 0 steps",
+    Param("restart_every", "10000", _count(0), "an integer >= 0 steps",
           "production steps between restart files, 0: none"),
     Param("resume", "no", _yes_no, "yes or no", "continue a killed run"),
     Param("overwrite", "no", _yes_no, "yes or no", "replace an earlier run's outputs"),
@@ -165,8 +167,8 @@ PARAMS = (
     Param("bath", "none", _one_of(BATHS), f"one of {', '.join(BATHS)}",
           "electronic bath on the filament: friction, friction and Berry force (full), "
           "with the current-induced noise", run=True),
-    Param("Te", "300.0", _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 K",
-          "electron temperature of the bath", run=True),
+    Param("Te", TE_DEFAULT, _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 K",
+          "electron temperature of the bath (default: T)", run=True),
     Param("bath_every", "1000", _count(1), "an integer >= 1 step, a multiple of every",
           "steps between computations of the bath's kernels", run=True),
     Param("bath_scale", "1", _real(lambda f: math.isfinite(f) and f > 0), "> 0",
@@ -178,7 +180,7 @@ PARAMS = (
 )
 #: The parameters by name.
 BY_NAME = {p.name: p for p in PARAMS}
-#: Their defaults by name (the deck's defaults).
+#: Their defaults by name (those of inputs/in.filament).
 DEFAULTS = {p.name: p.default for p in PARAMS}
 #: Parameters that define a run: written to the header of the log and the time series
 #: and compared on resume.
@@ -212,6 +214,9 @@ def parse_params(**named) -> dict:
     if unknown:
         raise ValueError(f"unknown recoil parameter {unknown[0]}; known: "
                          f"{', '.join(BY_NAME)}")
+    named = dict(named)
+    if named.get("Te", TE_DEFAULT) == TE_DEFAULT:
+        named["Te"] = named.get("T", BY_NAME["T"].default)
     p = {param.name: param.value(named.get(param.name, param.default)) for param in PARAMS}
     if p["bath_every"] % p["every"]:
         raise ValueError(f"bath_every must be a multiple of every ({p['every']} steps), got "

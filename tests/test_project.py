@@ -41,3 +41,16 @@ def test_decks_read_like_lammps_examples():
         for name in ("G_EF", "G_V", "Frec_x", "Frec_z"):
             assert f"variable {name}" in text and f"v_{name}" in thermo[deck], (deck, name)
     assert thermo["tests/in.checks"] == thermo["inputs/in.filament"][:8]
+
+
+def test_python_defaults_are_the_decks():
+    """Every recoil parameter the production deck defines with ``variable NAME index
+    VALUE`` has that VALUE as its params.DEFAULTS entry (used by `check` and by decks that
+    leave it out), and the bath's Te follows T there as in the deck."""
+    from lammps_recoil.params import DEFAULTS, parse_params
+    deck = (ROOT / "inputs" / "in.filament").read_text()
+    found = dict(re.findall(r"^variable\s+(\w+)\s+index\s+(\S+)", deck, re.M))
+    shared = set(found) & set(DEFAULTS)
+    assert len(shared) >= 35
+    assert {k: found[k] for k in shared} == {k: DEFAULTS[k] for k in shared}
+    assert parse_params(T="600")["Te"] == 600.0 and parse_params(Te="50")["Te"] == 50.0
