@@ -39,7 +39,7 @@ densities as the system forms them and T(E), and the bond densities gathered per
 ``md``: the decks of the 878-atom (111) 14x8 filament (24 layers, neck 7 A, base 10 A;
 4014 atoms) and of the 963-atom mobile device of the (111) 10x6 filament (12 layers, neck
 5 A, base 8 A; 1923 atoms) run as plain EAM MD and with recoil forces every 100 steps,
-side by side in one session (tests/in.checks through `lammps-recoil run`: Langevin at
+side by side in one invocation (tests/in.checks through `lammps-recoil run`: Langevin at
 300 K, 1 V, no minimization or warm-up, only the timed production; ``--repeat`` runs per
 configuration, interleaved, the fastest counts). The recoil update is the median of the
 run's time series (``negf_s``, the first update at setup left out). The last column

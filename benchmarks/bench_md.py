@@ -10,7 +10,7 @@ warm-up, only the timed production. Each
 configuration runs ``--repeat`` times, interleaved with the others, and the fastest run
 counts (the machine is shared: the minimum is the least disturbed measurement). Times are
 LAMMPS's "Loop time" of the production run; ratios are against plain EAM MD at the same
-rank count, measured in the same session. "update" is the wall time of one recoil update
+rank count, measured in the same invocation. "update" is the wall time of one recoil update
 (gathering the atoms, NEGF forces, G(E_F), outputs) from the run's time series: the mean
 (which includes the first updates, before the energy partition settles) and the median
 (the steady state of a long run).
