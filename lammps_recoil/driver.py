@@ -17,7 +17,7 @@ import sys
 from .coupling import BATH_FIX
 from .hooks import (bath_callback, callback, check_inputs, define_bath, setup,
                     start_run)
-from .params import BY_NAME, FIX_ID, check_var_names, deck_values
+from .params import BY_NAME, FIX_ID, SET_INSIDE, check_var_names, deck_values
 
 #: The deck's ``python NAME invoke`` steps that this route runs itself (``bath_step``:
 #: the bath's fix calls :func:`~lammps_recoil.hooks.bath_callback` instead).
@@ -70,12 +70,25 @@ def deck_commands(text: str):
 _VARIABLE = re.compile(r'(?:^|["\s])variable\s+(\w+)|\$\{(\w+)\}|\$(\w)|\bv_(\w+)')
 
 
-def deck_variables(commands) -> set:
+def deck_variables(commands, settable: bool = True) -> set:
     """The names of the variables that ``-var`` may set for a deck: those its commands
-    (:func:`deck_commands`) define or use, and the parameters the Python side reads by
-    name (:data:`~lammps_recoil.params.PARAMS`)."""
-    return set(BY_NAME) | {next(g for g in m.groups() if g) for cmd in commands
-                           for m in _VARIABLE.finditer(cmd)}
+    (:func:`deck_commands`) define as ``index`` variables or use, and the parameters the
+    Python side reads by name (:data:`~lammps_recoil.params.PARAMS`) - except the
+    variables the deck defines with another style (``equal``, ``string``, ...), which
+    LAMMPS refuses to redefine over a ``-var``, and :data:`~lammps_recoil.params.SET_INSIDE`.
+    ``settable=False``: every name the deck
+    defines or uses, of any style."""
+    names = set(BY_NAME) | {next(g for g in m.groups() if g) for cmd in commands
+                            for m in _VARIABLE.finditer(cmd)}
+    if not settable:
+        return names
+    styles = {}
+    for cmd in commands:
+        words = cmd.split()
+        if len(words) >= 3 and words[0] == "variable":
+            styles.setdefault(words[1], set()).add(words[2])
+    return names - {name for name, style in styles.items() if style != {"index"}} - set(
+        SET_INSIDE)
 
 
 def run_deck(path: str, variables=()) -> int:
@@ -91,7 +104,8 @@ def run_deck(path: str, variables=()) -> int:
     with open(path) as fh:
         commands = deck_commands(fh.read())
     try:
-        check_var_names([name for name, _ in variables], deck_variables(commands), path)
+        check_var_names([name for name, _ in variables], deck_variables(commands), path,
+                        deck_variables(commands, settable=False))
     except ValueError as err:
         if comm.Get_rank() == 0:
             print(f"lammps-recoil: error: {err}", file=sys.stderr)

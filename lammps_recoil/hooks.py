@@ -223,8 +223,8 @@ def check_deck_variables(lmp, deck=None) -> None:
     if deck is None or not hasattr(lmp, "available_ids"):
         return
     from .driver import deck_commands, deck_variables
-    with open(deck) as fh:
-        defined = deck_variables(deck_commands(fh.read()))
+    with open(deck) as fh:          # LAMMPS holds the deck's own variables too, any style
+        defined = deck_variables(deck_commands(fh.read()), settable=False)
     check_var_names(lmp.available_ids("variable"), defined, deck)
 
 

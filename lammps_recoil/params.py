@@ -59,13 +59,18 @@ def _real(accept: Callable[[float], bool]):
     return parse
 
 
-def _count(least: int):
+def _count(least: int, most: int | None = None):
     def parse(text: str) -> int:
         value = integer(text)
-        if value < least:
+        if value < least or (most is not None and value > most):
             raise ValueError(text)
         return value
     return parse
+
+
+#: The largest seed: LAMMPS's Marsaglia generator (velocity, fix langevin) takes seeds up to
+#: 900000000, and a resumed run's Langevin seed is seed + resume step.
+SEED_MAX = 800000000
 
 
 @dataclass(frozen=True)
@@ -108,7 +113,8 @@ PARAMS = (
           "force model", run=True),
     Param("T", "300.0", _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 K",
           "Langevin temperature", run=True),
-    Param("seed", "58213", integer, "an integer", "Langevin and velocity seed", run=True),
+    Param("seed", "58213", _count(1, SEED_MAX), f"an integer from 1 to {SEED_MAX}",
+          "Langevin and velocity seed", run=True),
     Param("device", "filament", _one_of(DEVICES), f"one of {', '.join(sorted(DEVICES))}",
           "NEGF device", run=True),
     Param("every", "100", _count(1), "an integer >= 1 step",
@@ -202,6 +208,9 @@ DECK_NAMES = (("variable", "prod_steps", "production steps (progress and ETA)"),
 #: Deck variable set before the atoms are read: the step a resumed run continues from (0
 #: for a fresh run), e.g. for the Langevin seed.
 RESUME_STEP = "resume_step"
+#: Deck variables that lammps-recoil sets itself (``-var`` may not): the resume step, the
+#: dump's current columns, the route.
+SET_INSIDE = (RESUME_STEP, "jcols", "route")
 
 
 def parse_params(**named) -> dict:
@@ -239,11 +248,17 @@ def check_files(p: dict) -> None:
                              f"working directory {os.getcwd()})")
 
 
-def check_var_names(names, defined, source: str) -> None:
+def check_var_names(names, defined, source: str, computed=()) -> None:
     """Refuse ``-var`` names that are not among ``defined`` (the variables ``source``
     defines or uses), naming each with the closest defined names: a misspelled variable
-    would otherwise be ignored silently."""
+    would otherwise be ignored silently. ``computed``: variables ``source`` computes itself
+    (equal, string, ... styles), which LAMMPS refuses to redefine over a ``-var``."""
     unknown = [n for n in dict.fromkeys(names) if n not in defined]
+    inner = [n for n in unknown if n in computed]
+    if inner:
+        raise ValueError(f"-var {', '.join(inner)}: {source} and lammps-recoil set "
+                         f"{'it' if len(inner) == 1 else 'them'} from the parameters; set "
+                         f"the parameters instead (-var takes: {', '.join(sorted(defined))})")
     if not unknown:
         return
     close = {n: difflib.get_close_matches(n, sorted(defined), n=3, cutoff=0.6)
