@@ -389,10 +389,7 @@ def system_from_types(positions, types, box, orientation="auto", a0: float | Non
     else:
         pair = [LayeredLead(electrodes.of(side).lattice, electrodes.of(side).sites, side,
                             hopping, box=box, eta=lead_eta) for side in ("left", "right")]
-    system = RecoilSystem(x, *pair, hopping, box=box, **kw)
-    if labels is not None:
-        system.update(x, labels)
-    return system
+    return RecoilSystem(x, *pair, hopping, box=box, ids=labels, **kw)
 
 
 def check_types(types, ids=None) -> None:

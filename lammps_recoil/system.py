@@ -172,11 +172,14 @@ class RecoilSystem:
         True (default): the device must be bonded to both leads when the system is built.
         False: a device already detached from a lead (a filament ruptured during MD, whose
         system is rebuilt) is accepted: T = 0, and the lead it touches alone injects.
+    ids : (N,) array, optional
+        Labels of the device atoms in error messages (e.g. LAMMPS atom IDs), as in
+        :meth:`update`.
     """
 
     def __init__(self, positions, left, right, hopping: HoppingModel | None = None,
                  box=None, kpoints=1, fermi_level: float | None = None, eta: float = 0.0,
-                 onsite=None, comm=None, require_contact: bool = True):
+                 onsite=None, comm=None, require_contact: bool = True, ids=None):
         if left.side != "left" or right.side != "right":
             raise ValueError("pass the left lead first and the right lead second")
         self.leads = (left, right)
@@ -200,7 +203,7 @@ class RecoilSystem:
         self._band = self._edges = self._flat = None
         self.positions = None
         self._require_contact = bool(require_contact)
-        self.update(positions)
+        self.update(positions, ids)
 
     # ----------------------------------------------------------------- building
     @property

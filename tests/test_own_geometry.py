@@ -193,3 +193,21 @@ def test_structure_without_a_box_is_refused_by_name():
     pos, types, _ = structure()
     with pytest.raises(ValueError, match=r"a periodic box \(Lx, Ly\) is needed"):
         system_from_types(pos, types, None)
+
+
+def test_python_route_names_lammps_ids(tmp_path):
+    """Errors of the Python route on a data file name its atoms by their LAMMPS IDs, as
+    `check` does: two filament atoms 0.5 A apart, in a file whose IDs start at 1001."""
+    from lammps_recoil.check import system_from_data
+    pos, types, box = structure("001", radius=lambda u: 2.6)
+    fil = np.flatnonzero(types == 1)
+    pos[fil[1]] = pos[fil[0]] + [0.5, 0.0, 0.0]
+    path = write_data(tmp_path / "overlap.data", pos, types, box)
+    text = path.read_text().split("Atoms # atomic\n\n")
+    rows = [line.split(maxsplit=1) for line in text[1].strip().splitlines()]
+    path.write_text(text[0] + "Atoms # atomic\n\n" +
+                    "".join(f"{int(k) + 1000} {rest}\n" for k, rest in rows))
+    first, second = sorted(fil[:2] + 1001)
+    with pytest.raises(ValueError, match=f"overlapping atoms: device atom {first} and "
+                       f"device atom {second} are 0.500 A apart"):
+        system_from_data(str(path))
