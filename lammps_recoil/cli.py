@@ -203,6 +203,22 @@ def _report(args) -> int:
     return 0
 
 
+def _add_lead_options(parser) -> None:
+    """The options choosing the leads (``report`` and ``iv``; :func:`_lead_args`)."""
+    parser.add_argument("--kpoints", type=int, nargs=2, default=(1, 1),
+                        help="transverse Bloch-vector grid of the periodic device")
+    parser.add_argument("--lead-eta", type=float, default=0.0,
+                        help="broadening of the periodic leads (eV); > 0 lifts the flat-band "
+                        "limit on the bias")
+    parser.add_argument("--leads", choices=LEADS, default="periodic",
+                        help="the electrodes of the periodic cell, or laterally infinite "
+                        "ideal half-crystals around the filament alone (docs/geometry.md)")
+    parser.add_argument("--inf-kmesh", type=int, default=DEFAULT_KMESH,
+                        help="zone mesh (n x n) of the laterally infinite leads")
+    parser.add_argument("--inf-eta", type=float, default=DEFAULT_ETA,
+                        help="broadening of the laterally infinite leads (eV)")
+
+
 def _lead_args(args) -> dict:
     """The leads that ``report``'s options choose (keywords of system_from_types)."""
     return dict(leads=args.leads, kpoints=args.kpoints, lead_eta=args.lead_eta or None,
@@ -273,19 +289,22 @@ def _iv(args) -> int:
             raise ValueError(f"{path} exists: pass --overwrite to replace it")
     data = read_data(args.data)
     system = system_from_types(data.positions, data.types, data.box, ids=data.ids,
-                               device=args.device, kpoints=args.kpoints,
-                               lead_eta=args.lead_eta or None)
+                               device=args.device, **_lead_args(args))
     t0 = time.perf_counter()
     curve = iv_curve(system, biases, args.beta, model=args.model, tol=args.tol,
                      atoms=system_mask(data, args.device))
-    print(f"{args.data}: {system.n_atoms} NEGF device atoms (device {args.device}), beta = "
-          f"{args.beta}, model {args.model}, tol {args.tol:g}; forces summed over the "
-          f"filament ({time.perf_counter() - t0:.2f} s)")
+    leads = ("laterally infinite leads" if args.leads == "infinite" else
+             "the periodic cell's leads (--leads infinite: laterally infinite ones, "
+             "docs/geometry.md)")
+    print(f"{args.data}: {system.n_atoms} NEGF device atoms (device {args.device}), {leads}, "
+          f"beta = {args.beta}, model {args.model}, tol {args.tol:g}; forces summed over "
+          f"the filament ({time.perf_counter() - t0:.2f} s)")
     for line in curve.table():
         print("  " + line)
     write_csv(prefix + ".csv", curve.columns(), f"lammps-recoil iv {args.data}: beta = "
               f"{args.beta}, model = {args.model}, tol = {args.tol}, device = {args.device}, "
-              f"kpoints = {args.kpoints}, lead_eta = {args.lead_eta}; I in uA, G in G0, "
+              f"leads = {args.leads}, kpoints = {args.kpoints}, lead_eta = {args.lead_eta}, "
+              f"inf_kmesh = {args.inf_kmesh}, inf_eta = {args.inf_eta}; I in uA, G in G0, "
               "forces in eV/A on the filament atoms")
     iv_figure(prefix + ".png", curve, f"{os.path.basename(args.data)}: static I-V, beta = "
               f"{args.beta}")
@@ -518,21 +537,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--beta", type=float, default=0.5, help="voltage-drop asymmetry")
     rep.add_argument("--tol", type=float, default=1e-3,
                      help="accuracy of the energy integral (eV/A)")
-    rep.add_argument("--kpoints", type=int, nargs=2, default=(1, 1),
-                     help="transverse Bloch-vector grid of the periodic device")
-    rep.add_argument("--lead-eta", type=float, default=0.0,
-                     help="broadening of the periodic leads (eV); > 0 lifts the flat-band "
-                     "limit on the bias")
     rep.add_argument("--device", choices=("filament", "mobile"), default="filament",
                      help="NEGF device: the filament between ideal electrodes (paper) or "
                      "all mobile atoms")
-    rep.add_argument("--leads", choices=LEADS, default="periodic",
-                     help="the electrodes of the periodic cell, or laterally infinite ideal "
-                     "half-crystals around the filament alone (docs/geometry.md)")
-    rep.add_argument("--inf-kmesh", type=int, default=DEFAULT_KMESH,
-                     help="zone mesh (n x n) of the laterally infinite leads")
-    rep.add_argument("--inf-eta", type=float, default=DEFAULT_ETA,
-                     help="broadening of the laterally infinite leads (eV)")
+    _add_lead_options(rep)
     rep.add_argument("--figure", help="PNG of the geometry with force arrows (Fig. 2a)")
     rep.set_defaults(func=_report)
 
@@ -551,10 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     iv.add_argument("--device", choices=("filament", "mobile"), default="filament",
                     help="NEGF device: the filament between ideal electrodes or all "
                     "mobile atoms")
-    iv.add_argument("--kpoints", type=int, nargs=2, default=(1, 1),
-                    help="transverse Bloch-vector grid of the periodic device")
-    iv.add_argument("--lead-eta", type=float, default=0.0,
-                    help="broadening of the periodic leads (eV)")
+    _add_lead_options(iv)
     iv.add_argument("-o", "--output", help="prefix of the CSV and PNG; default "
                     "runs/<data name>_iv")
     iv.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -75,3 +75,22 @@ def test_bias_lists_and_ranges():
     for bad in ("one", "0:1:-0.1", "0:1:0", "0:1"):
         with pytest.raises(ValueError, match="bias"):
             parse_biases([bad])
+
+
+def test_cli_takes_infinite_leads(tmp_path):
+    """`iv --leads infinite` solves the shipped filament between laterally infinite leads:
+    its total filament force equals system_from_data(leads="infinite")'s, about twice
+    the periodic cell's (docs/geometry.md), and its current is that system's."""
+    from pathlib import Path
+    data = str(Path(__file__).resolve().parents[1] / "inputs" / "filament.data")
+    out = {}
+    for leads in ("periodic", "infinite"):
+        prefix = str(tmp_path / leads)
+        assert main(["iv", data, "--biases", "1", "--leads", leads, "--tol", "1e-4",
+                     "-o", prefix]) == 0
+        out[leads] = read_csv(prefix + ".csv")
+    s = system_from_data(data, leads="infinite")
+    r = s.forces(1.0, tol=1e-4)
+    assert out["infinite"]["Frec_z"][0] == pytest.approx(r.forces[:, 2].sum(), abs=1e-3)
+    assert out["infinite"]["I_uA"][0] == pytest.approx(s.current(1.0, tol=1e-6), rel=1e-3)
+    assert 1.7 < out["infinite"]["Frec_z"][0] / out["periodic"]["Frec_z"][0] < 2.1
