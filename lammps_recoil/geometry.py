@@ -445,9 +445,14 @@ def measure_electrode(positions, ids, box, side: str, what: str,
     spacing = np.diff(zl)
     d = float(spacing.mean()) if n_layers > 1 else np.nan
     if n_layers > 1 and np.max(np.abs(spacing - d)) > STRAIN_TOLERANCE * d:
+        counts = np.bincount(layer)
+        sparse = np.flatnonzero(counts < 0.5 * np.median(counts))
+        stray = "".join(f"; the layer at z = {zl[n]:.3f} A holds only atom(s) "
+                        f"{ids[layer == n][:10].tolist()} (a layer here holds "
+                        f"{int(np.median(counts))}): check their type" for n in sparse)
         raise ValueError(f"{what}: its layers are unevenly spaced along z (spacings "
                          f"{np.round(spacing, 4).tolist()} A): an fcc electrode has equal "
-                         "spacings")
+                         f"spacings{stray}")
     # in-plane nearest neighbours of the first layer's atom nearest to the box centre
     # (periodic images; an incommensurate box then still shows the lattice)
     ref = x[layer == 0]

@@ -211,3 +211,17 @@ def test_python_route_names_lammps_ids(tmp_path):
     with pytest.raises(ValueError, match=f"overlapping atoms: device atom {first} and "
                        f"device atom {second} are 0.500 A apart"):
         system_from_data(str(path))
+
+
+def test_a_stray_frozen_atom_is_named():
+    """One atom of the left mobile electrode typed 4 (the right frozen electrode's type)
+    makes the right electrode's layers uneven; the error names that atom's ID and its
+    layer."""
+    pos, types, box = structure("001")
+    stray = int(np.flatnonzero(types == 2)[5])
+    types = types.copy()
+    types[stray] = 4
+    with pytest.raises(ValueError, match=rf"right frozen electrode.*unevenly spaced.*the "
+                       rf"layer at z = {pos[stray, 2]:.3f} A holds only atom\(s\) "
+                       rf"\[{stray + 1}\] \(a layer here holds 32\): check their type"):
+        measure_electrodes(pos, types, box)
