@@ -102,6 +102,13 @@ def header_protocol(header: dict):
                          header["pulses"], header["polarity"], header["vfile"])
 
 
+def cycle_of(t: np.ndarray, cycle: float) -> np.ndarray:
+    """The protocol cycle (0, 1, ...) of each time of a series starting at t[0], for
+    colouring: a cycle's end belongs to it, so a run that ends with its last cycle shows
+    no point of a next one; times after the last cycle (the hold) get the next index."""
+    return np.maximum(np.ceil((np.asarray(t) - t[0]) / cycle - 1e-9) - 1, 0)
+
+
 def iv_loop_figure(path, V, I, colour, colour_label, title, discrete=False):
     """The I-V loop: I against V and log10 |I| against V, each segment coloured by
     ``colour`` (time or cycle, with a colour bar; ``discrete``: one colour per integer)."""
@@ -205,7 +212,7 @@ def device_analysis(prefix: str, outdir: str, series: dict, label: str,
                 f"bias and conductance; {label}")
     if protocol is not None:
         if cycle:
-            colour = np.floor((t - t[0]) / cycle + 1e-9)      # after the last: the hold
+            colour = cycle_of(t, cycle)
             iv_loop_figure(f"{outdir}/iv_loop.png", series["V"], series["I_uA"], colour,
                            "cycle", f"I-V loop ({protocol.kind}); {label}", discrete=True)
         else:

@@ -140,3 +140,15 @@ def test_events_and_cycles_tables_without_events(tmp_path, capsys):
                        "and 0 for a RESET (it fell to 1.5 G0); G is that median (G0), V the "
                        "applied bias (V)")
     assert head[1:] == ["time_ps,V,G,cycle,SET"]
+
+
+def test_cycle_colours_end_with_the_last_cycle():
+    """One 8 ps cycle sampled every 0.1 ps, the last sample at its end: all of cycle 0;
+    two cycles: 0 up to 8 ps, 1 after; a hold after the last cycle is the next index."""
+    from lammps_recoil.study import cycle_of
+    t = np.round(np.arange(0, 81) * 0.1, 10)
+    assert set(cycle_of(t, 8.0)) == {0.0}
+    t2 = np.round(np.arange(0, 161) * 0.1, 10)
+    c = cycle_of(t2, 8.0)
+    assert c[t2 <= 8.0].max() == 0 and c[t2 > 8.0].min() == 1 and c.max() == 1
+    assert cycle_of(np.append(t, 8.1), 8.0)[-1] == 1
