@@ -233,10 +233,15 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
             window: float = WINDOW) -> dict:
     """Figures and tables of one run (and of a control run at V = 0, if given); with the
     bias columns also :func:`device_analysis` (thresholds ``g_set``, ``g_reset`` in G0,
-    median ``window`` in ps)."""
+    median ``window`` in ps). A control run whose applied bias is not 0 is refused before
+    anything is written."""
+    series = read_series(prefix + ".recoil.csv")
+    ctrl = None if not control else read_series(control + ".recoil.csv")
+    if ctrl is not None and "V" in ctrl and np.any(ctrl["V"] != 0):
+        raise ValueError(f"the control run {control} is not at V = 0: its applied bias "
+                         f"reaches {np.abs(ctrl['V']).max():g} V; give a run of -var V 0")
     outdir = outdir or prefix + "_figures"
     os.makedirs(outdir, exist_ok=True)
-    series = read_series(prefix + ".recoil.csv")
     label = run_label(read_run_header(prefix + ".recoil.csv")) or os.path.basename(prefix)
     t = series["time_ps"]
     frames = read_dump(prefix + ".dump")
@@ -244,8 +249,7 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
 
     G_lines = {"G(E_F)": series["G_EF"], "Landauer G(V)": series["G_V"]}
     x_lines = {}
-    if control:
-        ctrl = read_series(control + ".recoil.csv")
+    if ctrl is not None:
         G_lines["control V = 0"] = ctrl["G_EF"]
         x_lines["control V = 0"] = ctrl["time_ps"]
     panels(f"{outdir}/conductance.png", t, [

@@ -190,3 +190,14 @@ def test_thermo_shows_the_named_columns_without_warnings(protocol):
                          ("v_V_applied", "V"), ("v_I_uA", "I_uA")):
         np.testing.assert_allclose(thermo[column][-n:], series[name], rtol=1e-6, atol=1e-8)
 
+
+
+def test_a_biased_control_run_is_refused(tmp_path):
+    """analyze --control takes the V = 0 run: a control whose applied bias is 1 V is
+    refused, naming it, before any output is written."""
+    from lammps_recoil.study import analyze
+    run = str(ROOT / "docs" / "figures" / "study" / "V1")
+    with pytest.raises(ValueError, match=r"the control run .*V1 is not at V = 0: its "
+                       r"applied bias reaches 1 V"):
+        analyze(run, str(tmp_path / "out"), control=run)
+    assert not (tmp_path / "out").exists()
