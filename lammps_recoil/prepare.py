@@ -225,10 +225,15 @@ def prepare(structure, frozen: float = EAM_CUTOFF, electrode=None, z_planes=None
             span = sorted((zl[o[0]], zl[o[max(n_el[s] - 1, 0)]]))
             found = (f"{n_el[s]} layers (z {span[0]:.3f} to {span[1]:.3f} A), "
                      f"{n_el[s] * d:.3f} A (layers x spacing {d:.4f} A)")
+            lz = float(atoms.cell[2, 2]) if atoms.pbc[2] else 0.0
+            wrapped = (f"; its atoms span the cell's whole z length ({zl[0]:.3f} to "
+                       f"{zl[-1]:.3f} of {lz:.3f} A): if the structure was wrapped into its "
+                       "periodic cell along z, unwrap it so that the electrodes are the two "
+                       "ends" if lz > 0 and zl[-1] - zl[0] > lz - 1.5 * d else "")
             raise ValueError(f"{source}: the {s} electrode at the {end}-z end is {found}: "
                              f"thinner than the frozen slab of {n_f} layers (>= {frozen} A, the "
                              "frozen thickness; default the EAM cutoff) it needs; give the "
-                             "structure thicker fcc electrode slabs")
+                             f"structure thicker fcc electrode slabs{wrapped}")
         types[np.isin(layer, o[:n_f])] = frozen_type
         types[np.isin(layer, o[n_f:n_el[s]])] = ELECTRODE_TYPE
         layers[s] = (n_f, n_el[s] - n_f)

@@ -189,6 +189,25 @@ def test_thin_electrode_is_refused():
     refused(atoms, "thinner than the frozen slab of 4 layers (>= 6.5 A")
 
 
+def test_a_structure_wrapped_along_z_gets_a_hint():
+    """A structure wrapped into a cell without vacuum (pbc along z), its lowest three
+    layers at the top, leaves a thin left electrode: the error says so and suggests
+    unwrapping; a thin electrode of an unwrapped structure gets no such hint."""
+    atoms, _ = slab_structure("001")
+    atoms.center(vacuum=0.0, axis=2)
+    d = A0 / 2
+    atoms.cell[2, 2] += d                              # periodic along z, no vacuum
+    atoms.pbc = True
+    lz = atoms.cell[2, 2]
+    z = atoms.positions[:, 2] - atoms.positions[:, 2].min()
+    atoms.positions[:, 2] = np.mod(z - 2.5 * d, lz)    # the three lowest layers on top
+    message = refused(atoms, "the left electrode at the low-z end is 3 layers")
+    assert "if the structure was wrapped into its periodic cell along z, unwrap it" in message
+    atoms.positions[:, 2] = z
+    del atoms[np.flatnonzero(z > z.max() - 2.5 * d)]   # a thin right electrode, unwrapped
+    assert "wrapped" not in refused(atoms, "thinner than the frozen slab")
+
+
 def test_whole_crystal_has_no_filament():
     atoms = fcc100("Cu", size=(4, 4, 12), a=A0)
     refused(atoms, "all 12 layers")
