@@ -504,6 +504,17 @@ class RecoilCoupling:
                 fh.write("\n".join(lines) + "\n")
         return path
 
+    def finish(self) -> None:
+        """After the production run (collective call): LAMMPS has written the restart file
+        of the last restart step, so its recoil state is saved too, and a resume (to
+        extend the run) continues from the end, not from the restart before it."""
+        step = None if self.pending is None else int(self.pending["step"])
+        if step is not None and self.rank == 0 and os.path.exists(
+                f"{self.p['out']}.restart.{step}"):
+            runstate.save_state(self.p["out"], self.pending)
+        self.pending = None
+        self.close()
+
     def close(self) -> None:
         if self.series is not None:
             self.series.close()

@@ -21,7 +21,8 @@ from .params import BY_NAME, FIX_ID, SET_INSIDE, check_var_names, deck_values
 
 #: The deck's ``python NAME invoke`` steps that this route runs itself (``bath_step``:
 #: the bath's fix calls :func:`~lammps_recoil.hooks.bath_callback` instead).
-STEPS = ("recoil_check", "recoil_setup", "recoil_update", "recoil_start", "bath_step")
+STEPS = ("recoil_check", "recoil_setup", "recoil_update", "recoil_start", "bath_step",
+         "recoil_finish")
 
 
 def deck_commands(text: str):
@@ -143,6 +144,8 @@ def run_deck(path: str, variables=()) -> int:
                 lmp.set_fix_external_callback(FIX_ID, callback, coupling)
                 if coupling.bath is not None:
                     lmp.set_fix_external_callback(BATH_FIX, bath_callback, coupling)
+            elif words[1] == "recoil_finish":
+                coupling.finish()
             else:                            # recoil_start: the production begins
                 if words[1] == "recoil_start":
                     coupling.start()

@@ -268,6 +268,20 @@ def recoil_update(lmpptr, vflag=0) -> None:
     _update(_lammps(lmpptr))
 
 
+def recoil_finish(lmpptr) -> None:
+    """``python recoil_finish invoke`` after the production run: the recoil state of its
+    last restart file (:meth:`~lammps_recoil.coupling.RecoilCoupling.finish`)."""
+    lmp = _lammps(lmpptr)
+    coupling = None
+    try:
+        coupling = active(lmp)
+        coupling.finish()
+    except Exception as err:
+        if coupling is None:
+            fail(err, lammps_comm_or_none(lmp))
+        fail(err, coupling.comm, coupling)
+
+
 def bath_step(lmpptr, vflag=0) -> None:
     """``fix python/invoke 1 post_force bath_step`` (bath on): the electronic bath's forces
     of this step (:meth:`~lammps_recoil.coupling.RecoilCoupling.write_bath`)."""

@@ -111,6 +111,35 @@ def test_kill_and_resume(tmp_path, route, protocol):
             np.testing.assert_allclose(y[col], x[col], rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("route", [
+    pytest.param("python", marks=pytest.mark.skipif(not HAVE_WHEEL, reason="no wheel")),
+    pytest.param("deck", marks=pytest.mark.skipif(not HAVE_LMP, reason="no Debian lmp"))])
+def test_a_finished_run_is_extended_from_its_end(tmp_path, route):
+    """A finished 0.3 ps run saves the recoil state of its last restart file (step 300),
+    so that resuming it with production_ps 0.4 continues from step 300: the first 300
+    steps' updates stay as they were, and the extended run equals an uninterrupted
+    0.4 ps one (NVE); resuming the extended run with the same length changes nothing."""
+    run = lambda name, **kw: subprocess.run(
+        command(route, tmp_path, name, **NVE_DECK, **kw), cwd=ROOT, env=env(),
+        capture_output=True, text=True, timeout=600)
+    for name, kw in (("ref", dict(production_ps=0.4)), ("ext", dict(production_ps=0.3))):
+        proc = run(name, **kw)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    from lammps_recoil.runstate import load_state
+    assert int(load_state(str(tmp_path / "ext"))["step"]) == 300
+    before = (tmp_path / "ext.recoil.csv").read_text()
+    for _ in range(2):
+        proc = run("ext", production_ps=0.4, resume="yes")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        after = (tmp_path / "ext.recoil.csv").read_text()
+        assert after.startswith(before)                  # the rows up to step 300 kept
+        assert int(load_state(str(tmp_path / "ext"))["step"]) == 400
+    a, b = read_series(tmp_path / "ref.recoil.csv"), read_series(tmp_path / "ext.recoil.csv")
+    assert list(b["step"]) == list(range(0, 401, 20))
+    for col in ("G_EF", "Frec_z", "work"):
+        np.testing.assert_allclose(b[col], a[col], rtol=1e-7, atol=1e-9)
+
+
 @pytest.mark.skipif(not HAVE_WHEEL, reason="no wheel")
 def test_atoms_in_trouble_stop_the_run_cleanly(tmp_path):
     """At 20000 K atoms collide within a few updates: the run stops with a message naming
