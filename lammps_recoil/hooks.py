@@ -29,7 +29,7 @@ from .params import (DEFAULT_DT, FIX_ID, RESUME_STEP, RUN_PARAMS, check_files,
                      check_var_names, deck_values, header_params, lead_options, parse_params,
                      run_header)
 from .protocols import deck_protocol
-from .parallel import lammps_comm_or_none
+from .parallel import lammps_comm, lammps_comm_or_none
 
 _ACTIVE: dict = {}
 
@@ -67,6 +67,8 @@ def check_inputs(lmp, values: dict) -> dict:
     :data:`~lammps_recoil.params.RESUME_STEP` (0 for a fresh run)."""
     params = parse_params(**values)
     check_files(params)
+    if lmp is not None:
+        lammps_comm(lmp)          # the MPI library and BLAS threads, before any output
     # the bias protocol, for NEGF updates every ``every`` steps of the time step set so far
     # (metal units: 1 fs unless the deck sets another before; checked again at the start)
     dt = DEFAULT_DT if lmp is None else lmp.extract_global("dt")

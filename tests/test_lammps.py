@@ -294,3 +294,17 @@ def test_keep_heap_stops_refaulting_freed_arrays():
     assert kept == "True" and faults < 100
     # a user's own malloc setting is left alone
     assert heap_rounds("keep", MALLOC_TOP_PAD_="131072")[0] == "False"
+
+
+@wheel
+def test_oversubscribing_blas_threads_leave_no_outputs(tmp_path):
+    """The BLAS-thread check runs with the deck's parameters, before the log is opened:
+    a refused run writes nothing, so the corrected rerun is not blocked."""
+    env = dict(os.environ, OMP_NUM_THREADS=str((os.cpu_count() or 1) + 1))
+    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", DECK] + variables(
+        tmp_path / "runs", "omp")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=env)
+    assert proc.returncode == 2
+    assert f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']} BLAS threads" in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
