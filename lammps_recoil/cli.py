@@ -245,11 +245,20 @@ def _report_data(args, t0) -> int:
           f"{np.array2string(res.forces[fil].sum(0), precision=4)}")
     print(f"  largest per-atom force {res.max_norm:.4f} eV/A; {res.n_energies} energy points;"
           f" build {t1 - t0:.2f} s, forces {t2 - t1:.2f} s")
-    ids = data.ids[np.isin(data.types, (1,) if args.device == "filament" else (1, 2))]
+    device = np.isin(data.types, (1,) if args.device == "filament" else (1, 2))
+    ids = data.ids[device]
     print("\n  filament atoms:  id       x        y        z      Fx       Fy       Fz   (eV/A)")
     for i, x, f in zip(ids[fil], system.positions[fil], res.forces[fil]):
         print(f"   {i:6d} " + " ".join(f"{v:8.3f}" for v in x) + " "
               + " ".join(f"{v:8.4f}" for v in f))
+    if args.figure:
+        from .study import geometry_figure
+        forces = np.zeros_like(data.positions)
+        forces[np.flatnonzero(device)[fil]] = res.forces[fil]
+        geometry_figure(args.figure, data.positions[:, 0], data.positions[:, 2], data.types,
+                        forces, f"{os.path.basename(args.data)}: recoil forces at V = "
+                        f"{args.bias:g} V, beta = {args.beta:g}; G = {res.conductance:.2f} G0")
+        print(f"  wrote {args.figure}")
     return 0
 
 

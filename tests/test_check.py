@@ -539,3 +539,18 @@ def test_a_missing_run_or_file_is_a_one_line_error(tmp_path, capsys, monkeypatch
     for argv in (["iv", "none.data"], ["report", "--data", "none.data"]):
         assert main(argv) == 2
         assert "error: no such file: none.data" in capsys.readouterr().err
+
+
+def test_report_of_a_data_file_draws_its_forces(tmp_path, capsys):
+    """report --data --figure draws the file's atoms with the recoil-force arrows: at 1 V
+    the arrows' colour covers many more pixels than at 0 V (the key's arrow alone)."""
+    image = pytest.importorskip("matplotlib.image")
+    red = {}
+    for V in (0.0, 1.0):
+        png = tmp_path / f"f{V:g}.png"
+        assert main(["report", "--data", DEFAULT_DATA, "--bias", str(V), "--figure",
+                     str(png)]) == 0
+        assert f"wrote {png}" in capsys.readouterr().out
+        rgb = image.imread(str(png))[..., :3]
+        red[V] = int(np.sum((rgb[..., 0] > 0.75) & (rgb[..., 1] < 0.25) & (rgb[..., 2] < 0.35)))
+    assert red[1.0] > red[0.0] + 300 and red[0.0] > 0
