@@ -470,8 +470,10 @@ def _render(args) -> int:
     output = args.output or f"{stem}.frame{args.frame}.png"
     pic = render(args.dump, output, frame=args.frame, size=args.size,
                  arrow_length=args.arrow_length, label=label)
-    print(f"{pic.path}: frame {pic.frame} (step {pic.step}, t = {pic.time:g} ps); largest "
-          f"recoil force {pic.max_force:.4f} eV/A drawn {args.arrow_length:g} A long")
+    forces = ("no recoil-force columns (d2_frec) in the dump: atoms only"
+              if pic.max_force is None else f"largest recoil force {pic.max_force:.4f} eV/A "
+              f"drawn {args.arrow_length:g} A long")
+    print(f"{pic.path}: frame {pic.frame} (step {pic.step}, t = {pic.time:g} ps); {forces}")
     return 0
 
 

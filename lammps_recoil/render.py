@@ -50,12 +50,13 @@ _INDEXED = re.compile(r"^(.+)\[(\d+)\]$")
 @dataclass(frozen=True)
 class Picture:
     """One rendered frame: the image file, the frame's index, step and time (ps), and the
-    largest recoil force (eV/Angstrom) that sets the arrows' scale (0: no arrows)."""
+    largest recoil force (eV/Angstrom) that sets the arrows' scale (0: no arrows; None: the
+    dump has no recoil-force columns)."""
     path: str
     frame: int
     step: int
     time: float
-    max_force: float
+    max_force: float | None
 
 
 def dump_columns(path: str) -> list:
@@ -100,7 +101,19 @@ def load(path: str):
     io, _ = _ovito()
     if not os.path.isfile(path):
         raise ValueError(f"no such dump file: {path}")
-    return io.import_file(path, columns=ovito_columns(dump_columns(path)))
+    try:
+        return io.import_file(path, columns=ovito_columns(dump_columns(path)))
+    except RuntimeError as err:
+        raise ValueError(unreadable(path, err)) from None
+
+
+def unreadable(path: str, err: Exception) -> str:
+    """The message for a dump OVITO cannot parse. (A dump cut short by a killed run
+    renders: OVITO drops its incomplete last frame; one cut within its first frame does
+    not.)"""
+    first = " ".join(str(err).split()).rstrip(".")
+    return (f"OVITO cannot read {path}: {first}; a dump cut short within its first frame "
+            "(a run killed before its first complete frame) has nothing to draw")
 
 
 def render(path: str, output: str, frame: int = -1, size=(480, 640),
@@ -119,12 +132,15 @@ def render(path: str, output: str, frame: int = -1, size=(480, 640),
     if not 0 <= index < n:
         raise ValueError(f"frame {frame} is not in the dump ({n} frames: 0..{n - 1} or "
                          f"-{n}..-1)")
-    data = pipeline.compute(index)
+    try:
+        data = pipeline.compute(index)
+    except RuntimeError as err:
+        raise ValueError(unreadable(path, err)) from None
     forces = np.asarray(data.particles[RECOIL]) if RECOIL in data.particles else None
-    largest = 0.0 if forces is None else float(np.linalg.norm(forces, axis=1).max())
+    largest = None if forces is None else float(np.linalg.norm(forces, axis=1).max())
     arrows = vis.VectorVis(color=ARROW_COLOR, width=0.25,
-                           scaling=arrow_length / largest if largest > 0 else 0.0,
-                           alignment=vis.VectorVis.Alignment.Base, enabled=largest > 0)
+                           scaling=arrow_length / largest if largest else 0.0,
+                           alignment=vis.VectorVis.Alignment.Base, enabled=bool(largest))
 
     def style(frame, data):
         types = data.particles_.particle_types_

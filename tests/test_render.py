@@ -118,3 +118,34 @@ def test_bad_frame_names_the_range(filament, tmp_path):
     assert rc == 2
     assert "frame 5 is not in the dump (2 frames" in err
     assert not (tmp_path / "x.png").exists()
+
+
+def test_cut_dumps_and_dumps_without_forces(filament, tmp_path):
+    """A dump cut within its last frame (a killed run) draws its last complete frame; one
+    cut within its first frame is a one-line error naming the file; a dump without the
+    recoil columns draws the atoms and says it has no forces."""
+    recoil = recoil_on_filament(filament, 2)
+    full = tmp_path / "full.dump"
+    write_dump(str(full), filament, [recoil, recoil, recoil], times=(0.0, 0.1, 0.2))
+    text = full.read_text()
+    cut = tmp_path / "cut.dump"
+    cut.write_text(text[:len(text) - 200])
+    rc, out, err = render_cli(str(cut), "-o", str(tmp_path / "cut.png"), "--size", "240",
+                              "320")
+    assert rc == 0, err
+    assert "frame 1 (step 100, t = 0.1 ps)" in out
+    first = tmp_path / "first.dump"
+    first.write_text(text[:text.index("ITEM: TIME\n", 10) - 300])
+    rc, out, err = render_cli(str(first), "-o", str(tmp_path / "first.png"))
+    assert rc == 2 and f"OVITO cannot read {first}: Parsing error" in err
+    assert "Traceback" not in err and not (tmp_path / "first.png").exists()
+    plain = tmp_path / "plain.dump"
+    rows = [line.split()[:6] if line and line[0].isdigit() and len(line.split()) == 15
+            else line.split() for line in text.splitlines()]
+    plain.write_text("\n".join(" ".join(r[:8] if r[:2] == ["ITEM:", "ATOMS"] else r)
+                               for r in rows) + "\n")
+    rc, out, err = render_cli(str(plain), "-o", str(tmp_path / "plain.png"), "--size", "240",
+                              "320")
+    assert rc == 0, err
+    assert "no recoil-force columns (d2_frec) in the dump: atoms only" in out
+    assert arrow_pixels(str(tmp_path / "plain.png")) == 0
