@@ -76,6 +76,13 @@ def _build(args) -> int:
     if os.path.exists(args.output) and not args.overwrite:
         raise ValueError(f"{args.output} exists: pass --overwrite to replace it")
     fil = _filament(args)
+    from .prepare import EAM_CUTOFF
+    spacing = fil.a0 / (2.0 if args.orientation == "001" else np.sqrt(3.0))
+    if args.frozen_layers * spacing < EAM_CUTOFF:
+        raise ValueError(f"--frozen-layers {args.frozen_layers}: {args.frozen_layers} x "
+                         f"{spacing:.4f} A is thinner than the EAM cutoff {EAM_CUTOFF} A, which "
+                         "check and the deck require of each frozen slab; give at least "
+                         f"{int(np.ceil(EAM_CUTOFF / spacing))} layers")
     system = fil.recoil_system()
     _describe(fil, system)
     fil.write_data(args.output)

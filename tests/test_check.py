@@ -554,3 +554,19 @@ def test_report_of_a_data_file_draws_its_forces(tmp_path, capsys):
         rgb = image.imread(str(png))[..., :3]
         red[V] = int(np.sum((rgb[..., 0] > 0.75) & (rgb[..., 1] < 0.25) & (rgb[..., 2] < 0.35)))
     assert red[1.0] > red[0.0] + 300 and red[0.0] > 0
+
+
+def test_build_filament_refuses_a_frozen_slab_check_would_refuse(tmp_path, capsys):
+    """build-filament refuses frozen slabs thinner than the EAM cutoff (6.5 A) before
+    writing, naming the layers needed: 4 of 1.798 A in (001), 4 of 2.076 A in (111); the
+    least accepted file passes check."""
+    for ori, bad in (("001", 3), ("111", 3)):
+        out = tmp_path / f"f{ori}.data"
+        size = ["--nx", "5", "--ny", "3"] if ori == "111" else []
+        assert main(["build-filament", "--orientation", ori, *size, "--frozen-layers",
+                     str(bad), "-o", str(out)]) == 2
+        assert "give at least 4 layers" in capsys.readouterr().err and not out.exists()
+    out = tmp_path / "ok.data"
+    assert main(["build-filament", "--frozen-layers", "4", "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["check", str(out), "--deck", str(ROOT / "inputs" / "in.filament")]) == 0
