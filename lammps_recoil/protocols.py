@@ -27,6 +27,9 @@ import numpy as np
 
 KINDS = ("constant", "ramp", "triangle", "sine", "pulse", "file")
 POLARITIES = ("same", "alternate")
+#: Tolerance (ps) on times compared with protocol edges and with the update interval:
+#: update times are step * dt in floating point.
+TIME_TOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,11 @@ class Protocol:
             on = t < self.cycles * self.period
             v = c + a * np.where(on, np.sin(2 * np.pi * t / self.period), 0.0)
         elif k == "pulse":
-            n = np.floor(t / self.period)
-            on = (t - n * self.period < self.width) & (n < self.count) & (t >= 0)
+            # times on the update grid are step * dt in floating point (0.3 / 0.2 =
+            # 1.4999999999999998): a pulse starts at n period and ends at n period + width
+            # to within TIME_TOL
+            n = np.floor((t + TIME_TOL) / self.period)
+            on = (t - n * self.period < self.width - TIME_TOL) & (n < self.count) & (t >= 0)
             sign = np.where((self.polarity == "alternate") & (np.mod(n, 2) == 1), -1.0, 1.0)
             v = np.where(on, sign * self.V_max, self.V_min)
         else:
@@ -188,19 +194,21 @@ def make_protocol(kind="constant", V=1.0, V_min=0.0, V_max=1.0, rate=0.1, cycles
         if not f["rate"] > 0:
             raise ValueError(f"sweep rate must be > 0 V/ps, got {f['rate']}")
         leg = (f["V_max"] - f["V_min"]) / f["rate"]
-        if dt is not None and leg < 2 * dt:
+        if dt is not None and leg < 2 * dt - TIME_TOL:
             raise ValueError(
                 f"a sweep from V_min = {f['V_min']} to V_max = {f['V_max']} V at rate "
                 f"{f['rate']} V/ps lasts {leg:g} ps, less than two NEGF updates "
                 f"({2 * dt:g} ps): accepted rate <= {(f['V_max'] - f['V_min']) / (2 * dt):g} V/ps")
-    if kind == "sine" and not (f["period"] > 0 and (dt is None or f["period"] >= 2 * dt)):
+    if kind == "sine" and not (f["period"] > 0 and (dt is None
+                                                   or f["period"] >= 2 * dt - TIME_TOL)):
         raise ValueError(f"sine period must be >= two NEGF updates"
                          f"{'' if dt is None else f' ({2 * dt:g} ps)'}, got {f['period']} ps")
     if kind == "pulse":
         if not 0 < f["width"] < f["period"]:
             raise ValueError(f"pulse width must lie in (0, period = {f['period']} ps), got "
                              f"{f['width']} ps")
-        if dt is not None and (f["width"] < dt or f["period"] - f["width"] < dt):
+        if dt is not None and (f["width"] < dt - TIME_TOL
+                               or f["period"] - f["width"] < dt - TIME_TOL):
             raise ValueError(
                 f"pulse width {f['width']} ps and gap {f['period'] - f['width']:g} ps must each "
                 f"be at least the NEGF update interval {dt:g} ps (every x timestep)")

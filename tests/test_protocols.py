@@ -151,3 +151,22 @@ def test_truncated_protocol_is_noted_before_the_run(tmp_path, capsys, monkeypatc
     assert f"note: {note}" in capsys.readouterr().out
     check_inputs(None, dict(deck, production_ps="4.4", out=str(tmp_path / "s")))
     assert "note" not in capsys.readouterr().err
+
+
+def test_pulse_edges_on_the_update_grid_are_exact():
+    """Update times are step * dt in floating point (0.3 / 0.2 = 1.4999999999999998):
+    every pulse train of widths and periods on the 0.1 ps grid gives, at every update,
+    the on/off pattern of exact integer arithmetic, and the limits 'at least one update'
+    and 'at least two updates' accept their boundary values."""
+    steps = np.arange(0, 1500, 100)
+    t = steps * 0.001                                    # as the coupling computes it
+    k = steps // 100
+    for W in range(1, 12):
+        for P in range(W + 1, 25):
+            p = make_protocol("pulse", V_min=0.0, V_max=1.0, width=W / 10, period=P / 10,
+                              count=4, update_ps=0.1)
+            expected = np.where((k % P < W) & (k // P < 4), 1.0, 0.0)
+            np.testing.assert_array_equal(p.bias(t), expected, err_msg=f"{W}, {P}")
+    make_protocol("pulse", V_min=0.0, V_max=1.0, width=0.2, period=0.3, update_ps=0.1)
+    make_protocol("ramp", V_min=0.0, V_max=0.6, rate=3.0, update_ps=0.1)
+    make_protocol("sine", V_min=0.0, V_max=0.6, period=0.2, update_ps=0.1)
