@@ -418,6 +418,12 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
     summary counts the runs shorter than the criterion's first ps and ``window``, which it
     cannot classify (they count as not switched).
     """
+    protocol = dict(variables).get("protocol", "constant")
+    if rerun and protocol != "constant" and len(biases) != 1:
+        raise ValueError(f"under -var protocol {protocol} the protocol sets the bias, and the "
+                         f"runs of {len(biases)} biases ({', '.join(f'{v:g}' for v in biases)})"
+                         " would repeat each other: give one, e.g. --biases 1 (it only names "
+                         "the runs)")
     os.makedirs(outdir, exist_ok=True)
     runs = [(V, s) for V in biases for s in seeds]
 

@@ -201,3 +201,14 @@ def test_a_biased_control_run_is_refused(tmp_path):
                        r"applied bias reaches 1 V"):
         analyze(run, str(tmp_path / "out"), control=run)
     assert not (tmp_path / "out").exists()
+
+
+def test_an_ensemble_under_a_protocol_takes_one_bias(tmp_path):
+    """Under a protocol the bias list only names the runs: two biases would run the same
+    protocol twice under different labels, and are refused before any run."""
+    from lammps_recoil.study import ensemble
+    with pytest.raises(ValueError, match=r"under -var protocol pulse the protocol sets the "
+                       r"bias, and the runs of 2 biases \(0, 1\) would repeat each other"):
+        ensemble("inputs/in.filament", [1], [0.0, 1.0], variables=[("protocol", "pulse")],
+                 outdir=str(tmp_path / "ens"))
+    assert not (tmp_path / "ens").exists()
