@@ -27,7 +27,7 @@ from .coupling import (BATH_FIX, CURRENT_COLUMNS, CURRENT_COLUMNS_VARIABLE, Reco
                        series_header)
 from .params import (DEFAULT_DT, FIX_ID, RESUME_STEP, RUN_PARAMS, check_files,
                      check_var_names, deck_values, header_params, lead_options, parse_params,
-                     run_header)
+                     run_header, vfile_digest)
 from .protocols import deck_protocol
 from .parallel import lammps_comm, lammps_comm_or_none
 
@@ -48,6 +48,11 @@ def _check_resumable(params: dict, series: str) -> None:
     header = series_header(params)
     differ = [f"{n} = {saved.get(n, '(not recorded)')} there, {params[n]} here"
               for n in RUN_PARAMS if saved.get(n) != str(params[n])]
+    digest = vfile_digest(params)
+    if digest is not None and saved.get("vfile_sha256") != digest:
+        differ.append(f"the contents of vfile {params['vfile']} (sha256 "
+                      f"{saved.get('vfile_sha256', '(not recorded)')[:12]} there, "
+                      f"{digest[:12]} here)")
     # other columns: another version, unless a recorded parameter (channels) explains them
     if found != header and not (differ and all(n in saved for n in RUN_PARAMS)):
         raise ValueError(f"{series} was written by another version of lammps-recoil "

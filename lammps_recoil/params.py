@@ -315,10 +315,23 @@ def check_deck_names(lmp) -> None:
                              f"needs it (params.DECK_NAMES)")
 
 
+def vfile_digest(params: dict) -> str | None:
+    """SHA-256 (hex) of the bias protocol's time-voltage file, or None without one: the
+    header records the file's contents, not only its name, for resuming."""
+    if params.get("protocol") != "file":
+        return None
+    import hashlib
+    with open(params["vfile"], "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
+
+
 def run_header(params: dict, lammps_version=None) -> list:
-    """``name = value`` lines of the run's parameters and versions (:data:`RUN_PARAMS`)."""
+    """``name = value`` lines of the run's parameters and versions (:data:`RUN_PARAMS`;
+    with a protocol file, its :func:`vfile_digest`)."""
     from . import __version__
     lines = [f"{name} = {params[name]}" for name in RUN_PARAMS]
+    if (digest := vfile_digest(params)) is not None:
+        lines.append(f"vfile_sha256 = {digest}")
     lines += [f"lammps = {lammps_version}", f"lammps_recoil = {__version__}",
               f"start = {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
               f"name = {os.path.basename(params['out'])}"]

@@ -86,3 +86,29 @@ def test_conductance_histogram_bins():
     np.testing.assert_array_equal(counts, by_floor)
     np.testing.assert_array_equal(counts, np.histogram(G, bins=len(counts),
                                                        range=(0.0, edges[-1]))[0])
+
+
+def test_resume_with_another_protocol_file_content_is_refused(tmp_path, monkeypatch):
+    """The header records the protocol file's SHA-256: the same path with other voltages
+    is refused on resume, naming the file; the unchanged file passes this check."""
+    from pathlib import Path
+    from lammps_recoil.coupling import series_header, vector_names
+    from lammps_recoil.params import parse_params, run_header
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    vfile = tmp_path / "v.txt"
+    vfile.write_text("0 0\n1 1\n")
+    values = dict(V="1", out=str(tmp_path / "run"), data="inputs/filament.data",
+                  protocol="file", vfile=str(vfile))
+    params = parse_params(**values)
+    lines = [f"# {line}" for line in run_header(params, 20250722)]
+    assert any(line.startswith("# vfile_sha256 = ") and len(line.split()[-1]) == 64
+               for line in lines)
+    (tmp_path / "run.recoil.csv").write_text("\n".join(
+        lines + [series_header(params), "0,0.0" + ",1" * len(vector_names(params))]) + "\n")
+    vfile.write_text("0 0\n1 -1\n")
+    with pytest.raises(ValueError, match=r"cannot resume .* the contents of vfile "
+                       r".*v.txt \(sha256 [0-9a-f]{12} there, [0-9a-f]{12} here\)"):
+        check_inputs(None, {**values, "resume": "yes"})
+    vfile.write_text("0 0\n1 1\n")
+    with pytest.raises(ValueError, match="nothing to resume"):    # past the comparison
+        check_inputs(None, {**values, "resume": "yes"})
