@@ -20,6 +20,7 @@ step). Shapes (``V_min`` < ``V_max`` where a range is used):
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -214,8 +215,10 @@ def make_protocol(kind="constant", V=1.0, V_min=0.0, V_max=1.0, rate=0.1, cycles
                 f"be at least the NEGF update interval {dt:g} ps (every x timestep)")
     if kind == "file":
         try:
-            data = np.loadtxt(str(file), ndmin=2)
-        except (OSError, ValueError) as err:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")          # numpy warns on an empty file
+                data = np.loadtxt(str(file), ndmin=2)
+        except (OSError, ValueError, UserWarning) as err:
             raise ValueError(f"protocol file {file!r}: cannot read two columns time (ps), "
                              f"voltage (V): {err}") from None
         if data.shape[1] != 2 or len(data) < 1:

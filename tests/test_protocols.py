@@ -1,4 +1,5 @@
 """Bias protocols V(t) against their closed forms, and refused parameters."""
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,17 @@ def test_bad_parameters_are_refused(args, words):
     with pytest.raises(ValueError) as err:
         make_protocol(update_ps=0.1, **args)
     assert words in str(err.value)
+
+
+def test_an_empty_protocol_file_is_one_clear_error(tmp_path):
+    """An empty file is refused as such, with no numpy warning on the way."""
+    empty = tmp_path / "v.txt"
+    empty.write_text("")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"protocol file '.*v.txt': cannot read two "
+                           r"columns time \(ps\), voltage \(V\): .*no data"):
+            make_protocol("file", file=str(empty), update_ps=0.1)
 
 
 ROOT = Path(__file__).resolve().parents[1]
