@@ -119,9 +119,10 @@ def _check(args) -> int:
     """Check a data file against the deck's contract (docs/geometry.md) before MD, with the
     deck's parameters (defaults, or ``-var``) as the run checks them."""
     from .check import check_data
-    from .params import (BY_NAME, DEFAULT_DT, DEFAULTS, check_files, check_var_names,
-                         lead_options, parse_params)
+    from .params import (BY_NAME, DEFAULT_DT, DEFAULTS, check_files, check_repeated_vars,
+                         check_var_names, lead_options, parse_params)
     from .protocols import deck_protocol
+    check_repeated_vars(args.var or ())
     given = dict(args.var or ())
     if set(given) - set(BY_NAME):           # a deck variable the Python side does not read
         if not os.path.isfile(args.deck):

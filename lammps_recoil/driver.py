@@ -17,7 +17,8 @@ import sys
 from .coupling import BATH_FIX
 from .hooks import (bath_callback, callback, check_inputs, define_bath, setup,
                     start_run)
-from .params import BY_NAME, FIX_ID, SET_INSIDE, check_var_names, deck_values
+from .params import (BY_NAME, FIX_ID, SET_INSIDE, check_repeated_vars, check_var_names,
+                     deck_values)
 
 #: The deck's ``python NAME invoke`` steps that this route runs itself (``bath_step``:
 #: the bath's fix calls :func:`~lammps_recoil.hooks.bath_callback` instead).
@@ -105,6 +106,7 @@ def run_deck(path: str, variables=()) -> int:
     with open(path) as fh:
         commands = deck_commands(fh.read())
     try:
+        check_repeated_vars(variables)
         check_var_names([name for name, _ in variables], deck_variables(commands), path,
                         deck_variables(commands, settable=False))
     except ValueError as err:

@@ -26,8 +26,8 @@ from . import runstate
 from .coupling import (BATH_FIX, CURRENT_COLUMNS, CURRENT_COLUMNS_VARIABLE, RecoilCoupling,
                        series_header)
 from .params import (DEFAULT_DT, FIX_ID, RESUME_STEP, RUN_PARAMS, check_files,
-                     check_var_names, deck_values, header_params, lead_options, parse_params,
-                     run_header, vfile_digest)
+                     check_repeated_vars, check_var_names, deck_values, header_params,
+                     lead_options, parse_params, run_header, vfile_digest)
 from .protocols import deck_protocol
 from .parallel import lammps_comm, lammps_comm_or_none
 
@@ -205,14 +205,19 @@ def active(lmp) -> RecoilCoupling:
 _CHECKED: dict = {}
 
 
+def _argv(cmdline: str = "/proc/self/cmdline") -> list:
+    """This process's command line (Linux), or [] (another system)."""
+    try:
+        with open(cmdline, "rb") as fh:
+            return fh.read().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
 def input_file(cmdline: str = "/proc/self/cmdline"):
     """The input file of this process (``lmp -in FILE`` or ``-i FILE``), read from its
     command line (Linux), or None (another system, or the input read from stdin)."""
-    try:
-        with open(cmdline, "rb") as fh:
-            argv = fh.read().decode(errors="replace").split("\0")
-    except OSError:
-        return None
+    argv = _argv(cmdline)
     for flag, value in zip(argv, argv[1:]):
         if flag in ("-in", "-i") and os.path.isfile(value):
             return value
@@ -226,6 +231,9 @@ def check_deck_variables(lmp, deck=None) -> None:
     LAMMPS holds are the command line's and those the deck defined so far. Skipped where
     the LAMMPS module cannot list them (``available_ids``, LAMMPS >= 2020) or the input
     file is unknown."""
+    argv = _argv()
+    check_repeated_vars((name, value) for flag, name, value in zip(argv, argv[1:], argv[2:])
+                        if flag in ("-var", "-v"))
     deck = deck or input_file()
     if deck is None or not hasattr(lmp, "available_ids"):
         return

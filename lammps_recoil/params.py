@@ -248,6 +248,17 @@ def check_files(p: dict) -> None:
                              f"working directory {os.getcwd()})")
 
 
+def check_repeated_vars(pairs) -> None:
+    """Refuse a ``-var`` name given twice ((name, value) pairs): LAMMPS keeps the first
+    value and ignores the second without a word."""
+    seen = {}
+    for name, value in pairs:
+        if name in seen:
+            raise ValueError(f"-var {name} is given twice ({seen[name]} and {value}): LAMMPS "
+                             "would keep the first and ignore the second; give it once")
+        seen[name] = value
+
+
 def check_var_names(names, defined, source: str, computed=()) -> None:
     """Refuse ``-var`` names that are not among ``defined`` (the variables ``source``
     defines or uses), naming each with the closest defined names: a misspelled variable

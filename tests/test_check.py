@@ -570,3 +570,29 @@ def test_build_filament_refuses_a_frozen_slab_check_would_refuse(tmp_path, capsy
     assert main(["build-filament", "--frozen-layers", "4", "-o", str(out)]) == 0
     capsys.readouterr()
     assert main(["check", str(out), "--deck", str(ROOT / "inputs" / "in.filament")]) == 0
+
+
+def test_a_variable_given_twice_is_refused(tmp_path, capsys, monkeypatch):
+    """LAMMPS keeps the first of two -var of one name and ignores the second: check, the
+    pip route and the deck route refuse it, naming both values, before any output."""
+    from lammps_recoil.hooks import check_deck_variables
+    monkeypatch.chdir(ROOT)
+    assert main(["check", DEFAULT_DATA, "-var", "V", "1", "-var", "V", "0.5"]) == 2
+    assert "-var V is given twice (1 and 0.5)" in capsys.readouterr().err
+    cmdline = tmp_path / "cmdline"
+    cmdline.write_bytes(b"\0".join([b"lmp", b"-in", b"inputs/in.filament", b"-var",
+                                    b"production_ps", b"120", b"-v", b"production_ps",
+                                    b"4"]) + b"\0")
+    monkeypatch.setattr("lammps_recoil.hooks._argv",
+                        lambda cmd="/proc/self/cmdline": cmdline.read_bytes().decode()
+                        .split("\0"))
+    with pytest.raises(ValueError, match=r"-var production_ps is given twice \(120 and 4\)"):
+        check_deck_variables(None)
+    pytest.importorskip("mpi4py")
+    pytest.importorskip("lammps")
+    from lammps_recoil.driver import run_deck
+    out = tmp_path / "runs"
+    assert run_deck("inputs/in.filament", [("production_ps", "0.3"), ("outdir", str(out)),
+                                           ("production_ps", "0.5")]) == 2
+    assert "-var production_ps is given twice (0.3 and 0.5)" in capsys.readouterr().err
+    assert not out.exists()
