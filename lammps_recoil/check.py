@@ -215,11 +215,11 @@ def check_connected(data: DataFile, electrodes, r_bond: float) -> None:
                          f"than {r_bond:.2f} A (the hopping cutoff) to either frozen electrode: "
                          "an isolated atom or cluster")
     if not np.intersect1d(left, right).size:
-        fil = types == FILAMENT_TYPE
-        z = np.sort(x[fil, 2])
-        gap = int(np.argmax(np.diff(z))) if len(z) > 1 else 0
-        where = (f"; the widest gap along z is between z = {z[gap]:.3f} and "
-                 f"{z[gap + 1]:.3f} A" if len(z) > 1 else "")
+        reach = x[np.isin(label, left), 2].max()          # the two bonded clusters' ends
+        start = x[np.isin(label, right), 2].min()
+        where = (f"; the atoms bonded to the left electrode reach up to z = {reach:.3f} A, "
+                 f"those bonded to the right one down to z = {start:.3f} A" +
+                 ("" if reach < start else " (they overlap in z: the break is sideways)"))
         raise ValueError("the filament does not join the two electrodes: no path of bonds "
                          f"shorter than {r_bond:.2f} A (the hopping cutoff) leads from the "
                          f"left frozen electrode to the right one{where}")

@@ -40,9 +40,11 @@ K_B = 8.617333262e-5
 DEFAULT_TOL = 1e-3
 #: Fermi tails are integrated out to this many kT from the chemical potentials.
 TAIL_KT = 20.0
-#: Biases below this (volts) are zero bias: linear response, no window (F(V) - F(0) is
-#: of order V there, and 1/V would overflow for denormal numbers).
-TINY_BIAS = 1e-12
+#: Biases below this (volts) are zero bias: linear response, no window. F(V) - F(0) is
+#: of order V there (1e-8 eV/A at most on the filaments here), and a narrower window's
+#: ends, E_F +- V/2 in double precision, would carry a relative error of 1e-16 E_F / V in
+#: the current (2.5e-4 at V = 1e-12).
+TINY_BIAS = 1e-8
 #: A removed pole closer than this (eV) to a channel edge, a step or an end of a segment
 #: is not a separate interval end (the edge, step or end is); nor is an edge this close
 #: to another (the same edge of two leads, to round-off).
@@ -334,6 +336,9 @@ class Segment:
         if n_points is not None:
             E, w = self.nodes(n_points, cuts)
             return Integral(w @ func(E, self), np.nan, len(E), None)
+        if not tol > 0:
+            raise ValueError(f"tol (the energy integral's accuracy: eV/A for forces, G0 for "
+                             f"the conductance) must be positive, got {tol}")
         try:
             res = adaptive_integral(lambda e: func(e, self), self.pieces(kinks, cuts), tol,
                                     start, watch)
@@ -353,7 +358,8 @@ def _near(worst, kinks, cuts) -> str:
         at = [e for e in np.atleast_1d(points) if lo - pad <= e <= hi + pad]
         if at:
             return f": {name} lies at E = {at[0]:.9f} eV; use a larger tol"
-    return ""
+    return ("; resonances crowd the window there (a long filament has many): use a larger "
+            "tol, e.g. 0.03")
 
 
 def _constant(value):

@@ -118,7 +118,10 @@ BAD = {
         lambda: structure(frozen=3) + ({},), {},
         ["the left frozen slab is 3 layers = 5.394 A thick (layers x spacing 1.797",
          "A), thinner than the EAM cutoff 6.5 A"]),
-    "broken filament": (_broken, {}, ["the filament does not join the two electrodes"]),
+    "broken filament": (_broken, {}, ["the filament does not join the two electrodes",
+                                      "the atoms bonded to the left electrode reach up to z "
+                                      "= 14.383 A, those bonded to the right one down to z = "
+                                      "19.776 A"]),
     "isolated atom": (_isolated_atom, {}, ["have no path of bonds shorter than 3.40 A"]),
     "V = 50": (lambda: structure() + ({"V": "50"},), {},
                ["bias V = 50.0 V: the window", "leaves the lead band", "accepted: -"]),

@@ -173,3 +173,28 @@ def test_energy_cache_batches_arriving_out_of_order_keep_their_values():
     E = np.concatenate(batches)
     np.testing.assert_array_equal(cache.values[cache.slots(E, compute)][:, 1, 0], E)
     np.testing.assert_array_equal(cache.energies, np.unique(E))
+
+
+def test_a_bad_tolerance_and_tiny_biases():
+    """tol <= 0 is refused (not run to the interval limit); a bias below TINY_BIAS is the
+    zero-bias limit (G = T(E_F) exactly, no force), and just above it the window's ends
+    carry no round-off that shows in G (the default filament: G(V) - T(E_F) = O(V^2))."""
+    from conftest import build_filament
+    from lammps_recoil.integration import TINY_BIAS
+    s = build_filament().recoil_system()
+    for tol in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match=r"tol \(the energy integral's accuracy: eV/A "
+                           r"for forces, G0 for the conductance\) must be positive"):
+            s.forces(1.0, tol=tol)
+    T_F = float(s.transmission([s.fermi_level])[0])
+    tiny = s.forces(0.5 * TINY_BIAS)
+    assert tiny.conductance == T_F and np.abs(tiny.forces).max() == 0.0
+    assert abs(s.forces(2 * TINY_BIAS, tol=1e-6).conductance - T_F) < 1e-7
+
+
+def test_an_unconverged_integral_says_how_to_proceed():
+    """Away from channel edges and unbroadened states the failure names crowded
+    resonances and a larger tol."""
+    from lammps_recoil.integration import _near
+    assert "resonances crowd the window" in _near((0.1, 0.2), kinks=[0.5], cuts=[])
+    assert _near((0.1, 0.2), kinks=[0.15], cuts=[]).startswith(": a lead channel edge")
