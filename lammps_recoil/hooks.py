@@ -27,7 +27,7 @@ from .coupling import (BATH_FIX, CURRENT_COLUMNS, CURRENT_COLUMNS_VARIABLE, Reco
                        series_header)
 from .params import (DEFAULT_DT, FIX_ID, RESUME_STEP, RUN_PARAMS, check_files,
                      check_repeated_vars, check_var_names, deck_values, header_params,
-                     lead_options, parse_params, run_header, vfile_digest)
+                     lead_options, parse_params, run_header, start_time, vfile_digest)
 from .protocols import deck_protocol
 from .parallel import lammps_comm, lammps_comm_or_none
 
@@ -71,6 +71,7 @@ def check_inputs(lmp, values: dict) -> dict:
     cut them back to the last restart state. Sets the deck variable
     :data:`~lammps_recoil.params.RESUME_STEP` (0 for a fresh run)."""
     params = parse_params(**values)
+    params["start"] = start_time()        # one time in the log's and the series' headers
     check_files(params)
     if lmp is not None:
         lammps_comm(lmp)          # the MPI library and BLAS threads, before any output

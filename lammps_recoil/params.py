@@ -336,6 +336,11 @@ def vfile_digest(params: dict) -> str | None:
         return hashlib.sha256(fh.read()).hexdigest()
 
 
+def start_time() -> str:
+    """The current UTC time as the run header writes it."""
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+
+
 def run_header(params: dict, lammps_version=None) -> list:
     """``name = value`` lines of the run's parameters and versions (:data:`RUN_PARAMS`;
     with a protocol file, its :func:`vfile_digest`)."""
@@ -344,7 +349,7 @@ def run_header(params: dict, lammps_version=None) -> list:
     if (digest := vfile_digest(params)) is not None:
         lines.append(f"vfile_sha256 = {digest}")
     lines += [f"lammps = {lammps_version}", f"lammps_recoil = {__version__}",
-              f"start = {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+              f"start = {params.get('start') or start_time()}",
               f"name = {os.path.basename(params['out'])}"]
     return lines
 
