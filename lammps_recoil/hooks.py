@@ -240,8 +240,9 @@ def check_deck_variables(lmp, deck=None) -> None:
         return
     from .driver import deck_commands, deck_variables
     with open(deck) as fh:          # LAMMPS holds the deck's own variables too, any style
-        defined = deck_variables(deck_commands(fh.read()), settable=False)
-    check_var_names(lmp.available_ids("variable"), defined, deck)
+        commands = deck_commands(fh.read())
+    check_var_names(lmp.available_ids("variable"), deck_variables(commands, settable=False),
+                    deck, settable=deck_variables(commands))
 
 
 def recoil_check(lmpptr) -> None:

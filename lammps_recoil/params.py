@@ -259,11 +259,13 @@ def check_repeated_vars(pairs) -> None:
         seen[name] = value
 
 
-def check_var_names(names, defined, source: str, computed=()) -> None:
+def check_var_names(names, defined, source: str, computed=(), settable=None) -> None:
     """Refuse ``-var`` names that are not among ``defined`` (the variables ``source``
-    defines or uses), naming each with the closest defined names: a misspelled variable
-    would otherwise be ignored silently. ``computed``: variables ``source`` computes itself
-    (equal, string, ... styles), which LAMMPS refuses to redefine over a ``-var``."""
+    defines or uses), naming each with the closest of ``settable`` (default ``defined``):
+    a misspelled variable would otherwise be ignored silently. ``computed``: variables
+    ``source`` computes itself (equal, string, ... styles), which LAMMPS refuses to
+    redefine over a ``-var``."""
+    settable = defined if settable is None else settable
     unknown = [n for n in dict.fromkeys(names) if n not in defined]
     inner = [n for n in unknown if n in computed]
     if inner:
@@ -272,11 +274,11 @@ def check_var_names(names, defined, source: str, computed=()) -> None:
                          f"the parameters instead (-var takes: {', '.join(sorted(defined))})")
     if not unknown:
         return
-    close = {n: difflib.get_close_matches(n, sorted(defined), n=3, cutoff=0.6)
+    close = {n: difflib.get_close_matches(n, sorted(settable), n=3, cutoff=0.6)
              for n in unknown}
     words = "; ".join(f"-var {n}" + (f" (closest: {', '.join(c)})" if c else "")
                       for n, c in close.items())
-    every = "" if all(close.values()) else f"; its variables: {', '.join(sorted(defined))}"
+    every = "" if all(close.values()) else f"; its variables: {', '.join(sorted(settable))}"
     raise ValueError(f"{source} defines no variable {', '.join(unknown)} ({words}): a -var "
                      f"that the deck does not use would be ignored{every}")
 

@@ -458,7 +458,7 @@ def test_misspelled_variables_are_refused_naming_the_closest(tmp_path, capsys, m
     assert main(["check", DEFAULT_DATA, "-var", "producton_ps", "5"]) == 2
     err = capsys.readouterr().err
     assert "inputs/in.filament defines no variable producton_ps" in err
-    assert "(-var producton_ps (closest: production_ps" in err
+    assert "(-var producton_ps (closest: production_ps))" in err
     assert main(["check", DEFAULT_DATA, "-var", "warmup_ps", "1", "-var", "leads",
                  "infinite"]) == 0
     capsys.readouterr()
@@ -477,8 +477,8 @@ def test_misspelled_variables_are_refused_naming_the_closest(tmp_path, capsys, m
 def test_deck_route_refuses_a_misspelled_variable(tmp_path):
     proc = route1(tmp_path / "runs", "typo", deck=PRODUCTION, producton_ps=5)
     assert proc.returncode != 0
-    assert "defines no variable producton_ps (-var producton_ps (closest: production_ps" \
-        in proc.stderr, proc.stderr[-2000:]
+    assert "defines no variable producton_ps (-var producton_ps (closest: production_ps))" \
+        in proc.stderr, proc.stderr[-2000:]             # not prod_steps: -var cannot set it
     assert not (tmp_path / "runs").exists()
 
 
