@@ -55,9 +55,8 @@ from .protocols import deck_protocol
 #: vector d2_jcur (uA) and throughput d_icur (uA) of :mod:`lammps_recoil.bondcurrent`.
 CURRENT_FIX = "electrons"
 CURRENT_NAMES = ("d_dn", "d2_jcur", "3", "d_icur")
-#: The deck variable that the dump command appends to its columns, and what it holds with
-#: ``currents yes`` (empty otherwise; set by the check step before the dump is defined).
-CURRENT_COLUMNS_VARIABLE = "jcols"
+#: What the deck variable params.CURRENT_COLUMNS_VARIABLE, appended to the dump's columns,
+#: holds with ``currents yes`` (empty otherwise; set by the check step before the dump).
 CURRENT_COLUMNS = "d2_jcur[1] d2_jcur[2] d2_jcur[3] d_icur"
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).

@@ -23,9 +23,9 @@ import os
 import sys
 
 from . import runstate
-from .coupling import (BATH_FIX, CURRENT_COLUMNS, CURRENT_COLUMNS_VARIABLE, RecoilCoupling,
-                       series_header)
-from .params import (DEFAULT_DT, FIX_ID, RESUME_STEP, RUN_PARAMS, check_files,
+from .coupling import BATH_FIX, CURRENT_COLUMNS, RecoilCoupling, series_header
+from .params import (CURRENT_COLUMNS_VARIABLE, DEFAULT_DT, FIX_ID, RESUME_STEP, RUN_PARAMS,
+                     check_files,
                      check_repeated_vars, check_var_names, deck_values, header_params,
                      lead_options, parse_params, run_header, start_time, vfile_digest)
 from .protocols import deck_protocol

@@ -208,9 +208,11 @@ DECK_NAMES = (("variable", "prod_steps", "production steps (progress and ETA)"),
 #: Deck variable set before the atoms are read: the step a resumed run continues from (0
 #: for a fresh run), e.g. for the Langevin seed.
 RESUME_STEP = "resume_step"
+#: The deck variable holding the dump's current columns (set by the check step).
+CURRENT_COLUMNS_VARIABLE = "jcols"
 #: Deck variables that lammps-recoil sets itself (``-var`` may not): the resume step, the
 #: dump's current columns, the route.
-SET_INSIDE = (RESUME_STEP, "jcols", "route")
+SET_INSIDE = (RESUME_STEP, CURRENT_COLUMNS_VARIABLE, "route")
 
 
 def parse_params(**named) -> dict:
