@@ -1,7 +1,7 @@
 """Benchmark: MD with the electronic bath against the mean-force-only run of the same deck.
 
     python benchmarks/bench_bath.py [--ps 5] [--repeat 3] [--V 1.0] [--Te 0]
-    python benchmarks/bench_bath.py --accuracy [--ps 2] [--V 1.0]
+    python benchmarks/bench_bath.py --accuracy [--ps 2] [--V 1.0] [--md-tol 1 10]
 
 Runs the test deck tests/in.checks (482 atoms, Langevin at 300 K, recoil forces every 100
 steps on the 34-atom filament device) through the pip route, ``lammps-recoil run``, without
@@ -14,9 +14,10 @@ kernels ((Modify - Modify of the mean-force run - kernel seconds) / steps); "ker
 mean seconds of one computation of the kernels (the time series' bath_s).
 
 ``--accuracy``: the kernels as the MD computes them (on the mean force's partition of the
-same update, bathmd.MD_TOL) against a tight integral (tol 1e-3 of this geometry's
-zero-bias friction), on the frames of a mean-force-only run of the same deck (300 K, every
-200 steps): energies used and the largest deviation of friction, Berry tensor and noise,
+same update, to the relative tolerance ``--md-tol``, default bathmd.MD_TOL; several values
+give a column group each) against a tight integral (tol 1e-3 of this geometry's zero-bias
+friction), on the frames of a mean-force-only run of the same deck (300 K, every 200
+steps): energies used and the largest deviation of friction, Berry tensor and noise,
 relative to the largest element of each.
 """
 import argparse
@@ -59,7 +60,7 @@ def run(outdir, name, ps, V, Te, **var):
     return t
 
 
-def accuracy(ps, V):
+def accuracy(ps, V, md_tols):
     import numpy as np
     sys.path.insert(0, str(ROOT))
     from lammps_recoil import bath
@@ -70,27 +71,33 @@ def accuracy(ps, V):
         run(tmp, "traj", ps, V, 0.0, bath="none", dump_every=200)
         frames = read_dump(Path(tmp) / "traj.dump")
     system = system_from_data(str(ROOT / "inputs" / "filament.data"))
+    md_tols = md_tols or [MD_TOL]
     floor = None
-    print(f"Command: python benchmarks/bench_bath.py --accuracy --ps {ps:g} --V {V:g}")
-    print(f"Date {time.strftime('%Y-%m-%d')}: kernels at T_e = 0, tol {MD_TOL:g} on the mean "
-          "force's partition (tol 1e-2) against tol 1e-3\n")
-    print("| t (ps) | mean force energies | kernel energies | tight energies | friction | "
-          "Berry | noise |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(f"Command: python benchmarks/bench_bath.py --accuracy --ps {ps:g} --V {V:g} "
+          f"--md-tol {' '.join(f'{t:g}' for t in md_tols)}")
+    print(f"Date {time.strftime('%Y-%m-%d')}: kernels at T_e = 0 on the mean force's partition "
+          "(tol 1e-2) against tol 1e-3; per MD tolerance: energies, largest deviation of "
+          "friction, Berry tensor, noise\n")
+    group = " | ".join(f"tol {t:g}: energies | friction | Berry | noise" for t in md_tols)
+    print(f"| t (ps) | mean force energies | tight energies | {group} |")
+    print("| --- | --- | --- | " + " | ".join(["---"] * 4 * len(md_tols)) + " |")
     for n, fr in enumerate(frames):
         order = np.argsort(fr["id"])
         x = np.column_stack([fr["x"], fr["y"], fr["z"]])[order]
         system.update(x[np.asarray(fr["type"])[order] == 1])
         force = system.forces(V, 0.5, tol=1e-2)
-        md = bath.electronic_bath(system, V, 0.5, 0.0, tol=MD_TOL, reference=floor,
-                                  start=system._partitions.get((0, False, "paper", 1e-2), ()),
-                                  kinks=system._cuts(1e-2))
-        floor = md.reference if floor is None else floor
+        start = system._partitions.get((0, False, "paper", 1e-2), ())
         tight = bath.electronic_bath(system, V, 0.5, 0.0, tol=1e-3)
-        dev = [np.abs(getattr(md, k) - getattr(tight, k)).max()
-               / np.abs(getattr(tight, k)).max() for k in ("friction", "berry", "noise")]
-        print(f"| {0.2 * n:.1f} | {force.n_energies} | {md.n_energies} | {tight.n_energies} | "
-              + " | ".join(f"{d:.1e}" for d in dev) + " |")
+        cells = []
+        for tol in md_tols:
+            md = bath.electronic_bath(system, V, 0.5, 0.0, tol=tol, reference=floor,
+                                      start=start, kinks=system._cuts(1e-2))
+            floor = md.reference if floor is None else floor
+            dev = [np.abs(getattr(md, k) - getattr(tight, k)).max()
+                   / np.abs(getattr(tight, k)).max() for k in ("friction", "berry", "noise")]
+            cells.append(f"{md.n_energies} | " + " | ".join(f"{d:.1e}" for d in dev))
+        print(f"| {0.2 * n:.1f} | {force.n_energies} | {tight.n_energies} | "
+              + " | ".join(cells) + " |", flush=True)
 
 
 def main():
@@ -101,9 +108,10 @@ def main():
     ap.add_argument("--Te", type=float, default=0.0)
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
     ap.add_argument("--accuracy", action="store_true")
+    ap.add_argument("--md-tol", type=float, nargs="+", default=None)
     args = ap.parse_args()
     if args.accuracy:
-        return accuracy(args.ps, args.V)
+        return accuracy(args.ps, args.V, args.md_tol)
     best = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
