@@ -94,16 +94,19 @@ def force_eq17(bias, v_left, v_right, eps=0.0, beta=0.5, t=DEFAULTS["t"],
     return zeta * bias / (np.pi * t) * ((beta - 0.5) * (v_left - v_right) - eps)
 
 
-def hessian_eq18(bias, q_eff, beta=0.5, t=DEFAULTS["t"], a=DEFAULTS["a"],
-                 zeta=1.0 / DEFAULTS["a"]):
-    """dF/dZ0 of the central atom (Eq. 18), eV/A^2: screened Coulomb plus electrons."""
+def hessian_eq18(bias, q_eff, beta=0.5, t=DEFAULTS["t"], a=DEFAULTS["a"], zeta=None):
+    """dF/dZ0 of the central atom (Eq. 18), eV/A^2: screened Coulomb plus electrons; bias
+    in V, t in eV, the spacing a in A and zeta (1/A, default 1/a, as :func:`chain_hopping`)."""
+    zeta = 1.0 / a if zeta is None else zeta
     q2 = COULOMB * q_eff**2
     return (-4.0 * q2 / a**3
             - 2.0 * zeta**2 * t * (1.0 + 8.0 / np.pi + (beta - 0.5) * bias / (np.pi * t)))
 
 
-def v_crit_eq19(q_eff, beta, t=DEFAULTS["t"], a=DEFAULTS["a"], zeta=1.0 / DEFAULTS["a"]):
-    """Critical bias (V) above which the central atom becomes unstable (Eq. 19)."""
+def v_crit_eq19(q_eff, beta, t=DEFAULTS["t"], a=DEFAULTS["a"], zeta=None):
+    """Critical bias (V) above which the central atom becomes unstable (Eq. 19); t in eV, a
+    in A, zeta in 1/A (default 1/a, as :func:`chain_hopping`)."""
+    zeta = 1.0 / a if zeta is None else zeta
     if beta == 0.5:
         return np.inf
     q2 = COULOMB * q_eff**2

@@ -20,6 +20,11 @@ def test_zero_bias_stiffness_is_eq18():
     k = chain.stiffness(0.0, 0.8, **PAPER)
     assert k == pytest.approx(chain.hessian_eq18(0.0, 0.8, **PAPER), abs=1e-5)
     assert k == pytest.approx(-0.0895, abs=1e-3)          # barely stable at V = 0
+    # another spacing: the chain's zeta = 1/a, and Eq. 18's default follows it
+    k3 = chain.stiffness(0.0, 0.8, a=3.0, **PAPER)
+    assert k3 == pytest.approx(chain.hessian_eq18(0.0, 0.8, a=3.0, **PAPER), abs=1e-5)
+    assert chain.v_crit_eq19(0.8, 0.0, t=-2.0, a=3.0) == pytest.approx(
+        chain.v_crit_eq19(0.8, 0.0, t=-2.0, a=3.0, zeta=1.0 / 3.0), rel=1e-12)
 
 
 def test_bias_slope_of_stiffness_approaches_eq18():
