@@ -19,6 +19,7 @@ from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, TYPE_MEANING, check_device
                        check_leads, check_types, measure_electrodes, system_from_types)
 from .geometry import MIN_DISTANCE, bond_components, check_overlaps, neighbor_pairs
 from .hamiltonian import HoppingModel
+from .integration import chemical_potentials
 from .leads import DEFAULT_ETA, DEFAULT_KMESH
 from .system import FLAT_MARGIN
 
@@ -119,9 +120,10 @@ def eam_cutoff(potential: str) -> float:
                          "with the cutoff radius") from None
 
 
-def bias_window(fermi: float, V: float, beta: float) -> tuple[float, float]:
-    """[min, max] of mu_L = E_F - (1 - beta) V and mu_R = E_F + beta V (paper, Eq. 10)."""
-    mu = (fermi - (1 - beta) * V, fermi + beta * V)
+def window_ends(fermi: float, V: float, beta: float) -> tuple[float, float]:
+    """[min, max] of the chemical potentials mu_L, mu_R (eV) at bias V (volts; paper, after
+    Eq. 10: :func:`~lammps_recoil.integration.chemical_potentials`)."""
+    mu = chemical_potentials(fermi, V, beta)
     return min(mu), max(mu)
 
 
@@ -313,7 +315,7 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
     for v in biases:
         _check_bias(v, beta, EF, (lo, hi), flat, vmax, accepted, box, el, kpoints)
     V = biases[np.argmax(np.abs(biases))]
-    wlo, whi = bias_window(EF, V, beta)
+    wlo, whi = window_ends(EF, V, beta)
     span = f"V = {V} V" if len(biases) == 1 else f"V from {biases[0]} to {biases[-1]} V"
     rep.add(f"  {span}, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV"
             f"{' at the largest |V|' if len(biases) > 1 else ''}; {accepted}")
@@ -384,7 +386,7 @@ def _check_bias(V, beta, EF, band, flat, vmax, accepted, box, el, kpoints) -> No
     """Refuse a bias whose window leaves the lead band or meets a flat band, naming the
     cause and what is accepted (:func:`check_data`)."""
     lo, hi = band
-    wlo, whi = bias_window(EF, V, beta)
+    wlo, whi = window_ends(EF, V, beta)
     if V != 0 and abs(V) >= vmax[np.sign(V)]:
         near = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
         if wlo < lo or whi > hi:
@@ -440,7 +442,7 @@ def _check_bath(system, V, beta, temperature, box, el, kpoints) -> None:
         pass
     EF, (lo, hi) = system.fermi_level, system.band_edges
     tail = TAIL_KT * K_B * temperature
-    wlo, whi = bias_window(EF, V, beta)
+    wlo, whi = window_ends(EF, V, beta)
     wlo, whi = min(wlo, EF) - tail, max(whi, EF) + tail
     flat = np.unique(np.round(system._flat_bands()[0], 4))
     near = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]

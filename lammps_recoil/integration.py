@@ -252,7 +252,8 @@ def isolated(edges, tol: float) -> np.ndarray:
 
 
 def fermi(E, mu, temperature):
-    """Fermi-Dirac occupation f(E - mu) at ``temperature`` (K); a step at T = 0."""
+    """Fermi-Dirac occupation f(E - mu) of the leads' states (the f_S of Eqs. 8-10) at
+    ``temperature`` (K), energies in eV; a step at T = 0 (1/2 at E = mu)."""
     E = np.asarray(E, dtype=float)
     if temperature == 0.0:
         return np.heaviside(mu - E, 0.5)
@@ -260,6 +261,8 @@ def fermi(E, mu, temperature):
 
 
 def check_bias(bias: float, beta: float, temperature: float = 0.0) -> None:
+    """Refuse a bias (V) that is not finite, a voltage-drop asymmetry beta outside [0, 1]
+    and a negative or non-finite electron temperature (K)."""
     if not np.isfinite(bias):
         raise ValueError(f"bias must be a finite number of volts, got {bias}")
     if not (0.0 <= beta <= 1.0):
@@ -269,7 +272,8 @@ def check_bias(bias: float, beta: float, temperature: float = 0.0) -> None:
 
 
 def chemical_potentials(fermi_level: float, bias: float, beta: float):
-    """mu_L, mu_R (eV) for bias V (volts) and voltage-drop asymmetry beta in [0, 1]."""
+    """mu_L, mu_R (eV) for bias V (volts) and voltage-drop asymmetry beta in [0, 1] (the
+    paper, after Eq. 10)."""
     check_bias(bias, beta)
     return fermi_level - (1.0 - beta) * bias, fermi_level + beta * bias
 
