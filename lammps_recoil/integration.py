@@ -307,7 +307,13 @@ class Segment:
         at the ``cuts`` (poles removed from the integrand, which no node may hit) inside
         it; kinks and the band-bottom edge are root ends of their pieces."""
         kinks, cuts = np.sort(np.asarray(kinks, dtype=float)), np.asarray(cuts, dtype=float)
-        kinks = kinks[(kinks > self.a) & (kinks < self.b)]
+        # an edge on a step or an end (to round-off) is that step or end, which becomes a
+        # root end: a piece of round-off length would put nodes on the branch point
+        anchors = np.array([self.a, self.b, *self.steps], dtype=float)
+        gap = np.abs(kinks[:, None] - anchors[None, :])
+        on = gap.min(axis=1, initial=np.inf) <= CUT_MERGE
+        kinks[on] = anchors[gap[on].argmin(axis=1)]
+        kinks = np.sort(kinks[(kinks >= self.a) & (kinks <= self.b)])
         kinks = kinks[np.diff(kinks, prepend=-np.inf) > CUT_MERGE]       # (one edge, once)
         cuts = cuts[(cuts > self.a) & (cuts < self.b)]
         # a pole on a channel edge (or a step): the edge is its end already, and its root

@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from lammps_recoil.integration import (_GK_WG, _GK_WK, _GK_X, Piece, Segment,
                                        adaptive_integral, coarsen, isolated)
+from lammps_recoil import HoppingModel, RecoilSystem, WireLead
 from lammps_recoil.leads import EnergyCache
 
 
@@ -107,6 +108,28 @@ def test_band_edge_singularity_and_steps():
     assert 1.0 in ends
     fixed, _, m, _ = seg.integrate(f, n_points=8)
     assert fixed[0] == pytest.approx(6.0, abs=1e-12) and m == 16
+
+
+def test_an_edge_on_a_step_is_the_step():
+    """A channel edge within round-off of E_F (a step) or of a window end is that step or
+    end, approached as a root: no piece of round-off length whose nodes would sit on the
+    branch point. A 2x2 square wire whose E_F lies on a subband edge (0 eV, found at
+    -3.7e-17) has T = 3 across the window: G(1 V) = 3 G0."""
+    seg = Segment(-0.5, 0.5, occupation=None, landauer=None, steps=(0.0,))
+    pieces = seg.pieces(kinks=[-3.7e-17, 0.5 + 1e-17, -0.2])
+    assert [(p.lo, p.hi) for p in pieces] == [(-0.5, -0.2), (-0.2, 0.0), (0.0, 0.5)]
+    assert [(p.root_lo, p.root_hi) for p in pieces] == [(False, True), (True, True),
+                                                        (True, True)]
+    L = 2.5
+    cell = np.array([[0, 0, 0], [L, 0, 0], [0, L, 0], [L, L, 0]], float)
+    hop = HoppingModel()
+    left = WireLead(cell - [0, 0, L], [0, 0, -L], "left", hop)
+    right = WireLead(cell + [0, 0, 4 * L], [0, 0, L], "right", hop)
+    wire = RecoilSystem(np.concatenate([cell + [0, 0, L * c] for c in range(4)]), left, right,
+                        hop, fermi_level=0.0)
+    assert np.min(np.abs(wire._kinks())) < 1e-15
+    assert wire.conductance(1.0) == pytest.approx(3.0, abs=1e-9)
+    assert np.abs(wire.forces(0.4).total).max() < 1e-12
 
 
 def test_coarsen_merges_only_over_refined_pairs():
