@@ -17,7 +17,8 @@ import numpy as np
 
 from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, TYPE_MEANING, check_device,
                        check_leads, check_types, measure_electrodes, system_from_types)
-from .geometry import MIN_DISTANCE, bond_components, check_overlaps, neighbor_pairs
+from .geometry import (MIN_DISTANCE, bond_components, check_overlaps, check_positions,
+                       neighbor_pairs)
 from .hamiltonian import HoppingModel
 from .integration import chemical_potentials
 from .leads import DEFAULT_ETA, DEFAULT_KMESH
@@ -97,6 +98,7 @@ def read_data(path: str) -> DataFile:
     except (ValueError, IndexError) as err:
         raise ValueError(f"{path}: bad line in the Atoms section ({err})") from None
     order = np.argsort(ids)
+    check_positions(x[order], f"{path}", ids[order])
     return DataFile(path, ids[order], types[order], x[order], bounds, n_types)
 
 

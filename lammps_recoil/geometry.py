@@ -118,15 +118,19 @@ def check_box(box) -> np.ndarray | None:
     return box
 
 
-def check_positions(positions, what: str = "atoms") -> np.ndarray:
-    """Return positions as an (N, 3) float array; reject NaN/inf with the offending atoms."""
+def check_positions(positions, what: str = "atoms", ids=None) -> np.ndarray:
+    """Return positions as an (N, 3) float array; reject NaN/inf naming the offending atoms
+    by ``ids`` (e.g. LAMMPS atom IDs; default their indices)."""
     pos = np.asarray(positions, dtype=float)
     if pos.ndim != 2 or pos.shape[1] != 3:
         raise ValueError(f"{what}: positions must have shape (N, 3), got {pos.shape}")
     bad = np.flatnonzero(~np.all(np.isfinite(pos), axis=1))
     if bad.size:
-        raise ValueError(f"{what}: non-finite (NaN or inf) coordinates for atoms "
-                         f"{bad[:10].tolist()}{' ...' if bad.size > 10 else ''}")
+        named = ids is not None and len(ids) == len(pos)
+        name, shown = ("atom IDs", np.asarray(ids)[bad]) if named else ("atoms", bad)
+        raise ValueError(f"{what}: non-finite (NaN or inf) coordinates for {name} "
+                         f"{shown[:10].tolist()}{' ...' if bad.size > 10 else ''} "
+                         f"(first: {pos[bad[0]].tolist()})")
     return pos
 
 

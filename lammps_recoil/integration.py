@@ -27,6 +27,7 @@ far more accurate (measured in docs/engine.md and docs/large.md).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
@@ -260,9 +261,31 @@ def fermi(E, mu, temperature):
     return expit(-(E - mu) / (K_B * temperature))
 
 
+def real_number(value, name: str) -> float:
+    """``value`` as a float if it is one real number (a Python or numpy integer or float,
+    or a 0-d array of one), else a TypeError naming ``name``: strings, booleans, complex
+    numbers and sequences are refused, not converted."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be one real number, got {value!r} "
+                        f"({type(value).__name__})")
+    return float(value)
+
+
+def positive_count(value, name: str) -> int:
+    """``value`` as an int if it is a positive integer, else a ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) \
+            or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def check_bias(bias: float, beta: float, temperature: float = 0.0) -> None:
     """Refuse a bias (V) that is not finite, a voltage-drop asymmetry beta outside [0, 1]
-    and a negative or non-finite electron temperature (K)."""
+    and a negative or non-finite electron temperature (K); each must be one real number."""
+    for name, value in (("bias (V)", bias), ("beta", beta), ("temperature (K)", temperature)):
+        real_number(value, name)
     if not np.isfinite(bias):
         raise ValueError(f"bias must be a finite number of volts, got {bias}")
     if not (0.0 <= beta <= 1.0):
@@ -327,8 +350,7 @@ class Segment:
     def nodes(self, n: int, cuts=()):
         """Fixed n-point Gauss-Legendre nodes and weights (dE included) on each piece
         between the steps and ``cuts`` (with the band-bottom substitution)."""
-        if n < 1:
-            raise ValueError(f"need at least one energy point, got {n}")
+        n = positive_count(n, "the number of energy points per piece (n_points)")
         u, wu = gauss_legendre(0.0, 1.0, n)
         rules = [piece.energy(u) for piece in self.pieces(cuts=cuts)]
         return np.concatenate([E for E, _ in rules]), np.concatenate([wu * J for _, J in rules])

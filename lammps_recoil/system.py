@@ -194,12 +194,18 @@ class RecoilSystem:
         self._neighbors = lead_neighbors(left, right, self.hopping, self.box)
         self._partitions = {}
         self._factors = {}             # (lead, Bloch vector) -> (contacts, EnergyCache)
-        self.eta = float(eta)
+        self.eta = quad.real_number(eta, "eta (the device's broadening, eV)")
+        if not (np.isfinite(self.eta) and self.eta >= 0.0):
+            raise ValueError(f"eta (the device's broadening, eV) must be >= 0, got {eta}: a "
+                             "negative eta makes the device emit electrons instead of "
+                             "absorbing them")
         self.onsite = onsite
         self.comm = comm
         if fermi_level is None:
             fermi_level = left.fermi_level()
-        self.fermi_level = float(fermi_level)
+        self.fermi_level = quad.real_number(fermi_level, "fermi_level (eV)")
+        if not np.isfinite(self.fermi_level):
+            raise ValueError(f"fermi_level must be a finite energy in eV, got {fermi_level}")
         self._band = self._edges = self._flat = None
         self.positions = None
         self._require_contact = bool(require_contact)
@@ -223,13 +229,26 @@ class RecoilSystem:
         both leads; later it may lose one (a ruptured filament): T = 0, and the recoil
         forces come from the lead it still touches.
         """
-        user = check_positions(positions, "device")
+        user = check_positions(positions, "device", ids)
         n = len(user)
         if n == 0:
             raise ValueError("the device is empty: no atoms between the leads")
+        if self.positions is not None and n != len(self.positions):
+            raise ValueError(f"update moves the same {len(self.positions)} device atoms, got "
+                             f"{n} positions: build a new RecoilSystem for another set of "
+                             "atoms")
         self.ids = np.arange(n) if ids is None else np.asarray(ids)
         if len(self.ids) != n:
             raise ValueError(f"{len(self.ids)} atom ids for {n} device atoms")
+        if self.onsite is not None:
+            values = np.asarray(self.onsite)
+            if values.ndim > 1 or values.size not in (1, n) or values.dtype.kind not in "iuf":
+                raise ValueError(f"onsite energies (eV): one real number or one per device "
+                                 f"atom ({n}), got {values.size} of type {values.dtype}")
+            if not np.all(np.isfinite(values)):
+                bad = self.ids[np.flatnonzero(~np.isfinite(np.broadcast_to(values, (n,))))]
+                raise ValueError(f"onsite energies (eV) must be finite: not for atoms "
+                                 f"{bad[:10].tolist()}")
         topo = device_topology(user, self._neighbors, self.leads, self.hopping, self.box,
                                self.ids, self.names, need_both=self.positions is None
                                and self._require_contact)
@@ -383,8 +402,12 @@ class RecoilSystem:
         return np.concatenate([p for p, _ in gathered if p is not None])
 
     def channels(self, energy: float | None = None, ik: int = 0) -> np.ndarray:
-        """Transmission eigenvalues at one energy (default E_F) and Bloch vector."""
+        """Transmission eigenvalues at one energy (eV, default E_F) and Bloch vector index
+        ``ik`` (0 .. number of Bloch vectors - 1)."""
         E = self.fermi_level if energy is None else energy
+        if not (isinstance(ik, (int, np.integer)) and 0 <= ik < len(self.kpoints)):
+            raise ValueError(f"ik must be a Bloch vector index 0..{len(self.kpoints) - 1}, "
+                             f"got {ik!r}")
         return self.scattering(E, ik, sources=(1,)).channels()[0]
 
     def conductance(self, bias: float = 0.0, beta: float = 0.5, temperature: float = 0.0,
@@ -458,9 +481,9 @@ class RecoilSystem:
             raise ValueError("bond currents come from the bias window (the equilibrium "
                              "density carries none): call forces with full=False")
         if full:
+            n_points = quad.positive_count(full_points, "full_points")
             segments = quad.full_band(self.band_edges[0], self.fermi_level, bias, beta,
                                       temperature)
-            n_points = full_points
         else:
             segments = quad.bias_window(self.fermi_level, bias, beta, temperature)
         self._check_window(segments)
