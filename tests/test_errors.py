@@ -91,12 +91,67 @@ def test_leads_touching():
     (dict(bias=6.0), "leaves the lead band"),
     (dict(bias=1.0, temperature=-5.0), "temperature must be >= 0"),
     (dict(bias=1.0, model="magic"), "force model must be one of"),
-    (dict(bias=1.0, n_points=0), "at least one energy point"),
+    (dict(bias=1.0, n_points=0), r"\(n_points\) must be a positive integer, got 0"),
+    (dict(bias=1.0, n_points=2.5), r"\(n_points\) must be a positive integer, got 2.5"),
+    (dict(bias=1.0, full=True, full_points=0), "full_points must be a positive integer"),
 ])
 def test_bad_bias_parameters(fil, kw, message):
     _, s = fil
     with pytest.raises(ValueError, match=message):
         s.forces(**kw)
+
+
+@pytest.mark.parametrize("bias", ["1.0", None, [1.0, 0.5], np.array([1.0]), 1 + 0.5j, True])
+def test_a_bias_that_is_not_one_real_number(fil, bias):
+    """Strings, None, sequences, complex numbers and booleans are refused by name (before:
+    numpy's ufunc or truth-value errors, and True ran as 1 V); numpy scalars are numbers."""
+    _, s = fil
+    with pytest.raises(TypeError, match=r"bias \(V\) must be one real number, got"):
+        s.forces(bias)
+    with pytest.raises(TypeError, match="beta must be one real number"):
+        s.conductance(0.5, beta="0.5")
+    assert s.forces(np.float64(0.3)).total == pytest.approx(s.forces(np.array(0.3)).total,
+                                                             abs=1e-14)
+
+
+def test_device_parameters(fil):
+    """A negative broadening, a non-finite Fermi level, on-site energies of the wrong
+    length or NaN, a Bloch index out of range and an update with other atoms are refused
+    with the value found; a refused update leaves the system as it was."""
+    f, s = fil
+    x, (left, right) = s.positions, f.leads()
+    with pytest.raises(ValueError, match=r"eta .* must be >= 0, got -0.05"):
+        RecoilSystem(x, left, right, box=f.box, eta=-0.05)
+    with pytest.raises(ValueError, match="fermi_level must be a finite energy in eV, got nan"):
+        RecoilSystem(x, left, right, box=f.box, fermi_level=np.nan)
+    with pytest.raises(ValueError, match=rf"one per device atom \({len(x)}\), got 3"):
+        RecoilSystem(x, left, right, box=f.box, onsite=np.zeros(3))
+    with pytest.raises(ValueError, match=r"must be finite: not for atoms \[0, 1"):
+        RecoilSystem(x, left, right, box=f.box, onsite=np.full(len(x), np.nan))
+    with pytest.raises(ValueError, match="ik must be a Bloch vector index 0..0, got 5"):
+        s.channels(ik=5)
+    g = s.conductance()
+    with pytest.raises(ValueError, match=rf"same {len(x)} device atoms, got {len(x) - 1}"):
+        s.update(x[:-1])
+    assert s.conductance() == g
+
+
+def test_nan_in_a_data_file_names_the_atom_id(tmp_path):
+    """A NaN coordinate in a data file is named by its LAMMPS atom ID when the file is
+    read (before: scipy's KD-tree error from check, a 0-based index from Python)."""
+    from lammps_recoil.check import read_data
+    f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
+                       shape="cylinder", neck_radius=1.3)
+    path = tmp_path / "nan.data"
+    f.write_data(str(path))
+    lines = path.read_text().splitlines()
+    k = lines.index("Atoms # atomic") + 2 + 6            # the seventh atom line
+    words = lines[k].split()
+    words[2] = "nan"
+    lines[k] = " ".join(words)
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"coordinates for atom IDs \[{words[0]}\]"):
+        read_data(str(path))
 
 
 def test_window_on_a_flat_band():
@@ -131,3 +186,9 @@ def test_non_finite_forces_are_refused():
 def test_chain_needs_negative_hopping():
     with pytest.raises(ValueError, match="must be negative"):
         chain_system(1.0, 1.0, t=1.8)
+    with pytest.raises(ValueError, match="spacing a must be a positive distance in A, got 0"):
+        chain_system(-1.8, -1.8, a=0.0)
+    with pytest.raises(ValueError, match="zeta .* must be positive, in 1/A, got -0.4"):
+        chain_system(-1.8, -1.8, zeta=-0.4)
+    with pytest.raises(ValueError, match="n_side .* must be an integer >= 0, got -1"):
+        chain_system(-1.8, -1.8, n_side=-1)
