@@ -51,10 +51,15 @@ class ContactHopping(HoppingModel):
 
 def chain_hopping(t: float = DEFAULTS["t"], a: float = DEFAULTS["a"], zeta: float | None = None,
                   v_left: float | None = None, v_right: float | None = None) -> ContactHopping:
-    """Hopping model of the chain: t(a) = t, nearest neighbours only (cutoff 1.5 a)."""
+    """Hopping model of the chain: t(a) = t (eV), nearest neighbours only (cutoff 1.5 a, a
+    in A), dt/dr = -zeta t (zeta in 1/A, default 1/a)."""
+    if not (np.isfinite(a) and a > 0):
+        raise ValueError(f"chain spacing a must be a positive distance in A, got {a}")
     zeta = 1.0 / a if zeta is None else zeta
     if not t < 0:
         raise ValueError(f"chain hopping t must be negative, got {t}")
+    if not (np.isfinite(zeta) and zeta > 0):
+        raise ValueError(f"chain zeta (dt/dr = -zeta t) must be positive, in 1/A, got {zeta}")
     return ContactHopping(t0=t * np.exp(zeta * a), zeta=zeta, r_on=1.5 * a, r_off=1.5 * a,
                           v_left=t if v_left is None else v_left,
                           v_right=t if v_right is None else v_right)
@@ -64,6 +69,9 @@ def chain_system(v_left: float, v_right: float, eps: float = 0.0, t: float = DEF
                  a: float = DEFAULTS["a"], zeta: float | None = None,
                  n_side: int = 0) -> RecoilSystem:
     """NEGF system of the chain with device atoms j = -n_side..n_side (index n_side = 0)."""
+    if isinstance(n_side, bool) or not isinstance(n_side, (int, np.integer)) or n_side < 0:
+        raise ValueError(f"n_side (device atoms on each side of the central one) must be an "
+                         f"integer >= 0, got {n_side!r}")
     hop = chain_hopping(t, a, zeta, v_left, v_right)
     z = a * np.arange(-n_side, n_side + 1)
     xyz = lambda zz: np.column_stack([np.zeros_like(zz), np.zeros_like(zz), zz])

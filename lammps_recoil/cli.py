@@ -386,6 +386,9 @@ def _chain(args) -> int:
 
     out = args.outdir
     t, a = args.t, args.a
+    if args.points < 2:
+        raise ValueError(f"--points {args.points}: a scan needs at least 2 points")
+    chain.chain_hopping(t, a)                  # refuses a bad --t or --a before any output
     if args.study == "fig1a":
         g = np.linspace(0.0, 0.95, args.points)
         d = chain.fig1a(g, args.bias, args.beta, args.n_side, t, a)
@@ -439,7 +442,10 @@ def _chain(args) -> int:
                 num = f"{chain.critical_bias(q, args.beta, t, a, v_max=args.vmax):.3f} V"
             except ValueError as err:
                 num = f"none ({err})"
-            print(f"q_eff = {q:g} e0: V_crit Eq. 19 = {eq19:.3f} V, numeric = {num}")
+            note = (" (beta = 1/2: Eq. 18 has no bias term; try --beta 0)" if np.isinf(eq19)
+                    else " (negative: Eq. 18 is unstable already at V = 0)" if eq19 < 0
+                    else "")
+            print(f"q_eff = {q:g} e0: V_crit Eq. 19 = {eq19:.3f} V{note}, numeric = {num}")
         print(f"wrote {out}/chain_instability.csv and .png")
     else:  # momentum
         g = np.linspace(0.1, 0.9, args.points)
@@ -620,7 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "momentum (CSV + PNG)")
     ch.add_argument("study", choices=("fig1a", "fig1b", "instability", "momentum"),
                     help="which figure or table")
-    ch.add_argument("--outdir", default="docs/figures", help="where the CSV and PNG go")
+    ch.add_argument("--outdir", default="runs/chain", help="where the CSV and PNG go")
     ch.add_argument("--t", type=float, default=-1.8, help="hopping t (eV)")
     ch.add_argument("--a", type=float, default=2.5, help="interatomic distance (A)")
     ch.add_argument("--bias", type=float, default=1.0, help="V (volts)")
