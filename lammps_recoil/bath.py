@@ -435,14 +435,15 @@ class ElectronicBath:
         return t[np.arange(n), :, np.arange(n), :]
 
 
-def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float = 300.0,
+def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float = 0.0,
                     model: str = "paper", tol: float = DEFAULT_RTOL,
                     n_points: int | None = None, atoms=None, start=(),
                     jacobian: bool = False, reference: float | None = None,
                     kinks=None) -> ElectronicBath:
     r"""Friction, Berry tensor and noise of device atoms at bias V (module docstring).
 
-    ``temperature`` is the electron temperature T_e (K). Energies are integrated with the
+    ``temperature`` is the electron temperature T_e (K; default 0, as for the mean force of
+    ``system.forces``). Energies are integrated with the
     bias window of the mean force (its Fermi tails at T_e > 0) adaptively to the accuracy
     ``tol`` relative to the largest zero-bias, T_e = 0 friction element (noise columns
     scaled by 2 k_B T_e + |V|), or with a fixed ``n_points`` rule per segment. At T_e = 0
