@@ -518,8 +518,10 @@ def build_filament(orientation: str = "001", nx: int = 4, ny: int = 4,
     if electrode_layers < 0 or int(electrode_layers) != electrode_layers:
         raise ValueError(f"electrode_layers must be a non-negative integer, got "
                          f"{electrode_layers}")
-    if not (neck_radius > 0 and base_radius > 0):
-        raise ValueError("filament radii must be positive")
+    for name, v in (("neck_radius", neck_radius), ("base_radius", base_radius),
+                    ("a0 (the lattice constant)", a0)):
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive length in A, got {v}")
     if shape not in SHAPES:
         raise ValueError(f"filament shape must be one of {SHAPES}, got {shape!r}")
     lat = fcc_lattice(orientation, a0)

@@ -192,3 +192,14 @@ def test_chain_needs_negative_hopping():
         chain_system(-1.8, -1.8, zeta=-0.4)
     with pytest.raises(ValueError, match="n_side .* must be an integer >= 0, got -1"):
         chain_system(-1.8, -1.8, n_side=-1)
+
+
+@pytest.mark.parametrize("kw, message", [
+    (dict(a0=np.nan), r"a0 \(the lattice constant\) must be a positive length in A, got nan"),
+    (dict(a0=-3.6), r"a0 .* got -3.6"),
+    (dict(neck_radius=np.nan), "neck_radius must be a positive length in A, got nan"),
+    (dict(base_radius=0.0), "base_radius must be a positive length in A, got 0.0"),
+])
+def test_builder_lengths(kw, message):
+    with pytest.raises(ValueError, match=message):
+        build_filament(**kw)
