@@ -25,13 +25,26 @@ def state_path(out: str) -> str:
     return out + ".recoil_state.npz"
 
 
+def restart_files(out: str) -> list:
+    """The restart files ``<out>.restart.<step>`` that exist, by step."""
+    folder, stem = os.path.split(out + ".restart.")
+    names = [n for n in os.listdir(folder or ".") if n.startswith(stem)
+             and n[len(stem):].isdigit()]
+    return [os.path.join(folder, n) for n in sorted(names, key=lambda n: int(n[len(stem):]))]
+
+
 def check_fresh(out: str, overwrite: bool) -> None:
-    """Refuse to overwrite the outputs of an earlier run unless asked."""
-    found = [out + s for s in SUFFIXES if os.path.exists(out + s)]
+    """Refuse to overwrite the outputs of an earlier run (its restart files included)
+    unless asked; asked, remove them all, so that no restart file of the earlier run
+    stays beside the new run's."""
+    if not os.path.isdir(os.path.dirname(out) or "."):
+        return
+    found = [out + s for s in SUFFIXES if os.path.exists(out + s)] + restart_files(out)
     if found and not overwrite:
-        raise ValueError(f"outputs of an earlier run exist ({', '.join(found)}): pass "
-                         "-var overwrite yes (lammps-recoil run --overwrite) to replace them, "
-                         "or -var resume yes (--resume) to continue that run")
+        more = f" and {len(found) - 4} more" if len(found) > 4 else ""
+        raise ValueError(f"outputs of an earlier run exist ({', '.join(found[:4])}{more}): "
+                         "pass -var overwrite yes (lammps-recoil run --overwrite) to replace "
+                         "them, or -var resume yes (--resume) to continue that run")
     if overwrite:
         for path in found:
             os.remove(path)

@@ -207,3 +207,20 @@ def test_resume_refuses_a_time_series_of_another_version(tmp_path):
                   potential=str(ROOT / "potentials/Cu_Sheng2011.eam.alloy"))
     with pytest.raises(ValueError, match="written by another version of lammps-recoil"):
         check_inputs(None, values)
+
+
+def test_overwrite_removes_the_earlier_runs_restart_files(tmp_path):
+    """The restart files <out>.restart.<step> of an earlier run count as its outputs: a
+    fresh run is refused beside them, and overwrite removes them with the others (before,
+    an earlier run's later restart files stayed beside the new run's)."""
+    from lammps_recoil import runstate
+    out = str(tmp_path / "run")
+    for name in ("run.log", "run.restart.500", "run.restart.3000", "run.restart.old",
+                 "other.restart.100"):
+        (tmp_path / name).write_text("x")
+    with pytest.raises(ValueError, match=r"run.log, .*run.restart.500, .*run.restart.3000\)"):
+        runstate.check_fresh(out, overwrite=False)
+    runstate.check_fresh(out, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other.restart.100",
+                                                          "run.restart.old"]
+    runstate.check_fresh(str(tmp_path / "missing" / "run"), overwrite=False)   # no folder yet
