@@ -78,6 +78,9 @@ def check_inputs(lmp, values: dict) -> dict:
     # the bias protocol, for NEGF updates every ``every`` steps of the time step set so far
     # (metal units: 1 fs unless the deck sets another before; checked again at the start)
     dt = DEFAULT_DT if lmp is None else lmp.extract_global("dt")
+    if not dt > 0:
+        raise ValueError(f"the time step must be > 0 ps, got {dt} (the deck's timestep "
+                         "command before recoil_check)")
     protocol = deck_protocol(params, params["every"] * dt)
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
     cover = protocol.coverage(params["production_ps"])

@@ -16,6 +16,7 @@ import ctypes
 import difflib
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -32,11 +33,11 @@ TE_DEFAULT = "${T}"
 
 
 def integer(text: str) -> int:
-    """An integer written as such or as a float with no fraction ("100", "1e2")."""
-    value = float(text)
-    if value != int(value):
+    """An integer written with digits ("100"; not "1e2" or "100.0", which LAMMPS, reading
+    the same text for its own integer parameters, refuses)."""
+    if not re.fullmatch(r"\s*[+-]?\d+\s*", text):
         raise ValueError(text)
-    return int(value)
+    return int(text)
 
 
 def _one_of(choices):
@@ -183,6 +184,11 @@ PARAMS = (
           "the Langevin thermostat of the production acts on the filament too", run=True),
     Param("production_ps", "150", _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 ps",
           "production time (the bias protocol is checked against it)"),
+    # read by LAMMPS alone, checked here so that a bad value stops the run before it starts
+    Param("warmup_ps", "5", _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 ps",
+          "warm-up time at T without bias"),
+    Param("thermo_every", "100", _count(0), "an integer >= 0 steps", "thermo output interval"),
+    Param("dump_every", "1000", _count(1), "an integer >= 1 step", "dump interval"),
 )
 #: The parameters by name.
 BY_NAME = {p.name: p for p in PARAMS}
@@ -199,10 +205,12 @@ FILES = tuple(p.name for p in PARAMS if p.file)
 DEFAULT_DT = 0.001
 #: The fix external holding the recoil forces.
 FIX_ID = "recoil"
+#: The deck's fix store/force on the filament group (its EAM force, the Feam columns).
+EAM_FIX = "eamf"
 #: Other names the Python side depends on, defined by the deck (kind, name, role); a deck
 #: lacking one is refused by :func:`check_deck_names` with the missing name.
 DECK_NAMES = (("variable", "prod_steps", "production steps (progress and ETA)"),
-              ("compute", "feam", "EAM force on the filament (Feam columns)"),
+              ("fix", EAM_FIX, "fix store/force on the filament: its EAM force (Feam columns)"),
               ("fix", "frec", "fix property/atom d2_frec 3: per-atom recoil force for dumps"),
               ("fix", FIX_ID, "fix external holding the recoil forces"))
 #: Deck variable set before the atoms are read: the step a resumed run continues from (0
@@ -229,14 +237,18 @@ def parse_params(**named) -> dict:
     if named.get("Te", TE_DEFAULT) == TE_DEFAULT:
         named["Te"] = named.get("T", BY_NAME["T"].default)
     p = {param.name: param.value(named.get(param.name, param.default)) for param in PARAMS}
-    if p["bath_every"] % p["every"]:
-        raise ValueError(f"bath_every must be a multiple of every ({p['every']} steps), got "
-                         f"{p['bath_every']}")
-    if p["bath"] != "none" and p["recoil"] == "no":
-        raise ValueError(f"bath {p['bath']} needs the NEGF (recoil yes); got recoil no")
+    problems = []
     if p["restart_every"] % p["every"]:
-        raise ValueError(f"restart_every must be 0 or a multiple of every ({p['every']} "
-                         f"steps), got {p['restart_every']}")
+        problems.append(f"restart_every must be 0 or a multiple of every ({p['every']} "
+                        f"steps), got {p['restart_every']}")
+    if p["bath"] != "none":
+        if p["bath_every"] % p["every"]:
+            problems.append(f"bath_every must be a multiple of every ({p['every']} steps), "
+                            f"got {p['bath_every']}")
+        if p["recoil"] == "no":
+            problems.append(f"bath {p['bath']} needs the NEGF (recoil yes); got recoil no")
+    if problems:
+        raise ValueError("; ".join(problems))
     check_leads(p["leads"], p["device"], p["lead_eta"], p["kpoints"])
     return p
 

@@ -214,10 +214,24 @@ def test_filament_atom_outside_the_negf_region(tmp_path):
 
 
 def test_parameters_are_validated():
-    p = parse_params(V="1.0", every="1e2", tol="1e-3", lattice="001", out="runs/x")
+    p = parse_params(V="1.0", every="100", tol="1e-3", lattice="001", out="runs/x")
     assert p["every"] == 100 and p["V"] == 1.0 and p["beta"] == 0.5
-    with pytest.raises(ValueError, match="integer >= 1 step, got '2.5'"):
-        parse_params(every="2.5")
+    # integers as LAMMPS reads them (it refuses "1e2" for every, seed, restart_every)
+    for text in ("2.5", "1e2", "100.0"):
+        with pytest.raises(ValueError, match=f"integer >= 1 step, got '{text}'"):
+            parse_params(every=text)
+    with pytest.raises(ValueError, match="seed .* got '1e3'"):
+        parse_params(seed="1e3")
+    # values only LAMMPS reads, refused before the run instead of after the warm-up
+    with pytest.raises(ValueError, match=r"warmup_ps .* must be >= 0 ps, got '-1'"):
+        parse_params(warmup_ps="-1")
+    with pytest.raises(ValueError, match=r"dump_every .* must be an integer >= 1 step, got '0'"):
+        parse_params(dump_every="0")
+    # the bath's interval matters only with the bath on; all problems in one message
+    assert parse_params(every="30", restart_every="300")["bath_every"] == 1000
+    with pytest.raises(ValueError, match=r"restart_every must be 0 or a multiple of every "
+                                         r"\(30 steps\), got 10000; bath_every must be"):
+        parse_params(every="30", bath="full")
     with pytest.raises(ValueError, match=r"model \(force model\) must be one of "
                                          r"hellmann-feynman, paper, got 'magic'"):
         parse_params(model="magic")
