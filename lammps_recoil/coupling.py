@@ -47,7 +47,8 @@ from .geometry import minimum_image
 from .integration import K_B
 from .parallel import keep_heap, lammps_comm
 from .compliance import comply
-from .params import FIX_ID, check_deck_names, deck_equal, lead_options, run_header
+from .params import (BY_NAME, EAM_FIX, FIX_ID, check_deck_names, deck_equal, deck_text,
+                     lead_options, run_header)
 from .protocols import deck_protocol
 
 #: The deck's fix property/atom holding the per-atom electronic columns of the dump: the
@@ -60,7 +61,7 @@ CURRENT_NAMES = ("d_dn", "d2_jcur", "3", "d_icur")
 CURRENT_COLUMNS = "d2_jcur[1] d2_jcur[2] d2_jcur[3] d_icur"
 
 #: Entries of the fix's global vector and columns of the time series (after step, time).
-#: Feam is the EAM force on the filament (the deck's ``compute feam``; 0 if undefined).
+#: Feam is the EAM force on the filament (the sum of the deck's ``fix eamf``).
 #: dX_site is the largest distance of a mobile electrode atom from its lattice site (A; 0 for
 #: the "mobile" device) and n_device the number of NEGF device atoms. V is the bias applied
 #: (V_protocol where no compliance lowered it), I_uA the Landauer current G_V V
@@ -123,7 +124,7 @@ class RecoilCoupling:
         self.vector = np.zeros(n)
         for i in range(n):                       # LAMMPS 2022 leaves the vector unset
             lmp.fix_external_set_vector(FIX_ID, i + 1, 0.0)
-        self.started, self.series, self.pending = False, None, None
+        self.started, self.finished, self.series, self.pending = False, False, None, None
         self._bath_local = None                  # (local IDs, filament rows, bath rows)
         self.tags = np.zeros(0, dtype=np.int64)
         self.held = np.zeros((0, 3))
@@ -186,6 +187,7 @@ class RecoilCoupling:
         self.tags = self.mobile_tags[self.device]
         self.filament = types[mobile][self.device] == FILAMENT_TYPE
         self.last_x = self.system.positions.copy()      # (infinite leads: unwrapped)
+        self.last_shift = np.zeros_like(self.last_x)    # v dt/2 at the last update
         # filament atoms among the device atoms (the bath's coordinates, tag order)
         self.bath_atoms = np.flatnonzero(self.filament)
 
@@ -219,27 +221,28 @@ class RecoilCoupling:
                              f"all {len(self.tags)} mobile atoms (device mobile)\n")
             sys.stderr.flush()
 
-    def _gather(self, wanted):
-        """Tags, types and positions of all atoms (or of types ``wanted``), by tag."""
+    def _gather(self, wanted, velocities: bool = False):
+        """Tags, types and positions of all atoms (or of types ``wanted``), by tag; with
+        ``velocities``, their velocities as a fourth array."""
         lmp = self.lmp
         n = lmp.extract_setting("nlocal")
-        tags = np.array(lmp.numpy.extract_atom("id")[:n], dtype=np.int64)
-        types = np.array(lmp.numpy.extract_atom("type")[:n])
-        x = np.array(lmp.numpy.extract_atom("x")[:n], dtype=float)
+        arrays = [np.array(lmp.numpy.extract_atom("id")[:n], dtype=np.int64),
+                  np.array(lmp.numpy.extract_atom("type")[:n]),
+                  np.array(lmp.numpy.extract_atom("x")[:n], dtype=float)]
+        if velocities:
+            arrays.append(np.array(lmp.numpy.extract_atom("v")[:n], dtype=float))
         if wanted is not None:
-            keep = (types[:, None] == np.asarray(wanted)).any(axis=1)   # few types: no isin
-            tags, types, x = tags[keep], types[keep], x[keep]
+            keep = (arrays[1][:, None] == np.asarray(wanted)).any(axis=1)   # few types: no isin
+            arrays = [a[keep] for a in arrays]
         if self.comm is not None and self.comm.Get_size() > 1:
-            parts = self.comm.allgather((tags, types, x))
-            tags = np.concatenate([p[0] for p in parts])
-            types = np.concatenate([p[1] for p in parts])
-            x = np.concatenate([p[2] for p in parts])
-        order = np.argsort(tags)
-        return tags[order], types[order], x[order]
+            parts = self.comm.allgather(arrays)
+            arrays = [np.concatenate([p[i] for p in parts]) for i in range(len(arrays))]
+        order = np.argsort(arrays[0])
+        return tuple(a[order] for a in arrays)
 
     def _snapshot(self, step) -> dict:
         return dict(step=step, tags=self.tags, held=self.held, electrons=self.electrons,
-                    last_x=self.last_x, work=self.work, vector=self.vector,
+                    last_x=self.last_x, last_shift=self.last_shift, work=self.work, vector=self.vector,
                     device=self.active_device,
                     **self.system.energy_partitions(),
                     **(self.bath.snapshot() if self.bath is not None else {}))
@@ -261,6 +264,9 @@ class RecoilCoupling:
                                    for r in rows])
         self.last_x = np.array([state["last_x"][r] if r is not None else x
                                 for r, x in zip(rows, self.last_x)])
+        shift = state.get("last_shift")           # (a state saved before it was kept: 0)
+        self.last_shift = np.array([shift[r] if r is not None and shift is not None
+                                    else np.zeros(3) for r in rows])
         self.work, self.vector = float(state["work"]), state["vector"]
         self.last_step = step
         self.system.set_energy_partitions(state)
@@ -272,21 +278,25 @@ class RecoilCoupling:
         :meth:`start` (minimization, warm-up) and with ``recoil no`` the forces stay zero."""
         if not self.started or self.p["recoil"] == "no":
             return
+        self._check_unchanged()
         t0 = time.perf_counter()
         if self.pending is not None and self.pending["step"] < step:
             # LAMMPS finished the restart file of that step: its state can be saved
             if self.rank == 0:
                 runstate.save_state(self.p["out"], self.pending)
             self.pending = None
-        tags, _, mobile = self._gather((FILAMENT_TYPE, ELECTRODE_TYPE))
+        tags, _, mobile, velocity = self._gather((FILAMENT_TYPE, ELECTRODE_TYPE), True)
         if len(tags) != len(self.mobile_tags) or np.any(tags != self.mobile_tags):
             lost = np.setdiff1d(self.mobile_tags, tags)
             raise ValueError(f"mobile atoms {lost[:10].tolist()} left the simulation")
         x = mobile[self.device]
         if step != self.last_step:
-            # work of the held forces since the last update: F . dx (minimum image in x, y)
+            # work of the held forces since the last update as velocity Verlet does it,
+            # sum_k F . (x_k+1 - x_k-1) / 2 = F . (xbar - xbar_last), xbar_k = x_k - v dt/2
+            # with LAMMPS's half-step velocity v_k-1/2 at post_force (minimum image in x, y)
             dx, _ = minimum_image(x - self.last_x, self.box)
-            work = float(np.sum(self.held * dx))
+            shift = 0.5 * self.dt * velocity[self.device]
+            work = float(np.sum(self.held * (dx - shift + self.last_shift)))
             self.work += work
             infinite = self.p["leads"] == "infinite"
             if infinite:                  # the filament followed across the periodic box
@@ -337,11 +347,12 @@ class RecoilCoupling:
             bath = [] if self.bath is None else self._bath_update(step, work, V)
             self.vector = np.array([res.fermi_transmission, res.conductance, *fil.sum(axis=0),
                                     np.linalg.norm(fil, axis=1).max(initial=0.0), self.work,
-                                    seconds, res.n_energies, *_eam_force(self.lmp), dx_site,
+                                    seconds, res.n_energies, *_eam_force(self.lmp, self.comm), dx_site,
                                     len(self.tags), V, wanted, res.current, res.current * V,
                                     float(state.limited), res.n_unbroadened, *channels,
                                     *bath])
             self.last_x, self.last_step = x, step
+            self.last_shift = 0.5 * self.dt * velocity[self.device]
             if self.series is not None:
                 self.series.write(f"{step},{step * dt:.6f}," +
                                   ",".join(f"{v:.10g}" for v in self.vector) + "\n")
@@ -503,6 +514,28 @@ class RecoilCoupling:
                 fh.write("\n".join(lines) + "\n")
         return path
 
+    def _check_unchanged(self) -> None:
+        """Refuse what a deck may change between its runs but the production fixes at its
+        start: the time step (time_ps, the protocol's V(t) and the restart steps assume one)
+        and the bias V (recorded in the run header; a bias that changes in time is a
+        protocol); and a run after the deck's last line, whose forces would act unrecorded."""
+        lmp = self.lmp
+        if self.finished:
+            raise ValueError("a run after the deck's recoil_finish step: its recoil forces "
+                             "would act, but the time series and the restart state are "
+                             "closed; put every production run before recoil_finish")
+        dt = lmp.extract_global("dt")
+        if dt != self.dt:
+            raise ValueError(f"the time step changed from {self.dt} to {dt} ps during the "
+                             "production: time_ps, the bias protocol and the restart state "
+                             "assume one time step; set timestep before recoil_start")
+        text = deck_text(lmp, "V")
+        if text is not None and BY_NAME["V"].value(text) != self.p["V"]:
+            raise ValueError(f"the deck's V changed from {self.p['V']:g} to {text} V during "
+                             "the production: the bias is set once, at its start (the run "
+                             "header records it); for a bias that changes in time use -var "
+                             "protocol ramp, triangle, sine, pulse or file (docs/protocols.md)")
+
     def finish(self) -> None:
         """After the production run (collective call): LAMMPS has written the restart file
         of the last restart step, so its recoil state is saved too, and a resume (to
@@ -512,6 +545,7 @@ class RecoilCoupling:
                 f"{self.p['out']}.restart.{step}"):
             runstate.save_state(self.p["out"], self.pending)
         self.pending = None
+        self.finished = True
         self.close()
 
     def close(self) -> None:
@@ -520,11 +554,19 @@ class RecoilCoupling:
             self.series = None
 
 
-def _eam_force(lmp):
-    """The deck's ``compute feam`` (EAM force on the filament, :data:`~lammps_recoil.params.DECK_NAMES`)."""
-    from lammps import LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR
-    feam = lmp.extract_compute("feam", LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR)
-    return [float(feam[i]) for i in range(3)]
+def _eam_force(lmp, comm) -> list:
+    """The EAM force on the filament (eV/A): the sum of the deck's per-atom ``fix eamf``
+    (store/force on the filament group, zero elsewhere; :data:`~lammps_recoil.params.
+    DECK_NAMES`) over the atoms of all ranks (collective call). Read from the fix itself,
+    valid between runs, where a ``compute reduce`` of it may still point at a fix that a
+    deck's ``unfix``/``fix`` moved (until the next run initializes it)."""
+    from lammps import LMP_STYLE_ATOM, LMP_TYPE_ARRAY
+    n = lmp.extract_setting("nlocal")
+    f = lmp.numpy.extract_fix(EAM_FIX, LMP_STYLE_ATOM, LMP_TYPE_ARRAY, nrow=n, ncol=3)
+    total = np.zeros(3) if n == 0 or f is None else np.asarray(f[:n], dtype=float).sum(axis=0)
+    if comm is not None and comm.Get_size() > 1:
+        total = comm.allreduce(total)
+    return [float(v) for v in total]
 
 
 def set_time(lmp) -> None:

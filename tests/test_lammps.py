@@ -322,3 +322,86 @@ def test_oversubscribing_blas_threads_leave_no_outputs(tmp_path):
     assert proc.returncode == 2
     assert f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']} BLAS threads" in proc.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def edited_deck(tmp_path, replace):
+    """tests/in.checks with each (old, new) of ``replace`` applied (old must occur)."""
+    text = Path(DECK).read_text()
+    for old, new in replace:
+        assert old in text
+        text = text.replace(old, new, 1)
+    path = tmp_path / "in.edited"
+    path.write_text(text)
+    return str(path)
+
+
+@deck
+def test_a_fix_redefined_before_the_production(tmp_path):
+    """A deck that redefines a fix ahead of fix eamf between its runs (unfix/fix freeze)
+    ran into a segmentation fault on the deck route: the first update read a compute
+    reduce of fix eamf that still pointed at the fix's old place. Feam is now the sum of
+    fix eamf's own per-atom forces: at the first update, the dump's force minus the
+    recoil force on the filament (no thermostat), to 1e-8."""
+    edited = edited_deck(tmp_path, [("dump            traj", "unfix freeze\nfix freeze frozen "
+                                     "setforce 0.0 0.0 0.0\ndump            traj")])
+    ok(route1(tmp_path, "refix", deck=edited, thermostat="no", production_ps=0.1,
+              dump_every=50))
+    frames = read_dump(tmp_path / "refix.dump")
+    series = read_series(tmp_path / "refix.recoil.csv")
+    eam = [(np.column_stack([f["fx"], f["fy"], f["fz"]]) - f.recoil)[f["type"] == 1].sum(axis=0)
+           for f in frames]                                 # steps 0, 50, 100: updates
+    assert np.abs(eam[-1]).max() > 0.1                      # the filament moved
+    feam = np.column_stack([series[c] for c in ("Feam_x", "Feam_y", "Feam_z")])
+    np.testing.assert_allclose(feam, eam, rtol=1e-8, atol=1e-10)
+
+
+@wheel
+@pytest.mark.parametrize("replace, message", [
+    ([("run             ${prod_steps} upto", "run 50\nvariable V delete\nvariable V index 0.5"
+       "\nrun ${prod_steps} upto")], "the deck's V changed from 1 to 0.5 V during the "
+                                     "production"),
+    ([("run             ${prod_steps} upto", "run 50\ntimestep 0.002\nrun 75")],
+     "the time step changed from 0.001 to 0.002 ps during the production"),
+    ([("python recoil_finish invoke", "python recoil_finish invoke\nrun 50")],
+     "a run after the deck's recoil_finish step"),
+])
+def test_changes_between_production_runs_are_refused(tmp_path, replace, message):
+    """What the production fixes at its start, changed by the deck between runs, stops the
+    run with a message (before: a new V was ignored, a new time step gave time_ps = step
+    x the new dt, a run after the last line applied forces the series did not record)."""
+    proc = route2(tmp_path, "changed", deck=edited_deck(tmp_path, replace))
+    assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr[-2000:]
+
+
+@wheel
+def test_work_is_velocity_verlets_energy_input(tmp_path):
+    """The work column is the energy the held recoil forces put in as velocity Verlet
+    integrates them, sum_k F_k . (x_k+1 - x_k-1) / 2 over the steps (the dump's positions,
+    x_-1 = x_0 - v_0 dt), to 1e-9 eV; without a thermostat it is the change of the total
+    energy (potential from the log, kinetic from the dump) to 3 meV, the size of the
+    shadow-energy fluctuation of plain EAM MD on this deck over these 100 steps (up to 1.6
+    meV with recoil no). (The left-point sum F . (x_now - x_last), used before, was 1.2%
+    above velocity Verlet's input at an update every step.)"""
+    every, steps, dt = 10, 100, 0.001
+    ok(route2(tmp_path, "work", thermostat="no", every=every, production_ps=steps * dt,
+              dump_every=1, thermo_every=1))
+    frames = read_dump(tmp_path / "work.dump")
+    series = read_series(tmp_path / "work.recoil.csv")
+    x = np.array([np.column_stack([f["x"], f["y"], f["z"]]) for f in frames])
+    v0 = np.column_stack([frames[0]["vx"], frames[0]["vy"], frames[0]["vz"]])
+    force = np.array([f.recoil for f in frames])
+    xbar = np.concatenate([[x[0] - 0.5 * dt * v0], 0.5 * (x[1:] + x[:-1])])
+    step_work = np.einsum("kac,kac->k", force[:-1], xbar[1:] - xbar[:-1])
+    expected = np.concatenate([[0.0], np.cumsum(step_work)])[np.asarray(series["step"], int)]
+    assert expected[-1] > 0.02
+    np.testing.assert_allclose(series["work"], expected, rtol=1e-9, atol=1e-9)
+    log = (tmp_path / "work.log").read_text().splitlines()
+    head = max(n for n, line in enumerate(log) if line.split()[:1] == ["Step"])
+    pe = {int(w[0]): float(w[3]) for w in (line.split() for line in log[head + 1:])
+          if len(w) > 3 and w[0].isdigit()}
+    kinetic = [0.5 / FTM2V * np.sum(f["mass"][:, None]
+                                     * np.column_stack([f["vx"], f["vy"], f["vz"]]) ** 2)
+               for f in (frames[0], frames[-1])]
+    gain = pe[steps] + kinetic[1] - pe[0] - kinetic[0]
+    assert gain == pytest.approx(expected[-1], abs=3e-3)
