@@ -257,6 +257,8 @@ def check_files(p: dict) -> None:
     """Refuse parsed parameters ``p`` whose input files (:data:`FILES`) do not exist, naming
     the path and the working directory it is relative to."""
     for label in FILES:
+        if os.path.isdir(p[label]):
+            raise ValueError(f"{label} file {p[label]} is a directory, not a file")
         if not os.path.isfile(p[label]):
             raise ValueError(f"missing {label} file: {p[label]} (paths are relative to the "
                              f"working directory {os.getcwd()})")

@@ -447,6 +447,8 @@ def test_check_refuses_a_missing_potential_as_the_run_does(tmp_path, capsys, mon
     assert ">= EAM cutoff 6.5 A" in capsys.readouterr().out
     assert main(["check", str(tmp_path / "none.data")]) == 2
     assert f"missing data file: {tmp_path / 'none.data'}" in capsys.readouterr().err
+    assert main(["check", str(tmp_path)]) == 2
+    assert f"data file {tmp_path} is a directory, not a file" in capsys.readouterr().err
 
 
 def test_misspelled_variables_are_refused_naming_the_closest(tmp_path, capsys, monkeypatch):
