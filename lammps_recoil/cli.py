@@ -401,8 +401,8 @@ def _chain(args) -> int:
             {"ylabel": "recoil force (eV/Å)", "zero": True,
              "lines": {"central atom": d["F_contact"],
                        f"total, atoms -{args.n_side}..{args.n_side}": d["F_total"],
-                       "(2/pi) V k_F (1 - T), Eq. 13": d["eq13"]},
-             "styles": {"(2/pi) V k_F (1 - T), Eq. 13": "--"}}],
+                       "(2/pi) V k_F (1 - T), after Eq. 13": d["eq13"]},
+             "styles": {"(2/pi) V k_F (1 - T), after Eq. 13": "--"}}],
             "gamma  (v_L,R = (1 +- gamma) t)",
             f"Fig. 1(a): chain at V = {args.bias:g} V, t = {t} eV, beta = {args.beta}")
         print(f"wrote {out}/chain_fig1a.csv and .png")

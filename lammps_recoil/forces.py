@@ -7,8 +7,10 @@ With rho_kj = <c_j^+ c_k> per spin, the paper's force model (Eq. 4) on atom i is
 where the factor 2 is the spin sum and t'(r) = dt/dr (= -zeta t for the bare exponential,
 so that -zeta n_ij t_ij of Eq. 4 is recovered; the smooth cutoff adds its own derivative).
 The on-site term rho_jj comes from f^i_jj of Eq. 3. The ``"hellmann-feynman"`` model drops
-it: F_i = -sum_{jk} (dH_jk/dX_i) <c_j^+ c_k>, whose zero-bias value is minus the gradient
-of the electronic grand potential.
+it: F_i = -sum_{jk} (dH_jk/dX_i) <c_j^+ c_k>, the current-carrying Hellmann-Feynman
+force of the tight-binding literature (the paper's ref. [13]: Todorov, Dundas, McEniry,
+PRB 81, 075416 (2010)), whose zero-bias value is minus the gradient of the electronic
+grand potential.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ DENSE_FORCE_MAX = 90
 
 
 def onsite_weight(model: str) -> float:
+    """The weight of the on-site term rho_jj in the force (1 for Eq. 4, 0 for
+    Hellmann-Feynman); refuses an unknown model, naming the known ones."""
     try:
         return MODELS[model]
     except KeyError:

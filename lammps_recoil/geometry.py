@@ -351,7 +351,7 @@ def lattice_sites(lattice: LayerLattice, origin: np.ndarray, layers, box=None,
             vecs = lattice.in_plane_vectors(reach) + o
             frac = vecs[:, :2] / box
             keep = np.all((frac >= -1e-9) & (frac < 1 - 1e-9), axis=1)
-            # Shift sites into the box to keep every site once.
+            # the sites inside the box, each once (the reach covers every site)
             vecs = vecs[keep]
         else:
             c = np.asarray(center_xy, dtype=float)

@@ -85,10 +85,6 @@ class Bonds:
     def length(self) -> np.ndarray:
         return np.linalg.norm(self.vec, axis=1)
 
-    def subset(self, mask) -> "Bonds":
-        return Bonds(self.i[mask], self.j[mask], self.vec[mask], self.t[mask],
-                     self.dtdr[mask], self.shift[mask])
-
     def phases(self, k) -> np.ndarray:
         """Bloch phases exp(i k . vec) of each bond for an in-plane wave vector k."""
         if k is None or not np.any(k):

@@ -169,7 +169,7 @@ def _indices(idx) -> str:
     return f"{idx[:10].tolist()}{' ...' if idx.size > 10 else ''}"
 
 
-def _fermi_dirac_count(x):
+def _band_filling(x):
     """Fraction of a 1D cosine band below energy (x = (E - h0) / 2|h1|)."""
     return 1.0 - np.arccos(np.clip(x, -1.0, 1.0)) / np.pi
 
@@ -497,7 +497,7 @@ class LayeredLead:
 
         def excess(E):
             x = (E - h0) / np.where(h > 0, 2 * h, 1e-300)
-            return w @ _fermi_dirac_count(x) - electrons_per_atom / 2.0
+            return w @ _band_filling(x) - electrons_per_atom / 2.0
 
         lo, hi = self.band_edges()
         return float(brentq(excess, lo, hi, xtol=1e-12))

@@ -147,8 +147,8 @@ class RecoilSystem:
     Parameters
     ----------
     positions : (N, 3) array
-        Device atoms (A): the filament and any mobile electrode atoms. Atoms are used in
-        the given order; sorting them along z speeds the sparse factorization up.
+        Device atoms (A): the filament and any mobile electrode atoms, in any order
+        (results come back in this order; internally they are sorted along z).
     left, right : LayeredLead or WireLead
         The leads, holding their own surface-block atoms.
     hopping : HoppingModel, optional
