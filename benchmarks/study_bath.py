@@ -37,11 +37,13 @@ sys.path.insert(0, str(ROOT))
 
 from lammps_recoil import bath  # noqa: E402
 from lammps_recoil.analysis import read_dump, read_series  # noqa: E402
+from lammps_recoil.bathmd import MASS_UNIT  # noqa: E402
+from lammps_recoil.builders import CU_MASS  # noqa: E402
 from lammps_recoil.check import system_from_data  # noqa: E402
 from lammps_recoil.integration import K_B  # noqa: E402
 
 DATA = ROOT / "inputs" / "filament.data"
-MASS = 63.546 * 1.0364269e-4          # Cu, eV ps^2 / A^2
+MASS = CU_MASS * MASS_UNIT             # Cu (the data file's mass), eV ps^2 / A^2
 
 
 def deck(outdir, name, **var):

@@ -55,7 +55,7 @@ import scipy.sparse as sp
 
 from . import integration as quad
 from .forces import onsite_weight
-from .greens import dagger, sqrtm_psd
+from .greens import dagger, self_energy, sqrtm_psd
 from .system import FLAT_MARGIN
 
 #: Reduced Planck constant (eV ps).
@@ -234,7 +234,7 @@ def extended_spectra(system, E, ik: int = 0, spectra: bool = True,
     dev = sites[sites < n]
     gs = [system._lead_gf(s, E, ik) for s in (0, 1)]
     Vs = system._V[ik]
-    sigmas = [dagger(V) @ g @ V for V, g in zip(Vs, gs)]
+    sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
     cs = [c.contacts for c in system.lead_contacts]
     bs = [c.boundary for c in system.lead_contacts]
     # columns of G_F: the device sites kept and the atoms bonded to the leads
