@@ -702,6 +702,10 @@ class RecoilSystem:
             return
         lo, hi = self.band_edges
         wlo, whi = min(s.a for s in segments), max(s.b for s in segments)
+        if not lo < self.fermi_level < hi:
+            raise ValueError(f"the Fermi level E_F = {self.fermi_level:.4f} eV lies outside "
+                             f"the lead band [{lo:.3f}, {hi:.3f}] eV: no states carry a "
+                             "current there (leave fermi_level unset for the leads' own)")
         if wlo < lo or whi > hi:
             raise ValueError(f"energy window [{wlo:.3f}, {whi:.3f}] eV leaves the lead band "
                              f"[{lo:.3f}, {hi:.3f}] eV: reduce the bias")

@@ -124,6 +124,8 @@ def test_device_parameters(fil):
         RecoilSystem(x, left, right, box=f.box, eta=-0.05)
     with pytest.raises(ValueError, match="fermi_level must be a finite energy in eV, got nan"):
         RecoilSystem(x, left, right, box=f.box, fermi_level=np.nan)
+    with pytest.raises(ValueError, match=r"E_F = 100.0000 eV lies outside the lead band"):
+        RecoilSystem(x, left, right, box=f.box, fermi_level=100.0).forces(0.5)
     with pytest.raises(ValueError, match=rf"one per device atom \({len(x)}\), got 3"):
         RecoilSystem(x, left, right, box=f.box, onsite=np.zeros(3))
     with pytest.raises(ValueError, match=r"must be finite: not for atoms \[0, 1"):
