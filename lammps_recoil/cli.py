@@ -309,8 +309,13 @@ def _iv(args) -> int:
     system = system_from_types(data.positions, data.types, data.box, ids=data.ids,
                                device=args.device, **_lead_args(args))
     t0 = time.perf_counter()
-    curve = iv_curve(system, biases, args.beta, model=args.model, tol=args.tol,
-                     atoms=system_mask(data, args.device))
+    try:
+        curve = iv_curve(system, biases, args.beta, model=args.model, tol=args.tol,
+                         atoms=system_mask(data, args.device))
+    except ValueError as err:
+        if "flat band" not in str(err):
+            raise
+        raise ValueError(f"{err} (here: --leads infinite, or --lead-eta 0.01)") from None
     leads = ("laterally infinite leads" if args.leads == "infinite" else
              "the periodic cell's leads (--leads infinite: laterally infinite ones, "
              "docs/geometry.md)")

@@ -51,7 +51,7 @@ def test_mirror_symmetric_filament_is_odd_in_v(filament):
     assert curve.force[2, 2] > curve.force[0, 2] > 0
 
 
-def test_cli_table_and_refusal(filament, tmp_path):
+def test_cli_table_and_refusal(filament, tmp_path, capsys):
     """lammps-recoil iv writes the curve of the data file's geometry (the CSV's currents
     are system.current of that file); a bias whose window meets the 2x2 cell's flat band
     (E = 0) is refused before anything is written."""
@@ -65,8 +65,11 @@ def test_cli_table_and_refusal(filament, tmp_path):
     for v, I in zip(table["V"], table["I_uA"]):
         assert I == pytest.approx(s.current(v, tol=1e-8), rel=1e-4)
     bad = tmp_path / "bad"
+    capsys.readouterr()
     assert main(["iv", str(data), "--biases", "0.5", "1.4", "-o", str(bad)]) == 2
     assert not (tmp_path / "bad.csv").exists() and not (tmp_path / "bad.png").exists()
+    assert "flat band" in (err := capsys.readouterr().err)
+    assert "(here: --leads infinite, or --lead-eta 0.01)" in err       # the command's flags
 
 
 def test_bias_lists_and_ranges():
