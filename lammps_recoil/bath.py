@@ -652,8 +652,9 @@ def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
     iu = np.triu_indices(N3)
     EF = system.fermi_level
     mu = quad.chemical_potentials(EF, bias if abs(bias) >= quad.TINY_BIAS else 0.0, beta)
-    tail = quad.TAIL_KT * quad.K_B * temperature
-    lo, hi = min(*mu, EF) - energy - tail, max(*mu, EF) + tail
+    lo, hi = quad.window_bounds(EF, bias if abs(bias) >= quad.TINY_BIAS else 0.0, beta,
+                                temperature)
+    lo -= energy
     steps = () if temperature > 0 else tuple(sorted({*mu, *(m - energy for m in mu)}))
     seg = quad.Segment(lo, hi, None, None, steps=tuple(e for e in steps if lo < e < hi))
     phi0 = np.concatenate(extended_spectra(system, np.array([EF]), 0, sites=sites).phi,
@@ -780,8 +781,7 @@ def largest_temperature(system, bias: float, beta: float) -> float:
     """The largest electron temperature T_e (K) whose bath window at this bias (the bias
     window with Fermi tails of ``TAIL_KT`` k_B T_e) stays inside the lead band and farther
     than FLAT_MARGIN from the periodic leads' flat bands; 0 if none."""
-    mu = quad.chemical_potentials(system.fermi_level, bias, beta)
-    lo, hi = min(*mu, system.fermi_level), max(*mu, system.fermi_level)
+    lo, hi = quad.window_bounds(system.fermi_level, bias, beta)
     flat = system._flat_bands()[0]
     gap = np.min(np.maximum(lo - flat, flat - hi), initial=np.inf) - FLAT_MARGIN
     edge = min(lo - system.band_edges[0], system.band_edges[1] - hi)

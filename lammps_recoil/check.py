@@ -20,7 +20,7 @@ from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, TYPE_MEANING, check_device
 from .geometry import (MIN_DISTANCE, bond_components, check_overlaps, check_positions,
                        neighbor_pairs)
 from .hamiltonian import HoppingModel
-from .integration import chemical_potentials
+from .integration import window_bounds
 from .leads import DEFAULT_ETA, DEFAULT_KMESH
 from .system import FLAT_MARGIN
 
@@ -120,13 +120,6 @@ def eam_cutoff(potential: str) -> float:
     except (IndexError, ValueError):
         raise ValueError(f"{potential}: not an eam/alloy (setfl) file: its line 5 should end "
                          "with the cutoff radius") from None
-
-
-def window_ends(fermi: float, V: float, beta: float) -> tuple[float, float]:
-    """[min, max] of the chemical potentials mu_L, mu_R (eV) at bias V (volts; paper, after
-    Eq. 10: :func:`~lammps_recoil.integration.chemical_potentials`)."""
-    mu = chemical_potentials(fermi, V, beta)
-    return min(mu), max(mu)
 
 
 def largest_bias(fermi: float, beta: float, band, flat, sign: float,
@@ -317,7 +310,7 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
     for v in biases:
         _check_bias(v, beta, EF, (lo, hi), flat, vmax, accepted, box, el, kpoints)
     V = biases[np.argmax(np.abs(biases))]
-    wlo, whi = window_ends(EF, V, beta)
+    wlo, whi = window_bounds(EF, V, beta)
     span = f"V = {V} V" if len(biases) == 1 else f"V from {biases[0]} to {biases[-1]} V"
     rep.add(f"  {span}, beta = {beta}: window [{wlo:.4f}, {whi:.4f}] eV"
             f"{' at the largest |V|' if len(biases) > 1 else ''}; {accepted}")
@@ -388,7 +381,7 @@ def _check_bias(V, beta, EF, band, flat, vmax, accepted, box, el, kpoints) -> No
     """Refuse a bias whose window leaves the lead band or meets a flat band, naming the
     cause and what is accepted (:func:`check_data`)."""
     lo, hi = band
-    wlo, whi = window_ends(EF, V, beta)
+    wlo, whi = window_bounds(EF, V, beta)
     if V != 0 and abs(V) >= vmax[np.sign(V)]:
         near = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
         if wlo < lo or whi > hi:
@@ -444,8 +437,7 @@ def _check_bath(system, V, beta, temperature, box, el, kpoints) -> None:
         pass
     EF, (lo, hi) = system.fermi_level, system.band_edges
     tail = TAIL_KT * K_B * temperature
-    wlo, whi = window_ends(EF, V, beta)
-    wlo, whi = min(wlo, EF) - tail, max(whi, EF) + tail
+    wlo, whi = window_bounds(EF, V, beta, temperature)
     flat = np.unique(np.round(system._flat_bands()[0], 4))
     near = flat[(flat >= wlo - FLAT_MARGIN) & (flat <= whi + FLAT_MARGIN)]
     window = (f"the bath's energy window [{wlo:.3f}, {whi:.3f}] eV (the bias window and its "

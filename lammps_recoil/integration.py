@@ -301,6 +301,15 @@ def chemical_potentials(fermi_level: float, bias: float, beta: float):
     return fermi_level - (1.0 - beta) * bias, fermi_level + beta * bias
 
 
+def window_bounds(fermi_level: float, bias: float, beta: float,
+                  temperature: float = 0.0) -> tuple[float, float]:
+    """[lo, hi] (eV) of the energies a bias window weights: from the lowest to the highest
+    of mu_L, mu_R and E_F, widened by the Fermi tails (TAIL_KT k_B T on each side)."""
+    mu = chemical_potentials(fermi_level, bias, beta)
+    tail = TAIL_KT * K_B * temperature
+    return min(*mu, fermi_level) - tail, max(*mu, fermi_level) + tail
+
+
 def gauss_legendre(a: float, b: float, n: int):
     """Nodes and weights of the n-point Gauss-Legendre rule on [a, b]."""
     x, w = roots_legendre(n)
@@ -413,8 +422,7 @@ def bias_window(fermi_level: float, bias: float, beta: float = 0.5,
     mu_l, mu_r = chemical_potentials(EF, bias, beta)
     if temperature == 0.0 and bias == 0.0:
         return []
-    tail = TAIL_KT * K_B * temperature
-    lo, hi = min(mu_l, mu_r, EF) - tail, max(mu_l, mu_r, EF) + tail
+    lo, hi = window_bounds(EF, bias, beta, temperature)
     # at T = 0 the weights jump at E_F (a half window narrower than TINY_BIAS is empty)
     steps = (EF,) if temperature == 0.0 and lo + TINY_BIAS <= EF <= hi - TINY_BIAS else ()
 
