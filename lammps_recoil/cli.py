@@ -5,6 +5,7 @@ import argparse
 import os
 import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -148,7 +149,8 @@ def _check(args) -> int:
     for line in report.lines:
         print(line)
     cover = protocol.coverage(p["production_ps"])
-    notes = report.notes + ([cover.note(protocol.kind, p["production_ps"])] if cover else [])
+    notes = report.notes + ([cover.note(protocol.kind, p["production_ps"])] if cover else []) \
+        + [n for n in (protocol.grid_note(p["every"] * DEFAULT_DT),) if n]
     for note in notes:
         print(f"  note: {note}")
     every, first = p["every"], report.seconds_per_update
@@ -187,7 +189,8 @@ def _report(args) -> int:
     system = fil.recoil_system(device=args.device, **_lead_args(args))
     t1 = time.perf_counter()
     _describe(fil, system, args.device)
-    res = system.forces(args.bias, beta=args.beta, tol=args.tol)
+    with _lead_flags():
+        res = system.forces(args.bias, beta=args.beta, tol=args.tol)
     t2 = time.perf_counter()
     is_fil = fil.mask("filament")[fil.device(args.device)]
     print(f"  V = {args.bias} V, beta = {args.beta}: Landauer G = {res.conductance:.4f} G0")
@@ -210,6 +213,18 @@ def _report(args) -> int:
                         f"V, beta = {args.beta:g}; G = {res.conductance:.2f} G0")
         print(f"  wrote {args.figure}")
     return 0
+
+
+@contextmanager
+def _lead_flags():
+    """A flat-band refusal names this command's flags (the message speaks of the Python
+    keywords leads='infinite' and lead_eta)."""
+    try:
+        yield
+    except ValueError as err:
+        if "flat band" not in str(err):
+            raise
+        raise ValueError(f"{err} (here: --leads infinite, or --lead-eta 0.01)") from None
 
 
 def _add_lead_options(parser) -> None:
@@ -242,7 +257,8 @@ def _report_data(args, t0) -> int:
     system = system_from_types(data.positions, data.types, data.box, ids=data.ids,
                                device=args.device, **_lead_args(args))
     t1 = time.perf_counter()
-    res = system.forces(args.bias, beta=args.beta, tol=args.tol)
+    with _lead_flags():
+        res = system.forces(args.bias, beta=args.beta, tol=args.tol)
     t2 = time.perf_counter()
     fil = system_mask(data, args.device)
     print(f"{args.data}: {len(data.ids)} atoms, {system.n_atoms} NEGF device atoms "
@@ -309,13 +325,9 @@ def _iv(args) -> int:
     system = system_from_types(data.positions, data.types, data.box, ids=data.ids,
                                device=args.device, **_lead_args(args))
     t0 = time.perf_counter()
-    try:
+    with _lead_flags():
         curve = iv_curve(system, biases, args.beta, model=args.model, tol=args.tol,
                          atoms=system_mask(data, args.device))
-    except ValueError as err:
-        if "flat band" not in str(err):
-            raise
-        raise ValueError(f"{err} (here: --leads infinite, or --lead-eta 0.01)") from None
     leads = ("laterally infinite leads" if args.leads == "infinite" else
              "the periodic cell's leads (--leads infinite: laterally infinite ones, "
              "docs/geometry.md)")
@@ -367,9 +379,12 @@ def _ensemble(args) -> int:
     summary = ensemble(args.deck, seeds, args.biases, args.jobs, args.var or (), args.outdir,
                        args.threshold, args.window, rerun=not args.summarize,
                        g_set=args.g_set, g_reset=args.g_reset, median=args.median)
+    protocol = dict(args.var or ()).get("protocol", "constant")
     for V, s in summary.items():
         times = ", ".join(f"{x:.1f}" for x in s["times_ps"]) or "-"
-        print(f"V = {V:g} V: {s['switched']}/{s['runs']} runs switched ({s['up']} to higher "
+        runs = f"V = {V:g} V" if protocol == "constant" else \
+            f"protocol {protocol} (runs V{V:g}_seed...)"
+        print(f"{runs}: {s['switched']}/{s['runs']} runs switched ({s['up']} to higher "
               f"G); switching times (ps): {times}")
         if s["too_short"]:
             print(f"  note: {s['too_short']} of the runs are shorter than the switching "
@@ -486,8 +501,7 @@ def _render(args) -> int:
     from .render import render
     stem = os.path.splitext(args.dump)[0]
     label = os.path.basename(stem) if args.label is None else args.label
-    output = args.output or f"{stem}.frame{args.frame}.png"
-    pic = render(args.dump, output, frame=args.frame, size=args.size,
+    pic = render(args.dump, args.output, frame=args.frame, size=args.size,
                  arrow_length=args.arrow_length, label=label)
     forces = ("no recoil-force columns (d2_frec) in the dump: atoms only"
               if pic.max_force is None else f"largest recoil force {pic.max_force:.4f} eV/A "
@@ -648,7 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "role, recoil forces as arrows (PNG)")
     ren.add_argument("dump", help="LAMMPS dump of a run, e.g. runs/filament.dump")
     ren.add_argument("-o", "--output", help="PNG to write; default: the dump's name with "
-                     ".frameN.png")
+                     ".frameN.png, N the frame's index from 0")
     ren.add_argument("--frame", type=int, default=-1, help="frame index (negative: from "
                      "the end)")
     ren.add_argument("--size", type=int, nargs=2, default=(480, 640), metavar=("W", "H"),

@@ -84,9 +84,10 @@ def check_inputs(lmp, values: dict) -> dict:
     protocol = deck_protocol(params, params["every"] * dt)
     rank0 = lmp is None or lmp.extract_setting("world_rank") == 0
     cover = protocol.coverage(params["production_ps"])
-    if rank0 and cover is not None:
-        sys.stderr.write(f"lammps-recoil: note: "
-                         f"{cover.note(protocol.kind, params['production_ps'])}\n")
+    notes = ([cover.note(protocol.kind, params["production_ps"])] if cover else []) + \
+        [n for n in (protocol.grid_note(params["every"] * dt),) if n]
+    for note in notes if rank0 else ():
+        sys.stderr.write(f"lammps-recoil: note: {note}\n")
     if params["resume"] == "no":
         # the data file, checked before anything is written (lammps-recoil check), at
         # every bias the protocol reaches

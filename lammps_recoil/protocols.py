@@ -111,6 +111,23 @@ class Protocol:
             return (self.count - 1) * self.period + self.width
         return self.times[-1]
 
+    def grid_note(self, update_ps: float) -> str | None:
+        """A note when a pulse's width or period is not a whole number of NEGF updates of
+        ``update_ps`` ps (None otherwise): the bias is applied at the updates, so a pulse
+        lasts its width rounded up to whole updates."""
+        if self.kind != "pulse":
+            return None
+        off = [f"{name} {value:g} ps" for name, value in (("width", self.width),
+                                                          ("period", self.period))
+               if abs(value / update_ps - round(value / update_ps)) * update_ps > TIME_TOL]
+        if not off:
+            return None
+        held = np.ceil(self.width / update_ps - TIME_TOL / update_ps) * update_ps
+        return (f"the pulse {' and '.join(off)} {'is' if len(off) == 1 else 'are'} not a "
+                f"whole number of NEGF updates ({update_ps:g} ps): the bias is applied at "
+                f"the updates, so each pulse lasts {held:g} ps and starts at the first "
+                "update at or after its time")
+
     def coverage(self, production_ps: float):
         """What a production of ``production_ps`` covers of the protocol: None if all of
         it, else a :class:`Coverage` (the fraction of :attr:`duration` and the range of V
@@ -214,6 +231,9 @@ def make_protocol(kind="constant", V=1.0, V_min=0.0, V_max=1.0, rate=0.1, cycles
                 f"pulse width {f['width']} ps and gap {f['period'] - f['width']:g} ps must each "
                 f"be at least the NEGF update interval {dt:g} ps (every x timestep)")
     if kind == "file":
+        if str(file) in ("", "none"):
+            raise ValueError("protocol file needs its voltages: -var vfile PATH, a file of two "
+                             "columns time (ps), voltage (V)")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")          # numpy warns on an empty file
@@ -225,7 +245,9 @@ def make_protocol(kind="constant", V=1.0, V_min=0.0, V_max=1.0, rate=0.1, cycles
             raise ValueError(f"protocol file {file}: expected two columns time (ps), voltage "
                              f"(V), found {data.shape[1]} columns")
         if not np.all(np.isfinite(data)):
-            raise ValueError(f"protocol file {file}: non-finite values")
+            row = int(np.flatnonzero(~np.all(np.isfinite(data), axis=1))[0])
+            raise ValueError(f"protocol file {file}: non-finite values in data row {row + 1}: "
+                             f"{data[row].tolist()}")
         if data[0, 0] != 0 or np.any(np.diff(data[:, 0]) <= 0):
             raise ValueError(f"protocol file {file}: times must start at 0 ps and increase "
                              f"strictly, found {data[:3, 0].tolist()}...")

@@ -116,9 +116,10 @@ def unreadable(path: str, err: Exception) -> str:
             "(a run killed before its first complete frame) has nothing to draw")
 
 
-def render(path: str, output: str, frame: int = -1, size=(480, 640),
+def render(path: str, output: str | None = None, frame: int = -1, size=(480, 640),
            arrow_length: float = ARROW_LENGTH, label: str = "") -> Picture:
-    """Draw ``frame`` of the dump ``path`` (negative: from the end) to the PNG ``output``.
+    """Draw ``frame`` of the dump ``path`` (negative: from the end) to the PNG ``output``
+    (default: the dump's name with ``.frame<index>.png``, the index counted from 0).
 
     Atoms are coloured by role (:data:`TYPE_COLORS`), seen along -y (z up, the current's
     axis); the recoil forces are arrows from the atoms' centres, the largest
@@ -132,6 +133,7 @@ def render(path: str, output: str, frame: int = -1, size=(480, 640),
     if not 0 <= index < n:
         raise ValueError(f"frame {frame} is not in the dump ({n} frames: 0..{n - 1} or "
                          f"-{n}..-1)")
+    output = output or f"{os.path.splitext(path)[0]}.frame{index}.png"
     try:
         data = pipeline.compute(index)
     except RuntimeError as err:

@@ -29,13 +29,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .analysis import (SWITCH_REFERENCE, SWITCH_THRESHOLD, SWITCH_WINDOW,
-                       conductance_histogram, layer_counts, read_dump, read_run_header,
-                       read_series, run_label, switching_time)
-from .geometry import A0_CU
+from .analysis import (SWITCH_REFERENCE, SWITCH_THRESHOLD, SWITCH_WINDOW, check_criterion,
+                       classifiable, conductance_histogram, layer_counts, read_dump,
+                       read_run_header, read_series, run_label, switching_time)
+from .geometry import _layers
 from .plots import panels, pyplot, read_csv, write_csv
 from .protocols import make_protocol
-from .switching import CYCLE_COLUMNS, G_RESET, G_SET, WINDOW, per_cycle, switching_events
+from .switching import (CYCLE_COLUMNS, G_RESET, G_SET, WINDOW, check_thresholds, cycle_index,
+                        per_cycle, switching_events)
 
 TYPE_COLORS = {1: "tab:orange", 2: "tab:blue", 3: "0.55", 4: "0.55"}
 #: Legend labels of the atom types (types 3 and 4 share one entry).
@@ -92,21 +93,30 @@ def histogram_figure(path, counts, edges, title):
     plt.close(fig)
 
 
-def header_protocol(header: dict):
+class ProtocolCycles(NamedTuple):
+    """What the analysis needs of a run's bias protocol: its ``kind``, the ``length`` of
+    one cycle (ps; None if not periodic) and the number of ``cycles`` (None: unbounded or
+    not periodic)."""
+
+    kind: str
+    length: float | None
+    cycles: int | None
+
+
+def header_protocol(header: dict) -> ProtocolCycles | None:
     """The bias protocol of a run from its header (:func:`~lammps_recoil.analysis.
-    read_run_header`), or None for a constant bias or a header without one."""
-    if header.get("protocol", "constant") == "constant":
+    read_run_header`), or None for a constant bias or a header without one. A file
+    protocol is not read again (it has no cycles; the series holds its voltages)."""
+    kind = header.get("protocol", "constant")
+    if kind == "constant":
         return None
-    return make_protocol(header["protocol"], header["V"], header["V_min"], header["V_max"],
-                         header["rate"], header["cycles"], header["period"], header["width"],
-                         header["pulses"], header["polarity"], header["vfile"])
-
-
-def cycle_of(t: np.ndarray, cycle: float) -> np.ndarray:
-    """The protocol cycle (0, 1, ...) of each time of a series starting at t[0], for
-    colouring: a cycle's end belongs to it, so a run that ends with its last cycle shows
-    no point of a next one; times after the last cycle (the hold) get the next index."""
-    return np.maximum(np.ceil((np.asarray(t) - t[0]) / cycle - 1e-9) - 1, 0)
+    if kind == "file":
+        return ProtocolCycles(kind, None, None)
+    p = make_protocol(kind, header["V"], header["V_min"], header["V_max"], header["rate"],
+                      header["cycles"], header["period"], header["width"], header["pulses"],
+                      header["polarity"], header["vfile"])
+    count = p.count if kind == "pulse" else p.cycles if kind in ("triangle", "sine") else None
+    return ProtocolCycles(kind, p.cycle_length, count)
 
 
 def iv_loop_figure(path, V, I, colour, colour_label, title, discrete=False):
@@ -124,7 +134,8 @@ def iv_loop_figure(path, V, I, colour, colour_label, title, discrete=False):
     else:
         cmap, norm = plt.get_cmap("viridis"), plt.Normalize(lo, hi)
     absI = np.abs(I)
-    floor = max(absI[absI > 0].min(initial=1.0) / 10, 1e-6)
+    nonzero = absI[absI > 0]
+    floor = max(nonzero.min() / 10 if nonzero.size else 0.1, 1e-6)
     for ax, y, label in ((axes[0], I, "I (µA)"),
                          (axes[1], np.log10(np.maximum(absI, floor)), "log10 |I / µA|")):
         points = np.column_stack([V, y])
@@ -194,9 +205,15 @@ def device_analysis(prefix: str, outdir: str, series: dict, label: str,
     (``events.csv``, and per cycle ``cycles.csv``), V(t) with G(t) (``bias.png``) and,
     under a protocol, the I-V loop (``iv_loop.png``). Returns the summary entries."""
     t = series["time_ps"]
+    if window > t[-1] - t[0]:
+        sys.stderr.write(f"lammps-recoil: note: the running median's {window:g} ps are longer "
+                         f"than the run ({t[-1] - t[0]:g} ps): the smoothed G(E_F) is about "
+                         "its median over the run, and no event can be seen; pass a shorter "
+                         "--median\n")
     protocol = header_protocol(read_run_header(prefix + ".recoil.csv"))
-    cycle = None if protocol is None else protocol.cycle_length
-    events = switching_events(t, series["G_EF"], series["V"], g_set, g_reset, window, cycle)
+    cycle, count = (None, None) if protocol is None else (protocol.length, protocol.cycles)
+    events = switching_events(t, series["G_EF"], series["V"], g_set, g_reset, window, cycle,
+                              count)
     write_csv(f"{outdir}/events.csv", {
         "time_ps": [e.time for e in events], "V": [e.bias for e in events],
         "G": [e.conductance for e in events], "cycle": [e.cycle for e in events],
@@ -212,7 +229,7 @@ def device_analysis(prefix: str, outdir: str, series: dict, label: str,
                 f"bias and conductance; {label}")
     if protocol is not None:
         if cycle:
-            colour = cycle_of(t, cycle)
+            colour = cycle_index(t, t[0], cycle, count)
             iv_loop_figure(f"{outdir}/iv_loop.png", series["V"], series["I_uA"], colour,
                            "cycle", f"I-V loop ({protocol.kind}); {label}", discrete=True)
         else:
@@ -228,24 +245,40 @@ def device_analysis(prefix: str, outdir: str, series: dict, label: str,
             + (["iv_loop.png"] if protocol is not None else [])}
 
 
+def frozen_spacing(frame) -> float:
+    """The layer spacing (A) of the left frozen slab (type 3) of a dump frame: the median
+    gap between its layers' mean z (1.80 A for the default (001) electrodes, 2.08 A for
+    (111) ones)."""
+    z = np.asarray(frame["z"])[np.asarray(frame["type"]) == 3]
+    layer = _layers(z)
+    if layer.max(initial=0) < 1:
+        raise ValueError("the dump's left frozen slab (type 3) has fewer than two layers: "
+                         "no layer spacing to count the atoms per layer on")
+    centres = np.array([z[layer == k].mean() for k in range(layer.max() + 1)])
+    return float(np.median(np.diff(centres)))
+
+
 def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
-            spacing: float = A0_CU / 2, g_set: float = G_SET, g_reset: float = G_RESET,
+            spacing: float | None = None, g_set: float = G_SET, g_reset: float = G_RESET,
             window: float = WINDOW) -> dict:
     """Figures and tables of one run (and of a control run at V = 0, if given); with the
     bias columns also :func:`device_analysis` (thresholds ``g_set``, ``g_reset`` in G0,
-    median ``window`` in ps). A control run whose applied bias is not 0 is refused before
-    anything is written."""
+    median ``window`` in ps). Atoms per layer are counted on the layers of the frozen
+    slabs (``spacing``, A, default :func:`frozen_spacing` of the first frame). A control
+    run whose applied bias is not 0 is refused before anything is written."""
     series = read_series(prefix + ".recoil.csv")
     ctrl = None if not control else read_series(control + ".recoil.csv")
     if ctrl is not None and "V" in ctrl and np.any(ctrl["V"] != 0):
         raise ValueError(f"the control run {control} is not at V = 0: its applied bias "
                          f"reaches {np.abs(ctrl['V']).max():g} V; give a run of -var V 0")
+    check_thresholds(g_set, g_reset, window)
+    frames = read_dump(prefix + ".dump")
+    first, last = frames[0], frames[-1]
+    spacing = frozen_spacing(first) if spacing is None else spacing
     outdir = outdir or prefix + "_figures"
     os.makedirs(outdir, exist_ok=True)
     label = run_label(read_run_header(prefix + ".recoil.csv")) or os.path.basename(prefix)
     t = series["time_ps"]
-    frames = read_dump(prefix + ".dump")
-    first, last = frames[0], frames[-1]
 
     G_lines = {"G(E_F)": series["G_EF"], "Landauer G(V)": series["G_V"]}
     x_lines = {}
@@ -309,7 +342,7 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
         "Frec_max_mean": float(series["Frec_max"].mean()),
         "work_eV": float(series["work"][-1]),
         "negf_s_mean": float(series["negf_s"].mean()),
-        "switching_time_ps": switched,
+        "switching_time_ps": switched, "classified": classifiable(t),
         "moved_layers": {float(z): int(b - a) for z, a, b in
                          zip(grid, layers["initial"], layers["final"]) if a != b},
     }
@@ -319,7 +352,8 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
                               "G_initial": float(ctrl["G_EF"][0]),
                               "G_mean": float(ctrl["G_EF"].mean()),
                               "switching_time_ps": switching_time(ctrl["time_ps"],
-                                                                  ctrl["G_EF"])}
+                                                                  ctrl["G_EF"]),
+                              "classified": classifiable(ctrl["time_ps"])}
     if "V" in series:
         summary.update(device_analysis(prefix, outdir, series, label, g_set, g_reset, window))
     summary["files"] = sorted(["conductance.png", "forces.png", "geometry_initial.png",
@@ -330,7 +364,10 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
     return summary
 
 
-def _switched(ts) -> str:
+def _switched(ts, classified: bool = True) -> str:
+    if not classified:
+        return (f"not classified (shorter than {SWITCH_REFERENCE + SWITCH_WINDOW:g} ps: the "
+                "criterion's reference and window)")
     return "none" if ts is None else f"{ts:.1f} ps"
 
 
@@ -351,7 +388,7 @@ def summary_lines(summary: dict) -> list:
              f"switching time (analysis.switching_time: the first time from which the "
              f"{SWITCH_WINDOW:g} ps running median of G(E_F) differs by more than "
              f"{SWITCH_THRESHOLD:g} G0 from its median over the first {SWITCH_REFERENCE:g} "
-             f"ps): {_switched(s['switching_time_ps'])}"]
+             f"ps): {_switched(s['switching_time_ps'], s.get('classified', True))}"]
     moved = ", ".join(f"z = {z:.2f} A: {n:+d}" for z, n in s["moved_layers"].items())
     lines.append(f"mobile atoms gained (+) or lost (-) per layer: {moved or 'none'}")
     if "protocol" in s:
@@ -373,7 +410,8 @@ def summary_lines(summary: dict) -> list:
         c = s["control"]
         lines.append(f"control run {c['prefix']}: {c['duration_ps']:.1f} ps, G(E_F) initial "
                      f"{c['G_initial']:.3f} G0, mean {c['G_mean']:.3f} G0; switching time "
-                     f"{_switched(c['switching_time_ps'])} (drawn in conductance.png)")
+                     f"{_switched(c['switching_time_ps'], c.get('classified', True))} "
+                     "(drawn in conductance.png)")
     lines.append(f"wrote {s['outdir']}/: {', '.join(s['files'] + ['summary.txt'])}")
     return lines
 
@@ -418,6 +456,11 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
     summary counts the runs shorter than the criterion's first ps and ``window``, which it
     cannot classify (they count as not switched).
     """
+    check_criterion(threshold, window)
+    check_thresholds(g_set, g_reset, median)
+    if rerun and not (len(seeds) and len(biases)):
+        raise ValueError(f"an ensemble needs at least one seed and one bias, got "
+                         f"{len(seeds)} seeds and {len(biases)} biases")
     protocol = dict(variables).get("protocol", "constant")
     if rerun and protocol != "constant" and len(biases) != 1:
         raise ValueError(f"under -var protocol {protocol} the protocol sets the bias, and the "
@@ -456,12 +499,13 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
         results = [EnsembleRun(V, seed, f"V{V:g}_seed{seed}", 0, wall.get((V, seed), np.nan))
                    for V, seed in runs]
     table = {"V": [], "seed": [], "switched": [], "switching_time_ps": [], "direction": [],
-             "G_initial": [], "G_final": [], "duration_ps": [], "n_SET": [], "n_RESET": [],
-             "wall_s": []}
+             "G_initial": [], "G_final": [], "duration_ps": [], "classified": [], "n_SET": [],
+             "n_RESET": [], "wall_s": []}
     events = {"V": [], "seed": [], "SET": [], "time_ps": [], "bias": [], "cycle": []}
     for V, seed, name, rc, wall in results:
         if rc != 0:
-            raise RuntimeError(f"run {name} failed (exit {rc}); see {outdir}/{name}.stdout")
+            raise ValueError(f"run {name} failed (exit {rc}){_reason(f'{outdir}/{name}.stdout')}"
+                             f"; its output: {outdir}/{name}.stdout")
         prefix = f"{outdir}/{name}"
         s = read_series(prefix + ".recoil.csv")
         t, G = s["time_ps"], s["G_EF"]
@@ -471,14 +515,16 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
         if "V" in s:                       # a series with the bias columns
             protocol = header_protocol(read_run_header(prefix + ".recoil.csv"))
             found = switching_events(t, G, s["V"], g_set, g_reset, median,
-                                     None if protocol is None else protocol.cycle_length)
+                                     *((None, None) if protocol is None
+                                       else (protocol.length, protocol.cycles)))
         for e in found:
             for k, v in zip(events, (V, seed, e.kind == "SET", e.time, e.bias, e.cycle)):
                 events[k].append(v)
         n_set = sum(e.kind == "SET" for e in found)
         for k, v in zip(table, (V, seed, ts is not None, np.nan if ts is None else ts,
                                 0 if ts is None else np.sign(final - G[0]), G[0], final,
-                                t[-1] - t[0], n_set, len(found) - n_set, wall)):
+                                t[-1] - t[0], classifiable(t, window), n_set,
+                                len(found) - n_set, wall)):
             table[k].append(v)
     write_csv(f"{outdir}/ensemble.csv", table, f"deck {deck}, switching: median G over "
               f"{window} ps moved by more than {threshold} G0 from the first ps; direction "
@@ -492,8 +538,7 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
         times = [table["switching_time_ps"][i] for i in rows if table["switched"][i]]
         up = sum(1 for i in rows if table["switched"][i] and table["direction"][i] > 0)
         mine = [i for i, v in enumerate(events["V"]) if v == V]
-        short = sum(1 for i in rows
-                    if table["duration_ps"][i] < SWITCH_REFERENCE + window)
+        short = sum(1 for i in rows if not table["classified"][i])
         summary[V] = {"runs": len(rows), "switched": len(times), "times_ps": times,
                       "up": up, "too_short": short,
                       "V_SET": [events["bias"][i] for i in mine if events["SET"][i]],
@@ -502,20 +547,42 @@ def ensemble(deck: str, seeds, biases, jobs: int = 2, variables=(), outdir: str 
     return summary
 
 
+def _reason(stdout: str) -> str:
+    """': <the error line>' of a failed run's output, or ''."""
+    try:
+        with open(stdout) as fh:
+            errors = [line.strip() for line in fh if "error" in line.lower()]
+    except OSError:
+        return ""
+    return f": {errors[0]}" if errors else ""
+
+
+def survival(times, ends) -> tuple:
+    """Kaplan-Meier estimate of the fraction of runs still in their initial state: each
+    run switches at ``times`` (NaN: never) or is censored at its end ``ends`` (ps).
+    Returns step-curve abscissae and ordinates up to the longest run's end."""
+    times, ends = np.asarray(times, dtype=float), np.asarray(ends, dtype=float)
+    x, y, frac = [0.0], [1.0], 1.0
+    for t in np.unique(times[np.isfinite(times)]):
+        at_risk = np.sum((np.where(np.isfinite(times), times, np.inf) >= t) & (ends >= t))
+        frac *= 1.0 - np.sum(times == t) / at_risk
+        x += [t, t]
+        y += [y[-1], frac]
+    return np.array(x + [float(ends.max(initial=0.0))]), np.array(y + [frac])
+
+
 def ensemble_figure(path, table, events, threshold, window) -> None:
     """Left: the fraction of runs still in their initial state against time, per bias
-    (switching at V != 0, retention at V = 0; a run that never switched counts until its
-    end). Right: histograms of the SET and RESET voltages of all runs (of their times if
+    (switching at V != 0, retention at V = 0; :func:`survival`: a run that never switched
+    counts until its own end). Right: histograms of the SET and RESET voltages of all runs (of their times if
     all events came at one bias)."""
     plt = pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     V, ts = np.asarray(table["V"]), np.asarray(table["switching_time_ps"], dtype=float)
-    end = float(np.max(table["duration_ps"]))
+    ends = np.asarray(table["duration_ps"], dtype=float)
     for v in np.unique(V):
-        times = np.sort(ts[(V == v) & np.isfinite(ts)])
         n = int(np.sum(V == v))
-        x = np.concatenate([[0.0], np.repeat(times, 2), [end]])
-        y = np.repeat(1.0 - np.arange(len(times) + 1) / n, 2)
+        x, y = survival(ts[V == v], ends[V == v])
         left.plot(x, y, lw=1.5, label=f"V = {v:g} V ({'retention' if v == 0 else 'switching'},"
                   f" {n} runs)")
     left.set_xlabel("time (ps)")

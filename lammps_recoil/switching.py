@@ -41,30 +41,46 @@ class Event:
     cycle: int
 
 
-def check_thresholds(g_set: float, g_reset: float) -> None:
+def check_thresholds(g_set: float, g_reset: float, window: float = WINDOW) -> None:
+    """Refuse thresholds that are not 0 <= g_reset < g_set (G0) and a median window that
+    is not a positive number of ps."""
     if not (np.isfinite(g_set) and np.isfinite(g_reset) and 0 <= g_reset < g_set):
         raise ValueError(f"switching thresholds need 0 <= g_reset < g_set (G0), got g_set = "
                          f"{g_set}, g_reset = {g_reset}")
+    if not (np.isfinite(window) and window > 0):
+        raise ValueError(f"the running median's window must be > 0 ps, got {window}")
 
 
 def smoothed(t, G, window: float = WINDOW) -> np.ndarray:
-    """Running median of G over ``window`` ps centred on each update (shorter at the
-    ends); the samples themselves if the window holds at most one."""
+    """Running median of G over ``window`` ps centred on each update: the update and
+    window/2 on each side (2 h + 1 samples, h = window / 2 dt rounded; shorter at the
+    ends), so that a clean step up and a clean step down are found at the same update;
+    the samples themselves if the window holds no neighbour."""
     t, G = np.asarray(t, float), np.asarray(G, float)
     if len(t) < 2:
         return G.copy()
-    n = int(round(window / np.median(np.diff(t))))
-    if n <= 1:
+    half = int(round(window / (2.0 * np.median(np.diff(t)))))
+    if half < 1:
         return G.copy()
-    half = n // 2
-    return np.array([np.median(G[max(0, i - half):i - half + n]) for i in range(len(G))])
+    return np.array([np.median(G[max(0, i - half):i + half + 1]) for i in range(len(G))])
+
+
+def cycle_index(t, t0: float, length: float, count: int | None = None) -> np.ndarray:
+    """The protocol cycle (0, 1, ...) of times ``t`` (ps) of a series starting at ``t0``,
+    cycles of ``length`` ps: a cycle's end belongs to it (so a run that ends with its last
+    cycle has no point in a next one); times after the last of ``count`` cycles (the held
+    bias) get the index ``count``."""
+    k = np.maximum(np.ceil((np.asarray(t, dtype=float) - t0) / length - 1e-9) - 1, 0)
+    return (k if count is None else np.minimum(k, count)).astype(int)
 
 
 def switching_events(t, G, V, g_set: float = G_SET, g_reset: float = G_RESET,
-                     window: float = WINDOW, cycle_length: float | None = None) -> list[Event]:
+                     window: float = WINDOW, cycle_length: float | None = None,
+                     cycles: int | None = None) -> list[Event]:
     """SET and RESET events of a run (module docstring) from its update times ``t`` (ps),
-    conductances ``G`` (G0) and applied biases ``V`` (volts)."""
-    check_thresholds(g_set, g_reset)
+    conductances ``G`` (G0) and applied biases ``V`` (volts); the protocol's
+    ``cycle_length`` (ps) and number of ``cycles`` number the events (:func:`cycle_index`)."""
+    check_thresholds(g_set, g_reset, window)
     t, V = np.asarray(t, float), np.asarray(V, float)
     g = smoothed(t, G, window)
     state = "LRS" if g[0] >= g_set else "HRS" if g[0] <= g_reset else None
@@ -72,17 +88,17 @@ def switching_events(t, G, V, g_set: float = G_SET, g_reset: float = G_RESET,
     for k in range(1, len(g)):
         if g[k] >= g_set and state != "LRS":
             if state == "HRS":
-                events.append(_event("SET", t, V, g, k, cycle_length))
+                events.append(_event("SET", t, V, g, k, cycle_length, cycles))
             state = "LRS"
         elif g[k] <= g_reset and state != "HRS":
             if state == "LRS":
-                events.append(_event("RESET", t, V, g, k, cycle_length))
+                events.append(_event("RESET", t, V, g, k, cycle_length, cycles))
             state = "HRS"
     return events
 
 
-def _event(kind, t, V, g, k, cycle_length) -> Event:
-    cycle = 0 if not cycle_length else int(np.floor((t[k] - t[0]) / cycle_length + 1e-9))
+def _event(kind, t, V, g, k, cycle_length, cycles) -> Event:
+    cycle = 0 if not cycle_length else int(cycle_index(t[k], t[0], cycle_length, cycles))
     return Event(kind, float(t[k]), float(V[k]), float(g[k]), cycle)
 
 

@@ -182,3 +182,27 @@ def test_pulse_edges_on_the_update_grid_are_exact():
     make_protocol("pulse", V_min=0.0, V_max=1.0, width=0.2, period=0.3, update_ps=0.1)
     make_protocol("ramp", V_min=0.0, V_max=0.6, rate=3.0, update_ps=0.1)
     make_protocol("sine", V_min=0.0, V_max=0.6, period=0.2, update_ps=0.1)
+
+
+def test_pulses_off_the_update_grid_get_a_note():
+    """A pulse width or period that is not a whole number of updates is noted with what
+    the sampled pulse lasts (0.55 ps at 0.1 ps updates: 0.6 ps); on the grid, no note."""
+    p = make_protocol("pulse", V_max=1.0, width=0.55, period=1.5, count=3, update_ps=0.1)
+    note = p.grid_note(0.1)
+    assert "width 0.55 ps is not a whole number of NEGF updates (0.1 ps)" in note
+    assert "each pulse lasts 0.6 ps" in note
+    t = np.round(np.arange(0, 30) * 0.1, 10)
+    on = t[p.bias(t) == 1.0]
+    assert on[on < 1.0].tolist() == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]      # 6 updates: 0.6 ps
+    assert make_protocol("pulse", width=0.3, period=1.2, update_ps=0.1).grid_note(0.1) is None
+    assert make_protocol("triangle", update_ps=0.1).grid_note(0.1) is None
+
+
+def test_file_protocol_messages(tmp_path):
+    """Without a vfile, the message says to set one; a NaN names its row."""
+    with pytest.raises(ValueError, match="needs its voltages: -var vfile PATH"):
+        make_protocol("file", file="none")
+    path = tmp_path / "v.txt"
+    path.write_text("0 0\n1 nan\n2 1\n")
+    with pytest.raises(ValueError, match=r"non-finite values in data row 2: \[1.0, nan\]"):
+        make_protocol("file", file=str(path))

@@ -118,6 +118,8 @@ def test_bad_frame_names_the_range(filament, tmp_path):
     assert rc == 2
     assert "frame 5 is not in the dump (2 frames" in err
     assert not (tmp_path / "x.png").exists()
+    rc, out, err = render_cli(path)              # the last frame, named by its index
+    assert rc == 0 and (tmp_path / "run.frame1.png").stat().st_size > 5000
 
 
 def test_cut_dumps_and_dumps_without_forces(filament, tmp_path):

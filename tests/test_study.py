@@ -212,3 +212,69 @@ def test_an_ensemble_under_a_protocol_takes_one_bias(tmp_path):
         ensemble("inputs/in.filament", [1], [0.0, 1.0], variables=[("protocol", "pulse")],
                  outdir=str(tmp_path / "ens"))
     assert not (tmp_path / "ens").exists()
+
+
+def test_survival_counts_each_run_until_its_own_end():
+    """Kaplan-Meier: three runs, one switching at 2 ps, one censored at 3 ps, one
+    switching at 4 ps: 1 -> 2/3 at 2 ps, then -> 0 at 4 ps (one run at risk), drawn to the
+    longest end; without censoring it is the plain fraction."""
+    from lammps_recoil.study import survival
+    x, y = survival([2.0, np.nan, 4.0], [10.0, 3.0, 5.0])
+    np.testing.assert_allclose(x, [0, 2, 2, 4, 4, 10])
+    np.testing.assert_allclose(y, [1, 1, 2 / 3, 2 / 3, 0, 0])
+    x, y = survival([1.0, np.nan], [5.0, 5.0])
+    np.testing.assert_allclose(y, [1, 1, 0.5, 0.5])
+
+
+def test_bad_criteria_are_refused_before_any_run(tmp_path):
+    """Thresholds, medians, the criterion and an empty seed list are checked before the
+    first run starts (before: after all runs, whose outputs then blocked the rerun)."""
+    from lammps_recoil.study import ensemble
+    for kw, message in ((dict(g_set=1.0, g_reset=2.0), "0 <= g_reset < g_set"),
+                        (dict(median=np.nan), "median's window must be > 0 ps, got nan"),
+                        (dict(threshold=-1.0), "threshold must be > 0 G0, got -1.0"),
+                        (dict(window=0.0), "window must be > 0 ps, got 0.0")):
+        with pytest.raises(ValueError, match=message):
+            ensemble("inputs/in.filament", [1], [1.0], outdir=str(tmp_path / "e"), **kw)
+    with pytest.raises(ValueError, match="at least one seed and one bias, got 0 seeds"):
+        ensemble("inputs/in.filament", [], [1.0], outdir=str(tmp_path / "e"))
+    assert not (tmp_path / "e").exists()
+
+
+def test_incomplete_outputs_are_read_or_named(tmp_path, capsys):
+    """A series with no rows and a dump with no complete frame are refused by name; a last
+    row or frame cut short (a killed run) is dropped with a note."""
+    from lammps_recoil.analysis import read_dump
+    empty = tmp_path / "empty.recoil.csv"
+    empty.write_text("# V = 1.0\nstep,time_ps,G_EF\n")
+    with pytest.raises(ValueError, match="holds no rows of a time series"):
+        read_series(empty)
+    cut = tmp_path / "cut.recoil.csv"
+    cut.write_text("step,time_ps,G_EF\n0,0.0,3.0\n100,0.1,2.9\n200,0.2\n")
+    series = read_series(cut)
+    assert list(series["G_EF"]) == [3.0, 2.9] and "last row is cut short" in capsys.readouterr().err
+    frame = ["ITEM: TIMESTEP", "0", "ITEM: NUMBER OF ATOMS", "2", "ITEM: BOX BOUNDS pp pp ff",
+             "0 1", "0 1", "0 1", "ITEM: ATOMS id type x y z", "1 1 0 0 0", "2 1 0 0 1"]
+    dump = tmp_path / "cut.dump"
+    dump.write_text("\n".join(frame + frame[:-1]) + "\n")
+    assert len(read_dump(dump)) == 1 and "incomplete" in capsys.readouterr().err
+    dump.write_text("\n".join(frame[:-1]) + "\n")
+    with pytest.raises(ValueError, match="holds no complete dump frame"):
+        read_dump(dump)
+
+
+@pytest.mark.parametrize("orientation, spacing", [("001", 3.5957 / 2), ("111", 3.5957 / 3 ** 0.5)])
+def test_layers_are_counted_on_the_frozen_slabs_spacing(orientation, spacing):
+    """analyze counts atoms per layer on the layer spacing of the frozen slabs (before:
+    always (001)'s a0/2, so a (111) run whose atoms had not moved reported 14 atoms lost
+    from one layer and 13 gained by the next)."""
+    from lammps_recoil.study import frozen_spacing
+    f = build_filament(orientation=orientation, nx=6, ny=4) if orientation == "111" \
+        else build_filament()
+    frame = {"z": f.positions[:, 2], "type": f.types}
+    assert frozen_spacing(frame) == pytest.approx(spacing, abs=1e-4)
+    from lammps_recoil.analysis import layer_counts
+    mobile = np.isin(f.types, (1, 2))
+    z0 = f.positions[f.types == 3, 2].max()
+    _, counts = layer_counts(f.positions[mobile, 2], frozen_spacing(frame), z0)
+    assert counts.sum() == mobile.sum() and counts.min() > 0     # every layer, none split

@@ -144,11 +144,34 @@ def test_events_and_cycles_tables_without_events(tmp_path, capsys):
 
 def test_cycle_colours_end_with_the_last_cycle():
     """One 8 ps cycle sampled every 0.1 ps, the last sample at its end: all of cycle 0;
-    two cycles: 0 up to 8 ps, 1 after; a hold after the last cycle is the next index."""
-    from lammps_recoil.study import cycle_of
+    two cycles: 0 up to 8 ps, 1 after; a hold after the last of ``count`` cycles gets the
+    one index ``count`` however long it lasts; an event's cycle is the same index (before,
+    an event at a cycle's end was numbered with the next cycle, and each cycle length of
+    the hold with a cycle of its own)."""
+    from lammps_recoil.switching import cycle_index
     t = np.round(np.arange(0, 81) * 0.1, 10)
-    assert set(cycle_of(t, 8.0)) == {0.0}
+    assert set(cycle_index(t, 0.0, 8.0)) == {0}
     t2 = np.round(np.arange(0, 161) * 0.1, 10)
-    c = cycle_of(t2, 8.0)
+    c = cycle_index(t2, 0.0, 8.0)
     assert c[t2 <= 8.0].max() == 0 and c[t2 > 8.0].min() == 1 and c.max() == 1
-    assert cycle_of(np.append(t, 8.1), 8.0)[-1] == 1
+    assert cycle_index(np.append(t, 8.1), 0.0, 8.0)[-1] == 1
+    hold = np.round(np.arange(0, 401) * 0.1, 10)            # 2 cycles, then 24 ps held
+    assert set(cycle_index(hold, 0.0, 8.0, count=2)[hold > 16.0]) == {2}
+    G = np.where(hold < 8.0, 3.0, 1.0)                         # a RESET at the first end
+    G[hold >= 30.0] = 3.0                                      # a SET during the hold
+    events = switching_events(hold, G, np.zeros_like(hold), window=0.1, cycle_length=8.0,
+                              cycles=2)
+    assert [(e.kind, e.time, e.cycle) for e in events] == [("RESET", 8.0, 0),
+                                                            ("SET", 30.0, 2)]
+
+
+def test_a_step_down_and_a_step_up_are_found_at_the_same_update():
+    """The running median is centred (5 updates on each side for 1 ps at 0.1 ps): a clean
+    RESET step and a clean SET step at 20 ps are both found at 20.0 ps (before, with 5
+    updates before and 4 after, the RESET came at 20.1 ps)."""
+    t = np.round(np.arange(0, 400) * 0.1, 10)
+    down = switching_events(t, np.where(t < 20.0, 3.0, 1.0), np.ones_like(t))
+    up = switching_events(t, np.where(t < 20.0, 1.0, 3.0), np.ones_like(t))
+    assert [(e.kind, e.time) for e in down + up] == [("RESET", 20.0), ("SET", 20.0)]
+    g = smoothed(t, np.where(t < 20.0, 3.0, 1.0))
+    assert g[199] == 3.0 and g[200] == 1.0
