@@ -258,44 +258,11 @@ def frozen_spacing(frame) -> float:
     return float(np.median(np.diff(centres)))
 
 
-def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
-            spacing: float | None = None, g_set: float = G_SET, g_reset: float = G_RESET,
-            window: float = WINDOW) -> dict:
-    """Figures and tables of one run (and of a control run at V = 0, if given); with the
-    bias columns also :func:`device_analysis` (thresholds ``g_set``, ``g_reset`` in G0,
-    median ``window`` in ps). Atoms per layer are counted on the layers of the frozen
-    slabs (``spacing``, A, default :func:`frozen_spacing` of the first frame). A control
-    run whose applied bias is not 0 is refused before anything is written."""
-    series = read_series(prefix + ".recoil.csv")
-    ctrl = None if not control else read_series(control + ".recoil.csv")
-    if ctrl is not None and "V" in ctrl and np.any(ctrl["V"] != 0):
-        raise ValueError(f"the control run {control} is not at V = 0: its applied bias "
-                         f"reaches {np.abs(ctrl['V']).max():g} V; give a run of -var V 0")
-    check_thresholds(g_set, g_reset, window)
-    frames = read_dump(prefix + ".dump")
+def _geometry(frames, spacing: float, outdir: str, prefix: str, label: str) -> dict:
+    """The dump's figures and tables of :func:`analyze` (initial geometry with the recoil
+    forces, initial and final states, mobile atoms per layer); returns the layers' change
+    of atom count (z: change) where it is not zero."""
     first, last = frames[0], frames[-1]
-    spacing = frozen_spacing(first) if spacing is None else spacing
-    outdir = outdir or prefix + "_figures"
-    os.makedirs(outdir, exist_ok=True)
-    label = run_label(read_run_header(prefix + ".recoil.csv")) or os.path.basename(prefix)
-    t = series["time_ps"]
-
-    G_lines = {"G(E_F)": series["G_EF"], "Landauer G(V)": series["G_V"]}
-    x_lines = {}
-    if ctrl is not None:
-        G_lines["control V = 0"] = ctrl["G_EF"]
-        x_lines["control V = 0"] = ctrl["time_ps"]
-    panels(f"{outdir}/conductance.png", t, [
-        {"ylabel": "G / G0", "lines": G_lines, "x": x_lines}], "time (ps)",
-        f"conductance (Fig. 2b, lower); {label}")
-    panels(f"{outdir}/forces.png", t, [
-        {"ylabel": "force on filament, z (eV/Å)", "zero": True,
-         "lines": {"recoil": series["Frec_z"],
-                   "recoil + EAM": series["Frec_z"] + series["Feam_z"]}},
-        {"ylabel": "force on filament, x, y (eV/Å)", "zero": True,
-         "lines": {"recoil x": series["Frec_x"], "recoil y": series["Frec_y"]}}],
-        "time (ps)", f"forces on the filament (Fig. 2b, upper); {label}")
-
     geometry_figure(f"{outdir}/geometry_initial.png", first["x"], first["z"], first["type"],
                     first.recoil, f"{label}; t = {_time(first):g} ps (step {first.step}): "
                     "recoil forces")
@@ -322,7 +289,53 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
                                                        "final": layers["final"]},
          "styles": {"initial": "o-", "final": "s--"}}], "layer z (Å)",
         f"where atoms migrated from and to; {label}")
+    return {float(z): int(b - a) for z, a, b in zip(grid, layers["initial"], layers["final"])
+            if a != b}
 
+
+def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
+            spacing: float | None = None, g_set: float = G_SET, g_reset: float = G_RESET,
+            window: float = WINDOW) -> dict:
+    """Figures and tables of one run (and of a control run at V = 0, if given); with the
+    bias columns also :func:`device_analysis` (thresholds ``g_set``, ``g_reset`` in G0,
+    median ``window`` in ps). Atoms per layer are counted on the layers of the frozen
+    slabs (``spacing``, A, default :func:`frozen_spacing` of the first frame). A control
+    run whose applied bias is not 0 is refused before anything is written."""
+    series = read_series(prefix + ".recoil.csv")
+    ctrl = None if not control else read_series(control + ".recoil.csv")
+    if ctrl is not None and "V" in ctrl and np.any(ctrl["V"] != 0):
+        raise ValueError(f"the control run {control} is not at V = 0: its applied bias "
+                         f"reaches {np.abs(ctrl['V']).max():g} V; give a run of -var V 0")
+    check_thresholds(g_set, g_reset, window)
+    dump = prefix + ".dump"
+    frames = read_dump(dump) if os.path.exists(dump) else None
+    if frames is None:
+        sys.stderr.write(f"lammps-recoil: note: no dump {dump}: the geometry, states and "
+                         "layer figures are left out\n")
+    else:
+        spacing = frozen_spacing(frames[0]) if spacing is None else spacing
+    outdir = outdir or prefix + "_figures"
+    os.makedirs(outdir, exist_ok=True)
+    label = run_label(read_run_header(prefix + ".recoil.csv")) or os.path.basename(prefix)
+    t = series["time_ps"]
+
+    G_lines = {"G(E_F)": series["G_EF"], "Landauer G(V)": series["G_V"]}
+    x_lines = {}
+    if ctrl is not None:
+        G_lines["control V = 0"] = ctrl["G_EF"]
+        x_lines["control V = 0"] = ctrl["time_ps"]
+    panels(f"{outdir}/conductance.png", t, [
+        {"ylabel": "G / G0", "lines": G_lines, "x": x_lines}], "time (ps)",
+        f"conductance (Fig. 2b, lower); {label}")
+    panels(f"{outdir}/forces.png", t, [
+        {"ylabel": "force on filament, z (eV/Å)", "zero": True,
+         "lines": {"recoil": series["Frec_z"],
+                   "recoil + EAM": series["Frec_z"] + series["Feam_z"]}},
+        {"ylabel": "force on filament, x, y (eV/Å)", "zero": True,
+         "lines": {"recoil x": series["Frec_x"], "recoil y": series["Frec_y"]}}],
+        "time (ps)", f"forces on the filament (Fig. 2b, upper); {label}")
+
+    moved = None if frames is None else _geometry(frames, spacing, outdir, prefix, label)
     hist, edges = conductance_histogram(series["G_EF"])
     write_csv(f"{outdir}/histogram.csv", {"G_low": edges[:-1], "G_high": edges[1:],
                                           "count": hist}, f"G(E_F) histogram, {prefix}")
@@ -343,8 +356,7 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
         "work_eV": float(series["work"][-1]),
         "negf_s_mean": float(series["negf_s"].mean()),
         "switching_time_ps": switched, "classified": classifiable(t),
-        "moved_layers": {float(z): int(b - a) for z, a, b in
-                         zip(grid, layers["initial"], layers["final"]) if a != b},
+        "moved_layers": moved,
     }
     if control:
         summary["control"] = {"prefix": control, "duration_ps": float(ctrl["time_ps"][-1]
@@ -356,9 +368,11 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
                               "classified": classifiable(ctrl["time_ps"])}
     if "V" in series:
         summary.update(device_analysis(prefix, outdir, series, label, g_set, g_reset, window))
-    summary["files"] = sorted(["conductance.png", "forces.png", "geometry_initial.png",
-                               "states.png", "layers.csv", "layers.png", "histogram.csv",
-                               "histogram.png"] + summary.get("files", []))
+    summary["files"] = sorted(["conductance.png", "forces.png", "histogram.csv",
+                               "histogram.png"] + summary.get("files", [])
+                              + ([] if frames is None else ["geometry_initial.png",
+                                                             "states.png", "layers.csv",
+                                                             "layers.png"]))
     with open(f"{outdir}/summary.txt", "w") as fh:
         fh.writelines(line + "\n" for line in summary_lines(summary))
     return summary
@@ -389,8 +403,9 @@ def summary_lines(summary: dict) -> list:
              f"{SWITCH_WINDOW:g} ps running median of G(E_F) differs by more than "
              f"{SWITCH_THRESHOLD:g} G0 from its median over the first {SWITCH_REFERENCE:g} "
              f"ps): {_switched(s['switching_time_ps'], s.get('classified', True))}"]
-    moved = ", ".join(f"z = {z:.2f} A: {n:+d}" for z, n in s["moved_layers"].items())
-    lines.append(f"mobile atoms gained (+) or lost (-) per layer: {moved or 'none'}")
+    if s["moved_layers"] is not None:
+        moved = ", ".join(f"z = {z:.2f} A: {n:+d}" for z, n in s["moved_layers"].items())
+        lines.append(f"mobile atoms gained (+) or lost (-) per layer: {moved or 'none'}")
     if "protocol" in s:
         lines.append(f"bias protocol: {s['protocol']}; largest |I| {s['I_max_uA']:.1f} uA, "
                      f"largest |P| {s['P_max_uW']:.1f} uW; in compliance at "

@@ -175,3 +175,23 @@ def test_a_step_down_and_a_step_up_are_found_at_the_same_update():
     assert [(e.kind, e.time) for e in down + up] == [("RESET", 20.0), ("SET", 20.0)]
     g = smoothed(t, np.where(t < 20.0, 3.0, 1.0))
     assert g[199] == 3.0 and g[200] == 1.0
+
+
+def test_a_run_without_its_dump_is_analyzed_from_its_series(tmp_path, capsys):
+    """The stored triangle sweep of docs/protocols.md (its .recoil.csv alone): analyze
+    notes the missing dump, leaves out the geometry figures and finds the events of
+    docs/figures/protocols/triangle_events.csv."""
+    from pathlib import Path
+    import shutil
+    from lammps_recoil.plots import read_csv
+    from lammps_recoil.study import analyze
+    docs = Path(__file__).resolve().parents[1] / "docs" / "figures" / "protocols"
+    shutil.copy(docs / "triangle.recoil.csv", tmp_path / "tri.recoil.csv")
+    summary = analyze(str(tmp_path / "tri"), str(tmp_path / "out"))
+    assert "no dump" in capsys.readouterr().err
+    assert "layers.csv" not in summary["files"] and summary["moved_layers"] is None
+    stored = read_csv(docs / "triangle_events.csv")
+    assert [(e.kind == "SET", e.time, e.bias, e.cycle) for e in summary["events"]] == \
+        list(zip(stored["SET"], stored["time_ps"], stored["V"], stored["cycle"]))
+    assert [(e.kind, e.time) for e in summary["events"]][:2] == [("RESET", 22.9),
+                                                                 ("SET", 31.8)]
