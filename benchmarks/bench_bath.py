@@ -1,6 +1,6 @@
 """Benchmark: MD with the electronic bath against the mean-force-only run of the same deck.
 
-    python benchmarks/bench_bath.py [--ps 5] [--repeat 3] [--V 1.0] [--Te 0]
+    python benchmarks/bench_bath.py [--ps 5] [--repeat 3] [--V 1.0] [--Te 0] [--configs mean 100 ...]
     python benchmarks/bench_bath.py --accuracy [--ps 2] [--V 1.0] [--md-tol 1 10]
 
 Runs the test deck tests/in.checks (482 atoms, Langevin at 300 K, recoil forces every 100
@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = {"mean": ("mean force only", dict(bath="none")),
            "100": ("full bath, kernels every 100 steps", dict(bath="full", bath_every=100)),
-           "1000": ("full bath, kernels every 1000 steps", dict(bath="full", bath_every=1000)),
+           "1000": ("full bath, kernels every 1000 steps (default)",
+                    dict(bath="full", bath_every=1000)),
            "5000": ("full bath, kernels every 5000 steps", dict(bath="full", bath_every=5000))}
 
 
@@ -119,8 +120,9 @@ def main():
                 t = run(tmp, key, args.ps, args.V, args.Te, **CONFIGS[key][1])
                 if key not in best or t["loop"] < best[key]["loop"]:
                     best[key] = t
+    configs = "" if args.configs == list(CONFIGS) else f" --configs {' '.join(args.configs)}"
     print(f"Command: python benchmarks/bench_bath.py --ps {args.ps:g} --repeat {args.repeat} "
-          f"--V {args.V:g} --Te {args.Te:g}")
+          f"--V {args.V:g} --Te {args.Te:g}{configs}")
     print(f"Date {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python "
           f"{platform.python_version()}, OMP_NUM_THREADS=1, 1 rank, V = {args.V:g} V, "
           f"T_e = {args.Te:g} K\n")
@@ -134,7 +136,7 @@ def main():
         if key != "mean" and base:
             k = sum(t["kernels"])
             step = f"{1e3 * (t['modify'] - base['modify'] - k) / t['steps']:.3f}"
-            kern = f"{k / max(len(t['kernels']), 1):.2f}"
+            kern = f"{k / len(t['kernels']):.2f}" if t["kernels"] else "-"
         print(f"| {CONFIGS[key][0]} | {t['loop'] / args.ps:.3f} | {ratio:.2f} | {step} | "
               f"{kern} |")
 

@@ -7,6 +7,7 @@
     python benchmarks/study_bath.py md --runs runs/bath_md [--biases 0 0.5 1 1.5] [--ps 30]
         [--filament-thermostat yes|no]
     python benchmarks/study_bath.py switching --runs runs/bath_ens
+        (reads <runs>/thermo_none and <runs>/thermo_full)
 
 ``kernels``: the kernels at the EAM-minimized default filament (the production deck's
 minimization) for V = 0 to 1.5 V: at T_e = 0 without lead broadening (accepted up to
@@ -283,10 +284,30 @@ def md(out, runs, biases, ps, thermostat):
 
 
 def switching(out, runs):
-    for label in ("none", "full"):
+    """The 1 V ensembles without and with the full bath (``<runs>/thermo_none`` and
+    ``thermo_full``, the docs' commands) side by side, one row per seed."""
+    from lammps_recoil.plots import read_csv
+    tables = {}
+    for label in ("thermo_none", "thermo_full"):
         path = Path(runs) / label / "ensemble.csv"
-        if path.exists():
-            print(f"\n{label}:\n" + path.read_text())
+        if not path.exists():
+            raise SystemExit(f"no {path}: run the ensembles of docs/bath.md first")
+        tables[label] = read_csv(path)
+
+    def cell(t, i):
+        if not t["switched"][i]:
+            return f"no switch, {t['G_initial'][i]:.2f} -> {t['G_final'][i]:.2f} G0"
+        final = "0 (broken)" if t["G_final"][i] < 0.05 else f"{t['G_final'][i]:.2f} G0"
+        way = "up" if t["direction"][i] > 0 else "down"
+        return f"{way} at {t['switching_time_ps'][i]:.1f} ps, {t['G_initial'][i]:.2f} -> {final}"
+
+    print("| seed | without the bath | with the full bath |")
+    print("| --- | --- | --- |")
+    none, full = tables["thermo_none"], tables["thermo_full"]
+    for i, seed in enumerate(none["seed"]):
+        j = int(np.flatnonzero(full["seed"] == seed)[0]) if seed in full["seed"] else None
+        print(f"| {int(seed)} | {cell(none, i)} | "
+              f"{'-' if j is None else cell(full, j)} |")
 
 
 def main():
