@@ -1,7 +1,7 @@
 """Benchmark: page faults and system time of replayed recoil updates, with and without
 ``parallel.keep_heap`` (glibc's malloc thresholds fixed, as the LAMMPS coupling does).
 
-    python benchmarks/bench_heap.py [--device mobile] [--updates 25] [--settle 5]
+    python benchmarks/bench_heap.py [--device mobile] [--updates 25] [--settle 5] [--repeat 2]
 
 Runs the default deck (2 ps warm-up, 10 ps at 1 V, a dump at every recoil update; as
 ``bench_ranks.py``), then replays the last ``--settle`` + ``--updates`` updates of the

@@ -436,7 +436,7 @@ def main():
                                      "accuracy"))
     ap.add_argument("--quick", action="store_true", help="sizes: the smaller cases only")
     ap.add_argument("--reps", type=int, default=3,
-                    help="sizes: updates per device; stages: repetitions")
+                    help="sizes, crossover: updates per device; stages: repetitions")
     ap.add_argument("--ps", type=float, default=2.0, help="md: timed production (ps)")
     ap.add_argument("--repeat", type=int, default=2, help="md, ranks: runs per case")
     ap.add_argument("--child", help=argparse.SUPPRESS)

@@ -16,6 +16,8 @@ settles, are left out of the median and mean. OMP_NUM_THREADS=1.
 The machine's two cores are not always equally fast (a virtual machine on a shared host):
 before and after the replays every rank runs the same fixed work at the same time (the
 "core check"); unequal times there mean that a rank count's ratio measures the host.
+Equal times do not prove the host idle: a load shared evenly by both cores slows both
+alike (times well above an idle run's mean the same), and the ratio then measures it too.
 """
 import argparse
 import json
