@@ -34,9 +34,10 @@ PER_ATOM = {"d2_frec": "Recoil Force", "d2_jcur": "Current"}
 #: The property drawn as arrows.
 RECOIL = "Recoil Force"
 #: Colours (RGB, 0..1) of the atom types of the data-file contract (docs/geometry.md):
-#: 1 filament, 2 mobile electrode, 3 and 4 frozen electrode slabs; and of the arrows.
+#: 1 filament, 2 mobile electrode, 3 and 4 frozen electrode slabs (two greys, for the
+#: legend); and of the arrows.
 TYPE_COLORS = {1: (0.85, 0.50, 0.25), 2: (0.72, 0.72, 0.76), 3: (0.40, 0.40, 0.46),
-               4: (0.40, 0.40, 0.46)}
+               4: (0.28, 0.28, 0.34)}
 TYPE_NAMES = {1: "filament", 2: "electrode", 3: "frozen (left)", 4: "frozen (right)"}
 ARROW_COLOR = (0.0, 0.80, 0.0)
 #: Radius of the atom spheres (Angstrom): small enough that arrows of ARROW_LENGTH show.
