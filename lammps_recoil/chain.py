@@ -84,21 +84,25 @@ def chain_system(v_left: float, v_right: float, eps: float = 0.0, t: float = DEF
 
 # ---------------------------------------------------------------------- closed forms
 def transmission_eq14(E, v_left, v_right, eps=0.0, t=DEFAULTS["t"]):
-    """Transmittance of the chain (Eq. 14)."""
+    """Transmittance of the chain (Eq. 14) at energies E (eV); hoppings and eps in eV."""
     E = np.asarray(E, dtype=float)
     chi = (v_left**2 + v_right**2) / (2.0 * v_left * v_right)
     num = ((E - eps) * t**2 / (v_left * v_right) - chi * E) ** 2
     return 1.0 / (num / (4.0 * t**2 - E**2) + chi**2)
 
 
-def force_eq16(v_left, v_right, zeta=1.0 / DEFAULTS["a"]):
-    """Zero-bias force on the central atom to first order in v_L - v_R (Eq. 16)."""
+def force_eq16(v_left, v_right, zeta=None, a=DEFAULTS["a"]):
+    """Zero-bias force (eV/A) on the central atom to first order in v_L - v_R (Eq. 16);
+    hoppings in eV, zeta in 1/A (default 1/a, a in A, as :func:`chain_hopping`)."""
+    zeta = 1.0 / a if zeta is None else zeta
     return (1.0 + 8.0 / np.pi) * zeta * (v_left - v_right)
 
 
-def force_eq17(bias, v_left, v_right, eps=0.0, beta=0.5, t=DEFAULTS["t"],
-               zeta=1.0 / DEFAULTS["a"]):
-    """Renormalized force F(V) - F(0) on the central atom to first order (Eq. 17)."""
+def force_eq17(bias, v_left, v_right, eps=0.0, beta=0.5, t=DEFAULTS["t"], zeta=None,
+               a=DEFAULTS["a"]):
+    """Renormalized force F(V) - F(0) (eV/A) on the central atom to first order (Eq. 17);
+    bias in V, energies in eV, zeta in 1/A (default 1/a)."""
+    zeta = 1.0 / a if zeta is None else zeta
     return zeta * bias / (np.pi * t) * ((beta - 0.5) * (v_left - v_right) - eps)
 
 

@@ -278,6 +278,15 @@ class RecoilCoupling:
         :meth:`start` (minimization, warm-up) and with ``recoil no`` the forces stay zero."""
         if not self.started or self.p["recoil"] == "no":
             return
+        if self.finished:
+            # a deck's tail at the last step (run 0, write_data) keeps the last forces; a
+            # run past it would apply them unrecorded
+            if step > self.finish_step:
+                raise ValueError("a run after the deck's recoil_finish step: its recoil "
+                                 "forces would act, but the time series and the restart "
+                                 "state are closed; put every production run before "
+                                 "recoil_finish (or unfix recoil before such a run)")
+            return
         self._check_unchanged()
         t0 = time.perf_counter()
         if self.pending is not None and self.pending["step"] < step:
@@ -351,8 +360,12 @@ class RecoilCoupling:
                                     len(self.tags), V, wanted, res.current, res.current * V,
                                     float(state.limited), res.n_unbroadened, *channels,
                                     *bath])
+            # the production's first forces are set between runs, where LAMMPS's velocities
+            # are full-step ones: they give only the first half kick (x_-1 = x_0)
+            first = self.last_step is None
             self.last_x, self.last_step = x, step
-            self.last_shift = 0.5 * self.dt * velocity[self.device]
+            self.last_shift = (np.zeros_like(x) if first
+                               else 0.5 * self.dt * velocity[self.device])
             if self.series is not None:
                 self.series.write(f"{step},{step * dt:.6f}," +
                                   ",".join(f"{v:.10g}" for v in self.vector) + "\n")
@@ -518,12 +531,8 @@ class RecoilCoupling:
         """Refuse what a deck may change between its runs but the production fixes at its
         start: the time step (time_ps, the protocol's V(t) and the restart steps assume one)
         and the bias V (recorded in the run header; a bias that changes in time is a
-        protocol); and a run after the deck's last line, whose forces would act unrecorded."""
+        protocol)."""
         lmp = self.lmp
-        if self.finished:
-            raise ValueError("a run after the deck's recoil_finish step: its recoil forces "
-                             "would act, but the time series and the restart state are "
-                             "closed; put every production run before recoil_finish")
         dt = lmp.extract_global("dt")
         if dt != self.dt:
             raise ValueError(f"the time step changed from {self.dt} to {dt} ps during the "
@@ -545,7 +554,7 @@ class RecoilCoupling:
                 f"{self.p['out']}.restart.{step}"):
             runstate.save_state(self.p["out"], self.pending)
         self.pending = None
-        self.finished = True
+        self.finished, self.finish_step = True, self.lmp.extract_global("ntimestep")
         self.close()
 
     def close(self) -> None:

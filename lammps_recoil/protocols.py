@@ -122,11 +122,17 @@ class Protocol:
                if abs(value / update_ps - round(value / update_ps)) * update_ps > TIME_TOL]
         if not off:
             return None
-        held = np.ceil(self.width / update_ps - TIME_TOL / update_ps) * update_ps
+        # updates (k dt) at which pulse n is on: n period <= k dt < n period + width
+        first = lambda time: np.ceil((time - TIME_TOL) / update_ps)
+        starts = np.arange(self.count) * self.period
+        held = np.unique(np.round((first(starts + self.width) - first(starts)) * update_ps,
+                                  9))
+        lasts = (f"each pulse lasts {held[0]:g} ps" if len(held) == 1 else
+                 f"the pulses last {held.min():g} to {held.max():g} ps")
         return (f"the pulse {' and '.join(off)} {'is' if len(off) == 1 else 'are'} not a "
                 f"whole number of NEGF updates ({update_ps:g} ps): the bias is applied at "
-                f"the updates, so each pulse lasts {held:g} ps and starts at the first "
-                "update at or after its time")
+                f"the updates, so {lasts}, each starting at the first update at or after "
+                "its time")
 
     def coverage(self, production_ps: float):
         """What a production of ``production_ps`` covers of the protocol: None if all of

@@ -246,13 +246,13 @@ def device_analysis(prefix: str, outdir: str, series: dict, label: str,
 
 
 def frozen_spacing(frame) -> float:
-    """The layer spacing (A) of the left frozen slab (type 3) of a dump frame: the median
-    gap between its layers' mean z (1.80 A for the default (001) electrodes, 2.08 A for
-    (111) ones)."""
+    """The layer spacing (A) of the type-3 frozen slab of a dump frame (both slabs share
+    the measured lattice): the median gap between its layers' mean z (1.80 A for the
+    default (001) electrodes, 2.08 A for (111) ones)."""
     z = np.asarray(frame["z"])[np.asarray(frame["type"]) == 3]
     layer = _layers(z)
     if layer.max(initial=0) < 1:
-        raise ValueError("the dump's left frozen slab (type 3) has fewer than two layers: "
+        raise ValueError("the dump's type-3 frozen slab has fewer than two layers: "
                          "no layer spacing to count the atoms per layer on")
     centres = np.array([z[layer == k].mean() for k in range(layer.max() + 1)])
     return float(np.median(np.diff(centres)))
@@ -308,10 +308,14 @@ def analyze(prefix: str, outdir: str | None = None, control: str | None = None,
                          f"reaches {np.abs(ctrl['V']).max():g} V; give a run of -var V 0")
     check_thresholds(g_set, g_reset, window)
     dump = prefix + ".dump"
-    frames = read_dump(dump) if os.path.exists(dump) else None
+    try:
+        frames = read_dump(dump) if os.path.exists(dump) else None
+        why = f"no dump {dump}"
+    except ValueError as err:             # a dump without a complete frame
+        frames, why = None, str(err)
     if frames is None:
-        sys.stderr.write(f"lammps-recoil: note: no dump {dump}: the geometry, states and "
-                         "layer figures are left out\n")
+        sys.stderr.write(f"lammps-recoil: note: {why}: the geometry, states and layer "
+                         "figures are left out\n")
     else:
         spacing = frozen_spacing(frames[0]) if spacing is None else spacing
     outdir = outdir or prefix + "_figures"

@@ -32,8 +32,8 @@ def test_nan_coordinates(fil):
 
 
 def test_non_finite_energies(fil):
-    """A NaN or inf energy is refused by the leads (before, a layered lead's transmission
-    came back NaN) and by a wire lead (before: "decimation did not converge")."""
+    """A NaN or inf energy is refused by the leads, layered and wire alike, naming its
+    position."""
     _, s = fil
     with pytest.raises(ValueError, match=r"energies must be finite \(eV\), got nan at position 1"):
         s.transmission([0.1, np.nan])
@@ -103,8 +103,8 @@ def test_bad_bias_parameters(fil, kw, message):
 
 @pytest.mark.parametrize("bias", ["1.0", None, [1.0, 0.5], np.array([1.0]), 1 + 0.5j, True])
 def test_a_bias_that_is_not_one_real_number(fil, bias):
-    """Strings, None, sequences, complex numbers and booleans are refused by name (before:
-    numpy's ufunc or truth-value errors, and True ran as 1 V); numpy scalars are numbers."""
+    """Strings, None, sequences, complex numbers and booleans are refused by name (True is
+    not 1 V); numpy scalars and 0-d arrays are numbers."""
     _, s = fil
     with pytest.raises(TypeError, match=r"bias \(V\) must be one real number, got"):
         s.forces(bias)
@@ -140,7 +140,7 @@ def test_device_parameters(fil):
 
 def test_nan_in_a_data_file_names_the_atom_id(tmp_path):
     """A NaN coordinate in a data file is named by its LAMMPS atom ID when the file is
-    read (before: scipy's KD-tree error from check, a 0-based index from Python)."""
+    read, by check and from Python alike."""
     from lammps_recoil.check import read_data
     f = build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
                        shape="cylinder", neck_radius=1.3)

@@ -339,7 +339,7 @@ def edited_deck(tmp_path, replace):
 def test_a_fix_redefined_before_the_production(tmp_path):
     """A deck that redefines a fix ahead of fix eamf between its runs (unfix/fix freeze)
     ran into a segmentation fault on the deck route: the first update read a compute
-    reduce of fix eamf that still pointed at the fix's old place. Feam is now the sum of
+    reduce of fix eamf that still pointed at the fix's old place. Feam is the sum of
     fix eamf's own per-atom forces: at the first update, the dump's force minus the
     recoil force on the filament (no thermostat), to 1e-8."""
     edited = edited_deck(tmp_path, [("dump            traj", "unfix freeze\nfix freeze frozen "
@@ -367,8 +367,8 @@ def test_a_fix_redefined_before_the_production(tmp_path):
 ])
 def test_changes_between_production_runs_are_refused(tmp_path, replace, message):
     """What the production fixes at its start, changed by the deck between runs, stops the
-    run with a message (before: a new V was ignored, a new time step gave time_ps = step
-    x the new dt, a run after the last line applied forces the series did not record)."""
+    run with a message: a new V, a new time step (time_ps is step x dt), a run after the
+    last line (its forces would act unrecorded)."""
     proc = route2(tmp_path, "changed", deck=edited_deck(tmp_path, replace))
     assert proc.returncode != 0
     assert message in proc.stderr, proc.stderr[-2000:]
@@ -377,21 +377,21 @@ def test_changes_between_production_runs_are_refused(tmp_path, replace, message)
 @wheel
 def test_work_is_velocity_verlets_energy_input(tmp_path):
     """The work column is the energy the held recoil forces put in as velocity Verlet
-    integrates them, sum_k F_k . (x_k+1 - x_k-1) / 2 over the steps (the dump's positions,
-    x_-1 = x_0 - v_0 dt), to 1e-9 eV; without a thermostat it is the change of the total
-    energy (potential from the log, kinetic from the dump) to 3 meV, the size of the
-    shadow-energy fluctuation of plain EAM MD on this deck over these 100 steps (up to 1.6
-    meV with recoil no). (The left-point sum F . (x_now - x_last), used before, was 1.2%
-    above velocity Verlet's input at an update every step.)"""
+    integrates them, sum_k F_k . (x_k+1 - x_k-1) / 2 over the steps (the dump's positions;
+    the first force, set between runs, gives only the half kick of step 1: x_-1 = x_0), to
+    1e-9 eV; without a thermostat the total energy (potential from the log, kinetic from
+    the dump) changes by that work plus the half kick of the update at the last step, to 3
+    meV: the shadow-energy fluctuation of plain EAM MD on this deck over these 100 steps
+    (up to 1.6 meV with recoil no). A left-point sum F . (x_now - x_last) would be 1.2%
+    above it at an update every step."""
     every, steps, dt = 10, 100, 0.001
     ok(route2(tmp_path, "work", thermostat="no", every=every, production_ps=steps * dt,
               dump_every=1, thermo_every=1))
     frames = read_dump(tmp_path / "work.dump")
     series = read_series(tmp_path / "work.recoil.csv")
     x = np.array([np.column_stack([f["x"], f["y"], f["z"]]) for f in frames])
-    v0 = np.column_stack([frames[0]["vx"], frames[0]["vy"], frames[0]["vz"]])
     force = np.array([f.recoil for f in frames])
-    xbar = np.concatenate([[x[0] - 0.5 * dt * v0], 0.5 * (x[1:] + x[:-1])])
+    xbar = np.concatenate([[x[0]], 0.5 * (x[1:] + x[:-1])])
     step_work = np.einsum("kac,kac->k", force[:-1], xbar[1:] - xbar[:-1])
     expected = np.concatenate([[0.0], np.cumsum(step_work)])[np.asarray(series["step"], int)]
     assert expected[-1] > 0.02
@@ -404,4 +404,16 @@ def test_work_is_velocity_verlets_energy_input(tmp_path):
                                      * np.column_stack([f["vx"], f["vy"], f["vz"]]) ** 2)
                for f in (frames[0], frames[-1])]
     gain = pe[steps] + kinetic[1] - pe[0] - kinetic[0]
-    assert gain == pytest.approx(expected[-1], abs=3e-3)
+    last_kick = np.sum(force[-1] * (x[-1] - x[-2])) / 2          # the step-100 update's
+    assert gain == pytest.approx(expected[-1] + last_kick, abs=3e-3)
+
+
+@wheel
+def test_a_deck_tail_at_the_last_step_is_accepted(tmp_path):
+    """After recoil_finish, a tail that does not advance the step (run 0) runs: the pip
+    route's callback is invoked at its setup and keeps the last forces; the series keeps
+    the production's rows (steps 0, 50, 100)."""
+    edited = edited_deck(tmp_path, [("python recoil_finish invoke",
+                                     "python recoil_finish invoke\nrun 0")])
+    ok(route2(tmp_path, "tail", deck=edited))
+    assert list(read_series(tmp_path / "tail.recoil.csv")["step"]) == [0, 50, 100]

@@ -206,3 +206,14 @@ def test_file_protocol_messages(tmp_path):
     path.write_text("0 0\n1 nan\n2 1\n")
     with pytest.raises(ValueError, match=r"non-finite values in data row 2: \[1.0, nan\]"):
         make_protocol("file", file=str(path))
+
+
+def test_off_grid_periods_give_pulses_of_two_lengths():
+    """Width 0.55 ps every 1.25 ps at 0.1 ps updates: the sampled pulses last 0.6 and 0.5
+    ps in turn, as the note says and the protocol's bias at the updates shows."""
+    p = make_protocol("pulse", V_max=1.0, width=0.55, period=1.25, count=4, update_ps=0.1)
+    assert "the pulses last 0.5 to 0.6 ps" in p.grid_note(0.1)
+    t = np.round(np.arange(0, 60) * 0.1, 10)
+    on = p.bias(t) == 1.0
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[0], on.astype(int), [0]]))))[::2]
+    assert sorted(set(np.round(runs * 0.1, 9))) == [0.5, 0.6]

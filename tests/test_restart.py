@@ -211,8 +211,8 @@ def test_resume_refuses_a_time_series_of_another_version(tmp_path):
 
 def test_overwrite_removes_the_earlier_runs_restart_files(tmp_path):
     """The restart files <out>.restart.<step> of an earlier run count as its outputs: a
-    fresh run is refused beside them, and overwrite removes them with the others (before,
-    an earlier run's later restart files stayed beside the new run's)."""
+    fresh run is refused beside them, and overwrite removes them with the others, so that
+    none stays beside the new run's."""
     from lammps_recoil import runstate
     out = str(tmp_path / "run")
     for name in ("run.log", "run.restart.500", "run.restart.3000", "run.restart.old",

@@ -228,7 +228,7 @@ def test_survival_counts_each_run_until_its_own_end():
 
 def test_bad_criteria_are_refused_before_any_run(tmp_path):
     """Thresholds, medians, the criterion and an empty seed list are checked before the
-    first run starts (before: after all runs, whose outputs then blocked the rerun)."""
+    first run starts, so that no output blocks the corrected rerun."""
     from lammps_recoil.study import ensemble
     for kw, message in ((dict(g_set=1.0, g_reset=2.0), "0 <= g_reset < g_set"),
                         (dict(median=np.nan), "median's window must be > 0 ps, got nan"),
@@ -265,9 +265,9 @@ def test_incomplete_outputs_are_read_or_named(tmp_path, capsys):
 
 @pytest.mark.parametrize("orientation, spacing", [("001", 3.5957 / 2), ("111", 3.5957 / 3 ** 0.5)])
 def test_layers_are_counted_on_the_frozen_slabs_spacing(orientation, spacing):
-    """analyze counts atoms per layer on the layer spacing of the frozen slabs (before:
-    always (001)'s a0/2, so a (111) run whose atoms had not moved reported 14 atoms lost
-    from one layer and 13 gained by the next)."""
+    """analyze counts atoms per layer on the layer spacing of the frozen slabs: (001)'s
+    a0/2 on (111) layers would report atoms lost from one layer and gained by the next in
+    a run whose atoms had not moved."""
     from lammps_recoil.study import frozen_spacing
     f = build_filament(orientation=orientation, nx=6, ny=4) if orientation == "111" \
         else build_filament()

@@ -145,9 +145,8 @@ def test_events_and_cycles_tables_without_events(tmp_path, capsys):
 def test_cycle_colours_end_with_the_last_cycle():
     """One 8 ps cycle sampled every 0.1 ps, the last sample at its end: all of cycle 0;
     two cycles: 0 up to 8 ps, 1 after; a hold after the last of ``count`` cycles gets the
-    one index ``count`` however long it lasts; an event's cycle is the same index (before,
-    an event at a cycle's end was numbered with the next cycle, and each cycle length of
-    the hold with a cycle of its own)."""
+    one index ``count`` however long it lasts; an event's cycle is the same index (an
+    event at a cycle's end belongs to that cycle)."""
     from lammps_recoil.switching import cycle_index
     t = np.round(np.arange(0, 81) * 0.1, 10)
     assert set(cycle_index(t, 0.0, 8.0)) == {0}
@@ -167,8 +166,8 @@ def test_cycle_colours_end_with_the_last_cycle():
 
 def test_a_step_down_and_a_step_up_are_found_at_the_same_update():
     """The running median is centred (5 updates on each side for 1 ps at 0.1 ps): a clean
-    RESET step and a clean SET step at 20 ps are both found at 20.0 ps (before, with 5
-    updates before and 4 after, the RESET came at 20.1 ps)."""
+    RESET step and a clean SET step at 20 ps are both found at 20.0 ps (a window of 5
+    updates before and 4 after would find the RESET at 20.1 ps)."""
     t = np.round(np.arange(0, 400) * 0.1, 10)
     down = switching_events(t, np.where(t < 20.0, 3.0, 1.0), np.ones_like(t))
     up = switching_events(t, np.where(t < 20.0, 1.0, 3.0), np.ones_like(t))
