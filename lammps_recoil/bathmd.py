@@ -50,9 +50,11 @@ COLUMNS = ("T_fil", "T_el", "gamma_mean", "D_mean", "Te_bal", "Te_mode_min", "Te
 #: the mean force's partition mostly meets it unrefined, and the kernels are within 2% of
 #: a tight integral (docs/bath.md).
 MD_TOL = 1.0
-#: Largest gamma dt / m accepted: the explicit friction force is exact as gamma dt / m -> 0;
+#: Largest gamma dt / m of a mode: the explicit friction force is exact as gamma dt / m -> 0;
 #: the full-step kinetic temperature stays right (docs/bath.md), the dynamics of modes
-#: damped within a few steps do not.
+#: damped within a few steps do not. Modes above it (a large ``bath_scale`` at a geometry
+#: with bonds in the hopping cutoff zone) are capped there with their noise (:meth:`BathForces.
+#: capped`), which keeps their temperature D / 2 gamma.
 MAX_DAMPING_STEP = 0.5
 #: g/mol -> eV ps^2 / A^2 (LAMMPS metal units).
 MASS_UNIT = 1.0364269e-4
@@ -75,7 +77,7 @@ class BathForces:
         self.previous = None                         # (step, v, noise, friction and Berry)
         self.replay = None                           # (step, forces) on resuming
         self._reset()
-        self.warned = False
+        self.warned = self.cap_noted = False
 
     def _reset(self) -> None:
         # steps, sum of m v^2, work of the noise, friction and Berry force (per step)
@@ -112,7 +114,13 @@ class BathForces:
         self.atom_masses = np.asarray(masses, dtype=float)
         self.masses = np.repeat(self.atom_masses * MASS_UNIT, 3)
         self.friction, self.berry, self.noise = friction, berry, noise
-        # -gamma v: the friction's rows, then the Berry tensor's (full), in one product
+        self._apply(friction, berry, noise)
+        self.version += 1
+        self.capped_dt = None
+
+    def _apply(self, friction, berry, noise) -> None:
+        """The per-step operators of kernels (unscaled): -gamma v as the friction's rows,
+        then the Berry tensor's (full), in one product; the noise factor L (L L^T = D)."""
         self.velocity_kernel = -self.scale * (np.vstack([friction, berry]) if self.mode == "full"
                                               else friction)
         lam, U = np.linalg.eigh(noise)
@@ -120,9 +128,21 @@ class BathForces:
             raise FloatingPointError(f"the noise covariance has a negative eigenvalue "
                                      f"{lam.min():.3g} eV^2 ps/A^2 (largest {lam.max():.3g})")
         self.factor = np.sqrt(self.scale) * U * np.sqrt(np.clip(lam, 0.0, None))
-        self.version += 1
-        damping = np.abs(np.linalg.eigvalsh(self.scale * friction)).max(initial=0.0)
-        self.dt_limit = MAX_DAMPING_STEP * self.masses.min(initial=np.inf) / max(damping, 1e-300)
+
+    def capped(self, dt: float):
+        """The held kernels (friction, Berry, noise) with every mode whose scaled rate
+        gamma dt / m exceeds MAX_DAMPING_STEP brought down to it, and the number of such
+        modes. In mass-weighted coordinates the scaled friction is U diag(lam) U^T; with
+        c = min(1, MAX_DAMPING_STEP / (|lam| dt)) and S = M^(1/2) U diag(c)^(1/2) U^T
+        M^(-1/2), each kernel K becomes S K S^T: the friction's modes are scaled by c and
+        at V = 0 (D = 2 k_B T_e gamma) the noise with them, so D / 2 gamma is kept."""
+        root = np.sqrt(self.masses)
+        rates = self.scale * self.friction / np.outer(root, root)
+        lam, U = np.linalg.eigh(rates)
+        c = np.minimum(1.0, MAX_DAMPING_STEP / np.maximum(np.abs(lam) * dt, 1e-300))
+        S = root[:, None] * ((U * np.sqrt(c)) @ U.T) / root[None, :]
+        return (S @ self.friction @ S.T, S @ self.berry @ S.T, S @ self.noise @ S.T,
+                int(np.sum(c < 1.0)))
 
     # ---------------------------------------------------------------- every step
     def noises(self, step: int, every: int, dt: float) -> np.ndarray:
@@ -146,10 +166,19 @@ class BathForces:
             self.previous, forces = None, self.replay[1]
             self.replay = None
             return forces
-        if dt > self.dt_limit:
-            raise ValueError(f"time step {dt} ps too long for the bath's friction (gamma dt/m "
-                             f"must stay below {MAX_DAMPING_STEP}: dt < {self.dt_limit:.3g} ps); "
-                             f"reduce bath_scale ({self.scale}) or the time step")
+        if self.capped_dt != dt:
+            friction, berry, noise, n = self.capped(dt)
+            if n:
+                self._apply(friction, berry, noise)
+                self.block = (None, None)
+                if self.rank == 0 and not self.cap_noted:
+                    sys.stderr.write(f"lammps-recoil: note: step {step}: {n} modes of the "
+                                     f"bath's friction (x bath_scale {self.scale:g}) exceed "
+                                     f"gamma dt/m = {MAX_DAMPING_STEP}; they are capped "
+                                     "there with their noise (their temperature D/2gamma "
+                                     "kept), here and at later kernels (noted once)\n")
+                    self.cap_noted = True
+            self.capped_dt = dt
         u = v.ravel()
         noise = self.noises(step, every, dt)[step % every]
         drag = (self.velocity_kernel @ u).reshape(-1, len(u))    # friction (and Berry)
