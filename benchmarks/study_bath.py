@@ -83,14 +83,15 @@ def summary(b):
 
 def write_table(path, rows, header):
     keys = list(rows[0])
+    cell = lambda v, digits: v if isinstance(v, str) else f"{v:.{digits}g}"
     with open(path, "w") as fh:
         fh.write(f"# {header}\n" + ",".join(keys) + "\n")
         for r in rows:
-            fh.write(",".join(f"{r[k]:.6g}" for k in keys) + "\n")
+            fh.write(",".join(cell(r[k], 6) for k in keys) + "\n")
     print(f"\n{header}\n")
     print("| " + " | ".join(keys) + " |\n" + "| --- " * len(keys) + "|")
     for r in rows:
-        print("| " + " | ".join(f"{r[k]:.4g}" for k in keys) + " |")
+        print("| " + " | ".join(cell(r[k], 4) for k in keys) + " |")
 
 
 def kernels(out, tmp):
@@ -189,21 +190,22 @@ def resonance(out, tmp):
     write_table(out / "resonance_scan.csv", rows, "unrelaxed default filament "
                 "(build_filament()), T_e = 0: friction across 0.75 V")
     rows = []
-    for V in (0.75, 1.0):
-        b = bath.electronic_bath(s, V, temperature=0.0, tol=1e-3)
-        rows.append(dict(V=V, hbar_omega=0.0, friction_mean=np.diagonal(b.friction).mean(),
-                         friction_max=np.abs(b.friction).max(),
-                         noise_mean=np.diagonal(b.noise).mean(),
-                         noise_max=np.abs(b.noise).max()))
-        for e in (0.001, 0.005, 0.01, 0.02, 0.03):
-            k = bath.kernels_at_frequency(s, V, e, temperature=0.0, tol=1e-3)
-            rows.append(dict(V=V, hbar_omega=e, friction_mean=np.diagonal(k.friction).mean(),
+    cases = [("ideal", s, V) for V in (0.75, 1.0)] + [("minimized", minimized(tmp), 1.0)]
+    for geometry, system, V in cases:
+        b = bath.electronic_bath(system, V, temperature=0.0, tol=1e-3)
+        kernels = [(0.0, b)] + [(e, bath.kernels_at_frequency(system, V, e, temperature=0.0,
+                                                              tol=1e-3))
+                                for e in (0.001, 0.005, 0.01, 0.02, 0.03)]
+        for e, k in kernels:
+            rows.append(dict(geometry=geometry, V=V, hbar_omega=e,
+                             friction_mean=np.diagonal(k.friction).mean(),
                              friction_max=np.abs(k.friction).max(),
+                             friction_min_eig=np.linalg.eigvalsh(k.friction).min(),
                              noise_mean=np.diagonal(k.noise).mean(),
                              noise_max=np.abs(k.noise).max()))
-    write_table(out / "frequency.csv", rows, "unrelaxed default filament, T_e = 0: "
-                "symmetric friction and noise at vibration energy hbar omega (eV; 0: "
-                "adiabatic)")
+    write_table(out / "frequency.csv", rows, "default filament (ideal: build_filament(); "
+                "minimized: at the production deck's EAM minimum), T_e = 0: symmetric "
+                "friction and noise at vibration energy hbar omega (eV; 0: adiabatic)")
 
 
 def runaway(out, tmp):

@@ -175,8 +175,9 @@ class BathForces:
                     sys.stderr.write(f"lammps-recoil: note: step {step}: {n} modes of the "
                                      f"bath's friction (x bath_scale {self.scale:g}) exceed "
                                      f"gamma dt/m = {MAX_DAMPING_STEP}; they are capped "
-                                     "there with their noise (their temperature D/2gamma "
-                                     "kept), here and at later kernels (noted once)\n")
+                                     "there with their noise (at V = 0 their temperature "
+                                     "D/2gamma is kept), here and at later kernels (noted "
+                                     "once)\n")
                     self.cap_noted = True
             self.capped_dt = dt
         u = v.ravel()
