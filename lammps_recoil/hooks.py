@@ -144,8 +144,8 @@ def start_run(lmp, params: dict) -> None:
     data file, or on resume the restart file of the step it continues from."""
     out = params["out"]
     resume = params["resume"] == "yes"
+    lmp.command("echo none")                 # (before the log: it would echo this too)
     lmp.command(f"log {out}.log" + (" append" if resume else ""))
-    lmp.command("echo none")
     for line in ["lammps-recoil run parameters:"] + run_header(params, lmp.version()):
         lmp.command(f'print "# {line}"')
     lmp.command("echo log")
