@@ -372,7 +372,8 @@ class RecoilCoupling:
                 self.series.flush()
                 self._progress(step, dt)
             every = self.p["restart_every"]
-            if every and step % every == 0 and step > self.first_step:
+            if every and (step % every == 0 or step == self.steps) and step > self.first_step:
+                # (the production's last step too: finish writes its restart file)
                 self.pending = self._snapshot(step)
         for i, v in enumerate(self.vector):
             self.lmp.fix_external_set_vector(FIX_ID, i + 1, float(v))
@@ -546,13 +547,24 @@ class RecoilCoupling:
                              "protocol ramp, triangle, sine, pulse or file (docs/protocols.md)")
 
     def finish(self) -> None:
-        """After the production run (collective call): LAMMPS has written the restart file
-        of the last restart step, so its recoil state is saved too, and a resume (to
-        extend the run) continues from the end, not from the restart before it."""
+        """After the production run (collective call): the recoil state of its last
+        restart file is saved, and, when the production ended at an NEGF update between
+        restart steps, a restart file of that last step is written with its state, so that
+        a resume (to extend the run) continues from the end, not from the restart before
+        it; a production that ends between updates says which steps a resume repeats."""
+        out, now = self.p["out"], self.lmp.extract_global("ntimestep")
         step = None if self.pending is None else int(self.pending["step"])
-        if step is not None and self.rank == 0 and os.path.exists(
-                f"{self.p['out']}.restart.{step}"):
-            runstate.save_state(self.p["out"], self.pending)
+        if step is not None and step == now and not os.path.exists(f"{out}.restart.{step}"):
+            self.lmp.command(f"write_restart {out}.restart.{step}")
+        if step is not None and self.rank == 0 and os.path.exists(f"{out}.restart.{step}"):
+            runstate.save_state(out, self.pending)
+        if self.p["restart_every"] and self.p["recoil"] == "yes" and step != now \
+                and self.rank == 0:
+            last = "no restart file" if step is None else f"its last restart file (step {step})"
+            sys.stderr.write(f"lammps-recoil: note: the production ended at step {now}, after "
+                             f"{last} and between NEGF updates: a resume to extend it "
+                             "continues from that restart file and repeats the steps after "
+                             "it\n")
         self.pending = None
         self.finished, self.finish_step = True, self.lmp.extract_global("ntimestep")
         self.close()

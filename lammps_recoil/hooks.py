@@ -34,9 +34,11 @@ from .parallel import lammps_comm, lammps_comm_or_none
 _ACTIVE: dict = {}
 
 
-def _check_resumable(params: dict, series: str) -> None:
-    """The time series of the run to resume has this version's columns and its
-    :data:`~lammps_recoil.params.RUN_PARAMS` equal this run's (the error names what differs)."""
+def _check_resumable(params: dict, series: str, lammps_version=None) -> None:
+    """The time series of the run to resume has this version's columns, its
+    :data:`~lammps_recoil.params.RUN_PARAMS` equal this run's (the error names what
+    differs), and it was run by this LAMMPS (``lammps_version``; restart files do not
+    cross LAMMPS versions, e.g. from the pip route to Debian's lmp)."""
     with open(series) as fh:
         lines = []
         for line in fh:
@@ -45,6 +47,11 @@ def _check_resumable(params: dict, series: str) -> None:
                 break
     found = lines[-1] if lines else ""
     saved = header_params(lines)
+    if lammps_version is not None and saved.get("lammps", str(lammps_version)) != \
+            str(lammps_version):
+        raise ValueError(f"{series} was run by LAMMPS {saved['lammps']}, this is LAMMPS "
+                         f"{lammps_version}: its restart files cannot be read here; resume "
+                         "it with the LAMMPS that ran it (the same route)")
     header = series_header(params)
     differ = [f"{n} = {saved.get(n, '(not recorded)')} there, {params[n]} here"
               for n in RUN_PARAMS if saved.get(n) != str(params[n])]
@@ -110,7 +117,7 @@ def check_inputs(lmp, values: dict) -> dict:
     if params["resume"] == "yes":
         series = params["out"] + ".recoil.csv"
         if os.path.exists(series):
-            _check_resumable(params, series)
+            _check_resumable(params, series, None if lmp is None else lmp.version())
         params[RESUME_STEP] = runstate.resume_step(params["out"])
         if rank0:
             runstate.truncate_outputs(params["out"], params[RESUME_STEP])

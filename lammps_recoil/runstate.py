@@ -61,7 +61,9 @@ def load_state(out: str) -> dict:
     path = state_path(out)
     if not os.path.exists(path):
         raise ValueError(f"nothing to resume: {path} does not exist (the run wrote no "
-                         "restart state yet; restart files come every restart_every steps)")
+                         "restart state yet; restart files come every restart_every steps): "
+                         "start it again with -var overwrite yes (lammps-recoil run "
+                         "--overwrite)")
     with np.load(path, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 

