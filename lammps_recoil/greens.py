@@ -40,6 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import get_lapack_funcs
 from scipy.sparse.linalg import splu
 
 from .rgf import BlockTridiagonal, add_energy_and_sigmas, matmul
@@ -320,28 +321,43 @@ class DeviceMatrix:
         return out
 
 
-#: Eigenvalues of a lead's spectral function a_S = i(g_S - g_S^+) on its contact atoms
-#: below this fraction of the largest belong to closed channels (zero but for round-off):
-#: the scattering states leave them out (a relative change of the density of at most this).
+#: Pivots of the Cholesky factorization of a lead's spectral function a_S = i(g_S - g_S^+)
+#: on its contact atoms below this fraction of its largest diagonal element end it: what
+#: is left belongs to closed channels (zero but for round-off). The scattering states leave
+#: it out, a positive semi-definite remainder whose diagonal elements are all below this
+#: fraction (a relative change of each site's density of at most this).
 CHANNEL_RTOL = 1e-12
 
 
 def spectral_factor(g: np.ndarray) -> np.ndarray:
     """w with w w^+ = a = i(g - g^+) for a stack of lead Green's functions g on contact
-    atoms (energies x contacts x contacts): the eigenvectors of a scaled by the square
-    roots of their eigenvalues, largest first, the columns of closed channels (eigenvalues
-    below CHANNEL_RTOL of the largest) zero. Its nonzero columns are the open channels
-    that lead S injects at each energy (their number is the rank of Gamma_S)."""
-    lam, u = np.linalg.eigh(1j * (g - dagger(g)))
-    lam, u = lam[..., ::-1], u[..., ::-1]
-    open_ = lam > CHANNEL_RTOL * lam[..., :1]
-    return u * np.sqrt(np.where(open_, lam, 0.0))[..., None, :]
+    atoms (energies x contacts x contacts), from LAPACK's Cholesky factorization with
+    complete pivoting (zpstrf, stopped at pivots below CHANNEL_RTOL of a's largest
+    diagonal element): the first rank(a) columns, the rest zero. Its nonzero columns span
+    the open channels that lead S injects at each energy (their number is the rank of
+    Gamma_S); any factor serves, and the pivoted Cholesky costs a seventh of an
+    eigendecomposition."""
+    a = 1j * (g - dagger(g))
+    ne, n = a.shape[:2]
+    w = np.zeros_like(a)
+    for e in range(ne):
+        top = float(np.diagonal(a[e]).real.max(initial=0.0))
+        if top <= 0.0:
+            continue                                  # no open channel
+        c, piv, rank, info = _pstrf(a[e], lower=1, tol=CHANNEL_RTOL * top)
+        if info < 0:
+            raise ValueError(f"zpstrf: illegal argument {-info}")
+        w[e, piv - 1, :rank] = np.tril(c[:, :rank])
+    return w
 
 
 def open_columns(w: np.ndarray) -> np.ndarray:
     """A stack of :func:`spectral_factor` cut to the batch's largest number of open
     channels (columns past it are zero at every energy)."""
     return w[..., :int(np.any(w != 0.0, axis=(0, 1)).sum())]
+
+
+_pstrf, = get_lapack_funcs(("pstrf",), (np.zeros(1, complex),))
 
 
 class Scattering:

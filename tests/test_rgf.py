@@ -265,3 +265,30 @@ def test_slab_bonds_equal_rows_gathered_per_bond(disordered, ik, min_size):
             assert np.abs(ref[part]).max() > 1e-3
             assert relative_gap(got[part], ref[part]) < 1e-12
         assert np.array_equal(slab_bonds(X, P, phase), got[0])
+
+
+def test_spectral_factor_of_known_rank():
+    """a = i(g - g^+) of rank k (k channels open; one energy with none, a = 0): w w^+ = a
+    to round-off with exactly k nonzero columns, the first ones, even where a's other
+    eigenvalues are round-off of either sign."""
+    rng = np.random.default_rng(5)
+    n, ranks = 9, [4, 9, 1, 0]
+    g = np.empty((len(ranks), n, n), dtype=complex)
+    for e, k in enumerate(ranks):
+        u = rng.normal(size=(n, k)) + 1j * rng.normal(size=(n, k))
+        h = rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n))
+        # g = Re part (any Hermitian) - (i/2) u u^+: then i(g - g^+) = u u^+
+        g[e] = (h + dagger(h)) / 2 - 0.5j * (u @ dagger(u))
+        if k:
+            g[e] += 1e-17 * (rng.normal(size=(n, n)) + 1j * rng.normal(size=(n, n)))
+    w = greens.spectral_factor(g)
+    a = 1j * (g - dagger(g))
+    for e, k in enumerate(ranks):
+        assert np.abs(w[e] @ dagger(w[e]) - a[e]).max() <= 1e-13 * max(np.abs(a[e]).max(), 1)
+        nonzero = np.flatnonzero(np.abs(w[e]).max(axis=0) > 0)
+        assert list(nonzero) == list(range(k))
+    assert greens.open_columns(w).shape[2] == max(ranks)
+
+
+def dagger(a):
+    return np.conj(np.swapaxes(a, -1, -2))
