@@ -496,10 +496,14 @@ class RecoilSystem:
         total = np.zeros(watch + (len(self.ext_bonds) if bond_currents else 0))
         error, n_energies = 0.0, 0
         EF = self.fermi_level
-        fermi = []                     # T(E_F) and channels, solved with the first batch
+        # T(E_F) and channels, solved with the first batch of the last rank (the one
+        # that the energies' split leaves the fewest) and shared with the others
+        fermi = []
+        size = 1 if self.comm is None else self.comm.Get_size()
+        prober = size == 1 or self.comm.Get_rank() == size - 1
 
         def batch(E, seg):
-            probes = () if fermi else (EF,)
+            probes = () if fermi or not prober else (EF,)
             try:
                 rows, probe = self._integrand(E, seg, model, timings, probes, poles,
                                               bond_currents)
@@ -524,7 +528,9 @@ class RecoilSystem:
         if full:
             total = total + self._bound_density(temperature, model)
         forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
-        if not fermi:                  # no segment, or no energy on this rank
+        if size > 1:
+            fermi = [p for got in self.comm.allgather(fermi[:1]) for p in got][:1]
+        if not fermi:                  # no segment, or no energy on the last rank
             fermi = [self._fermi_probe()]
         fermi_t, channels = fermi[0]
         if full:

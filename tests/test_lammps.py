@@ -112,6 +112,8 @@ def test_route2_on_several_ranks_gives_the_same_forces(serial, tmp_path, nprocs)
     np.testing.assert_allclose(got.recoil, ref_frames[0].recoil, rtol=1e-10, atol=1e-13)
     series = read_series(tmp_path / "mpi.recoil.csv")
     assert series["G_V"][0] == pytest.approx(ref_series["G_V"][0], rel=1e-10)
+    # T(E_F), solved on the last rank alone and shared
+    assert series["G_EF"][0] == pytest.approx(ref_series["G_EF"][0], rel=1e-10)
 
 
 @wheel
