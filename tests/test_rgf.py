@@ -91,11 +91,15 @@ def energies_to_test(s, ik):
                             level - 1e-4, slab_level], edges, edges + 1e-9, edges - 1e-9])
 
 
+@pytest.mark.parametrize("hopping", ["dense", "sparse"])
 @pytest.mark.parametrize("ik", [0, 3])
-def test_solvers_agree_with_the_inverse(disordered, ik):
+def test_solvers_agree_with_the_inverse(disordered, ik, hopping, monkeypatch):
     """Columns of G_F at B_L, B_R, both, and at atoms inside the device (repeated): each
     solver equals the inverse of the full matrix G_F^-1 (dense LU) to 1e-10 relative, at
-    Gamma (real H) and at k = (1/2, 1/2) (complex H)."""
+    Gamma (real H) and at k = (1/2, 1/2) (complex H); the recursive solver with the
+    hoppings between slabs as dense and as sparse blocks."""
+    monkeypatch.setattr(rgf, "SPARSE_MIN", 0 if hopping == "sparse" else np.inf)
+    monkeypatch.setattr(rgf, "SPARSE_HOPPING", 1.0)
     s = disordered
     assert (ik == 0) == (not np.iscomplexobj(s._H[ik].toarray()))   # complex off Gamma
     E = energies_to_test(s, ik)
@@ -107,7 +111,11 @@ def test_solvers_agree_with_the_inverse(disordered, ik):
         full = np.stack([np.linalg.inv(M(e, [sg[m] for sg in sigmas]).toarray())[:, cols]
                          for m, e in enumerate(E)])
         for solver in SOLVERS:
-            X = greens.DeviceMatrix(s._H[ik], s.lead_contacts, s.eta, solver).solve(E, sigmas, cols)
+            D = greens.DeviceMatrix(s._H[ik], s.lead_contacts, s.eta, solver)
+            if solver == "rgf":
+                assert all(sp.issparse(f.up) == (hopping == "sparse")
+                           for f in D.slabs().interfaces)
+            X = D.solve(E, sigmas, cols)
             for m in range(len(E)):
                 assert relative_gap(X[m], full[m]) < 1e-10, (solver, E[m])
 
