@@ -53,10 +53,10 @@ threads, from the frames of a 300 K plain EAM run of its deck (1 ps, a frame eve
 steps); each configuration replays the frames ``--repeat`` times from a fresh system, in
 ``--rounds`` rounds that run the configurations in turn (so that a change of the shared
 host's load falls on all of them), the fastest time of each frame over all counts, the
-first two frames (partitions settling) are left out. Besides the wall time, the CPU time of the busiest rank (the division of the work).
-The replicated fraction f is the part of one rank's update that every rank repeats, from
-t_2 / t_1 = f + (1 - f) / 2; the model t_n / t_1 = f + (1 - f) / n extends it to more
-ranks.
+first two frames (partitions settling) are left out. Besides the wall time, the CPU time
+of the busiest rank (the division of the work). The replicated fraction f is the part of
+one rank's update that every rank repeats, from t_2 / t_1 = f + (1 - f) / 2; the model
+t_n / t_1 = f + (1 - f) / n extends it to more ranks.
 
 ``accuracy``: frames of a 300 K plain EAM run of each deck (3 ps, every third frame) at
 tol 3e-2, 1e-2 (the deck's), 3e-3 and 1e-3, and at 1e-2 with a cut at every channel edge,

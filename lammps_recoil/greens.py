@@ -324,8 +324,9 @@ class DeviceMatrix:
 #: Pivots of the Cholesky factorization of a lead's spectral function a_S = i(g_S - g_S^+)
 #: on its contact atoms below this fraction of its largest diagonal element end it: what
 #: is left belongs to closed channels (zero but for round-off). The scattering states leave
-#: it out, a positive semi-definite remainder whose diagonal elements are all below this
-#: fraction (a relative change of each site's density of at most this).
+#: it out, a remainder whose elements are of the order of this fraction of a_S's largest
+#: diagonal element (a channel is dropped only if its eigenvalue is below about n_contacts
+#: times that).
 CHANNEL_RTOL = 1e-12
 
 
@@ -338,6 +339,10 @@ def spectral_factor(g: np.ndarray) -> np.ndarray:
     Gamma_S); any factor serves, and the pivoted Cholesky costs a seventh of an
     eigendecomposition."""
     a = 1j * (g - dagger(g))
+    bad = ~np.isfinite(a).all(axis=(1, 2))
+    if bad.any():
+        raise FloatingPointError(f"a lead's Green's function is not finite at "
+                                 f"{int(bad.sum())} of {len(a)} energies of the batch")
     ne, n = a.shape[:2]
     w = np.zeros_like(a)
     for e in range(ne):

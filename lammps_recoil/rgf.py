@@ -108,9 +108,10 @@ def left_multiply(m, a: np.ndarray) -> np.ndarray:
         ne, q, r = a.shape
         if np.iscomplexobj(m.data):
             b = np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(q, ne * r)
-            return np.ascontiguousarray((m @ b).reshape(-1, ne, r).transpose(1, 0, 2))
+            out = (m @ b).reshape(m.shape[0], ne, r).transpose(1, 0, 2)
+            return np.ascontiguousarray(out)
         b = np.ascontiguousarray(a.transpose(1, 0, 2)).view(float).reshape(q, 2 * ne * r)
-        out = (m @ b).reshape(-1, ne, 2 * r).transpose(1, 0, 2)
+        out = (m @ b).reshape(m.shape[0], ne, 2 * r).transpose(1, 0, 2)
         return np.ascontiguousarray(out).view(complex)
     if np.iscomplexobj(m):
         return m @ a

@@ -529,9 +529,11 @@ class RecoilSystem:
             total = total + self._bound_density(temperature, model)
         forces = require_finite(self._to_user(total[:3 * n].reshape(n, 3)), self.names)
         if size > 1:
-            fermi = [p for got in self.comm.allgather(fermi[:1]) for p in got][:1]
+            fermi = self.comm.allgather(fermi[:1])[-1]     # the last rank's probe
         if not fermi:                  # no segment, or no energy on the last rank
             fermi = [self._fermi_probe()]
+            if size > 1:               # solved by every rank: the last rank's, on all
+                fermi = [self.comm.allgather(fermi[0])[-1]]
         fermi_t, channels = fermi[0]
         if full:
             conductance = self.conductance(bias, beta, temperature, tol)

@@ -1,4 +1,8 @@
 """Recoil forces: consistency laws that a wrong density matrix or sign would break."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from conftest import build_filament, displaced
@@ -151,3 +155,44 @@ def test_mirror_symmetry_and_direction():
     fil = f.mask("filament")[f.device("mobile")]
     assert plus.forces[fil, 2].sum() > 0.1
     assert plus.conductance == pytest.approx(minus.conductance, abs=1e-9)
+
+
+PROBE_RUN = """
+import sys
+import numpy as np
+from mpi4py import MPI
+sys.path.insert(0, "tests")
+from conftest import build_filament
+s = build_filament().recoil_system(device="filament")
+s.comm = MPI.COMM_WORLD
+rows = []
+for V, n in ((1.0, None), (0.0, None), (1.0, 1)):   # n = 1: no energy on the last rank
+    r = s.forces(V, n_points=n)
+    rows.append(np.concatenate([[r.fermi_transmission, r.conductance], r.channels]))
+got = s.comm.gather(np.array(rows), root=0)
+if s.comm.Get_rank() == 0:
+    np.save(sys.argv[1], np.array(got))
+"""
+
+
+def test_fermi_probe_is_the_same_on_every_rank(tmp_path):
+    """T(E_F) and its channels are solved by the last MPI rank and shared: bit for bit the
+    same on 3 ranks after a window integral, at V = 0 (no window) and when the last rank
+    has no energy (the ranks' lead caches differ by then), and equal to the serial ones."""
+    pytest.importorskip("mpi4py")
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec next to the Python interpreter")
+    out = tmp_path / "probe.npy"
+    proc = subprocess.run([str(mpiexec), "-n", "3", sys.executable, "-c", PROBE_RUN, str(out)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = np.load(out)
+    for rank in got[1:]:
+        np.testing.assert_array_equal(rank, got[0])
+    s = build_filament().recoil_system(device="filament")
+    for row, (V, n) in zip(got[0], ((1.0, None), (0.0, None), (1.0, 1))):
+        r = s.forces(V, n_points=n)
+        ref = np.concatenate([[r.fermi_transmission, r.conductance], r.channels])
+        np.testing.assert_allclose(row, ref, rtol=1e-12)

@@ -300,3 +300,30 @@ def test_spectral_factor_of_known_rank():
 
 def dagger(a):
     return np.conj(np.swapaxes(a, -1, -2))
+
+
+@pytest.mark.parametrize("ne, r", [(3, 4), (1, 5), (0, 4), (2, 0)])
+@pytest.mark.parametrize("kind", [float, complex])
+def test_sparse_left_multiply_equals_dense(kind, ne, r):
+    """A sparse hopping block times a stack (real and complex blocks; one energy, no
+    energy, no column) and the sandwich m a m^+ with it equal numpy's dense products."""
+    rng = np.random.default_rng(2)
+    m = sp.random(7, 5, density=0.3, random_state=3, dtype=float)
+    if kind is complex:
+        m = m + 1j * sp.random(7, 5, density=0.3, random_state=4)
+    m = sp.csr_matrix(m)
+    a = rng.normal(size=(ne, 5, r)) + 1j * rng.normal(size=(ne, 5, r))
+    got = rgf.left_multiply(m, a)
+    assert got.shape == (ne, 7, r)
+    np.testing.assert_allclose(got, m.toarray() @ a, rtol=0, atol=1e-13)
+    b = rng.normal(size=(ne, 5, 5)) + 1j * rng.normal(size=(ne, 5, 5))
+    mh = sp.csr_matrix(m.conj().T)
+    np.testing.assert_allclose(rgf.sandwich(m, b, mh), m.toarray() @ b @ mh.toarray(),
+                               rtol=0, atol=1e-12)
+
+
+def test_spectral_factor_refuses_a_non_finite_lead_function():
+    g = np.zeros((3, 4, 4), dtype=complex) - 0.5j * np.eye(4)
+    g[1, 0, 2] = np.nan
+    with pytest.raises(FloatingPointError, match="not finite at 1 of 3 energies"):
+        greens.spectral_factor(g)
