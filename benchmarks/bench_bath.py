@@ -2,6 +2,7 @@
 
     python benchmarks/bench_bath.py [--ps 5] [--repeat 3] [--V 1.0] [--Te 0] [--configs mean 100 ...]
     python benchmarks/bench_bath.py --accuracy [--ps 2] [--V 1.0] [--md-tol 1 10]
+    python benchmarks/bench_bath.py --sizes [--V 1.0]
 
 Runs the test deck tests/in.checks (482 atoms, Langevin at 300 K, recoil forces every 100
 steps on the 34-atom filament device) through the pip route, ``lammps-recoil run``, without
@@ -19,6 +20,13 @@ give a column group each) against a tight integral (tol 1e-3 of this geometry's 
 friction), on the frames of a mean-force-only run of the same deck (300 K, every 200
 steps): energies used and the largest deviation of friction, Berry tensor and noise,
 relative to the largest element of each.
+
+``--sizes``: one computation of the kernels of every filament atom of filament devices of
+34-243 atoms (the default (001) 4x4 and (111) hourglasses of 12 layers), as in MD: on the
+mean force's partition (tol 1e-2) of a geometry displaced by 0.05 A rms, to bathmd.MD_TOL:
+energies, CPU time (per energy) and the peak memory traced (tracemalloc) against
+bath.kernel_memory's estimate at KERNEL_POINTS energies, and the fitted exponent of the
+time per energy against the atoms.
 """
 import argparse
 import csv
@@ -101,6 +109,48 @@ def accuracy(ps, V, md_tols):
               + " | ".join(cells) + " |", flush=True)
 
 
+def sizes(V):
+    import tracemalloc
+    import numpy as np
+    sys.path.insert(0, str(ROOT))
+    from lammps_recoil import bath
+    from lammps_recoil.bathmd import MD_TOL
+    from lammps_recoil.builders import build_filament
+    hourglass = lambda nx, ny, neck, base: dict(orientation="111", nx=nx, ny=ny, gap_layers=12,
+                                                neck_radius=neck, base_radius=base)
+    cases = [("(001) 4x4, 6 layers (default)", dict()),
+             ("(111) 6x4, 12 layers, neck 3, base 4.5", hourglass(6, 4, 3.0, 4.5)),
+             ("(111) 8x5, 12 layers, neck 4, base 6.5", hourglass(8, 5, 4.0, 6.5)),
+             ("(111) 10x6, 12 layers, neck 5, base 8", hourglass(10, 6, 5.0, 8.0))]
+    print(f"Command: python benchmarks/bench_bath.py --sizes --V {V:g}")
+    print(f"Date {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python "
+          f"{platform.python_version()}, OMP_NUM_THREADS=1, 1 rank, V = {V:g} V, T_e = 0\n")
+    print("| filament device | atoms | energies | kernels, CPU (s) | ms per energy | "
+          "peak memory (MB) | estimate at 180 energies (MB) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    atoms, per = [], []
+    for label, kw in cases:
+        system = build_filament(**kw).recoil_system(device="filament")
+        rng = np.random.default_rng(0)
+        system.update(system.positions + 0.05 * rng.standard_normal(system.positions.shape))
+        system.forces(V, tol=1e-2)
+        start = system._partitions.get((0, False, "paper", 1e-2), ())
+        tracemalloc.start()
+        t0 = time.process_time()
+        res = bath.electronic_bath(system, V, 0.5, 0.0, tol=MD_TOL, start=start,
+                                   kinks=system._cuts(1e-2))
+        cpu = time.process_time() - t0
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        atoms.append(system.n_atoms)
+        per.append(cpu / res.n_energies)
+        print(f"| {label} | {system.n_atoms} | {res.n_energies} | {cpu:.2f} | "
+              f"{1e3 * per[-1]:.1f} | {peak / 2**20:.0f} | "
+              f"{bath.kernel_memory(system.n_atoms) / 2**20:.0f} |", flush=True)
+    slope = np.polyfit(np.log(atoms), np.log(per), 1)[0]
+    print(f"\nTime per energy grows as atoms^{slope:.2f}.")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ps", type=float, default=5.0)
@@ -110,9 +160,12 @@ def main():
     ap.add_argument("--configs", nargs="+", default=list(CONFIGS))
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--md-tol", type=float, nargs="+", default=None)
+    ap.add_argument("--sizes", action="store_true")
     args = ap.parse_args()
     if args.accuracy:
         return accuracy(args.ps, args.V, args.md_tol)
+    if args.sizes:
+        return sizes(args.V)
     best = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):

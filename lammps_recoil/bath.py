@@ -68,6 +68,25 @@ DEFAULT_RTOL = 1e-3
 K_SCALE = 1e-2
 #: Memory (bytes) for the per-energy arrays of one batch.
 BATCH_BYTES = 64 * 2**20
+#: Bytes that one computation of the kernels holds at its peak per element of a 3N x 3N
+#: tensor and per energy point of an adaptive round: the rows of the round (two tensors'
+#: worth per energy, gathered on every MPI rank) and their copies into interval sums
+#: (tracemalloc: 30-32 on filament devices of 34, 159 and 243 atoms, 16 on 85).
+KERNEL_BYTES = 32
+#: Energy points of the largest adaptive round of the kernels along MD at 1 V (docs/bath.md).
+KERNEL_POINTS = 180
+
+
+def kernel_memory(n_atoms: int) -> float:
+    """Peak memory (bytes, per MPI rank) of one computation of the kernels of ``n_atoms``
+    atoms along MD: KERNEL_BYTES x (3 n_atoms)^2 x KERNEL_POINTS (for 243 atoms 1.1 GB
+    measured at 71 energy points, 2.9 GB estimated at 180; docs/bath.md, Cost)."""
+    return KERNEL_BYTES * (3.0 * n_atoms) ** 2 * KERNEL_POINTS
+
+
+def largest_kernel_atoms(memory: float) -> int:
+    """The most atoms whose kernels :func:`kernel_memory` fits into ``memory`` bytes."""
+    return int(np.sqrt(memory / (KERNEL_BYTES * KERNEL_POINTS)) / 3.0)
 
 
 @dataclass

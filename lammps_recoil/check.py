@@ -318,6 +318,7 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
         for v in biases:
             _check_bath(system, v, beta, bath_temperature, box, el, kpoints)
         rep.add(f"  electronic bath at T_e = {bath_temperature} K: windows clear of flat bands")
+        rep.add("  " + _check_bath_size(int(np.sum(system_mask(data, device)))))
     if time_update:
         seconds, results = [], []
         for _ in range(2):
@@ -456,6 +457,28 @@ def _check_bath(system, V, beta, temperature, box, el, kpoints) -> None:
         f"{other}; use laterally infinite leads (-var leads infinite: the paper's leads, no "
         f"flat bands), {te}, or a lead broadening (-var lead_eta 0.05, eV: the flat bands "
         "become Lorentzians)")
+
+
+def _check_bath_size(n_atoms: int, memory: float | None = None) -> str:
+    """Refuse an electronic bath whose kernels on ``n_atoms`` filament atoms would not fit
+    into this machine's memory (``memory``, bytes; default its physical memory), by the
+    estimate :func:`lammps_recoil.bath.kernel_memory`; else the estimate as a line of the
+    report."""
+    from .bath import kernel_memory, largest_kernel_atoms
+    from .parallel import node_memory
+    memory = node_memory() if memory is None else memory
+    need = kernel_memory(n_atoms)
+    what = (f"electronic bath on {n_atoms} filament atoms: one computation of its kernels "
+            f"holds about {need / 2**30:.2g} GB per MPI rank (rows of 2 (3N)^2 numbers per "
+            "energy point, up to 180 points)")
+    if need > memory:
+        raise ValueError(
+            f"{what}, more than this machine's {memory / 2**30:.3g} GB; accepted: up to "
+            f"{largest_kernel_atoms(memory)} filament atoms here (the kernels' time grows "
+            "about as N^2.4 too: docs/bath.md, Cost); run without the bath (-var bath none), "
+            "or compute the kernels of a part of the filament in Python "
+            "(RecoilSystem.electronic_bath(bias, atoms=...))")
+    return what
 
 
 def rounded(x, digits: int = 4) -> list:

@@ -74,6 +74,11 @@ def check_threads(local_ranks: int = 1, cores: int | None = None) -> None:
             "one MPI rank per core is the fastest for NEGF updates")
 
 
+def node_memory() -> float:
+    """Physical memory of this machine (bytes)."""
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
 def lammps_comm(lmp):
     """LAMMPS's MPI communicator as mpi4py, checking that both use the same MPI library
     and that the BLAS threads of the ranks on each node fit its cores

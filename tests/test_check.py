@@ -601,3 +601,31 @@ def test_a_variable_given_twice_is_refused(tmp_path, capsys, monkeypatch):
                                            ("production_ps", "0.5")]) == 2
     assert "-var production_ps is given twice (0.3 and 0.5)" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_bath_too_large_for_the_memory_is_refused(capsys, monkeypatch):
+    """The kernels of N filament atoms hold KERNEL_BYTES (3N)^2 per energy point of a round
+    of up to KERNEL_POINTS: a machine with less memory than that for the default filament's
+    34 atoms refuses the bath before anything runs, naming the atoms, the memory and the
+    most atoms it accepts (the inverse of the estimate); with enough memory check states
+    the estimate."""
+    from lammps_recoil import bath, parallel
+    from lammps_recoil.check import _check_bath_size
+    assert bath.kernel_memory(34) == 32 * 102 ** 2 * 180
+    limit = 0.99 * bath.kernel_memory(100)
+    assert bath.largest_kernel_atoms(limit) == 99
+    assert "99 filament atoms: one computation" in _check_bath_size(99, limit)
+    with pytest.raises(ValueError, match="up to 99 filament atoms here"):
+        _check_bath_size(100, limit)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setattr(parallel, "node_memory", lambda: bath.kernel_memory(20.5))
+    assert main(["check", DEFAULT_DATA, "-var", "bath", "friction", "-var", "Te", "0"]) == 2
+    err = capsys.readouterr().err
+    for text in ("electronic bath on 34 filament atoms", "up to 20 filament atoms here",
+                 "-var bath none", "electronic_bath(bias, atoms=...)"):
+        assert text in err, err
+    monkeypatch.undo()
+    monkeypatch.chdir(ROOT)
+    assert main(["check", DEFAULT_DATA, "-var", "bath", "friction", "-var", "Te", "0"]) == 0
+    assert "electronic bath on 34 filament atoms: one computation of its kernels holds " \
+           "about 0.056 GB per MPI rank" in capsys.readouterr().out
