@@ -227,7 +227,7 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
                model: str = "paper", hopping: HoppingModel = HoppingModel(),
                kpoints=1, lead_eta=None, time_update: bool = True, leads: str = "periodic",
                inf_kmesh: int = DEFAULT_KMESH, inf_eta: float = DEFAULT_ETA,
-               bath_temperature: float | None = None) -> CheckReport:
+               bath_temperature: float | None = None, node_ranks: int = 1) -> CheckReport:
     """Everything about a data file that can be known before MD (module docstring).
 
     ``V``: the bias (volts), or the biases a protocol applies (each one checked; the update
@@ -237,7 +237,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
     ``time_update`` one update is timed twice: the first computes the leads' Green's
     functions on its energies, the second (same atoms) finds them cached, as most MD
     updates do. ``bath_temperature``: the electron temperature T_e (K) of an electronic
-    bath, whose windows (with their Fermi tails) are checked too.
+    bath, whose windows (with their Fermi tails) are checked too, and the memory of its
+    kernels for ``node_ranks`` MPI ranks on this machine.
     """
     rep = CheckReport()
     data = read_data(path)
@@ -318,7 +319,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
         for v in biases:
             _check_bath(system, v, beta, bath_temperature, box, el, kpoints)
         rep.add(f"  electronic bath at T_e = {bath_temperature} K: windows clear of flat bands")
-        rep.add("  " + _check_bath_size(int(np.sum(system_mask(data, device)))))
+        rep.add("  " + _check_bath_size(int(np.sum(system_mask(data, device))),
+                                        ranks=node_ranks))
     if time_update:
         seconds, results = [], []
         for _ in range(2):
@@ -459,11 +461,11 @@ def _check_bath(system, V, beta, temperature, box, el, kpoints) -> None:
         "become Lorentzians)")
 
 
-def _check_bath_size(n_atoms: int, memory: float | None = None) -> str:
+def _check_bath_size(n_atoms: int, memory: float | None = None, ranks: int = 1) -> str:
     """Refuse an electronic bath whose kernels on ``n_atoms`` filament atoms would not fit
-    into this machine's memory (``memory``, bytes; default its physical memory), by the
-    estimate :func:`lammps_recoil.bath.kernel_memory`; else the estimate as a line of the
-    report."""
+    into this machine's memory (``memory``, bytes; default its physical memory) on each of
+    its ``ranks`` MPI ranks, by the estimate :func:`lammps_recoil.bath.kernel_memory`;
+    else the estimate as a line of the report."""
     from .bath import kernel_memory, largest_kernel_atoms
     from .parallel import node_memory
     memory = node_memory() if memory is None else memory
@@ -471,12 +473,16 @@ def _check_bath_size(n_atoms: int, memory: float | None = None) -> str:
     what = (f"electronic bath on {n_atoms} filament atoms: one computation of its kernels "
             f"holds about {need / 2**30:.2g} GB per MPI rank (rows of 2 (3N)^2 numbers per "
             "energy point, up to 180 points)")
-    if need > memory:
+    if ranks * need > memory:
+        mine = f"{memory / 2**30:.3g} GB"
+        over = (f"{ranks * need / 2**30:.2g} GB for the {ranks} MPI ranks on this machine, "
+                f"more than its {mine}" if ranks > 1 else f"more than this machine's {mine}")
+        here = f" with {ranks} ranks" if ranks > 1 else ""
         raise ValueError(
-            f"{what}, more than this machine's {memory / 2**30:.3g} GB; accepted: up to "
-            f"{largest_kernel_atoms(memory)} filament atoms here (the kernels' time grows "
-            "about as N^2.4 too: docs/bath.md, Cost); run without the bath (-var bath none), "
-            "or compute the kernels of a part of the filament in Python "
+            f"{what}, {over}; accepted: up to {largest_kernel_atoms(memory / ranks)} "
+            f"filament atoms here{here} (the kernels' time grows about as N^2.4 too: "
+            "docs/bath.md, Cost); run without the bath (-var bath none), or compute the "
+            "kernels of a part of the filament in Python "
             "(RecoilSystem.electronic_bath(bias, atoms=...))")
     return what
 

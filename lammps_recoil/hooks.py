@@ -29,7 +29,7 @@ from .params import (CURRENT_COLUMNS_VARIABLE, DEFAULT_DT, FIX_ID, RESUME_STEP, 
                      check_repeated_vars, check_var_names, deck_values, header_params,
                      lead_options, parse_params, run_header, start_time, vfile_digest)
 from .protocols import deck_protocol
-from .parallel import lammps_comm, lammps_comm_or_none
+from .parallel import lammps_comm, lammps_comm_or_none, node_ranks
 
 _ACTIVE: dict = {}
 
@@ -80,8 +80,9 @@ def check_inputs(lmp, values: dict) -> dict:
     params = parse_params(**values)
     params["start"] = start_time()        # one time in the log's and the series' headers
     check_files(params)
+    comm = None
     if lmp is not None:
-        lammps_comm(lmp)          # the MPI library and BLAS threads, before any output
+        comm = lammps_comm(lmp)   # the MPI library and BLAS threads, before any output
     # the bias protocol, for NEGF updates every ``every`` steps of the time step set so far
     # (metal units: 1 fs unless the deck sets another before; checked again at the start)
     dt = DEFAULT_DT if lmp is None else lmp.extract_global("dt")
@@ -103,7 +104,7 @@ def check_inputs(lmp, values: dict) -> dict:
                             params["lattice"], params["device"], params["potential"],
                             params["tol"], params["model"], time_update=False,
                             bath_temperature=None if params["bath"] == "none" else params["Te"],
-                            **lead_options(params))
+                            node_ranks=node_ranks(comm), **lead_options(params))
         if rank0:
             for line in report.lines:
                 print(f"lammps-recoil check: {line.strip()}")

@@ -99,11 +99,19 @@ def lammps_comm(lmp):
         raise RuntimeError(
             f"mpi4py and LAMMPS use different MPI libraries: LAMMPS sees {nprocs} ranks, "
             f"mpi4py {comm.Get_size()} ({MPI.Get_library_version().splitlines()[0]})")
+    check_threads(node_ranks(comm))
+    return comm
+
+
+def node_ranks(comm) -> int:
+    """The MPI ranks of ``comm`` on this node (1 without a communicator)."""
+    if comm is None:
+        return 1
+    from mpi4py import MPI
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
     local = node.Get_size()
     node.Free()
-    check_threads(local)
-    return comm
+    return local
 
 
 def lammps_comm_or_none(lmp):

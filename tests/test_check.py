@@ -617,6 +617,11 @@ def test_bath_too_large_for_the_memory_is_refused(capsys, monkeypatch):
     assert "99 filament atoms: one computation" in _check_bath_size(99, limit)
     with pytest.raises(ValueError, match="up to 99 filament atoms here"):
         _check_bath_size(100, limit)
+    # every rank on the node holds its own rows: 4 ranks accept half the atoms
+    assert "49 filament atoms: one computation" in _check_bath_size(49, limit, ranks=4)
+    with pytest.raises(ValueError, match="for the 4 MPI ranks on this machine, more than its "
+                                         ".*up to 49 filament atoms here with 4 ranks"):
+        _check_bath_size(50, limit, ranks=4)
     monkeypatch.chdir(ROOT)
     monkeypatch.setattr(parallel, "node_memory", lambda: bath.kernel_memory(20.5))
     assert main(["check", DEFAULT_DATA, "-var", "bath", "friction", "-var", "Te", "0"]) == 2
