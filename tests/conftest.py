@@ -1,4 +1,8 @@
 """Shared geometries for the tests (small, so that the suite stays fast)."""
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -72,3 +76,19 @@ def small_filament():
     """A short (001) constriction in a 2x2 cell: 2 mobile layers per side, 3 gap layers."""
     return build_filament(nx=2, ny=2, frozen_layers=2, electrode_layers=1, gap_layers=3,
                           shape="cylinder", neck_radius=1.3)
+
+
+def run_on_ranks(script: str, ranks: int, tmp_path) -> np.ndarray:
+    """Run the Python ``script`` on ``ranks`` MPI ranks (the venv's mpiexec, from the
+    repository's root; skipped without mpi4py or mpiexec) and return the array it saves
+    to the path it gets as its argument."""
+    pytest.importorskip("mpi4py")
+    mpiexec = Path(sys.executable).parent / "mpiexec"
+    if not mpiexec.exists():
+        pytest.skip("no mpiexec next to the Python interpreter")
+    out = tmp_path / "ranks.npy"
+    proc = subprocess.run([str(mpiexec), "-n", str(ranks), sys.executable, "-c", script,
+                           str(out)], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return np.load(out)

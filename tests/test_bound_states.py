@@ -20,13 +20,9 @@ The leads are exact (``WireLead`` at eta = 0: modes at real energy), so the stat
 poles of zero width; broadened leads (decimation at E + i eta) give them Lorentzians of
 width ~eta, which are removed.
 """
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-from conftest import wire_constriction
+from conftest import run_on_ranks, wire_constriction
 
 from lammps_recoil import (HoppingModel, LayeredLead, RecoilSystem, WireLead,
                            chain_lattice)
@@ -307,18 +303,9 @@ if s.comm.Get_rank() == 0:
 def test_a_node_on_a_state_of_one_rank_is_redone_by_all(tmp_path):
     """On two ranks the node on the state is the second rank's: both redo the integral
     and get the serial forces."""
-    pytest.importorskip("mpi4py")
-    mpiexec = Path(sys.executable).parent / "mpiexec"
-    if not mpiexec.exists():
-        pytest.skip("no mpiexec next to the Python interpreter")
-    out = tmp_path / "forces.npy"
-    proc = subprocess.run([str(mpiexec), "-n", "2", sys.executable, "-c", MPI_RUN, str(out)],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = run_on_ranks(MPI_RUN, 2, tmp_path)
     node = first_round_nodes(two_path_loop(0.1), 0.5)
     assert 9 >= len(node) // 2                                 # on the second rank
     serial = two_path_loop(node[9]).forces(0.5, tol=1e-8)
-    got = np.load(out)
     assert got[-1] == 1
     assert np.abs(got[:-1] - serial.forces.ravel()).max() <= 1e-12

@@ -1,11 +1,7 @@
 """Recoil forces: consistency laws that a wrong density matrix or sign would break."""
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
-from conftest import build_filament, displaced
+from conftest import build_filament, displaced, run_on_ranks
 
 from lammps_recoil import LayeredLead, RecoilSystem, fcc_lattice
 from lammps_recoil.builders import REGIONS
@@ -179,16 +175,7 @@ def test_fermi_probe_is_the_same_on_every_rank(tmp_path):
     """T(E_F) and its channels are solved by the last MPI rank and shared: bit for bit the
     same on 3 ranks after a window integral, at V = 0 (no window) and when the last rank
     has no energy (the ranks' lead caches differ by then), and equal to the serial ones."""
-    pytest.importorskip("mpi4py")
-    mpiexec = Path(sys.executable).parent / "mpiexec"
-    if not mpiexec.exists():
-        pytest.skip("no mpiexec next to the Python interpreter")
-    out = tmp_path / "probe.npy"
-    proc = subprocess.run([str(mpiexec), "-n", "3", sys.executable, "-c", PROBE_RUN, str(out)],
-                          cwd=Path(__file__).resolve().parents[1], capture_output=True,
-                          text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    got = np.load(out)
+    got = run_on_ranks(PROBE_RUN, 3, tmp_path)
     for rank in got[1:]:
         np.testing.assert_array_equal(rank, got[0])
     s = build_filament().recoil_system(device="filament")
