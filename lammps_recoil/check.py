@@ -463,16 +463,16 @@ def _check_bath(system, V, beta, temperature, box, el, kpoints) -> None:
 
 def _check_bath_size(n_atoms: int, memory: float | None = None, ranks: int = 1) -> str:
     """Refuse an electronic bath whose kernels on ``n_atoms`` filament atoms would not fit
-    into this machine's memory (``memory``, bytes; default its physical memory) on each of
-    its ``ranks`` MPI ranks, by the estimate :func:`lammps_recoil.bath.kernel_memory`;
-    else the estimate as a line of the report."""
-    from .bath import kernel_memory, largest_kernel_atoms
+    into this machine's memory (``memory``, bytes; default its physical memory) for
+    ``ranks`` MPI ranks on it, each holding its own copy, by the estimate
+    :func:`lammps_recoil.bath.kernel_memory`; else the estimate as a line of the report."""
+    from .bath import KERNEL_POINTS, kernel_memory, largest_kernel_atoms
     from .parallel import node_memory
     memory = node_memory() if memory is None else memory
     need = kernel_memory(n_atoms)
     what = (f"electronic bath on {n_atoms} filament atoms: one computation of its kernels "
             f"holds about {need / 2**30:.2g} GB per MPI rank (rows of 2 (3N)^2 numbers per "
-            "energy point, up to 180 points)")
+            f"energy point, up to {KERNEL_POINTS} points)")
     if ranks * need > memory:
         mine = f"{memory / 2**30:.3g} GB"
         over = (f"{ranks * need / 2**30:.2g} GB for the {ranks} MPI ranks on this machine, "

@@ -105,14 +105,13 @@ def left_multiply(m, a: np.ndarray) -> np.ndarray:
     A sparse m (a hopping block between slabs) multiplies all energies at once, the stack
     laid out as one q x (energies r) matrix."""
     if sp.issparse(m):
-        ne, q, r = a.shape
-        if np.iscomplexobj(m.data):
-            b = np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(q, ne * r)
-            out = (m @ b).reshape(m.shape[0], ne, r).transpose(1, 0, 2)
-            return np.ascontiguousarray(out)
-        b = np.ascontiguousarray(a.transpose(1, 0, 2)).view(float).reshape(q, 2 * ne * r)
-        out = (m @ b).reshape(m.shape[0], ne, 2 * r).transpose(1, 0, 2)
-        return np.ascontiguousarray(out).view(complex)
+        ne, q, _ = a.shape
+        real = not np.iscomplexobj(m.data)
+        b = np.ascontiguousarray(a.transpose(1, 0, 2))
+        b = b.view(float) if real else b
+        out = (m @ b.reshape(q, -1)).reshape(m.shape[0], ne, b.shape[2]).transpose(1, 0, 2)
+        out = np.ascontiguousarray(out)
+        return out.view(complex) if real else out
     if np.iscomplexobj(m):
         return m @ a
     return np.matmul(m, np.ascontiguousarray(a).view(float)).view(complex)
@@ -173,9 +172,9 @@ class Interface:
 
 
 #: An interface's hopping blocks are kept sparse when they have at least SPARSE_MIN
-#: elements, at most a fraction SPARSE_HOPPING of them bonds (each atom of a (111) layer
-#: bonds to 3-6 of the next layer's: 3% of the 120 x 120 blocks between whole layers of
-#: the 963-atom device in docs/large.md). Smaller blocks stay dense: there the sparse
+#: elements, at most a fraction SPARSE_HOPPING of them bonds (an atom of a (111) layer
+#: bonds to three of the next layer's: 2-3% of the 88-131-atom blocks between whole layers
+#: of the 963-atom device in docs/large.md). Smaller blocks stay dense: there the sparse
 #: product saves less than the copies that lay the stack out for it.
 SPARSE_HOPPING = 0.25
 SPARSE_MIN = 64 * 64
