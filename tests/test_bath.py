@@ -397,6 +397,37 @@ def test_force_jacobian_against_finite_differences(model):
     assert np.abs(J - J.T).max() > 0.1 * np.abs(J).max()        # not conservative at bias
 
 
+def test_fewest_columns_keep_the_spectral_density():
+    """phi phi^+ of known ranks 3, 1, 0 and 5 per energy (10 sites, 7 columns): the factor
+    has the batch's largest rank, 5, columns and the same phi phi^+ to round-off."""
+    rng = np.random.default_rng(3)
+    phi = np.zeros((4, 10, 7), dtype=complex)
+    for e, rank in enumerate((3, 1, 0, 5)):
+        x = rng.standard_normal((10, rank)) + 1j * rng.standard_normal((10, rank))
+        phi[e] = x @ (rng.standard_normal((rank, 7)) + 1j * rng.standard_normal((rank, 7)))
+    cut = bath.fewest_columns(phi)
+    assert cut.shape == (4, 10, 5)
+    A = phi @ dagger(phi)
+    np.testing.assert_allclose(cut @ dagger(cut), A, atol=1e-12 * np.abs(A).max())
+    assert bath.fewest_columns(phi[:, :, :0]).shape == (4, 10, 0)
+
+
+def test_kernels_of_middle_atoms_need_fewer_columns(small_filament, monkeypatch):
+    """The middle atom of the 3-atom constriction touches 3 sites, on which each lead's
+    4 channels span one state: its kernels from the one-column factors equal those from
+    the full ones (fewest_columns switched off) to 1e-10 at 0.4 V and T_e = 100 K."""
+    s = small_filament.recoil_system()
+    ops, sites = bath._operators_on_support(s, "paper", 1, [1])
+    phi = bath.extended_spectra(s, np.array([s.fermi_level]), sites=sites).phi
+    assert [p.shape[2] for p in phi] == [1, 1] and len(s.lead_contacts[0].contacts) == 4
+    cut = bath.electronic_bath(s, 0.4, temperature=100.0, n_points=5, atoms=[1])
+    monkeypatch.setattr(bath, "fewest_columns", lambda p: p)
+    full = bath.electronic_bath(s, 0.4, temperature=100.0, n_points=5, atoms=[1])
+    for name in ("friction", "berry", "noise"):
+        ref = getattr(full, name)
+        np.testing.assert_allclose(getattr(cut, name), ref, atol=1e-10 * np.abs(ref).max())
+
+
 def test_a_lead_without_contacts_gives_empty_factors(small_filament):
     """A filament that broke off one electrode couples to no contact of that lead: its
     spectral factor has no column, and its traces vanish (the kernels are then those of
