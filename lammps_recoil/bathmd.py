@@ -1,7 +1,8 @@
 """The electronic bath in MD: friction, Berry and noise forces on the filament every step.
 
 With the deck's ``bath`` set to ``friction`` or ``full``, every MD step the filament atoms
-(type 1) receive, besides the held mean recoil force, the Langevin forces of the
+(type 1; with ``bath_zlo`` and ``bath_zhi``, those of them in that zone along z,
+:func:`zone_tags`) receive, besides the held mean recoil force, the Langevin forces of the
 electronic bath (:mod:`lammps_recoil.bath`; Lu, Brandbyge, Hedegard, Todorov, Dundas, PRB
 85, 245444 (2012)):
 
@@ -11,20 +12,20 @@ electronic bath (:mod:`lammps_recoil.bath`; Lu, Brandbyge, Hedegard, Todorov, Du
     \\langle \\xi_a(t) \\xi_b(t') \\rangle = D_{ab} \\delta(t - t'),
 
 gamma the symmetric friction (``friction``) or friction plus Berry tensor (``full``), D
-the noise covariance, both for the filament's coordinates in tag order. The kernels are
+the noise covariance, both for the bath atoms' coordinates in tag order. The kernels are
 computed every ``bath_every`` steps (a multiple of the NEGF interval ``every``) from the
 NEGF system of the mean force at the same positions, at bias V and electron temperature
 ``Te``, and held in between; the velocities are taken every step (those LAMMPS holds when
 ``fix external`` adds its forces, as ``fix langevin`` does). On one step of length dt the
 noise is xi = L z / sqrt(dt) with L L^T = D and z standard normal: its covariance D/dt is
 the discrete delta function. z comes from a generator keyed on (seed, first step of the
-NEGF interval): every rank draws the same numbers for all filament coordinates, so the
+NEGF interval): every rank draws the same numbers for all the bath's coordinates, so the
 forces depend neither on the number of ranks nor on where a resumed run restarts.
 ``bath_scale`` multiplies gamma and D together (1: the physical bath; a larger factor
 speeds up the relaxation to the same effective temperature, for tests and studies).
 
-Per NEGF update the time series gets :data:`COLUMNS` (docs/bath.md): the filament's and
-the mobile electrode atoms' kinetic temperatures (the filament's averaged over the steps
+Per NEGF update the time series gets :data:`COLUMNS` (docs/bath.md): the bath atoms' and
+the mobile electrode atoms' kinetic temperatures (the bath atoms' averaged over the steps
 since the previous update), the mean diagonal friction and noise (per coordinate), the
 kernels' effective temperatures (power balance, lowest and highest mode), the lowest
 friction eigenvalue, the largest growth rate of the linearized dynamics, the mean power of
@@ -56,6 +57,21 @@ MD_TOL = 1.0
 #: with bonds in the hopping cutoff zone) are capped there with their noise (:meth:`BathForces.
 #: capped`), which keeps their temperature D / 2 gamma.
 MAX_DAMPING_STEP = 0.5
+
+
+def zone_tags(tags, types, z, zlo: float, zhi: float, filament_type: int = 1) -> np.ndarray:
+    """The LAMMPS IDs of the filament atoms (``filament_type``) with zlo <= z <= zhi (A;
+    +-inf: no bound), in tag order: the bath's atoms. A zone that holds none is refused,
+    naming the filament's extent along z."""
+    tags, types, z = np.asarray(tags), np.asarray(types), np.asarray(z, dtype=float)
+    fil = types == filament_type
+    chosen = fil & (z >= zlo) & (z <= zhi)
+    if not chosen.any():
+        span = (f"its {int(fil.sum())} atoms lie at z = {z[fil].min():.3f} to "
+                f"{z[fil].max():.3f} A" if fil.any() else "there is none")
+        raise ValueError(f"the electronic bath's zone bath_zlo = {zlo:g} to bath_zhi = "
+                         f"{zhi:g} A holds no filament atom (type {filament_type}): {span}")
+    return np.sort(tags[chosen]).astype(np.int64)
 #: g/mol -> eV ps^2 / A^2 (LAMMPS metal units).
 MASS_UNIT = 1.0364269e-4
 
@@ -67,7 +83,7 @@ class BathForces:
     def __init__(self, params: dict, comm, rank: int):
         self.p, self.comm, self.rank = params, comm, rank
         self.mode, self.scale = params["bath"], params["bath_scale"]
-        self.tags = np.zeros(0, dtype=np.int64)      # filament atoms (tag order)
+        self.tags = np.zeros(0, dtype=np.int64)      # the bath's atoms (tag order)
         self.factor = self.friction = self.berry = None
         self.reference = None          # the first kernels' friction scale (accuracy floor)
         self.partition = ()            # the last kernels' energy partition
@@ -91,7 +107,7 @@ class BathForces:
         force just computed there (its intervals and channel-edge cuts: the same nodes,
         refined where the kernels' own error estimate exceeds :data:`MD_TOL`; at V = 0 from
         the previous kernels' partition): ``atoms`` the
-        filament atoms among the device atoms, ``tags`` their LAMMPS IDs, ``masses`` their
+        bath's atoms among the device atoms, ``tags`` their LAMMPS IDs, ``masses`` their
         masses (g/mol)."""
         p = self.p
         t0 = time.perf_counter()

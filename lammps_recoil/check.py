@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .bathmd import zone_tags
 from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, TYPE_MEANING, check_device,
                        check_leads, check_types, measure_electrodes, system_from_types)
 from .geometry import (MIN_DISTANCE, bond_components, check_overlaps, check_positions,
@@ -227,7 +228,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
                model: str = "paper", hopping: HoppingModel = HoppingModel(),
                kpoints=1, lead_eta=None, time_update: bool = True, leads: str = "periodic",
                inf_kmesh: int = DEFAULT_KMESH, inf_eta: float = DEFAULT_ETA,
-               bath_temperature: float | None = None, node_ranks: int = 1) -> CheckReport:
+               bath_temperature: float | None = None, node_ranks: int = 1,
+               bath_zone=(-np.inf, np.inf)) -> CheckReport:
     """Everything about a data file that can be known before MD (module docstring).
 
     ``V``: the bias (volts), or the biases a protocol applies (each one checked; the update
@@ -238,7 +240,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
     functions on its energies, the second (same atoms) finds them cached, as most MD
     updates do. ``bath_temperature``: the electron temperature T_e (K) of an electronic
     bath, whose windows (with their Fermi tails) are checked too, and the memory of its
-    kernels for ``node_ranks`` MPI ranks on this machine.
+    kernels on the filament atoms in ``bath_zone`` (zlo, zhi along z, A, at the data file's
+    positions) for ``node_ranks`` MPI ranks on this machine.
     """
     rep = CheckReport()
     data = read_data(path)
@@ -319,8 +322,9 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
         for v in biases:
             _check_bath(system, v, beta, bath_temperature, box, el, kpoints)
         rep.add(f"  electronic bath at T_e = {bath_temperature} K: windows clear of flat bands")
-        rep.add("  " + _check_bath_size(int(np.sum(system_mask(data, device))),
-                                        ranks=node_ranks))
+        chosen = zone_tags(data.ids, data.types, data.positions[:, 2], *bath_zone,
+                           FILAMENT_TYPE)
+        rep.add("  " + _check_bath_size(len(chosen), ranks=node_ranks, zone=bath_zone))
     if time_update:
         seconds, results = [], []
         for _ in range(2):
@@ -461,16 +465,20 @@ def _check_bath(system, V, beta, temperature, box, el, kpoints) -> None:
         "become Lorentzians)")
 
 
-def _check_bath_size(n_atoms: int, memory: float | None = None, ranks: int = 1) -> str:
-    """Refuse an electronic bath whose kernels on ``n_atoms`` filament atoms would not fit
-    into this machine's memory (``memory``, bytes; default its physical memory) for
-    ``ranks`` MPI ranks on it, each holding its own copy, by the estimate
-    :func:`lammps_recoil.bath.kernel_memory`; else the estimate as a line of the report."""
+def _check_bath_size(n_atoms: int, memory: float | None = None, ranks: int = 1,
+                     zone=(-np.inf, np.inf)) -> str:
+    """Refuse an electronic bath whose kernels on ``n_atoms`` filament atoms (those in
+    ``zone`` along z) would not fit into this machine's memory (``memory``, bytes; default
+    its physical memory) for ``ranks`` MPI ranks on it, each holding its own copy, by the
+    estimate :func:`lammps_recoil.bath.kernel_memory`; else the estimate as a line of the
+    report."""
     from .bath import KERNEL_POINTS, kernel_memory, largest_kernel_atoms
     from .parallel import node_memory
     memory = node_memory() if memory is None else memory
     need = kernel_memory(n_atoms)
-    what = (f"electronic bath on {n_atoms} filament atoms: one computation of its kernels "
+    where = "" if tuple(zone) == (-np.inf, np.inf) else \
+        f" (z from {zone[0]:g} to {zone[1]:g} A)"
+    what = (f"electronic bath on {n_atoms} filament atoms{where}: one computation of its kernels "
             f"holds about {need / 2**30:.2g} GB per MPI rank (rows of 2 (3N)^2 numbers per "
             f"energy point, up to {KERNEL_POINTS} points)")
     if ranks * need > memory:
@@ -481,9 +489,9 @@ def _check_bath_size(n_atoms: int, memory: float | None = None, ranks: int = 1) 
         raise ValueError(
             f"{what}, {over}; accepted: up to {largest_kernel_atoms(memory / ranks)} "
             f"filament atoms here{here} (the kernels' time grows about as N^2.4 too: "
-            "docs/bath.md, Cost); run without the bath (-var bath none), or compute the "
-            "kernels of a part of the filament in Python "
-            "(RecoilSystem.electronic_bath(bias, atoms=...))")
+            "docs/bath.md, Cost); put the bath on a part of the filament (-var bath_zlo "
+            "and -var bath_zhi, its atoms' range along z in A), or run without it "
+            "(-var bath none)")
     return what
 
 

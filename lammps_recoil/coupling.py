@@ -40,7 +40,7 @@ import time
 import numpy as np
 
 from . import runstate
-from .bathmd import COLUMNS as BATH_COLUMNS, MASS_UNIT, BathForces
+from .bathmd import COLUMNS as BATH_COLUMNS, MASS_UNIT, BathForces, zone_tags
 from .builders import (ELECTRODE_TYPE, FILAMENT_TYPE, SITE_TOLERANCE, ElectrodeSites,
                        check_device, measure_electrodes, system_from_types)
 from .geometry import minimum_image
@@ -156,6 +156,11 @@ class RecoilCoupling:
         self.sites = None
         if device == "filament":
             self.sites = ElectrodeSites(x, types, self.box, self.electrodes, tags)
+        if self.bath is not None:
+            # the bath's atoms: a resumed run's saved ones, else the filament atoms in the
+            # zone at the production's first step
+            self.bath_tags = state["bath_tags"] if "bath_tags" in state else zone_tags(
+                tags, types, x[:, 2], params["bath_zlo"], params["bath_zhi"], FILAMENT_TYPE)
         self._build(device, tags, types, x)
         self.held = np.zeros((len(self.tags), 3))
         self.electrons = np.zeros((len(self.tags), 5))
@@ -188,8 +193,9 @@ class RecoilCoupling:
         self.filament = types[mobile][self.device] == FILAMENT_TYPE
         self.last_x = self.system.positions.copy()      # (infinite leads: unwrapped)
         self.last_shift = np.zeros_like(self.last_x)    # v dt/2 at the last update
-        # filament atoms among the device atoms (the bath's coordinates, tag order)
-        self.bath_atoms = np.flatnonzero(self.filament)
+        # the bath's atoms among the device atoms (its coordinates, tag order)
+        if self.bath is not None:
+            self.bath_atoms = np.flatnonzero(np.isin(self.tags, self.bath_tags))
 
     def _repatch(self, mobile, x) -> np.ndarray:
         """New surface patches of the laterally infinite leads around the filament at
@@ -407,9 +413,9 @@ class RecoilCoupling:
         return float(sums[0] / (sums[1] * K_B)) if sums[1] else 0.0
 
     def write_bath(self, step: int, fext) -> None:
-        """The bath's forces of this step on this rank's local filament atoms into
-        ``fext`` (nlocal x 3; collective call: the filament's velocities are gathered).
-        Which local atoms are filament atoms, and their rows among the bath's coordinates,
+        """The bath's forces of this step on this rank's local bath atoms into ``fext``
+        (nlocal x 3; collective call: the bath atoms' velocities are gathered). Which
+        local atoms are the bath's, and their rows among its coordinates,
         is kept while the local atom IDs stay the same (LAMMPS reorders and migrates atoms
         between neighbour-list builds only)."""
         lmp = self.lmp
@@ -421,13 +427,8 @@ class RecoilCoupling:
         tags = lmp.numpy.extract_atom("id")[:n]
         local = self._bath_local
         if local is None or len(local[0]) != n or not np.array_equal(local[0], tags):
-            types = np.asarray(lmp.numpy.extract_atom("type")[:n])
-            mine = np.flatnonzero(types == FILAMENT_TYPE)
+            mine = np.flatnonzero(np.isin(tags, bath.tags))
             rows = np.searchsorted(bath.tags, tags[mine])
-            if np.any(rows >= len(bath.tags)) or np.any(bath.tags[rows % len(bath.tags)]
-                                                        != tags[mine]):
-                raise ValueError(f"filament atoms {tags[mine].tolist()[:10]} are not the "
-                                 "bath's")
             self._bath_local = local = (np.array(tags), mine, rows)
         _, mine, rows = local
         v = lmp.numpy.extract_atom("v")[:n][mine]
@@ -439,7 +440,7 @@ class RecoilCoupling:
             rows_all, v_all = rows, v
         if len(rows_all) != len(bath.tags):
             lost = np.setdiff1d(np.arange(len(bath.tags)), rows_all)
-            raise ValueError(f"filament atoms {bath.tags[lost][:10].tolist()} left the "
+            raise ValueError(f"the bath's atoms {bath.tags[lost][:10].tolist()} left the "
                              "simulation")
         ordered = np.empty((len(bath.tags), 3))
         ordered[rows_all] = v_all

@@ -104,7 +104,9 @@ def check_inputs(lmp, values: dict) -> dict:
                             params["lattice"], params["device"], params["potential"],
                             params["tol"], params["model"], time_update=False,
                             bath_temperature=None if params["bath"] == "none" else params["Te"],
-                            node_ranks=node_ranks(comm), **lead_options(params))
+                            node_ranks=node_ranks(comm),
+                            bath_zone=(params["bath_zlo"], params["bath_zhi"]),
+                            **lead_options(params))
         if rank0:
             for line in report.lines:
                 print(f"lammps-recoil check: {line.strip()}")

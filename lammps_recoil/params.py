@@ -60,6 +60,19 @@ def _real(accept: Callable[[float], bool]):
     return parse
 
 
+def _bound(sign: float):
+    """A bound of a zone along z (A): a finite number, or INF (LAMMPS's unbounded side:
+    ``sign`` x infinity)."""
+    def parse(text: str) -> float:
+        if text.strip().lstrip("+-").upper() == "INF":
+            return sign * math.inf
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError(text)
+        return value
+    return parse
+
+
 def _count(least: int, most: int | None = None):
     def parse(text: str) -> int:
         value = integer(text)
@@ -180,6 +193,10 @@ PARAMS = (
           "steps between computations of the bath's kernels", run=True),
     Param("bath_scale", "1", _real(lambda f: math.isfinite(f) and f > 0), "> 0",
           "factor on the bath's friction and noise (1: physical)", run=True),
+    Param("bath_zlo", "INF", _bound(-1.0), "a number (A) or INF (no lower bound)",
+          "the bath acts on the filament atoms with z >= bath_zlo", run=True),
+    Param("bath_zhi", "INF", _bound(1.0), "a number (A) or INF (no upper bound)",
+          "the bath acts on the filament atoms with z <= bath_zhi", run=True),
     Param("filament_thermostat", "yes", _yes_no, "yes or no",
           "the Langevin thermostat of the production acts on the filament too", run=True),
     Param("production_ps", "150", _real(lambda t: math.isfinite(t) and t >= 0), ">= 0 ps",
@@ -247,6 +264,13 @@ def parse_params(**named) -> dict:
                             f"got {p['bath_every']}")
         if p["recoil"] == "no":
             problems.append(f"bath {p['bath']} needs the NEGF (recoil yes); got recoil no")
+        if p["bath_zlo"] >= p["bath_zhi"]:
+            problems.append(f"bath_zlo must be below bath_zhi, got bath_zlo "
+                            f"{p['bath_zlo']:g} A and bath_zhi {p['bath_zhi']:g} A")
+    elif not (p["bath_zlo"] == -math.inf and p["bath_zhi"] == math.inf):
+        problems.append(f"bath_zlo and bath_zhi choose the electronic bath's atoms; with "
+                        f"bath none they would do nothing (got bath_zlo {p['bath_zlo']:g}, "
+                        f"bath_zhi {p['bath_zhi']:g} A): set -var bath friction or full")
     if problems:
         raise ValueError("; ".join(problems))
     check_leads(p["leads"], p["device"], p["lead_eta"], p["kpoints"])

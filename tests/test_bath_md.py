@@ -236,6 +236,42 @@ def test_kernels_at_the_bias_applied_under_compliance(tmp_path):
     assert np.mean(np.diagonal(req.noise)) > 10 * s["D_mean"][0]
 
 
+@wheel
+def test_bath_zone_acts_on_its_atoms_alone(tmp_path):
+    """bath_zlo = -2, bath_zhi = 2 A: the bath acts on the filament's two middle layers
+    alone. One step of NVE from the data file's positions: against the same step without
+    the bath, exactly the zone's 10 atoms have moved differently (the bath's forces of the
+    first step, 1e-5 to 3e-5 A here), the other 24 filament atoms and the electrodes not at
+    all; the first kernels are electronic_bath's on those 10 atoms (mean diagonal friction
+    and noise to 2%: the run integrates on the mean force's partition), not the whole
+    filament's."""
+    from lammps_recoil.check import read_data, system_from_data
+    run = dict(deck="tests/in.checks", thermostat="no", V=0.5, Te=0, every=1, bath_every=1,
+               production_ps=0.001, dump_every=1, thermo_every=1)
+    ok(route2(tmp_path, "plain", **run))
+    ok(route2(tmp_path, "zone", bath="full", bath_zlo=-2, bath_zhi=2, **run))
+    data = read_data(str(ROOT / "inputs" / "filament.data"))
+    fil = data.types == 1
+    zone = fil & (np.abs(data.positions[:, 2]) <= 2.0)
+    assert zone.sum() == 10
+    a, b = read_dump(tmp_path / "plain.dump")[-1], read_dump(tmp_path / "zone.dump")[-1]
+    assert a.step == b.step == 1
+    np.testing.assert_array_equal(b["id"], a["id"])
+    moved = np.abs(_xyz(b) - _xyz(a)).max(axis=1)
+    inside = np.isin(b["id"], data.ids[zone])
+    assert np.all(moved[inside] > 1e-12) and np.all(moved[~inside] == 0.0), moved
+    s = read_series(tmp_path / "zone.recoil.csv")
+    system = system_from_data(str(ROOT / "inputs" / "filament.data"))
+    np.testing.assert_allclose(system.positions, data.positions[fil], atol=1e-9)
+    sub = bath.electronic_bath(system, 0.5, temperature=0.0, tol=1e-2,
+                               atoms=np.flatnonzero(zone[fil]))
+    whole = bath.electronic_bath(system, 0.5, temperature=0.0, tol=1e-2)
+    for col, name in (("D_mean", "noise"), ("gamma_mean", "friction")):
+        ref = np.mean(np.diagonal(getattr(sub, name)))
+        assert s[col][0] == pytest.approx(ref, rel=2e-2), (col, s[col][0], ref)
+        assert abs(np.mean(np.diagonal(getattr(whole, name))) - ref) > 0.1 * abs(ref)
+
+
 def test_kernels_refused_where_the_window_meets_a_flat_band():
     from lammps_recoil.builders import build_filament
     s = build_filament().recoil_system()

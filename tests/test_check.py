@@ -8,7 +8,7 @@ import pytest
 from test_lammps import DECK, HAVE_LMP, HAVE_WHEEL, PRODUCTION, ROOT, route1, route2
 from test_own_geometry import A0_SHENG, POTENTIAL, layer_sites, structure, write_data
 
-from lammps_recoil.check import check_data, eam_cutoff, largest_bias
+from lammps_recoil.check import check_data, eam_cutoff, largest_bias, read_data
 from lammps_recoil.cli import main
 
 
@@ -603,6 +603,35 @@ def test_a_variable_given_twice_is_refused(tmp_path, capsys, monkeypatch):
     assert not out.exists()
 
 
+def test_bath_zone_chooses_the_filament_atoms_between_its_bounds(capsys, monkeypatch):
+    """bath_zlo <= z <= bath_zhi (A, at the data file's positions; INF: unbounded) chooses
+    the bath's atoms among the filament's (type 1) alone; a zone without one, reversed
+    bounds, or bounds without a bath are refused, with the filament's extent named."""
+    from lammps_recoil.bathmd import zone_tags
+    data = read_data(str(ROOT / DEFAULT_DATA))
+    z = data.positions[:, 2]
+    fil = data.types == 1
+    for lo, hi in ((-np.inf, np.inf), (-np.inf, 0.0), (0.5, 3.0), (-4.49, 4.49)):
+        want = data.ids[fil & (z >= lo) & (z <= hi)]
+        np.testing.assert_array_equal(zone_tags(data.ids, data.types, z, lo, hi), np.sort(want))
+    assert len(zone_tags(data.ids, data.types, z, -np.inf, np.inf)) == 34
+    assert len(zone_tags(data.ids, data.types, z, -np.inf, 0.0)) == 17
+    with pytest.raises(ValueError, match="holds no filament atom .type 1.: its 34 atoms lie "
+                                         "at z = -4.495 to 4.495 A"):
+        zone_tags(data.ids, data.types, z, 1.0, 1.5)
+    monkeypatch.chdir(ROOT)
+    base = ["check", DEFAULT_DATA, "-var", "Te", "0"]
+    for extra, message in (
+            (["-var", "bath", "full", "-var", "bath_zlo", "1", "-var", "bath_zhi", "1.5"],
+             "bath_zlo = 1 to bath_zhi = 1.5 A holds no filament atom"),
+            (["-var", "bath", "full", "-var", "bath_zlo", "2", "-var", "bath_zhi", "-2"],
+             "bath_zlo must be below bath_zhi, got bath_zlo 2 A and bath_zhi -2 A"),
+            (["-var", "bath_zlo", "-2"], "with bath none they would do nothing"),
+            (["-var", "bath", "full", "-var", "bath_zhi", "nan"], "bath_zhi")):
+        assert main(base + extra) == 2, extra
+        assert message in capsys.readouterr().err, extra
+
+
 def test_bath_too_large_for_the_memory_is_refused(capsys, monkeypatch):
     """The kernels of N filament atoms hold KERNEL_BYTES (3N)^2 per energy point of a round
     of up to KERNEL_POINTS: a machine with less memory than that for the default filament's
@@ -627,8 +656,16 @@ def test_bath_too_large_for_the_memory_is_refused(capsys, monkeypatch):
     assert main(["check", DEFAULT_DATA, "-var", "bath", "friction", "-var", "Te", "0"]) == 2
     err = capsys.readouterr().err
     for text in ("electronic bath on 34 filament atoms", "up to 20 filament atoms here",
-                 "-var bath none", "electronic_bath(bias, atoms=...)"):
+                 "-var bath none", "-var bath_zlo and -var bath_zhi"):
         assert text in err, err
+    # the filament's middle layers (z = -0.9 and 0.9 A, 5 atoms each) fit; the kernels'
+    # memory is that of those atoms alone
+    zone = ["-var", "bath_zlo", "-2", "-var", "bath_zhi", "2"]
+    assert main(["check", DEFAULT_DATA, "-var", "bath", "friction", "-var", "Te", "0"]
+                + zone) == 0
+    out = capsys.readouterr().out
+    assert f"electronic bath on 10 filament atoms (z from -2 to 2 A): one computation of " \
+           f"its kernels holds about {bath.kernel_memory(10) / 2**30:.2g} GB" in out, out
     monkeypatch.undo()
     monkeypatch.chdir(ROOT)
     assert main(["check", DEFAULT_DATA, "-var", "bath", "friction", "-var", "Te", "0"]) == 0
