@@ -3,6 +3,7 @@
     python benchmarks/bench_bath.py [--ps 5] [--repeat 3] [--V 1.0] [--Te 0] [--configs mean 100 ...]
     python benchmarks/bench_bath.py --accuracy [--ps 2] [--V 1.0] [--md-tol 1 10]
     python benchmarks/bench_bath.py --sizes [--V 1.0]
+    python benchmarks/bench_bath.py --zones [--V 1.0]
 
 Runs the test deck tests/in.checks (482 atoms, Langevin at 300 K, recoil forces every 100
 steps on the 34-atom filament device) through the pip route, ``lammps-recoil run``, without
@@ -27,6 +28,11 @@ mean force's partition (tol 1e-2) of a geometry displaced by 0.05 A rms, to bath
 energies, CPU time (per energy) and the peak memory traced (tracemalloc) against
 bath.kernel_memory's estimate at KERNEL_POINTS energies, and the fitted exponent of the
 time per energy against the atoms.
+
+``--zones``: the same on the 878-atom filament device of benchmarks/bench_large.py (whose
+whole filament the bath refuses), for the filament atoms within 2, 4 and 6 A of its middle
+along z (what ``-var bath_zlo``, ``-var bath_zhi`` choose), next to the mean force's
+update of the same geometry; the memory traced in a second computation.
 """
 import argparse
 import csv
@@ -151,6 +157,48 @@ def sizes(V):
     print(f"\nTime per energy grows as atoms^{slope:.2f}.")
 
 
+def zones(V):
+    import tracemalloc
+    import numpy as np
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_large import DECKS
+    from lammps_recoil import bath
+    from lammps_recoil.bathmd import MD_TOL
+    from lammps_recoil.builders import build_filament
+    label, args, device = DECKS["878"]
+    system = build_filament(**args).recoil_system(device=device)
+    rng = np.random.default_rng(0)
+    system.update(system.positions + 0.05 * rng.standard_normal(system.positions.shape))
+    t0 = time.process_time()
+    system.forces(V, tol=1e-2)
+    update = time.process_time() - t0
+    start = system._partitions.get((0, False, "paper", 1e-2), ())
+    z = system.positions[:, 2]
+    middle = 0.5 * (z.min() + z.max())
+    print(f"Command: python benchmarks/bench_bath.py --zones --V {V:g}")
+    print(f"Date {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python "
+          f"{platform.python_version()}, OMP_NUM_THREADS=1, 1 rank, V = {V:g} V, T_e = 0; "
+          f"{label} ({system.n_atoms} atoms); its first mean-force update, with the leads' "
+          f"Green's functions, {update:.2f} s CPU\n")
+    print("| bath atoms | within (A) of the middle | energies | kernels, CPU (s) | "
+          "ms per energy | peak memory (MB) |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for half in (2.0, 4.0, 6.0):
+        atoms = np.flatnonzero(np.abs(z - middle) <= half)
+        kernels = lambda: bath.electronic_bath(system, V, 0.5, 0.0, tol=MD_TOL, start=start,
+                                               kinks=system._cuts(1e-2), atoms=atoms)
+        t0 = time.process_time()
+        res = kernels()
+        cpu = time.process_time() - t0
+        tracemalloc.start()                  # (a second computation: tracing costs time)
+        kernels()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        print(f"| {len(atoms)} | {half:g} | {res.n_energies} | {cpu:.2f} | "
+              f"{1e3 * cpu / res.n_energies:.1f} | {peak / 2**20:.0f} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ps", type=float, default=5.0)
@@ -161,7 +209,10 @@ def main():
     ap.add_argument("--accuracy", action="store_true")
     ap.add_argument("--md-tol", type=float, nargs="+", default=None)
     ap.add_argument("--sizes", action="store_true")
+    ap.add_argument("--zones", action="store_true")
     args = ap.parse_args()
+    if args.zones:
+        return zones(args.V)
     if args.accuracy:
         return accuracy(args.ps, args.V, args.md_tol)
     if args.sizes:
