@@ -260,8 +260,16 @@ def extended_spectra(system, E, ik: int = 0, spectra: bool = True,
     sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
     cs = [c.contacts for c in system.lead_contacts]
     bs = [c.boundary for c in system.lead_contacts]
-    # columns of G_F: the device sites kept and the atoms bonded to the leads
-    cols_f = np.unique(np.concatenate([dev, *bs])).astype(int)
+    off = [n, n + len(cs[0])]
+    # sites kept: device rows, and for each lead the rows of its contacts that are kept
+    lead_rows = [np.flatnonzero((sites >= off[t]) & (sites < off[t] + len(cs[t])))
+                 for t in (0, 1)]
+    lead_at = [sites[lead_rows[t]] - off[t] for t in (0, 1)]
+    in_dev = np.flatnonzero(sites < n)
+    # columns of G_F: the device sites kept and, for the scattering states or the
+    # contacts' rows and columns of G, the atoms bonded to the leads
+    states = spectra or any(len(r) for r in lead_rows)
+    cols_f = np.unique(np.concatenate([dev, *bs] if states else [dev])).astype(int)
     at = np.full(n, -1)
     at[cols_f] = np.arange(len(cols_f))
     try:
@@ -269,18 +277,15 @@ def extended_spectra(system, E, ik: int = 0, spectra: bool = True,
     except (RuntimeError, np.linalg.LinAlgError) as err:
         raise FloatingPointError(f"device Green's function is singular at an energy in "
                                  f"[{E.min()}, {E.max()}] eV: {err}") from None
-    off = [n, n + len(cs[0])]
-    # sites kept: device rows, and for each lead the rows of its contacts that are kept
-    lead_rows = [np.flatnonzero((sites >= off[t]) & (sites < off[t] + len(cs[t])))
-                 for t in (0, 1)]
-    lead_at = [sites[lead_rows[t]] - off[t] for t in (0, 1)]
-    in_dev = np.flatnonzero(sites < n)
     G = np.zeros((ne, len(sites), len(sites)), dtype=complex)
     G[:, in_dev[:, None], in_dev[None, :]] = GF[:, dev][:, :, at[dev]]
-    for t in (0, 1):
-        part = gs[t] @ (Vs[t] @ GF[:, bs[t]][:, :, at[dev]])           # contacts x dev
-        G[:, lead_rows[t][:, None], in_dev[None, :]] = part[:, lead_at[t]]
     phi = []
+    if not states:
+        return ExtendedSpectra(G, phi)
+    for t in (0, 1):
+        if len(lead_rows[t]):                                          # kept contacts x dev
+            part = gs[t][:, lead_at[t]] @ (Vs[t] @ GF[:, bs[t]][:, :, at[dev]])
+            G[:, lead_rows[t][:, None], in_dev[None, :]] = part
     for s in (0, 1):
         psi = np.zeros((ne, len(sites), len(cs[s])), dtype=complex)
         psi[:, in_dev] = GF[:, dev][:, :, at[bs[s]]] @ dagger(Vs[s])
