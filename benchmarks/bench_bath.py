@@ -25,7 +25,8 @@ relative to the largest element of each.
 ``--sizes``: one computation of the kernels of every filament atom of filament devices of
 34-243 atoms (the default (001) 4x4 and (111) hourglasses of 12 layers), as in MD: on the
 mean force's partition (tol 1e-2) of a geometry displaced by 0.05 A rms, to bathmd.MD_TOL:
-energies, CPU time (per energy) and the peak memory traced (tracemalloc) against
+energies, CPU time (per energy) and the peak memory traced (tracemalloc, in a second
+computation) against
 bath.kernel_memory's estimate at KERNEL_POINTS energies, and the fitted exponent of the
 time per energy against the atoms.
 
@@ -141,11 +142,13 @@ def sizes(V):
         system.update(system.positions + 0.05 * rng.standard_normal(system.positions.shape))
         system.forces(V, tol=1e-2)
         start = system._partitions.get((0, False, "paper", 1e-2), ())
-        tracemalloc.start()
+        kernels = lambda: bath.electronic_bath(system, V, 0.5, 0.0, tol=MD_TOL, start=start,
+                                               kinks=system._cuts(1e-2))
         t0 = time.process_time()
-        res = bath.electronic_bath(system, V, 0.5, 0.0, tol=MD_TOL, start=start,
-                                   kinks=system._cuts(1e-2))
+        res = kernels()
         cpu = time.process_time() - t0
+        tracemalloc.start()                  # (a second computation: tracing costs time)
+        kernels()
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         atoms.append(system.n_atoms)
