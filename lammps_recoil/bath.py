@@ -306,12 +306,15 @@ def fewest_columns(phi: np.ndarray, rtol: float = FACTOR_RTOL) -> np.ndarray:
     thin SVD phi = U s W^+, the columns U s of the singular values above ``rtol`` times
     the largest (A loses at most rtol^2 of its norm), as many as the batch's largest rank
     (zero past an energy's own). On the sites next to the neck of a large filament the
-    leads' states span fewer combinations than the leads have channels (27 of 66 on the
-    878-atom device's 54 middle atoms), and every trace's cost is linear or quadratic in
+    leads' states span fewer combinations than the leads have channels (27-28 of 65-66 on
+    the 878-atom device's 54 middle atoms), and every trace's cost is linear or quadratic in
     the columns."""
     if phi.shape[2] == 0 or phi.shape[1] == 0:
         return phi[:, :, :0]
-    u, sv, _ = np.linalg.svd(phi, full_matrices=False)
+    try:
+        u, sv, _ = np.linalg.svd(phi, full_matrices=False)
+    except np.linalg.LinAlgError:
+        return phi                                  # (still a factor of A)
     sv = np.where(sv > rtol * sv[:, :1], sv, 0.0)
     k = int(np.count_nonzero(sv.any(axis=0)))
     return u[:, :, :k] * sv[:, None, :k]

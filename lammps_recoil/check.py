@@ -322,9 +322,17 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
         for v in biases:
             _check_bath(system, v, beta, bath_temperature, box, el, kpoints)
         rep.add(f"  electronic bath at T_e = {bath_temperature} K: windows clear of flat bands")
-        chosen = zone_tags(data.ids, data.types, data.positions[:, 2], *bath_zone,
-                           FILAMENT_TYPE)
+        z = data.positions[:, 2]
+        chosen = zone_tags(data.ids, data.types, z, *bath_zone, FILAMENT_TYPE)
         rep.add("  " + _check_bath_size(len(chosen), ranks=node_ranks, zone=bath_zone))
+        for name, bound in zip(("bath_zlo", "bath_zhi"), bath_zone):
+            near = data.ids[(data.types == FILAMENT_TYPE) & (np.abs(z - bound) < ZONE_MARGIN)]
+            if near.size:
+                rep.notes.append(
+                    f"filament atoms {near[:10].tolist()} lie within {ZONE_MARGIN} A of "
+                    f"{name} = {bound:g} A in {path}: the bath's atoms are chosen at the "
+                    "production's first step, after minimization and warm-up, and may "
+                    "include or leave out these then")
     if time_update:
         seconds, results = [], []
         for _ in range(2):
@@ -346,6 +354,9 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
     return rep
 
 
+#: Distance (A) of a filament atom from a bound of the bath's zone below which ``check``
+#: notes that the zone, chosen at the production's first step, may hold it or not.
+ZONE_MARGIN = 0.5
 #: Relative difference of the filament's total recoil force between the periodic and the
 #: laterally infinite leads above which ``check`` notes that the cell's transverse
 #: sampling is not converged.

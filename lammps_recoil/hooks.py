@@ -24,14 +24,22 @@ import sys
 
 from . import runstate
 from .coupling import BATH_FIX, CURRENT_COLUMNS, RecoilCoupling, series_header
-from .params import (CURRENT_COLUMNS_VARIABLE, DEFAULT_DT, FIX_ID, RESUME_STEP, RUN_PARAMS,
-                     check_files,
-                     check_repeated_vars, check_var_names, deck_values, header_params,
+from .params import (BY_NAME, CURRENT_COLUMNS_VARIABLE, DEFAULT_DT, FIX_ID, RESUME_STEP,
+                     RUN_PARAMS, check_files, check_repeated_vars, check_var_names, deck_values, header_params,
                      lead_options, parse_params, run_header, start_time, vfile_digest)
 from .protocols import deck_protocol
 from .parallel import lammps_comm, lammps_comm_or_none, node_ranks
 
 _ACTIVE: dict = {}
+
+
+def _default_text(name: str) -> str | None:
+    """The parameter ``name``'s default as a run header records it (None if it depends on
+    other parameters)."""
+    try:
+        return str(BY_NAME[name].value(BY_NAME[name].default))
+    except ValueError:
+        return None
 
 
 def _check_resumable(params: dict, series: str, lammps_version=None) -> None:
@@ -53,15 +61,17 @@ def _check_resumable(params: dict, series: str, lammps_version=None) -> None:
                          f"{lammps_version}: its restart files cannot be read here; resume "
                          "it with the LAMMPS that ran it (the same route)")
     header = series_header(params)
-    differ = [f"{n} = {saved.get(n, '(not recorded)')} there, {params[n]} here"
-              for n in RUN_PARAMS if saved.get(n) != str(params[n])]
+    # a parameter the run did not record (added since) had its default there
+    recorded = {n: saved.get(n, _default_text(n)) for n in RUN_PARAMS}
+    differ = [f"{n} = {recorded[n] or '(not recorded)'} there, {params[n]} here"
+              for n in RUN_PARAMS if recorded[n] != str(params[n])]
     digest = vfile_digest(params)
     if digest is not None and saved.get("vfile_sha256") != digest:
         differ.append(f"the contents of vfile {params['vfile']} (sha256 "
                       f"{saved.get('vfile_sha256', '(not recorded)')[:12]} there, "
                       f"{digest[:12]} here)")
     # other columns: another version, unless a recorded parameter (channels) explains them
-    if found != header and not (differ and all(n in saved for n in RUN_PARAMS)):
+    if found != header and not (differ and all(v is not None for v in recorded.values())):
         raise ValueError(f"{series} was written by another version of lammps-recoil "
                          f"(columns {found}); this one writes {header}: it "
                          "cannot continue that run")

@@ -61,10 +61,10 @@ def _real(accept: Callable[[float], bool]):
 
 
 def _bound(sign: float):
-    """A bound of a zone along z (A): a finite number, or INF (LAMMPS's unbounded side:
-    ``sign`` x infinity)."""
+    """A bound of a zone along z (A): a finite number, or INF (as in a LAMMPS region
+    block: that side unbounded, ``sign`` x infinity; a signed INF is refused)."""
     def parse(text: str) -> float:
-        if text.strip().lstrip("+-").upper() == "INF":
+        if text.strip().upper() == "INF":
             return sign * math.inf
         value = float(text)
         if not math.isfinite(value):

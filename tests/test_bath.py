@@ -428,6 +428,20 @@ def test_kernels_of_middle_atoms_need_fewer_columns(small_filament, monkeypatch)
         np.testing.assert_allclose(getattr(cut, name), ref, atol=1e-10 * np.abs(ref).max())
 
 
+def test_green_function_of_device_sites_alone(small_filament):
+    """G on device sites alone, without the spectra (the solve of their columns only, as
+    for dG/dE next to a large filament's neck), equals that block of the full extended
+    G."""
+    s = small_filament.recoil_system()
+    E = np.array([-0.8, 0.1, 0.7]) + s.fermi_level
+    full = bath.extended_spectra(s, E).G
+    for sites in ([1], [0, 2], [2, 1, 0]):
+        part = bath.extended_spectra(s, E, spectra=False, sites=np.array(sites))
+        assert part.phi == []
+        np.testing.assert_allclose(part.G, full[:, sites][:, :, sites], rtol=0,
+                                   atol=1e-13 * np.abs(full).max())
+
+
 def test_a_lead_without_contacts_gives_empty_factors(small_filament):
     """A filament that broke off one electrode couples to no contact of that lead: its
     spectral factor has no column, and its traces vanish (the kernels are then those of

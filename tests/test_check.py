@@ -627,9 +627,22 @@ def test_bath_zone_chooses_the_filament_atoms_between_its_bounds(capsys, monkeyp
             (["-var", "bath", "full", "-var", "bath_zlo", "2", "-var", "bath_zhi", "-2"],
              "bath_zlo must be below bath_zhi, got bath_zlo 2 A and bath_zhi -2 A"),
             (["-var", "bath_zlo", "-2"], "with bath none they would do nothing"),
-            (["-var", "bath", "full", "-var", "bath_zhi", "nan"], "bath_zhi")):
+            (["-var", "bath", "full", "-var", "bath_zhi", "nan"],
+             "bath_zhi (the bath acts on the filament atoms with z <= bath_zhi) must be a "
+             "number (A) or INF (no upper bound), got 'nan'"),
+            (["-var", "bath", "full", "-var", "bath_zlo", "+INF"],
+             "must be a number (A) or INF (no lower bound), got '+INF'")):
         assert main(base + extra) == 2, extra
         assert message in capsys.readouterr().err, extra
+    # a bound 0.3 A from the layer at z = 0.9 A: accepted, with a note that the zone is
+    # chosen after minimization and warm-up
+    assert main(base + ["-var", "bath", "full", "-var", "bath_zlo", "-2", "-var", "bath_zhi",
+                        "0.6"]) == 0
+    out, err = capsys.readouterr()
+    assert "electronic bath on 5 filament atoms (z from -2 to 0.6 A)" in out, out
+    near = data.ids[fil & (np.abs(z - 0.6) < 0.5)].tolist()
+    assert len(near) == 5
+    assert f"note: filament atoms {near} lie within 0.5 A of bath_zhi = 0.6 A" in out, out
 
 
 def test_bath_too_large_for_the_memory_is_refused(capsys, monkeypatch):

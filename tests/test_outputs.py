@@ -118,3 +118,12 @@ def test_resume_with_another_protocol_file_content_is_refused(tmp_path, monkeypa
     with pytest.raises(ValueError, match="was run by LAMMPS 20250722, this is LAMMPS "
                                          "20210929: its restart files cannot be read here"):
         _check_resumable(params, str(tmp_path / "run.recoil.csv"), 20210929)
+    # a run that did not record a parameter (added since) ran with its default
+    old = [line for line in lines if not line.startswith(("# bath_zlo", "# bath_zhi"))]
+    assert len(old) == len(lines) - 2
+    (tmp_path / "old.recoil.csv").write_text("\n".join(
+        old + [series_header(params), "0,0.0" + ",1" * len(vector_names(params))]) + "\n")
+    _check_resumable(params, str(tmp_path / "old.recoil.csv"), 20250722)
+    zone = parse_params(**values, bath="full", Te="0", bath_zlo="-2")
+    with pytest.raises(ValueError, match="bath_zlo = -inf there, -2.0 here"):
+        _check_resumable(zone, str(tmp_path / "old.recoil.csv"), 20250722)
