@@ -4,6 +4,7 @@
     python benchmarks/bench_bath.py --accuracy [--ps 2] [--V 1.0] [--md-tol 1 10]
     python benchmarks/bench_bath.py --sizes [--V 1.0]
     python benchmarks/bench_bath.py --zones [--V 1.0]
+    python benchmarks/bench_bath.py --large [--ps 5] [--repeat 3] [--V 1.0]
 
 Runs the test deck tests/in.checks (482 atoms, Langevin at 300 K, recoil forces every 100
 steps on the 34-atom filament device) through the pip route, ``lammps-recoil run``, without
@@ -34,6 +35,11 @@ time per energy against the atoms.
 whole filament the bath refuses), for the filament atoms within 2, 4 and 6 A of its middle
 along z (what ``-var bath_zlo``, ``-var bath_zhi`` choose), next to the mean force's
 update of the same geometry; the memory traced in a second computation.
+
+``--large``: that device's deck (benchmarks/bench_large.py, 4014 atoms, the test deck's
+Langevin at 300 K) in MD: plain EAM, the mean force every 100 steps, and the full bath on
+the filament atoms within 2 A of the middle of the data file's filament with its kernels
+every 1000 steps (default ``bath_every``), interleaved, the fastest run of each.
 """
 import argparse
 import csv
@@ -69,11 +75,57 @@ def run(outdir, name, ps, V, Te, **var):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)
     t = times(out.stdout)
+    t["kernels"] = []
+    if var.get("recoil") == "no":                   # plain EAM MD: no time series
+        return t
     with open(Path(outdir) / f"{name}.recoil.csv") as fh:
         rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
-    kernels = [float(r["bath_s"]) for r in rows[1:] if float(r.get("bath_s", 0) or 0) > 0]
-    t["kernels"] = kernels
+    t["kernels"] = [float(r["bath_s"]) for r in rows[1:] if float(r.get("bath_s", 0) or 0) > 0]
+    t["updates"] = [float(r["negf_s"]) for r in rows[1:]]
     return t
+
+
+def large(ps, repeat, V):
+    """The 878-atom deck: plain EAM, the mean force every 100 steps, and the full bath on
+    the filament atoms within 2 A of the filament's middle (kernels every 1000 steps)."""
+    import numpy as np
+    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_large import DECKS, deck_data
+    from lammps_recoil.check import read_data
+    with tempfile.TemporaryDirectory() as tmp:
+        data = deck_data("878", tmp)
+        d = read_data(data)
+        z = d.positions[d.types == 1, 2]
+        mid = 0.5 * (z.min() + z.max())
+        zone = dict(bath_zlo=f"{mid - 2:.4f}", bath_zhi=f"{mid + 2:.4f}")
+        n_zone = int(np.sum(np.abs(z - mid) <= 2.0))
+        configs = {"plain": ("plain EAM", dict(recoil="no")),
+                   "mean": ("mean force every 100 steps", dict()),
+                   "zone": (f"and full bath on {n_zone} middle atoms, kernels every 1000 "
+                            "steps", dict(bath="full", bath_every=1000, **zone))}
+        best = {}
+        for _ in range(repeat):
+            for key, (_, var) in configs.items():
+                t = run(tmp, key, ps, V, 0.0, data=data, **var)
+                if key not in best or t["loop"] < best[key]["loop"]:
+                    best[key] = t
+    print(f"Command: python benchmarks/bench_bath.py --large --ps {ps:g} --repeat {repeat} "
+          f"--V {V:g}")
+    print(f"Date {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python "
+          f"{platform.python_version()}, OMP_NUM_THREADS=1, 1 rank, V = {V:g} V, T_e = 0; "
+          f"{DECKS['878'][0]} ({len(d.ids)} atoms); the fastest of {repeat} interleaved "
+          "runs\n")
+    print("| configuration | s per simulated ps | ratio to plain EAM | ratio to the mean force "
+          "| NEGF update, median (s) | kernels, mean (s) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for key, (label, _) in configs.items():
+        t = best[key]
+        update = f"{np.median(t['updates']):.3f}" if t.get("updates") else "-"
+        kern = f"{np.mean(t['kernels']):.2f}" if t["kernels"] else "-"
+        mean = f"{t['loop'] / best['mean']['loop']:.2f}" if key != "plain" else "-"
+        print(f"| {label} | {t['loop'] / ps:.2f} | {t['loop'] / best['plain']['loop']:.2f} | "
+              f"{mean} | {update} | {kern} |", flush=True)
 
 
 def accuracy(ps, V, md_tols):
@@ -213,9 +265,12 @@ def main():
     ap.add_argument("--md-tol", type=float, nargs="+", default=None)
     ap.add_argument("--sizes", action="store_true")
     ap.add_argument("--zones", action="store_true")
+    ap.add_argument("--large", action="store_true")
     args = ap.parse_args()
     if args.zones:
         return zones(args.V)
+    if args.large:
+        return large(args.ps, args.repeat, args.V)
     if args.accuracy:
         return accuracy(args.ps, args.V, args.md_tol)
     if args.sizes:

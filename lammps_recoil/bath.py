@@ -238,12 +238,13 @@ class ExtendedSpectra:
 
 
 def extended_spectra(system, E, ik: int = 0, spectra: bool = True,
-                     sites=None) -> ExtendedSpectra:
+                     sites=None, green: bool = True) -> ExtendedSpectra:
     """G and A_S on the extended region (device in internal order, then the left and the
     right contacts) on the energies E, from the device Green's function of Eq. 6
-    (``spectra=False``: G alone, phi empty); with ``sites`` (extended-region indices), G
-    on those sites only and the rows of phi_S there, from the columns of G_F that they
-    need (a large device's kernels need the sites next to the filament alone).
+    (``spectra=False``: G alone, phi empty; ``green=False``: phi alone, G zero); with
+    ``sites`` (extended-region indices), G on those sites only and the rows of phi_S
+    there, from the columns and rows of G_F that they need (a large device's kernels
+    need the sites next to the filament alone).
 
     With G_F the device block and g_S the leads' contact Green's functions, the scattering
     states from S are Psi_S = [G_F V_S^+ ; delta_tS + g_t V_t G_F V_S^+] (rows: device,
@@ -266,36 +267,45 @@ def extended_spectra(system, E, ik: int = 0, spectra: bool = True,
                  for t in (0, 1)]
     lead_at = [sites[lead_rows[t]] - off[t] for t in (0, 1)]
     in_dev = np.flatnonzero(sites < n)
-    # columns of G_F: the device sites kept and, for the scattering states or the
-    # contacts' rows and columns of G, the atoms bonded to the leads
+    # columns of G_F: with ``green`` the device sites kept and, for the scattering states
+    # or the contacts' rows and columns of G, the atoms bonded to the leads; its rows: the
+    # device sites kept and the atoms bonded to a lead whose contacts are kept
     states = spectra or any(len(r) for r in lead_rows)
-    cols_f = np.unique(np.concatenate([dev, *bs] if states else [dev])).astype(int)
-    at = np.full(n, -1)
+    cols_f = np.unique(np.concatenate(([dev] if green else []) + (list(bs) if states else [])
+                                      + [np.zeros(0, int)])).astype(int)
+    rows_f = np.unique(np.concatenate([dev] + [bs[t] for t in (0, 1) if len(lead_rows[t])])
+                       ).astype(int)
+    at, row = np.full(n, -1), np.full(n, -1)
     at[cols_f] = np.arange(len(cols_f))
+    row[rows_f] = np.arange(len(rows_f))
     try:
-        GF = system._M[ik].solve(E, sigmas, cols_f)
+        GF = system._M[ik].solve(E, sigmas, cols_f, only_rows=rows_f)
     except (RuntimeError, np.linalg.LinAlgError) as err:
         raise FloatingPointError(f"device Green's function is singular at an energy in "
                                  f"[{E.min()}, {E.max()}] eV: {err}") from None
     G = np.zeros((ne, len(sites), len(sites)), dtype=complex)
-    G[:, in_dev[:, None], in_dev[None, :]] = GF[:, dev][:, :, at[dev]]
+    if green:
+        G[:, in_dev[:, None], in_dev[None, :]] = GF[:, row[dev]][:, :, at[dev]]
     phi = []
     if not states:
         return ExtendedSpectra(G, phi)
     for t in (0, 1):
-        if len(lead_rows[t]):                                          # kept contacts x dev
-            part = gs[t][:, lead_at[t]] @ (Vs[t] @ GF[:, bs[t]][:, :, at[dev]])
+        if green and len(lead_rows[t]):                                # kept contacts x dev
+            part = gs[t][:, lead_at[t]] @ (Vs[t] @ GF[:, row[bs[t]]][:, :, at[dev]])
             G[:, lead_rows[t][:, None], in_dev[None, :]] = part
     for s in (0, 1):
         psi = np.zeros((ne, len(sites), len(cs[s])), dtype=complex)
-        psi[:, in_dev] = GF[:, dev][:, :, at[bs[s]]] @ dagger(Vs[s])
+        psi[:, in_dev] = GF[:, row[dev]][:, :, at[bs[s]]] @ dagger(Vs[s])
         for t in (0, 1):
-            block = gs[t] @ (Vs[t] @ (GF[:, bs[t]][:, :, at[bs[s]]] @ dagger(Vs[s])))
+            if not len(lead_rows[t]):
+                continue
+            block = gs[t][:, lead_at[t]] @ (Vs[t] @ (GF[:, row[bs[t]]][:, :, at[bs[s]]]
+                                                     @ dagger(Vs[s])))
             if t == s:
-                block = block + np.eye(len(cs[s]))
-            psi[:, lead_rows[t]] = block[:, lead_at[t]]
-        kept = lead_rows[s]
-        G[:, :, kept] = (psi @ gs[s])[:, :, lead_at[s]]
+                block = block + np.eye(len(cs[s]))[lead_at[t]]
+            psi[:, lead_rows[t]] = block
+        if green:
+            G[:, :, lead_rows[s]] = (psi @ gs[s])[:, :, lead_at[s]]
         if spectra:
             phi.append(fewest_columns(psi @ open_columns(spectral_factor(gs[s]))))
     return ExtendedSpectra(G, phi)
@@ -538,7 +548,8 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
     def fermi_surface(E):
         out = np.zeros((len(E), N3, N3))
         for ik, wk in enumerate(system.kweights):
-            phi = np.concatenate(extended_spectra(system, E, ik, sites=sites).phi, axis=2)
+            phi = np.concatenate(extended_spectra(system, E, ik, sites=sites,
+                                                  green=False).phi, axis=2)
             out += wk * pair_traces(ops[ik], phi, phi).real
         return 2.0 * HBAR / (4.0 * np.pi) * out
 
@@ -555,7 +566,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
         jac = np.zeros((len(E), N3, N3)) if jacobian else None
         expect = np.zeros((len(E), nk, n_el), dtype=complex) if jacobian else None
         for ik, wk in enumerate(system.kweights):
-            sp_ = extended_spectra(system, E, ik, sites=sites)
+            sp_ = extended_spectra(system, E, ik, sites=sites, green=jacobian)
             phi = sp_.phi
             x = [ops[ik].lift(p) for p in phi]
             # tr[A_L F A_R F] + tr[A_R F A_L F]; tr[A_S F A_S F] only where weighted (not
@@ -704,8 +715,8 @@ def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
     lo -= energy
     steps = () if temperature > 0 else tuple(sorted({*mu, *(m - energy for m in mu)}))
     seg = quad.Segment(lo, hi, None, None, steps=tuple(e for e in steps if lo < e < hi))
-    phi0 = np.concatenate(extended_spectra(system, np.array([EF]), 0, sites=sites).phi,
-                          axis=2)
+    phi0 = np.concatenate(extended_spectra(system, np.array([EF]), 0, sites=sites,
+                                           green=False).phi, axis=2)
     scale = float(np.abs(np.diagonal(pair_traces(ops[0], phi0, phi0)[0].real)).max())
     scale = HBAR / (2 * np.pi) * (scale if scale > 0 else 1.0)
     e_scale = 2.0 * quad.K_B * temperature + abs(bias) + energy
@@ -715,8 +726,8 @@ def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
         f2 = [quad.fermi(E + energy, m, temperature) for m in mu]
         fric, noise = np.zeros((len(E), N3, N3)), np.zeros((len(E), N3, N3))
         for ik, wk in enumerate(system.kweights):
-            p1 = extended_spectra(system, E, ik, sites=sites).phi
-            p2 = extended_spectra(system, E + energy, ik, sites=sites).phi
+            p1 = extended_spectra(system, E, ik, sites=sites, green=False).phi
+            p2 = extended_spectra(system, E + energy, ik, sites=sites, green=False).phi
             x2 = [ops[ik].lift(p) for p in p2]
             for s in (0, 1):
                 for t in (0, 1):

@@ -253,6 +253,17 @@ class DeviceMatrix:
             self._pattern = SparsePattern(indices, indptr, h, where[H.nnz:H.nnz + n], sigma)
         return self._pattern
 
+    @staticmethod
+    def _distinct(columns, weights, ne: int):
+        """With weights, distinct columns: a boundary atom of both leads is one column with
+        the weights of its rows summed."""
+        if weights is None or len(np.unique(columns)) == len(columns):
+            return columns, weights
+        columns, at = np.unique(columns, return_inverse=True)
+        summed = np.zeros((ne, len(columns), weights.shape[2]), dtype=complex)
+        np.add.at(summed, (slice(None), at), weights)
+        return columns, summed
+
     def __call__(self, E: float, sigmas) -> sp.csc_matrix:
         """The sparse matrix at one energy; ``sigmas`` are the leads' self-energies on
         their boundary atoms (Sigma_S = V_S^+ g_S V_S)."""
@@ -264,24 +275,30 @@ class DeviceMatrix:
         return sp.csc_matrix((data, indices, indptr), shape=self.shape)
 
     def solve(self, E: np.ndarray, sigmas, columns: np.ndarray, rows: int = 0,
-              weights=None) -> np.ndarray:
+              weights=None, only_rows=None) -> np.ndarray:
         """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed),
         or with ``weights`` (len(E) x columns x q) the products G_F[:, columns] weights
         (len(E) x device x q); ``sigmas`` are the leads' self-energies stacked over the
         energies E. The solver is ``self.solver``; the dense
         one solves on the boundary atoms (columns off it take the full LU). With ``rows``
         larger than the device, the array returned has that many rows, the device's first:
-        the rows after them are not set (the caller's to fill)."""
+        the rows after them are not set (the caller's to fill). ``only_rows``: those rows
+        of G_F alone (len(E) x len(only_rows) x ...; the recursive solver then carries the
+        columns only as far as their slabs)."""
+        if only_rows is not None:
+            if rows:
+                raise ValueError("only_rows and rows exclude each other")
+            if self.solver == "rgf":
+                columns, weights = self._distinct(columns, weights, len(E))
+                return self.slabs().solve(np.asarray(E) + 1j * self.eta, sigmas, columns,
+                                          weights=weights, only_rows=only_rows)
+            return self.solve(E, sigmas, columns, weights=weights)[:, np.asarray(only_rows,
+                                                                                  dtype=int)]
         n, ne = self.shape[0], len(E)
         z = np.asarray(E) + 1j * self.eta
         q = len(columns) if weights is None else weights.shape[2]
         out = np.empty((ne, max(rows, n), q), dtype=complex)
-        if weights is not None and len(np.unique(columns)) < len(columns):
-            # a boundary atom of both leads: one column, the weights of its rows summed
-            columns, at = np.unique(columns, return_inverse=True)
-            summed = np.zeros((ne, len(columns), q), dtype=complex)
-            np.add.at(summed, (slice(None), at), weights)
-            weights = summed
+        columns, weights = self._distinct(columns, weights, ne)
         if self.solver == "rgf":
             return self.slabs().solve(z, sigmas, columns, out, weights)
         if weights is None:              # unit columns, the same at every energy

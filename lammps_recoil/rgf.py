@@ -244,21 +244,32 @@ class BlockTridiagonal:
         return g, sigma
 
     def solve(self, z: np.ndarray, sigmas, columns: np.ndarray, out=None,
-              weights=None) -> np.ndarray:
+              weights=None, only_rows=None) -> np.ndarray:
         """Columns ``columns`` of G_F at the complex energies z (energies x atoms x
         columns, repeats allowed), or with ``weights`` (energies x columns x q; distinct
         columns) the products G_F[:, columns] weights (energies x atoms x q: the scattering
         states G_F V_S^+ w when the weights are V_S^+ w); ``sigmas``: the leads'
         self-energies on their boundary atoms, stacked over z. ``out``: an array (energies
-        x at least the atoms x columns or q) whose first rows receive them (returned)."""
+        x at least the atoms x columns or q) whose first rows receive them (returned).
+        ``only_rows``: the rows wanted (energies x len(only_rows) x columns or q returned):
+        the columns are carried from their slabs only as far as the slabs of these rows."""
         b, m, ne = self.bounds, self.n_slabs, len(z)
         columns = np.asarray(columns, dtype=int)
         q = len(columns) if weights is None else weights.shape[2]
-        X = np.empty((ne, b[-1], q), dtype=complex) if out is None else out
+        lo, hi = 0, m - 1
+        if only_rows is not None:
+            if out is not None:
+                raise ValueError("only_rows and out exclude each other")
+            only_rows = np.asarray(only_rows, dtype=int)
+            if len(only_rows):
+                at = np.searchsorted(b, only_rows, side="right") - 1
+                lo, hi = int(at.min()), int(at.max())
+        X = np.empty((ne, b[hi + 1] - b[lo], q), dtype=complex) if out is None else out
+        pick = (lambda Y: Y) if only_rows is None else (lambda Y: Y[:, only_rows - b[lo]])
         slab = np.searchsorted(b, columns, side="right") - 1
         if not len(columns) or not ne or not q:
-            X[:, :b[-1]] = 0.0
-            return X
+            X[:, :b[hi + 1] - b[lo]] = 0.0
+            return pick(X)
         if weights is not None and len(np.unique(columns)) < len(columns):
             raise ValueError("columns with weights must be distinct")
         targets = np.unique(slab)
@@ -281,29 +292,35 @@ class BlockTridiagonal:
                 Gj = np.linalg.solve(A, R)
             add = bool(filled[oc].any())     # weights mixing columns of several slabs
             filled[oc] = True
-            for k, G in self._columns(j, Gj, gl, gr):
+            for k, G in self._columns(j, Gj, gl, gr, lo, hi):
+                rows = slice(b[k] - b[lo], b[k + 1] - b[lo])
                 if add:
-                    X[:, b[k]:b[k + 1], oc] += G
+                    X[:, rows, oc] += G
                 else:
-                    X[:, b[k]:b[k + 1], oc] = G
+                    X[:, rows, oc] = G
         if not filled.all():
-            X[:, :b[-1], ~filled] = 0.0
-        return X
+            X[:, :b[hi + 1] - b[lo], ~filled] = 0.0
+        return pick(X)
 
-    def _columns(self, j, Gj, gl, gr):
-        """(k, G_kj Y) for every slab k, from G_jj Y (``Gj``) and the connected Green's
-        functions of the sweeps (module docstring)."""
-        yield j, Gj
+    def _columns(self, j, Gj, gl, gr, lo: int = 0, hi: int | None = None):
+        """(k, G_kj Y) for the slabs k = lo..hi (default all), from G_jj Y (``Gj``) and
+        the connected Green's functions of the sweeps (module docstring): from slab j the
+        column is carried through the slabs between j and that range, not beyond it."""
+        hi = self.n_slabs - 1 if hi is None else hi
+        if lo <= j <= hi:
+            yield j, Gj
         G = Gj
-        for k in range(j - 1, -1, -1):                   # G_kj = gL_k H_{k,k+1} G_{k+1,j}
+        for k in range(j - 1, lo - 1, -1):               # G_kj = gL_k H_{k,k+1} G_{k+1,j}
             f = self.interfaces[k]
             G = gl[k] @ left_multiply(f.up, G[:, f.entry])
-            yield k, G
+            if k <= hi:
+                yield k, G
         G = Gj
-        for k in range(j + 1, self.n_slabs):             # G_kj = gR_k H_{k,k-1} G_{k-1,j}
+        for k in range(j + 1, hi + 1):                   # G_kj = gR_k H_{k,k-1} G_{k-1,j}
             f = self.interfaces[k - 1]
             G = gr[k] @ left_multiply(f.down, G[:, f.exit])
-            yield k, G
+            if k >= lo:
+                yield k, G
 
 
 class SlabBonds:

@@ -146,6 +146,33 @@ def test_forces_and_transmission_agree_across_solvers(disordered):
         assert relative_gap(t, tref) < 1e-10
 
 
+@pytest.mark.parametrize("ik", [0, 3])
+def test_rows_of_a_few_slabs_equal_the_full_columns(disordered, ik):
+    """only_rows: rows in one middle slab, in three slabs, at both ends and everywhere, of
+    columns at B_L and B_R, inside the device, and of the scattering-state products
+    (weights): through each solver they equal those rows of the full solution to 1e-12
+    (the recursive solver carries the columns only to those rows' slabs)."""
+    s = disordered
+    E = energies_to_test(s, ik)[:6]
+    sigmas = [greens.self_energy(V, s._lead_gf(t, E, ik)) for t, V in enumerate(s._V[ik])]
+    bl, br = (c.boundary for c in s.lead_contacts)
+    rng = np.random.default_rng(5)
+    weights = rng.standard_normal((len(E), len(bl), 4)) + 1j * rng.standard_normal(
+        (len(E), len(bl), 4))
+    for solver in SOLVERS:
+        D = greens.DeviceMatrix(s._H[ik], s.lead_contacts, s.eta, solver)
+        b = D.slabs().bounds
+        k = D.slabs().n_slabs // 2
+        for rows in (np.arange(b[k], b[k + 1])[::2], np.arange(b[k - 1] + 3, b[k + 2] - 1),
+                     np.array([s.n_atoms - 1, 0, 5]), np.arange(s.n_atoms)):
+            for cols, w in ((br, None), (bl, None), (np.array([b[k] + 1, 2, b[k + 2]]), None),
+                            (bl, weights)):
+                full = D.solve(E, sigmas, cols, weights=w)
+                part = D.solve(E, sigmas, cols, weights=w, only_rows=rows)
+                assert part.shape == (len(E), len(rows), full.shape[2])
+                assert relative_gap(part, full[:, rows]) < 1e-12, (solver, rows, cols)
+
+
 @pytest.fixture(scope="module")
 def thin():
     """The same electrodes with the 23-atom filament as the device, displaced 0.12 A rms:
