@@ -168,12 +168,29 @@ def accuracy(ps, V, md_tols):
               + " | ".join(cells) + " |", flush=True)
 
 
-def sizes(V):
+def timed_kernels(system, V, start, atoms=None):
+    """One computation of the kernels as in MD (on the mean force's partition ``start``,
+    to bathmd.MD_TOL, T_e = 0): the result, its CPU seconds, and the peak memory traced
+    (tracemalloc) in a second computation (tracing costs time)."""
     import tracemalloc
+    from lammps_recoil import bath
+    from lammps_recoil.bathmd import MD_TOL
+    kernels = lambda: bath.electronic_bath(system, V, 0.5, 0.0, tol=MD_TOL, start=start,
+                                           kinks=system._cuts(1e-2), atoms=atoms)
+    t0 = time.process_time()
+    res = kernels()
+    cpu = time.process_time() - t0
+    tracemalloc.start()
+    kernels()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return res, cpu, peak
+
+
+def sizes(V):
     import numpy as np
     sys.path.insert(0, str(ROOT))
     from lammps_recoil import bath
-    from lammps_recoil.bathmd import MD_TOL
     from lammps_recoil.builders import build_filament
     hourglass = lambda nx, ny, neck, base: dict(orientation="111", nx=nx, ny=ny, gap_layers=12,
                                                 neck_radius=neck, base_radius=base)
@@ -194,15 +211,7 @@ def sizes(V):
         system.update(system.positions + 0.05 * rng.standard_normal(system.positions.shape))
         system.forces(V, tol=1e-2)
         start = system._partitions.get((0, False, "paper", 1e-2), ())
-        kernels = lambda: bath.electronic_bath(system, V, 0.5, 0.0, tol=MD_TOL, start=start,
-                                               kinks=system._cuts(1e-2))
-        t0 = time.process_time()
-        res = kernels()
-        cpu = time.process_time() - t0
-        tracemalloc.start()                  # (a second computation: tracing costs time)
-        kernels()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        res, cpu, peak = timed_kernels(system, V, start)
         atoms.append(system.n_atoms)
         per.append(cpu / res.n_energies)
         print(f"| {label} | {system.n_atoms} | {res.n_energies} | {cpu:.2f} | "
@@ -213,13 +222,10 @@ def sizes(V):
 
 
 def zones(V):
-    import tracemalloc
     import numpy as np
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_large import DECKS
-    from lammps_recoil import bath
-    from lammps_recoil.bathmd import MD_TOL
     from lammps_recoil.builders import build_filament
     label, args, device = DECKS["878"]
     system = build_filament(**args).recoil_system(device=device)
@@ -241,15 +247,7 @@ def zones(V):
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for half in (2.0, 4.0, 6.0):
         atoms = np.flatnonzero(np.abs(z - middle) <= half)
-        kernels = lambda: bath.electronic_bath(system, V, 0.5, 0.0, tol=MD_TOL, start=start,
-                                               kinks=system._cuts(1e-2), atoms=atoms)
-        t0 = time.process_time()
-        res = kernels()
-        cpu = time.process_time() - t0
-        tracemalloc.start()                  # (a second computation: tracing costs time)
-        kernels()
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
+        res, cpu, peak = timed_kernels(system, V, start, atoms)
         print(f"| {len(atoms)} | {half:g} | {res.n_energies} | {cpu:.2f} | "
               f"{1e3 * cpu / res.n_energies:.1f} | {peak / 2**20:.0f} |", flush=True)
 
