@@ -129,14 +129,22 @@ NVE_BATH = dict(deck="tests/in.checks", thermostat="no", bath="full", Te=0, V=0.
                 bath_every=200, production_ps=0.6, dump_every=50, thermo_every=100)
 
 
-@pytest.mark.parametrize("route", [
-    pytest.param("python", marks=wheel), pytest.param("deck", marks=deck)])
-def test_resume_follows_the_uninterrupted_run(tmp_path, route):
+#: A zone whose bounds lie 0.02 A beside the layers at z = -0.9 (inside) and 0.9 A
+#: (outside): along the 0.6 ps NVE run atoms cross them (at 0.3 ps the zone would hold
+#: atoms 237, 238, 241, 246 instead of 237-241).
+EDGY_ZONE = dict(bath_zlo=-0.92, bath_zhi=0.88)
+
+
+@pytest.mark.parametrize("route, zone", [
+    pytest.param("python", {}, marks=wheel), pytest.param("deck", {}, marks=deck),
+    pytest.param("python", EDGY_ZONE, marks=wheel, id="python-zone")])
+def test_resume_follows_the_uninterrupted_run(tmp_path, route, zone):
     """A run stopped at 0.3 ps and resumed from its restart follows the uninterrupted
     0.6 ps run to round-off (NVE with the full bath at 0.5 V): the kernels, the held forces
     and the bath force of the restart step come from the saved state, the noise is keyed
-    on the step."""
-    run = dict(NVE_BATH, restart_every=100)
+    on the step; with a zone, the bath's atoms are the saved ones, not those the zone
+    holds at the restart step."""
+    run = dict(NVE_BATH, restart_every=100, **zone)
 
     def go(name, **extra):
         proc = subprocess.run(command(route, tmp_path, name, **{**run, **extra}), cwd=ROOT,
@@ -154,6 +162,10 @@ def test_resume_follows_the_uninterrupted_run(tmp_path, route):
     assert [f.step for f in fb] == [f.step for f in fa]
     for x, y in zip(fa, fb):
         assert np.abs(_xyz(x) - _xyz(y)).max() < 1e-7
+    if zone:
+        held = {f.step: bathmd.zone_tags(f["id"], f["type"], f["z"], zone["bath_zlo"],
+                                         zone["bath_zhi"]).tolist() for f in fa}
+        assert held[0] == [237, 238, 239, 240, 241] != held[300], held[300]
 
 
 def _relaxation(tmp_path, name, scale, **var):
