@@ -8,6 +8,8 @@
         [--filament-thermostat yes|no]
     python benchmarks/study_bath.py switching --runs runs/bath_ens
         (reads <runs>/thermo_none and <runs>/thermo_full)
+    python benchmarks/study_bath.py hold --runs runs/bath_hold [--intervals 100 500 1000 2000]
+        [--seeds 1 2 3] [--ps 12] [--scale 20]
 
 ``kernels``: the kernels at the EAM-minimized default filament (the production deck's
 minimization) for V = 0 to 1.5 V: at T_e = 0 without lead broadening (accepted up to
@@ -22,7 +24,9 @@ inputs/in.filament with the Langevin thermostat on the filament
 too (the paper's setup) or on the electrodes only, with and without the full bath
 (T_e = 300 K, lead_eta 0.05), and the filament's kinetic temperature from the dump's
 velocities. ``switching``: the 1 V ensembles with and
-without the bath (run by ``lammps-recoil ensemble``, commands in docs/bath.md).
+without the bath (run by ``lammps-recoil ensemble``, commands in docs/bath.md). ``hold``:
+the filament's temperature under the scaled bath at 0.2 V with the kernels held for 100
+to 2000 steps (a few seeds each): what holding them costs in accuracy.
 """
 import argparse
 import os
@@ -285,6 +289,59 @@ def md(out, runs, biases, ps, thermostat):
                 "powers (eV/ps)")
 
 
+def hold(out, runs, intervals, seeds, ps, scale):
+    """How long the kernels may be held: the heating run of tests/test_bath_md.py (the
+    filament alone moving, no thermostat, no mean force, V = 0.2 V, T_e = 50 K, the full
+    bath scaled by ``scale``, so that m/gamma is 10-100 ps / scale) with the kernels
+    every ``intervals`` steps, ``seeds`` runs each (a run in which an atom leaves, under a
+    scaled negative-friction mode, is counted and left out): the filament's kinetic
+    temperature (the series' T_fil) averaged from 4 ps to the end, its mean over the seeds
+    with the standard error, the kernels' power-balance temperature <tr D> / (2 k_B
+    <tr gamma>) over the same time, and the seconds spent on the kernels per run."""
+    rows = []
+    for every in intervals:
+        temps, balance, seconds, lost = [], [], [], 0
+        for seed in seeds:
+            name = f"hold{every}_{seed}"
+            done = Path(runs) / f"{name}.done"
+            if not done.exists():
+                cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "tests/in.checks"]
+                for k, v in dict(outdir=runs, name=name, overwrite="yes", moving="filament",
+                                 thermostat="no", mean_force="no", bath="full",
+                                 bath_scale=scale, V=0.2, Te=50.0, T=100.0, every=100,
+                                 bath_every=every, seed=seed, production_ps=ps,
+                                 thermo_every=1000, dump_every=100000).items():
+                    cmd += ["-var", k, str(v)]
+                env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+                proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+                done.write_text(str(proc.returncode))
+            if done.read_text() != "0":
+                lost += 1               # an atom left the filament (a runaway mode)
+                continue
+            s = read_series(Path(runs) / f"{name}.recoil.csv")
+            late = np.asarray(s["time_ps"]) >= 4.0
+            kern = late & (np.asarray(s["bath_s"]) > 0)
+            temps.append(float(np.mean(np.asarray(s["T_fil"])[late])))
+            balance.append(np.mean(np.asarray(s["D_mean"])[kern])
+                           / (2 * K_B * np.mean(np.asarray(s["gamma_mean"])[kern])))
+            seconds.append(float(np.sum(s["bath_s"])))
+        n = len(temps)
+        rows.append(dict(bath_every=every, runs=n, runs_lost=lost,
+                         T_fil=np.mean(temps) if n else np.nan,
+                         T_fil_err=np.std(temps, ddof=1) / np.sqrt(n) if n > 1 else np.nan,
+                         T_fil_min=min(temps, default=np.nan),
+                         T_fil_max=max(temps, default=np.nan),
+                         Te_balance=np.mean(balance) if n else np.nan,
+                         kernels_s=np.mean(seconds) if n else np.nan))
+    write_table(out / "hold.csv", rows,
+                f"filament kinetic temperature (K, T_fil from 4 to {ps:g} ps, mean over "
+                f"the seeds {', '.join(map(str, seeds))} that kept their atoms and its "
+                f"standard error) with the kernels every bath_every steps (V = 0.2 V, "
+                f"T_e = 50 K, bath x {scale:g}, electrodes frozen, no thermostat, no mean "
+                "force); runs in which an atom left; the kernels' power-balance "
+                "temperature; seconds on the kernels per run")
+
+
 def switching(out, runs):
     """The 1 V ensembles without and with the full bath (``<runs>/thermo_none`` and
     ``thermo_full``, the docs' commands) side by side, one row per seed."""
@@ -315,12 +372,15 @@ def switching(out, runs):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("kernels", "figures", "resonance", "runaway", "md",
-                                     "switching"))
+                                     "switching", "hold"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "figures" / "bath"))
     ap.add_argument("--runs", default=str(ROOT / "runs" / "bath_md"))
     ap.add_argument("--biases", nargs="+", type=float, default=[0.0, 0.5, 1.0, 1.5])
     ap.add_argument("--ps", type=float, default=30.0)
     ap.add_argument("--filament-thermostat", choices=("yes", "no"), default="yes")
+    ap.add_argument("--intervals", nargs="+", type=int, default=[100, 500, 1000, 2000])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    ap.add_argument("--scale", type=float, default=20.0)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -339,6 +399,9 @@ def main():
         elif args.what == "md":
             Path(args.runs).mkdir(parents=True, exist_ok=True)
             md(out, args.runs, args.biases, args.ps, args.filament_thermostat)
+        elif args.what == "hold":
+            Path(args.runs).mkdir(parents=True, exist_ok=True)
+            hold(out, args.runs, args.intervals, args.seeds, args.ps, args.scale)
         else:
             switching(out, args.runs)
 
