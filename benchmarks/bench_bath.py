@@ -114,8 +114,8 @@ def large(ps, repeat, V):
           f"--V {V:g}")
     print(f"Date {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python "
           f"{platform.python_version()}, OMP_NUM_THREADS=1, 1 rank, V = {V:g} V, T_e = 0; "
-          f"{DECKS['878'][0]} ({len(d.ids)} atoms); the fastest of {repeat} interleaved "
-          "runs\n")
+          f"{DECKS['878'][0]} of {int(np.sum(d.types == 1))} atoms in a deck of "
+          f"{len(d.ids)} atoms; the fastest of {repeat} interleaved runs\n")
     print("| configuration | s per simulated ps | ratio to plain EAM | ratio to the mean force "
           "| NEGF update, median (s) | kernels, mean (s) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

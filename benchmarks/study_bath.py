@@ -302,7 +302,7 @@ def hold(out, runs, intervals, seeds, ps, scale):
     for every in intervals:
         temps, balance, seconds, lost = [], [], [], 0
         for seed in seeds:
-            name = f"hold{every}_{seed}"
+            name = f"hold{every}_seed{seed}_ps{ps:g}_x{scale:g}"
             done = Path(runs) / f"{name}.done"
             if not done.exists():
                 cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "tests/in.checks"]
@@ -314,8 +314,10 @@ def hold(out, runs, intervals, seeds, ps, scale):
                     cmd += ["-var", k, str(v)]
                 env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
                 proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-                done.write_text(str(proc.returncode))
-            if done.read_text() != "0":
+                if proc.returncode and "left the simulation" not in proc.stderr:
+                    raise SystemExit(f"{name} failed:\n{proc.stderr[-2000:]}")
+                done.write_text("ok" if proc.returncode == 0 else "an atom left")
+            if done.read_text() != "ok":
                 lost += 1               # an atom left the filament (a runaway mode)
                 continue
             s = read_series(Path(runs) / f"{name}.recoil.csv")
@@ -326,13 +328,14 @@ def hold(out, runs, intervals, seeds, ps, scale):
                            / (2 * K_B * np.mean(np.asarray(s["gamma_mean"])[kern])))
             seconds.append(float(np.sum(s["bath_s"])))
         n = len(temps)
-        rows.append(dict(bath_every=every, runs=n, runs_lost=lost,
-                         T_fil=np.mean(temps) if n else np.nan,
-                         T_fil_err=np.std(temps, ddof=1) / np.sqrt(n) if n > 1 else np.nan,
-                         T_fil_min=min(temps, default=np.nan),
-                         T_fil_max=max(temps, default=np.nan),
-                         Te_balance=np.mean(balance) if n else np.nan,
-                         kernels_s=np.mean(seconds) if n else np.nan))
+        rows.append({"bath_every": every, "runs": n, "runs that lost an atom": lost,
+                     "T_fil (K)": np.mean(temps) if n else np.nan,
+                     "standard error (K)": (np.std(temps, ddof=1) / np.sqrt(n) if n > 1
+                                            else np.nan),
+                     "lowest (K)": min(temps, default=np.nan),
+                     "highest (K)": max(temps, default=np.nan),
+                     "kernels' T_bal (K)": np.mean(balance) if n else np.nan,
+                     "kernels (s per run)": np.mean(seconds) if n else np.nan})
     write_table(out / "hold.csv", rows,
                 f"filament kinetic temperature (K, T_fil from 4 to {ps:g} ps, mean over "
                 f"the seeds {', '.join(map(str, seeds))} that kept their atoms and its "

@@ -267,7 +267,8 @@ class BlockTridiagonal:
         X = np.empty((ne, b[hi + 1] - b[lo], q), dtype=complex) if out is None else out
         pick = (lambda Y: Y) if only_rows is None else (lambda Y: Y[:, only_rows - b[lo]])
         slab = np.searchsorted(b, columns, side="right") - 1
-        if not len(columns) or not ne or not q:
+        if not len(columns) or not ne or not q or (only_rows is not None
+                                                    and not len(only_rows)):
             X[:, :b[hi + 1] - b[lo]] = 0.0
             return pick(X)
         if weights is not None and len(np.unique(columns)) < len(columns):
@@ -290,8 +291,14 @@ class BlockTridiagonal:
                 R[:, columns[which] - b[j]] = w[:, :, oc]
                 oc = as_slice(oc)
                 Gj = np.linalg.solve(A, R)
-            add = bool(filled[oc].any())     # weights mixing columns of several slabs
-            filled[oc] = True
+            # weights mixing columns of several slabs: added to what earlier slabs gave;
+            # a column no earlier slab gave starts from zero
+            idx = np.arange(q)[oc]
+            seen = filled[idx]
+            add = bool(seen.any())
+            if add and not seen.all():
+                X[:, :b[hi + 1] - b[lo], idx[~seen]] = 0.0
+            filled[idx] = True
             for k, G in self._columns(j, Gj, gl, gr, lo, hi):
                 rows = slice(b[k] - b[lo], b[k + 1] - b[lo])
                 if add:

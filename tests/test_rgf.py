@@ -159,6 +159,11 @@ def test_rows_of_a_few_slabs_equal_the_full_columns(disordered, ik):
     rng = np.random.default_rng(5)
     weights = rng.standard_normal((len(E), len(bl), 4)) + 1j * rng.standard_normal(
         (len(E), len(bl), 4))
+    # columns of both end slabs; the weights' first column has no row in B_L (its product
+    # starts in the last slab, added to nothing), the others rows in both
+    both = np.concatenate([bl, br])
+    mixed = rng.standard_normal((len(E), len(both), 3)) + 0j
+    mixed[:, :len(bl), 0] = 0.0
     for solver in SOLVERS:
         D = greens.DeviceMatrix(s._H[ik], s.lead_contacts, s.eta, solver)
         b = D.slabs().bounds
@@ -166,11 +171,48 @@ def test_rows_of_a_few_slabs_equal_the_full_columns(disordered, ik):
         for rows in (np.arange(b[k], b[k + 1])[::2], np.arange(b[k - 1] + 3, b[k + 2] - 1),
                      np.array([s.n_atoms - 1, 0, 5]), np.arange(s.n_atoms)):
             for cols, w in ((br, None), (bl, None), (np.array([b[k] + 1, 2, b[k + 2]]), None),
-                            (bl, weights)):
+                            (bl, weights), (both, mixed)):
                 full = D.solve(E, sigmas, cols, weights=w)
                 part = D.solve(E, sigmas, cols, weights=w, only_rows=rows)
                 assert part.shape == (len(E), len(rows), full.shape[2])
                 assert relative_gap(part, full[:, rows]) < 1e-12, (solver, rows, cols)
+        assert D.solve(E, sigmas, br, only_rows=[]).shape == (len(E), 0, len(br))
+    # the weighted products against the dense inverse (the columns summed per slab)
+    inv = np.stack([np.linalg.inv(D(e, [sg[m] for sg in sigmas]).toarray())[:, both]
+                    for m, e in enumerate(E)])
+    ref = inv @ mixed
+    for solver in SOLVERS:
+        D = greens.DeviceMatrix(s._H[ik], s.lead_contacts, s.eta, solver)
+        assert relative_gap(D.solve(E, sigmas, both, weights=mixed), ref) < 1e-10, solver
+
+
+@pytest.mark.parametrize("ik", [0, 3])
+def test_bath_spectra_on_sites_equal_the_full_ones(disordered, ik):
+    """The electronic bath's G and A_S = phi_S phi_S^+ on chosen sites of the extended
+    region (middle device atoms; with a lead's contact sites; both leads'), from the rows
+    and columns those sites need (only_rows through the recursive solver), equal those
+    entries of the whole region's to 1e-12; with green=False the same A_S and no G."""
+    from lammps_recoil import bath
+    s = disordered
+    assert s._M[ik].solver == "rgf"
+    E = np.array([-0.4, 0.0, 0.3]) + s.fermi_level
+    full = bath.extended_spectra(s, E, ik)
+    A = [p @ greens.dagger(p) for p in full.phi]
+    n, nl = s.n_atoms, len(s.lead_contacts[0].contacts)
+    middle = np.arange(n // 2 - 20, n // 2 + 20)
+    for sites in (middle, np.concatenate([middle, n + np.arange(0, nl, 3)]),
+                  np.concatenate([[0, n - 1], middle[::7], n + np.arange(0, nl, 5),
+                                  n + nl + np.arange(2, 9)])):
+        pick = np.ix_(np.arange(len(E)), sites, sites)
+        scale = np.abs(full.G[pick]).max()
+        for green in (True, False):
+            part = bath.extended_spectra(s, E, ik, sites=sites, green=green)
+            np.testing.assert_allclose(part.G, full.G[pick] if green else 0.0, rtol=0,
+                                       atol=1e-12 * scale)
+            for S in (0, 1):
+                a = part.phi[S] @ greens.dagger(part.phi[S])
+                np.testing.assert_allclose(a, A[S][pick], rtol=0,
+                                           atol=1e-12 * np.abs(A[S]).max())
 
 
 @pytest.fixture(scope="module")
