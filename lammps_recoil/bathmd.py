@@ -67,8 +67,16 @@ def zone_tags(tags, types, z, zlo: float, zhi: float, filament_type: int = 1) ->
     fil = types == filament_type
     chosen = fil & (z >= zlo) & (z <= zhi)
     if not chosen.any():
-        span = (f"its {int(fil.sum())} atoms lie at z = {z[fil].min():.3f} to "
-                f"{z[fil].max():.3f} A" if fil.any() else "there is none")
+        span = "there is none"
+        if fil.any():
+            zf = z[fil]
+            span = f"its {int(fil.sum())} atoms lie at z = {zf.min():.3f} to {zf.max():.3f} A"
+            below, above = zf[zf < zlo], zf[zf > zhi]
+            near = [f"{side} at z = {v:.3f} A" for side, v in
+                    (("below", below.max() if below.size else None),
+                     ("above", above.min() if above.size else None)) if v is not None]
+            if below.size and above.size:
+                span += f", the nearest {' and '.join(near)}"
         raise ValueError(f"the electronic bath's zone bath_zlo = {zlo:g} to bath_zhi = "
                          f"{zhi:g} A holds no filament atom (type {filament_type}): {span}")
     return np.sort(tags[chosen]).astype(np.int64)

@@ -694,8 +694,22 @@ def _needs_plot(args) -> bool:
     return args.command in ("analyze", "chain", "iv", "ensemble") or bool(getattr(args, "figure", None))
 
 
+def _deck_values(argv: list) -> list:
+    """``argv`` with each ``-var NAME VALUE`` value that starts with '-' behind a space:
+    argparse would take -1e1 or -INF for an option (it knows only plain negative numbers),
+    where LAMMPS takes any word after the name as its value (stripped again by
+    :func:`main`)."""
+    out = list(argv)
+    for i in range(len(out) - 2):
+        if out[i] in ("-var", "--var") and out[i + 2].startswith("-"):
+            out[i + 2] = " " + out[i + 2]
+    return out
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_deck_values(sys.argv[1:] if argv is None else argv))
+    if getattr(args, "var", None):
+        args.var = [[name, value.strip()] for name, value in args.var]
     try:
         if _needs_plot(args):
             import matplotlib  # noqa: F401  (before any work: no half-written outputs)

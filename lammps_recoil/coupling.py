@@ -157,10 +157,7 @@ class RecoilCoupling:
         if device == "filament":
             self.sites = ElectrodeSites(x, types, self.box, self.electrodes, tags)
         if self.bath is not None:
-            # the bath's atoms: a resumed run's saved ones, else the filament atoms in the
-            # zone at the production's first step
-            self.bath_tags = state["bath_tags"] if "bath_tags" in state else zone_tags(
-                tags, types, x[:, 2], params["bath_zlo"], params["bath_zhi"], FILAMENT_TYPE)
+            self.bath_tags = self._bath_atoms(state, tags, types, x)
         self._build(device, tags, types, x)
         self.held = np.zeros((len(self.tags), 3))
         self.electrons = np.zeros((len(self.tags), 5))
@@ -177,6 +174,26 @@ class RecoilCoupling:
                     self.series.write(f"# {line}\n")
                 self.series.write(series_header(params) + "\n")
             self.series.flush()
+
+    def _bath_atoms(self, state, tags, types, x) -> np.ndarray:
+        """The bath's atoms (IDs): a resumed run's saved ones, else the filament atoms in
+        the zone bath_zlo..bath_zhi at the production's first step (named on stderr)."""
+        lo, hi = self.p["bath_zlo"], self.p["bath_zhi"]
+        if "bath_tags" in state:
+            return state["bath_tags"]
+        try:
+            chosen = zone_tags(tags, types, x[:, 2], lo, hi, FILAMENT_TYPE)
+        except ValueError as err:
+            raise ValueError(f"at the production's first step, after minimization and "
+                             f"warm-up: {err}; bounds halfway between the filament's layers "
+                             "keep their atoms") from None
+        if self.rank == 0:
+            ids = chosen.tolist()
+            zone = "" if (lo, hi) == (-np.inf, np.inf) else f" with {lo:g} <= z <= {hi:g} A"
+            sys.stderr.write(f"lammps-recoil: the electronic bath acts on {len(ids)} filament "
+                             f"atoms{zone}: IDs {ids[:20]}{' ...' if len(ids) > 20 else ''}\n")
+            sys.stderr.flush()
+        return chosen
 
     def _build(self, device, tags, types, x) -> None:
         """The NEGF system of ``device`` for all atoms (tags, types, positions)."""

@@ -261,11 +261,13 @@ def test_bath_zone_acts_on_its_atoms_alone(tmp_path):
     run = dict(deck="tests/in.checks", thermostat="no", V=0.5, Te=0, every=1, bath_every=1,
                production_ps=0.001, dump_every=1, thermo_every=1)
     ok(route2(tmp_path, "plain", **run))
-    ok(route2(tmp_path, "zone", bath="full", bath_zlo=-2, bath_zhi=2, **run))
+    proc = ok(route2(tmp_path, "zone", bath="full", bath_zlo=-2, bath_zhi=2, **run))
     data = read_data(str(ROOT / "inputs" / "filament.data"))
     fil = data.types == 1
     zone = fil & (np.abs(data.positions[:, 2]) <= 2.0)
     assert zone.sum() == 10
+    assert (f"the electronic bath acts on 10 filament atoms with -2 <= z <= 2 A: IDs "
+            f"{sorted(data.ids[zone].tolist())}") in proc.stderr, proc.stderr
     a, b = read_dump(tmp_path / "plain.dump")[-1], read_dump(tmp_path / "zone.dump")[-1]
     assert a.step == b.step == 1
     np.testing.assert_array_equal(b["id"], a["id"])

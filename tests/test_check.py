@@ -623,7 +623,9 @@ def test_bath_zone_chooses_the_filament_atoms_between_its_bounds(capsys, monkeyp
     base = ["check", DEFAULT_DATA, "-var", "Te", "0"]
     for extra, message in (
             (["-var", "bath", "full", "-var", "bath_zlo", "1", "-var", "bath_zhi", "1.5"],
-             "bath_zlo = 1 to bath_zhi = 1.5 A holds no filament atom"),
+             "bath_zlo = 1 to bath_zhi = 1.5 A holds no filament atom (type 1): its 34 atoms "
+             "lie at z = -4.495 to 4.495 A, the nearest below at z = 0.899 A and above at "
+             "z = 2.697 A"),
             (["-var", "bath", "full", "-var", "bath_zlo", "2", "-var", "bath_zhi", "-2"],
              "bath_zlo must be below bath_zhi, got bath_zlo 2 A and bath_zhi -2 A"),
             (["-var", "bath_zlo", "-2"], "with bath none they would do nothing"),
@@ -634,6 +636,14 @@ def test_bath_zone_chooses_the_filament_atoms_between_its_bounds(capsys, monkeyp
              "must be a number (A) or INF (no lower bound), got '+INF'")):
         assert main(base + extra) == 2, extra
         assert message in capsys.readouterr().err, extra
+    # a value that argparse alone would take for an option (LAMMPS takes it as the value)
+    assert main(base + ["-var", "bath", "full", "-var", "bath_zlo", "-1e1", "-var",
+                        "bath_zhi", "-0.5"]) == 0
+    assert "electronic bath on 17 filament atoms (z from -10 to -0.5 A)" in \
+        capsys.readouterr().out
+    assert main(base + ["-var", "bath", "full", "-var", "bath_zlo", "-INF"]) == 2
+    assert "must be a number (A) or INF (no lower bound), got '-INF'" in \
+        capsys.readouterr().err
     # a bound 0.3 A from the layer at z = 0.9 A: accepted, with a note that the zone is
     # chosen after minimization and warm-up
     assert main(base + ["-var", "bath", "full", "-var", "bath_zlo", "-2", "-var", "bath_zhi",
