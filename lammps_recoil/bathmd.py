@@ -58,6 +58,9 @@ MD_TOL = 1.0
 #: capped`), which keeps their temperature D / 2 gamma.
 MAX_DAMPING_STEP = 0.5
 
+#: g/mol -> eV ps^2 / A^2 (LAMMPS metal units).
+MASS_UNIT = 1.0364269e-4
+
 
 def zone_tags(tags, types, z, zlo: float, zhi: float, filament_type: int = 1) -> np.ndarray:
     """The LAMMPS IDs of the filament atoms (``filament_type``) with zlo <= z <= zhi (A;
@@ -72,16 +75,12 @@ def zone_tags(tags, types, z, zlo: float, zhi: float, filament_type: int = 1) ->
             zf = z[fil]
             span = f"its {int(fil.sum())} atoms lie at z = {zf.min():.3f} to {zf.max():.3f} A"
             below, above = zf[zf < zlo], zf[zf > zhi]
-            near = [f"{side} at z = {v:.3f} A" for side, v in
-                    (("below", below.max() if below.size else None),
-                     ("above", above.min() if above.size else None)) if v is not None]
             if below.size and above.size:
-                span += f", the nearest {' and '.join(near)}"
+                span += (f", the nearest below at z = {below.max():.3f} A and above at "
+                         f"z = {above.min():.3f} A")
         raise ValueError(f"the electronic bath's zone bath_zlo = {zlo:g} to bath_zhi = "
                          f"{zhi:g} A holds no filament atom (type {filament_type}): {span}")
     return np.sort(tags[chosen]).astype(np.int64)
-#: g/mol -> eV ps^2 / A^2 (LAMMPS metal units).
-MASS_UNIT = 1.0364269e-4
 
 
 class BathForces:

@@ -489,8 +489,8 @@ def _check_bath_size(n_atoms: int, memory: float | None = None, ranks: int = 1,
     need = kernel_memory(n_atoms)
     where = "" if tuple(zone) == (-np.inf, np.inf) else \
         f" (z from {zone[0]:g} to {zone[1]:g} A)"
-    what = (f"electronic bath on {n_atoms} filament atoms{where}: one computation of its kernels "
-            f"holds about {need / 2**30:.2g} GB per MPI rank (rows of 2 (3N)^2 numbers per "
+    what = (f"electronic bath on {n_atoms} filament atoms{where}: one computation of its "
+            f"kernels holds about {need / 2**30:.2g} GB per MPI rank (rows of 2 (3N)^2 numbers per "
             f"energy point, up to {KERNEL_POINTS} points)")
     if ranks * need > memory:
         mine = f"{memory / 2**30:.3g} GB"

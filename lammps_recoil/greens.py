@@ -292,8 +292,8 @@ class DeviceMatrix:
                 columns, weights = self._distinct(columns, weights, len(E))
                 return self.slabs().solve(np.asarray(E) + 1j * self.eta, sigmas, columns,
                                           weights=weights, only_rows=only_rows)
-            return self.solve(E, sigmas, columns, weights=weights)[:, np.asarray(only_rows,
-                                                                                  dtype=int)]
+            full = self.solve(E, sigmas, columns, weights=weights)
+            return full[:, np.asarray(only_rows, dtype=int)]
         n, ne = self.shape[0], len(E)
         z = np.asarray(E) + 1j * self.eta
         q = len(columns) if weights is None else weights.shape[2]

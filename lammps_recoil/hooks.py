@@ -25,7 +25,8 @@ import sys
 from . import runstate
 from .coupling import BATH_FIX, CURRENT_COLUMNS, RecoilCoupling, series_header
 from .params import (BY_NAME, CURRENT_COLUMNS_VARIABLE, DEFAULT_DT, FIX_ID, RESUME_STEP,
-                     RUN_PARAMS, check_files, check_repeated_vars, check_var_names, deck_values, header_params,
+                     RUN_PARAMS, check_files, check_repeated_vars, check_var_names,
+                     deck_values, header_params,
                      lead_options, parse_params, run_header, start_time, vfile_digest)
 from .protocols import deck_protocol
 from .parallel import lammps_comm, lammps_comm_or_none, node_ranks
