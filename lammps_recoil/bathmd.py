@@ -97,14 +97,45 @@ class BathForces:
         self.kernel_step = None
         self.block = (None, None)         # ((first step, kernels, dt), noise forces)
         self.version = 0                  # kernels held so far (the noise block's key)
-        self.previous = None                         # (step, v, noise, friction and Berry)
         self.replay = None                           # (step, forces) on resuming
+        # the steps since the diagnostics' last sums: step, velocities, noise forces and
+        # friction and Berry forces (None until summed)
+        self.record = ([], [], [], [])
+        self.drag_parts = []               # the velocity kernels: friction (and Berry)
         self._reset()
         self.warned = self.cap_noted = False
 
     def _reset(self) -> None:
-        # steps, sum of m v^2, work of the noise, friction and Berry force (per step)
+        # pairs of consecutive steps, sum of m v^2, work of the noise, friction and Berry
+        # force (per step)
         self.sums = np.zeros(5)
+
+    def _close(self) -> None:
+        """Add the recorded steps to the diagnostics' sums, each with the kernels that
+        acted on it: over each pair of consecutive steps, the full-step velocity between
+        them (v(t - dt/2) + v(t + dt/2)) / 2 (LAMMPS adds the forces of step t with the
+        half-step velocities v(t - dt/2) of velocity Verlet), its kinetic energy and the
+        power of step t's noise, friction and Berry forces along it (the half-step
+        velocities' kinetic temperature is biased by 1 / (1 - gamma dt / 2m)). The last
+        step stays recorded, with its forces: it pairs with the next."""
+        steps, vs, noises, parts = self.record
+        if not steps:
+            return
+        v = np.array(vs)
+        fresh = [i for i, p in enumerate(parts) if p is None]
+        if fresh:
+            new = np.stack([v[fresh] @ k.T for k in self.drag_parts], axis=1)
+            for i, p in zip(fresh, new):
+                parts[i] = p
+        pair = np.flatnonzero(np.diff(steps) == 1)
+        mid = 0.5 * (v[pair] + v[pair + 1])
+        s = self.sums
+        s[0] += len(pair)
+        s[1] += np.sum(self.masses * mid * mid)
+        s[2] += np.sum(np.array(noises)[pair] * mid)
+        work = np.einsum("pkc,pc->k", np.array(parts)[pair], mid) if len(pair) else 0.0
+        s[3:3 + len(self.drag_parts)] += work
+        self.record = ([steps[-1]], [vs[-1]], [noises[-1]], [parts[-1]])
 
     # ---------------------------------------------------------------- kernels
     def update_kernels(self, system, bias, atoms, tags, masses,
@@ -143,9 +174,13 @@ class BathForces:
 
     def _apply(self, friction, berry, noise) -> None:
         """The per-step operators of kernels (unscaled): -gamma v as the friction's rows,
-        then the Berry tensor's (full), in one product; the noise factor L (L L^T = D)."""
-        self.velocity_kernel = -self.scale * (np.vstack([friction, berry]) if self.mode == "full"
-                                              else friction)
+        and the Berry tensor's (full), summed for the step's force and apart for the
+        diagnostics; the noise factor L (L L^T = D)."""
+        if self.drag_parts:
+            self._close()                        # the steps so far, with their kernels
+        self.drag_parts = [-self.scale * friction] + (
+            [-self.scale * berry] if self.mode == "full" else [])
+        self.velocity_kernel = sum(self.drag_parts)
         lam, U = np.linalg.eigh(noise)
         if lam.min(initial=0.0) < -1e-8 * abs(lam).max(initial=0.0):
             raise FloatingPointError(f"the noise covariance has a negative eigenvalue "
@@ -186,7 +221,7 @@ class BathForces:
         if self.replay is not None and self.replay[0] == step:
             # a resumed run's first step: the force the interrupted run applied there
             # (taken with the velocities of that step, not the restart's end-of-step ones)
-            self.previous, forces = None, self.replay[1]
+            self.record, forces = ([], [], [], []), self.replay[1]
             self.replay = None
             return forces
         if self.capped_dt != dt:
@@ -203,30 +238,18 @@ class BathForces:
                                      "once)\n")
                     self.cap_noted = True
             self.capped_dt = dt
-        u = v.ravel()
+        u = np.array(v, dtype=float).reshape(-1)
         noise = self.noises(step, every, dt)[step % every]
-        drag = (self.velocity_kernel @ u).reshape(-1, len(u))    # friction (and Berry)
-        prev = self.previous
-        if prev is not None and prev[0] == step - 1:
-            # LAMMPS adds these forces with the half-step velocities v(t - dt/2) of
-            # velocity Verlet; (v_prev + v) / 2 is the velocity at the previous full step:
-            # its kinetic temperature (the half-step one is biased by a factor
-            # 1 / (1 - gamma dt / 2m)) and the power of that step's forces along the path
-            mid = 0.5 * (prev[1] + u)
-            s = self.sums
-            s[0] += 1
-            s[1] += (self.masses * mid) @ mid
-            s[2] += prev[2] @ mid
-            s[3:3 + len(drag)] += prev[3] @ mid
-        self.previous = (step, u, noise, drag)
-        total = noise + drag[0] if len(drag) == 1 else noise + drag[0] + drag[1]
-        return total.reshape(-1, 3)
+        for rec, value in zip(self.record, (step, u, noise, None)):
+            rec.append(value)
+        return (noise + self.velocity_kernel @ u).reshape(-1, 3)
 
     # ---------------------------------------------------------------- per update
     def diagnostics(self, res, t_el: float, p_rec: float, step: int) -> list:
         """The :data:`COLUMNS` of this update (``res`` the new kernels or None when held;
         ``t_el`` the electrode atoms' kinetic temperature, ``p_rec`` the mean power of the
         recoil force since the previous update)."""
+        self._close()
         steps, ke, noise, fric, berry = self.sums
         n = max(steps, 1)
         t_fil = ke / n / (len(self.masses) * K_B) if steps else np.nan
