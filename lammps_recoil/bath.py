@@ -378,32 +378,41 @@ def pair_traces(ops: ForceOperators, phi1: np.ndarray, phi2: np.ndarray,
     r1 = phi1.shape[2]
     B = np.swapaxes(B.reshape(ne, nm, r1, 3, r2), 2, 3).reshape(ne, 3 * nm, r1 * r2)
     if real:
-        B = np.concatenate([B.real, B.imag], axis=2)
+        # Re sum_ij B_a conj(B_b) = Re B_a . Re B_b + Im B_a . Im B_b: the float views'
+        B = B.view(float)
         return B @ np.swapaxes(B, 1, 2)
     return B @ dagger(B)
 
 
-def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray,
+def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray, part: str,
                   y: np.ndarray | None = None, other: ForceOperators | None = None
                   ) -> np.ndarray:
-    """tr[A F_a M F_b] (energies x 3 atoms x 3 atoms) with A = phi phi^+, from
-    x = ``ops.lift(phi)``: sum over the columns i of (F_a phi_i)^+ M (F_b phi_i); with
-    ``y`` = ``other.lift(phi)``, F_b of the operators ``other``. Z_b = M F_b phi on all
-    sites (from the rows of b's block), then, site by site, the conjugate rows of the
-    F_a phi whose block holds that site times that row of Z."""
+    """Re or Im (``part`` "real" or "imag") of tr[A F_a M F_b] (energies x 3 atoms x 3
+    atoms) with A = phi phi^+, from x = ``ops.lift(phi)``: sum over the columns i of
+    (F_a phi_i)^+ M (F_b phi_i); with ``y`` = ``other.lift(phi)``, F_b of the operators
+    ``other``. Z_b = M F_b phi on all sites (from the columns of M at b's block), then, site
+    by site, the rows of F_a phi whose block holds that site against that row of Z, in real
+    arithmetic: Im(conj(x) z) = Re(i x) . Im(z) + Im(i x) . Re(z) and Re(conj(x) z) =
+    Re(x) . Re(z) + Im(x) . Im(z) are dot products of the float views (real and imaginary
+    parts side by side), half the multiplications of the complex trace."""
+    if part not in ("real", "imag"):
+        raise ValueError(f"part must be 'real' or 'imag', got {part!r}")
     other = ops if other is None else other
     y = x if y is None else y
     ne, nb, Rb, _, r = y.shape
-    cols = M[:, :, other.sites_of]                          # (ne, n, atoms b, Rb)
-    Z = np.moveaxis(cols, 2, 1) @ y.reshape(ne, nb, Rb, 3 * r)     # (ne, atoms b, n, 3 r)
-    Z = Z.reshape(ne, nb, M.shape[1], 3, r)
-    out = np.zeros((ne, x.shape[1] * 3, 3 * nb), dtype=complex)
+    n = M.shape[1]
+    # Z[e, p, b, (c, i)] = sum_k M[e, p, sites_of[b, k]] y[e, b, k, c, i], laid out so that
+    # each site's rows are contiguous; float view: (ne, n, 3 nb, 2r)
+    Z = np.empty((ne, n, nb, 3 * r), dtype=complex)
+    np.matmul(np.moveaxis(M[:, :, other.sites_of], 2, 1), y.reshape(ne, nb, Rb, 3 * r),
+              out=np.moveaxis(Z, 2, 1))
+    Z = Z.reshape(ne, n, nb, 3, r).view(float).reshape(ne, n, 3 * nb, 2 * r)
+    left = (1j * x if part == "imag" else x).view(float)          # (ne, atoms, R, 3, 2r)
+    out = np.zeros((ne, x.shape[1], 3, 3 * nb))
     for p, (atoms, slots) in zip(ops.held_sites, ops.holders):
-        left = x[:, atoms, slots].conj().reshape(ne, 3 * len(atoms), r)     # rows (atom, c)
-        right = Z[:, :, p].reshape(ne, 3 * nb, r)
-        rows = (3 * atoms[:, None] + np.arange(3)).ravel()
-        out[:, rows] += left @ np.swapaxes(right, 1, 2)
-    return out
+        rows = left[:, atoms, slots].reshape(ne, 3 * len(atoms), 2 * r)
+        out[:, atoms] += (rows @ np.swapaxes(Z[:, p], 1, 2)).reshape(ne, len(atoms), 3, 3 * nb)
+    return out.reshape(ne, 3 * x.shape[1], 3 * nb)
 
 
 def coefficient_gradient(system, model: str, ik: int, atoms, expectation) -> np.ndarray:
@@ -550,7 +559,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
         for ik, wk in enumerate(system.kweights):
             phi = np.concatenate(extended_spectra(system, E, ik, sites=sites,
                                                   green=False).phi, axis=2)
-            out += wk * pair_traces(ops[ik], phi, phi).real
+            out += wk * pair_traces(ops[ik], phi, phi, real=True)
         return 2.0 * HBAR / (4.0 * np.pi) * out
 
     surface = fermi_surface(np.array([EF]))[0]
@@ -571,7 +580,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
             x = [ops[ik].lift(p) for p in phi]
             # tr[A_L F A_R F] + tr[A_R F A_L F]; tr[A_S F A_S F] only where weighted (not
             # inside a T_e = 0 window)
-            cross = 2.0 * pair_traces(ops[ik], phi[0], phi[1], x[1]).real
+            cross = 2.0 * pair_traces(ops[ik], phi[0], phi[1], x[1], real=True)
             same = [f * (1 - f) for f in (fL, fR)]
             if temperature > 0:
                 d0 = (f0 * (1.0 - f0) / (quad.K_B * temperature))[:, None, None]
@@ -581,7 +590,7 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
             for s in (0, 1):
                 on = (same[s] != 0) | (temperature > 0)
                 if on.any():
-                    SS = pair_traces(ops[ik], phi[s][on], phi[s][on], x[s][on]).real
+                    SS = pair_traces(ops[ik], phi[s][on], phi[s][on], x[s][on], real=True)
                     noise[on] += wk * same[s][on, None, None] * SS
                     if temperature > 0:
                         eq += wk * d0 * SS
@@ -591,13 +600,13 @@ def electronic_bath(system, bias: float, beta: float = 0.5, temperature: float =
                 for s in (0, 1):
                     on = w[s][move] != 0
                     if on.any():
-                        t = window_traces(ops[ik], x[s][move][on], dG[on]).imag
+                        t = window_traces(ops[ik], x[s][move][on], dG[on], "imag")
                         dgam[np.flatnonzero(move)[on]] += wk * w[s][move][on, None, None] * t
                         if jacobian:
                             e = np.flatnonzero(move)[on]
                             ws = w[s][e][:, None, None]
-                            t = window_traces(ops[ik], x[s][e], sp_.G[e],
-                                              hf[ik].lift(phi[s][e])).real
+                            t = window_traces(ops[ik], x[s][e], sp_.G[e], "real",
+                                              hf[ik].lift(phi[s][e]), hf[ik])
                             jac[e] += wk * ws * t
                             # <|p><q|> = tr[A |p><q|] = A[q, p] per element
                             pe = phi[s][e]
@@ -717,7 +726,7 @@ def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
     seg = quad.Segment(lo, hi, None, None, steps=tuple(e for e in steps if lo < e < hi))
     phi0 = np.concatenate(extended_spectra(system, np.array([EF]), 0, sites=sites,
                                            green=False).phi, axis=2)
-    scale = float(np.abs(np.diagonal(pair_traces(ops[0], phi0, phi0)[0].real)).max())
+    scale = float(np.abs(np.diagonal(pair_traces(ops[0], phi0, phi0, real=True)[0])).max())
     scale = HBAR / (2 * np.pi) * (scale if scale > 0 else 1.0)
     e_scale = 2.0 * quad.K_B * temperature + abs(bias) + energy
 
@@ -731,7 +740,7 @@ def kernels_at_frequency(system, bias: float, energy: float, beta: float = 0.5,
             x2 = [ops[ik].lift(p) for p in p2]
             for s in (0, 1):
                 for t in (0, 1):
-                    tr = wk * pair_traces(ops[ik], p1[s], p2[t], x2[t]).real
+                    tr = wk * pair_traces(ops[ik], p1[s], p2[t], x2[t], real=True)
                     fric += (f1[s] - f2[t])[:, None, None] * tr
                     noise += (0.5 * (f1[s] * (1 - f2[t]) + f2[t] * (1 - f1[s])))[:, None, None] * tr
         fric *= HBAR / (2 * np.pi * energy)

@@ -136,7 +136,7 @@ def test_bias_correction_formula_against_temperature_change():
     dw = quad.fermi(E, EF, T) - quad.fermi(E, EF, 0.0)
     phi = np.concatenate(bath.extended_spectra(s, E).phi, axis=2)     # A = A_L + A_R
     dG = bath.energy_derivative(s, E)
-    traces = bath.window_traces(ops, ops.lift(phi), dG).imag
+    traces = bath.window_traces(ops, ops.lift(phi), dG, "imag")
     change = -2 * HB / np.pi * np.einsum("e,eab->ab", w * dw, traces)
     b0 = bath.electronic_bath(s, 0.0, temperature=0.0)
     bT = bath.electronic_bath(s, 0.0, temperature=T, tol=1e-7)
@@ -309,7 +309,10 @@ def test_low_rank_traces_equal_dense_traces(small_filament):
     F = [ops.matrix(a).toarray() for a in range(ops.values.shape[0])]
     coords = [0, 4, 8, len(F) - 1]
     pair = bath.pair_traces(ops, sp.phi[0], sp.phi[1])
-    window = bath.window_traces(ops, ops.lift(sp.phi[1]), dG)
+    np.testing.assert_allclose(bath.pair_traces(ops, sp.phi[0], sp.phi[1], real=True),
+                               pair.real, rtol=0, atol=1e-13 * abs(pair).max())
+    x = ops.lift(sp.phi[1])
+    window = bath.window_traces(ops, x, dG, "real") + 1j * bath.window_traces(ops, x, dG, "imag")
     for e in range(len(E)):
         for a in coords:
             for b in coords:
@@ -454,7 +457,7 @@ def test_a_lead_without_contacts_gives_empty_factors(small_filament):
     assert x.shape[0] == 2 and x.shape[-1] == 0
     assert np.all(bath.pair_traces(ops, phi, empty) == 0)
     assert np.all(bath.pair_traces(ops, empty, phi) == 0)
-    assert np.all(bath.window_traces(ops, x, np.ones((2, s.n_ext, s.n_ext))) == 0)
+    assert np.all(bath.window_traces(ops, x, np.ones((2, s.n_ext, s.n_ext)), "imag") == 0)
 
 
 def test_kernels_between_laterally_infinite_leads():
