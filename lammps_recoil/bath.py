@@ -378,8 +378,9 @@ def pair_traces(ops: ForceOperators, phi1: np.ndarray, phi2: np.ndarray,
     r1 = phi1.shape[2]
     B = np.swapaxes(B.reshape(ne, nm, r1, 3, r2), 2, 3).reshape(ne, 3 * nm, r1 * r2)
     if real:
-        # Re sum_ij B_a conj(B_b) = Re B_a . Re B_b + Im B_a . Im B_b: the float views'
-        B = B.view(float)
+        # Re sum_ij B_a conj(B_b) = Re B_a . Re B_b + Im B_a . Im B_b: the product of the
+        # float views (B may be a view whose last axis is strided: one atom, one column)
+        B = np.ascontiguousarray(B).view(float)
         return B @ np.swapaxes(B, 1, 2)
     return B @ dagger(B)
 
@@ -392,7 +393,7 @@ def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray, part: str,
     (F_a phi_i)^+ M (F_b phi_i); with ``y`` = ``other.lift(phi)``, F_b of the operators
     ``other``. Z_b = M F_b phi on all sites (from the columns of M at b's block), then, site
     by site, the rows of F_a phi whose block holds that site against that row of Z, in real
-    arithmetic: Im(conj(x) z) = Re(i x) . Im(z) + Im(i x) . Re(z) and Re(conj(x) z) =
+    arithmetic: Im(conj(x) z) = Re(i x) . Re(z) + Im(i x) . Im(z) and Re(conj(x) z) =
     Re(x) . Re(z) + Im(x) . Im(z) are dot products of the float views (real and imaginary
     parts side by side), half the multiplications of the complex trace."""
     if part not in ("real", "imag"):
@@ -407,7 +408,7 @@ def window_traces(ops: ForceOperators, x: np.ndarray, M: np.ndarray, part: str,
     np.matmul(np.moveaxis(M[:, :, other.sites_of], 2, 1), y.reshape(ne, nb, Rb, 3 * r),
               out=np.moveaxis(Z, 2, 1))
     Z = Z.reshape(ne, n, nb, 3, r).view(float).reshape(ne, n, 3 * nb, 2 * r)
-    left = (1j * x if part == "imag" else x).view(float)          # (ne, atoms, R, 3, 2r)
+    left = np.ascontiguousarray(1j * x if part == "imag" else x).view(float)  # (ne, atoms, R, 3, 2r)
     out = np.zeros((ne, x.shape[1], 3, 3 * nb))
     for p, (atoms, slots) in zip(ops.held_sites, ops.holders):
         rows = left[:, atoms, slots].reshape(ne, 3 * len(atoms), 2 * r)

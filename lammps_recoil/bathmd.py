@@ -98,9 +98,9 @@ class BathForces:
         self.block = (None, None)         # ((first step, kernels, dt), noise forces)
         self.version = 0                  # kernels held so far (the noise block's key)
         self.replay = None                           # (step, forces) on resuming
-        # the steps since the diagnostics' last sums: step, velocities, noise forces and
-        # friction and Berry forces (None until summed)
-        self.record = ([], [], [], [])
+        # the steps since the diagnostics' last sums: step, velocities, noise forces; and
+        # the friction and Berry forces of the first of them if it was carried over
+        self.record, self.carried = ([], [], []), None
         self.drag_parts = []               # the velocity kernels: friction (and Berry)
         self._reset()
         self.warned = self.cap_noted = False
@@ -117,25 +117,26 @@ class BathForces:
         half-step velocities v(t - dt/2) of velocity Verlet), its kinetic energy and the
         power of step t's noise, friction and Berry forces along it (the half-step
         velocities' kinetic temperature is biased by 1 / (1 - gamma dt / 2m)). The last
-        step stays recorded, with its forces: it pairs with the next."""
-        steps, vs, noises, parts = self.record
+        step stays recorded, with its friction and Berry forces: it pairs with the next,
+        whose kernels may differ."""
+        steps, vs, noises = self.record
         if not steps:
             return
         v = np.array(vs)
-        fresh = [i for i, p in enumerate(parts) if p is None]
-        if fresh:
-            new = np.stack([v[fresh] @ k.T for k in self.drag_parts], axis=1)
-            for i, p in zip(fresh, new):
-                parts[i] = p
         pair = np.flatnonzero(np.diff(steps) == 1)
         mid = 0.5 * (v[pair] + v[pair + 1])
         s = self.sums
         s[0] += len(pair)
         s[1] += np.sum(self.masses * mid * mid)
         s[2] += np.sum(np.array(noises)[pair] * mid)
-        work = np.einsum("pkc,pc->k", np.array(parts)[pair], mid) if len(pair) else 0.0
-        s[3:3 + len(self.drag_parts)] += work
-        self.record = ([steps[-1]], [vs[-1]], [noises[-1]], [parts[-1]])
+        for k, kernel in enumerate(self.drag_parts):
+            force = v[pair] @ kernel.T
+            if self.carried is not None and len(pair) and pair[0] == 0:
+                force[0] = self.carried[k]           # the earlier kernels' force
+            s[3 + k] += np.sum(force * mid)
+        last = self.carried if len(steps) == 1 and self.carried is not None else \
+            [kernel @ v[-1] for kernel in self.drag_parts]
+        self.record, self.carried = ([steps[-1]], [vs[-1]], [noises[-1]]), last
 
     # ---------------------------------------------------------------- kernels
     def update_kernels(self, system, bias, atoms, tags, masses,
@@ -221,7 +222,7 @@ class BathForces:
         if self.replay is not None and self.replay[0] == step:
             # a resumed run's first step: the force the interrupted run applied there
             # (taken with the velocities of that step, not the restart's end-of-step ones)
-            self.record, forces = ([], [], [], []), self.replay[1]
+            self.record, self.carried, forces = ([], [], []), None, self.replay[1]
             self.replay = None
             return forces
         if self.capped_dt != dt:
@@ -240,7 +241,7 @@ class BathForces:
             self.capped_dt = dt
         u = np.array(v, dtype=float).reshape(-1)
         noise = self.noises(step, every, dt)[step % every]
-        for rec, value in zip(self.record, (step, u, noise, None)):
+        for rec, value in zip(self.record, (step, u, noise)):
             rec.append(value)
         return (noise + self.velocity_kernel @ u).reshape(-1, 3)
 

@@ -74,6 +74,8 @@ CURRENT_COLUMNS = "d2_jcur[1] d2_jcur[2] d2_jcur[3] d_icur"
 VECTOR = ("G_EF", "G_V", "Frec_x", "Frec_y", "Frec_z", "Frec_max", "work", "negf_s",
           "n_energies", "Feam_x", "Feam_y", "Feam_z", "dX_site", "n_device", "V",
           "V_protocol", "I_uA", "P_uW", "in_compliance", "n_unbroadened")
+#: LAMMPS's per-atom arrays of rows (double **) among those the bath reads.
+ROW_ARRAYS = ("x", "v", "f")
 #: The fix external holding the electronic bath's per-step forces (bath on).
 BATH_FIX = "bath"
 #: Seconds of wall time between progress lines on stderr.
@@ -478,7 +480,7 @@ class RecoilCoupling:
             call.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
             call.restype = ctypes.c_void_p
         where = call(self.lmp.lmp, name.encode())
-        if where and (function != "lammps_extract_atom" or name == "v"):
+        if where and (function != "lammps_extract_atom" or name in ROW_ARRAYS):
             where = ctypes.cast(where, ctypes.POINTER(ctypes.c_void_p))[0]
         return where
 

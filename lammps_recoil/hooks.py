@@ -371,15 +371,12 @@ def _lammps(lmpptr):
     global _CAPSULE_POINTER
     if hasattr(lmpptr, "command"):
         return lmpptr
-    if isinstance(lmpptr, int):
-        address = lmpptr
-    else:
-        if _CAPSULE_POINTER is None:
-            # a function object of its own (the lammps module sets the shared one's types)
-            _CAPSULE_POINTER = ctypes.pythonapi["PyCapsule_GetPointer"]
-            _CAPSULE_POINTER.argtypes = [ctypes.py_object, ctypes.c_char_p]
-            _CAPSULE_POINTER.restype = ctypes.c_void_p
-        address = _CAPSULE_POINTER(lmpptr, None)
+    if _CAPSULE_POINTER is None:
+        # a function object of its own (the lammps module sets the shared one's types)
+        _CAPSULE_POINTER = ctypes.pythonapi["PyCapsule_GetPointer"]
+        _CAPSULE_POINTER.argtypes = [ctypes.py_object, ctypes.c_char_p]
+        _CAPSULE_POINTER.restype = ctypes.c_void_p
+    address = _CAPSULE_POINTER(lmpptr, None)
     if address not in _OBJECTS:
         from lammps import lammps
         _OBJECTS[address] = lammps(ptr=lmpptr)

