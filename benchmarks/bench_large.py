@@ -8,6 +8,7 @@ BLAS threads, and the true force error along MD.
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py md [--ps 2] [--repeat 2]
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py ranks [--repeat 2] [--rounds 3]
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py accuracy
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py precision
 
 Each prints Markdown tables headed by its command. An update is ``system.update``
 (positions displaced 0.05 A rms, a new seed each repetition) plus ``system.forces(1.0,
@@ -64,6 +65,12 @@ against tol 1e-5, each replaying the frames on its own with its partitions reuse
 points, the true force error (largest component, eV/A), the error estimate and the update
 (wall), for the 878-atom filament device, the 963-atom mobile device and the 243-atom
 filament device of the same deck.
+
+``precision``: the frames of a 300 K plain EAM run of each deck of ``md`` (3 ps, every
+third frame) replayed by two systems, RecoilSystem's precision "double" and "mixed" (the
+default: the recursive Green's function of the forces' integrand in single precision),
+each with its own partitions: median CPU time of an update (the first two frames left
+out), energy points, the largest difference of a force component and of the conductance.
 """
 import argparse
 import datetime
@@ -440,10 +447,49 @@ def accuracy(opt):
                       f"{np.median(est):.1e} | {np.median(t):.3f} |", flush=True)
 
 
+def precision(opt):
+    """RecoilSystem's precision "mixed" (the default) against "double" on the frames of a
+    300 K plain EAM run of each deck of ``md``."""
+    header("precision")
+    print("| device | update, double: median CPU (s) | update, mixed: median CPU (s) | "
+          "mixed / double | energy points, double / mixed (mean) | force difference, "
+          "median / max (eV/A) | largest force (eV/A) | conductance difference, max "
+          "(relative) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, (label, _, device) in DECKS.items():
+            dump = frames_run(key, tmp, 3.0)
+            systems = {}
+            for name in ("double", "mixed"):
+                systems[name], xyz, ids = replay(dump, device, every=3)
+                systems[name].precision = name
+            cpu = {name: [] for name in systems}
+            points = {name: [] for name in systems}
+            dF, dG, big = [], [], 0.0
+            for x in xyz:
+                res = {}
+                for name, system in systems.items():
+                    c0 = time.process_time()
+                    system.update(x, ids)
+                    res[name] = system.forces(BIAS, tol=TOL)
+                    cpu[name].append(time.process_time() - c0)
+                    points[name].append(res[name].n_energies)
+                d, m = res["double"], res["mixed"]
+                dF.append(np.abs(m.forces - d.forces).max())
+                dG.append(abs(m.conductance / d.conductance - 1.0))
+                big = max(big, float(np.abs(d.forces).max()))
+            # the first two frames: the partitions settle
+            t = {name: float(np.median(v[2:])) for name, v in cpu.items()}
+            print(f"| {label} | {t['double']:.3f} | {t['mixed']:.3f} | "
+                  f"{t['mixed'] / t['double']:.2f} | {np.mean(points['double']):.0f} / "
+                  f"{np.mean(points['mixed']):.0f} | {np.median(dF):.1e} / {max(dF):.1e} | "
+                  f"{big:.2f} | {max(dG):.1e} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("sizes", "crossover", "stages", "md", "ranks",
-                                     "accuracy"))
+                                     "accuracy", "precision"))
     ap.add_argument("--quick", action="store_true", help="sizes: the smaller cases only")
     ap.add_argument("--reps", type=int, default=3,
                     help="sizes, crossover: updates per device; stages: repetitions")
@@ -457,7 +503,7 @@ def main():
     if opt.child:
         return ranks_child(opt.child, opt.repeat)
     dict(sizes=sizes, crossover=crossover, stages=stages, md=md, ranks=ranks,
-         accuracy=accuracy)[opt.what](opt)
+         accuracy=accuracy, precision=precision)[opt.what](opt)
 
 
 if __name__ == "__main__":

@@ -229,7 +229,7 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
                kpoints=1, lead_eta=None, time_update: bool = True, leads: str = "periodic",
                inf_kmesh: int = DEFAULT_KMESH, inf_eta: float = DEFAULT_ETA,
                bath_temperature: float | None = None, node_ranks: int = 1,
-               bath_zone=(-np.inf, np.inf)) -> CheckReport:
+               bath_zone=(-np.inf, np.inf), precision: str = "mixed") -> CheckReport:
     """Everything about a data file that can be known before MD (module docstring).
 
     ``V``: the bias (volts), or the biases a protocol applies (each one checked; the update
@@ -241,7 +241,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
     updates do. ``bath_temperature``: the electron temperature T_e (K) of an electronic
     bath, whose windows (with their Fermi tails) are checked too, and the memory of its
     kernels on the filament atoms in ``bath_zone`` (zlo, zhi along z, A, at the data file's
-    positions) for ``node_ranks`` MPI ranks on this machine.
+    positions) for ``node_ranks`` MPI ranks on this machine. ``precision``: the
+    system's (:class:`~lammps_recoil.system.RecoilSystem`), with which the update is timed.
     """
     rep = CheckReport()
     data = read_data(path)
@@ -296,7 +297,7 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
     system = system_from_types(data.positions, data.types, box, ids=data.ids, device=device,
                                electrodes=el, hopping=hopping, kpoints=kpoints,
                                lead_eta=lead_eta, leads=leads, inf_kmesh=inf_kmesh,
-                               inf_eta=inf_eta)
+                               inf_eta=inf_eta, precision=precision)
     t1 = time.perf_counter()
     lo, hi = system.band_edges
     EF = system.fermi_level

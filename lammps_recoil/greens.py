@@ -275,7 +275,7 @@ class DeviceMatrix:
         return sp.csc_matrix((data, indices, indptr), shape=self.shape)
 
     def solve(self, E: np.ndarray, sigmas, columns: np.ndarray, rows: int = 0,
-              weights=None, only_rows=None) -> np.ndarray:
+              weights=None, only_rows=None, single: bool = False) -> np.ndarray:
         """Columns ``columns`` of G_F(E) (len(E) x device x len(columns), repeats allowed),
         or with ``weights`` (len(E) x columns x q) the products G_F[:, columns] weights
         (len(E) x device x q); ``sigmas`` are the leads' self-energies stacked over the
@@ -284,7 +284,9 @@ class DeviceMatrix:
         larger than the device, the array returned has that many rows, the device's first:
         the rows after them are not set (the caller's to fill). ``only_rows``: those rows
         of G_F alone (len(E) x len(only_rows) x ...; the recursive solver then carries the
-        columns only as far as their slabs)."""
+        columns only as far as their slabs). ``single``: the recursive solver works in
+        single precision (:meth:`~lammps_recoil.rgf.BlockTridiagonal.solve`); the others
+        ignore it."""
         if only_rows is not None:
             if rows:
                 raise ValueError("only_rows and rows exclude each other")
@@ -300,7 +302,7 @@ class DeviceMatrix:
         out = np.empty((ne, max(rows, n), q), dtype=complex)
         columns, weights = self._distinct(columns, weights, ne)
         if self.solver == "rgf":
-            return self.slabs().solve(z, sigmas, columns, out, weights)
+            return self.slabs().solve(z, sigmas, columns, out, weights, single=single)
         if weights is None:              # unit columns, the same at every energy
             rhs = np.zeros((n, q), dtype=complex)
             rhs[columns, np.arange(q)] = 1.0
@@ -398,10 +400,12 @@ class Scattering:
     instead for the scattering states themselves: ``X[S]`` = G_F V_S^+ w_S Z_S, one column
     per open channel of lead S (at most |B_S| of them: Z_S, orthonormal columns, drops the
     combinations of channels that do not reach the device), and the density factors of
-    Eq. 9 need no product with Gamma_S (:meth:`density_factors`).
+    Eq. 9 need no product with Gamma_S (:meth:`density_factors`). ``single``: the
+    recursive solver in single precision (:meth:`DeviceMatrix.solve`).
     """
 
-    def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1), spectral=None):
+    def __init__(self, E, matrix: DeviceMatrix, Vs, gs, sources=(0, 1), spectral=None,
+                 single: bool = False):
         self.lead_contacts = matrix.lead_contacts
         self.g, self.V = gs, Vs
         sigmas = [self_energy(V, g) for V, g in zip(Vs, gs)]
@@ -421,7 +425,8 @@ class Scattering:
             for L, b, q in zip(Ls, bound, widths):
                 weights[:, r:r + len(b), c:c + q] = L
                 r, c = r + len(b), c + q
-        Q = matrix.solve(E, sigmas, np.concatenate(bound), self.contact_rows[-1], weights)
+        Q = matrix.solve(E, sigmas, np.concatenate(bound), self.contact_rows[-1], weights,
+                         single=single)
         self.Q, self.X, start = [None, None], [None, None], 0
         for s, q in zip(sources, widths):
             self.Q[s] = Q[..., start:start + q]

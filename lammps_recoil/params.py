@@ -25,6 +25,7 @@ from .builders import DEVICES, LATTICES, LEADS, check_leads
 from .forces import MODELS
 from .leads import DEFAULT_ETA, DEFAULT_KMESH
 from .protocols import KINDS, POLARITIES
+from .system import PRECISIONS
 
 #: Values of the ``bath`` parameter (lammps_recoil.bathmd).
 BATHS = ("none", "friction", "full")
@@ -148,6 +149,9 @@ PARAMS = (
           "zone mesh of the laterally infinite leads", run=True),
     Param("inf_eta", str(DEFAULT_ETA), _real(lambda e: math.isfinite(e) and e > 0),
           "> 0 eV", "broadening of the laterally infinite leads", run=True),
+    Param("precision", "mixed", _one_of(PRECISIONS), " or ".join(PRECISIONS),
+          "mixed: large devices' recursive Green's function in single precision "
+          "(docs/large.md); double: all in double", run=True),
     Param("recoil", "yes", _yes_no, "yes or no", "no: plain EAM MD", run=True),
     Param("data", "inputs/filament.data", str, "a file name", "LAMMPS data file",
           run=True, file=True),
@@ -326,9 +330,9 @@ def check_var_names(names, defined, source: str, computed=(), settable=None) -> 
 def lead_options(p: dict) -> dict:
     """The keywords of :func:`~lammps_recoil.builders.system_from_types` (and of
     :func:`~lammps_recoil.check.check_data`) that the parsed parameters ``p`` choose: the
-    leads and their k points and broadenings."""
+    leads and their k points and broadenings, and the solver's precision."""
     return dict(leads=p["leads"], kpoints=p["kpoints"], lead_eta=p["lead_eta"] or None,
-                inf_kmesh=p["inf_kmesh"], inf_eta=p["inf_eta"])
+                inf_kmesh=p["inf_kmesh"], inf_eta=p["inf_eta"], precision=p["precision"])
 
 
 def deck_text(lmp, name):

@@ -41,6 +41,8 @@ BATCH_BYTES = 64 * 2**20
 #: A device Green's function with an element above this (1/eV) is singular: a node within
 #: about 1e-10 eV of a real pole, where the LU's round-off has taken over.
 G_SINGULAR = 1e10
+#: RecoilSystem's precision settings (its docstring).
+PRECISIONS = ("mixed", "double")
 #: T(E_F) on a real pole exactly at E_F is the mean of T at E_F +- this (eV).
 POLE_STEP = 1e-7
 #: Most energies at which one energy integral may find G_F singular and be redone.
@@ -175,11 +177,19 @@ class RecoilSystem:
     ids : (N,) array, optional
         Labels of the device atoms in error messages (e.g. LAMMPS atom IDs), as in
         :meth:`update`.
+    precision : {"mixed", "double"}
+        "mixed" (default): the forces' energy integrand solves the recursive Green's
+        function of devices above SCHUR_MAX atoms in single precision (complex64: its LU
+        factorizations and products at twice the rate) when nothing is broadened (leads
+        and device at eta = 0); everything else, and all results, in double. Force
+        differences to "double" along 300 K MD are about 1e-7 eV/A (docs/large.md).
+        "double": all in double precision.
     """
 
     def __init__(self, positions, left, right, hopping: HoppingModel | None = None,
                  box=None, kpoints=1, fermi_level: float | None = None, eta: float = 0.0,
-                 onsite=None, comm=None, require_contact: bool = True, ids=None):
+                 onsite=None, comm=None, require_contact: bool = True, ids=None,
+                 precision: str = "mixed"):
         if left.side != "left" or right.side != "right":
             raise ValueError("pass the left lead first and the right lead second")
         self.leads = (left, right)
@@ -201,6 +211,9 @@ class RecoilSystem:
                              "absorbing them")
         self.onsite = onsite
         self.comm = comm
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.precision = precision
         if fermi_level is None:
             fermi_level = left.fermi_level()
         self.fermi_level = quad.real_number(fermi_level, "fermi_level (eV)")
@@ -325,18 +338,19 @@ class RecoilSystem:
         return open_columns(held[1].values.take(slot, axis=0))
 
     def scattering(self, E, ik: int = 0, sources=(0, 1), gs=None,
-                   states: bool = False) -> Scattering:
+                   states: bool = False, single: bool = False) -> Scattering:
         """Solve the device problem on energies E (eV) at Bloch vector index ik (``gs``:
         the leads' contact Green's functions on E, if already at hand): for the columns of
         G_F at the sources' boundary atoms, or with ``states`` for the scattering states
-        of their open channels (:class:`~lammps_recoil.greens.Scattering`)."""
+        of their open channels (:class:`~lammps_recoil.greens.Scattering`; ``single``:
+        the recursive solver in single precision)."""
         E = np.atleast_1d(np.asarray(E, dtype=float))
         if gs is None:
             gs = [self._lead_gf(s, E, ik) for s in (0, 1)]
         spectral = [self._spectral(s, E, ik, g) if s in sources else None
                     for s, g in enumerate(gs)] if states else None
         try:
-            sc = Scattering(E, self._M[ik], self._V_solve[ik], gs, sources, spectral)
+            sc = Scattering(E, self._M[ik], self._V_solve[ik], gs, sources, spectral, single)
         except (RuntimeError, np.linalg.LinAlgError) as err:   # exactly singular
             for m, e in enumerate(E):                        # at which energy?
                 try:
@@ -758,6 +772,10 @@ class RecoilSystem:
         count[join] += count[0]
         groups = [(np.flatnonzero(inject == code), sources) for code, sources in
                   ((1, (0,)), (2, (1,)), (3, (0, 1))) if count[code]]
+        # single precision where nothing is broadened: a broadened pole's Lorentzian would
+        # be solved at a condition number of about |H| / eta
+        single = (self._states and self.precision == "mixed"
+                  and numerical_eta(self) == 0.0)
         b = self.ext_bonds
         rho_bond = np.zeros((len(E), len(b)))          # Re of the Bloch-phased rho_ij
         rho_imag = np.zeros((len(E), len(b))) if currents else None      # and its Im
@@ -773,7 +791,7 @@ class RecoilSystem:
             pole = None if poles is None else poles[ik]
             for sel, sources in groups:
                 sc = self.scattering(E[sel], ik, sources, [g[sel] for g in gs],
-                                     self._states)
+                                     self._states, single)
                 if np.any(tw[sel] != 0.0):
                     T = sc.transmission()
                     if pole is not None:

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from lammps_recoil.analysis import read_dump, read_series
-from lammps_recoil.builders import build_filament
+from lammps_recoil.builders import build_filament, system_from_types
 from lammps_recoil.parallel import MALLOC_ENV, THREAD_ENV, check_threads, lammps_comm
-from lammps_recoil.params import parse_params
+from lammps_recoil.params import lead_options, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 DECK = str(ROOT / "tests" / "in.checks")
@@ -239,6 +239,14 @@ def test_parameters_are_validated():
         parse_params(model="magic")
     with pytest.raises(ValueError, match="a multiple of every"):
         parse_params(every="100", restart_every="150")
+    # the solver's precision reaches the NEGF system the coupling builds
+    assert parse_params()["precision"] == "mixed"
+    with pytest.raises(ValueError, match=r"precision .* must be mixed or double, got 'single'"):
+        parse_params(precision="single")
+    f = build_filament()
+    built = system_from_types(f.positions, f.types, f.box,
+                              **lead_options(parse_params(precision="double")))
+    assert built.precision == "double"
 
 
 def test_mismatched_mpi_libraries_are_reported():
