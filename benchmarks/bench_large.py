@@ -70,7 +70,10 @@ filament device of the same deck.
 third frame) replayed by two systems, RecoilSystem's precision "double" and "mixed" (the
 default: the recursive Green's function of the forces' integrand in single precision),
 each with its own partitions: median CPU time of an update (the first two frames left
-out), energy points, the largest difference of a force component and of the conductance.
+out), energy points, the largest difference of a force component, of the conductance and
+of T(E_F) and its transmission eigenvalues; the smallest pivot ratio that the
+single-precision LU factorizations met (rgf.pivot_ratio, of how many) and the number of
+them below rgf.SINGLE_PIVOT, whose energies were solved again in double.
 """
 import argparse
 import datetime
@@ -88,7 +91,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from lammps_recoil import greens  # noqa: E402
+from lammps_recoil import greens, rgf  # noqa: E402
 from lammps_recoil.analysis import read_dump  # noqa: E402
 from lammps_recoil.builders import build_filament, check_device, system_from_types  # noqa: E402
 from lammps_recoil.parallel import keep_heap  # noqa: E402
@@ -454,8 +457,15 @@ def precision(opt):
     print("| device | update, double: median CPU (s) | update, mixed: median CPU (s) | "
           "mixed / double | energy points, double / mixed (mean) | force difference, "
           "median / max (eV/A) | largest force (eV/A) | conductance difference, max "
-          "(relative) |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "(relative) | T(E_F) and channels, largest difference | smallest pivot ratio "
+          "(single-precision LUs) | energies solved again in double |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    ratio = rgf.pivot_ratio
+    seen = []
+
+    def watched(lu, size):                   # the pivot ratios the single solves meet
+        seen.append(ratio(lu, size))
+        return seen[-1]
     with tempfile.TemporaryDirectory() as tmp:
         for key, (label, _, device) in DECKS.items():
             dump = frames_run(key, tmp, 3.0)
@@ -465,7 +475,9 @@ def precision(opt):
                 systems[name].precision = name
             cpu = {name: [] for name in systems}
             points = {name: [] for name in systems}
-            dF, dG, big = [], [], 0.0
+            dF, dG, dT, big = [], [], [], 0.0
+            seen.clear()
+            rgf.pivot_ratio = watched
             for x in xyz:
                 res = {}
                 for name, system in systems.items():
@@ -477,13 +489,17 @@ def precision(opt):
                 d, m = res["double"], res["mixed"]
                 dF.append(np.abs(m.forces - d.forces).max())
                 dG.append(abs(m.conductance / d.conductance - 1.0))
+                dT.append(max(abs(m.fermi_transmission - d.fermi_transmission),
+                              np.abs(m.channels - d.channels).max(initial=0.0)))
                 big = max(big, float(np.abs(d.forces).max()))
+            rgf.pivot_ratio = ratio
             # the first two frames: the partitions settle
             t = {name: float(np.median(v[2:])) for name, v in cpu.items()}
             print(f"| {label} | {t['double']:.3f} | {t['mixed']:.3f} | "
                   f"{t['mixed'] / t['double']:.2f} | {np.mean(points['double']):.0f} / "
                   f"{np.mean(points['mixed']):.0f} | {np.median(dF):.1e} / {max(dF):.1e} | "
-                  f"{big:.2f} | {max(dG):.1e} |", flush=True)
+                  f"{big:.2f} | {max(dG):.1e} | {max(dT):.1e} | {min(seen):.3f} of "
+                  f"{len(seen)} | {sum(r < rgf.SINGLE_PIVOT for r in seen)} |", flush=True)
 
 
 def main():

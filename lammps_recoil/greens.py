@@ -293,7 +293,8 @@ class DeviceMatrix:
             if self.solver == "rgf":
                 columns, weights = self._distinct(columns, weights, len(E))
                 return self.slabs().solve(np.asarray(E) + 1j * self.eta, sigmas, columns,
-                                          weights=weights, only_rows=only_rows)
+                                          weights=weights, only_rows=only_rows,
+                                          single=single)
             full = self.solve(E, sigmas, columns, weights=weights)
             return full[:, np.asarray(only_rows, dtype=int)]
         n, ne = self.shape[0], len(E)

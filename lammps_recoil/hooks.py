@@ -35,6 +35,11 @@ from .parallel import lammps_comm, lammps_comm_or_none, node_ranks
 _ACTIVE: dict = {}
 
 
+#: What a run that did not record these parameters (older versions) ran with, where it
+#: differs from today's default: it solved everything in double precision.
+UNRECORDED = {"precision": "double"}
+
+
 def _default_text(name: str) -> str | None:
     """The parameter ``name``'s default as a run header records it (None if it depends on
     other parameters)."""
@@ -63,8 +68,9 @@ def _check_resumable(params: dict, series: str, lammps_version=None) -> None:
                          f"{lammps_version}: its restart files cannot be read here; resume "
                          "it with the LAMMPS that ran it (the same route)")
     header = series_header(params)
-    # a parameter the run did not record (added since) had its default there
-    recorded = {n: saved.get(n, _default_text(n)) for n in RUN_PARAMS}
+    # a parameter the run did not record (added since) had its default there, or the
+    # value that its behaviour then had
+    recorded = {n: saved.get(n, UNRECORDED.get(n, _default_text(n))) for n in RUN_PARAMS}
     differ = [f"{n} = {recorded[n] or '(not recorded)'} there, {params[n]} here"
               for n in RUN_PARAMS if recorded[n] != str(params[n])]
     digest = vfile_digest(params)

@@ -70,13 +70,18 @@ def as_slice(p):
     return p
 
 
-def inverse_columns(M: np.ndarray, cols) -> np.ndarray:
+def inverse_columns(M: np.ndarray, cols, pivots=None) -> np.ndarray:
     """Columns ``cols`` of M[e]^-1 for every matrix of a contiguous complex stack M (which
     is overwritten): LAPACK's LU (getrf) of each matrix, then the whole inverse (getri,
     2/3 s^3 operations) when more than 2/3 of the s columns are wanted, else triangular
     solves for those columns (getrs, s^2 per column). C-ordered M[e] is the Fortran matrix
-    M[e]^T: its LU is done in place, and M^T's inverse seen in C order is M's."""
+    M[e]^T: its LU is done in place, and M^T's inverse seen in C order is M's.
+    ``pivots`` (an array over the energies): lowered to each LU's smallest pivot relative
+    to the largest element of its matrix (:func:`pivot_ratio`); an exactly singular matrix
+    then sets it to 0 and its columns to zero (the caller solves that energy again)
+    instead of raising."""
     ne, s = M.shape[:2]
+    size = None if pivots is None else np.abs(M).max(axis=(1, 2))
     rows = np.arange(s)[cols]
     cols, k = as_slice(rows), len(rows)
     whole = 3 * k > 2 * s
@@ -87,13 +92,47 @@ def inverse_columns(M: np.ndarray, cols) -> np.ndarray:
         out = np.empty((ne, s, k), dtype=M.dtype)
     for e in range(ne):
         lu, piv, info = _getrf(M[e].T, overwrite_a=True)
-        if info > 0:
+        if info > 0 and pivots is None:
             raise np.linalg.LinAlgError("Singular matrix")
+        if pivots is not None:
+            pivots[e] = 0.0 if info > 0 else min(pivots[e], pivot_ratio(lu, size[e]))
+            if info > 0:
+                M[e] = 0.0
+                if not whole:
+                    out[e] = 0.0
+                continue
         if whole:
             _, info = _getri(lu, piv, overwrite_lu=True)
         else:
             out[e], info = _getrs(lu, piv, rhs, trans=1)
     return M[:, :, cols] if whole else out
+
+
+def solve_blocks(A: np.ndarray, R: np.ndarray, pivots=None) -> np.ndarray:
+    """A[e]^-1 R[e] for every energy of the stacks; with ``pivots`` (an array over the
+    energies) by LAPACK's LU per energy (A overwritten), each lowering its energy's entry
+    to the LU's :func:`pivot_ratio` (0 and zero columns where A[e] is exactly singular,
+    as :func:`inverse_columns`)."""
+    if pivots is None:
+        return np.linalg.solve(A, R)
+    _getrf, _, _getrs = _LAPACK[A.dtype.type]
+    size = np.abs(A).max(axis=(1, 2))
+    out = np.empty(R.shape, dtype=A.dtype)
+    for e in range(len(A)):
+        lu, piv, info = _getrf(A[e].T, overwrite_a=True)
+        if info > 0:
+            pivots[e], out[e] = 0.0, 0.0
+            continue
+        pivots[e] = min(pivots[e], pivot_ratio(lu, size[e]))
+        out[e], _ = _getrs(lu, piv, R[e], trans=1)
+    return out
+
+
+def pivot_ratio(lu: np.ndarray, size: float) -> float:
+    """The smallest pivot of an LU factorization (the diagonal of U) over the largest
+    element of the matrix factorized: about the distance of the matrix from singularity
+    over its size, 1 / (its condition number) up to the LU's growth."""
+    return float(np.abs(np.diagonal(lu)).min(initial=np.inf) / size) if size > 0 else 0.0
 
 
 #: LAPACK's LU, inverse and solve in double (z) and single (c) complex precision.
@@ -193,6 +232,10 @@ class Interface:
 #: product saves less than the copies that lay the stack out for it.
 SPARSE_HOPPING = 0.25
 SPARSE_MIN = 64 * 64
+#: In single precision, an energy at which an LU's smallest pivot falls below this fraction
+#: of its block's largest element is solved again in double (BlockTridiagonal.solve): the
+#: single-precision error there is about 6e-8 / SINGLE_PIVOT relative.
+SINGLE_PIVOT = 1e-3
 
 
 class BlockTridiagonal:
@@ -254,12 +297,12 @@ class BlockTridiagonal:
         add_energy_and_sigmas(M, z, [p for p, _ in leads], [s for _, s in leads])
         return M
 
-    def _sweep(self, z, sigmas, start, stop, step, single=False):
+    def _sweep(self, z, sigmas, start, stop, step, single=False, pivots=None):
         """Connected Green's functions of slabs start, start+step, ... (excluding stop) from
         the device end at ``start``: for each such slab k, g_k restricted to the columns of
         its atoms bonded towards ``stop``, and the self-energy it adds to slab k+step (on
         that slab's atoms bonded back), as dicts keyed by slab (``single``: in single
-        precision)."""
+        precision; ``pivots``: see :func:`inverse_columns`)."""
         g, sigma = {}, {}
         faces = self._interfaces(single)
         dtype = np.complex64 if single else np.complex128
@@ -268,7 +311,7 @@ class BlockTridiagonal:
             out, into, hop, back = ((f.exit, f.entry, f.up, f.down) if step > 0 else
                                     (f.entry, f.exit, f.down, f.up))
             extra = [sigma[k]] if k in sigma else []
-            g[k] = inverse_columns(self._block(z, sigmas, k, extra, dtype), out)
+            g[k] = inverse_columns(self._block(z, sigmas, k, extra, dtype), out, pivots)
             sigma[k + step] = (into, sandwich(back, g[k][:, out], hop))
         return g, sigma
 
@@ -282,9 +325,12 @@ class BlockTridiagonal:
         x at least the atoms x columns or q) whose first rows receive them (returned).
         ``only_rows``: the rows wanted (energies x len(only_rows) x columns or q returned):
         the columns are carried from their slabs only as far as the slabs of these rows.
-        ``single``: the sweeps and the columns in single precision (complex64: the LU
-        factorizations and the products at twice the rate, relative errors about 1e-7
-        where G_F is well conditioned); the result is complex128 all the same."""
+        ``single``: the sweeps and the columns in single precision (complex64: the
+        products at twice the rate; relative errors about kappa x 6e-8 for the condition
+        number kappa of G_F^-1, 1e-6 to 2e-5 on the test devices), returned as complex128.
+        An energy at which a slab's LU meets a pivot below SINGLE_PIVOT of its block's
+        largest element (a pole of G_F nearer than about that fraction of |H|, where
+        single precision loses its digits) is solved again in double."""
         b, m, ne = self.bounds, self.n_slabs, len(z)
         columns = np.asarray(columns, dtype=int)
         q = len(columns) if weights is None else weights.shape[2]
@@ -307,8 +353,9 @@ class BlockTridiagonal:
             raise ValueError("columns with weights must be distinct")
         targets = np.unique(slab)
         dtype = np.complex64 if single else np.complex128
-        gl, sl = self._sweep(z, sigmas, 0, targets.max(), 1, single)
-        gr, sr = self._sweep(z, sigmas, m - 1, targets.min(), -1, single)
+        pivots = np.full(ne, np.inf) if single else None
+        gl, sl = self._sweep(z, sigmas, 0, targets.max(), 1, single, pivots)
+        gr, sr = self._sweep(z, sigmas, m - 1, targets.min(), -1, single, pivots)
         filled = np.zeros(q, dtype=bool)
         for j in targets:
             which = np.flatnonzero(slab == j)
@@ -316,14 +363,14 @@ class BlockTridiagonal:
             A = self._block(z, sigmas, j, extra, dtype)
             if weights is None:          # unit columns: G_jj's columns from A_jj's LU
                 oc = as_slice(which)
-                Gj = inverse_columns(A, columns[which] - b[j])
+                Gj = inverse_columns(A, columns[which] - b[j], pivots)
             else:                        # the products with this slab's rows of the weights
                 w = weights[:, which]
                 oc = np.flatnonzero(np.any(w != 0.0, axis=(0, 1)))
                 R = np.zeros((ne, b[j + 1] - b[j], len(oc)), dtype=dtype)
                 R[:, columns[which] - b[j]] = w[:, :, oc]
                 oc = as_slice(oc)
-                Gj = np.linalg.solve(A, R)
+                Gj = solve_blocks(A, R, pivots)
             # weights mixing columns of several slabs: added to what earlier slabs gave;
             # a column no earlier slab gave starts from zero
             idx = np.arange(q)[oc]
@@ -340,6 +387,11 @@ class BlockTridiagonal:
                     X[:, rows, oc] = G
         if not filled.all():
             X[:, :b[hi + 1] - b[lo], ~filled] = 0.0
+        if single and np.any(bad := pivots < SINGLE_PIVOT):
+            rows = np.arange(b[lo], b[hi + 1])                 # again in double
+            X[bad, :len(rows)] = self.solve(z[bad], [s[bad] for s in sigmas], columns,
+                                            weights=None if weights is None else weights[bad],
+                                            only_rows=rows)
         return pick(X)
 
     def _columns(self, j, Gj, gl, gr, lo: int = 0, hi: int | None = None, single=False):

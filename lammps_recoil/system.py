@@ -43,6 +43,9 @@ BATCH_BYTES = 64 * 2**20
 G_SINGULAR = 1e10
 #: RecoilSystem's precision settings (its docstring).
 PRECISIONS = ("mixed", "double")
+#: With precision "mixed", the forces' integrals to a tolerance below this (eV/A) solve in
+#: double (RecoilSystem._single).
+SINGLE_TOL = 1e-4
 #: T(E_F) on a real pole exactly at E_F is the mean of T at E_F +- this (eV).
 POLE_STEP = 1e-7
 #: Most energies at which one energy integral may find G_F singular and be redone.
@@ -179,11 +182,11 @@ class RecoilSystem:
         :meth:`update`.
     precision : {"mixed", "double"}
         "mixed" (default): the forces' energy integrand solves the recursive Green's
-        function of devices above SCHUR_MAX atoms in single precision (complex64: its LU
-        factorizations and products at twice the rate) when nothing is broadened (leads
-        and device at eta = 0); everything else, and all results, in double. Force
-        differences to "double" along 300 K MD are about 1e-7 eV/A (docs/large.md).
-        "double": all in double precision.
+        function of devices above SCHUR_MAX atoms in single precision (complex64: its
+        products at twice the rate), where :meth:`_single` allows it; energies near a pole
+        of G_F, and everything else, in double. Forces differ from "double" by at most
+        2e-6 eV/A along 300 K MD (docs/large.md). "double": all in double precision (for
+        finite differences of the forces, or a state that no lead reaches in the window).
     """
 
     def __init__(self, positions, left, right, hopping: HoppingModel | None = None,
@@ -515,16 +518,18 @@ class RecoilSystem:
         fermi = []
         size = 1 if self.comm is None else self.comm.Get_size()
         prober = size == 1 or self.comm.Get_rank() == size - 1
+        single = self._single(tol, bond_currents)
 
         def batch(E, seg):
             probes = () if fermi or not prober else (EF,)
             try:
                 rows, probe = self._integrand(E, seg, model, timings, probes, poles,
-                                              bond_currents)
+                                              bond_currents, single)
             except SingularEnergy as err:
                 if not probes or err.energy != EF:
                     raise
-                rows, _ = self._integrand(E, seg, model, timings, (), poles, bond_currents)
+                rows, _ = self._integrand(E, seg, model, timings, (), poles, bond_currents,
+                                          single)
                 probe = [self._fermi_probe()]
             fermi.extend(probe)
             return rows
@@ -743,8 +748,19 @@ class RecoilSystem:
                 "transverse cell or k grid (periodic leads; lammps-recoil check names the "
                 "cells that accept a bias) or another cross-section (wire leads)")
 
+    def _single(self, tol: float, currents: bool) -> bool:
+        """Whether the forces' integrand solves in single precision (``precision``
+        "mixed"): on devices above SCHUR_MAX atoms, to a tolerance of at least SINGLE_TOL
+        (below it single precision's round-off, about 1e-6 eV/A, would reach the
+        integral's error estimate), without bond currents (Kirchhoff's law holds to
+        round-off in double) and between leads that need no search for unbroadened states
+        (a broadening eta > 0 makes a pole's Lorentzian, solved at a condition number of
+        about |H| / eta; wire leads have such states often)."""
+        return (self._states and self.precision == "mixed" and tol >= SINGLE_TOL
+                and not currents and not looked_for(self))
+
     def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=(),
-                   poles=None, currents: bool = False):
+                   poles=None, currents: bool = False, single: bool = False):
         """Rows of forces (3N), conductance weight x T (1) and density (N) per unit energy,
         and with ``currents`` the bond currents (one per extended bond, uA per eV), one row
         per energy of the batch E; and (T(E), transmission eigenvalues) at the energies
@@ -757,7 +773,8 @@ class RecoilSystem:
         right one above), in one group per set of injecting leads; energies where none
         does (the probes) join a group, for T alone. ``poles`` (:meth:`_pole_terms`): the
         eta-Lorentzians of the unbroadened states, subtracted (eta -> 0 before the energy
-        integral: see :mod:`lammps_recoil.boundstates`).
+        integral: see :mod:`lammps_recoil.boundstates`). ``single``: the device solves in
+        single precision (:meth:`_single`).
         """
         ne = len(E)
         E = np.concatenate([E, probes])
@@ -772,10 +789,6 @@ class RecoilSystem:
         count[join] += count[0]
         groups = [(np.flatnonzero(inject == code), sources) for code, sources in
                   ((1, (0,)), (2, (1,)), (3, (0, 1))) if count[code]]
-        # single precision where nothing is broadened: a broadened pole's Lorentzian would
-        # be solved at a condition number of about |H| / eta
-        single = (self._states and self.precision == "mixed"
-                  and numerical_eta(self) == 0.0)
         b = self.ext_bonds
         rho_bond = np.zeros((len(E), len(b)))          # Re of the Bloch-phased rho_ij
         rho_imag = np.zeros((len(E), len(b))) if currents else None      # and its Im

@@ -127,3 +127,12 @@ def test_resume_with_another_protocol_file_content_is_refused(tmp_path, monkeypa
     zone = parse_params(**values, bath="full", Te="0", bath_zlo="-2")
     with pytest.raises(ValueError, match="bath_zlo = -inf there, -2.0 here"):
         _check_resumable(zone, str(tmp_path / "old.recoil.csv"), 20250722)
+    # ... except precision: a run that did not record it solved everything in double
+    older = [line for line in old if not line.startswith("# precision")]
+    assert len(older) == len(old) - 1
+    (tmp_path / "older.recoil.csv").write_text("\n".join(
+        older + [series_header(params), "0,0.0" + ",1" * len(vector_names(params))]) + "\n")
+    with pytest.raises(ValueError, match="precision = double there, mixed here"):
+        _check_resumable(params, str(tmp_path / "older.recoil.csv"), 20250722)
+    _check_resumable(parse_params(**values, precision="double"),
+                     str(tmp_path / "older.recoil.csv"), 20250722)

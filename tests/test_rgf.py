@@ -159,21 +159,56 @@ def test_mixed_precision_forces_agree_with_double(disordered, monkeypatch):
     """precision "mixed" (the default: the forces' integrand solves the recursive Green's
     function in single precision): forces, densities and conductance at 0.6 V (2x2 k
     grid, complex hoppings off Gamma) within 2e-5 (relative, max norm) of "double"
-    (2e-6, 1e-6 and 2e-8 measured). With a broadening (eta > 0, where a pole's Lorentzian
-    would be solved at a condition number of |H| / eta) it solves in double. Other
-    precisions are refused."""
+    (2e-6, 1e-6 and 2e-8 measured). In double all the same (equal to 1e-12): to a
+    tolerance below SINGLE_TOL, with bond currents, and between leads that need the
+    search for unbroadened states (a broadening eta > 0, wire leads). Other precisions
+    are refused."""
     s = disordered
     ref = s.forces(0.6, beta=0.4, n_points=12)
+    refc = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
     monkeypatch.setattr(s, "precision", "mixed")
     mixed = s.forces(0.6, beta=0.4, n_points=12)
     assert 1e-9 < relative_gap(mixed.forces, ref.forces) < 2e-5
     assert relative_gap(mixed.density, ref.density) < 2e-5
     assert mixed.conductance == pytest.approx(ref.conductance, rel=2e-5)
-    monkeypatch.setattr(system_module, "numerical_eta", lambda system: 1e-6)
-    broadened = s.forces(0.6, beta=0.4, n_points=12)
-    assert relative_gap(broadened.forces, ref.forces) < 1e-12
+    tight = s.forces(0.6, beta=0.4, n_points=12, tol=0.5 * system_module.SINGLE_TOL)
+    assert relative_gap(tight.forces, ref.forces) < 1e-12
+    currents = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
+    assert relative_gap(currents.bond_currents.current, refc.bond_currents.current) < 1e-12
+    monkeypatch.setattr(system_module, "looked_for", lambda system: True)
+    searched = s.forces(0.6, beta=0.4, n_points=12, unbroadened=False)
+    assert relative_gap(searched.forces, ref.forces) < 1e-12
     with pytest.raises(ValueError, match="precision must be one of"):
         build_filament(gap_layers=3).recoil_system(precision="half")
+
+
+def test_single_precision_near_a_pole_solves_in_double():
+    """A chain with a side dimer (sites a, b at eps_a, both bonded to one chain site) has
+    a state psi_a - psi_b at eps_a that no lead reaches: a real pole of G_F. In single
+    precision the columns there lose about 6e-8 / d of their digits at a distance d from
+    it; an energy whose LU meets a pivot below SINGLE_PIVOT of its block is solved again
+    in double: at d = 1e-4 and 1e-7 eV the columns equal double's to 1e-12, 0.2 eV away
+    they are single (differ by more than 1e-9), and on the pole both raise."""
+    t, n_chain, c, ea = -1.0, 300, 150, 0.3
+    n = n_chain + 2
+    H = sp.lil_matrix((n, n))
+    chain = [i for i in range(n) if i not in (c + 1, c + 2)]
+    for p, q in zip(chain[:-1], chain[1:]):
+        H[p, q] = H[q, p] = t
+    for side in (c + 1, c + 2):
+        H[c, side] = H[side, c] = 0.7 * t
+        H[side, side] = ea
+    slabs = BlockTridiagonal(H.tocsr(), (np.array([0]), np.array([n - 1])))
+    E = ea + np.array([1e-4, 1e-7, 0.2])
+    sigma = (t * t * (E - 1j * np.sqrt(4 * t * t - E * E)) / (2 * t * t))[:, None, None]
+    ends = np.array([0, n - 1])
+    double = slabs.solve(E + 0j, [sigma, sigma], ends)
+    single = slabs.solve(E + 0j, [sigma, sigma], ends, single=True)
+    gaps = [relative_gap(single[m], double[m]) for m in range(3)]
+    assert gaps[0] < 1e-12 and gaps[1] < 1e-12 and 1e-9 < gaps[2] < 1e-4, gaps
+    for single in (False, True):
+        with pytest.raises(np.linalg.LinAlgError):
+            slabs.solve(np.array([ea + 0j]), [sigma[:1]] * 2, ends, single=single)
 
 
 @pytest.mark.parametrize("ik", [0, 3])
