@@ -463,9 +463,10 @@ def precision(opt):
     ratio = rgf.pivot_ratio
     seen = []
 
-    def watched(lu, size):                   # the pivot ratios the single solves meet
-        seen.append(ratio(lu, size))
-        return seen[-1]
+    def watched(diagonal, size):             # the pivot ratios the single solves meet
+        r = ratio(diagonal, size)
+        seen.extend(r)
+        return r
     with tempfile.TemporaryDirectory() as tmp:
         for key, (label, _, device) in DECKS.items():
             dump = frames_run(key, tmp, 3.0)

@@ -76,12 +76,10 @@ def inverse_columns(M: np.ndarray, cols, pivots=None) -> np.ndarray:
     2/3 s^3 operations) when more than 2/3 of the s columns are wanted, else triangular
     solves for those columns (getrs, s^2 per column). C-ordered M[e] is the Fortran matrix
     M[e]^T: its LU is done in place, and M^T's inverse seen in C order is M's.
-    ``pivots`` (an array over the energies): lowered to each LU's smallest pivot relative
-    to the largest element of its matrix (:func:`pivot_ratio`); an exactly singular matrix
-    then sets it to 0 and its columns to zero (the caller solves that energy again)
-    instead of raising."""
+    ``pivots`` (an array over the energies): lowered to each LU's :func:`pivot_ratio`; an
+    exactly singular matrix then sets it to 0 and its columns to zero (the caller solves
+    that energy again) instead of raising."""
     ne, s = M.shape[:2]
-    size = None if pivots is None else np.abs(M).max(axis=(1, 2))
     rows = np.arange(s)[cols]
     cols, k = as_slice(rows), len(rows)
     whole = 3 * k > 2 * s
@@ -90,21 +88,25 @@ def inverse_columns(M: np.ndarray, cols, pivots=None) -> np.ndarray:
         rhs = np.zeros((s, k), dtype=M.dtype, order="F")
         rhs[rows, np.arange(k)] = 1.0
         out = np.empty((ne, s, k), dtype=M.dtype)
+    if pivots is not None:
+        size, diagonal = element_size(M), np.zeros((ne, s), dtype=M.dtype)
     for e in range(ne):
         lu, piv, info = _getrf(M[e].T, overwrite_a=True)
-        if info > 0 and pivots is None:
-            raise np.linalg.LinAlgError("Singular matrix")
+        if info > 0:
+            if pivots is None:
+                raise np.linalg.LinAlgError("Singular matrix")
+            M[e] = 0.0
+            if not whole:
+                out[e] = 0.0
+            continue
         if pivots is not None:
-            pivots[e] = 0.0 if info > 0 else min(pivots[e], pivot_ratio(lu, size[e]))
-            if info > 0:
-                M[e] = 0.0
-                if not whole:
-                    out[e] = 0.0
-                continue
+            diagonal[e] = lu.diagonal()
         if whole:
             _, info = _getri(lu, piv, overwrite_lu=True)
         else:
             out[e], info = _getrs(lu, piv, rhs, trans=1)
+    if pivots is not None:
+        np.minimum(pivots, pivot_ratio(diagonal, size), out=pivots)
     return M[:, :, cols] if whole else out
 
 
@@ -116,23 +118,32 @@ def solve_blocks(A: np.ndarray, R: np.ndarray, pivots=None) -> np.ndarray:
     if pivots is None:
         return np.linalg.solve(A, R)
     _getrf, _, _getrs = _LAPACK[A.dtype.type]
-    size = np.abs(A).max(axis=(1, 2))
+    size, diagonal = element_size(A), np.zeros(A.shape[:2], dtype=A.dtype)
     out = np.empty(R.shape, dtype=A.dtype)
     for e in range(len(A)):
         lu, piv, info = _getrf(A[e].T, overwrite_a=True)
         if info > 0:
-            pivots[e], out[e] = 0.0, 0.0
+            out[e] = 0.0
             continue
-        pivots[e] = min(pivots[e], pivot_ratio(lu, size[e]))
+        diagonal[e] = lu.diagonal()
         out[e], _ = _getrs(lu, piv, R[e], trans=1)
+    np.minimum(pivots, pivot_ratio(diagonal, size), out=pivots)
     return out
 
 
-def pivot_ratio(lu: np.ndarray, size: float) -> float:
-    """The smallest pivot of an LU factorization (the diagonal of U) over the largest
-    element of the matrix factorized: about the distance of the matrix from singularity
-    over its size, 1 / (its condition number) up to the LU's growth."""
-    return float(np.abs(np.diagonal(lu)).min(initial=np.inf) / size) if size > 0 else 0.0
+def element_size(M: np.ndarray) -> np.ndarray:
+    """The largest real or imaginary part of an element of each matrix of the stack M (the
+    size that :func:`pivot_ratio` measures pivots against)."""
+    return np.abs(M.reshape(len(M), -1).view(M.real.dtype)).max(axis=1)
+
+
+def pivot_ratio(diagonal: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """For each energy, the smallest pivot of its matrix's LU factorization (``diagonal``:
+    the diagonals of U, energies x s; zeros where the matrix was exactly singular) over
+    the matrix's :func:`element_size`: about its distance from singularity over its size,
+    1 / (its condition number) up to the LU's growth."""
+    smallest = np.abs(diagonal).min(axis=1, initial=np.inf)
+    return np.divide(smallest, size, out=np.zeros(len(size)), where=size > 0)
 
 
 #: LAPACK's LU, inverse and solve in double (z) and single (c) complex precision.
@@ -233,7 +244,7 @@ class Interface:
 SPARSE_HOPPING = 0.25
 SPARSE_MIN = 64 * 64
 #: In single precision, an energy at which an LU's smallest pivot falls below this fraction
-#: of its block's largest element is solved again in double (BlockTridiagonal.solve): the
+#: of its block's largest element (pivot_ratio) is solved again in double (BlockTridiagonal.solve): the
 #: single-precision error there is about 6e-8 / SINGLE_PIVOT relative.
 SINGLE_PIVOT = 1e-3
 
