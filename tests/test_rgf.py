@@ -161,8 +161,8 @@ def test_mixed_precision_forces_agree_with_double(disordered, monkeypatch):
     grid, complex hoppings off Gamma) within 2e-5 (relative, max norm) of "double"
     (2e-6, 1e-6 and 2e-8 measured). In double all the same (equal to 1e-12): to a
     tolerance below SINGLE_TOL, with bond currents, and between leads that need the
-    search for unbroadened states (a broadening eta > 0, wire leads). Other precisions
-    are refused."""
+    search for unbroadened states (a broadening eta > 0, wire leads), and with more than
+    one BLAS thread. Other precisions are refused."""
     s = disordered
     ref = s.forces(0.6, beta=0.4, n_points=12)
     refc = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
@@ -175,6 +175,10 @@ def test_mixed_precision_forces_agree_with_double(disordered, monkeypatch):
     assert relative_gap(tight.forces, ref.forces) < 1e-12
     currents = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
     assert relative_gap(currents.bond_currents.current, refc.bond_currents.current) < 1e-12
+    with monkeypatch.context() as threads:         # read from the environment per call
+        threads.setenv("OPENBLAS_NUM_THREADS", "2")
+        threaded = s.forces(0.6, beta=0.4, n_points=12)
+    assert relative_gap(threaded.forces, ref.forces) < 1e-12
     monkeypatch.setattr(system_module, "looked_for", lambda system: True)
     searched = s.forces(0.6, beta=0.4, n_points=12, unbroadened=False)
     assert relative_gap(searched.forces, ref.forces) < 1e-12
