@@ -3,6 +3,7 @@ the heap kept between updates (:func:`keep_heap`)."""
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 
 #: glibc malloc settings of :func:`keep_heap` (bytes): arrays up to this size come from the
@@ -54,6 +55,55 @@ def blas_threads() -> tuple[str, int]:
         if value:
             return name, int(value) if value.isdigit() and int(value) > 0 else 1
     return "OMP_NUM_THREADS", 1
+
+
+#: The thread-count functions of OpenBLAS builds: the plain names, those of 64-bit-integer
+#: builds (numpy's wheels) and scipy's wheels' prefixed ones.
+OPENBLAS_PREFIXES = ("openblas_", "scipy_openblas_")
+OPENBLAS_SUFFIXES = ("", "64_")
+
+
+@functools.cache
+def openblas_pools() -> tuple:
+    """The OpenBLAS libraries loaded in this process when first asked (Linux: from
+    /proc/self/maps; the package's import loads numpy's and scipy's), each as (path,
+    get_num_threads, set_num_threads) ctypes functions. numpy's and scipy's wheels each
+    bring their own OpenBLAS with its own thread pool, sized when it is loaded."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({line.split(None, 5)[-1].strip() for line in maps
+                            if "openblas" in line.lower() and ".so" in line})
+    except OSError:
+        return ()
+    pools = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in OPENBLAS_PREFIXES:
+            for suffix in OPENBLAS_SUFFIXES:
+                get = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                    pools.append((path, get, put))
+                    break
+            else:
+                continue
+            break
+    return tuple(pools)
+
+
+def threaded_pools() -> int:
+    """How many BLAS thread pools of this process have more than one thread: of its
+    OpenBLAS libraries (:func:`openblas_pools`), read from each; where none is found, 2 if
+    the environment asks for more than one thread (:func:`blas_threads`: every library's
+    pool then has them), else 0."""
+    pools = openblas_pools()
+    if not pools:
+        return 2 if blas_threads()[1] > 1 else 0
+    return sum(get() > 1 for _, get, _ in pools)
 
 
 def check_threads(local_ranks: int = 1, cores: int | None = None) -> None:

@@ -30,7 +30,7 @@ from .greens import (SCHUR_MAX, DeviceMatrix, Scattering, bond_density, open_col
                      self_energy, spectral_factor, to_dense)
 from .hamiltonian import HoppingModel, hamiltonian
 from .leads import CACHE_BYTES, EnergyCache
-from .parallel import blas_threads
+from .parallel import threaded_pools
 from .rgf import SlabBonds, slab_partition
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -756,11 +756,12 @@ class RecoilSystem:
         integral's error estimate), without bond currents (Kirchhoff's law holds to
         round-off in double) and between leads that need no search for unbroadened states
         (a broadening eta > 0 makes a pole's Lorentzian, solved at a condition number of
-        about |H| / eta; wire leads have such states often), with one BLAS thread (with
-        more, the OpenBLAS pools of numpy's products and of scipy's LU factorizations
-        compete for the cores in single precision: docs/large.md)."""
+        about |H| / eta; wire leads have such states often), unless more than one BLAS
+        thread pool has several threads (:func:`~lammps_recoil.parallel.threaded_pools`:
+        the OpenBLAS pools of numpy's products and of scipy's LU factorizations then
+        compete for the cores in single precision; docs/large.md)."""
         return (self._states and self.precision == "mixed" and tol >= SINGLE_TOL
-                and not currents and not looked_for(self) and blas_threads()[1] == 1)
+                and not currents and not looked_for(self) and threaded_pools() < 2)
 
     def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=(),
                    poles=None, currents: bool = False, single: bool = False):

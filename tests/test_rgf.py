@@ -10,6 +10,7 @@ from conftest import build_filament, displaced
 from lammps_recoil import greens, rgf
 from lammps_recoil import system as system_module
 from lammps_recoil.builders import system_from_types
+from lammps_recoil.parallel import openblas_pools, threaded_pools
 from lammps_recoil.rgf import BlockTridiagonal, SlabBonds, slab_partition
 
 SOLVERS = ("schur", "lu", "rgf")
@@ -161,8 +162,9 @@ def test_mixed_precision_forces_agree_with_double(disordered, monkeypatch):
     grid, complex hoppings off Gamma) within 2e-5 (relative, max norm) of "double"
     (2e-6, 1e-6 and 2e-8 measured). In double all the same (equal to 1e-12): to a
     tolerance below SINGLE_TOL, with bond currents, and between leads that need the
-    search for unbroadened states (a broadening eta > 0, wire leads), and with more than
-    one BLAS thread. Other precisions are refused."""
+    search for unbroadened states (a broadening eta > 0, wire leads), and where numpy's
+    and scipy's OpenBLAS pools both have two threads (one threaded pool keeps single
+    precision). Other precisions are refused."""
     s = disordered
     ref = s.forces(0.6, beta=0.4, n_points=12)
     refc = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
@@ -175,9 +177,23 @@ def test_mixed_precision_forces_agree_with_double(disordered, monkeypatch):
     assert relative_gap(tight.forces, ref.forces) < 1e-12
     currents = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
     assert relative_gap(currents.bond_currents.current, refc.bond_currents.current) < 1e-12
-    with monkeypatch.context() as threads:         # read from the environment per call
-        threads.setenv("OPENBLAS_NUM_THREADS", "2")
+    pools = openblas_pools()                       # numpy's and scipy's, read at run time
+    assert len(pools) >= 2
+    before = [get() for _, get, _ in pools]
+    try:
+        for _, _, put in pools[1:]:
+            put(1)
+        pools[0][2](2)                             # one threaded pool: single precision
+        assert threaded_pools() == 1
+        one = s.forces(0.6, beta=0.4, n_points=12)
+        for _, _, put in pools:
+            put(2)
+        assert threaded_pools() == len(pools)      # pools that compete: double
         threaded = s.forces(0.6, beta=0.4, n_points=12)
+    finally:
+        for (_, _, put), n in zip(pools, before):
+            put(n)
+    assert 1e-9 < relative_gap(one.forces, ref.forces) < 2e-5
     assert relative_gap(threaded.forces, ref.forces) < 1e-12
     monkeypatch.setattr(system_module, "looked_for", lambda system: True)
     searched = s.forces(0.6, beta=0.4, n_points=12, unbroadened=False)
