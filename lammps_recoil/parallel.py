@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import itertools
 import os
+import sys
 
 #: glibc malloc settings of :func:`keep_heap` (bytes): arrays up to this size come from the
 #: heap (glibc's largest allowed value) ...
@@ -63,43 +65,58 @@ OPENBLAS_PREFIXES = ("openblas_", "scipy_openblas_")
 OPENBLAS_SUFFIXES = ("", "64_")
 
 
-@functools.cache
 def openblas_pools() -> tuple:
-    """The OpenBLAS libraries loaded in this process when first asked (Linux: from
-    /proc/self/maps; the package's import loads numpy's and scipy's), each as (path,
-    get_num_threads, set_num_threads) ctypes functions. numpy's and scipy's wheels each
-    bring their own OpenBLAS with its own thread pool, sized when it is loaded."""
+    """The thread pools of the OpenBLAS libraries loaded in this process (Linux: mapped
+    files named ``*openblas*.so*`` in /proc/self/maps), each as (path, get_num_threads,
+    set_num_threads) ctypes functions, one per pool (libraries that resolve to the same
+    functions, as Debian's libblas and liblapack over one libopenblas, count once).
+    numpy's and scipy's wheels each bring their own OpenBLAS with its own pool, sized
+    from the environment when it is loaded. The map (a millisecond to read) is read again
+    when the number of imported modules changes."""
+    return _mapped_pools(len(sys.modules))
+
+
+@functools.lru_cache(maxsize=1)
+def _mapped_pools(modules: int) -> tuple:
+    """:func:`openblas_pools` with ``modules`` modules imported."""
     try:
-        with open("/proc/self/maps") as maps:
-            paths = sorted({line.split(None, 5)[-1].strip() for line in maps
-                            if "openblas" in line.lower() and ".so" in line})
+        with open("/proc/self/maps", "rb") as maps:
+            files = {line.split(None, 5)[-1].strip() for line in maps.read().split(b"\n")
+                     if b"openblas" in line.lower()}
     except OSError:
         return ()
-    pools = []
-    for path in paths:
+    return _pools(frozenset(os.fsdecode(f) for f in files
+                            if b"openblas" in os.path.basename(f).lower() and b".so" in f))
+
+
+@functools.cache
+def _pools(paths: frozenset) -> tuple:
+    """:func:`openblas_pools` of these mapped files (opened once per set of files)."""
+    pools, seen = [], set()
+    for path in sorted(paths):
         try:
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for prefix in OPENBLAS_PREFIXES:
-            for suffix in OPENBLAS_SUFFIXES:
-                get = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+        for prefix, suffix in itertools.product(OPENBLAS_PREFIXES, OPENBLAS_SUFFIXES):
+            get = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                address = ctypes.cast(get, ctypes.c_void_p).value
+                if address not in seen:
+                    seen.add(address)
+                    get.argtypes, get.restype = [], ctypes.c_int
+                    put.argtypes, put.restype = [ctypes.c_int], None
                     pools.append((path, get, put))
-                    break
-            else:
-                continue
-            break
+                break
     return tuple(pools)
 
 
 def threaded_pools() -> int:
     """How many BLAS thread pools of this process have more than one thread: of its
-    OpenBLAS libraries (:func:`openblas_pools`), read from each; where none is found, 2 if
-    the environment asks for more than one thread (:func:`blas_threads`: every library's
-    pool then has them), else 0."""
+    OpenBLAS libraries (:func:`openblas_pools`), read from each; where none is found (MKL,
+    not Linux), 2 if the environment asks for more than one thread (:func:`blas_threads`:
+    every library's pool may then have them), else 0."""
     pools = openblas_pools()
     if not pools:
         return 2 if blas_threads()[1] > 1 else 0

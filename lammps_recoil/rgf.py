@@ -140,10 +140,13 @@ def element_size(M: np.ndarray) -> np.ndarray:
 def pivot_ratio(diagonal: np.ndarray, size: np.ndarray) -> np.ndarray:
     """For each energy, the smallest pivot of its matrix's LU factorization (``diagonal``:
     the diagonals of U, energies x s; zeros where the matrix was exactly singular) over
-    the matrix's :func:`element_size`: about its distance from singularity over its size,
-    1 / (its condition number) up to the LU's growth."""
+    the matrix's :func:`element_size`. A heuristic of its distance from singularity over
+    its size (1 / its condition number, up to the LU's growth): partial pivoting is not
+    rank-revealing, and a nearly singular matrix may show no small pivot. A pivot or size
+    that is not finite (an overflow in single precision) gives 0."""
     smallest = np.abs(diagonal).min(axis=1, initial=np.inf)
-    return np.divide(smallest, size, out=np.zeros(len(size)), where=size > 0)
+    ratio = np.divide(smallest, size, out=np.zeros(len(size)), where=size > 0)
+    return np.nan_to_num(ratio, nan=0.0, posinf=np.inf)
 
 
 #: LAPACK's LU, inverse and solve in double (z) and single (c) complex precision.
@@ -398,7 +401,7 @@ class BlockTridiagonal:
                     X[:, rows, oc] = G
         if not filled.all():
             X[:, :b[hi + 1] - b[lo], ~filled] = 0.0
-        if single and np.any(bad := pivots < SINGLE_PIVOT):
+        if single and np.any(bad := ~(pivots >= SINGLE_PIVOT)):     # NaN too
             rows = np.arange(b[lo], b[hi + 1])                 # again in double
             X[bad, :len(rows)] = self.solve(z[bad], [s[bad] for s in sigmas], columns,
                                             weights=None if weights is None else weights[bad],

@@ -185,9 +185,10 @@ class RecoilSystem:
         "mixed" (default): the forces' energy integrand solves the recursive Green's
         function of devices above SCHUR_MAX atoms in single precision (complex64: its
         products at twice the rate), where :meth:`_single` allows it; energies near a pole
-        of G_F, and everything else, in double. Forces differ from "double" by at most
-        2e-6 eV/A along 300 K MD (docs/large.md). "double": all in double precision (for
-        finite differences of the forces, or a state that no lead reaches in the window).
+        of G_F, and everything else, in double. Forces differed from "double" by at
+        most 2e-6 eV/A along 300 K MD (measured: docs/large.md). "double": all in double
+        precision (for finite differences of the forces, or a state that no lead reaches
+        in the window).
     """
 
     def __init__(self, positions, left, right, hopping: HoppingModel | None = None,

@@ -4,6 +4,7 @@ devices of a few hundred atoms, at Gamma and off it (complex H), on and near int
 levels, at the leads' channel edges; forces (Eq. 10) and transmission (Eq. 7) through each."""
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse as sp
 from conftest import build_filament, displaced
 
@@ -156,15 +157,31 @@ def test_forces_and_transmission_agree_across_solvers(disordered):
         assert relative_gap(t, tref) < 1e-10
 
 
-def test_mixed_precision_forces_agree_with_double(disordered, monkeypatch):
+@pytest.fixture
+def blas_pools():
+    """The process's OpenBLAS thread pools, each at one thread during the test (their
+    sizes restored after): single precision needs fewer than two threaded pools."""
+    pools = openblas_pools()
+    before = [get() for _, get, _ in pools]
+    for _, _, put in pools:
+        put(1)
+    try:
+        if threaded_pools() > 1:
+            pytest.skip("BLAS threads set by the environment, not settable here")
+        yield pools
+    finally:
+        for (_, _, put), n in zip(pools, before):
+            put(n)
+
+
+def test_mixed_precision_forces_agree_with_double(disordered, blas_pools, monkeypatch):
     """precision "mixed" (the default: the forces' integrand solves the recursive Green's
     function in single precision): forces, densities and conductance at 0.6 V (2x2 k
     grid, complex hoppings off Gamma) within 2e-5 (relative, max norm) of "double"
     (2e-6, 1e-6 and 2e-8 measured). In double all the same (equal to 1e-12): to a
     tolerance below SINGLE_TOL, with bond currents, and between leads that need the
-    search for unbroadened states (a broadening eta > 0, wire leads), and where numpy's
-    and scipy's OpenBLAS pools both have two threads (one threaded pool keeps single
-    precision). Other precisions are refused."""
+    search for unbroadened states (a broadening eta > 0, wire leads). Other precisions
+    are refused."""
     s = disordered
     ref = s.forces(0.6, beta=0.4, n_points=12)
     refc = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
@@ -177,29 +194,32 @@ def test_mixed_precision_forces_agree_with_double(disordered, monkeypatch):
     assert relative_gap(tight.forces, ref.forces) < 1e-12
     currents = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
     assert relative_gap(currents.bond_currents.current, refc.bond_currents.current) < 1e-12
-    pools = openblas_pools()                       # numpy's and scipy's, read at run time
-    assert len(pools) >= 2
-    before = [get() for _, get, _ in pools]
-    try:
-        for _, _, put in pools[1:]:
-            put(1)
-        pools[0][2](2)                             # one threaded pool: single precision
-        assert threaded_pools() == 1
-        one = s.forces(0.6, beta=0.4, n_points=12)
-        for _, _, put in pools:
-            put(2)
-        assert threaded_pools() == len(pools)      # pools that compete: double
-        threaded = s.forces(0.6, beta=0.4, n_points=12)
-    finally:
-        for (_, _, put), n in zip(pools, before):
-            put(n)
-    assert 1e-9 < relative_gap(one.forces, ref.forces) < 2e-5
-    assert relative_gap(threaded.forces, ref.forces) < 1e-12
     monkeypatch.setattr(system_module, "looked_for", lambda system: True)
     searched = s.forces(0.6, beta=0.4, n_points=12, unbroadened=False)
     assert relative_gap(searched.forces, ref.forces) < 1e-12
     with pytest.raises(ValueError, match="precision must be one of"):
         build_filament(gap_layers=3).recoil_system(precision="half")
+
+
+def test_mixed_precision_where_blas_pools_compete(disordered, blas_pools, monkeypatch):
+    """numpy's and scipy's wheels each bring an OpenBLAS with its own thread pool; with
+    both threaded they compete in single precision, and "mixed" solves in double (forces
+    equal to 1e-12), with one threaded pool in single (1e-9 to 2e-5 from double). The
+    pools are set and read through the libraries."""
+    if len(blas_pools) < 2:
+        pytest.skip("one BLAS thread pool in this process: nothing competes")
+    s = disordered
+    ref = s.forces(0.6, beta=0.4, n_points=12)
+    monkeypatch.setattr(s, "precision", "mixed")
+    blas_pools[0][2](2)
+    assert threaded_pools() == 1
+    one = s.forces(0.6, beta=0.4, n_points=12)
+    for _, _, put in blas_pools:
+        put(2)
+    assert threaded_pools() == len(blas_pools)
+    both = s.forces(0.6, beta=0.4, n_points=12)
+    assert 1e-9 < relative_gap(one.forces, ref.forces) < 2e-5
+    assert relative_gap(both.forces, ref.forces) < 1e-12
 
 
 def test_single_precision_near_a_pole_solves_in_double():
@@ -396,9 +416,20 @@ def test_inverse_columns_equal_the_inverse(cols):
     A = rng.standard_normal((3, 6, 6)) + 1j * rng.standard_normal((3, 6, 6))
     X = rgf.inverse_columns(A.copy(), cols)
     assert relative_gap(X, np.linalg.inv(A)[:, :, cols]) < 1e-13
+    # the pivot watch: min |U_ii| of each LU (scipy's, of the transpose that LAPACK sees)
+    # over the largest real or imaginary part of the matrix
+    pivots = np.array([np.inf, np.inf, 1e-9])
+    rgf.inverse_columns(A.copy(), cols, pivots)
+    watched = [np.abs(np.diag(scipy.linalg.lu(a.T)[2])).min() / np.abs(a.view(float)).max()
+               for a in A]
+    assert pivots == pytest.approx([watched[0], watched[1], 1e-9], rel=1e-12)
     A[1, 3] = 0.0
     with pytest.raises(np.linalg.LinAlgError):
-        rgf.inverse_columns(A, cols)
+        rgf.inverse_columns(A.copy(), cols)
+    pivots = np.full(3, np.inf)                # watched: zero columns and ratio, no error
+    Y = rgf.inverse_columns(A.copy(), cols, pivots)
+    assert pivots[1] == 0.0 and not np.any(Y[1]) and relative_gap(Y[0], X[0]) < 1e-13
+    assert rgf.pivot_ratio(np.array([[1.0, np.nan]]), np.array([1.0]))[0] == 0.0
 
 
 @pytest.mark.parametrize("ik", [0, 3])
