@@ -9,6 +9,7 @@ BLAS threads, and the true force error along MD.
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py ranks [--repeat 2] [--rounds 3]
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py accuracy
     OMP_NUM_THREADS=1 python benchmarks/bench_large.py precision
+    OMP_NUM_THREADS=1 python benchmarks/bench_large.py pools [--rounds 3]
 
 Each prints Markdown tables headed by its command. An update is ``system.update``
 (positions displaced 0.05 A rms, a new seed each repetition) plus ``system.forces(1.0,
@@ -74,6 +75,14 @@ out), energy points, the largest difference of a force component, of the conduct
 of T(E_F) and its transmission eigenvalues; the smallest pivot ratio that the
 single-precision LU factorizations met (rgf.pivot_ratio, of how many) and the number of
 them below rgf.SINGLE_PIVOT, whose energies were solved again in double.
+
+``pools``: the 878-atom device's updates on the frames of a 300 K plain EAM run of its
+deck (1 ps, a frame every 100 steps) with numpy's and scipy's OpenBLAS thread pools set
+to one or two threads through the libraries (parallel.openblas_pools), in "double" and
+"mixed", and in "mixed" with both pools threaded and RecoilSystem._single's rule on the
+pools left out (the contention the rule avoids); each configuration replays the frames
+from a fresh system, ``--rounds`` rounds of the configurations in turn, the median wall
+time of an update without the first two frames, the fastest round counts.
 """
 import argparse
 import datetime
@@ -503,24 +512,72 @@ def precision(opt):
                   f"{len(seen)} | {sum(r < rgf.SINGLE_PIVOT for r in seen)} |", flush=True)
 
 
+def pools(opt):
+    """Updates of the 878-atom device with numpy's and scipy's OpenBLAS pools at one or two
+    threads, in each precision."""
+    from lammps_recoil import parallel
+    from lammps_recoil import system as system_module
+    header(f"pools --rounds {opt.rounds}")
+    found = parallel.openblas_pools()
+    if len(found) != 2:
+        sys.exit(f"pools: needs numpy's and scipy's OpenBLAS (pip wheels); found {len(found)}")
+    names = ["numpy" if "numpy" in path else "scipy" for path, _, _ in found]
+    configs = [((1, 1), "double", True), ((1, 1), "mixed", True), ((2, 1), "mixed", True),
+               ((1, 2), "mixed", True), ((2, 2), "double", True), ((2, 2), "mixed", True),
+               ((2, 2), "mixed", False)]
+    rule = system_module.threaded_pools
+    before = [get() for _, get, _ in found]
+    best = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        dump = frames_run("878", tmp, 1.0)
+        for _ in range(opt.rounds):
+            for config in configs:
+                threads, precision, keep = config
+                for (_, _, put), n in zip(found, threads):
+                    put(n)
+                system_module.threaded_pools = rule if keep else (lambda: 0)
+                try:
+                    system, xyz, ids = replay(dump, DECKS["878"][2])
+                    system.precision = precision
+                    wall = []
+                    for x in xyz[:8]:
+                        t0 = time.perf_counter()
+                        system.update(x, ids)
+                        system.forces(BIAS, tol=TOL)
+                        wall.append(time.perf_counter() - t0)
+                finally:
+                    system_module.threaded_pools = rule
+                    for (_, _, put), n in zip(found, before):
+                        put(n)
+                best[config] = min(best.get(config, np.inf), float(np.median(wall[2:])))
+    print(f"| {names[0]} threads | {names[1]} threads | precision | update, median wall (s) "
+          "| / one thread, mixed |")
+    print("| ---: | ---: | --- | ---: | ---: |")
+    ref = best[(1, 1), "mixed", True]
+    for (threads, precision, keep), t in best.items():
+        label = precision + ("" if keep else ", rule on the pools left out")
+        print(f"| {threads[0]} | {threads[1]} | {label} | {t:.3f} | {t / ref:.2f} |",
+              flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("sizes", "crossover", "stages", "md", "ranks",
-                                     "accuracy", "precision"))
+                                     "accuracy", "precision", "pools"))
     ap.add_argument("--quick", action="store_true", help="sizes: the smaller cases only")
     ap.add_argument("--reps", type=int, default=3,
                     help="sizes, crossover: updates per device; stages: repetitions")
     ap.add_argument("--ps", type=float, default=2.0, help="md: timed production (ps)")
     ap.add_argument("--repeat", type=int, default=2, help="md, ranks: runs per case")
     ap.add_argument("--rounds", type=int, default=3,
-                    help="ranks: rounds of the configurations in turn")
+                    help="ranks, pools: rounds of the configurations in turn")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     opt = ap.parse_args()
     keep_heap()
     if opt.child:
         return ranks_child(opt.child, opt.repeat)
     dict(sizes=sizes, crossover=crossover, stages=stages, md=md, ranks=ranks,
-         accuracy=accuracy, precision=precision)[opt.what](opt)
+         accuracy=accuracy, precision=precision, pools=pools)[opt.what](opt)
 
 
 if __name__ == "__main__":
