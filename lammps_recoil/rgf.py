@@ -83,30 +83,16 @@ def inverse_columns(M: np.ndarray, cols, pivots=None) -> np.ndarray:
     rows = np.arange(s)[cols]
     cols, k = as_slice(rows), len(rows)
     whole = 3 * k > 2 * s
-    _getrf, _getri, _getrs = _LAPACK[M.dtype.type]
+    _, _getri, _getrs = _LAPACK[M.dtype.type]
     if not whole:
         rhs = np.zeros((s, k), dtype=M.dtype, order="F")
         rhs[rows, np.arange(k)] = 1.0
-        out = np.empty((ne, s, k), dtype=M.dtype)
-    if pivots is not None:
-        size, diagonal = element_size(M), np.zeros((ne, s), dtype=M.dtype)
-    for e in range(ne):
-        lu, piv, info = _getrf(M[e].T, overwrite_a=True)
-        if info > 0:
-            if pivots is None:
-                raise np.linalg.LinAlgError("Singular matrix")
-            M[e] = 0.0
-            if not whole:
-                out[e] = 0.0
-            continue
-        if pivots is not None:
-            diagonal[e] = lu.diagonal()
+        out = (np.empty if pivots is None else np.zeros)((ne, s, k), dtype=M.dtype)
+    for e, lu, piv in _factorizations(M, pivots):
         if whole:
-            _, info = _getri(lu, piv, overwrite_lu=True)
+            _getri(lu, piv, overwrite_lu=True)
         else:
-            out[e], info = _getrs(lu, piv, rhs, trans=1)
-    if pivots is not None:
-        np.minimum(pivots, pivot_ratio(diagonal, size), out=pivots)
+            out[e], _ = _getrs(lu, piv, rhs, trans=1)
     return M[:, :, cols] if whole else out
 
 
@@ -117,18 +103,34 @@ def solve_blocks(A: np.ndarray, R: np.ndarray, pivots=None) -> np.ndarray:
     as :func:`inverse_columns`)."""
     if pivots is None:
         return np.linalg.solve(A, R)
-    _getrf, _, _getrs = _LAPACK[A.dtype.type]
-    size, diagonal = element_size(A), np.zeros(A.shape[:2], dtype=A.dtype)
-    out = np.empty(R.shape, dtype=A.dtype)
-    for e in range(len(A)):
-        lu, piv, info = _getrf(A[e].T, overwrite_a=True)
-        if info > 0:
-            out[e] = 0.0
-            continue
-        diagonal[e] = lu.diagonal()
+    _getrs = _LAPACK[A.dtype.type][2]
+    out = np.zeros(R.shape, dtype=A.dtype)
+    for e, lu, piv in _factorizations(A, pivots):
         out[e], _ = _getrs(lu, piv, R[e], trans=1)
-    np.minimum(pivots, pivot_ratio(diagonal, size), out=pivots)
     return out
+
+
+def _factorizations(M: np.ndarray, pivots=None):
+    """(e, lu, piv) for each matrix M[e] of a contiguous stack, factorized in place by
+    LAPACK's getrf (of the Fortran matrix M[e]^T that C-ordered M[e] is). An exactly
+    singular matrix raises, or with ``pivots`` is zeroed and skipped; ``pivots`` is
+    lowered to each LU's :func:`pivot_ratio` (read before the caller overwrites the LU)
+    once all are done."""
+    _getrf = _LAPACK[M.dtype.type][0]
+    if pivots is not None:
+        size, diagonal = element_size(M), np.zeros(M.shape[:2], dtype=M.dtype)
+    for e in range(len(M)):
+        lu, piv, info = _getrf(M[e].T, overwrite_a=True)
+        if info > 0:
+            if pivots is None:
+                raise np.linalg.LinAlgError("Singular matrix")
+            M[e] = 0.0
+            continue
+        if pivots is not None:
+            diagonal[e] = lu.diagonal()
+        yield e, lu, piv
+    if pivots is not None:
+        np.minimum(pivots, pivot_ratio(diagonal, size), out=pivots)
 
 
 def element_size(M: np.ndarray) -> np.ndarray:
@@ -247,8 +249,9 @@ class Interface:
 SPARSE_HOPPING = 0.25
 SPARSE_MIN = 64 * 64
 #: In single precision, an energy at which an LU's smallest pivot falls below this fraction
-#: of its block's largest element (pivot_ratio) is solved again in double (BlockTridiagonal.solve): the
-#: single-precision error there is about 6e-8 / SINGLE_PIVOT relative.
+#: of its block's largest element (pivot_ratio) is solved again in double
+#: (BlockTridiagonal.solve): the single-precision error there is about 6e-8 / SINGLE_PIVOT
+#: relative.
 SINGLE_PIVOT = 1e-3
 
 
