@@ -265,22 +265,34 @@ class BlockTridiagonal:
 
     def __init__(self, H, boundaries):
         H = sp.csr_matrix(H)
+        if not H.has_canonical_format:
+            H = H.copy()
+            H.sum_duplicates()                          # one stored element per pair
         if H.dtype.kind == "c" and not H.data.imag.any():
             H = H.real                                  # the Gamma point: real arithmetic
         n = H.shape[0]
-        coo = H.tocoo()
-        self.bounds = b = slab_partition(n, coo.row, coo.col, *boundaries)
+        row = np.repeat(np.arange(n), np.diff(H.indptr))
+        self.bounds = b = slab_partition(n, row, H.indices, *boundaries)
         m = len(b) - 1
-        self.minus_h = [-H[b[k]:b[k + 1], b[k]:b[k + 1]].toarray() for k in range(m)]
-        self.interfaces = []
-        for k in range(m - 1):
-            up = H[b[k]:b[k + 1], b[k + 1]:b[k + 2]].tocoo()
-            ex, en = np.unique(up.row), np.unique(up.col)
-            up = sp.csr_matrix(H[b[k] + ex][:, b[k + 1] + en])
-            down = sp.csr_matrix(H[b[k + 1] + en][:, b[k] + ex])
-            size = up.shape[0] * up.shape[1]
-            if size < SPARSE_MIN or up.nnz > SPARSE_HOPPING * size:
-                up, down = up.toarray(), down.toarray()
+        self.minus_h, self.interfaces = [], []
+        for k in range(m):
+            # slab k's rows, as far as the next slab's columns: -H_kk and H_{k,k+1}
+            lo, mid, hi = b[k], b[k + 1], b[min(k + 2, m)]
+            span = slice(H.indptr[lo], H.indptr[mid])
+            r, c = row[span] - lo, H.indices[span] - lo
+            keep = c >= 0                               # not the bonds back to slab k-1
+            D = np.zeros((mid - lo, hi - lo), dtype=H.dtype)
+            D[r[keep], c[keep]] = H.data[span][keep]
+            self.minus_h.append(-D[:, :mid - lo])
+            if k == m - 1:
+                break
+            up = D[:, mid - lo:]
+            ex = np.flatnonzero(np.any(up != 0.0, axis=1))
+            en = np.flatnonzero(np.any(up != 0.0, axis=0))
+            up = up[np.ix_(ex, en)]
+            down = up.conj().T.copy()                   # H is Hermitian
+            if up.size >= SPARSE_MIN and np.count_nonzero(up) <= SPARSE_HOPPING * up.size:
+                up, down = sp.csr_matrix(up), sp.csr_matrix(down)
             self.interfaces.append(Interface(ex, en, up, down))
         self._single = None             # the interfaces in single precision (made once)
         # each lead's self-energy lives on its end slab
