@@ -148,7 +148,8 @@ def pivot_ratio(diagonal: np.ndarray, size: np.ndarray) -> np.ndarray:
     that is not finite (an overflow in single precision) gives 0."""
     smallest = np.abs(diagonal).min(axis=1, initial=np.inf)
     ratio = np.divide(smallest, size, out=np.zeros(len(size)), where=size > 0)
-    return np.nan_to_num(ratio, nan=0.0, posinf=np.inf)
+    ratio[np.isnan(ratio)] = 0.0
+    return ratio
 
 
 #: LAPACK's LU, inverse and solve in double (z) and single (c) complex precision.

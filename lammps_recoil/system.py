@@ -120,6 +120,12 @@ class RecoilResult:
         return float(np.linalg.norm(self.forces, axis=1).max(initial=0.0))
 
 
+def _within(a: np.ndarray, bound: float) -> bool:
+    """Whether every element of the real array ``a`` lies in [-bound, bound] (False for a
+    NaN)."""
+    return not a.size or bool(a.max() <= bound and -a.min() <= bound)
+
+
 def _singular(E: float, why) -> str:
     return (f"device Green's function is singular at E = {float(E)!r} eV (a real pole: a "
             f"state of the device that no lead channel broadens): {why}")
@@ -365,10 +371,10 @@ class RecoilSystem:
                     raise SingularEnergy(_singular(e, err), float(e)) from None
             raise FloatingPointError(f"device Green's function is singular at an energy in "
                                      f"[{E.min()}, {E.max()}] eV: {err}") from None
-        # a real pole within round-off: an LU that met no exact zero returns garbage (one
-        # pass over the real and imaginary parts; NaN fails the test too)
-        if not all(np.abs(sc.X[s].view(float)).max(initial=0.0) <= G_SINGULAR
-                   for s in sources):
+        # a real pole within round-off: an LU that met no exact zero returns garbage (the
+        # largest and smallest real and imaginary parts, read without a temporary array;
+        # NaN fails the test too)
+        if not all(_within(sc.X[s].view(float), G_SINGULAR) for s in sources):
             size = np.max([np.abs(sc.X[s]).max(axis=(1, 2)) for s in sources], axis=0)
             m = int(np.argmax(~(size <= G_SINGULAR)))
             raise SingularEnergy(_singular(E[m], f"|G_F| = {size[m]:.1e} /eV"), float(E[m]))

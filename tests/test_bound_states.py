@@ -277,6 +277,18 @@ def test_a_node_on_an_undetected_state_is_cut_and_the_integral_redone():
         <= 1e-12
 
 
+def test_the_pole_check_reads_nan_and_infinities_as_out_of_bounds():
+    """The check on the solved columns (|Re|, |Im| <= G_SINGULAR) fails on a NaN or an
+    infinity anywhere, holds on the bound itself and on an empty array."""
+    from lammps_recoil.system import G_SINGULAR, _within
+    a = np.linspace(-G_SINGULAR, G_SINGULAR, 12).reshape(3, 4)
+    assert _within(a, G_SINGULAR) and _within(np.zeros((0, 3)), G_SINGULAR)
+    for bad in (np.nan, np.inf, -np.inf, 1.0001 * G_SINGULAR, -1.0001 * G_SINGULAR):
+        b = a.copy()
+        b[2, 1] = bad
+        assert not _within(b, G_SINGULAR)
+
+
 def test_a_state_exactly_at_the_fermi_level_leaves_t_of_ef_finite():
     """The state at E_F, where T(E_F) is probed: T is analytic through a pole of zero
     width, so T(E_F) is the limit of its values on both sides."""
