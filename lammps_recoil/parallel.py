@@ -6,6 +6,7 @@ import ctypes
 import functools
 import itertools
 import os
+import re
 import sys
 
 #: glibc malloc settings of :func:`keep_heap` (bytes): arrays up to this size come from the
@@ -50,13 +51,23 @@ THREAD_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 
 
 def blas_threads() -> tuple[str, int]:
-    """The variable that sets the BLAS threads of this process and its value (1 if none is
-    set or it is not a positive integer: OpenBLAS then falls back to its own default)."""
+    """The variable that sets the BLAS threads of this process and the threads it gives:
+    the first of THREAD_ENV that is set, read as OpenBLAS reads it (its leading integer);
+    one that is not a positive count leaves OpenBLAS its default, a thread per core. With
+    none set, ("OMP_NUM_THREADS", 1)."""
     for name in THREAD_ENV:
         value = os.environ.get(name, "").strip()
         if value:
-            return name, int(value) if value.isdigit() and int(value) > 0 else 1
+            count = _thread_count(value)
+            return name, count if count > 0 else os.cpu_count() or 1
     return "OMP_NUM_THREADS", 1
+
+
+def _thread_count(value: str) -> int:
+    """A thread variable's value as OpenBLAS reads it (C's atoi: its leading integer, 0
+    where there is none)."""
+    digits = re.match(r"\s*[+-]?\d+", value)
+    return int(digits.group()) if digits else 0
 
 
 #: The thread-count functions of OpenBLAS builds: the plain names, those of 64-bit-integer
@@ -126,11 +137,18 @@ def threaded_pools() -> int:
 def check_threads(local_ranks: int = 1, cores: int | None = None) -> None:
     """Refuse BLAS threads that oversubscribe the cores: ``local_ranks`` processes on this
     node (MPI ranks) times the BLAS threads of each above the node's ``cores`` (default
-    os.cpu_count()) or above the cores this process may run on. An NEGF update is many
-    small matrix products and LU factorizations, which threads do not speed up and which
-    slow down many times when threads wait for a busy core (docs/large.md: ranks against
-    threads)."""
+    os.cpu_count()) or above the cores this process may run on, and a thread variable
+    that is not a positive count (OpenBLAS would take a thread per core). An NEGF update
+    is many small matrix products and LU factorizations, which threads do not speed up
+    and which slow down many times when threads wait for a busy core (docs/large.md:
+    ranks against threads)."""
     name, threads = blas_threads()
+    value = os.environ.get(name, "").strip()
+    if value and _thread_count(value) < 1:
+        raise RuntimeError(
+            f"{name}={value!r} is not a positive number of BLAS threads (OpenBLAS would "
+            f"then run one per core, {threads}): set {name} to a positive integer, 1 (the "
+            "default) for NEGF updates")
     cores = cores or os.cpu_count() or 1
     mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     if threads > 1 and (local_ranks * threads > cores or threads > mine):

@@ -16,7 +16,8 @@ import pytest
 
 from lammps_recoil.analysis import read_dump, read_series
 from lammps_recoil.builders import build_filament, system_from_types
-from lammps_recoil.parallel import MALLOC_ENV, THREAD_ENV, check_threads, lammps_comm
+from lammps_recoil.parallel import (MALLOC_ENV, THREAD_ENV, blas_threads, check_threads,
+                                     lammps_comm)
 from lammps_recoil.params import lead_options, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -283,6 +284,27 @@ def test_blas_threads_that_oversubscribe_the_cores_are_refused(monkeypatch):
         check_threads(local_ranks=1, cores=16)           # this process: 4 cores
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     check_threads(local_ranks=64, cores=4)
+
+
+def test_a_thread_variable_that_is_not_a_count_is_refused(monkeypatch):
+    """A thread variable is read as OpenBLAS reads it (its leading integer); one that gives
+    no positive count, which OpenBLAS takes as a thread per core, is refused with its name
+    and value; "4,2" (an OpenMP list) is 4 threads."""
+    for name in THREAD_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    for bad in ("abc", "0", "-2"):
+        monkeypatch.setenv("OMP_NUM_THREADS", bad)
+        assert blas_threads() == ("OMP_NUM_THREADS", 4)
+        with pytest.raises(RuntimeError, match=f"OMP_NUM_THREADS='{bad}' is not a positive "
+                                               r"number of BLAS threads .*one per core, 4\)"):
+            check_threads(local_ranks=1, cores=4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4,2")
+    assert blas_threads() == ("OMP_NUM_THREADS", 4)
+    check_threads(local_ranks=1, cores=4)
+    with pytest.raises(RuntimeError, match="OMP_NUM_THREADS=4 BLAS threads in each of 2"):
+        check_threads(local_ranks=2, cores=4)
 
 
 HEAP_ROUNDS = """
