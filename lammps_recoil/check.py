@@ -229,7 +229,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
                kpoints=1, lead_eta=None, time_update: bool = True, leads: str = "periodic",
                inf_kmesh: int = DEFAULT_KMESH, inf_eta: float = DEFAULT_ETA,
                bath_temperature: float | None = None, node_ranks: int = 1,
-               bath_zone=(-np.inf, np.inf), precision: str = "mixed") -> CheckReport:
+               bath_zone=(-np.inf, np.inf), precision: str = "mixed",
+               currents: bool = False) -> CheckReport:
     """Everything about a data file that can be known before MD (module docstring).
 
     ``V``: the bias (volts), or the biases a protocol applies (each one checked; the update
@@ -242,7 +243,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
     bath, whose windows (with their Fermi tails) are checked too, and the memory of its
     kernels on the filament atoms in ``bath_zone`` (zlo, zhi along z, A, at the data file's
     positions) for ``node_ranks`` MPI ranks on this machine. ``precision``: the
-    system's (:class:`~lammps_recoil.system.RecoilSystem`), with which the update is timed.
+    system's (:class:`~lammps_recoil.system.RecoilSystem`), with which the update is timed
+    (with bond currents if ``currents``); a note says where "mixed" solves in double.
     """
     rep = CheckReport()
     data = read_data(path)
@@ -299,6 +301,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
                                lead_eta=lead_eta, leads=leads, inf_kmesh=inf_kmesh,
                                inf_eta=inf_eta, precision=precision)
     t1 = time.perf_counter()
+    if note := system.precision_note(tol, currents):
+        rep.notes.append(note)
     lo, hi = system.band_edges
     EF = system.fermi_level
     flat = np.unique(np.round(system._flat_bands()[0], 4))
@@ -338,7 +342,8 @@ def check_data(path: str, V=1.0, beta: float = 0.5, lattice: str = "auto",
         seconds, results = [], []
         for _ in range(2):
             t0 = time.perf_counter()
-            results.append(system.forces(V, beta, model=model, tol=tol))
+            results.append(system.forces(V, beta, model=model, tol=tol,
+                                         bond_currents=currents))
             seconds.append(time.perf_counter() - t0)
         rep.seconds_per_update, rep.seconds_cached = seconds
         res = results[0]

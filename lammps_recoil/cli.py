@@ -145,7 +145,8 @@ def _check(args) -> int:
     report = check_data(args.data, protocol.extremes(), p["beta"], p["lattice"], p["device"],
                         p["potential"], p["tol"], p["model"],
                         bath_temperature=None if p["bath"] == "none" else p["Te"],
-                        bath_zone=(p["bath_zlo"], p["bath_zhi"]), **lead_options(p))
+                        bath_zone=(p["bath_zlo"], p["bath_zhi"]),
+                        currents=p["currents"] == "yes", **lead_options(p))
     for line in report.lines:
         print(line)
     cover = protocol.coverage(p["production_ps"])

@@ -168,6 +168,7 @@ class RecoilCoupling:
         self.work = 0.0
         if resume:
             self._restore(state)
+            self._precision_note()
         if self.rank == 0:
             path = params["out"] + ".recoil.csv"
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -217,6 +218,14 @@ class RecoilCoupling:
         if self.bath is not None:
             self.bath_atoms = np.flatnonzero(np.isin(self.tags, self.bath_tags))
 
+    def _precision_note(self) -> None:
+        """Say where precision "mixed" solves this device in double all the same (a fresh
+        run's data check says it before the run starts)."""
+        note = self.system.precision_note(self.p["tol"], self.p["currents"] == "yes")
+        if note and self.rank == 0:
+            sys.stderr.write(f"lammps-recoil: note: {note}\n")
+            sys.stderr.flush()
+
     def _repatch(self, mobile, x) -> np.ndarray:
         """New surface patches of the laterally infinite leads around the filament at
         ``x`` (unwrapped; ``mobile``: all mobile atoms as gathered), once the old ones no
@@ -246,6 +255,7 @@ class RecoilCoupling:
             sys.stderr.write(f"lammps-recoil: step {step}: {reason}; the NEGF device is now "
                              f"all {len(self.tags)} mobile atoms (device mobile)\n")
             sys.stderr.flush()
+        self._precision_note()
 
     def _gather(self, wanted, velocities: bool = False):
         """Tags, types and positions of all atoms (or of types ``wanted``), by tag; with

@@ -124,7 +124,7 @@ def check_inputs(lmp, values: dict) -> dict:
                             bath_temperature=None if params["bath"] == "none" else params["Te"],
                             node_ranks=node_ranks(comm),
                             bath_zone=(params["bath_zlo"], params["bath_zhi"]),
-                            **lead_options(params))
+                            currents=params["currents"] == "yes", **lead_options(params))
         if rank0:
             for line in report.lines:
                 print(f"lammps-recoil check: {line.strip()}")

@@ -13,6 +13,7 @@ so repeated evaluations on the same energy grid (an MD run) only redo the device
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -30,7 +31,7 @@ from .greens import (SCHUR_MAX, DeviceMatrix, Scattering, bond_density, open_col
                      self_energy, spectral_factor, to_dense)
 from .hamiltonian import HoppingModel, hamiltonian
 from .leads import CACHE_BYTES, EnergyCache
-from .parallel import threaded_pools
+from .parallel import blas_threads, openblas_pools, threaded_pools
 from .rgf import SlabBonds, slab_partition
 
 #: Conductance quantum G0 = 2 e^2 / h (siemens).
@@ -757,18 +758,49 @@ class RecoilSystem:
                 "cells that accept a bias) or another cross-section (wire leads)")
 
     def _single(self, tol: float, currents: bool) -> bool:
-        """Whether the forces' integrand solves in single precision (``precision``
-        "mixed"): on devices above SCHUR_MAX atoms, to a tolerance of at least SINGLE_TOL
-        (below it single precision's round-off, about 1e-6 eV/A, would reach the
-        integral's error estimate), without bond currents (Kirchhoff's law holds to
-        round-off in double) and between leads that need no search for unbroadened states
-        (a broadening eta > 0 makes a pole's Lorentzian, solved at a condition number of
-        about |H| / eta; wire leads have such states often), unless more than one BLAS
-        thread pool has several threads (:func:`~lammps_recoil.parallel.threaded_pools`:
-        the OpenBLAS pools of numpy's products and of scipy's LU factorizations then
-        compete for the cores in single precision; docs/large.md)."""
-        return (self._states and self.precision == "mixed" and tol >= SINGLE_TOL
-                and not currents and not looked_for(self) and threaded_pools() < 2)
+        """Whether the forces' integrand solves in single precision: with ``precision``
+        "mixed", on devices above SCHUR_MAX atoms, where :meth:`double_reasons` finds
+        nothing against it."""
+        return (self._states and self.precision == "mixed"
+                and not self._double_reasons(tol, currents))
+
+    def precision_note(self, tol: float, currents: bool = False) -> str | None:
+        """A note where ``precision`` "mixed" solves the forces in double precision all
+        the same on a device above SCHUR_MAX atoms (why: :meth:`_double_reasons`), else
+        None."""
+        if self.precision != "mixed" or not self._states:
+            return None
+        reasons = self._double_reasons(tol, currents)
+        return (f"precision mixed: the forces of this {self.n_atoms}-atom device are solved "
+                f"in double precision, as {'; '.join(reasons)} (docs/large.md)"
+                if reasons else None)
+
+    def _double_reasons(self, tol: float, currents: bool = False) -> list[str]:
+        """Why the forces' integrand would solve in double precision although single
+        precision is asked for (``precision`` "mixed"; empty: nothing against it): a
+        tolerance below SINGLE_TOL (single precision's round-off, about 1e-6 eV/A, would
+        reach the integral's error estimate), bond currents (Kirchhoff's law holds to
+        round-off in double), leads that need the search for unbroadened states (a
+        broadening eta > 0 makes a pole's Lorentzian, solved at a condition number of
+        about |H| / eta; wire leads have such states often), or more than one BLAS thread
+        pool with several threads (:func:`~lammps_recoil.parallel.threaded_pools`: the
+        OpenBLAS pools of numpy's products and of scipy's LU factorizations then compete
+        for the cores in single precision; docs/large.md)."""
+        reasons = []
+        if tol < SINGLE_TOL:
+            reasons.append(f"tol {tol:g} is below SINGLE_TOL = {SINGLE_TOL:g} eV/A")
+        if currents:
+            reasons.append("bond currents are on")
+        if looked_for(self):
+            reasons.append("the leads need the search for unbroadened states (eta > 0 "
+                           "or wire leads)")
+        if threaded_pools() >= 2:
+            pools = openblas_pools()
+            threads = (", ".join(f"{os.path.basename(path)} {get()}" for path, get, _ in pools)
+                       if pools else "%s=%d" % blas_threads())
+            reasons.append(f"two BLAS thread pools run several threads ({threads}; "
+                           "OMP_NUM_THREADS=1, the default, is the fastest)")
+        return reasons
 
     def _integrand(self, E: np.ndarray, seg, model: str, timings: dict, probes=(),
                    poles=None, currents: bool = False, single: bool = False):

@@ -11,6 +11,7 @@ from conftest import build_filament, displaced
 from lammps_recoil import greens, rgf
 from lammps_recoil import system as system_module
 from lammps_recoil.builders import system_from_types
+from lammps_recoil.integration import DEFAULT_TOL
 from lammps_recoil.parallel import openblas_pools, threaded_pools
 from lammps_recoil.rgf import BlockTridiagonal, SlabBonds, slab_partition
 
@@ -180,23 +181,31 @@ def test_mixed_precision_forces_agree_with_double(disordered, blas_pools, monkey
     grid, complex hoppings off Gamma) within 2e-5 (relative, max norm) of "double"
     (2e-6, 1e-6 and 2e-8 measured). In double all the same (equal to 1e-12): to a
     tolerance below SINGLE_TOL, with bond currents, and between leads that need the
-    search for unbroadened states (a broadening eta > 0, wire leads). Other precisions
-    are refused."""
+    search for unbroadened states (a broadening eta > 0, wire leads), and the precision
+    note names each of these (none where the forces are single, nor in "double"). Other
+    precisions are refused."""
     s = disordered
     ref = s.forces(0.6, beta=0.4, n_points=12)
     refc = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
+    assert s.precision_note(0.5 * system_module.SINGLE_TOL) is None       # "double"
     monkeypatch.setattr(s, "precision", "mixed")
     mixed = s.forces(0.6, beta=0.4, n_points=12)
     assert 1e-9 < relative_gap(mixed.forces, ref.forces) < 2e-5
     assert relative_gap(mixed.density, ref.density) < 2e-5
     assert mixed.conductance == pytest.approx(ref.conductance, rel=2e-5)
+    assert s.precision_note(DEFAULT_TOL) is None
     tight = s.forces(0.6, beta=0.4, n_points=12, tol=0.5 * system_module.SINGLE_TOL)
     assert relative_gap(tight.forces, ref.forces) < 1e-12
+    assert s.precision_note(0.5 * system_module.SINGLE_TOL) == (
+        f"precision mixed: the forces of this {s.n_atoms}-atom device are solved in double "
+        "precision, as tol 5e-05 is below SINGLE_TOL = 0.0001 eV/A (docs/large.md)")
     currents = s.forces(0.6, beta=0.4, n_points=12, bond_currents=True)
     assert relative_gap(currents.bond_currents.current, refc.bond_currents.current) < 1e-12
+    assert "double precision, as bond currents are on (" in s.precision_note(1e-2, True)
     monkeypatch.setattr(system_module, "looked_for", lambda system: True)
     searched = s.forces(0.6, beta=0.4, n_points=12, unbroadened=False)
     assert relative_gap(searched.forces, ref.forces) < 1e-12
+    assert "as the leads need the search for unbroadened states" in s.precision_note(1e-2)
     with pytest.raises(ValueError, match="precision must be one of"):
         build_filament(gap_layers=3).recoil_system(precision="half")
 
@@ -214,12 +223,14 @@ def test_mixed_precision_where_blas_pools_compete(disordered, blas_pools, monkey
     blas_pools[0][2](2)
     assert threaded_pools() == 1
     one = s.forces(0.6, beta=0.4, n_points=12)
+    assert s.precision_note(1e-2) is None
     for _, _, put in blas_pools:
         put(2)
     assert threaded_pools() == len(blas_pools)
     both = s.forces(0.6, beta=0.4, n_points=12)
     assert 1e-9 < relative_gap(one.forces, ref.forces) < 2e-5
     assert relative_gap(both.forces, ref.forces) < 1e-12
+    assert "as two BLAS thread pools run several threads (" in s.precision_note(1e-2)
 
 
 def test_single_precision_near_a_pole_solves_in_double():
