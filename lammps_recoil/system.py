@@ -759,7 +759,7 @@ class RecoilSystem:
 
     def _single(self, tol: float, currents: bool) -> bool:
         """Whether the forces' integrand solves in single precision: with ``precision``
-        "mixed", on devices above SCHUR_MAX atoms, where :meth:`double_reasons` finds
+        "mixed", on devices above SCHUR_MAX atoms, where :meth:`_double_reasons` finds
         nothing against it."""
         return (self._states and self.precision == "mixed"
                 and not self._double_reasons(tol, currents))
