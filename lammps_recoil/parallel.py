@@ -52,14 +52,20 @@ THREAD_ENV = ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
 
 def blas_threads() -> tuple[str, int]:
     """The variable that sets the BLAS threads of this process and the threads it gives:
-    the first of THREAD_ENV that is set, read as OpenBLAS reads it (its leading integer);
-    one that is not a positive count leaves OpenBLAS its default, a thread per core. With
-    none set, ("OMP_NUM_THREADS", 1)."""
+    the first of THREAD_ENV whose value, read as OpenBLAS reads it (its leading integer),
+    is a positive count (OpenBLAS skips one that is not). Where a variable is set but none
+    gives a count, OpenBLAS takes a thread per core: (that variable, os.cpu_count()).
+    With none set, ("OMP_NUM_THREADS", 1)."""
+    invalid = None
     for name in THREAD_ENV:
         value = os.environ.get(name, "").strip()
         if value:
             count = _thread_count(value)
-            return name, count if count > 0 else os.cpu_count() or 1
+            if count > 0:
+                return name, count
+            invalid = invalid or name
+    if invalid:
+        return invalid, os.cpu_count() or 1
     return "OMP_NUM_THREADS", 1
 
 
@@ -137,18 +143,19 @@ def threaded_pools() -> int:
 def check_threads(local_ranks: int = 1, cores: int | None = None) -> None:
     """Refuse BLAS threads that oversubscribe the cores: ``local_ranks`` processes on this
     node (MPI ranks) times the BLAS threads of each above the node's ``cores`` (default
-    os.cpu_count()) or above the cores this process may run on, and a thread variable
-    that is not a positive count (OpenBLAS would take a thread per core). An NEGF update
+    os.cpu_count()) or above the cores this process may run on, and thread variables of
+    which none gives a positive count (OpenBLAS would take a thread per core). An NEGF update
     is many small matrix products and LU factorizations, which threads do not speed up
     and which slow down many times when threads wait for a busy core (docs/large.md:
     ranks against threads)."""
     name, threads = blas_threads()
     value = os.environ.get(name, "").strip()
-    if value and _thread_count(value) < 1:
+    if value and _thread_count(value) < 1:       # set, and no variable gives a count
         raise RuntimeError(
-            f"{name}={value!r} is not a positive number of BLAS threads (OpenBLAS would "
-            f"then run one per core, {threads}): set {name} to a positive integer, 1 (the "
-            "default) for NEGF updates")
+            f"{name}={value!r} is not a positive number of BLAS threads, and no other of "
+            f"{', '.join(THREAD_ENV)} gives one (OpenBLAS then runs one per core, "
+            f"{threads}): set {name} to a positive integer, 1 (the default) for NEGF "
+            "updates")
     cores = cores or os.cpu_count() or 1
     mine = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
     if threads > 1 and (local_ranks * threads > cores or threads > mine):

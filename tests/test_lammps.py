@@ -287,19 +287,29 @@ def test_blas_threads_that_oversubscribe_the_cores_are_refused(monkeypatch):
 
 
 def test_a_thread_variable_that_is_not_a_count_is_refused(monkeypatch):
-    """A thread variable is read as OpenBLAS reads it (its leading integer); one that gives
-    no positive count, which OpenBLAS takes as a thread per core, is refused with its name
-    and value; "4,2" (an OpenMP list) is 4 threads."""
+    """Thread variables are read as OpenBLAS reads them (their leading integer), and one
+    that gives no positive count is skipped for the next; where none gives one, OpenBLAS
+    takes a thread per core, and the run is refused with the first such variable's name
+    and value. "4,2" (an OpenMP list) is 4 threads."""
     for name in THREAD_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(4)), raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert blas_threads() == ("OMP_NUM_THREADS", 1)
+    check_threads(local_ranks=4, cores=4)
     for bad in ("abc", "0", "-2"):
         monkeypatch.setenv("OMP_NUM_THREADS", bad)
         assert blas_threads() == ("OMP_NUM_THREADS", 4)
         with pytest.raises(RuntimeError, match=f"OMP_NUM_THREADS='{bad}' is not a positive "
-                                               r"number of BLAS threads .*one per core, 4\)"):
+                                               r"number of BLAS threads.*one per core, 4\)"):
             check_threads(local_ranks=1, cores=4)
+        monkeypatch.setenv("OPENBLAS_NUM_THREADS", bad)
+        with pytest.raises(RuntimeError, match=f"OPENBLAS_NUM_THREADS='{bad}' is not"):
+            check_threads(local_ranks=1, cores=4)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")       # OpenBLAS skips the bad one
+        assert blas_threads() == ("OMP_NUM_THREADS", 1)
+        check_threads(local_ranks=4, cores=4)
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS")
     monkeypatch.setenv("OMP_NUM_THREADS", "4,2")
     assert blas_threads() == ("OMP_NUM_THREADS", 4)
     check_threads(local_ranks=1, cores=4)

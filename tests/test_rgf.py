@@ -74,6 +74,43 @@ def test_slabs_of_a_disordered_device_couple_only_neighbours(disordered):
         assert slab[s.lead_contacts[1].boundary].min() == len(b) - 2
 
 
+def test_slab_blocks_reassemble_h_from_any_storage(disordered):
+    """The slab blocks and interface hoppings put back together give H(k) exactly, at
+    Gamma (real) and off it (complex), whether H comes as canonical CSR, as CSR with every
+    element split into two stored parts in shuffled order plus explicit zeros (not summed
+    by scipy), or dense; interface atoms are those with a nonzero hopping across."""
+    s = disordered
+    rng = np.random.default_rng(3)
+    for M in s._M[:2]:
+        bnd = [c.boundary for c in M.lead_contacts]
+        H = sp.csr_matrix(M.H)
+        dense = H.toarray()
+        coo = H.tocoo()
+        order = rng.permutation(2 * coo.nnz + 10)
+        extra = rng.integers(0, H.shape[0], (2, 10))       # explicit zeros
+        data = np.concatenate([coo.data - 0.25, np.full(coo.nnz, 0.25), np.zeros(10)])
+        row = np.concatenate([coo.row, coo.row, extra[0]])[order]
+        col = np.concatenate([coo.col, coo.col, extra[1]])[order]
+        by_row = np.argsort(row, kind="stable")
+        split = sp.csr_matrix((data[order][by_row], col[by_row],
+                               np.searchsorted(row[by_row], np.arange(H.shape[0] + 1))),
+                              shape=H.shape)
+        assert not split.has_canonical_format
+        for given in (H, split, dense):
+            slabs = BlockTridiagonal(given, bnd)
+            b = slabs.bounds
+            back = np.zeros(H.shape, dtype=complex)
+            for k in range(slabs.n_slabs):
+                back[b[k]:b[k + 1], b[k]:b[k + 1]] = -slabs.minus_h[k]
+            for k, f in enumerate(slabs.interfaces):
+                up = f.up.toarray() if sp.issparse(f.up) else f.up
+                down = f.down.toarray() if sp.issparse(f.down) else f.down
+                assert np.all(np.any(up != 0, axis=1)) and np.all(np.any(up != 0, axis=0))
+                back[np.ix_(b[k] + f.exit, b[k + 1] + f.entry)] = up
+                back[np.ix_(b[k + 1] + f.entry, b[k] + f.exit)] = down
+            assert np.abs(back - dense).max() <= 1e-15
+
+
 def energies_to_test(s, ik):
     """Energies in the band around E_F, on an eigenvalue of the interior block H_II (and
     1e-7, 1e-4 eV off it), on an eigenvalue of a middle slab's H_kk, and on the leads'
