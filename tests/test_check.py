@@ -8,6 +8,7 @@ import pytest
 from test_lammps import DECK, HAVE_LMP, HAVE_WHEEL, PRODUCTION, ROOT, route1, route2
 from test_own_geometry import A0_SHENG, POTENTIAL, layer_sites, structure, write_data
 
+from lammps_recoil.builders import build_filament
 from lammps_recoil.check import check_data, eam_cutoff, largest_bias, read_data
 from lammps_recoil.cli import main
 
@@ -694,3 +695,25 @@ def test_bath_too_large_for_the_memory_is_refused(capsys, monkeypatch):
     assert main(["check", DEFAULT_DATA, "-var", "bath", "friction", "-var", "Te", "0"]) == 0
     assert "electronic bath on 34 filament atoms: one computation of its kernels holds " \
            "about 0.056 GB per MPI rank" in capsys.readouterr().out
+
+
+def test_the_data_check_says_where_mixed_precision_solves_in_double(tmp_path):
+    """On a device above SCHUR_MAX atoms the data check (lammps-recoil check, the deck's
+    check) notes where precision "mixed" solves in double: below SINGLE_TOL and with bond
+    currents, naming the reason; not for these reasons at the deck's tolerance, nor with
+    precision "double"."""
+    f = build_filament(orientation="111", nx=6, ny=4, frozen_layers=2, electrode_layers=3,
+                       gap_layers=4, neck_radius=3.0, base_radius=4.0)
+    path = tmp_path / "wide.data"
+    f.write_data(str(path))
+
+    def notes(**kw):
+        rep = check_data(str(path), device="mobile", time_update=False, **kw)
+        return [n for n in rep.notes if n.startswith("precision mixed")]
+
+    assert notes(tol=1e-6) == [
+        "precision mixed: the forces of this 311-atom device are solved in double "
+        "precision, as tol 1e-06 is below SINGLE_TOL = 0.0001 eV/A (docs/large.md)"]
+    assert "as bond currents are on" in notes(tol=1e-2, currents=True)[0]
+    assert not any("SINGLE_TOL" in n or "bond currents" in n for n in notes(tol=1e-2))
+    assert notes(tol=1e-6, precision="double") == []
